@@ -1,0 +1,438 @@
+-- spec/helpers/simnet.lua: a seeded, deterministic network simulator for pure state machines
+-- (luact.cluster.raft, luact.cluster.gossip). Owns the PRNG used by simulations, the message
+-- queue (drop / delay / duplicate / reorder), link cuts and partitions, and crash / restart.
+--
+-- A node is any object with :tick(), :step(msg), :ready() -> nil | { messages = {...}, ... }
+-- and :advance(rd). Messages are plain tables with a `to` field; the simulator deep-copies them
+-- (or round-trips them through string.buffer with `encode = true`) so no table is shared.
+--
+--   local simnet = require "helpers.simnet"
+--   local net = simnet.new({ seed = 7, drop = 0.05, delay = { 0, 2 }, duplicate = 0.01,
+--                            reorder = true, on_ready = function(id, rd, net) end })
+--   net:add(1, node)                  -- ids may be numbers or strings; order of add is kept
+--   local rnd = net:random_for(1)     -- function(lo, hi), seeded from (seed, id, generation)
+--   net:run(100, function(net, info) ... end)
+--
+-- Everything is iterated in insertion order or queue order, never in `pairs` order, so a seed
+-- replays the same run on any machine.
+
+local bit = require "bit"
+local band, bxor, lshift, rshift = bit.band, bit.bxor, bit.lshift, bit.rshift
+local floor = math.floor
+
+local simnet = {}
+
+local TWO32 = 4294967296
+
+local function u32(x)
+  if x < 0 then return x + TWO32 end
+  return x
+end
+
+-- exact (a * b) mod 2^32 for a, b in [0, 2^32)
+local function mul32(a, b)
+  local alo = a % 65536
+  local ahi = (a - alo) / 65536
+  return (alo * b + ((ahi * b) % 65536) * 65536) % TWO32
+end
+
+-- 32-bit FNV-1a over a string, continuing from h
+local function fnv(h, s)
+  for i = 1, #s do
+    h = mul32(u32(bxor(h, s:byte(i))), 16777619)
+  end
+  return h
+end
+
+local function splitmix(h)
+  h = mul32(u32(bxor(h, rshift(h, 16))), 0x85ebca6b)
+  h = mul32(u32(bxor(h, rshift(h, 13))), 0xc2b2ae35)
+  return u32(bxor(h, rshift(h, 16)))
+end
+
+---------------------------------------------------------------------------------------------
+-- PRNG: xorshift128 on 32-bit words (bit ops are exact on every LuaJIT build)
+---------------------------------------------------------------------------------------------
+local Rng = {}
+Rng.__index = Rng
+
+local function key_string(v)
+  if type(v) == "number" then
+    if v == floor(v) and v >= -2^52 and v <= 2^52 then return ("n%d"):format(v) end
+    return ("n%.17g"):format(v)
+  end
+  return "s" .. tostring(v)
+end
+
+-- simnet.rng(seed, ...): extra arguments (numbers or strings) are mixed into the seed
+function simnet.rng(seed, ...)
+  local h = 2166136261
+  h = fnv(h, key_string(seed or 0))
+  for i = 1, select("#", ...) do
+    h = fnv(h, "|" .. key_string((select(i, ...))))
+  end
+  local s = {}
+  for i = 1, 4 do
+    h = splitmix(u32(bxor(h, i * 0x9e3779b9 % TWO32)))
+    s[i] = h
+  end
+  if s[1] == 0 and s[2] == 0 and s[3] == 0 and s[4] == 0 then s[1] = 1 end
+  local r = setmetatable({ x = s[1], y = s[2], z = s[3], w = s[4] }, Rng)
+  for _ = 1, 16 do r:next32() end
+  return r
+end
+
+-- next raw word in [0, 2^32)
+function Rng:next32()
+  local t = bxor(self.x, lshift(self.x, 11))
+  self.x, self.y, self.z = self.y, self.z, self.w
+  local w = self.w
+  w = bxor(bxor(w, rshift(w, 19)), bxor(t, rshift(t, 8)))
+  self.w = w
+  return u32(w)
+end
+
+-- :random() -> float in [0, 1); :random(n) -> int in [1, n]; :random(lo, hi) -> int in [lo, hi]
+function Rng:random(lo, hi)
+  local f = (self:next32() * TWO32 + self:next32()) / (TWO32 * TWO32)
+  if lo == nil then return f end
+  if hi == nil then lo, hi = 1, lo end
+  if hi < lo then error(("bad interval [%s, %s]"):format(tostring(lo), tostring(hi)), 2) end
+  return lo + floor(f * (hi - lo + 1))
+end
+
+-- a plain function(lo, hi) drawing from this generator
+function Rng:fn()
+  return function(lo, hi) return self:random(lo, hi) end
+end
+
+---------------------------------------------------------------------------------------------
+-- helpers for specs
+---------------------------------------------------------------------------------------------
+
+-- number of seeds to run: LUACT_SIM_SEEDS overrides the default
+function simnet.seed_count(default)
+  local n = tonumber(os.getenv("LUACT_SIM_SEEDS") or "")
+  return n and floor(n) or default or 200
+end
+
+-- run fn(seed) for seeds first .. first+count-1, re-raising any failure as "seed N: ..."
+-- so the run can be replayed with LUACT_SIM_SEED=N (which runs only that seed).
+function simnet.for_seeds(count, fn, first)
+  first = first or 1
+  local only = tonumber(os.getenv("LUACT_SIM_SEED") or "")
+  if only then first, count = only, 1 end
+  for seed = first, first + count - 1 do
+    local ok, err = xpcall(fn, debug.traceback, seed)
+    if not ok then
+      error(("seed %d: %s"):format(seed, tostring(err)), 0)
+    end
+  end
+end
+
+local function deep_copy(v, depth)
+  local t = type(v)
+  if t == "table" then
+    if depth > 32 then error("simnet: message nested too deeply (cycle?)", 0) end
+    local c = {}
+    for k, x in next, v do
+      local tk = type(k)
+      if tk ~= "string" and tk ~= "number" and tk ~= "boolean" then
+        error("simnet: message has a key of type " .. tk, 0)
+      end
+      c[k] = deep_copy(x, depth + 1)
+    end
+    return c
+  elseif t == "string" or t == "number" or t == "boolean" or t == "nil" then
+    return v
+  end
+  error("simnet: message holds a value of type " .. t .. " (only plain data may travel)", 0)
+end
+simnet.deep_copy = function(v) return deep_copy(v, 0) end
+
+---------------------------------------------------------------------------------------------
+-- the network
+---------------------------------------------------------------------------------------------
+local Net = {}
+Net.__index = Net
+
+function simnet.new(opts)
+  opts = opts or {}
+  local delay = opts.delay or { 0, 0 }
+  local net = setmetatable({
+    seed = opts.seed or 1,
+    now = 0,
+    drop_p = opts.drop or 0,
+    delay_min = delay[1] or 0,
+    delay_max = delay[2] or delay[1] or 0,
+    duplicate_p = opts.duplicate or 0,
+    reorder = opts.reorder or false,
+    encode = opts.encode or false,
+    max_rounds = opts.max_rounds or 1000,
+    on_ready = opts.on_ready,
+    on_deliver = opts.on_deliver,
+    ids = {},        -- insertion order
+    nodes = {},      -- id -> node
+    alive = {},      -- id -> bool
+    gen = {},        -- id -> how many random_for() calls were made (for restarts)
+    blocked = {},    -- from -> { to -> true }
+    link_drop = {},  -- from -> { to -> p }
+    queue = {},      -- in-flight: { at =, seq =, from =, to =, msg = }
+    seq = 0,
+    stats = { sent = 0, delivered = 0, dropped = 0, duplicated = 0, blocked = 0,
+              unknown = 0, to_dead = 0 },
+  }, Net)
+  net.rng = simnet.rng(net.seed, "net")
+  if net.encode then
+    local buffer = require "string.buffer"
+    net.copy = function(m) return buffer.decode(buffer.encode(m)) end
+  else
+    net.copy = simnet.deep_copy
+  end
+  return net
+end
+
+function Net:fail(msg, level)
+  error(("seed %d: %s"):format(self.seed, tostring(msg)), (level or 1) + 1)
+end
+
+function Net:add(id, node)
+  if self.nodes[id] ~= nil then error("simnet: node " .. tostring(id) .. " already added", 2) end
+  self.ids[#self.ids + 1] = id
+  self.nodes[id] = node
+  self.alive[id] = true
+  return node
+end
+
+function Net:node(id) return self.nodes[id] end
+function Net:is_alive(id) return self.alive[id] == true end
+
+-- ids of live nodes, in insertion order
+function Net:live_ids()
+  local out = {}
+  for _, id in ipairs(self.ids) do
+    if self.alive[id] then out[#out + 1] = id end
+  end
+  return out
+end
+
+function Net:random_for(id)
+  local g = (self.gen[id] or 0) + 1
+  self.gen[id] = g
+  local r = simnet.rng(self.seed, "node", id, g)
+  return function(lo, hi) return r:random(lo, hi) end
+end
+
+function Net:set_drop(p) self.drop_p = p end
+function Net:set_delay(min_ticks, max_ticks)
+  self.delay_min, self.delay_max = min_ticks, max_ticks or min_ticks
+end
+function Net:set_duplicate(p) self.duplicate_p = p end
+function Net:set_reorder(b) self.reorder = b and true or false end
+
+-- drop probability on one directed link (nil or 0 clears it)
+function Net:drop_link(from, to, p)
+  self.link_drop[from] = self.link_drop[from] or {}
+  self.link_drop[from][to] = (p and p > 0) and p or nil
+end
+
+-- one direction only: messages from `from` to `to` are lost
+function Net:cut(from, to)
+  self.blocked[from] = self.blocked[from] or {}
+  self.blocked[from][to] = true
+end
+
+function Net:uncut(from, to)
+  if self.blocked[from] then self.blocked[from][to] = nil end
+end
+
+function Net:isolate(id)
+  for _, other in ipairs(self.ids) do
+    if other ~= id then self:cut(id, other); self:cut(other, id) end
+  end
+end
+
+-- partition({1,2}, {3}, ...): nodes in different groups cannot talk (both directions).
+-- Nodes not named in any group form one more group together. Adds to existing cuts.
+function Net:partition(...)
+  local group = {}
+  local groups = { ... }
+  for gi, set in ipairs(groups) do
+    for _, id in ipairs(set) do group[id] = gi end
+  end
+  for _, a in ipairs(self.ids) do
+    for _, b in ipairs(self.ids) do
+      if a ~= b and (group[a] or 0) ~= (group[b] or 0) then self:cut(a, b) end
+    end
+  end
+end
+
+function Net:heal()
+  self.blocked = {}
+  self.link_drop = {}
+end
+
+function Net:is_blocked(from, to)
+  local b = self.blocked[from]
+  return b ~= nil and b[to] == true
+end
+
+-- the node stops: no ticks, no ready, messages to it are lost. Its storage is the caller's.
+function Net:crash(id)
+  if self.nodes[id] == nil then error("simnet: unknown node " .. tostring(id), 2) end
+  self.alive[id] = false
+end
+
+-- put a new node object (usually rebuilt from the crashed one's storage) in place of id
+function Net:restart(id, node)
+  if self.nodes[id] == nil then error("simnet: unknown node " .. tostring(id), 2) end
+  self.nodes[id] = node or self.nodes[id]
+  self.alive[id] = true
+  return self.nodes[id]
+end
+
+-- hand one message to the network (used for ready() output; specs may inject messages too)
+function Net:send(from, msg)
+  local st = self.stats
+  st.sent = st.sent + 1
+  local to = msg.to
+  if to == nil or self.nodes[to] == nil then
+    st.unknown = st.unknown + 1
+    return
+  end
+  if self:is_blocked(from, to) then
+    st.blocked = st.blocked + 1
+    return
+  end
+  local rng = self.rng
+  local p = self.drop_p
+  local lp = self.link_drop[from] and self.link_drop[from][to]
+  if lp and lp > p then p = lp end
+  if p > 0 and rng:random() < p then
+    st.dropped = st.dropped + 1
+    return
+  end
+  local copies = 1
+  if self.duplicate_p > 0 and rng:random() < self.duplicate_p then
+    copies = 2
+    st.duplicated = st.duplicated + 1
+  end
+  for _ = 1, copies do
+    local d = self.delay_min
+    if self.delay_max > d then d = rng:random(self.delay_min, self.delay_max) end
+    self.seq = self.seq + 1
+    self.queue[#self.queue + 1] = { at = self.now + d, seq = self.seq, from = from, to = to,
+                                    msg = self.copy(msg) }
+  end
+end
+
+-- collect ready() from every live node, pass messages to the network, then advance()
+function Net:collect(info)
+  local any = false
+  for _, id in ipairs(self.ids) do
+    if self.alive[id] then
+      local node = self.nodes[id]
+      local rd = node:ready()
+      if rd then
+        any = true
+        if self.on_ready then self.on_ready(id, rd, self) end
+        if info.on_ready then info.on_ready(id, rd, self) end
+        local msgs = rd.messages
+        if msgs then
+          for i = 1, #msgs do
+            self:send(id, msgs[i])
+            info.sent = info.sent + 1
+          end
+        end
+        -- the node may have been crashed by a hook
+        if self.alive[id] and self.nodes[id] == node then node:advance(rd) end
+      end
+    end
+  end
+  return any
+end
+
+-- deliver every message due now; returns the number delivered
+function Net:deliver(info)
+  local due, rest = {}, {}
+  local q = self.queue
+  for i = 1, #q do
+    local m = q[i]
+    if m.at <= self.now then due[#due + 1] = m else rest[#rest + 1] = m end
+  end
+  if #due == 0 then return 0 end
+  self.queue = rest
+  if self.reorder then
+    local rng = self.rng
+    for i = #due, 2, -1 do
+      local j = rng:random(1, i)
+      due[i], due[j] = due[j], due[i]
+    end
+  else
+    table.sort(due, function(a, b)
+      if a.at ~= b.at then return a.at < b.at end
+      return a.seq < b.seq
+    end)
+  end
+  local st = self.stats
+  local n = 0
+  for i = 1, #due do
+    local m = due[i]
+    if not self.alive[m.to] then
+      st.to_dead = st.to_dead + 1
+    elseif self:is_blocked(m.from, m.to) then
+      st.blocked = st.blocked + 1   -- the link was cut while the message was in flight
+    else
+      if self.on_deliver then self.on_deliver(m.from, m.to, m.msg, self) end
+      self.nodes[m.to]:step(m.msg)
+      st.delivered = st.delivered + 1
+      n = n + 1
+    end
+  end
+  info.delivered = info.delivered + n
+  return n
+end
+
+-- one tick: tick every live node, then alternate collect/deliver until nothing is due.
+-- Messages with delay 0 arrive within the same tick. Returns { now, sent, delivered, rounds }.
+function Net:tick(hooks)
+  self.now = self.now + 1
+  local info = { now = self.now, sent = 0, delivered = 0, rounds = 0,
+                 on_ready = hooks and hooks.on_ready }
+  for _, id in ipairs(self.ids) do
+    if self.alive[id] then self.nodes[id]:tick() end
+  end
+  while true do
+    info.rounds = info.rounds + 1
+    if info.rounds > self.max_rounds then
+      self:fail(("no quiescence after %d delivery rounds in tick %d"):format(self.max_rounds,
+        self.now))
+    end
+    self:collect(info)
+    if self:deliver(info) == 0 then break end
+  end
+  return info
+end
+
+-- run `ticks` ticks, calling check_fn(net, info) after each; returns the net
+function Net:run(ticks, check_fn)
+  for _ = 1, ticks do
+    local info = self:tick()
+    if check_fn then check_fn(self, info) end
+  end
+  return self
+end
+
+-- tick until pred(net) is true (checked after each tick); returns ticks used, or nil
+function Net:run_until(pred, max_ticks, check_fn)
+  for i = 1, max_ticks do
+    local info = self:tick()
+    if check_fn then check_fn(self, info) end
+    if pred(self) then return i end
+  end
+  return nil
+end
+
+function Net:in_flight() return #self.queue end
+
+return simnet
