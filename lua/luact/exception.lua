@@ -1,0 +1,99 @@
+-- luact.exception: luact's error values. An exception has a registered name, a message built
+-- from its arguments and the traceback where it was made; `e:is(name)` tests its kind.
+local exception = {}
+
+local definitions = {}
+local Exception = {}
+Exception.__index = Exception
+
+function Exception:is(name)
+  return self.name == name
+end
+
+function Exception:__tostring()
+  local s = self.name
+  if self.message ~= "" then s = s .. ": " .. self.message end
+  if self.traceback and self.traceback ~= "" then s = s .. "\n" .. self.traceback end
+  return s
+end
+
+local function message_of(n, args)
+  local parts = {}
+  for i = 1, n do parts[i] = tostring(args[i]) end
+  return table.concat(parts, " ")
+end
+
+-- exception.define(name, { recoverable = bool, message = "default text" })
+function exception.define(name, opts)
+  if type(name) ~= "string" or name == "" then
+    error("bad 'name' argument to exception.define (non-empty string expected, got " .. type(name) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad 'opts' argument to exception.define (table expected, got " .. type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  definitions[name] = { recoverable = opts.recoverable and true or false, message = opts.message }
+end
+
+function exception.defined(name)
+  return definitions[name] ~= nil
+end
+
+-- Builds an exception; `level` (internal) chooses where the traceback starts.
+local function make(name, level, ...)
+  local def = definitions[name]
+  if not def then
+    error("luact.exception: undefined exception '" .. tostring(name) .. "'", level + 1)
+  end
+  local n = select("#", ...)
+  local args = { n = n, ... }
+  local message = n > 0 and message_of(n, args) or (def.message or "")
+  return setmetatable({
+    name = name,
+    args = args,
+    message = message,
+    recoverable = def.recoverable,
+    traceback = debug.traceback("", level + 1):gsub("^\n", ""),
+  }, Exception)
+end
+
+function exception.new(name, ...)
+  return make(name, 2, ...)
+end
+
+function exception.raise(name, ...)
+  error(make(name, 2, ...), 0)
+end
+
+function exception.is_exception(v)
+  return getmetatable(v) == Exception
+end
+
+-- A plain table (no metatable) that can cross threads and machines; `from_table` rebuilds it.
+function exception.to_table(e)
+  return { __exception = e.name, message = e.message, traceback = e.traceback,
+           recoverable = e.recoverable, args = e.args }
+end
+
+function exception.from_table(t)
+  if not definitions[t.__exception] then
+    exception.define(t.__exception, { recoverable = t.recoverable })
+  end
+  return setmetatable({ name = t.__exception, message = t.message or "", traceback = t.traceback,
+                        recoverable = t.recoverable, args = t.args or { n = 0 } }, Exception)
+end
+
+for _, def in ipairs {
+  { "actor_no_body", true, "the actor does not exist (killed, or never existed)" },
+  { "actor_timeout", true, "no reply before the deadline" },
+  { "actor_error", false, "the actor failed" },
+  { "actor_runtime_error", true, "a Lua error in the actor" },
+  { "actor_temporary_fail", true, "the actor is restarting" },
+  { "actor_unreachable", true, "the actor's machine cannot be reached" },
+  { "actor_overload", true, "the actor's inbox is full" },
+  { "tentacle_cancelled", true, "the tentacle was cancelled" },
+} do
+  exception.define(def[1], { recoverable = def[2], message = def[3] })
+end
+
+return exception

@@ -1,0 +1,86 @@
+-- luact.ffi: the only place that declares the core's C functions (src/ffi.rs) and opens the
+-- library. Every other module goes through `require("luact.ffi").C`.
+local ffi = require "ffi"
+
+ffi.cdef [[
+typedef struct luact_thread_ctx luact_thread_ctx;
+typedef struct { uint64_t user_data; int32_t res; uint32_t flags; } luact_completion_t;
+
+const uint8_t *luact_last_error(size_t *len);
+
+int32_t luact_runtime_start(int32_t n_core, int32_t inbox_capacity, double spin_seconds,
+                            const char *payload, size_t payload_len);
+int32_t luact_runtime_stop(const char *payload, size_t len);
+int32_t luact_runtime_fail(const char *msg, size_t len);
+int32_t luact_runtime_join(double timeout);
+int64_t luact_runtime_take(int32_t which, uint8_t **out);
+int32_t luact_runtime_finish(void);
+int64_t luact_runtime_payload(uint8_t **out);
+
+luact_thread_ctx *luact_thread_attach(int32_t tid);
+void luact_thread_detach(luact_thread_ctx *ctx);
+int32_t luact_stopping(const luact_thread_ctx *ctx);
+int32_t luact_poll(luact_thread_ctx *ctx, double timeout, luact_completion_t *out, int32_t max);
+int32_t luact_inbox_drain(luact_thread_ctx *ctx, const uint8_t **ptrs, size_t *lens, int32_t max);
+int32_t luact_send(const luact_thread_ctx *ctx, int32_t tid, const uint8_t *msg, size_t len);
+int32_t luact_inbox_len(const luact_thread_ctx *ctx, int32_t tid);
+
+uint32_t luact_machine_id(void);
+
+double luact_clock_monotonic(void);
+double luact_clock_wall(void);
+void luact_util_sleep(double seconds);
+int32_t luact_util_getpid(void);
+int32_t luact_util_n_cpu(void);
+
+void *luact_alloc(size_t size);
+void *luact_realloc(void *p, size_t size);
+void luact_free(void *p);
+int64_t luact_memory_live_allocations(void);
+int32_t luact_memory_equal(const void *p, const void *q, size_t size);
+void luact_memory_move(void *dst, const void *src, size_t size);
+void luact_memory_fill(void *dst, int32_t byte, size_t size);
+
+int32_t luact_log_write(const char *line, size_t len);
+int32_t luact_log_redirect(const char *path, size_t len);
+void luact_log_set_level(int32_t level);
+int32_t luact_log_level(void);
+int32_t luact_log_is_tty(void);
+]]
+
+local core = require "luact.core"
+local ok, C = pcall(ffi.load, core.path)
+if not ok then
+  error("luact: cannot open the core library at '" .. tostring(core.path) .. "': " .. tostring(C))
+end
+
+-- Mirrors `Status` in src/status.rs.
+local status = {
+  ok = 0, full = -1, bad_argument = -2, not_running = -3, already_running = -4,
+  os = -5, panic = -6, no_memory = -7,
+}
+local status_name = {}
+for k, v in pairs(status) do status_name[v] = k end
+
+local len_out = ffi.new("size_t[1]")
+
+-- The message of the last failed call on this thread.
+local function last_error()
+  local p = C.luact_last_error(len_out)
+  return ffi.string(p, len_out[0])
+end
+
+-- Turns a negative status into "name: message" (for error messages).
+local function describe(code)
+  return (status_name[code] or tostring(code)) .. ": " .. last_error()
+end
+
+return {
+  C = C,
+  ffi = ffi,
+  path = core.path,
+  version = core.version,
+  status = status,
+  last_error = last_error,
+  describe = describe,
+}

@@ -1,0 +1,125 @@
+-- luact.loop: one thread's event loop. Each turn: resume ready tentacles, fire due timers, then
+-- ask the core for completions (sleeping in io_uring until the next deadline when there is
+-- nothing to do), and dispatch the completions and the inbox messages that arrived. Messages
+-- are LuaJIT string.buffer encodings of a table whose first element names a handler.
+local lffi = require "luact.ffi"
+local ffi, C = lffi.ffi, lffi.C
+local buffer = require "string.buffer"
+local scheduler = require "luact.scheduler"
+local clock = require "luact.clock"
+
+local loop = {}
+
+local RUN_BUDGET = 10000      -- tentacle resumes per turn before the loop looks at I/O again
+local MAX_COMPLETIONS = 64
+local MAX_DRAIN = 256
+local IDLE_TIMEOUT = 3600     -- seconds to sleep when no timer is pending
+
+local ctx = nil               -- this thread's luact_thread_ctx*, while attached
+local handlers = {}           -- message kind -> function(msg)
+local io_handlers = {}        -- completion user_data -> function(res, flags) (sockets, later)
+local completions = ffi.new("luact_completion_t[?]", MAX_COMPLETIONS)
+local ptrs = ffi.new("const uint8_t*[?]", MAX_DRAIN)
+local lens = ffi.new("size_t[?]", MAX_DRAIN)
+local decoder = buffer.new()
+local encoder = buffer.new()
+
+loop.stats = { messages = 0, bad_messages = 0, turns = 0 }
+
+function loop.attach(tid)
+  local c = C.luact_thread_attach(tid)
+  if c == nil then
+    error("luact: cannot start thread " .. tid .. "'s loop: " .. lffi.last_error(), 0)
+  end
+  ctx = c
+  return c
+end
+
+function loop.detach()
+  if ctx ~= nil then C.luact_thread_detach(ctx) end
+  ctx = nil
+end
+
+function loop.context()
+  return ctx
+end
+
+-- Registers the handler of messages whose first element is `kind`.
+function loop.on(kind, fn)
+  handlers[kind] = fn
+end
+
+-- Encodes `msg` (a table; first element the kind) into thread `tid`'s inbox. Returns the core's
+-- status: lffi.status.ok, or .full when the inbox is at capacity (nothing was queued).
+function loop.send(tid, msg)
+  encoder:reset()
+  encoder:encode(msg)
+  local p, len = encoder:ref()
+  return C.luact_send(ctx, tid, p, len)
+end
+
+-- Sends already encoded bytes (a Lua string).
+function loop.send_bytes(tid, s)
+  return C.luact_send(ctx, tid, s, #s)
+end
+
+local function report(what, err)
+  local log = require "luact.logger"
+  log.error(what .. ": " .. tostring(err))
+end
+
+local function dispatch(p, len)
+  decoder:set(p, len)
+  local ok, msg = pcall(decoder.decode, decoder)
+  if not ok or type(msg) ~= "table" then
+    loop.stats.bad_messages = loop.stats.bad_messages + 1
+    report("luact: dropped an undecodable inbox message", msg)
+    return
+  end
+  local h = handlers[msg[1]]
+  if not h then
+    loop.stats.bad_messages = loop.stats.bad_messages + 1
+    report("luact: no handler for inbox message kind", msg[1])
+    return
+  end
+  loop.stats.messages = loop.stats.messages + 1
+  local hok, err = pcall(h, msg)
+  if not hok then report("luact: inbox handler '" .. tostring(msg[1]) .. "' failed", err) end
+end
+
+-- Runs until luact.stop is called (from any thread).
+function loop.run()
+  local stats = loop.stats
+  while true do
+    stats.turns = stats.turns + 1
+    scheduler.run(RUN_BUDGET)
+    local now = C.luact_clock_monotonic()
+    clock.fire_due(now)
+    if C.luact_stopping(ctx) ~= 0 then break end
+    local timeout = 0
+    if not scheduler.has_ready() then
+      local deadline = clock.next_deadline()
+      timeout = deadline and math.max(deadline - now, 0) or IDLE_TIMEOUT
+    end
+    local n = C.luact_poll(ctx, timeout, completions, MAX_COMPLETIONS)
+    if n < 0 then
+      error("luact: the loop's poll failed: " .. lffi.describe(n), 0)
+    end
+    for i = 0, n - 1 do
+      local c = completions[i]
+      local h = io_handlers[tonumber(c.user_data)]
+      if h then h(c.res, c.flags) end
+    end
+    local m = C.luact_inbox_drain(ctx, ptrs, lens, MAX_DRAIN)
+    for i = 0, m - 1 do
+      dispatch(ptrs[i], lens[i])
+    end
+  end
+end
+
+-- Forgets handler state tied to one run of luact.start.
+function loop.reset()
+  io_handlers = {}
+end
+
+return loop

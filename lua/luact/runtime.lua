@@ -1,0 +1,181 @@
+-- luact.runtime: luact.start and luact.stop. Thread 1 is the VM that calls start; the core
+-- creates threads 2..n_core, each with a fresh VM that enters `worker_main`. Every thread runs
+-- `main` in a tentacle and then its loop until stop; start then joins the workers and returns
+-- stop's values (or raises the first error any thread's main raised).
+local lffi = require "luact.ffi"
+local C = lffi.C
+local buffer = require "string.buffer"
+local scheduler = require "luact.scheduler"
+local clock = require "luact.clock"
+local loop = require "luact.loop"
+local event = require "luact.event"
+local tentacle = require "luact.tentacle"
+local logger = require "luact.logger"
+
+local runtime = {
+  thread_id = nil,     -- 1..n_core while running
+  n_core = nil,
+  machine_id = C.luact_machine_id(),
+  opts = nil,          -- the options start was called with (plain data)
+}
+
+local DEFAULTS = { n_core = 1, inbox_size = 16384, spin = 50e-6, join_timeout = 5 }
+local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number", join_timeout = "number",
+                       log_level = "string" }
+
+local running = false   -- this VM is inside start (or is a worker)
+
+local function check_options(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error("bad 'opts' argument to luact.start (table expected, got " .. type(opts) .. ")", 3)
+  end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  for k, d in pairs(DEFAULTS) do if o[k] == nil then o[k] = d end end
+  for k, tp in pairs(OPTION_TYPES) do
+    if o[k] ~= nil and type(o[k]) ~= tp then
+      error(("bad '%s' option to luact.start (%s expected, got %s)"):format(k, tp, type(o[k])), 3)
+    end
+  end
+  if o.n_core < 1 or o.n_core > 1024 or o.n_core % 1 ~= 0 then
+    error("bad 'n_core' option to luact.start (integer 1..1024 expected, got " .. tostring(o.n_core) .. ")", 3)
+  end
+  if o.inbox_size < 1 or o.inbox_size % 1 ~= 0 then
+    error("bad 'inbox_size' option to luact.start (positive integer expected, got " .. tostring(o.inbox_size) .. ")", 3)
+  end
+  return o
+end
+
+-- What moves to the other threads: main as bytecode (or a path) and the options.
+local function encode_payload(opts, main)
+  local payload = { opts = {} }
+  for k, v in pairs(opts) do
+    if type(v) ~= "function" and type(v) ~= "userdata" and type(v) ~= "thread" then payload.opts[k] = v end
+  end
+  if type(main) == "function" then
+    local info = debug.getinfo(main, "uS")
+    if info.what == "C" then
+      error("bad 'main' argument to luact.start (a C function cannot be moved to other threads)", 3)
+    end
+    if info.nups > 0 then
+      local name = debug.getupvalue(main, 1)
+      error(("bad 'main' argument to luact.start (main is moved to every thread as bytecode, so it must not capture upvalues; it captures '%s': require modules inside main instead)"):format(tostring(name)), 3)
+    end
+    payload.main_code = string.dump(main)
+  elseif type(main) == "string" then
+    local f, err = loadfile(main)
+    if not f then error("bad 'main' argument to luact.start (cannot load file: " .. tostring(err) .. ")", 3) end
+    payload.main_path = main
+  else
+    error("bad 'main' argument to luact.start (function or file path expected, got " .. type(main) .. ")", 3)
+  end
+  return buffer.encode(payload)
+end
+
+local function fail(msg)
+  logger.error(msg)
+  C.luact_runtime_fail(msg, #msg)
+end
+
+-- Runs `main` in a tentacle, reports its failure, and runs the loop until stop.
+local function run_thread(tid, main)
+  runtime.thread_id = tid
+  local t = tentacle(main)
+  t.name = "main"
+  tentacle(function()
+    local _, _, ok, err = event.wait(nil, t)
+    if not ok then fail(("thread %d: main failed: %s"):format(tid, tostring(err))) end
+  end)
+  local ok, err = pcall(loop.run)
+  if not ok then fail(("thread %d: the loop failed: %s"):format(tid, tostring(err))) end
+end
+
+local function cleanup()
+  scheduler.reset()
+  clock.reset()
+  loop.reset()
+  loop.detach()
+  runtime.thread_id, runtime.n_core, runtime.opts = nil, nil, nil
+  running = false
+end
+
+local out = lffi.ffi.new("uint8_t*[1]")
+local function take(which)
+  local len = tonumber(C.luact_runtime_take(which, out))
+  if len < 0 then return nil end
+  local s = lffi.ffi.string(out[0], len)
+  C.luact_free(out[0])
+  return s
+end
+
+-- luact.start(opts, main) -> the values given to luact.stop
+function runtime.start(opts, main)
+  if running then error("luact.start: luact is already running in this VM", 2) end
+  opts = check_options(opts)
+  local payload = encode_payload(opts, main)
+  if opts.log_level then logger.level(opts.log_level) end
+  local rc = C.luact_runtime_start(opts.n_core, opts.inbox_size, opts.spin, payload, #payload)
+  if rc ~= 0 then
+    error("luact.start: " .. lffi.describe(rc), 2)
+  end
+  running = true
+  runtime.n_core, runtime.opts = opts.n_core, opts
+  local ok, err = pcall(loop.attach, 1)
+  if ok then
+    if type(main) == "string" then main = assert(loadfile(main)) end
+    run_thread(1, main)
+  else
+    fail(tostring(err))
+  end
+  local stuck = C.luact_runtime_join(opts.join_timeout)
+  if stuck > 0 then
+    logger.warn(("luact.start: %d thread(s) did not stop within %gs; left detached"):format(stuck, opts.join_timeout))
+  end
+  local failure = take(1)
+  local result = take(0)
+  cleanup()
+  C.luact_runtime_finish()
+  if failure then error(failure, 2) end
+  if result == nil or result == "" then return end
+  local values = buffer.decode(result)
+  return unpack(values, 1, values.n)
+end
+
+-- luact.stop(...): every thread leaves its loop; start returns these values (plain data).
+function runtime.stop(...)
+  if not running then error("luact.stop: luact is not running (call it inside luact.start)", 2) end
+  local ok, payload = pcall(buffer.encode, { n = select("#", ...), ... })
+  if not ok then
+    error("bad argument to luact.stop (values must be plain data: " .. tostring(payload) .. ")", 2)
+  end
+  C.luact_runtime_stop(payload, #payload)
+end
+
+function runtime.is_running()
+  return running
+end
+
+-- Entry point of threads 2..n (called by the core in a fresh VM).
+function runtime.worker_main(tid, payload_bytes)
+  local payload = buffer.decode(payload_bytes)
+  local opts = payload.opts
+  running = true
+  runtime.n_core, runtime.opts, runtime.thread_id = opts.n_core, opts, tid
+  local ok, err = pcall(loop.attach, tid)
+  if not ok then fail(tostring(err)); cleanup(); return end
+  local main, lerr
+  if payload.main_code then
+    main, lerr = loadstring(payload.main_code, "=main")
+  else
+    main, lerr = loadfile(payload.main_path)
+  end
+  if not main then
+    fail(("thread %d: cannot load main: %s"):format(tid, tostring(lerr)))
+  else
+    run_thread(tid, main)
+  end
+  cleanup()
+end
+
+return runtime

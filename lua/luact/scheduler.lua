@@ -1,0 +1,155 @@
+-- luact.scheduler: the tentacle run queue of one VM. Tentacles are pooled coroutines; a tentacle
+-- that waits takes a token (`prepare_wait`), hands it to whatever will wake it, and suspends;
+-- `wake(t, token, ...)` with a stale token (the wait ended another way, or the tentacle was
+-- cancelled) does nothing. No clock, no I/O: the loop (luact.loop) drives `run`.
+local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
+local select, unpack = select, unpack
+
+local scheduler = {}
+
+local WAIT, DONE = {}, {}     -- what a tentacle's coroutine yields to the scheduler
+local POOL_MAX = 256
+
+local current = nil           -- the running tentacle
+local pool = {}               -- idle coroutines
+local queue = {}              -- ready tentacles: queue[i] = t (its resume values in t.rv)
+local head, tail = 1, 0
+local on_finish               -- set by luact.tentacle: called with (t, ok, ...) when a body ends
+
+local function traceback(err)
+  if type(err) == "table" then
+    if err.traceback == nil then err.traceback = debug.traceback("", 2):gsub("^\n", "") end
+    return err
+  end
+  return debug.traceback(tostring(err), 2)
+end
+
+-- Runs one body after another in the same coroutine; a proper tail call keeps the stack flat.
+local function body(fn, ...)
+  on_finish(current, xpcall(fn, traceback, ...))
+  return body(co_yield(DONE))
+end
+
+function scheduler.set_finish_handler(fn)
+  on_finish = fn
+end
+
+local function push(t)
+  tail = tail + 1
+  queue[tail] = t
+end
+
+-- Makes `t` (a table the caller owns) a tentacle running fn(...), queued to run.
+function scheduler.spawn(t, fn, ...)
+  t.token = 0
+  t.status = "ready"
+  t.fn = fn
+  t.rv = { n = select("#", ...), ... }
+  t.co = nil
+  push(t)
+  return t
+end
+
+function scheduler.running()
+  return current
+end
+
+-- Starts a wait of the running tentacle; returns it and the token its waker must present.
+function scheduler.prepare_wait(who)
+  local t = current
+  if t == nil then
+    error((who or "luact") .. ": must be called inside a tentacle (e.g. in luact.start's main)", 3)
+  end
+  local token = t.token + 1
+  t.token = token
+  t.status = "waiting"
+  return t, token
+end
+
+-- Suspends the running tentacle until `wake`; returns the values given to wake.
+function scheduler.suspend()
+  return co_yield(WAIT)
+end
+
+-- Queues `t` to resume with the given values if it still waits with `token`.
+function scheduler.wake(t, token, ...)
+  if t.token ~= token or t.status ~= "waiting" then return false end
+  t.token = token + 1
+  t.status = "ready"
+  t.rv = { n = select("#", ...), ... }
+  push(t)
+  return true
+end
+
+-- Ends `t` without resuming it: its coroutine is dropped (the GC takes it).
+function scheduler.kill(t)
+  t.token = t.token + 1
+  t.status = "dead"
+  t.co = nil
+  if t == current then co_yield(WAIT) end   -- never resumed: the token is stale
+end
+
+function scheduler.has_ready()
+  return head <= tail
+end
+
+local function resume(t)
+  local rv = t.rv
+  t.rv = nil
+  t.status = "running"
+  current = t
+  local co = t.co
+  local ok, signal
+  if co == nil then
+    co = pool[#pool]
+    if co then pool[#pool] = nil else co = co_create(body) end
+    t.co = co
+    local fn = t.fn
+    t.fn = nil
+    ok, signal = co_resume(co, fn, unpack(rv, 1, rv.n))
+  else
+    ok, signal = co_resume(co, unpack(rv, 1, rv.n))
+  end
+  current = nil
+  if signal == DONE then
+    t.co = nil
+    if #pool < POOL_MAX then pool[#pool + 1] = co end
+  elseif not ok then
+    -- Only the scheduler's own code runs unprotected here; report it loudly.
+    t.status = "dead"
+    t.co = nil
+    io.stderr:write("luact: tentacle crashed outside its body: ", tostring(signal), "\n")
+  elseif t.status == "running" then
+    -- The body yielded by itself (coroutine.yield instead of a luact wait): nothing will wake it.
+    t.status = "waiting"
+  end
+end
+
+-- Resumes ready tentacles until none is left or `budget` resumes were made; returns the count.
+function scheduler.run(budget)
+  local n = 0
+  while head <= tail and n < budget do
+    local t = queue[head]
+    queue[head] = nil
+    head = head + 1
+    if t.status == "ready" then
+      resume(t)
+      n = n + 1
+    end
+  end
+  if head > tail then head, tail = 1, 0 end
+  return n
+end
+
+-- Forgets every tentacle (between two runs of luact.start in one VM).
+function scheduler.reset()
+  for i = head, tail do
+    local t = queue[i]
+    if t then t.status = "dead"; t.co = nil end
+    queue[i] = nil
+  end
+  head, tail = 1, 0
+  current = nil
+end
+
+return scheduler

@@ -1,0 +1,437 @@
+//! The whole C surface of the core: every function LuaJIT's FFI calls, declared again in
+//! `lua/luact/ffi.lua` (keep the two in step). Each entry point catches panics and turns errors
+//! into a `Status` code; the message of the last failure on this thread is in
+//! `luact_last_error`. None of them calls back into Lua.
+use crate::ring::Completion;
+use crate::runtime::{self, Options, ThreadCtx};
+use crate::status::{Error, Status};
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+thread_local! {
+    static LAST_ERROR: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn set_last_error(msg: impl AsRef<[u8]>) {
+    LAST_ERROR.with(|e| {
+        let mut e = e.borrow_mut();
+        e.clear();
+        e.extend_from_slice(msg.as_ref());
+    });
+}
+
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// Runs `f`, mapping an `Err` or a panic to a negative status code.
+fn guard(f: impl FnOnce() -> Result<i32, Error>) -> i32 {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            set_last_error(e.to_string());
+            e.status().code()
+        }
+        Err(panic) => {
+            set_last_error(format!("panic: {}", panic_message(&panic)));
+            Status::Panic.code()
+        }
+    }
+}
+
+/// Like `guard` for functions that return a value instead of a status.
+fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        set_last_error(format!("panic: {}", panic_message(&panic)));
+        fallback
+    })
+}
+
+/// # Safety
+/// `ptr` is null (then `len` is ignored) or points to `len` readable bytes that stay valid for
+/// the duration of the call: the Lua side passes Lua strings or buffers it keeps alive.
+unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if ptr.is_null() || len == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(ptr, len)
+    }
+}
+
+fn running() -> Result<std::sync::Arc<runtime::Runtime>, Error> {
+    runtime::current().ok_or_else(|| Error::new(Status::NotRunning, "luact is not running"))
+}
+
+/// The path of this shared library (for `ffi.load` in every VM).
+pub fn library_path() -> String {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr reads the address of one of our own functions and fills `info`, whose
+    // `dli_fname` points at a NUL-terminated string owned by the dynamic loader.
+    let ok = unsafe { libc::dladdr(luact_last_error as *const c_void, &mut info) };
+    if ok == 0 || info.dli_fname.is_null() {
+        return String::new();
+    }
+    // SAFETY: checked non-null above; the loader keeps the string for the library's lifetime.
+    unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned()
+}
+
+// ---- errors -------------------------------------------------------------------------------
+
+/// The message of the last failure on this thread; `*len` receives its length.
+#[no_mangle]
+pub unsafe extern "C" fn luact_last_error(len: *mut usize) -> *const u8 {
+    LAST_ERROR.with(|e| {
+        let e = e.borrow();
+        if !len.is_null() {
+            *len = e.len();
+        }
+        e.as_ptr()
+    })
+}
+
+// ---- runtime ------------------------------------------------------------------------------
+
+#[no_mangle]
+pub unsafe extern "C" fn luact_runtime_start(
+    n_core: i32,
+    inbox_capacity: i32,
+    spin_seconds: f64,
+    payload: *const u8,
+    payload_len: usize,
+) -> i32 {
+    guard(|| {
+        if n_core < 1 || inbox_capacity < 1 || !(spin_seconds >= 0.0) {
+            return Err(Error::new(Status::BadArgument, "bad start options"));
+        }
+        let options = Options {
+            n_core: n_core as usize,
+            inbox_capacity: inbox_capacity as usize,
+            spin: spin_seconds.min(0.01),
+            ring_entries: 256,
+        };
+        runtime::start(options, bytes(payload, payload_len).to_vec())?;
+        Ok(0)
+    })
+}
+
+/// Stops every thread's loop; the first payload is what `luact.start` returns.
+#[no_mangle]
+pub unsafe extern "C" fn luact_runtime_stop(payload: *const u8, len: usize) -> i32 {
+    guard(|| {
+        running()?.stop(bytes(payload, len));
+        Ok(0)
+    })
+}
+
+/// Records an error (a thread's main failed) and stops every thread.
+#[no_mangle]
+pub unsafe extern "C" fn luact_runtime_fail(msg: *const u8, len: usize) -> i32 {
+    guard(|| {
+        running()?.fail(bytes(msg, len));
+        Ok(0)
+    })
+}
+
+/// Waits up to `timeout` seconds for threads 2..n; returns how many did not finish.
+#[no_mangle]
+pub extern "C" fn luact_runtime_join(timeout: f64) -> i32 {
+    guard(|| Ok(running()?.join(timeout) as i32))
+}
+
+/// Copies the stop payload (`which` = 0) or the first error (`which` = 1) into a buffer the
+/// caller frees with `luact_free`; returns its length, or -1 when there is none.
+#[no_mangle]
+pub unsafe extern "C" fn luact_runtime_take(which: i32, out: *mut *mut u8) -> i64 {
+    guard_value(-1, || {
+        let Some(rt) = runtime::current() else { return -1 };
+        let value = if which == 0 { rt.result() } else { rt.error() };
+        let Some(value) = value else { return -1 };
+        let p = crate::memory::alloc(value.len());
+        if p.is_null() {
+            return -1;
+        }
+        // SAFETY: `p` has room for value.len() bytes; `out` is a valid out-pointer from Lua.
+        std::ptr::copy_nonoverlapping(value.as_ptr(), p, value.len());
+        *out = p;
+        value.len() as i64
+    })
+}
+
+/// Forgets the finished runtime so `start` can be called again.
+#[no_mangle]
+pub extern "C" fn luact_runtime_finish() -> i32 {
+    guard(|| {
+        runtime::finish();
+        Ok(0)
+    })
+}
+
+/// The encoded start payload (main + options) every worker receives; caller frees.
+#[no_mangle]
+pub unsafe extern "C" fn luact_runtime_payload(out: *mut *mut u8) -> i64 {
+    guard_value(-1, || {
+        let Some(rt) = runtime::current() else { return -1 };
+        let p = crate::memory::alloc(rt.start_payload.len());
+        if p.is_null() {
+            return -1;
+        }
+        // SAFETY: as in luact_runtime_take.
+        std::ptr::copy_nonoverlapping(rt.start_payload.as_ptr(), p, rt.start_payload.len());
+        *out = p;
+        rt.start_payload.len() as i64
+    })
+}
+
+// ---- threads ------------------------------------------------------------------------------
+
+/// Creates the calling thread's loop context for thread `tid`; null on failure.
+#[no_mangle]
+pub extern "C" fn luact_thread_attach(tid: i32) -> *mut ThreadCtx {
+    let mut ctx = std::ptr::null_mut();
+    guard(|| {
+        let rt = running()?;
+        ctx = Box::into_raw(rt.attach(tid.max(0) as usize)?);
+        Ok(0)
+    });
+    ctx
+}
+
+/// # Safety
+/// `ctx` came from `luact_thread_attach` and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn luact_thread_detach(ctx: *mut ThreadCtx) {
+    if !ctx.is_null() {
+        guard(|| {
+            drop(Box::from_raw(ctx));
+            Ok(0)
+        });
+    }
+}
+
+/// Non-zero once `luact.stop` was called.
+#[no_mangle]
+pub unsafe extern "C" fn luact_stopping(ctx: *const ThreadCtx) -> i32 {
+    // SAFETY: `ctx` is a live context owned by the calling thread (Lua keeps it until detach).
+    match ctx.as_ref() {
+        Some(ctx) => ctx.runtime.is_stopping() as i32,
+        None => 1,
+    }
+}
+
+/// Waits up to `timeout` seconds for work; writes up to `max` completions to `out`.
+///
+/// # Safety
+/// `ctx` is the calling thread's live context; `out` has room for `max` completions.
+#[no_mangle]
+pub unsafe extern "C" fn luact_poll(ctx: *mut ThreadCtx, timeout: f64, out: *mut Completion, max: i32) -> i32 {
+    guard(|| {
+        let ctx = ctx.as_mut().ok_or_else(|| Error::new(Status::BadArgument, "null context"))?;
+        if out.is_null() || max < 1 {
+            return Err(Error::new(Status::BadArgument, "no completion buffer"));
+        }
+        let out = std::slice::from_raw_parts_mut(out, max as usize);
+        let timeout = if ctx.runtime.is_stopping() { 0.0 } else { timeout };
+        let spin = ctx.runtime.options.spin;
+        Ok(ctx.ring.wait(&ctx.inbox, timeout, spin, out)? as i32)
+    })
+}
+
+/// Moves up to `max` inbox messages into the context's batch and writes their addresses and
+/// lengths; the bytes stay valid until the next drain on this context.
+///
+/// # Safety
+/// `ctx` is the calling thread's live context; `ptrs` and `lens` have room for `max` entries.
+#[no_mangle]
+pub unsafe extern "C" fn luact_inbox_drain(ctx: *mut ThreadCtx, ptrs: *mut *const u8, lens: *mut usize, max: i32) -> i32 {
+    guard(|| {
+        let ctx = ctx.as_mut().ok_or_else(|| Error::new(Status::BadArgument, "null context"))?;
+        if ptrs.is_null() || lens.is_null() || max < 1 {
+            return Err(Error::new(Status::BadArgument, "no output arrays"));
+        }
+        let n = ctx.drain(max as usize);
+        for (i, m) in ctx.batch.iter().enumerate() {
+            *ptrs.add(i) = m.as_ptr();
+            *lens.add(i) = m.len();
+        }
+        Ok(n as i32)
+    })
+}
+
+/// Copies `len` bytes into the inbox of thread `tid`; `Full` when it is at capacity.
+///
+/// # Safety
+/// `ctx` is the calling thread's live context; `msg` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_send(ctx: *const ThreadCtx, tid: i32, msg: *const u8, len: usize) -> i32 {
+    guard(|| {
+        let ctx = ctx.as_ref().ok_or_else(|| Error::new(Status::BadArgument, "null context"))?;
+        let inbox = ctx
+            .runtime
+            .inbox(tid.max(0) as usize)
+            .ok_or_else(|| Error::new(Status::BadArgument, format!("no thread {tid}")))?;
+        Ok(inbox.push(bytes(msg, len)).code())
+    })
+}
+
+/// Messages waiting in thread `tid`'s inbox (for tests and metrics).
+#[no_mangle]
+pub unsafe extern "C" fn luact_inbox_len(ctx: *const ThreadCtx, tid: i32) -> i32 {
+    guard(|| {
+        let ctx = ctx.as_ref().ok_or_else(|| Error::new(Status::BadArgument, "null context"))?;
+        let inbox = ctx.runtime.inbox(tid.max(0) as usize).ok_or_else(|| Error::new(Status::BadArgument, "no such thread"))?;
+        Ok(inbox.len() as i32)
+    })
+}
+
+// ---- identity -----------------------------------------------------------------------------
+
+/// This process's machine id: random, non-zero, fixed for the life of the process.
+#[no_mangle]
+pub extern "C" fn luact_machine_id() -> u32 {
+    static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        let mut v: u32 = 0;
+        while v == 0 {
+            // SAFETY: getrandom writes at most 4 bytes into `v`.
+            unsafe { libc::getrandom(&mut v as *mut u32 as *mut c_void, 4, 0) };
+        }
+        v
+    })
+}
+
+// ---- clock and util -----------------------------------------------------------------------
+
+#[no_mangle]
+pub extern "C" fn luact_clock_monotonic() -> f64 {
+    crate::clock::monotonic()
+}
+
+#[no_mangle]
+pub extern "C" fn luact_clock_wall() -> f64 {
+    crate::clock::wall()
+}
+
+#[no_mangle]
+pub extern "C" fn luact_util_sleep(seconds: f64) {
+    guard_value((), || crate::clock::blocking_sleep(seconds))
+}
+
+#[no_mangle]
+pub extern "C" fn luact_util_getpid() -> i32 {
+    std::process::id() as i32
+}
+
+#[no_mangle]
+pub extern "C" fn luact_util_n_cpu() -> i32 {
+    std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(1)
+}
+
+// ---- memory -------------------------------------------------------------------------------
+
+#[no_mangle]
+pub extern "C" fn luact_alloc(size: usize) -> *mut u8 {
+    guard_value(std::ptr::null_mut(), || crate::memory::alloc(size))
+}
+
+/// # Safety
+/// `p` is null or came from `luact_alloc`/`luact_realloc` and was not freed.
+#[no_mangle]
+pub unsafe extern "C" fn luact_realloc(p: *mut u8, size: usize) -> *mut u8 {
+    guard_value(std::ptr::null_mut(), || crate::memory::realloc(p, size))
+}
+
+/// # Safety
+/// `p` is null or came from `luact_alloc`/`luact_realloc` and was not freed.
+#[no_mangle]
+pub unsafe extern "C" fn luact_free(p: *mut u8) {
+    guard_value((), || crate::memory::free(p))
+}
+
+#[no_mangle]
+pub extern "C" fn luact_memory_live_allocations() -> i64 {
+    crate::memory::LIVE_ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// 1 when the first `size` bytes of `p` and `q` are equal.
+///
+/// # Safety
+/// `p` and `q` point to at least `size` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_memory_equal(p: *const u8, q: *const u8, size: usize) -> i32 {
+    guard_value(0, || (bytes(p, size) == bytes(q, size)) as i32)
+}
+
+/// Copies `size` bytes from `src` to `dst`; the regions may overlap.
+///
+/// # Safety
+/// `src` has `size` readable bytes, `dst` has `size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_memory_move(dst: *mut u8, src: *const u8, size: usize) {
+    if size > 0 && !dst.is_null() && !src.is_null() {
+        std::ptr::copy(src, dst, size);
+    }
+}
+
+/// Sets `size` bytes at `dst` to `byte`.
+///
+/// # Safety
+/// `dst` has `size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_memory_fill(dst: *mut u8, byte: i32, size: usize) {
+    if size > 0 && !dst.is_null() {
+        std::ptr::write_bytes(dst, byte as u8, size);
+    }
+}
+
+// ---- logger -------------------------------------------------------------------------------
+
+/// Writes one whole line (the caller includes the newline).
+///
+/// # Safety
+/// `line` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_log_write(line: *const u8, len: usize) -> i32 {
+    guard(|| {
+        crate::logger::write_line(bytes(line, len))?;
+        Ok(0)
+    })
+}
+
+/// Sends log lines to the file at `path` (appending), or back to stderr when `len` is 0.
+///
+/// # Safety
+/// `path` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_log_redirect(path: *const u8, len: usize) -> i32 {
+    guard(|| {
+        let path = if len == 0 {
+            None
+        } else {
+            Some(std::str::from_utf8(bytes(path, len)).map_err(|_| Error::new(Status::BadArgument, "path is not UTF-8"))?)
+        };
+        crate::logger::redirect(path)?;
+        Ok(0)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn luact_log_set_level(level: i32) {
+    crate::logger::set_level(level)
+}
+
+#[no_mangle]
+pub extern "C" fn luact_log_level() -> i32 {
+    crate::logger::level()
+}
+
+#[no_mangle]
+pub extern "C" fn luact_log_is_tty() -> i32 {
+    guard_value(0, || crate::logger::is_tty() as i32)
+}

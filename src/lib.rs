@@ -1,0 +1,33 @@
+//! luact's core: a Lua C module (`require "luact"`) for LuaJIT. This file only declares the
+//! modules and the two Lua entry points; see each module's header for what it owns.
+mod clock;
+mod ffi;
+mod inbox;
+mod logger;
+mod memory;
+mod ring;
+mod runtime;
+mod status;
+mod vm;
+mod worker;
+
+#[cfg(test)]
+#[link(name = "luajit-5.1")]
+unsafe extern "C" {}
+
+/// `require "luact"` when only the installed library is on the path: give this VM the embedded
+/// Lua layer and return the facade (`lua/luact/init.lua`).
+#[mlua::lua_module(name = "luact")]
+fn luact(lua: &mlua::Lua) -> mlua::Result<mlua::Value> {
+    vm::install_preloads(lua)?;
+    let (chunk, src) = vm::embedded_source("luact")
+        .ok_or_else(|| mlua::Error::runtime("luact: the Lua layer is missing from the library"))?;
+    lua.load(src).set_name(chunk).call("luact")
+}
+
+/// `require "luact.core"`: the native half alone (used by the facade when it is loaded from
+/// source, as in this repository's specs).
+#[mlua::lua_module(name = "luact_core")]
+fn luact_core(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
+    vm::core_table(lua)
+}

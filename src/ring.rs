@@ -1,0 +1,175 @@
+//! One io_uring per worker thread: the place the thread sleeps. It waits for completions with a
+//! timeout (the thread's next timer deadline), keeps a read armed on the inbox doorbell, and
+//! hands every other completion to Lua as a `Completion` (sockets come here next).
+use crate::inbox::Inbox;
+use crate::status::Result;
+use io_uring::{opcode, squeue, types, IoUring};
+
+/// One completion handed to Lua (`luact_completion_t` in `lua/luact/ffi.lua`).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Completion {
+    pub user_data: u64,
+    pub res: i32,
+    pub flags: u32,
+}
+
+/// `user_data` of the doorbell read; never handed to Lua.
+const DOORBELL: u64 = u64::MAX;
+
+pub struct Ring {
+    ring: IoUring,
+    doorbell_fd: i32,
+    /// The eventfd read lands here; boxed so its address is stable while the kernel owns it.
+    doorbell_buf: Box<u64>,
+    doorbell_armed: bool,
+    /// Entries that did not fit in the submission queue yet.
+    backlog: Vec<squeue::Entry>,
+}
+
+impl Ring {
+    /// Must be called on the thread that will use it (the ring is single-issuer).
+    pub fn new(entries: u32, doorbell_fd: i32) -> Result<Ring> {
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_coop_taskrun()
+            .build(entries)?;
+        let mut r = Ring { ring, doorbell_fd, doorbell_buf: Box::new(0), doorbell_armed: false, backlog: Vec::new() };
+        r.arm_doorbell();
+        Ok(r)
+    }
+
+    fn arm_doorbell(&mut self) {
+        let entry = opcode::Read::new(
+            types::Fd(self.doorbell_fd),
+            &mut *self.doorbell_buf as *mut u64 as *mut u8,
+            8,
+        )
+        .build()
+        .user_data(DOORBELL);
+        self.push(entry);
+        self.doorbell_armed = true;
+    }
+
+    /// Queues a submission entry; buffers it if the queue is full.
+    ///
+    /// The caller keeps every buffer the entry points to alive until its completion arrives.
+    pub fn push(&mut self, entry: squeue::Entry) {
+        // SAFETY: the entries we build point at buffers owned by this Ring or by the caller
+        // until completion (see the doc comment above).
+        if !self.backlog.is_empty() || unsafe { self.ring.submission().push(&entry) }.is_err() {
+            self.backlog.push(entry);
+        }
+    }
+
+    fn flush_backlog(&mut self) {
+        while let Some(entry) = self.backlog.first() {
+            // SAFETY: as in `push`.
+            if unsafe { self.ring.submission().push(entry) }.is_err() {
+                break;
+            }
+            self.backlog.remove(0);
+        }
+    }
+
+    /// Submits what is queued and collects completions into `out`. When `timeout` > 0 and
+    /// nothing is ready (no completion, empty inbox), first spins for up to `spin` seconds, then
+    /// sleeps in the kernel until a completion, the doorbell, or the timeout. Returns how many
+    /// completions were written; the inbox is the caller's to drain.
+    pub fn wait(&mut self, inbox: &Inbox, timeout: f64, spin: f64, out: &mut [Completion]) -> Result<usize> {
+        self.flush_backlog();
+        let mut n = self.collect(out);
+        if n == 0 && timeout > 0.0 && inbox.len() == 0 {
+            if spin > 0.0 {
+                self.ring.submit()?;
+                let until = crate::clock::monotonic() + spin.min(timeout);
+                loop {
+                    n = self.collect(out);
+                    if n > 0 || inbox.len() > 0 || crate::clock::monotonic() >= until {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+            if n == 0 && inbox.prepare_sleep() {
+                let secs = timeout.min(3600.0);
+                let ts = types::Timespec::new()
+                    .sec(secs.trunc() as u64)
+                    .nsec(((secs - secs.trunc()) * 1e9) as u32);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                match self.ring.submitter().submit_with_args(1, &args) {
+                    Ok(_) => {}
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => {}
+                    Err(e) => {
+                        inbox.woke();
+                        return Err(e.into());
+                    }
+                }
+                inbox.woke();
+            }
+        } else {
+            self.ring.submit()?;
+        }
+        if n < out.len() {
+            n += self.collect(&mut out[n..]);
+        }
+        Ok(n)
+    }
+
+    fn collect(&mut self, out: &mut [Completion]) -> usize {
+        let mut n = 0;
+        let mut rearm = false;
+        {
+            let cq = self.ring.completion();
+            for cqe in cq {
+                if cqe.user_data() == DOORBELL {
+                    rearm = true;
+                    continue;
+                }
+                out[n] = Completion { user_data: cqe.user_data(), res: cqe.result(), flags: cqe.flags() };
+                n += 1;
+                if n == out.len() {
+                    break;
+                }
+            }
+        }
+        if rearm {
+            self.doorbell_armed = false;
+            self.arm_doorbell();
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sleeps_until_timeout_when_idle() {
+        let inbox = Inbox::new(4).unwrap();
+        let mut ring = Ring::new(64, inbox.doorbell_fd()).unwrap();
+        let mut out = [Completion::default(); 8];
+        let t0 = crate::clock::monotonic();
+        assert_eq!(ring.wait(&inbox, 0.05, 0.0, &mut out).unwrap(), 0);
+        assert!(crate::clock::monotonic() - t0 >= 0.045);
+    }
+
+    #[test]
+    fn doorbell_wakes_a_sleeping_owner() {
+        let inbox = std::sync::Arc::new(Inbox::new(4).unwrap());
+        let mut ring = Ring::new(64, inbox.doorbell_fd()).unwrap();
+        let sender = inbox.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            sender.push(b"hi");
+        });
+        let mut out = [Completion::default(); 8];
+        let t0 = crate::clock::monotonic();
+        ring.wait(&inbox, 5.0, 0.0, &mut out).unwrap();
+        let waited = crate::clock::monotonic() - t0;
+        t.join().unwrap();
+        assert!(waited < 2.0, "woke by doorbell, not timeout ({waited})");
+        assert_eq!(&*inbox.pop().unwrap(), b"hi");
+    }
+}

@@ -1,0 +1,212 @@
+//! The running runtime of this process: its threads' inboxes, the stop flag and the values
+//! `luact.stop` hands back to `luact.start`, the first error any thread reported, and the join of
+//! the worker threads. One runtime at a time; `start` may run again after it has finished.
+use crate::inbox::Inbox;
+use crate::ring::Ring;
+use crate::status::{Error, Result, Status};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+/// Options fixed at start (from `luact.start(opts)`).
+#[derive(Clone, Copy)]
+pub struct Options {
+    pub n_core: usize,
+    pub inbox_capacity: usize,
+    /// How long a thread spins for work before it sleeps in the kernel (seconds).
+    pub spin: f64,
+    pub ring_entries: u32,
+}
+
+pub struct Runtime {
+    pub options: Options,
+    /// Inbox of thread `tid` at index `tid - 1`.
+    pub inboxes: Vec<Arc<Inbox>>,
+    /// What every worker VM receives: the encoded `main` and options (opaque to Rust).
+    pub start_payload: Vec<u8>,
+    stopping: AtomicBool,
+    result: Mutex<Option<Vec<u8>>>,
+    error: Mutex<Option<Vec<u8>>>,
+    finished: Mutex<usize>,
+    finished_cv: Condvar,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+    attached: AtomicUsize,
+}
+
+static CURRENT: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave its data half-written (all are
+    // plain replacements), so a poisoned lock is safe to keep using.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn current() -> Option<Arc<Runtime>> {
+    lock(&CURRENT).clone()
+}
+
+/// Creates the runtime and starts threads 2..=n_core (thread 1 is the caller).
+pub fn start(options: Options, start_payload: Vec<u8>) -> Result<()> {
+    if options.n_core == 0 || options.n_core > 1024 {
+        return Err(Error::new(Status::BadArgument, "n_core must be between 1 and 1024"));
+    }
+    let mut current = lock(&CURRENT);
+    if current.is_some() {
+        return Err(Error::new(Status::AlreadyRunning, "luact is already running"));
+    }
+    let inboxes = (0..options.n_core)
+        .map(|_| Inbox::new(options.inbox_capacity).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+    let rt = Arc::new(Runtime {
+        options,
+        inboxes,
+        start_payload,
+        stopping: AtomicBool::new(false),
+        result: Mutex::new(None),
+        error: Mutex::new(None),
+        finished: Mutex::new(0),
+        finished_cv: Condvar::new(),
+        handles: Mutex::new(Vec::new()),
+        attached: AtomicUsize::new(0),
+    });
+    let mut handles = Vec::new();
+    for tid in 2..=options.n_core {
+        let worker_rt = rt.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("luact-{tid}"))
+            .spawn(move || crate::worker::run(worker_rt, tid));
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                rt.fail(format!("cannot start thread {tid}: {e}").as_bytes());
+                break;
+            }
+        }
+    }
+    *lock(&rt.handles) = handles;
+    *current = Some(rt);
+    Ok(())
+}
+
+impl Runtime {
+    pub fn inbox(&self, tid: usize) -> Option<&Arc<Inbox>> {
+        tid.checked_sub(1).and_then(|i| self.inboxes.get(i))
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Asks every thread to leave its loop; the first caller's payload is what start returns.
+    pub fn stop(&self, payload: &[u8]) {
+        {
+            let mut result = lock(&self.result);
+            if result.is_none() && !self.is_stopping() {
+                *result = Some(payload.to_vec());
+            }
+        }
+        self.stopping.store(true, Ordering::Release);
+        for inbox in &self.inboxes {
+            inbox.ring();
+        }
+    }
+
+    /// Records the first error (a thread's main failed) and stops everything.
+    pub fn fail(&self, msg: &[u8]) {
+        {
+            let mut error = lock(&self.error);
+            if error.is_none() {
+                *error = Some(msg.to_vec());
+            }
+        }
+        self.stop(b"");
+    }
+
+    pub fn result(&self) -> Option<Vec<u8>> {
+        lock(&self.result).clone()
+    }
+
+    pub fn error(&self) -> Option<Vec<u8>> {
+        lock(&self.error).clone()
+    }
+
+    pub fn worker_finished(&self) {
+        *lock(&self.finished) += 1;
+        self.finished_cv.notify_all();
+    }
+
+    /// Waits up to `timeout` seconds for the workers to finish, joins those that did, and
+    /// returns how many are still running (they are left detached: shutdown never hangs).
+    pub fn join(&self, timeout: f64) -> usize {
+        let workers = self.options.n_core - 1;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(timeout.max(0.0));
+        let mut finished = lock(&self.finished);
+        while *finished < workers {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            finished = self
+                .finished_cv
+                .wait_timeout(finished, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(finished);
+        let mut stuck = 0;
+        for h in lock(&self.handles).drain(..) {
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                stuck += 1;
+            }
+        }
+        stuck
+    }
+
+    pub fn attach(self: &Arc<Self>, tid: usize) -> Result<Box<ThreadCtx>> {
+        let inbox = self
+            .inbox(tid)
+            .ok_or_else(|| Error::new(Status::BadArgument, format!("no thread {tid}")))?
+            .clone();
+        let ring = Ring::new(self.options.ring_entries, inbox.doorbell_fd())?;
+        self.attached.fetch_add(1, Ordering::Relaxed);
+        Ok(Box::new(ThreadCtx {
+            tid,
+            runtime: self.clone(),
+            inbox,
+            ring,
+            batch: Vec::new(),
+        }))
+    }
+}
+
+/// Forgets the runtime so `start` can run again (called by thread 1 after the join).
+pub fn finish() {
+    lock(&CURRENT).take();
+}
+
+/// What one thread's loop owns: its ring, its inbox, the batch of drained messages Lua is
+/// reading. Lua holds it as an opaque pointer between `luact_thread_attach` and `_detach`.
+pub struct ThreadCtx {
+    pub tid: usize,
+    pub runtime: Arc<Runtime>,
+    pub inbox: Arc<Inbox>,
+    pub ring: Ring,
+    /// Messages of the last drain; their bytes stay valid until the next drain.
+    pub batch: Vec<Box<[u8]>>,
+}
+
+impl ThreadCtx {
+    /// Moves up to `max` messages out of the inbox into `batch`.
+    pub fn drain(&mut self, max: usize) -> usize {
+        self.batch.clear();
+        while self.batch.len() < max {
+            match self.inbox.pop() {
+                Some(m) => self.batch.push(m),
+                None => break,
+            }
+        }
+        self.batch.len()
+    }
+}
