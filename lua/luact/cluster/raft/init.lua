@@ -1,0 +1,851 @@
+-- luact.cluster.raft: the Raft consensus state machine (one node). Owns roles and terms,
+-- elections with pre-vote, replication and commitment, membership change (one voter at a
+-- time), leader transfer, ReadIndex reads and snapshot bookkeeping. It never reads a clock, a
+-- socket or math.random: time passes through tick(), randomness through opts.random, and the
+-- caller moves messages. Structure follows etcd raft: each role swaps its step/tick functions.
+-- See README.md in this directory for the API and the guarantees.
+
+local Log = require "luact.cluster.raft.log"
+local Progress = require "luact.cluster.raft.progress"
+local message = require "luact.cluster.raft.message"
+local storage_memory = require "luact.cluster.raft.storage_memory"
+
+local min, max, floor = math.min, math.max, math.floor
+local valid_msg, is_id, valid_conf = message.valid, message.is_id, message.valid_conf
+
+local raft = {}
+
+local Node = {}
+Node.__index = Node
+
+local step_follower, step_candidate, step_leader
+local tick_election, tick_heartbeat
+
+---------------------------------------------------------------------------------------------
+-- configuration
+---------------------------------------------------------------------------------------------
+
+local function copy_list(t)
+  local out = {}
+  for i = 1, #t do out[i] = t[i] end
+  return out
+end
+
+-- configuration in force at the end of the log (the latest conf entry, appended or not)
+function Node:recompute_conf()
+  local log = self.log
+  local voters, at = nil, 0
+  for i = log:last_index(), log.offset + 1, -1 do
+    local e = log:entry(i)
+    if e.conf then voters, at = e.conf.voters, i; break end
+  end
+  if not voters then
+    voters = self.snap and self.snap.conf.voters or {}
+    at = self.snap and self.snap.index or 0
+  end
+  self:set_voters(voters)
+  self.conf_index = at
+end
+
+-- configuration as of index i (i >= snapshot index)
+function Node:conf_at(i)
+  local log = self.log
+  for j = min(i, log:last_index()), log.offset + 1, -1 do
+    local e = log:entry(j)
+    if e.conf then return e.conf end
+  end
+  return self.snap and self.snap.conf or { voters = {} }
+end
+
+function Node:set_voters(voters)
+  local set = {}
+  for i = 1, #voters do set[voters[i]] = true end
+  self.voters, self.is_voter = copy_list(voters), set
+  if self.role == "leader" then
+    local prs = {}
+    for i = 1, #voters do
+      local id = voters[i]
+      prs[id] = self.prs[id] or Progress.new(self.log:last_index() + 1)
+    end
+    self.prs = prs
+  end
+end
+
+function Node:quorum() return floor(#self.voters / 2) + 1 end
+
+---------------------------------------------------------------------------------------------
+-- construction
+---------------------------------------------------------------------------------------------
+
+function raft.new(opts)
+  if type(opts) ~= "table" then error("bad 'opts' argument (table expected)", 2) end
+  if not is_id(opts.id) then error("bad 'id' option (number or string expected)", 2) end
+  if type(opts.random) ~= "function" then error("bad 'random' option (function expected)", 2) end
+  local peers = opts.peers or {}
+  if type(peers) ~= "table" then error("bad 'peers' option (list expected)", 2) end
+  for i = 1, #peers do
+    if not is_id(peers[i]) then error("bad 'peers' option (ids expected)", 2) end
+  end
+  local election_ticks = opts.election_ticks or 10
+  local heartbeat_ticks = opts.heartbeat_ticks or 1
+  if election_ticks <= heartbeat_ticks then
+    error("bad 'election_ticks' option (must exceed heartbeat_ticks)", 2)
+  end
+  if opts.snapshot_entries ~= nil and type(opts.snapshot) ~= "function" then
+    error("bad 'snapshot' option (function expected with snapshot_entries)", 2)
+  end
+
+  local storage = opts.storage or storage_memory.new()
+  local n = setmetatable({
+    id = opts.id,
+    random = opts.random,
+    storage = storage,
+    election_ticks = election_ticks,
+    heartbeat_ticks = heartbeat_ticks,
+    max_append = opts.max_append_entries or 64,
+    snapshot_entries = opts.snapshot_entries,
+    snapshot_fn = opts.snapshot,
+    term = 0, vote = nil, lead = nil, role = "follower",
+    commit = 0, applied = 0, handed = 0, stable = 0,
+    msgs = {}, reads = {},
+    prs = {}, votes = {},
+    election_elapsed = 0, heartbeat_elapsed = 0, randomized_timeout = election_ticks,
+    pending_conf_index = 0, conf_index = 0,
+    lead_transferee = nil, transfer_elapsed = 0,
+    read_seq = 0, pending_reads = {},
+    unstable_from = nil, hs_dirty = false, snap_dirty = false, pending_bcast = false,
+    restore_snapshot = nil,
+    dropped_bad = 0,
+  }, Node)
+
+  local st = storage:load()
+  local hs, snap, ents = st.hard_state, st.snapshot, st.entries
+  n.snap = snap
+  n.log = Log.new(snap and snap.index or 0, snap and snap.term or 0)
+  for i = 1, #ents do n.log:append(ents[i]) end
+  n.term, n.vote = hs.term or 0, hs.vote
+  n.stable = n.log:last_index()
+
+  if n.term == 0 and not snap and #ents == 0 and #peers > 0 then
+    -- bootstrap: every initial member writes the same first entry (index 1, term 1)
+    n.log:append({ index = 1, term = 1, conf = { voters = copy_list(peers) } })
+    n.term, n.unstable_from, n.hs_dirty = 1, 1, true
+    hs = { term = 1, commit = 1 }
+  end
+  n.commit = min(max(hs.commit or 0, n.log.offset), n.log:last_index())
+  local applied = opts.applied
+  if applied then
+    if not (message.is_int(applied) and applied <= n.commit) then
+      error("bad 'applied' option (an index at most the stored commit)", 2)
+    end
+    n.applied = max(applied, n.log.offset)
+  else
+    n.applied = n.log.offset
+    if snap then n.restore_snapshot = snap end
+  end
+  n.handed = n.applied
+  n:recompute_conf()
+  n:become_follower(n.term, nil)
+  return n
+end
+
+---------------------------------------------------------------------------------------------
+-- role changes
+---------------------------------------------------------------------------------------------
+
+function Node:reset_randomized_timeout()
+  local e = self.election_ticks
+  self.randomized_timeout = self.random(e, 2 * e - 1)
+end
+
+function Node:reset(term)
+  if term ~= self.term then
+    self.term, self.vote, self.hs_dirty = term, nil, true
+  end
+  self.lead = nil
+  self.election_elapsed, self.heartbeat_elapsed = 0, 0
+  self:reset_randomized_timeout()
+  self.lead_transferee = nil
+  self.votes = {}
+  self.pending_reads = {}
+end
+
+function Node:become_follower(term, lead)
+  self.step_fn, self.tick_fn = step_follower, tick_election
+  self:reset(term)
+  self.lead = lead
+  self.role = "follower"
+end
+
+function Node:become_pre_candidate()
+  self.step_fn, self.tick_fn = step_candidate, tick_election
+  self.votes = {}
+  self.lead = nil
+  self.role = "pre_candidate"
+end
+
+function Node:become_candidate()
+  self.step_fn, self.tick_fn = step_candidate, tick_election
+  self:reset(self.term + 1)
+  self.vote, self.hs_dirty = self.id, true
+  self.role = "candidate"
+end
+
+function Node:become_leader()
+  self.step_fn, self.tick_fn = step_leader, tick_heartbeat
+  self:reset(self.term)
+  self.lead = self.id
+  self.role = "leader"
+  self.prs = {}
+  self:set_voters(self.voters)
+  local last = self.log:last_index()
+  for _, id in ipairs(self.voters) do
+    local pr = self.prs[id]
+    pr.next, pr.match = last + 1, 0
+    pr.recent_active = true
+  end
+  -- no configuration change until everything up to here is committed
+  self.pending_conf_index = last
+  self:append_entry({ index = last + 1, term = self.term })
+end
+
+function Node:promotable()
+  return self.is_voter[self.id] == true
+end
+
+-- kind: "pre" (pre-vote), "elect" (real election), "transfer" (forced by TimeoutNow)
+function Node:campaign(kind)
+  local pre = kind == "pre"
+  local vote_term
+  if pre then
+    self:become_pre_candidate()
+    vote_term = self.term + 1
+  else
+    self:become_candidate()
+    vote_term = self.term
+  end
+  if self:poll(self.id, true) == "won" then
+    if pre then return self:campaign("elect") end
+    self:become_leader()
+    return
+  end
+  local li, lt = self.log:last_index(), self.log:last_term()
+  for _, id in ipairs(self.voters) do
+    if id ~= self.id then
+      self:send({ to = id, type = pre and "prevote" or "vote", term = vote_term,
+                  last_index = li, last_term = lt, force = (kind == "transfer") or nil })
+    end
+  end
+end
+
+function Node:poll(id, granted)
+  if self.votes[id] == nil then self.votes[id] = granted end
+  local yes, no = 0, 0
+  for _, v in ipairs(self.voters) do
+    local g = self.votes[v]
+    if g == true then yes = yes + 1 elseif g == false then no = no + 1 end
+  end
+  local q = self:quorum()
+  if yes >= q then return "won" end
+  if no > #self.voters - q then return "lost" end
+  return "pending"
+end
+
+---------------------------------------------------------------------------------------------
+-- log helpers
+---------------------------------------------------------------------------------------------
+
+function Node:send(m)
+  m.from = self.id
+  if m.term == nil then m.term = self.term end
+  self.msgs[#self.msgs + 1] = m
+end
+
+function Node:mark_unstable(i)
+  if self.unstable_from == nil or i < self.unstable_from then self.unstable_from = i end
+  if self.stable >= i then self.stable = i - 1 end
+end
+
+function Node:append_entry(e)
+  self.log:append(e)
+  self:mark_unstable(e.index)
+  if e.conf then self:recompute_conf() end
+  self.pending_bcast = true
+end
+
+function Node:commit_to(c)
+  if c > self.commit then
+    if c > self.log:last_index() then
+      error(("raft: commit %d beyond last index %d"):format(c, self.log:last_index()))
+    end
+    self.commit, self.hs_dirty = c, true
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- replication (leader side)
+---------------------------------------------------------------------------------------------
+
+function Node:send_snapshot(id, pr)
+  local snap = self.snap
+  if not snap then return end
+  self:send({ to = id, type = "snapshot", snapshot = snap })
+  pr:become_snapshot(snap.index)
+end
+
+function Node:send_append(id, allow_empty)
+  local pr = self.prs[id]
+  if not pr or pr.state == "snapshot" or (pr.state == "probe" and pr.paused) then return end
+  local log = self.log
+  local prev = pr.next - 1
+  local prev_term = log:term(prev)
+  if prev_term == nil then return self:send_snapshot(id, pr) end
+  local last = log:last_index()
+  local hi = min(last, pr.next + self.max_append - 1)
+  local entries = log:slice(pr.next, hi)
+  if #entries == 0 and not allow_empty then return end
+  self:send({ to = id, type = "append", prev_index = prev, prev_term = prev_term,
+              entries = entries, commit = self.commit })
+  if pr.state == "replicate" then
+    if #entries > 0 then pr.next = hi + 1 end
+  else
+    pr.paused = true
+  end
+end
+
+function Node:bcast_append(allow_empty)
+  for _, id in ipairs(self.voters) do
+    if id ~= self.id then self:send_append(id, allow_empty) end
+  end
+end
+
+function Node:bcast_heartbeat()
+  local ctx = #self.pending_reads > 0 and self.read_seq or nil
+  for _, id in ipairs(self.voters) do
+    if id ~= self.id then
+      local pr = self.prs[id]
+      self:send({ to = id, type = "heartbeat", commit = min(pr.match, self.commit), ctx = ctx })
+    end
+  end
+end
+
+-- advance commit to the highest current-term index stored on a quorum of voters
+function Node:maybe_commit()
+  local matches = {}
+  for _, id in ipairs(self.voters) do
+    if id == self.id then matches[#matches + 1] = self.stable
+    else matches[#matches + 1] = self.prs[id].match end
+  end
+  if #matches == 0 then return false end
+  table.sort(matches, function(a, b) return a > b end)
+  local idx = matches[self:quorum()]
+  if idx > self.commit and self.log:term(idx) == self.term then
+    self:commit_to(idx)
+    -- a leader that removed itself steps down once its removal is committed
+    if not self.is_voter[self.id] and self.commit >= self.conf_index then
+      self:become_follower(self.term, nil)
+    end
+    return true
+  end
+  return false
+end
+
+---------------------------------------------------------------------------------------------
+-- step
+---------------------------------------------------------------------------------------------
+
+function Node:step(m)
+  if not valid_msg(m, self.id) then
+    self.dropped_bad = self.dropped_bad + 1
+    return false
+  end
+  local t = m.type
+  if m.term > self.term then
+    if t == "vote" or t == "prevote" then
+      -- the leader lease: a node that heard from a leader within the election timeout
+      -- ignores (pre)votes, so a rejoining node cannot depose a healthy leader
+      if not m.force and self.lead ~= nil and self.election_elapsed < self.election_ticks then
+        return true
+      end
+    end
+    if t == "prevote" or (t == "prevote_resp" and not m.reject) then
+      -- no term change: a pre-vote never disturbs anyone
+    elseif t == "append" or t == "heartbeat" or t == "snapshot" then
+      self:become_follower(m.term, m.from)
+    else
+      self:become_follower(m.term, nil)
+    end
+  elseif m.term < self.term then
+    if t == "append" or t == "heartbeat" then
+      -- tell a stale leader about the newer term
+      self:send({ to = m.from, type = "append_resp", reject = false, index = 0 })
+    elseif t == "prevote" then
+      self:send({ to = m.from, type = "prevote_resp", reject = true })
+    end
+    return true
+  end
+
+  if t == "vote" or t == "prevote" then
+    local can_vote = self.vote == m.from or (self.vote == nil and self.lead == nil) or
+                     (t == "prevote" and m.term > self.term)
+    local resp = t == "vote" and "vote_resp" or "prevote_resp"
+    if can_vote and self.log:is_up_to_date(m.last_index, m.last_term) then
+      self:send({ to = m.from, type = resp, term = m.term, reject = false })
+      if t == "vote" then
+        self.election_elapsed = 0
+        self.vote, self.hs_dirty = m.from, true
+      end
+    else
+      self:send({ to = m.from, type = resp, reject = true })
+    end
+    return true
+  end
+  self.step_fn(self, m)
+  return true
+end
+
+-- follower side of append
+function Node:handle_append(m)
+  local log = self.log
+  if m.prev_index < self.commit then
+    self:send({ to = m.from, type = "append_resp", reject = false, index = self.commit })
+    return
+  end
+  local lt = log:term(m.prev_index)
+  if lt ~= nil and lt == m.prev_term then
+    local ents = m.entries
+    local last_new = m.prev_index + #ents
+    for k = 1, #ents do
+      local e = ents[k]
+      local et = log:term(e.index)
+      if et ~= e.term then
+        local conf_touched = false
+        if et ~= nil then
+          if e.index <= self.commit then
+            error(("raft: entry %d conflicts with committed log"):format(e.index))
+          end
+          for i = e.index, log:last_index() do
+            if log:entry(i).conf then conf_touched = true; break end
+          end
+          log:truncate_after(e.index - 1)
+        end
+        for j = k, #ents do
+          local x = ents[j]
+          log:append(x)
+          if x.conf then conf_touched = true end
+        end
+        self:mark_unstable(e.index)
+        if conf_touched then self:recompute_conf() end
+        break
+      end
+    end
+    self:commit_to(min(m.commit, last_new))
+    self:send({ to = m.from, type = "append_resp", reject = false, index = last_new })
+  else
+    local hint = log:find_conflict_by_term(min(m.prev_index, log:last_index()), m.prev_term)
+    self:send({ to = m.from, type = "append_resp", reject = true, index = m.prev_index,
+                hint_index = hint, hint_term = log:term(hint) })
+  end
+end
+
+function Node:handle_snapshot(m)
+  local s = m.snapshot
+  if s.index <= self.commit then
+    self:send({ to = m.from, type = "append_resp", reject = false, index = self.commit })
+    return
+  end
+  if self.log:term(s.index) == s.term then
+    -- we already have it: just learn that it is committed
+    self:commit_to(s.index)
+  else
+    self.log:restore(s.index, s.term)
+    self.snap, self.snap_dirty, self.snap_reset = s, true, true
+    self.commit, self.hs_dirty = s.index, true
+    self.stable = min(self.stable, s.index)
+    self.unstable_from = nil
+    self.restore_snapshot = s
+    self.handed = s.index
+    self:recompute_conf()
+  end
+  self:send({ to = m.from, type = "append_resp", reject = false, index = s.index })
+end
+
+step_follower = function(self, m)
+  local t = m.type
+  if t == "append" then
+    self.election_elapsed, self.lead = 0, m.from
+    self:handle_append(m)
+  elseif t == "heartbeat" then
+    self.election_elapsed, self.lead = 0, m.from
+    self:commit_to(min(m.commit, self.log:last_index()))
+    self:send({ to = m.from, type = "heartbeat_resp", ctx = m.ctx })
+  elseif t == "snapshot" then
+    self.election_elapsed, self.lead = 0, m.from
+    self:handle_snapshot(m)
+  elseif t == "timeout_now" then
+    if m.from == self.lead and self:promotable() then self:campaign("transfer") end
+  elseif t == "read_index_resp" then
+    self.reads[#self.reads + 1] = { ctx = m.ctx, index = m.index, err = m.err }
+  elseif t == "read_index" then
+    if self.lead ~= nil then
+      -- forwarded to us by mistake: tell the asker who leads
+      self:send({ to = m.from, type = "read_index_resp", ctx = m.ctx, err = "not_leader" })
+    end
+  end
+end
+
+step_candidate = function(self, m)
+  local t = m.type
+  if t == "append" or t == "heartbeat" or t == "snapshot" then
+    self:become_follower(self.term, m.from)
+    return step_follower(self, m)
+  end
+  local want = self.role == "pre_candidate" and "prevote_resp" or "vote_resp"
+  if t == want then
+    local r = self:poll(m.from, not m.reject)
+    if r == "won" then
+      if self.role == "pre_candidate" then
+        self:campaign("elect")
+      else
+        self:become_leader()
+        self:bcast_append(true)
+      end
+    elseif r == "lost" then
+      self:become_follower(self.term, nil)
+    end
+  elseif t == "read_index" then
+    self:send({ to = m.from, type = "read_index_resp", ctx = m.ctx, err = "no_leader" })
+  end
+end
+
+function Node:handle_append_resp(m, pr)
+  local log = self.log
+  if m.reject then
+    if pr.state == "replicate" then
+      if m.index <= pr.match then return end
+    elseif pr.state == "probe" then
+      if m.index ~= pr.next - 1 then return end
+    else
+      return
+    end
+    local probe = m.hint_index
+    if m.hint_term then probe = log:find_conflict_by_term(probe, m.hint_term) end
+    pr.next = max(min(m.index, probe + 1), pr.match + 1)
+    pr.state, pr.paused, pr.pending_snapshot = "probe", false, 0
+    self:send_append(m.from, true)
+    return
+  end
+  if m.index > log:last_index() then return end -- not from this leader's log
+  if pr:maybe_update(m.index) or (pr.match == m.index and pr.state == "probe") then
+    if pr.state == "probe" then
+      pr:become_replicate()
+    elseif pr.state == "snapshot" and pr.match >= pr.pending_snapshot then
+      pr:become_probe()
+      pr:become_replicate()
+    end
+    if self:maybe_commit() then
+      if self.role ~= "leader" then return end
+      self:bcast_append(true)
+    else
+      self:send_append(m.from, false)
+    end
+    if self.lead_transferee == m.from and pr.match == log:last_index() then
+      self:send({ to = m.from, type = "timeout_now" })
+    end
+  end
+end
+
+function Node:handle_read_ack(from, seq)
+  local reads = self.pending_reads
+  for i = 1, #reads do
+    local r = reads[i]
+    if r.seq <= seq and not r.acks[from] and self.is_voter[from] then
+      r.acks[from] = true
+      r.n = r.n + 1
+    end
+  end
+  local q = self:quorum()
+  while #reads > 0 and reads[1].n >= q do
+    local r = table.remove(reads, 1)
+    self:release_read(r)
+  end
+end
+
+function Node:release_read(r)
+  if r.from == self.id then
+    self.reads[#self.reads + 1] = { ctx = r.ctx, index = r.index }
+  else
+    self:send({ to = r.from, type = "read_index_resp", ctx = r.ctx, index = r.index })
+  end
+end
+
+-- a read request (ours or forwarded): returns nil or an error string
+function Node:leader_read(from, ctx)
+  if self.log:term(self.commit) ~= self.term then return "not_ready" end
+  local r = { ctx = ctx, index = self.commit, from = from, acks = {}, n = 0 }
+  if self.is_voter[self.id] then r.acks[self.id], r.n = true, 1 end
+  if r.n >= self:quorum() then
+    self:release_read(r)
+    return nil
+  end
+  self.read_seq = self.read_seq + 1
+  r.seq = self.read_seq
+  self.pending_reads[#self.pending_reads + 1] = r
+  self:bcast_heartbeat()
+  return nil
+end
+
+step_leader = function(self, m)
+  local t = m.type
+  if t == "read_index" then
+    local err = self:leader_read(m.from, m.ctx)
+    if err then self:send({ to = m.from, type = "read_index_resp", ctx = m.ctx, err = err }) end
+    return
+  end
+  local pr = self.prs[m.from]
+  if not pr then return end
+  if t == "append_resp" then
+    pr.recent_active = true
+    self:handle_append_resp(m, pr)
+  elseif t == "heartbeat_resp" then
+    pr.recent_active = true
+    pr.paused = false
+    if pr.state == "snapshot" then pr:become_probe() end
+    if pr.match < self.log:last_index() then self:send_append(m.from, true) end
+    if m.ctx then self:handle_read_ack(m.from, m.ctx) end
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- tick
+---------------------------------------------------------------------------------------------
+
+tick_election = function(self)
+  self.election_elapsed = self.election_elapsed + 1
+  if self:promotable() and self.election_elapsed >= self.randomized_timeout then
+    self.election_elapsed = 0
+    self:campaign("pre")
+  end
+end
+
+tick_heartbeat = function(self)
+  self.heartbeat_elapsed = self.heartbeat_elapsed + 1
+  self.election_elapsed = self.election_elapsed + 1
+  if self.election_elapsed >= self.election_ticks then
+    self.election_elapsed = 0
+    -- check quorum: step down if a quorum has not been heard from for an election timeout
+    local active = 0
+    for _, id in ipairs(self.voters) do
+      if id == self.id or self.prs[id].recent_active then active = active + 1 end
+      if id ~= self.id then self.prs[id].recent_active = false end
+    end
+    if self.is_voter[self.id] and active < self:quorum() then
+      self:become_follower(self.term, nil)
+      return
+    end
+    self.lead_transferee = nil
+  end
+  if self.heartbeat_elapsed >= self.heartbeat_ticks then
+    self.heartbeat_elapsed = 0
+    self:bcast_heartbeat()
+  end
+end
+
+function Node:tick()
+  self.tick_fn(self)
+end
+
+---------------------------------------------------------------------------------------------
+-- the caller's side
+---------------------------------------------------------------------------------------------
+
+-- append data (a string) to the replicated log. Returns its index, or nil and "not_leader" /
+-- "transferring".
+function Node:propose(data)
+  if type(data) ~= "string" then error("bad 'data' argument (string expected)", 2) end
+  if self.role ~= "leader" then return nil, "not_leader" end
+  if self.lead_transferee ~= nil then return nil, "transferring" end
+  local idx = self.log:last_index() + 1
+  self:append_entry({ index = idx, term = self.term, data = data })
+  return idx
+end
+
+-- change = { add = id } or { remove = id }: one voter at a time. Returns the entry's index,
+-- or nil and "not_leader" / "transferring" / "conf_pending" / "not_ready" / "already_member" /
+-- "not_member" / "last_voter".
+function Node:propose_conf(change)
+  if type(change) ~= "table" or (not is_id(change.add) and not is_id(change.remove)) then
+    error("bad 'change' argument ({ add = id } or { remove = id } expected)", 2)
+  end
+  if self.role ~= "leader" then return nil, "not_leader" end
+  if self.lead_transferee ~= nil then return nil, "transferring" end
+  if self.pending_conf_index > self.commit then return nil, "conf_pending" end
+  if self.log:term(self.commit) ~= self.term then return nil, "not_ready" end
+  local voters = copy_list(self.voters)
+  if change.add ~= nil then
+    if self.is_voter[change.add] then return nil, "already_member" end
+    voters[#voters + 1] = change.add
+  else
+    if not self.is_voter[change.remove] then return nil, "not_member" end
+    if #voters == 1 then return nil, "last_voter" end
+    for i = 1, #voters do
+      if voters[i] == change.remove then table.remove(voters, i); break end
+    end
+  end
+  local idx = self.log:last_index() + 1
+  self.pending_conf_index = idx
+  self:append_entry({ index = idx, term = self.term, conf = { voters = voters } })
+  return idx
+end
+
+-- hand leadership to voter `to`: it is brought up to date, then told to campaign at once.
+-- Proposals are refused meanwhile; the attempt is abandoned after an election timeout.
+function Node:transfer_leader(to)
+  if self.role ~= "leader" then return nil, "not_leader" end
+  if to == self.id then return true end
+  if not self.is_voter[to] then return nil, "not_member" end
+  self.lead_transferee = to
+  self.election_elapsed = 0
+  local pr = self.prs[to]
+  if pr.match == self.log:last_index() then
+    self:send({ to = to, type = "timeout_now" })
+  else
+    self:send_append(to, true)
+  end
+  return true
+end
+
+-- a linearizable read (ReadIndex). ctx is any plain value identifying the request; later a
+-- ready() carries reads = { { ctx =, index = } }: serve the read once applied >= index.
+-- Returns true, or nil and "no_leader" / "not_ready".
+function Node:read_index(ctx)
+  if ctx == nil then error("bad 'ctx' argument (plain value expected)", 2) end
+  if self.role == "leader" then
+    local err = self:leader_read(self.id, ctx)
+    if err then return nil, err end
+    return true
+  end
+  if self.lead == nil then return nil, "no_leader" end
+  self:send({ to = self.lead, type = "read_index", ctx = ctx })
+  return true
+end
+
+-- take a snapshot at applied index `index` (default: applied) with the application's data;
+-- log entries up to it are discarded.
+function Node:compact(data, index)
+  index = index or self.applied
+  if type(data) ~= "string" then error("bad 'data' argument (string expected)", 2) end
+  if index > self.applied or index > self.stable then
+    error("bad 'index' argument (must be applied and stable)", 2)
+  end
+  if index <= self.log.offset then return false end
+  local snap = { index = index, term = self.log:term(index), conf = self:conf_at(index),
+                 data = data }
+  self.storage:save_snapshot(snap)
+  self.storage:sync()
+  self.snap = snap
+  self.log:compact(index)
+  return true
+end
+
+function Node:has_ready()
+  return #self.msgs > 0 or #self.reads > 0 or self.unstable_from ~= nil or self.hs_dirty or
+         self.snap_dirty or self.pending_bcast or self.handed < self.commit or
+         self.restore_snapshot ~= nil
+end
+
+-- persist what must be durable (fsync) and return what the caller must do, or nil:
+-- { messages =, committed =, snapshot = nil|{index,term,conf,data}, reads =, status = }
+function Node:ready()
+  if not self:has_ready() then return nil end
+  local storage, log = self.storage, self.log
+  local wrote = false
+  if self.snap_dirty then
+    storage:save_snapshot(self.snap, self.snap_reset)
+    self.snap_dirty, self.snap_reset, wrote = false, false, true
+  end
+  local from = self.unstable_from
+  if from then
+    storage:append(from, log:slice(from, log:last_index()))
+    self.unstable_from, wrote = nil, true
+  end
+  if self.hs_dirty then
+    storage:set_hard_state({ term = self.term, vote = self.vote, commit = self.commit })
+    self.hs_dirty, wrote = false, true
+  end
+  if wrote then storage:sync() end
+  self.stable = log:last_index()
+
+  if self.role == "leader" then
+    local committed = self:maybe_commit()
+    if self.role == "leader" and (committed or self.pending_bcast) then
+      self:bcast_append(committed)
+    end
+    if self.role == "leader" and self.lead_transferee then
+      local pr = self.prs[self.lead_transferee]
+      if pr and pr.match == log:last_index() and committed then
+        self:send({ to = self.lead_transferee, type = "timeout_now" })
+      end
+    end
+  end
+  self.pending_bcast = false
+  if self.hs_dirty then
+    -- commit moved while we were sending: persist it now (nothing sent depends on it)
+    storage:set_hard_state({ term = self.term, vote = self.vote, commit = self.commit })
+    self.hs_dirty = false
+  end
+
+  local rd = { messages = self.msgs }
+  self.msgs = {}
+  if self.restore_snapshot then
+    rd.snapshot = self.restore_snapshot
+    self.restore_snapshot = nil
+  end
+  local hi = min(self.commit, self.stable)
+  if hi > self.handed then
+    rd.committed = log:slice(self.handed + 1, hi)
+    self.handed = hi
+  else
+    rd.committed = {}
+  end
+  if #self.reads > 0 then
+    rd.reads = self.reads
+    self.reads = {}
+  end
+  return rd
+end
+
+-- the caller has applied rd.snapshot and rd.committed
+function Node:advance(rd)
+  if rd.snapshot and rd.snapshot.index > self.applied then self.applied = rd.snapshot.index end
+  local c = rd.committed
+  if c and #c > 0 and c[#c].index > self.applied then self.applied = c[#c].index end
+  local every = self.snapshot_entries
+  if every and self.applied - self.log.offset >= every and self.applied <= self.stable then
+    local data = self.snapshot_fn(self.applied)
+    if type(data) == "string" then self:compact(data, self.applied) end
+  end
+end
+
+function Node:status()
+  local role = self.role
+  return { id = self.id, term = self.term, role = role == "pre_candidate" and "candidate" or role,
+           pre_vote = role == "pre_candidate", leader = self.lead, commit = self.commit,
+           applied = self.applied, last_index = self.log:last_index(),
+           snapshot_index = self.log.offset, voters = copy_list(self.voters),
+           vote = self.vote, dropped_bad = self.dropped_bad,
+           transferring = self.lead_transferee }
+end
+
+-- read access for tests and tools: entry i (nil if compacted or absent) and the bounds
+function Node:entry(i) return self.log:entry(i) end
+function Node:first_index() return self.log:first_index() end
+function Node:last_index() return self.log:last_index() end
+function Node:term_at(i) return self.log:term(i) end
+
+raft.storage_memory = storage_memory
+function raft.storage_file(dir, opts)
+  return require("luact.cluster.raft.storage_file").open(dir, opts)
+end
+
+return raft
