@@ -27,7 +27,7 @@ impl Inbox {
             return Err(Error::new(Status::BadArgument, "inbox capacity must be > 0"));
         }
         // SAFETY: eventfd has no memory preconditions; we check the returned fd.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if fd < 0 {
             return Err(std::io::Error::last_os_error().into());
         }

@@ -22,7 +22,6 @@ pub struct Ring {
     doorbell_fd: i32,
     /// The eventfd read lands here; boxed so its address is stable while the kernel owns it.
     doorbell_buf: Box<u64>,
-    doorbell_armed: bool,
     /// Entries that did not fit in the submission queue yet.
     backlog: Vec<squeue::Entry>,
 }
@@ -34,7 +33,7 @@ impl Ring {
             .setup_single_issuer()
             .setup_coop_taskrun()
             .build(entries)?;
-        let mut r = Ring { ring, doorbell_fd, doorbell_buf: Box::new(0), doorbell_armed: false, backlog: Vec::new() };
+        let mut r = Ring { ring, doorbell_fd, doorbell_buf: Box::new(0), backlog: Vec::new() };
         r.arm_doorbell();
         Ok(r)
     }
@@ -48,7 +47,6 @@ impl Ring {
         .build()
         .user_data(DOORBELL);
         self.push(entry);
-        self.doorbell_armed = true;
     }
 
     /// Queues a submission entry; buffers it if the queue is full.
@@ -78,52 +76,53 @@ impl Ring {
     /// completions were written; the inbox is the caller's to drain.
     pub fn wait(&mut self, inbox: &Inbox, timeout: f64, spin: f64, out: &mut [Completion]) -> Result<usize> {
         self.flush_backlog();
-        let mut n = self.collect(out);
-        if n == 0 && timeout > 0.0 && inbox.len() == 0 {
+        // A doorbell completion counts as work: it means "look again" (a message, or stop).
+        let (mut n, mut rang) = self.collect(out);
+        if n == 0 && !rang && timeout > 0.0 && inbox.len() == 0 {
             if spin > 0.0 {
                 self.ring.submit()?;
                 let until = crate::clock::monotonic() + spin.min(timeout);
                 loop {
-                    n = self.collect(out);
-                    if n > 0 || inbox.len() > 0 || crate::clock::monotonic() >= until {
+                    (n, rang) = self.collect(out);
+                    if n > 0 || rang || inbox.len() > 0 || crate::clock::monotonic() >= until {
                         break;
                     }
                     std::hint::spin_loop();
                 }
             }
-            if n == 0 && inbox.prepare_sleep() {
+            if n == 0 && !rang && inbox.prepare_sleep() {
                 let secs = timeout.min(3600.0);
                 let ts = types::Timespec::new()
                     .sec(secs.trunc() as u64)
                     .nsec(((secs - secs.trunc()) * 1e9) as u32);
                 let args = types::SubmitArgs::new().timespec(&ts);
-                match self.ring.submitter().submit_with_args(1, &args) {
+                let waited = self.ring.submitter().submit_with_args(1, &args);
+                inbox.woke();
+                match waited {
                     Ok(_) => {}
                     Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => {}
-                    Err(e) => {
-                        inbox.woke();
-                        return Err(e.into());
-                    }
+                    Err(e) => return Err(e.into()),
                 }
-                inbox.woke();
             }
         } else {
             self.ring.submit()?;
         }
         if n < out.len() {
-            n += self.collect(&mut out[n..]);
+            n += self.collect(&mut out[n..]).0;
         }
         Ok(n)
     }
 
-    fn collect(&mut self, out: &mut [Completion]) -> usize {
+    /// Moves completions into `out`; returns how many, and whether the doorbell rang (its read
+    /// is re-armed then).
+    fn collect(&mut self, out: &mut [Completion]) -> (usize, bool) {
         let mut n = 0;
-        let mut rearm = false;
+        let mut rang = false;
         {
             let cq = self.ring.completion();
             for cqe in cq {
                 if cqe.user_data() == DOORBELL {
-                    rearm = true;
+                    rang = true;
                     continue;
                 }
                 out[n] = Completion { user_data: cqe.user_data(), res: cqe.result(), flags: cqe.flags() };
@@ -133,11 +132,10 @@ impl Ring {
                 }
             }
         }
-        if rearm {
-            self.doorbell_armed = false;
+        if rang {
             self.arm_doorbell();
         }
-        n
+        (n, rang)
     }
 }
 

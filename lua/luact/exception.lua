@@ -58,7 +58,8 @@ local function make(name, level, ...)
 end
 
 function exception.new(name, ...)
-  return make(name, 2, ...)
+  local e = make(name, 2, ...)   -- not a tail call: the traceback starts at our caller
+  return e
 end
 
 function exception.raise(name, ...)

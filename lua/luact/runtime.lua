@@ -21,7 +21,7 @@ local runtime = {
 
 local DEFAULTS = { n_core = 1, inbox_size = 16384, spin = 50e-6, join_timeout = 5 }
 local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number", join_timeout = "number",
-                       log_level = "string" }
+                       log_level = "string", timeout = "number" }
 
 local running = false   -- this VM is inside start (or is a worker)
 
@@ -83,6 +83,14 @@ local function run_thread(tid, main)
   runtime.thread_id = tid
   local t = tentacle(main)
   t.name = "main"
+  t.watched = true     -- its failure is reported below, not as an unobserved tentacle
+  local limit = runtime.opts.timeout
+  if tid == 1 and limit then
+    tentacle(function()
+      clock.sleep(limit)
+      fail(("luact.start: timed out after %gs (the 'timeout' option); stopping"):format(limit))
+    end)
+  end
   tentacle(function()
     local _, _, ok, err = event.wait(nil, t)
     if not ok then fail(("thread %d: main failed: %s"):format(tid, tostring(err))) end

@@ -19,7 +19,7 @@ local tentacle = {}
 -- Called by the scheduler with the outcome of a tentacle's body.
 local function finished(t, ok, ...)
   t.status = "dead"
-  if not ok and not t.waiters then
+  if not ok and not t.waiters and not t.watched then
     local err = ...
     local log = package.loaded["luact.logger"]
     local msg = "tentacle failed and nobody waited for it: " .. tostring(err)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything luact needs on Debian 12 (system packages, then the luact rock built from
+# this checkout). Run as root, or as a user with sudo.
+set -euo pipefail
+cd "$(dirname "$0")"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# luajit + headers, luarocks and busted for the Lua side; gcc for the Rust build's linker;
+# erlang-nox for the side-by-side benchmarks; python3 for the benchmark report and the
+# other-language client; iproute2/util-linux for the network-namespace tests.
+$SUDO apt-get install -y -qq luajit libluajit-5.1-dev luarocks lua-busted gcc \
+  erlang-nox python3 iproute2 util-linux curl >/dev/null
+
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] || curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+$SUDO env "PATH=$PATH" luarocks make rockspec/luact-scm-1.rockspec >/dev/null
+echo "luact installed: $(luajit -e 'print(require("luact").version)')"

@@ -1,0 +1,16 @@
+-- Installs luact with `luarocks make rockspec/luact-scm-1.rockspec` from a checkout: no network
+-- (the Rust crates come from cargo's registry; the Lua layer is embedded in the library).
+rockspec_format = "3.0"
+package = "luact"
+version = "scm-1"
+source = { url = "git+file:///dev/null" }
+description = {
+  summary = "An actor framework for LuaJIT: N threads, each a LuaJIT VM on an io_uring loop",
+  license = "Apache-2.0",
+}
+dependencies = { "lua ~> 5.1" }
+build = {
+  type = "command",
+  build_command = "cargo build --release && cp target/release/libluact.so luact.so",
+  install = { lib = { ["luact"] = "luact.so" } },
+}

@@ -1,0 +1,62 @@
+local helpers = require "helpers.runtime"
+local logger = require "luact.logger"
+
+local function read(path)
+  local f = assert(io.open(path))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+describe("luact.logger", function()
+  local path
+  before_each(function()
+    path = os.tmpname()
+    assert(logger.redirect(path))
+    logger.level("debug")
+  end)
+  after_each(function()
+    logger.redirect()
+    logger.level("info")
+    os.remove(path)
+  end)
+
+  it("writes levelled lines without colours to a file", function()
+    logger.info("hello", 42, nil)
+    logger.error("bad thing")
+    local text = read(path)
+    assert.truthy(text:find("INFO   %[t%-%] hello 42 nil\n"))
+    assert.truthy(text:find("ERROR  %[t%-%] bad thing\n"))
+    assert.falsy(text:find("\27", 1, true))
+  end)
+
+  it("drops lines below the level", function()
+    logger.level("warn")
+    assert.equal("warn", logger.level())
+    logger.info("hidden")
+    logger.warn("shown")
+    local text = read(path)
+    assert.falsy(text:find("hidden", 1, true))
+    assert.truthy(text:find("shown", 1, true))
+    assert.has_error(function() logger.level("loud") end,
+      "bad 'level' argument to logger.level (one of debug, info, notice, warn, error, fatal expected, got loud)")
+  end)
+
+  it("never interleaves lines from four threads and tags each with its thread", function()
+    helpers.start({ n_core = 4 }, function()
+      local luact = require "luact"
+      for i = 1, 500 do luact.logger.info(("line %d %s"):format(i, ("x"):rep(300))) end
+      if luact.thread_id == 1 then luact.clock.sleep(0.05); luact.stop() end
+    end)
+    local per_thread, n = {}, 0
+    for line in read(path):gmatch("[^\n]+") do
+      local tid, i, xs = line:match("INFO   %[t(%d)%] line (%d+) (x+)$")
+      assert.truthy(tid, line)
+      assert.equal(300, #xs)
+      per_thread[tid] = (per_thread[tid] or 0) + 1
+      n = n + 1
+    end
+    assert.equal(2000, n)
+    assert.same({ ["1"] = 500, ["2"] = 500, ["3"] = 500, ["4"] = 500 }, per_thread)
+  end)
+end)
