@@ -8,7 +8,9 @@
 --
 --   local simnet = require "helpers.simnet"
 --   local net = simnet.new({ seed = 7, drop = 0.05, delay = { 0, 2 }, duplicate = 0.01,
---                            reorder = true, on_ready = function(id, rd, net) end })
+--                            reorder = true, on_ready = function(id, rd, net) end,
+--                            on_deliver = function(from, to, msg, net) end,  -- before step
+--                            on_step = function(to, msg, net) end })          -- after step
 --   net:add(1, node)                  -- ids may be numbers or strings; order of add is kept
 --   local rnd = net:random_for(1)     -- function(lo, hi), seeded from (seed, id, generation)
 --   net:run(100, function(net, info) ... end)
@@ -171,6 +173,7 @@ function simnet.new(opts)
     max_rounds = opts.max_rounds or 1000,
     on_ready = opts.on_ready,
     on_deliver = opts.on_deliver,
+    on_step = opts.on_step,
     ids = {},        -- insertion order
     nodes = {},      -- id -> node
     alive = {},      -- id -> bool
@@ -385,6 +388,7 @@ function Net:deliver(info)
     else
       if self.on_deliver then self.on_deliver(m.from, m.to, m.msg, self) end
       self.nodes[m.to]:step(m.msg)
+      if self.on_step then self.on_step(m.to, m.msg, self) end
       st.delivered = st.delivered + 1
       n = n + 1
     end
