@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""bench/report.py: the report of bench/run. Reads the JSON lines of bench/out/results.jsonl
+(one per case, implementation and run), takes the median of every figure over the runs, and
+prints the luact/peer ratio of every case against its target. Python 3 stdlib only.
+
+Usage: python3 bench/report.py [results.jsonl [meta.json]]
+"""
+import json
+import os
+import statistics
+import sys
+
+# ----------------------------------------------------------------------------------------------
+# The targets of issue 5: what each luact case is compared with, and the ratio it must reach.
+#   (luact case, field, peer (case, impl, field) or None for an absolute bound, op, bound)
+# op ">=" / "<=": ratio luact/peer (or, with no peer, the luact value itself) against the bound.
+# op None: shown for information, no target.
+TARGETS = [
+    ("call_same_thread",     "rate",            ("pingpong", "erlang", "rate"),         ">=", 1.0),
+    ("call_same_thread",     "rate",            ("gen_server_call", "erlang", "rate"),  ">=", 3.0),
+    ("call_cross_thread_1",  "rate",            ("channel_pingpong", "floor", "rate"),  ">=", 0.3),
+    ("call_cross_thread_1",  "rate",            ("channel_pingpong_spin", "floor", "rate"), None, None),
+    ("call_cross_thread_64", "rate",            ("pingpong", "erlang", "rate"),         ">=", 1.0),
+    ("notify_same_thread",   "rate",            ("send_oneway", "erlang", "rate"),      ">=", 1.0),
+    ("notify_cross_thread",  "rate",            ("send_oneway", "erlang", "rate"),      ">=", 0.5),
+    ("spawn",                "rate",            ("spawn", "erlang", "rate"),            ">=", 2.0),
+    # luact's bytes_per_actor is measured beyond the actor's body table; bound 1 KiB.
+    ("spawn",                "bytes_per_actor", None,                                   "<=", 1024),
+    ("spawn",                "bytes_per_actor", ("spawn", "erlang", "bytes_per_actor"), None, None),
+    ("ring",                 "rate",            ("ring", "erlang", "rate"),             None, None),
+    ("node_call_1",          "rate",            ("tcp_pingpong_1", "floor", "rate"),    ">=", 0.9),
+    ("node_call_1",          "rate",            ("dist_pingpong_1", "erlang", "rate"),  None, None),
+    ("node_call_1",          "p50_us",          ("dist_pingpong_1", "erlang", "p50_us"), None, None),
+    ("node_call_1",          "p99_us",          ("dist_pingpong_1", "erlang", "p99_us"), None, None),
+    ("node_call_64",         "rate",            ("node_call_1", "luact", "rate"),       ">=", 20.0),
+    ("node_call_64",         "rate",            ("dist_pingpong_64", "erlang", "rate"), None, None),
+    ("idle_cpu",             "cpu_percent",     None,                                   "<", 1.0),
+    ("idle_cpu",             "cpu_percent",     ("idle_cpu", "erlang", "cpu_percent"),  None, None),
+]
+
+# How each field is printed.
+UNITS = {"rate": "/s", "p50_us": "µs", "p99_us": "µs", "bytes_per_actor": "B",
+         "cpu_percent": "%", "process_info_memory": "B"}
+
+
+# Fields of a result line that describe the run rather than measure it.
+NOT_METRICS = ("case", "impl", "n", "seconds", "run", "actors", "connections", "callers")
+
+
+def fmt(value, field):
+    if value is None:
+        return "n/a"
+    unit = UNITS.get(field, "")
+    if field == "rate":
+        for div, suffix in ((1e6, " M"), (1e3, " k")):
+            if value >= div:
+                return f"{value / div:.3g}{suffix}/s"
+        return f"{value:.3g} /s"
+    if field == "cpu_percent":
+        return f"{value:.3f} %"
+    if field == "bytes_per_actor" or field == "process_info_memory":
+        return f"{value:.0f} B"
+    return f"{value:.3g} {unit}".strip()
+
+
+def load(path):
+    """Returns {(case, impl): [record, ...]} in file order; lines that are not JSON are skipped."""
+    runs = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if "case" in rec and "impl" in rec:
+                runs.setdefault((rec["case"], rec["impl"]), []).append(rec)
+    return runs
+
+
+def median(runs, case, impl, field):
+    """The median of `field` over the runs of (case, impl) that have it, and how many there were."""
+    values = [r[field] for r in runs.get((case, impl), [])
+              if isinstance(r.get(field), (int, float)) and "error" not in r]
+    if not values:
+        return None, 0
+    return statistics.median(values), len(values)
+
+
+def status(op, bound, ratio):
+    if op is None:
+        return "info"
+    if ratio is None:
+        return "n/a"
+    ok = {">=": ratio >= bound, "<=": ratio <= bound, "<": ratio < bound, ">": ratio > bound}[op]
+    return "met" if ok else "NOT met"
+
+
+def table(rows, header):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+    print(line(header))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print(line(r))
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "out", "results.jsonl")
+    meta_path = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(path), "meta.json")
+    runs = load(path)
+
+    if os.path.exists(meta_path):
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+        for k in ("date", "nproc", "cpu", "otp", "luajit", "commit", "runs", "load"):
+            if k in meta:
+                print(f"{k + ':':8} {meta[k]}")
+        print()
+
+    rows = []
+    for case, field, peer, op, bound in TARGETS:
+        lv, ln = median(runs, case, "luact", field)
+        if peer is None:
+            peer_name, pv, ratio = "(absolute)", None, lv
+            target = f"{op} {fmt(bound, field)}"
+        else:
+            pcase, pimpl, pfield = peer
+            pv, _ = median(runs, pcase, pimpl, pfield)
+            peer_name = f"{pimpl} {pcase}" + ("" if pfield == field else f".{pfield}")
+            ratio = lv / pv if lv is not None and pv else None
+            target = f"{op} {bound:g}x" if op else "-"
+        shown_ratio = "n/a" if ratio is None else (f"{ratio:.3g}x" if peer else fmt(ratio, field))
+        rows.append([case, field, fmt(lv, field) + (f" ({ln})" if ln else ""), peer_name,
+                     "" if peer is None else fmt(pv, peer[2]), shown_ratio, target,
+                     status(op, bound, ratio)])
+    print("luact against its peers (medians; (k) = number of luact runs)")
+    table(rows, ["case", "metric", "luact", "peer", "peer value", "ratio", "target", "status"])
+
+    # Every figure measured, for the record.
+    print()
+    print("all figures (median over runs, [min .. max])")
+    all_rows = []
+    for (case, impl), recs in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        errors = [r["error"] for r in recs if "error" in r]
+        fields = []
+        for r in recs:
+            for k, v in r.items():
+                if k not in NOT_METRICS and isinstance(v, (int, float)) \
+                        and k not in fields:
+                    fields.append(k)
+        for k in fields:
+            vals = [r[k] for r in recs if isinstance(r.get(k), (int, float)) and "error" not in r]
+            if not vals:
+                continue
+            all_rows.append([impl, case, k, fmt(statistics.median(vals), k),
+                             f"[{fmt(min(vals), k)} .. {fmt(max(vals), k)}]", str(len(vals))])
+        if errors and not fields:
+            all_rows.append([impl, case, "-", "n/a", errors[-1][:60], "0"])
+    table(all_rows, ["impl", "case", "metric", "median", "range", "runs"])
+
+
+if __name__ == "__main__":
+    main()
