@@ -159,7 +159,7 @@ def main():
             all_rows.append([impl, case, k, fmt(statistics.median(vals), k),
                              f"[{fmt(min(vals), k)} .. {fmt(max(vals), k)}]", str(len(vals))])
         if errors and not fields:
-            all_rows.append([impl, case, "-", "n/a", errors[-1][:60], "0"])
+            all_rows.append([impl, case, "-", "n/a", errors[-1][:90], "0"])
     table(all_rows, ["impl", "case", "metric", "median", "range", "runs"])
 
 
