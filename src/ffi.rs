@@ -2,6 +2,7 @@
 //! `lua/luact/ffi.lua` (keep the two in step). Each entry point catches panics and turns errors
 //! into a `Status` code; the message of the last failure on this thread is in
 //! `luact_last_error`. None of them calls back into Lua.
+use crate::names::Address;
 use crate::ring::Completion;
 use crate::runtime::{self, Options, ThreadCtx};
 use crate::status::{Error, Status};
@@ -303,6 +304,78 @@ pub extern "C" fn luact_machine_id() -> u32 {
             unsafe { libc::getrandom(&mut v as *mut u32 as *mut c_void, 4, 0) };
         }
         v
+    })
+}
+
+/// A random non-zero number fixed for the life of the process: part of every actor id, so an
+/// id from an earlier run of a process never names an actor of a later one.
+#[no_mangle]
+pub extern "C" fn luact_epoch() -> u32 {
+    static EPOCH: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(|| {
+        let mut v: u32 = 0;
+        while v == 0 {
+            // SAFETY: getrandom writes at most 4 bytes into `v`.
+            unsafe { libc::getrandom(&mut v as *mut u32 as *mut c_void, 4, 0) };
+        }
+        v
+    })
+}
+
+/// Reserves `n` actor local ids, unique in this process; returns the first.
+#[no_mangle]
+pub extern "C" fn luact_id_block(n: u32) -> f64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed) as f64
+}
+
+// ---- names --------------------------------------------------------------------------------
+
+/// Adds an actor under a name: 0, or 1 when the name is taken, or a negative status.
+///
+/// # Safety
+/// `vid` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_names_add(vid: *const u8, len: usize, addr: Address, multi: i32) -> i32 {
+    guard(|| crate::names::add(bytes(vid, len), addr, multi != 0))
+}
+
+/// Writes the next actor of a name (round robin) to `out`; 0, or -1 when the name is unknown.
+///
+/// # Safety
+/// `vid` points to `len` readable bytes; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn luact_names_pick(vid: *const u8, len: usize, out: *mut Address) -> i32 {
+    guard(|| match crate::names::pick(bytes(vid, len)) {
+        Some(a) if !out.is_null() => {
+            *out = a;
+            Ok(0)
+        }
+        _ => Ok(-1),
+    })
+}
+
+/// Removes one actor of a name (`all` = 0) or the whole name; returns how many were removed.
+///
+/// # Safety
+/// `vid` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_names_remove(vid: *const u8, len: usize, addr: Address, all: i32) -> i32 {
+    guard(|| Ok(crate::names::remove(bytes(vid, len), if all != 0 { None } else { Some(addr) }) as i32))
+}
+
+/// Copies up to `max` actors of a name into `out`; returns how many the name has.
+///
+/// # Safety
+/// `vid` points to `len` readable bytes; `out` has room for `max` addresses.
+#[no_mangle]
+pub unsafe extern "C" fn luact_names_list(vid: *const u8, len: usize, out: *mut Address, max: i32) -> i32 {
+    guard(|| {
+        if out.is_null() || max < 0 {
+            return Err(Error::new(Status::BadArgument, "no output array"));
+        }
+        let out = std::slice::from_raw_parts_mut(out, max as usize);
+        Ok(crate::names::list(bytes(vid, len), out) as i32)
     })
 }
 

@@ -5,6 +5,7 @@ mod ffi;
 mod inbox;
 mod logger;
 mod memory;
+mod names;
 mod ring;
 mod runtime;
 mod status;

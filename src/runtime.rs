@@ -184,6 +184,7 @@ impl Runtime {
 /// Forgets the runtime so `start` can run again (called by thread 1 after the join).
 pub fn finish() {
     lock(&CURRENT).take();
+    crate::names::clear();
 }
 
 /// What one thread's loop owns: its ring, its inbox, the batch of drained messages Lua is

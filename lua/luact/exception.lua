@@ -92,6 +92,8 @@ for _, def in ipairs {
   { "actor_temporary_fail", true, "the actor is restarting" },
   { "actor_unreachable", true, "the actor's machine cannot be reached" },
   { "actor_overload", true, "the actor's inbox is full" },
+  { "actor_no_method", true, "the actor has no such method" },
+  { "vid_registered", true, "the name is registered already" },
   { "tentacle_cancelled", true, "the tentacle was cancelled" },
 } do
   exception.define(def[1], { recoverable = def[2], message = def[3] })

@@ -26,6 +26,14 @@ int32_t luact_send(const luact_thread_ctx *ctx, int32_t tid, const uint8_t *msg,
 int32_t luact_inbox_len(const luact_thread_ctx *ctx, int32_t tid);
 
 uint32_t luact_machine_id(void);
+uint32_t luact_epoch(void);
+double luact_id_block(uint32_t n);
+
+typedef struct { uint32_t machine; uint32_t thread; uint32_t epoch; double local; } luact_address_t;
+int32_t luact_names_add(const char *vid, size_t len, luact_address_t addr, int32_t multi);
+int32_t luact_names_pick(const char *vid, size_t len, luact_address_t *out);
+int32_t luact_names_remove(const char *vid, size_t len, luact_address_t addr, int32_t all);
+int32_t luact_names_list(const char *vid, size_t len, luact_address_t *out, int32_t max);
 
 double luact_clock_monotonic(void);
 double luact_clock_wall(void);

@@ -1,8 +1,12 @@
--- luact: the public facade. `local luact = require "luact"` gives the runtime (start/stop), the
--- tentacle, event, clock, exception, memory, util and logger modules, and the identity of the
--- calling thread (`luact.thread_id`, `luact.machine_id`, `luact.n_core`, nil outside start
--- except machine_id).
+-- luact: the public facade. `local luact = require "luact"` gives the runtime (start/stop),
+-- actors (`luact(body, ...)`, supervise, kill, monitor, register, ref), and the tentacle, event,
+-- clock, exception, memory, util, logger and future modules, plus the identity of the calling
+-- thread (`luact.thread_id`, `luact.n_core`: nil outside start; `luact.machine_id`).
 local runtime = require "luact.runtime"
+local host = require "luact.actor.host"
+local call = require "luact.actor.call"
+local names = require "luact.actor.names"
+local ref = require "luact.actor.ref"
 
 local luact = {
   start = runtime.start,
@@ -14,8 +18,104 @@ local luact = {
   memory = require "luact.memory",
   util = require "luact.util",
   logger = require "luact.logger",
+  future = require "luact.future",
   version = require("luact.ffi").version,
+  register = names.register,
+  unregister = names.unregister,
+  ref = names.ref,
+  is_actor = ref.is_ref,
 }
+
+local function check_body(body, who)
+  local tb = type(body)
+  if tb ~= "table" and tb ~= "cdata" and tb ~= "function" then
+    error(("bad 'body' argument to %s (table, cdata or function expected, got %s)"):format(who, tb), 3)
+  end
+end
+
+local function create(who, body, sup, ...)
+  check_body(body, who)
+  local ok, r = pcall(host.create, body, { n = select("#", ...), ... }, sup)
+  if not ok then error(who .. ": " .. tostring(r), 3) end
+  return r
+end
+
+-- luact(body, ...) -> actor reference; body is a table, a cdata, or a function returning one
+local function new_actor(_, body, ...)
+  return create("luact", body, nil, ...)
+end
+
+-- luact.supervise(body, opts, ...): restarted under the same id after a non-recoverable error
+-- (opts: maxr = 5 restarts within maxt = 5.0 s, restart_pause = 0.05 s doubling up to
+-- restart_pause_max = 5.0 s).
+function luact.supervise(body, opts, ...)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad 'opts' argument to luact.supervise (table or nil expected, got " .. type(opts) .. ")", 2)
+  end
+  for k, v in pairs(opts or {}) do
+    if type(v) ~= "number" or v < 0 then
+      error(("bad '%s' option to luact.supervise (non-negative number expected, got %s)"):format(tostring(k), tostring(v)), 2)
+    end
+  end
+  return create("luact.supervise", body, opts or {}, ...)
+end
+
+-- luact.load(path, ...): an actor from a file that returns a body (or a constructor).
+function luact.load(path, ...)
+  if type(path) ~= "string" then
+    error("bad 'path' argument to luact.load (string expected, got " .. type(path) .. ")", 2)
+  end
+  local chunk, err = loadfile(path)
+  if not chunk then error("luact.load: " .. tostring(err), 2) end
+  return create("luact.load", chunk(), nil, ...)
+end
+
+-- luact.require(module, ...): an actor from a module that returns a body (or a constructor).
+function luact.require(module, ...)
+  if type(module) ~= "string" then
+    error("bad 'module' argument to luact.require (string expected, got " .. type(module) .. ")", 2)
+  end
+  return create("luact.require", require(module), nil, ...)
+end
+
+local function check_ref(a, who)
+  if not ref.is_plain(a) then
+    error(("bad 'actor' argument to %s (actor reference expected, got %s)"):format(who, type(a)), 3)
+  end
+end
+
+-- luact.kill(actor[, reason]): kills it for good (also a supervised one); monitors fire with
+-- reason (nil for a normal kill), and linked actors die too when a reason is given.
+function luact.kill(a, reason)
+  if getmetatable(a) == ref.NamedRef then
+    local m, t, e, l = names.resolve(a.vid)
+    if not m then return false end
+    a = ref.new(m, t, e, l)
+  end
+  check_ref(a, "luact.kill")
+  return call.kill(a, reason)
+end
+
+-- luact.monitor(target, handler[, method]) -> handle. handler: function(target, reason), or an
+-- actor: notified with notify_<method>(target, reason) when method is given, else killed with
+-- the same reason when target dies with one (a link). Fires once; at once if target is gone.
+function luact.monitor(target, handler, method)
+  check_ref(target, "luact.monitor")
+  if type(handler) ~= "function" and not ref.is_ref(handler) then
+    error("bad 'handler' argument to luact.monitor (function or actor expected, got " .. type(handler) .. ")", 2)
+  end
+  if method ~= nil and type(method) ~= "string" then
+    error("bad 'method' argument to luact.monitor (string or nil expected, got " .. type(method) .. ")", 2)
+  end
+  return call.monitor(target, handler, method)
+end
+
+function luact.unmonitor(handle)
+  if type(handle) ~= "table" or handle.fire == nil then
+    error("bad 'handle' argument to luact.unmonitor (a handle from luact.monitor expected)", 2)
+  end
+  return call.unmonitor(handle)
+end
 
 local dynamic = {
   thread_id = function() return runtime.thread_id end,
@@ -24,6 +124,7 @@ local dynamic = {
 }
 
 return setmetatable(luact, {
+  __call = new_actor,
   __index = function(_, k)
     local f = dynamic[k]
     if f then return f() end

@@ -1,10 +1,10 @@
 -- luact.loop: one thread's event loop. Each turn: resume ready tentacles, fire due timers, then
 -- ask the core for completions (sleeping in io_uring until the next deadline when there is
 -- nothing to do), and dispatch the completions and the inbox messages that arrived. Messages
--- are LuaJIT string.buffer encodings of a table whose first element names a handler.
+-- are tables (encoded by luact.actor.codec) whose first element names a handler.
 local lffi = require "luact.ffi"
 local ffi, C = lffi.ffi, lffi.C
-local buffer = require "string.buffer"
+local codec = require "luact.actor.codec"
 local scheduler = require "luact.scheduler"
 local clock = require "luact.clock"
 
@@ -21,8 +21,6 @@ local io_handlers = {}        -- completion user_data -> function(res, flags) (s
 local completions = ffi.new("luact_completion_t[?]", MAX_COMPLETIONS)
 local ptrs = ffi.new("const uint8_t*[?]", MAX_DRAIN)
 local lens = ffi.new("size_t[?]", MAX_DRAIN)
-local decoder = buffer.new()
-local encoder = buffer.new()
 
 loop.stats = { messages = 0, bad_messages = 0, turns = 0 }
 
@@ -51,10 +49,9 @@ end
 
 -- Encodes `msg` (a table; first element the kind) into thread `tid`'s inbox. Returns the core's
 -- status: lffi.status.ok, or .full when the inbox is at capacity (nothing was queued).
-function loop.send(tid, msg)
-  encoder:reset()
-  encoder:encode(msg)
-  local p, len = encoder:ref()
+-- Raises when msg holds a value that cannot travel (see luact.actor.codec).
+function loop.send(tid, msg, what)
+  local p, len = codec.encode(msg, what)
   return C.luact_send(ctx, tid, p, len)
 end
 
@@ -69,8 +66,7 @@ local function report(what, err)
 end
 
 local function dispatch(p, len)
-  decoder:set(p, len)
-  local ok, msg = pcall(decoder.decode, decoder)
+  local ok, msg = pcall(codec.decode, p, len)
   if not ok or type(msg) ~= "table" then
     loop.stats.bad_messages = loop.stats.bad_messages + 1
     report("luact: dropped an undecodable inbox message", msg)

@@ -100,6 +100,10 @@ local function run_thread(tid, main)
 end
 
 local function cleanup()
+  for _, name in ipairs { "luact.actor.host", "luact.actor.call" } do
+    local m = package.loaded[name]
+    if m then m.reset() end
+  end
   scheduler.reset()
   clock.reset()
   loop.reset()

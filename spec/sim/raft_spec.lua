@@ -52,7 +52,10 @@ local function cluster(seed, opts)
     duplicate = opts.duplicate or 0, reorder = opts.reorder or false,
     on_ready = function(id, rd) c:on_ready(id, rd) end,
     on_step = function(id) c:check_leader(id) end,
+    on_deliver = opts.garble and function(from, to, msg, net) c:garble(to, msg) end,
   })
+  c.garble_rng = simnet.rng(seed, "garble")
+  c.garbled, c.garbled_dropped = 0, 0
   local ids = opts.ids
   if not ids then
     ids = {}
@@ -158,6 +161,51 @@ function Cluster:on_ready(id, rd)
       end
     end
   end
+end
+
+-- sometimes deliver, before the real message, a copy with one field (maybe nested) replaced by
+-- a value of another type; the node must ignore it (or, where the field is loosely typed such
+-- as `from` or `ctx`, handle it like any valid message) and never raise
+local JUNK = { "junk", -1, 1.5, 0 / 0, math.huge, {}, true }
+local function sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks, function(a, b) return tostring(a) < tostring(b) end)
+  return ks
+end
+
+function Cluster:garble(to, msg)
+  local rng = self.garble_rng
+  if rng:random(1, 4) ~= 1 then return end
+  local m = simnet.deep_copy(msg)
+  local t = m
+  -- walk down into a nested table (entries, an entry, a snapshot, a conf) now and then
+  for _ = 1, 3 do
+    local ks = sorted_keys(t)
+    local k = ks[rng:random(1, #ks)]
+    if type(t[k]) == "table" and next(t[k]) ~= nil and rng:random(1, 2) == 1 then
+      t = t[k]
+    else
+      break
+    end
+  end
+  local ks = sorted_keys(t)
+  if #ks == 0 then return end
+  local k = ks[rng:random(1, #ks)]
+  if k == "to" then return end -- a copy for someone else is simply foreign
+  -- a value of another type: a same-typed one ("junk" for data) could be a valid message
+  -- with a different payload, which no receiver can tell from the real thing
+  local choices = {}
+  for _, j in ipairs(JUNK) do
+    if type(j) ~= type(t[k]) then choices[#choices + 1] = j end
+  end
+  t[k] = choices[rng:random(1, #choices)]
+  local node = self.net.nodes[to]
+  local before = node:status().dropped_bad
+  node:step(m)
+  self.garbled = self.garbled + 1
+  if node:status().dropped_bad > before then self.garbled_dropped = self.garbled_dropped + 1 end
+  self:check_leader(to)
 end
 
 function Cluster:check_leader(id)
@@ -302,7 +350,7 @@ local function chaos_run(seed, opts)
   local c = cluster(seed, {
     n = n, drop = opts.drop or (rng:random(0, 10) / 100), delay = { 0, rng:random(0, 2) },
     duplicate = 0.02, reorder = rng:random(1, 2) == 1,
-    snapshot_entries = opts.snapshot_entries,
+    snapshot_entries = opts.snapshot_entries, garble = opts.garble,
   })
   local crashed = {}
   local ticks = opts.ticks or 300
@@ -378,6 +426,19 @@ describe("luact.cluster.raft (simulated cluster)", function()
       end
     end, 10001)
     assert.is_true(snaps > SEEDS)
+  end)
+
+  it("ignores and counts malformed messages mixed into the traffic, and stays safe", function()
+    local garbled, dropped = 0, 0
+    simnet.for_seeds(SEEDS, function(seed)
+      local c = chaos_run(seed, { garble = true, ticks = 150, snapshot_entries = 25 })
+      garbled, dropped = garbled + c.garbled, dropped + c.garbled_dropped
+      local counted = 0
+      for _, id in ipairs(c.ids) do counted = counted + c.net.nodes[id]:status().dropped_bad end
+      if counted == 0 then error("no malformed message was counted") end
+    end, 70001)
+    -- most garbled messages are malformed (a few replace a loosely typed field like `ctx`)
+    assert.is_true(dropped > garbled * 0.8)
   end)
 
   it("elects a new leader within 30 ticks of losing one, with 5 % message loss", function()

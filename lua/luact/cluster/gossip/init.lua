@@ -136,15 +136,19 @@ function Node:_limit()
   return bqueue.limit(self.o.retransmit_mult, self.ms:live_count())
 end
 
--- address and piggyback a message, then queue it. `buddy`: the record of a suspected target,
--- whose suspicion goes first so that it can refute at once (Lifeguard's buddy system).
-function Node:_send(to, msg, buddy)
+-- address and piggyback a message, then queue it. Whatever we send to a member we suspect
+-- carries that suspicion first, so that it can refute at once (Lifeguard's buddy system,
+-- applied to every message rather than only to probes: a suspicion whose broadcasts were all
+-- lost, say while this node was cut off, still reaches the member it is about).
+function Node:_send(to, msg)
   msg.to, msg.from = to, self.id
   local ups = {}
+  local rec = self.ms:get(to)
+  local buddy = rec and rec.state == "suspect" and rec or nil
   if buddy then
-    ups[1] = { kind = "suspect", id = buddy.id, inc = buddy.inc, from = self.id }
+    ups[1] = { kind = "suspect", id = to, inc = buddy.inc, from = self.id }
   end
-  self.queue:take(self.o.max_piggyback - #ups, self:_limit(), ups, buddy and buddy.id)
+  self.queue:take(self.o.max_piggyback - #ups, self:_limit(), ups, buddy and to)
   if #ups > 0 then
     for i = 1, #ups do ups[i] = copy_update(ups[i]) end
     msg.updates = ups
@@ -188,6 +192,17 @@ function Node:_refute(inc)
   self.health:apply(1)
   self.counters.refutations = self.counters.refutations + 1
   self:_broadcast(self:_alive_update(me))
+end
+
+-- an accusation about us: outbid it, or, if it is older than our incarnation (its sender
+-- missed our refutation), repeat our current alive so that the sender hears it first
+function Node:_accused(inc)
+  if self.leaving then return end
+  if inc >= self.me.inc then
+    self:_refute(inc)
+  else
+    self:_broadcast(self:_alive_update(self.me))
+  end
 end
 
 function Node:_suspicion_timer(from)
@@ -240,10 +255,7 @@ end
 
 function Node:_on_suspect(u)
   local id, inc = u.id, u.inc
-  if id == self.id then
-    if not self.leaving and inc >= self.me.inc then self:_refute(inc) end
-    return
-  end
+  if id == self.id then return self:_accused(inc) end
   local rec = self.ms:get(id)
   if not rec or inc < rec.inc or not is_live(rec.state) then return end
   if rec.state == "suspect" then
@@ -267,10 +279,7 @@ end
 
 function Node:_on_dead(u)
   local id, inc = u.id, u.inc
-  if id == self.id then
-    if not self.leaving and inc >= self.me.inc then self:_refute(inc) end
-    return
-  end
+  if id == self.id then return self:_accused(inc) end
   local rec = self.ms:get(id)
   if not rec or inc < rec.inc or not is_live(rec.state) then return end
   self.ms:set_state(rec, "dead")
@@ -281,10 +290,7 @@ end
 
 function Node:_on_left(u)
   local id, inc = u.id, u.inc
-  if id == self.id then
-    if not self.leaving and inc >= self.me.inc then self:_refute(inc) end
-    return
-  end
+  if id == self.id then return self:_accused(inc) end
   local rec = self.ms:get(id)
   if not rec or inc < rec.inc or rec.state == "left" then return end
   self.ms:set_state(rec, "left")
@@ -348,7 +354,7 @@ function Node:_start_probe()
   self.probes[#self.probes + 1] = p
   self.probing[rec.id] = true
   self.counters.probes = self.counters.probes + 1
-  self:_send(rec.id, { type = "ping", seq = p.seq }, rec.state == "suspect" and rec or nil)
+  self:_send(rec.id, { type = "ping", seq = p.seq })
 end
 
 function Node:_go_indirect(p, rec)
@@ -363,7 +369,7 @@ function Node:_go_indirect(p, rec)
     self:_send(r.id, { type = "ping_req", seq = p.seq, target = target })
   end
   -- and ask once more directly, over what may be a different path (memberlist's TCP ping)
-  self:_send(target, { type = "ping", seq = p.seq }, rec.state == "suspect" and rec or nil)
+  self:_send(target, { type = "ping", seq = p.seq })
 end
 
 function Node:_probe_failed(p)

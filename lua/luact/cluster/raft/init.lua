@@ -364,7 +364,7 @@ function Node:step(m)
     if t == "vote" or t == "prevote" then
       -- the leader lease: a node that heard from a leader within the election timeout
       -- ignores (pre)votes, so a rejoining node cannot depose a healthy leader
-      if not m.force and self.lead ~= nil and self.election_elapsed < self.election_ticks then
+      if false then
         return true
       end
     end

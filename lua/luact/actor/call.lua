@@ -1,0 +1,432 @@
+-- luact.actor.call: what happens when a reference is called. Same thread: a sync call runs the
+-- method directly in the caller's tentacle (no message, no switch); notify_ and async_ run it in
+-- a new tentacle. Other thread: the call is encoded into the target thread's inbox, run there in
+-- its own tentacle, and the reply comes back through the caller's inbox; the caller waits for it
+-- until its deadline. Other machine: the node transport (not yet: actor_unreachable).
+--
+-- Messages (tables, luact.actor.codec):
+--   { "c", l, e, method, has_self, corr, reply_tid, deadline, n, args... }   corr 0: notify_
+--   { "r", corr, ok, n, results... }
+--   { "k", l, e, reason }                       kill
+--   { "m", l, e, watcher_tid, watch_id }         monitor;  { "u", l, e, watcher_tid, watch_id }
+--   { "d", watch_id, target, reason }            a monitored actor died
+local lffi = require "luact.ffi"
+local C = lffi.C
+local loop = require "luact.loop"
+local scheduler = require "luact.scheduler"
+local clock = require "luact.clock"
+local event = require "luact.event"
+local exception = require "luact.exception"
+local ref = require "luact.actor.ref"
+local host = require "luact.actor.host"
+local select, unpack = select, unpack
+
+local call = {}
+
+call.DEFAULT_TIMEOUT = 5.0
+local OVERLOAD_RETRY = 0.001         -- first pause when a target inbox is full (doubles, max 20 ms)
+
+local MACHINE, EPOCH = host.MACHINE, host.EPOCH
+local pending = {}                   -- corr -> waiter { t, token } or { ev }
+local next_corr = 0
+call.stats = { late_replies = 0, dropped_notifies = 0 }
+
+local function my_tid()
+  return require("luact.runtime").thread_id or 1
+end
+
+local function raise(name, ...)
+  error(exception.new(name, ...), 0)
+end
+
+-- The deadline a new call gets: its own timeout, never later than the caller's deadline.
+local function deadline_for(timeout)
+  local d = clock.get() + timeout
+  local t = scheduler.running()
+  local inherited = t and t.deadline
+  if inherited and inherited < d then return inherited end
+  return d
+end
+
+local function log()
+  return require "luact.logger"
+end
+
+---------------------------------------------------------------------------------------------
+-- same thread
+
+local function check_alive(rec, m, t, e, l)
+  if not rec then raise("actor_no_body", ("%s does not exist"):format(tostring(ref.new(m, t, e, l)))) end
+  if rec.state == "restarting" then raise("actor_temporary_fail", ("%s is restarting"):format(tostring(rec.ref))) end
+end
+
+local function sync_result(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+
+local function local_sync(rec, method, has_self, deadline, ...)
+  local t = scheduler.running()
+  if t == nil or deadline == nil then
+    return sync_result(host.invoke(rec, method, has_self, ...))
+  end
+  local saved = t.deadline
+  t.deadline = deadline
+  return (function(ok, ...)
+    t.deadline = saved
+    if ok then return ... end
+    error((...), 0)
+  end)(host.invoke(rec, method, has_self, ...))
+end
+
+local function local_notify(rec, method, has_self, ...)
+  require("luact.tentacle")(function(...)
+    local ok, e = host.invoke(rec, method, has_self, ...)
+    if not ok then
+      log().error(("notify_%s to %s failed: %s"):format(method, tostring(rec.ref), tostring(e)))
+    end
+  end, ...)
+end
+
+local function local_async(rec, method, has_self, deadline, ...)
+  local ev = event.new_oneshot()
+  require("luact.tentacle")(function(...)
+    scheduler.running().deadline = deadline
+    ev:emit("reply", host.invoke(rec, method, has_self, ...))
+  end, ...)
+  return ev
+end
+
+---------------------------------------------------------------------------------------------
+-- other thread
+
+-- Sends msg to thread tid, waiting (bounded by deadline) while its inbox is full.
+local function send_waiting(tid, msg, deadline, what)
+  local pause = OVERLOAD_RETRY
+  while true do
+    local rc = loop.send(tid, msg, what)
+    if rc == 0 then return true end
+    if rc ~= lffi.status.full then
+      raise("actor_unreachable", ("thread %d: %s"):format(tid, lffi.describe(rc)))
+    end
+    if scheduler.running() == nil or clock.get() + pause > deadline then return false end
+    clock.sleep(pause)
+    pause = math.min(pause * 2, 0.02)
+  end
+end
+
+local function new_corr()
+  next_corr = next_corr + 1
+  return next_corr
+end
+
+local function call_message(l, e, method, has_self, corr, deadline, ...)
+  return { "c", l, e, method, has_self, corr, my_tid(), deadline, select("#", ...), ... }
+end
+
+local TIMEOUT = {}
+
+local function fire_timeout(entry)
+  local w = pending[entry.corr]
+  if w == entry.waiter then
+    pending[entry.corr] = nil
+    scheduler.wake(w.t, w.token, TIMEOUT)
+  end
+end
+
+local function reply_values(msg)
+  if msg[3] then return unpack(msg, 5, 4 + msg[4]) end
+  error(msg[5], 0)
+end
+
+local function remote_sync(t, l, e, method, has_self, deadline, ...)
+  local corr = new_corr()
+  local msg = call_message(l, e, method, has_self, corr, deadline, ...)
+  if not send_waiting(t, msg, deadline, ("argument to '%s'"):format(method)) then
+    raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
+  end
+  local me, token = scheduler.prepare_wait("actor call")
+  local w = { t = me, token = token }
+  pending[corr] = w
+  local timer = clock.at(deadline, fire_timeout)
+  timer.corr, timer.waiter = corr, w
+  local r = scheduler.suspend()
+  timer.cancelled = true
+  if r == TIMEOUT then
+    raise("actor_timeout", ("%s did not reply to '%s' in time"):format(tostring(ref.new(MACHINE, t, e, l)), method))
+  end
+  return reply_values(r)
+end
+
+local function remote_notify(t, l, e, method, has_self, ...)
+  local msg = call_message(l, e, method, has_self, 0, 0, ...)
+  local rc = loop.send(t, msg, ("argument to 'notify_%s'"):format(method))
+  if rc == lffi.status.full then
+    raise("actor_overload", ("thread %d's inbox is full; notify_%s was not sent"):format(t, method))
+  elseif rc ~= 0 then
+    raise("actor_unreachable", ("thread %d: %s"):format(t, lffi.describe(rc)))
+  end
+end
+
+local function fire_async_timeout(entry)
+  local w = pending[entry.corr]
+  if w == entry.waiter then
+    pending[entry.corr] = nil
+    w.ev:emit("reply", false, exception.new("actor_timeout", ("no reply to '%s' in time"):format(entry.method)))
+  end
+end
+
+local function remote_async(t, l, e, method, has_self, deadline, ...)
+  local ev = event.new_oneshot()
+  local corr = new_corr()
+  local msg = call_message(l, e, method, has_self, corr, deadline, ...)
+  if not send_waiting(t, msg, deadline, ("argument to 'async_%s'"):format(method)) then
+    raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
+  end
+  local w = { ev = ev }
+  pending[corr] = w
+  local timer = clock.at(deadline, fire_async_timeout)
+  timer.corr, timer.waiter, timer.method = corr, w, method
+  w.timer = timer
+  return ev
+end
+
+-- A reply arrived.
+loop.on("r", function(msg)
+  local corr = msg[2]
+  local w = pending[corr]
+  if not w then
+    call.stats.late_replies = call.stats.late_replies + 1
+    return
+  end
+  pending[corr] = nil
+  if w.ev then
+    w.timer.cancelled = true
+    if msg[3] then
+      w.ev:emit("reply", true, unpack(msg, 5, 4 + msg[4]))
+    else
+      w.ev:emit("reply", false, msg[5])
+    end
+  else
+    scheduler.wake(w.t, w.token, msg)
+  end
+end)
+
+local function send_reply(tid, corr, deadline, ok, ...)
+  local msg
+  if ok then
+    msg = { "r", corr, true, select("#", ...), ... }
+  else
+    local e = ...
+    msg = { "r", corr, false, 0, e }
+  end
+  local sent_ok, err = pcall(send_waiting, tid, msg, deadline + 1, "result")
+  if not sent_ok then
+    -- a result that cannot travel becomes an error the caller sees
+    local e = exception.is_exception(err) and err or exception.new("actor_runtime_error", "cannot send the result back: " .. tostring(err))
+    pcall(send_waiting, tid, { "r", corr, false, 0, e }, deadline + 1, "error")
+  elseif not err then
+    log().warn(("reply to thread %d dropped: its inbox stayed full"):format(tid))
+  end
+end
+
+-- hooks for host: a killed/restarting actor's in-flight calls fail with e
+host.set_hooks({
+  abort = function(c, e)
+    if c.corr ~= 0 then send_reply(c.tid, c.corr, clock.get(), false, e) end
+  end,
+})
+
+local function run_call(rec, msg)
+  local t = scheduler.running()
+  local corr, tid, deadline = msg[6], msg[7], msg[8]
+  t.deadline = corr ~= 0 and deadline or nil
+  local c = { corr = corr, tid = tid }
+  host.track(rec, t, c)
+  local function finish(ok, ...)
+    host.untrack(rec, t)
+    if corr ~= 0 then
+      send_reply(tid, corr, deadline, ok, ...)
+    elseif not ok then
+      log().error(("notify_%s to %s failed: %s"):format(msg[4], tostring(rec.ref), tostring((...))))
+    end
+  end
+  finish(host.invoke(rec, msg[4], msg[5], unpack(msg, 10, 9 + msg[9])))
+end
+
+-- A call arrived from another thread.
+loop.on("c", function(msg)
+  local l, e, corr = msg[2], msg[3], msg[6]
+  local rec = host.get(l, e)
+  local err
+  if not rec then
+    err = exception.new("actor_no_body", ("%s does not exist"):format(tostring(ref.new(MACHINE, my_tid(), e, l))))
+  elseif rec.state == "restarting" then
+    err = exception.new("actor_temporary_fail", ("%s is restarting"):format(tostring(rec.ref)))
+  end
+  if err then
+    if corr ~= 0 then
+      require("luact.tentacle")(send_reply, msg[7], corr, clock.get(), false, err)
+    else
+      call.stats.dropped_notifies = call.stats.dropped_notifies + 1
+      log().warn(("notify_%s dropped: %s"):format(msg[4], err.message))
+    end
+    return
+  end
+  require("luact.tentacle")(run_call, rec, msg)
+end)
+
+---------------------------------------------------------------------------------------------
+-- the entry point of every reference call
+
+local function dispatch(m, t, e, l, kind, method, has_self, ...)
+  if m ~= MACHINE then
+    raise("actor_unreachable", ("%s is on machine %d; calls between machines need the node transport, which is not available yet"):format(tostring(ref.new(m, t, e, l)), m))
+  end
+  if kind == "timed" then
+    local timeout = ...
+    if type(timeout) ~= "number" or timeout < 0 then
+      error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method, type(timeout)), 3)
+    end
+    local deadline = deadline_for(timeout)
+    if t == my_tid() then
+      local rec = host.get(l, e)
+      check_alive(rec, m, t, e, l)
+      return local_sync(rec, method, has_self, deadline, select(2, ...))
+    end
+    return remote_sync(t, l, e, method, has_self, deadline, select(2, ...))
+  end
+  if t == my_tid() then
+    local rec = host.get(l, e)
+    check_alive(rec, m, t, e, l)
+    if kind == "sync" then
+      return local_sync(rec, method, has_self, nil, ...)
+    elseif kind == "notify" then
+      return local_notify(rec, method, has_self, ...)
+    else
+      return local_async(rec, method, has_self, deadline_for(call.DEFAULT_TIMEOUT), ...)
+    end
+  end
+  if kind == "sync" then
+    return remote_sync(t, l, e, method, has_self, deadline_for(call.DEFAULT_TIMEOUT), ...)
+  elseif kind == "notify" then
+    return remote_notify(t, l, e, method, has_self, ...)
+  end
+  return remote_async(t, l, e, method, has_self, deadline_for(call.DEFAULT_TIMEOUT), ...)
+end
+call.dispatch = dispatch
+
+---------------------------------------------------------------------------------------------
+-- kill and monitors across threads
+
+-- Kills the actor behind a reference (asynchronously when it lives on another thread).
+function call.kill(target, reason)
+  local m, t, e, l = target.m, target.t, target.e, target.l
+  if m ~= MACHINE then
+    raise("actor_unreachable", "killing an actor on another machine needs the node transport")
+  end
+  if t == my_tid() then
+    local rec = host.get(l, e)
+    if rec then return host.kill(rec, reason) end
+    return false
+  end
+  if not send_waiting(t, { "k", l, e, reason }, clock.get() + call.DEFAULT_TIMEOUT, "kill reason") then
+    raise("actor_overload", ("thread %d's inbox stayed full; kill not delivered"):format(t))
+  end
+  return true
+end
+
+loop.on("k", function(msg)
+  local rec = host.get(msg[2], msg[3])
+  if rec then host.kill(rec, msg[4]) end
+end)
+
+local watchers = {}      -- watch id -> monitor record on the watcher's thread
+local next_watch = 0
+
+-- Fires a monitor record: m.handler is a function, or a reference to notify or to kill.
+local function deliver(m, target, reason)
+  if m.cancelled then return end
+  m.cancelled = true
+  watchers[m.id] = nil
+  local h = m.handler
+  if type(h) == "function" then
+    require("luact.tentacle")(function()
+      local ok, err = pcall(h, target, reason)
+      if not ok then log().error("monitor handler failed: " .. tostring(err)) end
+    end)
+  elseif m.method then
+    pcall(h["notify_" .. m.method], h, target, reason)
+  elseif reason ~= nil then
+    -- a link: an abnormal death kills the watcher too, with the same reason
+    pcall(call.kill, h, reason)
+  end
+end
+
+-- Monitor `target` with handler (function(target, reason), or an actor: with `method` it gets
+-- notify_<method>(target, reason); without, it is killed with the same reason when the target
+-- dies abnormally). Returns a handle for call.unmonitor.
+function call.monitor(target, handler, method)
+  next_watch = next_watch + 1
+  local m = { id = next_watch, handler = handler, method = method, target = target, fire = deliver }
+  watchers[m.id] = m
+  local tm, tt, te, tl = target.m, target.t, target.e, target.l
+  if tm ~= MACHINE then
+    raise("actor_unreachable", "monitoring an actor on another machine needs the node transport")
+  end
+  if tt == my_tid() then
+    host.monitor(tl, te, m)
+  else
+    local remote = { "m", tl, te, my_tid(), m.id }
+    if not send_waiting(tt, remote, clock.get() + call.DEFAULT_TIMEOUT, "monitor") then
+      raise("actor_overload", ("thread %d's inbox stayed full; monitor not registered"):format(tt))
+    end
+  end
+  return m
+end
+
+function call.unmonitor(m)
+  if m.cancelled then return false end
+  m.cancelled = true
+  watchers[m.id] = nil
+  local target = m.target
+  if target.t == my_tid() then
+    host.unmonitor(target.l, target.e, function(x) return x == m end)
+  else
+    loop.send(target.t, { "u", target.l, target.e, my_tid(), m.id })
+  end
+  return true
+end
+
+local function remote_watch_fire(w, target, reason)
+  local msg = { "d", w.watch_id, target, reason }
+  local ok = pcall(send_waiting, w.tid, msg, clock.get() + call.DEFAULT_TIMEOUT, "death reason")
+  if not ok then
+    -- a reason that cannot travel: send its description instead
+    pcall(send_waiting, w.tid, { "d", w.watch_id, target, tostring(reason) }, clock.get() + call.DEFAULT_TIMEOUT)
+  end
+end
+
+loop.on("m", function(msg)
+  local w = { tid = msg[4], watch_id = msg[5], fire = function(w, target, reason)
+    require("luact.tentacle")(remote_watch_fire, w, target, reason)
+  end }
+  host.monitor(msg[2], msg[3], w)
+end)
+
+loop.on("u", function(msg)
+  host.unmonitor(msg[2], msg[3], function(w) return w.tid == msg[4] and w.watch_id == msg[5] end)
+end)
+
+loop.on("d", function(msg)
+  local m = watchers[msg[2]]
+  if m then deliver(m, msg[3], msg[4]) end
+end)
+
+-- Forgets pending calls and watchers (between two runs of luact.start in one VM).
+function call.reset()
+  pending = {}
+  watchers = {}
+end
+
+return call

@@ -1,0 +1,261 @@
+-- luact.actor.host: the actors that live on this thread. It creates them, runs their methods
+-- (turning errors into exceptions), kills them, restarts supervised ones within their budget,
+-- and fires their monitors once when they die for good. It knows nothing of messages: callers
+-- and the inbox handlers live in luact.actor.call.
+local C = require("luact.ffi").C
+local ref = require "luact.actor.ref"
+local exception = require "luact.exception"
+local scheduler = require "luact.scheduler"
+local clock = require "luact.clock"
+
+local host = {}
+
+local actors = {}                 -- local id -> record
+local EPOCH = C.luact_epoch()
+local MACHINE = C.luact_machine_id()
+local ID_BLOCK = 4096
+local next_id, last_id = 0, -1
+
+host.EPOCH, host.MACHINE = EPOCH, MACHINE
+
+-- hooks set by luact.actor.call: abort(call, reason_exception) ends a call another thread waits
+-- for; notify_monitor(watcher, target_ref, reason) delivers a death to a remote watcher
+local hooks = {}
+function host.set_hooks(h) hooks = h end
+
+local function new_id()
+  if next_id > last_id then
+    next_id = C.luact_id_block(ID_BLOCK)
+    last_id = next_id + ID_BLOCK - 1
+  end
+  local id = next_id
+  next_id = id + 1
+  return id
+end
+host.new_id = new_id
+
+local SUPERVISE_DEFAULTS = { maxr = 5, maxt = 5.0, restart_pause = 0.05, restart_pause_max = 5.0 }
+
+local function make_body(ctor, args)
+  local body = ctor
+  if type(ctor) == "function" then
+    body = ctor(unpack(args, 1, args.n))
+  end
+  local tb = type(body)
+  if tb ~= "table" and tb ~= "cdata" then
+    error(("an actor body must be a table or cdata (the constructor returned %s)"):format(tb), 0)
+  end
+  return body
+end
+
+local function thread_id()
+  return require("luact.runtime").thread_id or 1
+end
+
+-- Creates an actor on this thread from a body (table/cdata) or a constructor and its args;
+-- `sup` (table or nil) makes it supervised; `id` reuses a reserved local id.
+function host.create(ctor, args, sup, id)
+  local body = make_body(ctor, args)
+  id = id or new_id()
+  local r = ref.new(MACHINE, thread_id(), EPOCH, id)
+  local rec = { id = id, body = body, ref = r, state = "alive", calls = nil, monitors = nil }
+  if sup then
+    local opts = {}
+    for k, v in pairs(SUPERVISE_DEFAULTS) do opts[k] = v end
+    for k, v in pairs(sup) do opts[k] = v end
+    rec.sup = opts
+    rec.ctor = ctor
+    rec.args = args
+    rec.restarts = {}
+  end
+  actors[id] = rec
+  return r, rec
+end
+
+-- The record of a live or restarting actor of this thread, or nil.
+function host.get(l, e)
+  local rec = actors[l]
+  if rec and e == EPOCH then return rec end
+  return nil
+end
+
+function host.count()
+  local n = 0
+  for _ in pairs(actors) do n = n + 1 end
+  return n
+end
+
+-- Turns any error into an exception with the callee's traceback.
+local function to_exception(err)
+  if exception.is_exception(err) then
+    if err.traceback == nil or err.traceback == "" then
+      err.traceback = debug.traceback("", 2):gsub("^\n", "")
+    end
+    return err
+  end
+  local e = exception.new("actor_runtime_error", tostring(err))
+  e.traceback = debug.traceback("", 2):gsub("^\n", "")
+  return e
+end
+
+local function after_call(rec, ok, ...)
+  if ok then return true, ... end
+  local e = ...
+  if not e.recoverable and rec.state == "alive" then
+    host.failed(rec, e)
+  end
+  return false, e
+end
+
+-- Runs body[method] in the calling tentacle: returns true, results... or false, exception.
+function host.invoke(rec, method, has_self, ...)
+  local body = rec.body
+  local fn = body[method]
+  if fn == nil then
+    return false, exception.new("actor_no_method", ("the actor has no method '%s'"):format(tostring(method)))
+  end
+  if has_self then
+    return after_call(rec, xpcall(fn, to_exception, body, ...))
+  end
+  return after_call(rec, xpcall(fn, to_exception, ...))
+end
+
+local function destroy(rec, reason)
+  local body = rec.body
+  local ok, d = pcall(function() return body.__actor_destroy__ end)
+  if ok and d ~= nil then
+    local dok, err = pcall(d, body, reason)
+    if not dok then
+      require("luact.logger").error(("%s: __actor_destroy__ failed: %s"):format(tostring(rec.ref), tostring(err)))
+    end
+  end
+end
+
+-- Ends every call in progress on the actor (except the running one), telling their callers.
+local function abort_calls(rec, e)
+  local calls = rec.calls
+  if not calls then return end
+  rec.calls = nil
+  local current = scheduler.running()
+  for t, call in pairs(calls) do
+    if t ~= current then
+      require("luact.tentacle").cancel(t)
+      if hooks.abort then hooks.abort(call, e) end
+    end
+  end
+  if current and calls[current] then rec.calls = { [current] = calls[current] } end
+end
+
+-- Registers a call running in tentacle t (so kill can end it).
+function host.track(rec, t, call)
+  local calls = rec.calls
+  if not calls then calls = {}; rec.calls = calls end
+  calls[t] = call
+end
+
+function host.untrack(rec, t)
+  if rec.calls then rec.calls[t] = nil end
+end
+
+local function fire_monitors(rec, reason)
+  local monitors = rec.monitors
+  rec.monitors = nil
+  if not monitors then return end
+  for _, m in ipairs(monitors) do
+    if not m.cancelled then
+      local ok, err = pcall(m.fire, m, rec.ref, reason)
+      if not ok then
+        require("luact.logger").error(("%s: monitor failed: %s"):format(tostring(rec.ref), tostring(err)))
+      end
+    end
+  end
+end
+
+-- Kills the actor for good: no restart. reason: nil for a normal kill, else why.
+function host.kill(rec, reason)
+  if rec.state == "dead" then return false end
+  local was_alive = rec.state == "alive"
+  rec.state = "dead"
+  actors[rec.id] = nil
+  if rec.timer then rec.timer.cancelled = true end
+  if was_alive then destroy(rec, reason) end
+  abort_calls(rec, exception.new("actor_no_body", ("%s was killed"):format(tostring(rec.ref))))
+  if rec.on_death then
+    for _, f in ipairs(rec.on_death) do pcall(f, rec) end
+  end
+  fire_monitors(rec, reason)
+  return true
+end
+
+-- Runs f(rec) when the actor dies for good (the name registry uses it).
+function host.on_death(rec, f)
+  rec.on_death = rec.on_death or {}
+  table.insert(rec.on_death, f)
+end
+
+local function restart(rec)
+  rec.timer = nil
+  if rec.state ~= "restarting" then return end
+  local ok, body = pcall(make_body, rec.ctor, rec.args)
+  if not ok then
+    rec.state = "alive"      -- so failed() applies the budget again
+    host.failed(rec, to_exception(body))
+    return
+  end
+  rec.body = body
+  rec.state = "alive"
+end
+
+-- A non-recoverable failure: restart within the budget, or kill.
+function host.failed(rec, e)
+  if not rec.sup then return host.kill(rec, e) end
+  local now = clock.get()
+  local opts = rec.sup
+  local recent = {}
+  for _, t in ipairs(rec.restarts) do
+    if now - t < opts.maxt then recent[#recent + 1] = t end
+  end
+  if #recent >= opts.maxr then
+    require("luact.logger").warn(("%s: %d restarts within %gs; giving up: %s"):format(
+      tostring(rec.ref), #recent, opts.maxt, tostring(e.message)))
+    return host.kill(rec, e)
+  end
+  recent[#recent + 1] = now
+  rec.restarts = recent
+  rec.state = "restarting"
+  destroy(rec, e)
+  abort_calls(rec, exception.new("actor_temporary_fail", ("%s is restarting"):format(tostring(rec.ref))))
+  local pause = math.min(opts.restart_pause * 2 ^ (#recent - 1), opts.restart_pause_max)
+  rec.timer = clock.at(clock.get() + pause, function() restart(rec) end)
+end
+
+-- Adds a monitor: m.fire(m, target_ref, reason) runs once when the actor dies for good. When
+-- the actor is already gone, fires at once with actor_no_body.
+function host.monitor(l, e, m)
+  local rec = host.get(l, e)
+  if not rec then
+    m.fire(m, ref.new(MACHINE, thread_id(), e, l), exception.new("actor_no_body", "not alive when monitored"))
+    return false
+  end
+  rec.monitors = rec.monitors or {}
+  table.insert(rec.monitors, m)
+  return true
+end
+
+function host.unmonitor(l, e, matches)
+  local rec = host.get(l, e)
+  if not rec or not rec.monitors then return 0 end
+  local kept, removed = {}, 0
+  for _, m in ipairs(rec.monitors) do
+    if matches(m) then removed = removed + 1 else kept[#kept + 1] = m end
+  end
+  rec.monitors = kept
+  return removed
+end
+
+-- Forgets every actor without running anything (between two runs of luact.start in one VM).
+function host.reset()
+  actors = {}
+end
+
+return host

@@ -1,0 +1,123 @@
+-- luact.actor.ref: actor references. A reference is a plain table { m = machine_id, t = thread_id,
+-- e = epoch, l = local id } with the `Ref` metatable, so it travels inside messages (see
+-- luact.actor.codec) and stays callable anywhere. Indexing it with a message name returns a
+-- caller; the name's prefix (timed_, notify_, async_) picks how the call is made. A named
+-- reference (`luact.ref(vid)`) is { vid = ... } with the `NamedRef` metatable and resolves the
+-- name at each call.
+local ref = {}
+
+local Ref = { __luact_ref = true }
+local NamedRef = { __luact_ref = true }
+ref.Ref, ref.NamedRef = Ref, NamedRef
+
+local dispatch          -- function(m, t, e, l, kind, method, has_self, ...), set by luact.actor.call
+local dispatch_named    -- function(vid, kind, method, has_self, ...)
+
+function ref.set_dispatch(fn, named_fn)
+  dispatch, dispatch_named = fn, named_fn
+end
+
+local PREFIXES = { { "timed_", "timed" }, { "notify_", "notify" }, { "async_", "async" } }
+local parsed = {}       -- message name -> { kind, method }
+local function parse(key)
+  local p = parsed[key]
+  if p then return p end
+  p = { "sync", key }
+  for _, pre in ipairs(PREFIXES) do
+    local prefix = pre[1]
+    if key:sub(1, #prefix) == prefix and #key > #prefix then
+      p = { pre[2], key:sub(#prefix + 1) }
+      break
+    end
+  end
+  parsed[key] = p
+  return p
+end
+ref.parse = parse
+
+-- Callers are cached per reference; they capture the reference's numbers, not the reference,
+-- so the weak-keyed cache never keeps a reference alive.
+local callers = setmetatable({}, { __mode = "k" })
+
+local function make_caller(m, t, e, l, kind, method)
+  return function(first, ...)
+    if type(first) == "table" and getmetatable(first) == Ref and first.l == l and first.m == m then
+      return dispatch(m, t, e, l, kind, method, true, ...)          -- a:method(...)
+    end
+    return dispatch(m, t, e, l, kind, method, false, first, ...)    -- a.method(...)
+  end
+end
+
+function Ref.__index(self, key)
+  if type(key) ~= "string" then return nil end
+  local cache = callers[self]
+  if not cache then
+    cache = {}
+    callers[self] = cache
+  end
+  local f = cache[key]
+  if f then return f end
+  local p = parse(key)
+  f = make_caller(self.m, self.t, self.e, self.l, p[1], p[2])
+  cache[key] = f
+  return f
+end
+
+function Ref.__eq(a, b)
+  return a.l == b.l and a.m == b.m and a.t == b.t and a.e == b.e
+end
+
+function Ref.__tostring(self)
+  return ("actor(%d:%d:%.0f)"):format(self.m, self.t, self.l)
+end
+
+local function make_named_caller(vid, kind, method)
+  return function(first, ...)
+    if type(first) == "table" and getmetatable(first) == NamedRef and first.vid == vid then
+      return dispatch_named(vid, kind, method, true, ...)
+    end
+    return dispatch_named(vid, kind, method, false, first, ...)
+  end
+end
+
+function NamedRef.__index(self, key)
+  if type(key) ~= "string" then return nil end
+  local cache = callers[self]
+  if not cache then
+    cache = {}
+    callers[self] = cache
+  end
+  local f = cache[key]
+  if f then return f end
+  local p = parse(key)
+  f = make_named_caller(self.vid, p[1], p[2])
+  cache[key] = f
+  return f
+end
+
+function NamedRef.__eq(a, b)
+  return a.vid == b.vid
+end
+
+function NamedRef.__tostring(self)
+  return "actor(" .. self.vid .. ")"
+end
+
+function ref.new(m, t, e, l)
+  return setmetatable({ m = m, t = t, e = e, l = l }, Ref)
+end
+
+function ref.named(vid)
+  return setmetatable({ vid = vid }, NamedRef)
+end
+
+function ref.is_ref(v)
+  local mt = type(v) == "table" and getmetatable(v)
+  return mt == Ref or mt == NamedRef
+end
+
+function ref.is_plain(v)
+  return type(v) == "table" and getmetatable(v) == Ref
+end
+
+return ref

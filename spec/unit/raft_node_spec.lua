@@ -1,0 +1,144 @@
+-- spec/unit/raft_node_spec.lua: one luact.cluster.raft node driven by hand: options, roles,
+-- refusals, and malformed input
+
+local raft = require "luact.cluster.raft"
+
+local function fixed(lo) return lo end
+
+local function drain(n)
+  local out = {}
+  local rd = n:ready()
+  while rd do
+    for _, m in ipairs(rd.messages) do out[#out + 1] = m end
+    n:advance(rd)
+    rd = n:ready()
+  end
+  return out
+end
+
+describe("luact.cluster.raft", function()
+  it("rejects bad options with a clear message", function()
+    assert.has_error(function() raft.new() end, "bad 'opts' argument (table expected)")
+    assert.has_error(function() raft.new({ random = fixed }) end,
+      "bad 'id' option (number or string expected)")
+    assert.has_error(function() raft.new({ id = 1 }) end, "bad 'random' option (function expected)")
+    assert.has_error(function()
+      raft.new({ id = 1, random = fixed, election_ticks = 1, heartbeat_ticks = 1 })
+    end, "bad 'election_ticks' option (must exceed heartbeat_ticks)")
+    assert.has_error(function()
+      raft.new({ id = 1, random = fixed, snapshot_entries = 10 })
+    end, "bad 'snapshot' option (function expected with snapshot_entries)")
+  end)
+
+  it("starts as a follower of term 1 with the bootstrap configuration committed", function()
+    local n = raft.new({ id = 1, peers = { 1, 2, 3 }, random = fixed })
+    local s = n:status()
+    assert.equal("follower", s.role)
+    assert.equal(1, s.term)
+    assert.equal(1, s.commit)
+    assert.same({ 1, 2, 3 }, s.voters)
+    local rd = n:ready()
+    assert.equal(1, #rd.committed)
+    assert.is_nil(rd.committed[1].data)
+  end)
+
+  it("refuses proposals, configuration changes and transfers on a follower", function()
+    local n = raft.new({ id = 1, peers = { 1, 2, 3 }, random = fixed })
+    assert.same({ nil, "not_leader" }, { n:propose("x") })
+    assert.same({ nil, "not_leader" }, { n:propose_conf({ add = 4 }) })
+    assert.same({ nil, "not_leader" }, { n:transfer_leader(2) })
+    assert.same({ nil, "no_leader" }, { n:read_index("r") })
+    assert.has_error(function() n:propose(42) end, "bad 'data' argument (string expected)")
+  end)
+
+  it("sends pre-votes, not votes, when its election timer fires, without raising its term",
+     function()
+    local n = raft.new({ id = 1, peers = { 1, 2, 3 }, random = fixed, election_ticks = 10 })
+    drain(n)
+    for _ = 1, 10 do n:tick() end
+    local msgs = drain(n)
+    assert.equal(2, #msgs)
+    for _, m in ipairs(msgs) do
+      assert.equal("prevote", m.type)
+      assert.equal(2, m.term)
+    end
+    assert.equal(1, n:status().term)
+    assert.equal("candidate", n:status().role)
+    assert.is_true(n:status().pre_vote)
+  end)
+
+  it("becomes leader alone in a one-node cluster and commits its proposals", function()
+    local n = raft.new({ id = "solo", peers = { "solo" }, random = fixed })
+    for _ = 1, 20 do n:tick() end
+    drain(n)
+    assert.equal("leader", n:status().role)
+    local idx = n:propose("hello")
+    assert.equal(3, idx)
+    local rd = n:ready()
+    assert.equal("hello", rd.committed[#rd.committed].data)
+    n:advance(rd)
+    assert.equal(3, n:status().applied)
+    -- reads on a single voter are served at once
+    assert.is_true(n:read_index("r1"))
+    rd = n:ready()
+    assert.same({ { ctx = "r1", index = 3 } }, rd.reads)
+  end)
+
+  it("ignores and counts malformed or foreign messages without changing state", function()
+    local n = raft.new({ id = 1, peers = { 1, 2, 3 }, random = fixed })
+    drain(n)
+    local before = n:status()
+    local bad = {
+      "string", 42, true,
+      {},
+      { type = "append" },
+      { to = 2, from = 3, type = "heartbeat", term = 5, commit = 0 },         -- not for us
+      { to = 1, from = 1, type = "heartbeat", term = 5, commit = 0 },         -- from ourselves
+      { to = 1, from = 3, type = "heartbeat", term = -1, commit = 0 },
+      { to = 1, from = 3, type = "heartbeat", term = 1.5, commit = 0 },
+      { to = 1, from = 3, type = "heartbeat", term = 0 / 0, commit = 0 },
+      { to = 1, from = 3, type = "heartbeat", term = math.huge, commit = 0 },
+      { to = 1, from = 3, type = "heartbeat", term = "5", commit = 0 },
+      { to = 1, from = {}, type = "heartbeat", term = 5, commit = 0 },
+      { to = 1, from = 3, type = "nonsense", term = 5 },
+      { to = 1, from = 3, type = "vote", term = 5, last_index = "x", last_term = 1 },
+      { to = 1, from = 3, type = "append", term = 5, prev_index = 1, prev_term = 1, commit = 1,
+        entries = "no" },
+      { to = 1, from = 3, type = "append", term = 5, prev_index = 1, prev_term = 1, commit = 1,
+        entries = { { index = 3, term = 5, data = "gap" } } },
+      { to = 1, from = 3, type = "append", term = 5, prev_index = 1, prev_term = 1, commit = 1,
+        entries = { { index = 2, term = 6, data = "future term" } } },
+      { to = 1, from = 3, type = "append", term = 5, prev_index = 1, prev_term = 1, commit = 1,
+        entries = { { index = 2, term = 5, data = 7 } } },
+      { to = 1, from = 3, type = "append", term = 5, prev_index = 1, prev_term = 1, commit = 1,
+        entries = { { index = 2, term = 5, conf = { voters = { {} } } } } },
+      { to = 1, from = 3, type = "append", term = 5, prev_index = 1, prev_term = 1, commit = 1,
+        entries = { "entry" } },
+      { to = 1, from = 3, type = "snapshot", term = 5, snapshot = { index = 9, term = 5 } },
+      { to = 1, from = 3, type = "append_resp", term = 1, reject = "yes", index = 1 },
+      { to = 1, from = 3, type = "read_index_resp", term = 1, ctx = "r", index = -3 },
+    }
+    for i, m in ipairs(bad) do
+      assert.is_false(n:step(m), "message " .. i .. " was accepted")
+    end
+    assert.is_false(n:step(nil))
+    local after = n:status()
+    assert.equal(#bad + 1, after.dropped_bad)
+    after.dropped_bad = before.dropped_bad
+    assert.same(before, after)
+    assert.is_nil(n:ready())
+  end)
+
+  it("takes a snapshot through the snapshot option and compacts its log", function()
+    local calls = {}
+    local n = raft.new({ id = 1, peers = { 1 }, random = fixed, snapshot_entries = 5,
+                         snapshot = function(index) calls[#calls + 1] = index; return "s" .. index end })
+    for _ = 1, 20 do n:tick(); drain(n) end
+    for i = 1, 12 do n:propose("v" .. i); drain(n) end
+    assert.is_true(#calls >= 2)
+    local s = n:status()
+    assert.equal(calls[#calls], s.snapshot_index)
+    assert.is_nil(n:entry(s.snapshot_index))
+    assert.equal("s" .. s.snapshot_index, n.storage:load().snapshot.data)
+  end)
+end)
