@@ -50,8 +50,8 @@ end
 -- Encodes `msg` (a table; first element the kind) into thread `tid`'s inbox. Returns the core's
 -- status: lffi.status.ok, or .full when the inbox is at capacity (nothing was queued).
 -- Raises when msg holds a value that cannot travel (see luact.actor.codec).
-function loop.send(tid, msg, what)
-  local p, len = codec.encode(msg, what)
+function loop.send(tid, msg, what, first_arg)
+  local p, len = codec.encode(msg, what, first_arg)
   return C.luact_send(ctx, tid, p, len)
 end
 

@@ -101,10 +101,10 @@ end
 -- other thread
 
 -- Sends msg to thread tid, waiting (bounded by deadline) while its inbox is full.
-local function send_waiting(tid, msg, deadline, what)
+local function send_waiting(tid, msg, deadline, what, first_arg)
   local pause = OVERLOAD_RETRY
   while true do
-    local rc = loop.send(tid, msg, what)
+    local rc = loop.send(tid, msg, what, first_arg)
     if rc == 0 then return true end
     if rc ~= lffi.status.full then
       raise("actor_unreachable", ("thread %d: %s"):format(tid, lffi.describe(rc)))
@@ -142,7 +142,7 @@ end
 local function remote_sync(t, l, e, method, has_self, deadline, ...)
   local corr = new_corr()
   local msg = call_message(l, e, method, has_self, corr, deadline, ...)
-  if not send_waiting(t, msg, deadline, ("argument to '%s'"):format(method)) then
+  if not send_waiting(t, msg, deadline, ("'%s'"):format(method), 10) then
     raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
   local me, token = scheduler.prepare_wait("actor call")
@@ -160,7 +160,7 @@ end
 
 local function remote_notify(t, l, e, method, has_self, ...)
   local msg = call_message(l, e, method, has_self, 0, 0, ...)
-  local rc = loop.send(t, msg, ("argument to 'notify_%s'"):format(method))
+  local rc = loop.send(t, msg, ("'notify_%s'"):format(method), 10)
   if rc == lffi.status.full then
     raise("actor_overload", ("thread %d's inbox is full; notify_%s was not sent"):format(t, method))
   elseif rc ~= 0 then
@@ -180,7 +180,7 @@ local function remote_async(t, l, e, method, has_self, deadline, ...)
   local ev = event.new_oneshot()
   local corr = new_corr()
   local msg = call_message(l, e, method, has_self, corr, deadline, ...)
-  if not send_waiting(t, msg, deadline, ("argument to 'async_%s'"):format(method)) then
+  if not send_waiting(t, msg, deadline, ("'async_%s'"):format(method), 10) then
     raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
   local w = { ev = ev }
@@ -220,7 +220,7 @@ local function send_reply(tid, corr, deadline, ok, ...)
     local e = ...
     msg = { "r", corr, false, 0, e }
   end
-  local sent_ok, err = pcall(send_waiting, tid, msg, deadline + 1, "result")
+  local sent_ok, err = pcall(send_waiting, tid, msg, deadline + 1, "the result", 5)
   if not sent_ok then
     -- a result that cannot travel becomes an error the caller sees
     local e = exception.is_exception(err) and err or exception.new("actor_runtime_error", "cannot send the result back: " .. tostring(err))

@@ -20,16 +20,18 @@ local METATABLES = { ref.Ref, ref.NamedRef, Exception, FnBox }
 local enc = buffer.new({ metatable = METATABLES })
 local dec = buffer.new({ metatable = METATABLES })
 
--- Copies `v`, boxing functions; raises naming the first value that cannot travel.
-local function box(v, path, seen)
+-- Copies `v`, boxing functions; raises naming the first value that cannot travel. `name(path)`
+-- turns the path of a value inside the message into words for the error.
+local function box(v, path, seen, name)
   local tv = type(v)
+  local function refuse(what)
+    error(("%s %s and cannot be sent to another VM"):format(name(path), what), 0)
+  end
   if tv == "function" then
     local info = debug.getinfo(v, "uS")
-    if info.what == "C" then
-      error(("%s is a C function and cannot be sent to another VM"):format(path), 0)
-    end
+    if info.what == "C" then refuse("is a C function") end
     if info.nups > 0 then
-      error(("%s is a function with upvalues ('%s') and cannot be sent to another VM"):format(path, tostring(debug.getupvalue(v, 1))), 0)
+      refuse(("is a function with upvalues ('%s')"):format(tostring(debug.getupvalue(v, 1))))
     end
     return setmetatable({ code = string.dump(v) }, FnBox), true
   elseif tv == "table" then
@@ -37,15 +39,18 @@ local function box(v, path, seen)
     seen[v] = true
     local copy, boxed = {}, false
     for k, x in pairs(v) do
-      local bk, kb = box(k, path .. "[key]", seen)
-      local bx, xb = box(x, path .. "." .. tostring(k), seen)
+      local bk, kb = box(k, path, seen, name)
+      local sub = {}
+      for i = 1, #path do sub[i] = path[i] end
+      sub[#sub + 1] = k
+      local bx, xb = box(x, sub, seen, name)
       copy[bk] = bx
       boxed = boxed or kb or xb
     end
     if not boxed then return v, false end
     return setmetatable(copy, getmetatable(v)), true
   elseif tv == "thread" or tv == "userdata" or tv == "cdata" then
-    error(("%s is a %s and cannot be sent to another VM"):format(path, tv), 0)
+    refuse("is a " .. tv)
   end
   return v, false
 end
@@ -64,18 +69,34 @@ local function unbox(v, seen)
 end
 
 -- Encodes msg (a table) into the shared encoder; returns pointer and length, valid until the
--- next encode. `what` names the message for errors (e.g. "argument to 'hoge'").
-function codec.encode(msg, what)
+-- next encode. For errors, `what` names the message ("'hoge'") and msg[first_arg...] are its
+-- arguments.
+function codec.encode(msg, what, first_arg)
   enc:reset()
   local ok, err = pcall(enc.encode, enc, msg)
   if ok then return enc:ref() end
   -- slow path: something that string.buffer refuses; box functions and name the culprit
-  local bok, boxed = pcall(box, msg, what or "value", {})
+  local function name(path)
+    local top = path[1]
+    local s
+    if first_arg and type(top) == "number" and top >= first_arg then
+      s = ("argument #%d to %s"):format(top - first_arg + 1, what or "the call")
+    else
+      s = "a value of " .. (what or "the message")
+    end
+    if #path > 1 then
+      local sub = {}
+      for i = 2, #path do sub[#sub + 1] = tostring(path[i]) end
+      s = s .. " (at ." .. table.concat(sub, ".") .. ")"
+    end
+    return s
+  end
+  local bok, boxed = pcall(box, msg, {}, {}, name)
   if not bok then error(boxed, 0) end
   boxed.fn = true
   enc:reset()
   ok, err = pcall(enc.encode, enc, boxed)
-  if not ok then error((what or "value") .. " cannot be sent to another VM: " .. tostring(err), 0) end
+  if not ok then error(("%s cannot be sent to another VM: %s"):format(what or "the message", tostring(err)), 0) end
   return enc:ref()
 end
 

@@ -339,7 +339,7 @@ function Node:maybe_commit()
   if #matches == 0 then return false end
   table.sort(matches, function(a, b) return a > b end)
   local idx = matches[self:quorum()]
-  if idx > self.commit and self.log:term(idx) == self.term then
+  if idx > self.commit then
     self:commit_to(idx)
     -- a leader that removed itself steps down once its removal is committed
     if not self.is_voter[self.id] and self.commit >= self.conf_index then
@@ -364,7 +364,7 @@ function Node:step(m)
     if t == "vote" or t == "prevote" then
       -- the leader lease: a node that heard from a leader within the election timeout
       -- ignores (pre)votes, so a rejoining node cannot depose a healthy leader
-      if false then
+      if not m.force and self.lead ~= nil and self.election_elapsed < self.election_ticks then
         return true
       end
     end
