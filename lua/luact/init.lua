@@ -78,29 +78,33 @@ function luact.require(module, ...)
   return create("luact.require", require(module), nil, ...)
 end
 
-local function check_ref(a, who)
+-- The actor a reference names now (a named reference resolves to its current actor).
+local function plain_ref(a, who)
+  if getmetatable(a) == ref.NamedRef then
+    local m, t, e, l = names.resolve(a.vid)
+    if not m then
+      require("luact.exception").raise("actor_no_body", ("no actor is registered under '%s'"):format(a.vid))
+    end
+    return ref.new(m, t, e, l)
+  end
   if not ref.is_plain(a) then
     error(("bad 'actor' argument to %s (actor reference expected, got %s)"):format(who, type(a)), 3)
   end
+  return a
 end
 
 -- luact.kill(actor[, reason]): kills it for good (also a supervised one); monitors fire with
 -- reason (nil for a normal kill), and linked actors die too when a reason is given.
 function luact.kill(a, reason)
-  if getmetatable(a) == ref.NamedRef then
-    local m, t, e, l = names.resolve(a.vid)
-    if not m then return false end
-    a = ref.new(m, t, e, l)
-  end
-  check_ref(a, "luact.kill")
-  return call.kill(a, reason)
+  if getmetatable(a) == ref.NamedRef and not names.resolve(a.vid) then return false end
+  return call.kill(plain_ref(a, "luact.kill"), reason)
 end
 
 -- luact.monitor(target, handler[, method]) -> handle. handler: function(target, reason), or an
 -- actor: notified with notify_<method>(target, reason) when method is given, else killed with
 -- the same reason when target dies with one (a link). Fires once; at once if target is gone.
 function luact.monitor(target, handler, method)
-  check_ref(target, "luact.monitor")
+  target = plain_ref(target, "luact.monitor")
   if type(handler) ~= "function" and not ref.is_ref(handler) then
     error("bad 'handler' argument to luact.monitor (function or actor expected, got " .. type(handler) .. ")", 2)
   end

@@ -415,6 +415,7 @@ function Node:_check_relays()
 end
 
 function Node:_check_suspicions()
+  if self.ms:suspect_count() == 0 then return end
   local now = self.now
   for _, rec in ipairs(self.ms:records()) do
     local t = rec.timer

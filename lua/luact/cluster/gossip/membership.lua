@@ -19,6 +19,7 @@ function M.new(self_id)
     order = {},      -- probe order: ids in a random permutation
     pos = 0,         -- last probed index in `order`
     live = 0,        -- records in state alive or suspect (self included)
+    suspects = 0,    -- records in state suspect
   }, List)
 end
 
@@ -32,10 +33,13 @@ function List:records() return self.list end
 -- live members, self included
 function List:live_count() return self.live end
 
+function List:suspect_count() return self.suspects end
+
 function List:add(rec, random)
   self.list[#self.list + 1] = rec
   self.by_id[rec.id] = rec
   if is_live(rec.state) then self.live = self.live + 1 end
+  if rec.state == "suspect" then self.suspects = self.suspects + 1 end
   if rec.id ~= self.self_id then
     -- a random place in the probe order, so a newcomer is not always probed last
     local order = self.order
@@ -50,6 +54,8 @@ function List:set_state(rec, state)
   local was, now = is_live(rec.state), is_live(state)
   if was and not now then self.live = self.live - 1 end
   if now and not was then self.live = self.live + 1 end
+  if rec.state == "suspect" then self.suspects = self.suspects - 1 end
+  if state == "suspect" then self.suspects = self.suspects + 1 end
   rec.state = state
 end
 
@@ -61,6 +67,7 @@ function List:reap(drop)
       gone[rec.id] = true
       self.by_id[rec.id] = nil
       if is_live(rec.state) then self.live = self.live - 1 end
+      if rec.state == "suspect" then self.suspects = self.suspects - 1 end
     else
       keep[#keep + 1] = rec
     end
