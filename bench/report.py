@@ -19,6 +19,7 @@ TARGETS = [
     ("call_same_thread",     "rate",            ("pingpong", "erlang", "rate"),         ">=", 1.0),
     ("call_same_thread",     "rate",            ("gen_server_call", "erlang", "rate"),  ">=", 3.0),
     ("call_cross_thread_1",  "rate",            ("channel_pingpong", "floor", "rate"),  ">=", 0.3),
+    ("call_cross_thread_1",  "rate",            ("channel_pingpong_xcpu", "floor", "rate"), None, None),
     ("call_cross_thread_1",  "rate",            ("channel_pingpong_spin", "floor", "rate"), None, None),
     ("call_cross_thread_64", "rate",            ("pingpong", "erlang", "rate"),         ">=", 1.0),
     ("notify_same_thread",   "rate",            ("send_oneway", "erlang", "rate"),      ">=", 1.0),
@@ -29,7 +30,9 @@ TARGETS = [
     ("spawn",                "bytes_per_actor", ("spawn", "erlang", "bytes_per_actor"), None, None),
     ("ring",                 "rate",            ("ring", "erlang", "rate"),             None, None),
     ("node_call_1",          "rate",            ("tcp_pingpong_1", "floor", "rate"),    ">=", 0.9),
+    ("node_call_1",          "rate",            ("tcp_pingpong_1_xcpu", "floor", "rate"), None, None),
     ("node_call_1",          "rate",            ("dist_pingpong_1", "erlang", "rate"),  None, None),
+    ("node_call_1",          "p50_us",          ("tcp_pingpong_1", "floor", "p50_us"),  None, None),
     ("node_call_1",          "p50_us",          ("dist_pingpong_1", "erlang", "p50_us"), None, None),
     ("node_call_1",          "p99_us",          ("dist_pingpong_1", "erlang", "p99_us"), None, None),
     ("node_call_64",         "rate",            ("node_call_1", "luact", "rate"),       ">=", 20.0),
@@ -60,6 +63,8 @@ def fmt(value, field):
         return f"{value:.3f} %"
     if field == "bytes_per_actor" or field == "process_info_memory":
         return f"{value:.0f} B"
+    if abs(value) >= 1000:
+        return f"{value:.0f} {unit}".strip()
     return f"{value:.3g} {unit}".strip()
 
 

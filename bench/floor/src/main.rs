@@ -8,6 +8,9 @@
 //!   floor tcp_pingpong_64 [N]        64 connections to the echo process, all in flight at once,
 //!                                    one epoll loop on each side, total round trips/s
 //!   floor tcp_echo CONNS             the echo process (started by the two above; prints its port)
+//! With `--xcpu` after N, channel_pingpong and tcp_pingpong_1 pin their two ends to CPUs 0 and 1
+//! (case name gets an "_xcpu" suffix): the cost of a round trip that always crosses cores, which
+//! the unpinned run only sometimes pays (the kernel may put both ends on one core).
 //! Every loop stops after N round trips or MAX_SECONDS, whichever comes first. TCP subcommands
 //! bind 127.0.0.1 only; the runner starts them inside `unshare -n`.
 
@@ -29,6 +32,25 @@ const CONNS: usize = 64;
 
 fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
     std::env::args().nth(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// True when `--xcpu` was given.
+fn xcpu() -> bool {
+    std::env::args().any(|a| a == "--xcpu")
+}
+
+/// Pins the calling thread to `cpu`; false if the kernel refused (e.g. fewer CPUs).
+fn pin(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; pid 0 means the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+fn case_name(base: &str) -> String {
+    if xcpu() { format!("{base}_xcpu") } else { base.to_string() }
 }
 
 fn over_time(start: Instant) -> bool {
@@ -60,7 +82,14 @@ fn channel_pingpong(n: u64, spin: bool) {
             }
         }
     };
+    let pinned = xcpu();
+    if pinned {
+        assert!(pin(0), "cannot pin to CPU 0");
+    }
     let echo = thread::spawn(move || {
+        if pinned {
+            assert!(pin(1), "cannot pin to CPU 1");
+        }
         // Ends when the main thread drops its sender.
         while let Some(v) = recv(&b_rx) {
             if to_a.send(v).is_err() {
@@ -86,8 +115,8 @@ fn channel_pingpong(n: u64, spin: bool) {
     let secs = start.elapsed().as_secs_f64();
     drop(to_b);
     echo.join().unwrap();
-    let case = if spin { "channel_pingpong_spin" } else { "channel_pingpong" };
-    emit(case, done, secs, "");
+    let case = case_name(if spin { "channel_pingpong_spin" } else { "channel_pingpong" });
+    emit(&case, done, secs, "");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -127,6 +156,9 @@ impl Drop for Epoll {
 /// Accepts `conns` connections on 127.0.0.1 (port printed on stdout first) and echoes all bytes
 /// until every connection is closed or ECHO_MAX_SECONDS pass.
 fn tcp_echo(conns: usize) {
+    if let Some(cpu) = std::env::var("FLOOR_ECHO_CPU").ok().and_then(|v| v.parse().ok()) {
+        assert!(pin(cpu), "cannot pin the echo process");
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
     println!("{}", l.local_addr().unwrap().port());
     std::io::stdout().flush().unwrap();
@@ -203,9 +235,13 @@ struct Echo {
 }
 
 impl Echo {
-    fn start(conns: usize) -> Echo {
+    fn start(conns: usize, cpu: Option<usize>) -> Echo {
         let exe = std::env::current_exe().unwrap();
-        let mut child = Command::new(exe)
+        let mut cmd = Command::new(exe);
+        if let Some(cpu) = cpu {
+            cmd.env("FLOOR_ECHO_CPU", cpu.to_string());
+        }
+        let mut child = cmd
             .args(["tcp_echo", &conns.to_string()])
             .stdout(Stdio::piped())
             .spawn()
@@ -239,7 +275,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn tcp_pingpong_1(n: u64) {
-    let echo = Echo::start(1);
+    let echo = Echo::start(1, if xcpu() { Some(1) } else { None });
+    if xcpu() {
+        assert!(pin(0), "cannot pin to CPU 0");
+    }
     let mut c = TcpStream::connect(echo.addr).unwrap();
     c.set_nodelay(true).unwrap();
     let msg = [7u8; MSG];
@@ -270,11 +309,11 @@ fn tcp_pingpong_1(n: u64) {
         percentile(&lat, 0.50),
         percentile(&lat, 0.99)
     );
-    emit("tcp_pingpong_1", done, secs, &extra);
+    emit(&case_name("tcp_pingpong_1"), done, secs, &extra);
 }
 
 fn tcp_pingpong_64(n: u64) {
-    let echo = Echo::start(CONNS);
+    let echo = Echo::start(CONNS, None);
     let mut conns: Vec<TcpStream> = (0..CONNS)
         .map(|_| {
             let s = TcpStream::connect(echo.addr).unwrap();
@@ -350,7 +389,7 @@ fn main() {
         "tcp_echo" => tcp_echo(arg(2, 1)),
         _ => {
             eprintln!(
-                "usage: floor channel_pingpong|channel_pingpong_spin|tcp_pingpong_1|tcp_pingpong_64 [N]"
+                "usage: floor channel_pingpong|channel_pingpong_spin|tcp_pingpong_1|tcp_pingpong_64 [N] [--xcpu]"
             );
             std::process::exit(2);
         }
