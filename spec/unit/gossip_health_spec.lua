@@ -1,0 +1,21 @@
+local health = require "luact.cluster.gossip.health"
+
+describe("luact.cluster.gossip.health", function()
+  it("scales timeouts by score + 1", function()
+    local h = health.new(8)
+    assert.are.equal(5, h:scale(5))
+    h:apply(2)
+    assert.are.equal(15, h:scale(5))
+  end)
+
+  it("keeps the score between 0 and max - 1", function()
+    local h = health.new(8)
+    h:apply(-3)
+    assert.are.equal(0, h:get())
+    h:apply(100)
+    assert.are.equal(7, h:get())
+    assert.are.equal(40, h:scale(5))
+    h:apply(-1)
+    assert.are.equal(6, h:get())
+  end)
+end)
