@@ -339,7 +339,7 @@ function Node:maybe_commit()
   if #matches == 0 then return false end
   table.sort(matches, function(a, b) return a > b end)
   local idx = matches[self:quorum()]
-  if idx > self.commit then
+  if idx > self.commit and self.log:term(idx) == self.term then
     self:commit_to(idx)
     -- a leader that removed itself steps down once its removal is committed
     if not self.is_voter[self.id] and self.commit >= self.conf_index then
