@@ -1,0 +1,111 @@
+-- Deadlines, re-entrancy and back-pressure of actor calls.
+local helpers = require "helpers.runtime"
+
+describe("luact actor calls", function()
+  it("time out with actor_timeout: timed_ sets the deadline, the default is 5 s", function()
+    local r = helpers.start({ n_core = 2 }, function()
+      local luact = require "luact"
+      local h = require "spec.helpers.actors"
+      if luact.thread_id == 2 then
+        luact.register("/spec/sleepy", { nap = function(self, s) require("luact").clock.sleep(s); return "woke" end })
+        return
+      end
+      local a = h.wait_for("/spec/sleepy")
+      local t0 = luact.clock.get()
+      local name = h.failure(a.timed_nap, a, 0.05, 1)
+      local took = luact.clock.get() - t0
+      local ok_fast = a:timed_nap(1, 0.01)
+      local f = luact.future(a:async_nap(0.5))
+      local fok, fe = f:get(0.05)
+      luact.stop({ name, took < 0.5, ok_fast, fok, fe.name })
+    end)
+    assert.same({ "actor_timeout", true, "woke", false, "actor_timeout" }, r)
+  end)
+
+  it("gives a nested call the caller's remaining deadline", function()
+    local name, took, outer = helpers.start({ n_core = 3 }, function()
+      local luact = require "luact"
+      local h = require "spec.helpers.actors"
+      if luact.thread_id == 2 then
+        luact.register("/spec/middle", {
+          relay = function(self, s)
+            local luact = require "luact"
+            local inner = luact.ref("/spec/inner")
+            local t0 = luact.clock.get()
+            local ok, e = pcall(inner.nap, inner, s)  -- default 5 s, but the caller gave 0.3 s
+            self.name, self.took = e.name, luact.clock.get() - t0
+          end,
+          report = function(self) return self.name, self.took end,
+        })
+        return
+      elseif luact.thread_id == 3 then
+        luact.register("/spec/inner", { nap = function(self, s) require("luact").clock.sleep(s) end })
+        return
+      end
+      local m = h.wait_for("/spec/middle")
+      h.wait_for("/spec/inner")
+      local outer = h.failure(m.timed_relay, m, 0.3, 2)
+      luact.clock.sleep(0.1)
+      local name, took = m:report()
+      luact.stop(name, took, outer)
+    end)
+    assert.equal("actor_timeout", name)
+    assert.is_true(took < 1.0, tostring(took))   -- bounded by 0.3 s, not by its own 5 s
+    assert.equal("actor_timeout", outer)
+  end)
+
+  it("lets an actor that waits take other calls meanwhile (each call is its own tentacle)", function()
+    local sent, signalled_ok, signalled = helpers.start({ n_core = 2 }, function()
+      local luact = require "luact"
+      local h = require "spec.helpers.actors"
+      if luact.thread_id == 2 then
+        luact.register("/spec/reentrant", function()
+          local ev = require("luact").event.new()
+          return {
+            wait_for_signal = function() require("luact").event.wait(nil, ev); return "signalled" end,
+            signal = function() ev:emit("go"); return "sent" end,
+          }
+        end)
+        return
+      end
+      local a = h.wait_for("/spec/reentrant")
+      local waiting = luact.future(a:async_wait_for_signal())
+      luact.clock.sleep(0.02)
+      local sent = a:signal()
+      luact.stop(sent, waiting:get(1))
+    end)
+    assert.equal("sent", sent)
+    assert.is_true(signalled_ok)
+    assert.equal("signalled", signalled)
+  end)
+
+  it("bounds inboxes: notify_ to a full inbox raises actor_overload, a sync call waits within its deadline", function()
+    local sent, overload, pong = helpers.start({ n_core = 2, inbox_size = 8 }, function()
+      local luact = require "luact"
+      local h = require "spec.helpers.actors"
+      if luact.thread_id == 2 then
+        luact.register("/spec/busy", {
+          block = function() require("luact").util.sleep(0.3) end,   -- blocks thread 2
+          ping = function() return "pong" end,
+          sink = function() end,
+        })
+        return
+      end
+      local a = h.wait_for("/spec/busy")
+      a:notify_block()
+      luact.clock.sleep(0.02)
+      local sent, overload = 0, nil
+      for _ = 1, 100 do
+        local ok, e = pcall(a.notify_sink, a)
+        if not ok then overload = e.name; break end
+        sent = sent + 1
+      end
+      -- the sync call waits until thread 2 drains its inbox, within its deadline
+      local pong = a:timed_ping(2)
+      luact.stop(sent, overload, pong)
+    end)
+    assert.equal(8, sent)              -- thread 2 drained notify_block, then its 8 slots filled
+    assert.equal("actor_overload", overload)
+    assert.equal("pong", pong)
+  end)
+end)
