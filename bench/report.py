@@ -20,7 +20,6 @@ TARGETS = [
     ("call_same_thread",     "rate",            ("gen_server_call", "erlang", "rate"),  ">=", 3.0),
     ("call_cross_thread_1",  "rate",            ("channel_pingpong", "floor", "rate"),  ">=", 0.3),
     ("call_cross_thread_1",  "rate",            ("channel_pingpong_xcpu", "floor", "rate"), None, None),
-    ("call_cross_thread_1",  "rate",            ("channel_pingpong_spin", "floor", "rate"), None, None),
     ("call_cross_thread_64", "rate",            ("pingpong", "erlang", "rate"),         ">=", 1.0),
     ("notify_same_thread",   "rate",            ("send_oneway", "erlang", "rate"),      ">=", 1.0),
     ("notify_cross_thread",  "rate",            ("send_oneway", "erlang", "rate"),      ">=", 0.5),
