@@ -70,7 +70,7 @@ cpu_ns() {
 
 now_ns() { date +%s%N; }
 
-sleep "$settle"
+sleep "$settle" & wait $!   # (in the background so a signal runs the trap at once)
 if ! kill -0 "$pid" 2>/dev/null; then
     echo "idle_cpu: '$*' exited before it settled" >&2
     exit 1
@@ -78,7 +78,7 @@ fi
 tree=$(descendants "$pid" | grep -vx "$pid" | tr '\n' ' ')
 pids="$pid $tree"
 c0=$(cpu_ns $pids); t0=$(now_ns)
-sleep "$window"
+sleep "$window" & wait $!
 c1=$(cpu_ns $pids); t1=$(now_ns)
 if ! kill -0 "$pid" 2>/dev/null; then
     echo "idle_cpu: '$*' exited during the measurement" >&2
