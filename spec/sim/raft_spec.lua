@@ -463,23 +463,30 @@ describe("luact.cluster.raft (simulated cluster)", function()
 
   it("does not let a partitioned follower depose a healthy leader when it rejoins", function()
     simnet.for_seeds(SEEDS, function(seed)
+      local rng = simnet.rng(seed, "rejoin")
       local c = cluster(seed, { n = 3 })
       c:tick(50)
       local lid, ls = c:leader()
       if not lid then c:fail("no leader") end
       local follower = c.ids[1] == lid and c.ids[2] or c.ids[1]
+      local function same_leader(what)
+        local lid2, ls2 = c:leader()
+        if lid2 ~= lid or ls2.term ~= ls.term then
+          c:fail(("%s: leader changed from %s/%d to %s/%d"):format(what, tostring(lid), ls.term,
+            tostring(lid2), ls2 and ls2.term or -1))
+        end
+      end
+      -- fully cut off for a while (any phase of its election timer), then back
       c.net:isolate(follower)
-      c:tick(100)
+      c:tick(rng:random(30, 130))
       local fs = c:node(follower):status()
       if fs.term ~= ls.term then c:fail("isolated follower raised its term to " .. fs.term) end
       c.net:heal()
-      c:tick(50)
-      local lid2, ls2 = c:leader()
-      if lid2 ~= lid or ls2.term ~= ls.term then
-        c:fail(("leader changed from %s/%d to %s/%d"):format(tostring(lid), ls.term,
-          tostring(lid2), ls2 and ls2.term or -1))
-      end
+      for _ = 1, 40 do c:tick(); same_leader("after rejoining") end
       if c:node(follower):status().leader ~= lid then c:fail("rejoined follower has no leader") end
+      -- it stops hearing the leader but still reaches the other follower
+      c.net:cut(lid, follower)
+      for _ = 1, 100 do c:tick(); same_leader("with the leader's link cut") end
     end, 30001)
   end)
 
