@@ -96,13 +96,14 @@ describe("luact.tentacle", function()
       local loop = require "luact.loop"
       local n = 0
       local last
+      local ev = luact.event.new()
+      -- registered before the first wait: no message can arrive before it
+      loop.on("count", function(msg) ev:emit("count", msg[2]) end)
       for i = 1, 100000 do last = luact.tentacle(function() n = n + 1 end) end
       luact.event.wait(nil, last)
       if luact.thread_id == 2 then
         loop.send(1, { "count", n })
       else
-        local ev = luact.event.new()
-        loop.on("count", function(msg) ev:emit("count", msg[2]) end)
         local _, _, other = luact.event.wait(nil, ev)
         luact.stop({ n, other })
       end
