@@ -125,6 +125,7 @@ local dynamic = {
   thread_id = function() return runtime.thread_id end,
   n_core = function() return runtime.n_core end,
   machine_id = function() return runtime.machine_id end,
+  opts = function() return runtime.opts end,
 }
 
 return setmetatable(luact, {

@@ -1,0 +1,29 @@
+-- Sync calls per second from thread 1 to an actor on thread 2, with C concurrent callers
+-- (`luajit bench/call_cross_thread.lua C`; call_cross_thread_1.lua and _64.lua set C).
+local common = require "bench.common"
+local luact = require "luact"
+
+local callers = tonumber(arg[1]) or 1
+local total = callers == 1 and 200000 or 1000000
+local seconds = luact.start({ n_core = 2, timeout = 120, callers = callers, total = total }, function()
+  local luact = require "luact"
+  if luact.thread_id == 2 then
+    luact.register("/bench/echo", { hoge = function(self, x) return x end })
+    return
+  end
+  local names = require "luact.actor.names"
+  while not names.resolve("/bench/echo") do luact.clock.sleep(0.001) end
+  local a = require("luact.actor.ref").new(names.resolve("/bench/echo"))  -- no lookup per call
+  local callers, total = luact.opts.callers, luact.opts.total
+  for i = 1, 1000 do a:hoge(i) end
+  local per = math.floor(total / callers)
+  local t0 = luact.clock.get()
+  local ts = {}
+  for c = 1, callers do
+    ts[c] = luact.tentacle(function() for i = 1, per do a:hoge(i) end end)
+  end
+  luact.event.join(nil, unpack(ts))
+  luact.stop(luact.clock.get() - t0, per * callers)
+end)
+common.report("call_cross_thread_" .. callers, { n = total, callers = callers, seconds = seconds, rate = total / seconds },
+  { "n", "callers", "seconds", "rate" })

@@ -1,0 +1,40 @@
+-- notify_ messages per second to an actor on the same thread or on another thread
+-- (`luajit bench/notify.lua same|cross`); a final sync call (ordered after every notify_ of the
+-- same sender) marks the end.
+local common = require "bench.common"
+local luact = require "luact"
+
+local where = arg[1] or "same"
+local N = where == "same" and 2000000 or 1000000
+local seconds = luact.start({ n_core = 2, timeout = 120, where = where, total = N }, function()
+  local luact = require "luact"
+  local body = { n = 0, tick = function(self) self.n = self.n + 1 end, count = function(self) return self.n end }
+  local cross = luact.opts.where == "cross"
+  if cross and luact.thread_id == 2 then luact.register("/bench/sink", body); return end
+  if luact.thread_id ~= 1 then return end
+  local a
+  if cross then
+    local names = require "luact.actor.names"
+    while not names.resolve("/bench/sink") do luact.clock.sleep(0.001) end
+    a = require("luact.actor.ref").new(names.resolve("/bench/sink"))
+  else
+    a = luact(body)
+  end
+  local total = luact.opts.total
+  local t0 = luact.clock.get()
+  local sent = 0
+  while sent < total do
+    local ok, e = pcall(a.notify_tick, a)
+    if ok then
+      sent = sent + 1
+    else
+      assert(e:is("actor_overload"), tostring(e))
+      luact.clock.sleep(0)        -- let the receiver drain
+    end
+    if not cross and sent % 1000 == 0 then luact.clock.sleep(0) end  -- let the tentacles run
+  end
+  local n = a:count()
+  while n < total do luact.clock.sleep(0.001); n = a:count() end
+  luact.stop(luact.clock.get() - t0)
+end)
+common.report("notify_" .. where .. "_thread", { n = N, seconds = seconds, rate = N / seconds }, { "n", "seconds", "rate" })
