@@ -32,7 +32,7 @@ gossip.DEFAULTS = {
   gossip_interval = 2,          -- a gossip round every 2 ticks ...
   gossip_nodes = 3,             -- ... to 3 random members
   gossip_to_dead = 300,         -- members dead for less than this still get gossip
-  retransmit_mult = 6,          -- each update is sent retransmit_mult * ceil(log10(n + 1)) times
+  retransmit_mult = 8,          -- each update is sent retransmit_mult * ceil(log10(n + 1)) times
   max_piggyback = 8,            -- updates carried by one message
   push_pull_interval = 300,     -- full state exchange with a random live member
   reconnect_interval = 100,     -- full state exchange with a random dead member (or a seed)
@@ -480,7 +480,7 @@ end
 function Node:_gossip_round()
   if self.queue:len() == 0 then return end
   local now, to_dead = self.now, self.o.gossip_to_dead
-  local targets = self.ms:pick(self.random, self.o.gossip_nodes, function(r)
+  local targets = self.ms:next_gossip(self.o.gossip_nodes, function(r)
     return is_live(r.state) or (r.state == "dead" and now - r.since < to_dead)
   end)
   for _, r in ipairs(targets) do

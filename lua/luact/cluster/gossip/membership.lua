@@ -1,7 +1,7 @@
 -- luact.cluster.gossip.membership: owns the member list of one node. Records are kept in an
 -- insertion-ordered array next to the id -> record map, so every decision iterates in a fixed
 -- order (never `pairs`, whose order for string keys changes between processes). Also owns the
--- randomly permuted round-robin probe order and the seeded choice of k random members. Randomness comes
+-- randomly permuted round-robin order of probes and gossip targets and the seeded choice of k random members. Randomness comes
 -- only from the `random(lo, hi)` function passed in.
 --
 -- A record: { id =, state = "alive"|"suspect"|"dead"|"left", inc =, meta =, since =, timer = }
@@ -18,6 +18,7 @@ function M.new(self_id)
     by_id = {},      -- id -> record
     order = {},      -- probe order: ids in a random permutation
     pos = 0,         -- last probed index in `order`
+    gpos = 0,        -- last gossip target's index in `order`
     live = 0,        -- records in state alive or suspect (self included)
     suspects = 0,    -- records in state suspect
   }, List)
@@ -46,6 +47,7 @@ function List:add(rec, random)
     local at = random(1, #order + 1)
     table.insert(order, at, rec.id)
     if at <= self.pos then self.pos = self.pos + 1 end
+    if at <= self.gpos then self.gpos = self.gpos + 1 end
   end
   return rec
 end
@@ -75,15 +77,16 @@ function List:reap(drop)
   if #keep == #self.list then return 0 end
   local n = #self.list - #keep
   self.list = keep
-  local order, pos = {}, self.pos
+  local order, pos, gpos = {}, self.pos, self.gpos
   for i, id in ipairs(self.order) do
     if gone[id] then
       if i <= self.pos then pos = pos - 1 end
+      if i <= self.gpos then gpos = gpos - 1 end
     else
       order[#order + 1] = id
     end
   end
-  self.order, self.pos = order, pos
+  self.order, self.pos, self.gpos = order, pos, gpos
   return n
 end
 
@@ -93,17 +96,34 @@ end
 -- two probes of one member by this node is never more than one round, where a reshuffle
 -- would allow up to two, and the time until somebody first probes a failed member has a
 -- shorter tail.
-function List:next_probe(ok)
+local function walk(self, cursor, ok)
   local order = self.order
   local n = #order
-  if n == 0 then return nil end
   for _ = 1, n do
-    if self.pos >= #order then self.pos = 0 end
-    self.pos = self.pos + 1
-    local rec = self.by_id[self.order[self.pos]]
+    local i = self[cursor]
+    if i >= n then i = 0 end
+    i = i + 1
+    self[cursor] = i
+    local rec = self.by_id[order[i]]
     if rec and ok(rec) then return rec end
   end
   return nil
+end
+
+function List:next_probe(ok) return walk(self, "pos", ok) end
+
+-- up to k distinct gossip targets for which ok(rec) is true, walking the same permutation
+-- with a cursor of its own: k per round, every member is reached within ceil(n / k) rounds,
+-- where k random picks per round would leave some member out for a long while now and then
+function List:next_gossip(k, ok)
+  local out, seen = {}, {}
+  for _ = 1, k do
+    local rec = walk(self, "gpos", ok)
+    if not rec or seen[rec] then break end
+    seen[rec] = true
+    out[#out + 1] = rec
+  end
+  return out
 end
 
 -- up to k distinct records, chosen at random among those for which ok(rec) is true
