@@ -129,6 +129,52 @@ describe("luact.cluster.raft", function()
     assert.is_nil(n:ready())
   end)
 
+  it("has its vote durable in storage before ready() returns the vote response", function()
+    local n = raft.new({ id = 1, peers = { 1, 2, 3 }, random = fixed })
+    drain(n)
+    -- node 2 asks for term 2 with a log that is behind ours (no bootstrap entry): refused
+    n:step({ to = 1, from = 2, type = "vote", term = 2, last_index = 0, last_term = 0 })
+    local msgs = drain(n)
+    assert.is_true(msgs[1].reject)
+    assert.equal(2, n.storage:load().hard_state.term)
+    assert.is_nil(n.storage:load().hard_state.vote)
+    -- node 3 asks in the same term with a good log: granted, and only the vote changes
+    n:step({ to = 1, from = 3, type = "vote", term = 2, last_index = 1, last_term = 1 })
+    local rd = n:ready()
+    assert.equal("vote_resp", rd.messages[1].type)
+    assert.is_false(rd.messages[1].reject)
+    assert.equal(3, n.storage:load().hard_state.vote)
+    n:advance(rd)
+    -- after a restart from that storage it will not vote for anyone else in term 2
+    local n2 = raft.new({ id = 1, peers = { 1, 2, 3 }, random = fixed, storage = n.storage })
+    n2:step({ to = 1, from = 2, type = "vote", term = 2, last_index = 1, last_term = 1 })
+    assert.is_true(drain(n2)[1].reject)
+  end)
+
+  it("counts only current-term entries toward commitment (Raft figure 8)", function()
+    -- node 1 leads term 3 over a log whose index 2 is from term 1; a follower acknowledges
+    -- index 2 only: a quorum stores index 2, but it must not be committed by counting
+    local st = raft.storage_memory.new()
+    st:append(1, { { index = 1, term = 1, conf = { voters = { 1, 2, 3 } } },
+                   { index = 2, term = 1, data = "old" } })
+    st:set_hard_state({ term = 2, commit = 1 })
+    local n = raft.new({ id = 1, peers = { 1, 2, 3 }, random = fixed, storage = st })
+    for _ = 1, 10 do n:tick() end
+    drain(n)
+    n:step({ to = 1, from = 2, type = "prevote_resp", term = 3, reject = false })
+    drain(n)
+    n:step({ to = 1, from = 2, type = "vote_resp", term = 3, reject = false })
+    assert.equal("leader", n:status().role)
+    drain(n)
+    n:step({ to = 1, from = 2, type = "append_resp", term = 3, reject = false, index = 2 })
+    drain(n)
+    assert.equal(1, n:status().commit)
+    -- once the leader's own empty entry (index 3, term 3) is on a quorum, both commit
+    n:step({ to = 1, from = 2, type = "append_resp", term = 3, reject = false, index = 3 })
+    drain(n)
+    assert.equal(3, n:status().commit)
+  end)
+
   it("takes a snapshot through the snapshot option and compacts its log", function()
     local calls = {}
     local n = raft.new({ id = 1, peers = { 1 }, random = fixed, snapshot_entries = 5,
