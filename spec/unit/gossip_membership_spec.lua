@@ -43,6 +43,22 @@ describe("luact.cluster.gossip.membership", function()
     assert.are_not.equal(order(5), order(6))
   end)
 
+  it("reaches every other member as a gossip target within ceil(n / k) rounds", function()
+    local ms = list_of(8, simnet.rng(7):fn())
+    for _ = 1, 5 do
+      local seen, count = {}, 0
+      for _ = 1, 3 do
+        for _, rec in ipairs(ms:next_gossip(3, any)) do
+          assert.are_not.equal("self", rec.id)
+          if not seen[rec.id] then seen[rec.id] = true; count = count + 1 end
+        end
+      end
+      assert.are.equal(8, count)
+      ms:next_gossip(1, any)          -- shift the phase for the next pass
+    end
+    assert.are.equal(2, #ms:next_gossip(5, function(r) return r.id == "m1" or r.id == "m2" end))
+  end)
+
   it("picks k distinct members other than itself", function()
     local ms = list_of(10, simnet.rng(3):fn())
     local random = simnet.rng(4):fn()
