@@ -85,8 +85,15 @@ function Cluster:new_node(id, peers)
 end
 
 -- a fresh node (peers given: an initial member; peers = {}: a node that will be added)
+function Cluster:open_storage(id)
+  local dir = self.opts.file_dir
+  if not dir then return raft.storage_memory.new() end
+  -- fsync off: this checks the format and the restart path, not the disk
+  return raft.storage_file(dir .. "/" .. tostring(id), { fsync = false })
+end
+
 function Cluster:start(id, peers)
-  self.storages[id] = raft.storage_memory.new()
+  self.storages[id] = self:open_storage(id)
   self.apps[id] = { list = {}, index = 0 }
   local node = self:new_node(id, peers)
   if self.net.nodes[id] then self.net:restart(id, node) else self.net:add(id, node) end
@@ -99,6 +106,11 @@ function Cluster:crash(id) self.net:crash(id) end
 -- the committed entries that ready() hands out again
 function Cluster:restart(id)
   self.apps[id] = { list = {}, index = 0 }
+  if self.opts.file_dir then
+    -- a new process: nothing but the directory survives
+    self.storages[id]:close()
+    self.storages[id] = self:open_storage(id)
+  end
   self.checked[id] = nil
   self.net:restart(id, self:new_node(id, nil))
 end
@@ -350,7 +362,7 @@ local function chaos_run(seed, opts)
   local c = cluster(seed, {
     n = n, drop = opts.drop or (rng:random(0, 10) / 100), delay = { 0, rng:random(0, 2) },
     duplicate = 0.02, reorder = rng:random(1, 2) == 1,
-    snapshot_entries = opts.snapshot_entries, garble = opts.garble,
+    snapshot_entries = opts.snapshot_entries, garble = opts.garble, file_dir = opts.file_dir,
   })
   local crashed = {}
   local ticks = opts.ticks or 300
@@ -426,6 +438,21 @@ describe("luact.cluster.raft (simulated cluster)", function()
       end
     end, 10001)
     assert.is_true(snaps > SEEDS)
+  end)
+
+  it("restarts nodes from the file storage without losing acknowledged proposals", function()
+    local count = math.max(20, math.floor(SEEDS / 10))
+    local restarts = 0
+    simnet.for_seeds(count, function(seed)
+      local dir = "spec/tmp/raft_sim_" .. seed
+      os.execute("rm -rf " .. dir .. " && mkdir -p " .. dir)
+      local c = chaos_run(seed, { crash = true, snapshot_entries = 20, file_dir = dir,
+                                  ticks = 200 })
+      for _, id in ipairs(c.ids) do c.storages[id]:close() end
+      for _, id in ipairs(c.ids) do restarts = restarts + (c.net.gen[id] or 1) - 1 end
+      os.execute("rm -rf " .. dir)
+    end, 80001)
+    assert.is_true(restarts > 0)
   end)
 
   it("ignores and counts malformed messages mixed into the traffic, and stays safe", function()
