@@ -261,6 +261,33 @@ describe("luact.cluster.gossip (simulated cluster)", function()
     end, 7000)
   end)
 
+  it("takes a restarted member back under its old id", function()
+    simnet.for_seeds(SEEDS, function(seed)
+      local c = cluster(seed, 9, { drop = 0.01 })
+      settle(c, seed)
+      local v = c.ids[3 + seed % 7]
+      c.net:crash(v)
+      c.net:run(seed % 2 == 0 and 10 or 100)     -- before, or after, it was declared dead
+      c.net:restart(v, c.new_node(v))
+      local took = c.net:run_until(function(net)
+        if not converged(net) then return false end
+        local inc = net:node(v):incarnation()
+        for _, id in ipairs(c.ids) do
+          for _, r in ipairs(net:node(id):member_list()) do
+            if r.id == v and r.inc ~= inc then return false end
+          end
+        end
+        return true
+      end, 50)
+      if not took then fail("restarted %s not taken back everywhere within 50 ticks", v) end
+      local died = events_since(c, 0, function(e) return e.type == "dead" and e.id == v end)
+      if #died > 0 then
+        -- it had been declared dead: it must have outbid that incarnation
+        assert.is_true(c.net:node(v):incarnation() > 0, "seed " .. seed)
+      end
+    end, 7500)
+  end)
+
   it("spreads a graceful leave: everybody sees the member as left, never as dead", function()
     simnet.for_seeds(SEEDS, function(seed)
       local c = cluster(seed, 9, { drop = 0.01 })
