@@ -25,9 +25,14 @@ function clock.walltime()
   return C.luact_clock_wall()
 end
 
--- Fires `fire(entry, now)` at monotonic time `at`; returns the entry (set .cancelled to drop).
+-- Fires `fire(entry, now)` at monotonic time `at`; returns the entry for clock.cancel.
 function clock.at(at, fire)
   return heap:push({ at = at, fire = fire })
+end
+
+-- Drops a timer made by clock.at (no effect once it fired).
+function clock.cancel(entry)
+  heap:remove(entry)
 end
 
 local function wake_sleeper(entry)
@@ -51,7 +56,7 @@ function clock.alarm(sec)
   check_seconds(sec, "sec", "clock.alarm")
   local ev = event.new_oneshot()
   local entry = heap:push({ at = C.luact_clock_monotonic() + sec, fire = ring_alarm, ev = ev })
-  ev.cancel = function() entry.cancelled = true end
+  ev.cancel = function() heap:remove(entry) end
   return ev
 end
 
@@ -59,7 +64,7 @@ local Repeating = {}
 Repeating.__index = Repeating
 function Repeating:stop()
   self.stopped = true
-  if self.entry then self.entry.cancelled = true end
+  if self.entry then heap:remove(self.entry) end
 end
 
 local function schedule_next(r, now)

@@ -1,5 +1,6 @@
 -- luact.timer_heap: a binary min-heap of deadlines (pure: it never reads a clock). Entries are
--- tables with `at` (seconds); removal is lazy (`entry.cancelled = true`).
+-- tables with `at` (seconds); each knows its position (`pos`), so `remove` is O(log n) and a
+-- cancelled timer does not linger until its deadline.
 local timer_heap = {}
 local Heap = {}
 Heap.__index = Heap
@@ -13,69 +14,87 @@ local function before(a, b)
   return a.seq < b.seq      -- equal deadlines fire in insertion order
 end
 
+local function up(h, i)
+  local e = h[i]
+  while i > 1 do
+    local p = (i - i % 2) / 2
+    local pe = h[p]
+    if not before(e, pe) then break end
+    h[i] = pe
+    pe.pos = i
+    i = p
+  end
+  h[i] = e
+  e.pos = i
+end
+
+local function down(h, i)
+  local n = h.n
+  local e = h[i]
+  while true do
+    local c = i * 2
+    if c > n then break end
+    if c + 1 <= n and before(h[c + 1], h[c]) then c = c + 1 end
+    local ce = h[c]
+    if not before(ce, e) then break end
+    h[i] = ce
+    ce.pos = i
+    i = c
+  end
+  h[i] = e
+  e.pos = i
+end
+
 function Heap:push(entry)
   local n = self.n + 1
   self.n = n
   self.seq = self.seq + 1
   entry.seq = self.seq
-  local i = n
-  while i > 1 do
-    local p = math.floor(i / 2)
-    if before(entry, self[p]) then
-      self[i] = self[p]
-      i = p
-    else
-      break
-    end
-  end
-  self[i] = entry
+  self[n] = entry
+  up(self, n)
   return entry
 end
 
-function Heap:pop()
+-- Removes `entry` (pushed earlier, not popped yet); returns true if it was in the heap.
+function Heap:remove(entry)
+  local i = entry.pos
+  if i == nil or self[i] ~= entry then return false end
   local n = self.n
-  if n == 0 then return nil end
-  local top = self[1]
   local last = self[n]
   self[n] = nil
-  n = n - 1
-  self.n = n
-  if n > 0 then
-    local i = 1
-    while true do
-      local l = i * 2
-      if l > n then break end
-      local c = l
-      if l + 1 <= n and before(self[l + 1], self[l]) then c = l + 1 end
-      if before(self[c], last) then
-        self[i] = self[c]
-        i = c
-      else
-        break
-      end
-    end
+  self.n = n - 1
+  entry.pos = nil
+  if i < n then
     self[i] = last
+    last.pos = i
+    if i > 1 and before(last, self[(i - i % 2) / 2]) then up(self, i) else down(self, i) end
   end
+  return true
+end
+
+function Heap:pop()
+  if self.n == 0 then return nil end
+  local top = self[1]
+  self:remove(top)
   return top
 end
 
--- The earliest live deadline, or nil (drops cancelled entries on the way).
-function Heap:next_deadline()
-  while self.n > 0 and self[1].cancelled do self:pop() end
-  return self.n > 0 and self[1].at or nil
+function Heap:peek()
+  return self[1]
 end
 
--- Pops the next live entry due at `now`, or nil.
+-- The earliest deadline, or nil.
+function Heap:next_deadline()
+  local top = self[1]
+  return top and top.at or nil
+end
+
+-- Pops the next entry due at `now`, or nil.
 function Heap:pop_due(now)
-  while self.n > 0 do
-    local top = self[1]
-    if top.cancelled then
-      self:pop()
-    elseif top.at <= now then
-      return self:pop()
-    else
-      return nil
-    end
+  local top = self[1]
+  if top and top.at <= now then
+    self:remove(top)
+    return top
   end
   return nil
 end

@@ -151,7 +151,7 @@ local function remote_sync(t, l, e, method, has_self, deadline, ...)
   local timer = clock.at(deadline, fire_timeout)
   timer.corr, timer.waiter = corr, w
   local r = scheduler.suspend()
-  timer.cancelled = true
+  clock.cancel(timer)
   if r == TIMEOUT then
     raise("actor_timeout", ("%s did not reply to '%s' in time"):format(tostring(ref.new(MACHINE, t, e, l)), method))
   end
@@ -201,7 +201,7 @@ loop.on("r", function(msg)
   end
   pending[corr] = nil
   if w.ev then
-    w.timer.cancelled = true
+    clock.cancel(w.timer)
     if msg[3] then
       w.ev:emit("reply", true, unpack(msg, 5, 4 + msg[4]))
     else

@@ -177,7 +177,7 @@ function host.kill(rec, reason)
   local was_alive = rec.state == "alive"
   rec.state = "dead"
   actors[rec.id] = nil
-  if rec.timer then rec.timer.cancelled = true end
+  if rec.timer then clock.cancel(rec.timer) end
   if was_alive then destroy(rec, reason) end
   abort_calls(rec, exception.new("actor_no_body", ("%s was killed"):format(tostring(rec.ref))))
   if rec.on_death then
