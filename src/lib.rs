@@ -10,6 +10,8 @@ mod ring;
 mod runtime;
 mod status;
 mod vm;
+#[allow(dead_code)]
+mod wire;
 mod worker;
 
 #[cfg(test)]
