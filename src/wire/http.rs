@@ -1,1 +1,353 @@
-//! placeholder: being written
+//! The http:// listener's request and response logic, without sockets: an incremental HTTP/1.1
+//! request parser over the connection's read buffer (`httparse`), the routing of a request to a
+//! call (`POST /<vid path>/<method>` with a JSON array of arguments) or a fixed answer, and the
+//! bytes of every response. The transport owns the sockets and the buffers; it calls
+//! [`parse_request`] after each read and writes what the functions here return.
+//!
+//! Routes:
+//! - `POST /<vid>/<method>`: a call; vid = everything before the last `/` (`POST
+//!   /system/frontend/hoge` -> vid `/system/frontend`, method `hoge`), percent-decoded; the query
+//!   string is ignored. Body: a JSON array of arguments (empty body = `[]`; `null` items are nil
+//!   arguments). A missing `Content-Length` means an empty body (RFC 9112 section 6.3).
+//! - `GET /health`: 200 `ok` (text/plain).
+//! - anything else: a JSON error, the connection kept as the request asked: 404 (`POST` to a path
+//!   without a vid or a method), 405 (another HTTP method, or `GET` of another path), 400 (the
+//!   body is not valid JSON, not an array, or nested too deep).
+//!
+//! Framing errors are [`HttpError`]s: the transport writes [`HttpError::response`] (which says
+//! `Connection: close`) and closes, because the rest of the buffer cannot be trusted: 431 (the
+//! request head is over `max_header`, or has more than [`MAX_HEADERS`] headers), 413 (the declared
+//! `Content-Length` is over `max_body`: refused before the body is read), 501 (any
+//! `Transfer-Encoding`, chunked included: only `Content-Length` bodies are supported), 400
+//! (malformed request line or headers, a bad or conflicting `Content-Length`, an undecodable path).
+//!
+//! Keep-alive: HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 closes unless
+//! `Connection: keep-alive`. Pipelined requests are parsed one at a time: each `Complete` says how
+//! many bytes it used. Every response carries `Content-Length` and `Connection`.
+//!
+//! Errors of a call: [`ERROR_STATUS`] maps exception names to statuses (other names: 500); the
+//! body is `{"error": name, "message": text}`.
+
+use super::sbuf::{self, Value};
+use serde_json::json;
+
+/// The HTTP status of a call that failed with the exception `name`; any other name is 500.
+pub const ERROR_STATUS: &[(&str, u16)] = &[
+    ("actor_no_body", 404),
+    ("actor_no_method", 404),
+    ("actor_timeout", 504),
+    ("actor_overload", 503),
+    ("actor_temporary_fail", 503),
+];
+
+/// Most headers a request may have (more: 431).
+pub const MAX_HEADERS: usize = 64;
+
+/// What the transport writes when [`Parsed::Incomplete`] says `expect_continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The result of looking at the bytes read so far.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// Read more. `expect_continue`: the head is complete, asked for `Expect: 100-continue` and
+    /// no body byte has arrived: write [`CONTINUE`] once for this request (curl waits a second
+    /// for it before sending bodies over 1 KiB).
+    Incomplete { expect_continue: bool },
+    /// One request; the next one starts at `consumed`.
+    Complete(Request),
+}
+
+/// A complete request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Bytes of the buffer this request used (head and body).
+    pub consumed: usize,
+    /// Whether the connection stays open after the response.
+    pub keep_alive: bool,
+    pub route: Route,
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    /// Call `method` on the actor registered as `vid` with `args` (nil arguments are `Nil`; the
+    /// count is `args.len()`), then answer with [`reply_response`].
+    Call { vid: String, method: String, args: Vec<Value> },
+    /// Answer [`Request::immediate_response`] (200 `ok`).
+    Health,
+    /// Answer [`Request::immediate_response`]: a JSON error with this status.
+    Refuse { status: u16, error: &'static str, message: String },
+}
+
+impl Request {
+    /// The response for `Health` and `Refuse` (honouring `keep_alive`); `None` for a `Call`.
+    pub fn immediate_response(&self) -> Option<Vec<u8>> {
+        match &self.route {
+            Route::Call { .. } => None,
+            Route::Health => Some(build(200, "text/plain", &[], b"ok", self.keep_alive)),
+            Route::Refuse { status, error, message } => {
+                let extra: &[(&str, &str)] = if *status == 405 { &[("Allow", "POST")] } else { &[] };
+                let body = json_bytes(&json!({ "error": error, "message": message }));
+                Some(build(*status, "application/json", extra, &body, self.keep_alive))
+            }
+        }
+    }
+}
+
+/// A request that cannot be framed: answer [`HttpError::response`] and close the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl HttpError {
+    fn new(status: u16, message: impl Into<String>) -> HttpError {
+        HttpError { status, message: message.into() }
+    }
+
+    /// The error response, with `Connection: close`.
+    pub fn response(&self) -> Vec<u8> {
+        let body = json!({ "error": error_name(self.status), "message": self.message });
+        response(self.status, &body, false)
+    }
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, reason(self.status), self.message)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// The `error` field of HTTP-level errors.
+fn error_name(status: u16) -> &'static str {
+    match status {
+        400 => "bad_request",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        431 => "header_too_large",
+        501 => "not_implemented",
+        _ => "http_error",
+    }
+}
+
+/// The reason phrase of the statuses this module sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+/// The status for a call that failed with exception `name` ([`ERROR_STATUS`], else 500).
+pub fn status_for(name: &str) -> u16 {
+    ERROR_STATUS.iter().find(|(n, _)| *n == name).map_or(500, |(_, s)| *s)
+}
+
+fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| std::str::from_utf8(t).map_or(false, |t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+fn content_length(value: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `%XX`-decodes a path; `None` on a bad escape or invalid UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hi = hex_digit(*b.get(i + 1)?)?;
+            let lo = hex_digit(*b.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Parses the request at the start of `buf` (the connection's unconsumed bytes). `max_header`
+/// bounds the head (request line and headers), `max_body` the declared body length; neither is
+/// read or allocated beyond. Never panics.
+pub fn parse_request(buf: &[u8], max_header: usize, max_body: usize) -> Result<Parsed, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > max_header {
+                return Err(HttpError::new(431, format!("request head over {max_header} bytes")));
+            }
+            return Ok(Parsed::Incomplete { expect_continue: false });
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HttpError::new(431, format!("more than {MAX_HEADERS} headers")));
+        }
+        Err(e) => return Err(HttpError::new(400, format!("malformed request: {e}"))),
+    };
+    if head_len > max_header {
+        return Err(HttpError::new(431, format!("request head over {max_header} bytes")));
+    }
+    let version = req.version.unwrap_or(1);
+    let mut keep_alive = version >= 1;
+    let mut length: Option<usize> = None;
+    let mut expect_continue = false;
+    for h in req.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("connection") {
+            if has_token(h.value, "close") {
+                keep_alive = false;
+            } else if has_token(h.value, "keep-alive") {
+                keep_alive = true;
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(HttpError::new(501, "Transfer-Encoding (chunked) is not supported: send Content-Length"));
+        } else if name.eq_ignore_ascii_case("content-length") {
+            let n = content_length(h.value).ok_or_else(|| HttpError::new(400, "bad Content-Length"))?;
+            if length.is_some_and(|m| m != n) {
+                return Err(HttpError::new(400, "conflicting Content-Length headers"));
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue = has_token(h.value, "100-continue");
+        }
+    }
+    let length = length.unwrap_or(0);
+    if length > max_body {
+        return Err(HttpError::new(413, format!("body of {length} bytes, over {max_body}")));
+    }
+    let total = head_len.saturating_add(length);
+    let Some(body) = buf.get(head_len..total) else {
+        let expect_continue = expect_continue && version >= 1 && buf.len() == head_len;
+        return Ok(Parsed::Incomplete { expect_continue });
+    };
+    let method = req.method.unwrap_or("");
+    let target = req.path.unwrap_or("");
+    let route = route(method, target, body);
+    Ok(Parsed::Complete(Request { consumed: total, keep_alive, route }))
+}
+
+fn refuse(status: u16, error: &'static str, message: impl Into<String>) -> Route {
+    Route::Refuse { status, error, message: message.into() }
+}
+
+fn route(method: &str, target: &str, body: &[u8]) -> Route {
+    // absolute-form targets (`http://host/path`) are reduced to the path
+    let mut path = target;
+    for scheme in ["http://", "https://"] {
+        if let Some(rest) = target.strip_prefix(scheme) {
+            path = rest.find('/').map_or("/", |i| &rest[i..]);
+        }
+    }
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    match method {
+        "POST" => {}
+        "GET" if path == "/health" => return Route::Health,
+        _ => return refuse(405, "method_not_allowed", format!("{method} {path}: only POST /<actor path>/<method> (and GET /health)")),
+    }
+    let Some(path) = percent_decode(path) else {
+        return refuse(400, "bad_request", "bad percent-encoding in the path");
+    };
+    let (vid, name) = path.rsplit_once('/').unwrap_or(("", ""));
+    if !vid.starts_with('/') || vid.len() < 2 || name.is_empty() {
+        return refuse(404, "not_found", format!("{path}: expected /<actor path>/<method>"));
+    }
+    let args = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        Vec::new()
+    } else {
+        let json: serde_json::Value = match serde_json::from_slice(body) {
+            Ok(j) => j,
+            Err(e) => return refuse(400, "bad_request", format!("the body is not valid JSON: {e}")),
+        };
+        match sbuf::args_from_json(&json) {
+            Some(Ok(args)) => args,
+            Some(Err(e)) => return refuse(400, "bad_request", format!("bad arguments: {e}")),
+            None => return refuse(400, "bad_request", "the body must be a JSON array of arguments"),
+        }
+    };
+    Route::Call { vid: vid.to_string(), method: name.to_string(), args }
+}
+
+fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec())
+}
+
+fn build(status: u16, content_type: &str, extra: &[(&str, &str)], body: &[u8], keep_alive: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + body.len());
+    out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
+    out.extend_from_slice(format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", body.len()).as_bytes());
+    for (name, value) in extra {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(if keep_alive { b"Connection: keep-alive\r\n\r\n" } else { b"Connection: close\r\n\r\n" });
+    out.extend_from_slice(body);
+    out
+}
+
+/// A complete response with a JSON body.
+pub fn response(status: u16, json_body: &serde_json::Value, keep_alive: bool) -> Vec<u8> {
+    build(status, "application/json", &[], &json_bytes(json_body), keep_alive)
+}
+
+/// 200 with the results of a call as a JSON array (`Nil` results are `null`).
+pub fn results_response(results: &[Value], keep_alive: bool) -> Vec<u8> {
+    let body = serde_json::Value::Array(results.iter().map(sbuf::to_json).collect());
+    response(200, &body, keep_alive)
+}
+
+/// The error of a call: status from [`ERROR_STATUS`], body `{"error": name, "message": message}`.
+pub fn error_response(name: &str, message: &str, keep_alive: bool) -> Vec<u8> {
+    response(status_for(name), &json!({ "error": name, "message": message }), keep_alive)
+}
+
+/// The response for a call's reply: `ok` with its results, or a failure whose first value is
+/// the error (a luact exception; anything else, e.g. a string raised with `error()`, is reported
+/// as `actor_error` with its text).
+pub fn reply_response(ok: bool, values: &[Value], keep_alive: bool) -> Vec<u8> {
+    if ok {
+        return results_response(values, keep_alive);
+    }
+    let err = values.first().unwrap_or(&Value::Nil);
+    let (name, message) = sbuf::exception_of(err).unwrap_or_else(|| {
+        let text = match err {
+            Value::Str(s) => String::from_utf8_lossy(s).into_owned(),
+            other => sbuf::to_json(other).to_string(),
+        };
+        ("actor_error".to_string(), text)
+    });
+    error_response(&name, &message, keep_alive)
+}
