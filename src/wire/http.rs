@@ -351,3 +351,275 @@ pub fn reply_response(ok: bool, values: &[Value], keep_alive: bool) -> Vec<u8> {
     });
     error_response(&name, &message, keep_alive)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: usize = 8 * 1024;
+    const B: usize = 1024 * 1024;
+
+    fn post(path: &str, body: &str, extra: &str) -> Vec<u8> {
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    }
+
+    fn complete(buf: &[u8]) -> Request {
+        match parse_request(buf, H, B) {
+            Ok(Parsed::Complete(r)) => r,
+            other => panic!("expected a complete request, got {other:?}"),
+        }
+    }
+
+    fn err_status(buf: &[u8], max_header: usize, max_body: usize) -> u16 {
+        match parse_request(buf, max_header, max_body) {
+            Err(e) => e.status,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    fn refused(buf: &[u8]) -> u16 {
+        match complete(buf).route {
+            Route::Refuse { status, .. } => status,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// (status, headers lowercased, body) of a response we built.
+    fn read_response(bytes: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut r = httparse::Response::new(&mut headers);
+        let Ok(httparse::Status::Complete(n)) = r.parse(bytes) else { panic!("bad response") };
+        let hs: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+            .collect();
+        let len: usize = hs.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.parse().unwrap()).unwrap();
+        assert_eq!(bytes.len() - n, len, "Content-Length matches the body");
+        (r.code.unwrap(), hs, bytes[n..].to_vec())
+    }
+
+    fn header<'a>(hs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        hs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn a_call() {
+        let buf = post("/system/frontend/hoge", r#"[1, "a", null, {"k": [true]}]"#, "");
+        let r = complete(&buf);
+        assert_eq!(r.consumed, buf.len());
+        assert!(r.keep_alive);
+        let Route::Call { vid, method, args } = r.route else { panic!() };
+        assert_eq!((vid.as_str(), method.as_str()), ("/system/frontend", "hoge"));
+        assert_eq!(args.len(), 4);
+        assert_eq!(&args[..3], &[Value::Int(1), Value::str("a"), Value::Nil]);
+        assert_eq!(r.consumed, buf.len());
+        // empty bodies (or no Content-Length at all) are no arguments
+        for buf in [post("/a/m", "", ""), post("/a/m", " \r\n", ""), b"POST /a/m HTTP/1.1\r\n\r\n".to_vec()] {
+            let Route::Call { args, .. } = complete(&buf).route else { panic!() };
+            assert!(args.is_empty());
+        }
+        // percent-decoding and query strings
+        let Route::Call { vid, method, .. } = complete(&post("/my%20app/a/m?x=1", "[]", "")).route else { panic!() };
+        assert_eq!((vid.as_str(), method.as_str()), ("/my app/a", "m"));
+        let Route::Call { vid, .. } = complete(b"POST http://h:1/v/m HTTP/1.1\r\n\r\n").route else { panic!() };
+        assert_eq!(vid, "/v");
+    }
+
+    #[test]
+    fn pipelined_requests_in_one_buffer() {
+        let mut buf = post("/a/one", "[1]", "");
+        buf.extend_from_slice(b"GET /health HTTP/1.1\r\n\r\n");
+        buf.extend_from_slice(&post("/b/c/two", "[2, 3]", "Connection: close\r\n"));
+        buf.extend_from_slice(b"POST /a/thr"); // the start of a fourth
+        let mut at = 0;
+        let mut seen = Vec::new();
+        loop {
+            match parse_request(&buf[at..], H, B).unwrap() {
+                Parsed::Complete(r) => {
+                    at += r.consumed;
+                    seen.push((r.route, r.keep_alive));
+                }
+                Parsed::Incomplete { .. } => break,
+            }
+        }
+        assert_eq!(at, buf.len() - b"POST /a/thr".len());
+        assert_eq!(seen.len(), 3);
+        assert!(matches!(&seen[0], (Route::Call { method, .. }, true) if method == "one"));
+        assert!(matches!(&seen[1], (Route::Health, true)));
+        assert!(matches!(&seen[2], (Route::Call { vid, args, .. }, false) if vid == "/b/c" && args.len() == 2));
+    }
+
+    #[test]
+    fn partial_requests_and_split_bodies() {
+        let buf = post("/a/m", r#"["a body that arrives in pieces"]"#, "");
+        for cut in 0..buf.len() {
+            assert_eq!(parse_request(&buf[..cut], H, B), Ok(Parsed::Incomplete { expect_continue: false }), "cut {cut}");
+        }
+        assert_eq!(complete(&buf).consumed, buf.len());
+        // Expect: 100-continue asks for CONTINUE only while no body byte is there
+        let buf = post("/a/m", "[1]", "Expect: 100-continue\r\n");
+        let head = buf.len() - 3;
+        assert_eq!(parse_request(&buf[..head], H, B), Ok(Parsed::Incomplete { expect_continue: true }));
+        assert_eq!(parse_request(&buf[..head + 1], H, B), Ok(Parsed::Incomplete { expect_continue: false }));
+        assert!(matches!(complete(&buf).route, Route::Call { .. }));
+        assert_eq!(&CONTINUE[..12], b"HTTP/1.1 100");
+    }
+
+    #[test]
+    fn keep_alive_and_close() {
+        let cases: [(&str, &str, bool); 6] = [
+            ("HTTP/1.1", "", true),
+            ("HTTP/1.1", "Connection: close\r\n", false),
+            ("HTTP/1.1", "Connection: Upgrade, Close\r\n", false),
+            ("HTTP/1.0", "", false),
+            ("HTTP/1.0", "Connection: keep-alive\r\n", true),
+            ("HTTP/1.1", "Connection: keep-alive\r\n", true),
+        ];
+        for (version, extra, want) in cases {
+            let buf = format!("POST /a/m {version}\r\n{extra}Content-Length: 2\r\n\r\n[]");
+            assert_eq!(complete(buf.as_bytes()).keep_alive, want, "{version} {extra:?}");
+        }
+        // refusals honour keep-alive, framing errors close
+        let r = complete(b"GET /nope HTTP/1.1\r\n\r\n");
+        let (status, hs, _) = read_response(&r.immediate_response().unwrap());
+        assert_eq!((status, header(&hs, "connection"), header(&hs, "allow")), (405, Some("keep-alive"), Some("POST")));
+        let (_, hs, _) = read_response(&HttpError::new(400, "x").response());
+        assert_eq!(header(&hs, "connection"), Some("close"));
+    }
+
+    #[test]
+    fn every_error_status() {
+        // 431: a head over the limit, complete or not; too many headers
+        let big = format!("POST /a/m HTTP/1.1\r\nX-Big: {}\r\n\r\n", "y".repeat(200));
+        assert_eq!(err_status(big.as_bytes(), 100, B), 431);
+        assert_eq!(err_status(&big.as_bytes()[..150], 100, B), 431);
+        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X-{i}: 1\r\n")).collect();
+        assert_eq!(err_status(format!("GET /health HTTP/1.1\r\n{many}\r\n").as_bytes(), H, B), 431);
+        // 413: the declared length, before any body byte
+        assert_eq!(err_status(b"POST /a/m HTTP/1.1\r\nContent-Length: 1025\r\n\r\n", H, 1024), 413);
+        assert_eq!(err_status(b"POST /a/m HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", H, 1024), 400);
+        // 501: chunked (any Transfer-Encoding)
+        assert_eq!(err_status(b"POST /a/m HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n[]\r\n0\r\n\r\n", H, B), 501);
+        // 400: malformed, bad or conflicting Content-Length
+        assert_eq!(err_status(b"POST /a/m HTTP/1.1\r\nBad Header\r\n\r\n", H, B), 400);
+        assert_eq!(err_status(b"\x00\x01\x02 garbage\r\n\r\n", H, B), 400);
+        assert_eq!(err_status(b"POST /a/m HTTP/1.1\r\nContent-Length: -1\r\n\r\n", H, B), 400);
+        assert_eq!(err_status(b"POST /a/m HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n", H, B), 400);
+        assert_eq!(err_status(b"POST /a/m HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", H, B), 400);
+        assert!(parse_request(b"POST /a/m HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n[]", H, B).is_ok());
+        // routed refusals
+        assert_eq!(refused(b"GET /a/m HTTP/1.1\r\n\r\n"), 405);
+        assert_eq!(refused(b"PUT /a/m HTTP/1.1\r\n\r\n"), 405);
+        assert_eq!(refused(b"HEAD /health HTTP/1.1\r\n\r\n"), 405);
+        assert_eq!(refused(&post("/hoge", "[]", "")), 404);
+        assert_eq!(refused(&post("/a/", "[]", "")), 404);
+        assert_eq!(refused(&post("//m", "[]", "")), 404);
+        assert_eq!(refused(&post("/a%zz/m", "[]", "")), 400);
+        assert_eq!(refused(&post("/a/m", "[1,", "")), 400);
+        assert_eq!(refused(&post("/a/m", r#"{"a": 1}"#, "")), 400);
+        assert_eq!(refused(&post("/a/m", "42", "")), 400);
+        let deep = format!("[{}{}]", "[".repeat(120), "]".repeat(120));
+        assert_eq!(refused(&post("/a/m", &deep, "")), 400);
+        // a refused body is still consumed: the next request parses
+        let mut two = post("/a/m", "not json", "");
+        two.extend_from_slice(b"GET /health HTTP/1.1\r\n\r\n");
+        let r = complete(&two);
+        assert!(r.keep_alive);
+        let (status, hs, body) = read_response(&r.immediate_response().unwrap());
+        assert_eq!((status, header(&hs, "content-type")), (400, Some("application/json")));
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "bad_request");
+        assert_eq!(complete(&two[r.consumed..]).route, Route::Health);
+        // every framing error has a JSON body with its status
+        for status in [400, 413, 431, 501] {
+            let (got, hs, body) = read_response(&HttpError::new(status, "m").response());
+            assert_eq!((got, header(&hs, "content-type")), (status, Some("application/json")));
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["message"], "m");
+        }
+    }
+
+    #[test]
+    fn health() {
+        let r = complete(b"GET /health HTTP/1.1\r\n\r\n");
+        let (status, hs, body) = read_response(&r.immediate_response().unwrap());
+        assert_eq!((status, body.as_slice(), header(&hs, "connection")), (200, &b"ok"[..], Some("keep-alive")));
+    }
+
+    #[test]
+    fn responses() {
+        let (status, hs, body) = read_response(&response(200, &json!({"a": "é"}), true));
+        assert_eq!((status, header(&hs, "content-type")), (200, Some("application/json")));
+        assert_eq!(body, "{\"a\":\"é\"}".as_bytes());
+        let (status, _, body) = read_response(&results_response(&[Value::Int(1), Value::Nil, Value::str("s")], false));
+        assert_eq!((status, body.as_slice()), (200, &br#"[1,null,"s"]"#[..]));
+        let (_, _, body) = read_response(&reply_response(true, &[], true));
+        assert_eq!(body, b"[]");
+    }
+
+    #[test]
+    fn call_errors_map_to_statuses() {
+        let mut cases: Vec<(&str, u16)> = ERROR_STATUS.to_vec();
+        cases.push(("actor_error", 500));
+        cases.push(("something_else", 500));
+        assert_eq!(status_for("actor_no_body"), 404);
+        assert_eq!(status_for("actor_timeout"), 504);
+        assert_eq!(status_for("actor_overload"), 503);
+        assert_eq!(status_for("actor_temporary_fail"), 503);
+        assert_eq!(status_for("actor_no_method"), 404);
+        for (name, want) in cases {
+            let exc = Value::Table(Box::new(sbuf::Table {
+                meta: Some(sbuf::MT_EXCEPTION),
+                array: vec![],
+                hash: vec![(Value::str("name"), Value::str(name)), (Value::str("message"), Value::str("why"))],
+            }));
+            let (status, hs, body) = read_response(&reply_response(false, &[exc], true));
+            assert_eq!(status, want, "{name}");
+            assert_eq!(header(&hs, "connection"), Some("keep-alive"));
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body, json!({"error": name, "message": "why"}));
+        }
+        // a plain error value (error("boom")) is actor_error with its text
+        let (status, _, body) = read_response(&reply_response(false, &[Value::str("boom")], false));
+        assert_eq!((status, body.as_slice()), (500, &br#"{"error":"actor_error","message":"boom"}"#[..]));
+        let (status, _, _) = read_response(&reply_response(false, &[], false));
+        assert_eq!(status, 500);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let valid = post("/system/frontend/hoge", r#"[1, {"a": [null, 2.5]}, "x"]"#, "Connection: keep-alive\r\n");
+        let alphabet = b"POST GET/ HTTP/1.1\r\n:Content-Length0123456789[]{}\",%";
+        for round in 0..100_000 {
+            let buf: Vec<u8> = if round % 2 == 0 {
+                let mut b = valid.clone();
+                for _ in 0..1 + next() % 3 {
+                    let i = (next() as usize) % b.len();
+                    b[i] = if next() % 2 == 0 { next() as u8 } else { alphabet[(next() as usize) % alphabet.len()] };
+                }
+                b.truncate((next() as usize) % (b.len() + 1));
+                b
+            } else {
+                (0..next() % 80).map(|_| alphabet[(next() as usize) % alphabet.len()]).collect()
+            };
+            match parse_request(&buf, 128, 64) {
+                Ok(Parsed::Complete(r)) => {
+                    assert!(r.consumed <= buf.len());
+                    let _ = r.immediate_response();
+                }
+                Ok(Parsed::Incomplete { .. }) => {}
+                Err(e) => {
+                    let _ = e.response();
+                }
+            }
+        }
+    }
+}
