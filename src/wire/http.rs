@@ -161,7 +161,7 @@ pub fn status_for(name: &str) -> u16 {
 fn has_token(value: &[u8], token: &str) -> bool {
     value
         .split(|b| *b == b',')
-        .any(|t| std::str::from_utf8(t).map_or(false, |t| t.trim().eq_ignore_ascii_case(token)))
+        .any(|t| std::str::from_utf8(t).is_ok_and(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 fn content_length(value: &[u8]) -> Option<usize> {
@@ -434,14 +434,9 @@ mod tests {
         buf.extend_from_slice(b"POST /a/thr"); // the start of a fourth
         let mut at = 0;
         let mut seen = Vec::new();
-        loop {
-            match parse_request(&buf[at..], H, B).unwrap() {
-                Parsed::Complete(r) => {
-                    at += r.consumed;
-                    seen.push((r.route, r.keep_alive));
-                }
-                Parsed::Incomplete { .. } => break,
-            }
+        while let Parsed::Complete(r) = parse_request(&buf[at..], H, B).unwrap() {
+            at += r.consumed;
+            seen.push((r.route, r.keep_alive));
         }
         assert_eq!(at, buf.len() - b"POST /a/thr".len());
         assert_eq!(seen.len(), 3);

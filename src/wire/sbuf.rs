@@ -61,6 +61,9 @@ use std::fmt;
 /// own encoder refuses deeper data (`LJ_SERIALIZE_DEPTH`), so nothing legitimate goes beyond.
 pub const MAX_DEPTH: usize = 100;
 
+/// Most array items or hash entries a table reserves before they are actually decoded.
+const PREALLOC: usize = 1024;
+
 /// Lua's doubles hold every integer up to this magnitude exactly.
 const MAX_EXACT_INT: i64 = 1 << 53;
 
@@ -120,6 +123,8 @@ pub enum SbufError {
     Unsupported(&'static str),
     /// A table key that Lua cannot hold (nil or NaN).
     BadKey,
+    /// Malformed MessagePack bytes ([`decode_msgpack`]).
+    BadMsgpack(String),
 }
 
 impl fmt::Display for SbufError {
@@ -131,6 +136,7 @@ impl fmt::Display for SbufError {
             SbufError::BadTag(t) => write!(f, "bad tag 0x{t:02x}"),
             SbufError::Unsupported(what) => write!(f, "{what} is not supported"),
             SbufError::BadKey => write!(f, "nil or NaN table key"),
+            SbufError::BadMsgpack(e) => write!(f, "bad MessagePack: {e}"),
         }
     }
 }
@@ -505,7 +511,9 @@ impl<'a> Reader<'a> {
         if nvalues > self.remaining() || nhash > self.remaining() / 2 {
             return Err(SbufError::Truncated);
         }
-        let mut t = Table { meta, array: Vec::with_capacity(nvalues), hash: Vec::new() };
+        // Reserve at most PREALLOC items up front: a declared count is only a claim, and nested
+        // tables each claiming the whole remaining input would multiply it by the depth.
+        let mut t = Table { meta, array: Vec::with_capacity(nvalues.min(PREALLOC)), hash: Vec::new() };
         if from_zero && nvalues > 0 {
             let zero = self.value(depth + 1)?;
             if !matches!(zero, Value::Nil) {
@@ -522,7 +530,7 @@ impl<'a> Reader<'a> {
         while matches!(t.array.last(), Some(Value::Nil)) {
             t.array.pop();
         }
-        t.hash.reserve(nhash);
+        t.hash.reserve(nhash.min(PREALLOC));
         for _ in 0..nhash {
             let k = self.value(depth + 1)?;
             if !valid_key(&k) {
@@ -804,6 +812,25 @@ fn from_msgpack_at(m: &rmpv::Value, depth: usize) -> Result<Value, SbufError> {
     })
 }
 
+/// Reads exactly one MessagePack value from `bytes` (rmpv never preallocates from a declared
+/// length; nesting is cut just beyond [`MAX_DEPTH`], which [`from_msgpack`] then enforces).
+pub fn decode_msgpack(bytes: &[u8]) -> Result<rmpv::Value, SbufError> {
+    let mut rd = bytes;
+    // rmpv counts a string's bytes as one more level
+    let v = rmpv::decode::read_value_with_max_depth(&mut rd, MAX_DEPTH + 2)
+        .map_err(|e| SbufError::BadMsgpack(e.to_string()))?;
+    if !rd.is_empty() {
+        return Err(SbufError::Trailing(rd.len()));
+    }
+    Ok(v)
+}
+
+/// Appends the MessagePack bytes of `v` to `out`.
+pub fn encode_msgpack(v: &rmpv::Value, out: &mut Vec<u8>) {
+    // writing into a Vec cannot fail
+    let _ = rmpv::encode::write_value(out, v);
+}
+
 /// The items of a MessagePack array as Lua values (call arguments); `None` when not an array.
 pub fn args_from_msgpack(m: &rmpv::Value) -> Option<Result<Vec<Value>, SbufError>> {
     match m {
@@ -1015,6 +1042,15 @@ mod tests {
             assert!(decode(&b).is_err(), "{}", hex(&b));
         }
         assert_eq!(decode(&[0x0c, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00]), Err(SbufError::Truncated));
+        // nested tables, each claiming about the whole remaining input: reservations are capped,
+        // so this costs a few MB at most instead of depth x input x size_of::<Value>()
+        let mut b = Vec::new();
+        for _ in 0..MAX_DEPTH - 1 {
+            b.extend_from_slice(&[0x0c, 0xff]);
+            b.extend_from_slice(&(1u32 << 20).to_le_bytes());
+        }
+        b.resize(1 << 20, 0x01);
+        assert_eq!(decode(&b), Err(SbufError::Truncated));
         assert_eq!(decode(&[0x0e, 0xff, 0xff, 0xff, 0xff, 0xff, 0x08]), Err(SbufError::BadTag(0x0e)));
     }
 
@@ -1140,6 +1176,17 @@ mod tests {
         assert_eq!(from_msgpack(&M::Map(vec![(M::Nil, M::from(1))])), Err(SbufError::BadKey));
         assert_eq!(args_from_msgpack(&M::Array(vec![M::Nil])), Some(Ok(vec![Value::Nil])));
         assert_eq!(args_from_msgpack(&M::from(1)), None);
+        // bytes: round trip, truncated, trailing, a huge declared array, too deep
+        let mut b = Vec::new();
+        encode_msgpack(&to_msgpack(&sample()), &mut b);
+        let back = from_msgpack(&decode_msgpack(&b).unwrap()).unwrap();
+        assert_eq!(to_json(&back)["x"], json!(-7));
+        assert!(matches!(decode_msgpack(&b[..b.len() - 1]), Err(SbufError::BadMsgpack(_))));
+        assert_eq!(decode_msgpack(&[0xc0, 0xc0]), Err(SbufError::Trailing(1)));
+        assert!(matches!(decode_msgpack(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0]), Err(SbufError::BadMsgpack(_))));
+        let deep: Vec<u8> = std::iter::repeat_n(0x91, MAX_DEPTH + 1).chain([0xc0]).collect();
+        let deep = decode_msgpack(&deep).map(|m| from_msgpack(&m));
+        assert!(matches!(deep, Err(SbufError::BadMsgpack(_)) | Ok(Err(SbufError::TooDeep))), "{deep:?}");
     }
 
     // --- against the real LuaJIT ------------------------------------------------------------
