@@ -24,9 +24,11 @@ pub const HEADER_LEN: usize = 12;
 /// The smallest legal `len` field: the header bytes after `len`, with an empty body.
 pub const MIN_LEN: u32 = 8;
 /// The `len` limit on a node connection before it is authenticated: room for HELLO, AUTH, CLOSE.
-pub const PRE_AUTH_MAX_FRAME: u32 = 4 * 1024;
-/// The default `len` limit once a connection is authenticated (configurable).
-pub const DEFAULT_MAX_FRAME: u32 = 16 * 1024 * 1024;
+pub const PRE_AUTH_MAX_FRAME: usize = 4 * 1024;
+/// The default `len` limit once a connection is authenticated (configurable). Limits are
+/// `usize` for the caller's convenience; anything above `u32::MAX` means "no limit but the
+/// 32-bit length field".
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// A CLOSE reason is cut to this many bytes (at a UTF-8 boundary) so that the frame always fits
 /// under `PRE_AUTH_MAX_FRAME`.
 pub const MAX_CLOSE_REASON: usize = 256;
@@ -105,7 +107,7 @@ pub enum FrameError {
     /// `len` below 8: not even room for the header.
     TooShort { len: u32 },
     /// `len` above the current limit; nothing was allocated for it.
-    TooLong { len: u32, limit: u32 },
+    TooLong { len: u32, limit: usize },
     UnknownKind(u8),
     UnknownCodec(u8),
     /// Encoding: a body longer than `u32::MAX - 8` bytes cannot be framed.
@@ -176,12 +178,12 @@ pub fn write_close(out: &mut Vec<u8>, reason: &str) {
 }
 
 /// Parses and checks a header: `len` within `[8, limit]`, a known kind and codec.
-pub fn decode_header(b: &[u8; HEADER_LEN], limit: u32) -> Result<Header, FrameError> {
+pub fn decode_header(b: &[u8; HEADER_LEN], limit: usize) -> Result<Header, FrameError> {
     let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     if len < MIN_LEN {
         return Err(FrameError::TooShort { len });
     }
-    if len > limit {
+    if len as usize > limit {
         return Err(FrameError::TooLong { len, limit });
     }
     let (kind, codec) = (b[4], b[5]);
@@ -221,7 +223,7 @@ pub fn decode_header(b: &[u8; HEADER_LEN], limit: u32) -> Result<Header, FrameEr
 /// After an error the decoder is dead: `push` takes nothing and `next` repeats the error.
 #[derive(Debug)]
 pub struct FrameDecoder {
-    limit: u32,
+    limit: usize,
     head: [u8; HEADER_LEN],
     head_len: usize,
     /// The validated header of the frame being assembled, once all 12 bytes are in.
@@ -232,17 +234,17 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     /// A decoder refusing frames whose `len` field exceeds `limit`.
-    pub fn new(limit: u32) -> FrameDecoder {
+    pub fn new(limit: usize) -> FrameDecoder {
         FrameDecoder { limit, head: [0; HEADER_LEN], head_len: 0, header: None, body: Vec::new(), error: None }
     }
 
     /// Changes the limit for every header not yet complete (a frame whose header is already in
     /// was accepted under the old limit and is finished under it).
-    pub fn set_limit(&mut self, limit: u32) {
+    pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit;
     }
 
-    pub fn limit(&self) -> u32 {
+    pub fn limit(&self) -> usize {
         self.limit
     }
 
@@ -459,23 +461,23 @@ mod tests {
     fn limit_boundary_and_raising_after_auth() {
         let limit = PRE_AUTH_MAX_FRAME;
         let mut ok = Vec::new();
-        write_frame(&mut ok, &hdr(KIND_MSG, CODEC_LUACT, 0, 0), &vec![7; (limit - 8) as usize]).unwrap();
+        write_frame(&mut ok, &hdr(KIND_MSG, CODEC_LUACT, 0, 0), &vec![7; limit - 8]).unwrap();
         let mut big = Vec::new();
-        write_frame(&mut big, &hdr(KIND_MSG, CODEC_LUACT, 0, 0), &vec![7; (limit - 7) as usize]).unwrap();
+        write_frame(&mut big, &hdr(KIND_MSG, CODEC_LUACT, 0, 0), &vec![7; limit - 7]).unwrap();
         let mut dec = FrameDecoder::new(limit);
         assert_eq!(decode_all(&mut dec, &ok).unwrap().len(), 1);
         assert_eq!(decode_all(&mut FrameDecoder::new(limit), &big).unwrap_err(),
-            FrameError::TooLong { len: limit + 1, limit });
+            FrameError::TooLong { len: limit as u32 + 1, limit });
         dec.set_limit(DEFAULT_MAX_FRAME);
         assert_eq!(dec.limit(), DEFAULT_MAX_FRAME);
-        assert_eq!(decode_all(&mut dec, &big).unwrap()[0].1.len(), (limit - 7) as usize);
+        assert_eq!(decode_all(&mut dec, &big).unwrap()[0].1.len(), limit - 7);
     }
 
     #[test]
     fn body_buffer_grows_with_the_bytes_that_arrive() {
         // A peer that announces 16 MiB and sends 10 KiB holds at most 20 KiB of our memory.
         let mut dec = FrameDecoder::new(DEFAULT_MAX_FRAME);
-        let h = Header { body_len: DEFAULT_MAX_FRAME - 8, ..hdr(KIND_MSG, CODEC_LUACT, 0, 0) };
+        let h = Header { body_len: DEFAULT_MAX_FRAME as u32 - 8, ..hdr(KIND_MSG, CODEC_LUACT, 0, 0) };
         let mut bytes = encode_header(&h).unwrap().to_vec();
         bytes.extend_from_slice(&[1; 10 * 1024]);
         for chunk in bytes.chunks(100) {
@@ -567,8 +569,8 @@ mod tests {
                 let n = dec.push(&rest[..cut]);
                 assert!(n <= cut);
                 rest = &rest[n..];
-                assert!(dec.buffered() <= 4 + limit as usize);
-                assert!(dec.capacity() <= limit as usize);
+                assert!(dec.buffered() <= 4 + limit);
+                assert!(dec.capacity() <= limit);
                 match dec.next() {
                     Err(_) => {
                         errors += 1;

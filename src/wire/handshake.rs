@@ -665,7 +665,7 @@ mod tests {
         let max = "y".repeat(255);
         let c = Config { cluster: max.clone(), addr: max, ..config(Role::Dialer, 1, "") };
         let (_, hello) = Handshake::new(c, nonce(1)).unwrap();
-        assert!(hello.len() <= PRE_AUTH_MAX_FRAME as usize);
+        assert!(hello.len() <= PRE_AUTH_MAX_FRAME);
         frame_of(&hello);
     }
 
