@@ -53,7 +53,13 @@
 //! Refused with an [`SbufError`] (never a panic): truncated input, trailing bytes, nesting deeper
 //! than [`MAX_DEPTH`] tables, cdata (int64/uint64/complex), lightuserdata, string dictionary
 //! references, unknown tags, nil or NaN table keys. Every declared length is checked against the
-//! remaining input before anything is allocated.
+//! remaining input before anything is allocated, and what a table reserves up front is capped, so
+//! memory stays proportional to the input. (LuaJIT's own decoder has no depth limit: bytes from
+//! outside must never reach `buf:decode()` unchecked; everything built here stays within
+//! [`MAX_DEPTH`].)
+//!
+//! MessagePack bytes: [`decode_msgpack`] / [`encode_msgpack`] wrap rmpv (which never preallocates
+//! from a declared length).
 
 use std::fmt;
 
@@ -193,7 +199,7 @@ impl Value {
         }
     }
 
-    /// An integer value (an integral `Num` too is not produced by this module; `Int` only).
+    /// The integer of an `Int` (decoding never yields an integral `Num` within +-2^53).
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
