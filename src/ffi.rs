@@ -5,6 +5,7 @@
 use crate::names::Address;
 use crate::ring::Completion;
 use crate::runtime::{self, Options, ThreadCtx};
+use crate::transport::{ListenerKind, NetEvent, NodeConfig};
 use crate::status::{Error, Status};
 use std::cell::RefCell;
 use std::ffi::c_void;
@@ -106,18 +107,37 @@ pub unsafe extern "C" fn luact_runtime_start(
     spin_seconds: f64,
     payload: *const u8,
     payload_len: usize,
+    node: *const NodeOptions,
 ) -> i32 {
     guard(|| {
         if n_core < 1 || inbox_capacity < 1 || !(spin_seconds >= 0.0) {
             return Err(Error::new(Status::BadArgument, "bad start options"));
         }
+        // SAFETY: `node` is null or points to a NodeOptions whose byte fields are valid for the
+        // call (Lua keeps the strings alive).
+        let node = match node.as_ref() {
+            None => None,
+            Some(n) => {
+                let addr = std::str::from_utf8(bytes(n.addr, n.addr_len))
+                    .map_err(|_| Error::new(Status::BadArgument, "address is not UTF-8"))?
+                    .to_string();
+                let cluster = String::from_utf8_lossy(bytes(n.cluster, n.cluster_len)).into_owned();
+                Some(NodeConfig {
+                    machine_id: crate::transport::machine_id_of(&addr)?,
+                    addr,
+                    secret: bytes(n.secret, n.secret_len).to_vec(),
+                    cluster,
+                    max_frame: if n.max_frame == 0 { 16 << 20 } else { n.max_frame as usize },
+                })
+            }
+        };
         let options = Options {
             n_core: n_core as usize,
             inbox_capacity: inbox_capacity as usize,
             spin: spin_seconds.min(0.01),
             ring_entries: 256,
         };
-        runtime::start(options, bytes(payload, payload_len).to_vec())?;
+        runtime::start(options, node, bytes(payload, payload_len).to_vec())?;
         Ok(0)
     })
 }
@@ -238,9 +258,7 @@ pub unsafe extern "C" fn luact_poll(ctx: *mut ThreadCtx, timeout: f64, out: *mut
             return Err(Error::new(Status::BadArgument, "no completion buffer"));
         }
         let out = std::slice::from_raw_parts_mut(out, max as usize);
-        let timeout = if ctx.runtime.is_stopping() { 0.0 } else { timeout };
-        let spin = ctx.runtime.options.spin;
-        Ok(ctx.ring.wait(&ctx.inbox, timeout, spin, out)? as i32)
+        Ok(ctx.poll(timeout, out)? as i32)
     })
 }
 
@@ -291,20 +309,120 @@ pub unsafe extern "C" fn luact_inbox_len(ctx: *const ThreadCtx, tid: i32) -> i32
     })
 }
 
+/// Node options of `luact_runtime_start` (`luact_node_options_t` in lua/luact/ffi.lua).
+#[repr(C)]
+pub struct NodeOptions {
+    pub addr: *const u8,
+    pub addr_len: usize,
+    pub secret: *const u8,
+    pub secret_len: usize,
+    pub cluster: *const u8,
+    pub cluster_len: usize,
+    pub max_frame: u32,
+}
+
+// ---- network ------------------------------------------------------------------------------
+
+fn ctx_mut<'a>(ctx: *mut ThreadCtx) -> Result<&'a mut ThreadCtx, Error> {
+    // SAFETY: Lua passes the calling thread's live context (kept until detach), or null.
+    unsafe { ctx.as_mut() }.ok_or_else(|| Error::new(Status::BadArgument, "null context"))
+}
+
+/// Listens on `addr` ("ip:port") with `kind` 0 = node, 1 = tcp, 2 = http; returns the port.
+///
+/// # Safety
+/// `addr` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_net_listen(ctx: *mut ThreadCtx, addr: *const u8, len: usize, kind: i32) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let addr = std::str::from_utf8(bytes(addr, len)).map_err(|_| Error::new(Status::BadArgument, "address is not UTF-8"))?;
+        let kind = match kind {
+            0 => ListenerKind::Node,
+            1 => ListenerKind::Tcp,
+            2 => ListenerKind::Http,
+            _ => return Err(Error::new(Status::BadArgument, "unknown listener kind")),
+        };
+        Ok(ctx.transport.listen(&mut ctx.ring, addr, kind)? as i32)
+    })
+}
+
+/// Sends a luact message to thread `thread` of node `machine` (dialing it if needed).
+///
+/// # Safety
+/// `msg` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_net_send(ctx: *mut ThreadCtx, machine: f64, thread: i32, msg: *const u8, len: usize) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let now = crate::clock::monotonic();
+        ctx.transport.send_node(&mut ctx.ring, machine as u64, thread.clamp(0, 65535) as u16, bytes(msg, len), now)?;
+        Ok(0)
+    })
+}
+
+/// Sends a call (corr > 0) or a notify (corr = 0) to the listener at `addr`; returns the
+/// connection id.
+///
+/// # Safety
+/// `addr` and `msg` point to `addr_len` and `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_net_call(ctx: *mut ThreadCtx, addr: *const u8, addr_len: usize, corr: u32, msg: *const u8, len: usize) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let addr = std::str::from_utf8(bytes(addr, addr_len)).map_err(|_| Error::new(Status::BadArgument, "address is not UTF-8"))?;
+        Ok(ctx.transport.send_call(&mut ctx.ring, addr, corr, bytes(msg, len))? as i32)
+    })
+}
+
+/// Answers a listener client's call with a luact-encoded `{ ok, n, values... }`.
+///
+/// # Safety
+/// `msg` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_net_reply(ctx: *mut ThreadCtx, conn: u32, gen: u32, corr: u32, msg: *const u8, len: usize) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        ctx.transport.reply_client(conn, gen, corr, bytes(msg, len))?;
+        Ok(0)
+    })
+}
+
+/// Takes the next connection event; 1 when one was written to `out`, 0 when none is left.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn luact_net_event(ctx: *mut ThreadCtx, out: *mut NetEvent) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        match ctx.transport.pop_event() {
+            Some(ev) if !out.is_null() => {
+                *out = ev;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
+    })
+}
+
 // ---- identity -----------------------------------------------------------------------------
 
-/// This process's machine id: random, non-zero, fixed for the life of the process.
+/// This process's machine id: a running node's is its address (`ip << 16 | port`); otherwise
+/// a random number above 2^48 (never a node's), fixed for the life of the process.
 #[no_mangle]
-pub extern "C" fn luact_machine_id() -> u32 {
+pub extern "C" fn luact_machine_id() -> f64 {
+    if let Some(node) = runtime::current().and_then(|rt| rt.node.clone()) {
+        return node.machine_id as f64;
+    }
     static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *ID.get_or_init(|| {
+    let r = *ID.get_or_init(|| {
         let mut v: u32 = 0;
-        while v == 0 {
-            // SAFETY: getrandom writes at most 4 bytes into `v`.
-            unsafe { libc::getrandom(&mut v as *mut u32 as *mut c_void, 4, 0) };
-        }
-        v
-    })
+        // SAFETY: getrandom writes at most 4 bytes into `v`.
+        unsafe { libc::getrandom(&mut v as *mut u32 as *mut c_void, 4, 0) };
+        v & 0x0f_ffff
+    });
+    ((1u64 << 48) + r as u64) as f64
 }
 
 /// A random non-zero number fixed for the life of the process: part of every actor id, so an

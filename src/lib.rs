@@ -9,6 +9,7 @@ mod names;
 mod ring;
 mod runtime;
 mod status;
+mod transport;
 mod vm;
 #[allow(dead_code)]
 mod wire;

@@ -10,7 +10,7 @@ use std::sync::RwLock;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct Address {
-    pub machine: u32,
+    pub machine: f64,
     pub thread: u32,
     pub epoch: u32,
     pub local: f64,
@@ -100,7 +100,7 @@ mod tests {
     use super::*;
 
     fn a(local: f64) -> Address {
-        Address { machine: 1, thread: 1, epoch: 7, local }
+        Address { machine: 1.0, thread: 1, epoch: 7, local }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::inbox::Inbox;
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
+use crate::transport::{NodeConfig, Transport};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -20,6 +21,8 @@ pub struct Options {
 
 pub struct Runtime {
     pub options: Options,
+    /// This process's node identity, when started with an address.
+    pub node: Option<Arc<NodeConfig>>,
     /// Inbox of thread `tid` at index `tid - 1`.
     pub inboxes: Vec<Arc<Inbox>>,
     /// What every worker VM receives: the encoded `main` and options (opaque to Rust).
@@ -46,7 +49,7 @@ pub fn current() -> Option<Arc<Runtime>> {
 }
 
 /// Creates the runtime and starts threads 2..=n_core (thread 1 is the caller).
-pub fn start(options: Options, start_payload: Vec<u8>) -> Result<()> {
+pub fn start(options: Options, node: Option<NodeConfig>, start_payload: Vec<u8>) -> Result<()> {
     if options.n_core == 0 || options.n_core > 1024 {
         return Err(Error::new(Status::BadArgument, "n_core must be between 1 and 1024"));
     }
@@ -59,6 +62,7 @@ pub fn start(options: Options, start_payload: Vec<u8>) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let rt = Arc::new(Runtime {
         options,
+        node: node.map(Arc::new),
         inboxes,
         start_payload,
         stopping: AtomicBool::new(false),
@@ -176,7 +180,9 @@ impl Runtime {
             runtime: self.clone(),
             inbox,
             ring,
+            transport: Transport::new(tid, self.node.clone()),
             batch: Vec::new(),
+            completions: vec![crate::ring::Completion::default(); 256],
         }))
     }
 }
@@ -194,11 +200,45 @@ pub struct ThreadCtx {
     pub runtime: Arc<Runtime>,
     pub inbox: Arc<Inbox>,
     pub ring: Ring,
+    pub transport: Transport,
     /// Messages of the last drain; their bytes stay valid until the next drain.
     pub batch: Vec<Box<[u8]>>,
+    completions: Vec<crate::ring::Completion>,
+}
+
+impl Drop for ThreadCtx {
+    fn drop(&mut self) {
+        self.transport.shutdown();
+    }
 }
 
 impl ThreadCtx {
+    /// One wait of the loop: runs the transport (timeouts, completions, batched sends) and
+    /// writes the completions that are Lua's into `out`.
+    pub fn poll(&mut self, timeout: f64, out: &mut [crate::ring::Completion]) -> Result<usize> {
+        let now = crate::clock::monotonic();
+        let mut timeout = if self.runtime.is_stopping() { 0.0 } else { timeout };
+        if let Some(next) = self.transport.tick(&mut self.ring, &self.runtime.inboxes, now) {
+            timeout = timeout.min((next - now).max(0.0));
+        }
+        self.transport.flush(&mut self.ring);
+        let spin = self.runtime.options.spin;
+        let n = self.ring.wait(&self.inbox, timeout, spin, &mut self.completions)?;
+        let now = crate::clock::monotonic();
+        let mut k = 0;
+        for i in 0..n {
+            let c = self.completions[i];
+            if c.user_data & crate::transport::TAG != 0 {
+                self.transport.on_completion(&mut self.ring, &self.runtime.inboxes, c.user_data, c.res, now);
+            } else if k < out.len() {
+                out[k] = c;
+                k += 1;
+            }
+        }
+        self.transport.flush(&mut self.ring);
+        Ok(k)
+    }
+
     /// Moves up to `max` messages out of the inbox into `batch`.
     pub fn drain(&mut self, max: usize) -> usize {
         self.batch.clear();

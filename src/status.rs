@@ -21,6 +21,8 @@ pub enum Status {
     Panic = -6,
     /// Out of memory.
     NoMemory = -7,
+    /// The node cannot be reached (not a node, connection lost, or quarantined after a loss).
+    Unreachable = -8,
 }
 
 impl Status {

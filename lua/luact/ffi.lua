@@ -8,8 +8,12 @@ typedef struct { uint64_t user_data; int32_t res; uint32_t flags; } luact_comple
 
 const uint8_t *luact_last_error(size_t *len);
 
+typedef struct {
+  const char *addr; size_t addr_len; const char *secret; size_t secret_len;
+  const char *cluster; size_t cluster_len; uint32_t max_frame;
+} luact_node_options_t;
 int32_t luact_runtime_start(int32_t n_core, int32_t inbox_capacity, double spin_seconds,
-                            const char *payload, size_t payload_len);
+                            const char *payload, size_t payload_len, const luact_node_options_t *node);
 int32_t luact_runtime_stop(const char *payload, size_t len);
 int32_t luact_runtime_fail(const char *msg, size_t len);
 int32_t luact_runtime_join(double timeout);
@@ -25,11 +29,20 @@ int32_t luact_inbox_drain(luact_thread_ctx *ctx, const uint8_t **ptrs, size_t *l
 int32_t luact_send(const luact_thread_ctx *ctx, int32_t tid, const uint8_t *msg, size_t len);
 int32_t luact_inbox_len(const luact_thread_ctx *ctx, int32_t tid);
 
-uint32_t luact_machine_id(void);
+double luact_machine_id(void);
+
+typedef struct { uint32_t kind; uint32_t conn; double machine; } luact_net_event_t;
+int32_t luact_net_listen(luact_thread_ctx *ctx, const char *addr, size_t len, int32_t kind);
+int32_t luact_net_send(luact_thread_ctx *ctx, double machine, int32_t thread, const uint8_t *msg, size_t len);
+int32_t luact_net_call(luact_thread_ctx *ctx, const char *addr, size_t addr_len, uint32_t corr,
+                       const uint8_t *msg, size_t len);
+int32_t luact_net_reply(luact_thread_ctx *ctx, uint32_t conn, uint32_t gen, uint32_t corr,
+                        const uint8_t *msg, size_t len);
+int32_t luact_net_event(luact_thread_ctx *ctx, luact_net_event_t *out);
 uint32_t luact_epoch(void);
 double luact_id_block(uint32_t n);
 
-typedef struct { uint32_t machine; uint32_t thread; uint32_t epoch; double local; } luact_address_t;
+typedef struct { double machine; uint32_t thread; uint32_t epoch; double local; } luact_address_t;
 int32_t luact_names_add(const char *vid, size_t len, luact_address_t addr, int32_t multi);
 int32_t luact_names_pick(const char *vid, size_t len, luact_address_t *out);
 int32_t luact_names_remove(const char *vid, size_t len, luact_address_t addr, int32_t all);
@@ -65,7 +78,7 @@ end
 -- Mirrors `Status` in src/status.rs.
 local status = {
   ok = 0, full = -1, bad_argument = -2, not_running = -3, already_running = -4,
-  os = -5, panic = -6, no_memory = -7,
+  os = -5, panic = -6, no_memory = -7, unreachable = -8,
 }
 local status_name = {}
 for k, v in pairs(status) do status_name[v] = k end

@@ -7,6 +7,7 @@ local host = require "luact.actor.host"
 local call = require "luact.actor.call"
 local names = require "luact.actor.names"
 local ref = require "luact.actor.ref"
+local listener = require "luact.listener"
 
 local luact = {
   start = runtime.start,
@@ -24,6 +25,7 @@ local luact = {
   unregister = names.unregister,
   ref = names.ref,
   is_actor = ref.is_ref,
+  listen = listener.listen,
 }
 
 local function check_body(body, who)

@@ -7,11 +7,12 @@ local ffi, C = lffi.ffi, lffi.C
 local codec = require "luact.actor.codec"
 local scheduler = require "luact.scheduler"
 local clock = require "luact.clock"
+local node -- luact.node (required lazily: it requires this module)
 
 local loop = {}
 
 local RUN_BUDGET = 10000      -- tentacle resumes per turn before the loop looks at I/O again
-local MAX_COMPLETIONS = 64
+local MAX_COMPLETIONS = 256
 local MAX_DRAIN = 256
 local IDLE_TIMEOUT = 3600     -- seconds to sleep when no timer is pending
 
@@ -85,6 +86,7 @@ end
 
 -- Runs until luact.stop is called (from any thread).
 function loop.run()
+  node = require "luact.node"
   local stats = loop.stats
   while true do
     stats.turns = stats.turns + 1
@@ -106,12 +108,16 @@ function loop.run()
       local h = io_handlers[tonumber(c.user_data)]
       if h then h(c.res, c.flags) end
     end
+    node.drain_events(ctx)
     local m = C.luact_inbox_drain(ctx, ptrs, lens, MAX_DRAIN)
     for i = 0, m - 1 do
       dispatch(ptrs[i], lens[i])
     end
   end
 end
+
+-- The decoder's next object: the body that follows a message's header (listener calls).
+loop.decode_rest = codec.decode_rest
 
 -- Forgets handler state tied to one run of luact.start.
 function loop.reset()

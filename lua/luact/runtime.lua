@@ -21,7 +21,8 @@ local runtime = {
 
 local DEFAULTS = { n_core = 1, inbox_size = 16384, spin = 0, join_timeout = 5 }
 local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number", join_timeout = "number",
-                       log_level = "string", timeout = "number" }
+                       log_level = "string", timeout = "number", address = "string", secret = "string",
+                       cluster = "string", max_frame = "number" }
 
 local running = false   -- this VM is inside start (or is a worker)
 
@@ -100,6 +101,7 @@ local function run_thread(tid, main)
 end
 
 local function cleanup()
+  runtime.machine_id = nil
   for _, name in ipairs { "luact.actor.host", "luact.actor.call" } do
     local m = package.loaded[name]
     if m then m.reset() end
@@ -127,13 +129,31 @@ function runtime.start(opts, main)
   opts = check_options(opts)
   local payload = encode_payload(opts, main)
   if opts.log_level then logger.level(opts.log_level) end
-  local rc = C.luact_runtime_start(opts.n_core, opts.inbox_size, opts.spin, payload, #payload)
+  local node_opts = nil
+  if opts.address then
+    if not opts.address:match("^%d+%.%d+%.%d+%.%d+:%d+$") then
+      error("bad 'address' option to luact.start (ip:port expected, got '" .. opts.address .. "')", 2)
+    end
+    if not opts.secret or #opts.secret == 0 then
+      error("bad 'secret' option to luact.start (a node needs a non-empty secret shared by its cluster)", 2)
+    end
+    local cluster = opts.cluster or "luact"
+    node_opts = lffi.ffi.new("luact_node_options_t", { opts.address, #opts.address, opts.secret, #opts.secret,
+                                                      cluster, #cluster, opts.max_frame or 0 })
+  end
+  local rc = C.luact_runtime_start(opts.n_core, opts.inbox_size, opts.spin, payload, #payload, node_opts)
   if rc ~= 0 then
     error("luact.start: " .. lffi.describe(rc), 2)
   end
   running = true
   runtime.n_core, runtime.opts = opts.n_core, opts
   local ok, err = pcall(loop.attach, 1)
+  require("luact.actor.host").refresh_machine()
+  runtime.machine_id = C.luact_machine_id()
+  if ok and opts.address then
+    local rc = C.luact_net_listen(loop.context(), opts.address, #opts.address, 0)
+    if rc < 0 then ok, err = false, ("luact.start: cannot listen on %s: %s"):format(opts.address, lffi.describe(rc)) end
+  end
   if ok then
     if type(main) == "string" then main = assert(loadfile(main)) end
     run_thread(1, main)
@@ -148,6 +168,8 @@ function runtime.start(opts, main)
   local result = take(0)
   cleanup()
   C.luact_runtime_finish()
+  runtime.machine_id = C.luact_machine_id()
+  require("luact.actor.host").refresh_machine()
   if failure then error(failure, 2) end
   if result == nil or result == "" then return end
   local values = buffer.decode(result)
@@ -176,6 +198,8 @@ function runtime.worker_main(tid, payload_bytes)
   runtime.n_core, runtime.opts, runtime.thread_id = opts.n_core, opts, tid
   local ok, err = pcall(loop.attach, tid)
   if not ok then fail(tostring(err)); cleanup(); return end
+  require("luact.actor.host").refresh_machine()
+  runtime.machine_id = C.luact_machine_id()
   local main, lerr
   if payload.main_code then
     main, lerr = loadstring(payload.main_code, "=main")

@@ -107,9 +107,9 @@ describe("luact.register", function()
     assert.same({ "b", "b", "b" }, r)
   end)
 
-  it("explains a URL reference that has no transport yet", function()
+  it("explains a URL reference whose scheme has no transport", function()
     local luact = require "luact"
-    assert.has_error(function() luact.ref("tcp://127.0.0.1:8080/system/frontend") end,
-      "luact.ref: no transport for 'tcp://' references (known: none yet)")
+    assert.has_error(function() luact.ref("foo://127.0.0.1:8080/system/frontend") end,
+      "luact.ref: no transport for 'foo://' references (known: tcp)")
   end)
 end)

@@ -2,13 +2,16 @@
 -- method directly in the caller's tentacle (no message, no switch); notify_ and async_ run it in
 -- a new tentacle. Other thread: the call is encoded into the target thread's inbox, run there in
 -- its own tentacle, and the reply comes back through the caller's inbox; the caller waits for it
--- until its deadline. Other machine: the node transport (not yet: actor_unreachable).
+-- until its deadline. Other machine: the same message goes through the node transport
+-- (luact.node) to that machine's thread, and the reply comes back the same way. When the
+-- connection to a machine is lost, every call waiting on it fails at once with
+-- actor_unreachable and monitors on its actors fire with that reason.
 --
--- Messages (tables, luact.actor.codec):
---   { "c", l, e, method, has_self, corr, reply_tid, deadline, n, args... }   corr 0: notify_
+-- Messages (tables, luact.actor.codec); `rm, rt` = the machine and thread to answer:
+--   { "c", l, e, method, has_self, corr, rt, rm, seconds_left, n, args... }   corr 0: notify_
 --   { "r", corr, ok, n, results... }
 --   { "k", l, e, reason }                       kill
---   { "m", l, e, watcher_tid, watch_id }         monitor;  { "u", l, e, watcher_tid, watch_id }
+--   { "m", l, e, rt, watch_id, rm }              monitor;  { "u", l, e, rt, watch_id, rm }
 --   { "d", watch_id, target, reason }            a monitored actor died
 local lffi = require "luact.ffi"
 local C = lffi.C
@@ -26,8 +29,8 @@ local call = {}
 call.DEFAULT_TIMEOUT = 5.0
 local OVERLOAD_RETRY = 0.001         -- first pause when a target inbox is full (doubles, max 20 ms)
 
-local MACHINE, EPOCH = host.MACHINE, host.EPOCH
-local pending = {}                   -- corr -> waiter { t, token } or { ev }
+local ARGS = 11                      -- first argument in a "c" message
+local pending = {}                   -- corr -> waiter { t, token, machine } or { ev, machine }
 local next_corr = 0
 call.stats = { late_replies = 0, dropped_notifies = 0 }
 
@@ -100,14 +103,23 @@ end
 ---------------------------------------------------------------------------------------------
 -- other thread
 
--- Sends msg to thread tid, waiting (bounded by deadline) while its inbox is full.
-local function send_waiting(tid, msg, deadline, what, first_arg)
+local function node()
+  return require "luact.node"
+end
+
+-- Sends msg to thread tid of machine m, waiting (bounded by deadline) while the way is full.
+local function send_waiting(m, tid, msg, deadline, what, first_arg)
   local pause = OVERLOAD_RETRY
   while true do
-    local rc = loop.send(tid, msg, what, first_arg)
+    local rc
+    if m == host.MACHINE then
+      rc = loop.send(tid, msg, what, first_arg)
+    else
+      rc = node().send(m, tid, msg, what, first_arg)
+    end
     if rc == 0 then return true end
     if rc ~= lffi.status.full then
-      raise("actor_unreachable", ("thread %d: %s"):format(tid, lffi.describe(rc)))
+      raise("actor_unreachable", ("machine %s thread %d: %s"):format(node().name(m), tid, lffi.describe(rc)))
     end
     if scheduler.running() == nil or clock.get() + pause > deadline then return false end
     clock.sleep(pause)
@@ -121,10 +133,12 @@ local function new_corr()
 end
 
 local function call_message(l, e, method, has_self, corr, deadline, ...)
-  return { "c", l, e, method, has_self, corr, my_tid(), deadline, select("#", ...), ... }
+  local left = deadline > 0 and math.max(deadline - clock.get(), 0) or 0
+  return { "c", l, e, method, has_self, corr, my_tid(), host.MACHINE, left, select("#", ...), ... }
 end
 
-local TIMEOUT = {}
+local TIMEOUT, UNREACHABLE = {}, {}
+local fire_async_timeout
 
 local function fire_timeout(entry)
   local w = pending[entry.corr]
@@ -139,28 +153,53 @@ local function reply_values(msg)
   error(msg[5], 0)
 end
 
-local function remote_sync(t, l, e, method, has_self, deadline, ...)
+local function remote_sync(m, t, l, e, method, has_self, deadline, ...)
   local corr = new_corr()
   local msg = call_message(l, e, method, has_self, corr, deadline, ...)
-  if not send_waiting(t, msg, deadline, ("'%s'"):format(method), 10) then
+  if not send_waiting(m, t, msg, deadline, ("'%s'"):format(method), ARGS) then
     raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
+  return call.await(corr, m, deadline, tostring(ref.new(m, t, e, l)), method)
+end
+
+-- Waits for the reply to `corr` (a call sent to machine m) until deadline; returns its values
+-- or raises actor_timeout / actor_unreachable / the callee's error.
+function call.await(corr, m, deadline, who, method)
   local me, token = scheduler.prepare_wait("actor call")
-  local w = { t = me, token = token }
+  local w = { t = me, token = token, machine = m }
   pending[corr] = w
   local timer = clock.at(deadline, fire_timeout)
   timer.corr, timer.waiter = corr, w
   local r = scheduler.suspend()
   clock.cancel(timer)
   if r == TIMEOUT then
-    raise("actor_timeout", ("%s did not reply to '%s' in time"):format(tostring(ref.new(MACHINE, t, e, l)), method))
+    raise("actor_timeout", ("%s did not reply to '%s' in time"):format(who, method))
+  elseif r == UNREACHABLE then
+    raise("actor_unreachable", ("lost the connection to %s during '%s'"):format(who, method))
   end
   return reply_values(r)
 end
 
-local function remote_notify(t, l, e, method, has_self, ...)
+-- Registers an async waiter for `corr`: ev fires ('reply', ok, values...).
+function call.await_async(corr, m, deadline, method, ev)
+  local w = { ev = ev, machine = m }
+  pending[corr] = w
+  local timer = clock.at(deadline, fire_async_timeout)
+  timer.corr, timer.waiter, timer.method = corr, w, method
+  w.timer = timer
+end
+
+call.new_corr = function() return new_corr() end
+call.deadline_for = function(timeout) return deadline_for(timeout) end
+
+local function remote_notify(m, t, l, e, method, has_self, ...)
   local msg = call_message(l, e, method, has_self, 0, 0, ...)
-  local rc = loop.send(t, msg, ("'notify_%s'"):format(method), 10)
+  local rc
+  if m == host.MACHINE then
+    rc = loop.send(t, msg, ("'notify_%s'"):format(method), ARGS)
+  else
+    rc = node().send(m, t, msg, ("'notify_%s'"):format(method), ARGS)
+  end
   if rc == lffi.status.full then
     raise("actor_overload", ("thread %d's inbox is full; notify_%s was not sent"):format(t, method))
   elseif rc ~= 0 then
@@ -168,7 +207,7 @@ local function remote_notify(t, l, e, method, has_self, ...)
   end
 end
 
-local function fire_async_timeout(entry)
+function fire_async_timeout(entry)
   local w = pending[entry.corr]
   if w == entry.waiter then
     pending[entry.corr] = nil
@@ -176,23 +215,19 @@ local function fire_async_timeout(entry)
   end
 end
 
-local function remote_async(t, l, e, method, has_self, deadline, ...)
+local function remote_async(m, t, l, e, method, has_self, deadline, ...)
   local ev = event.new_oneshot()
   local corr = new_corr()
   local msg = call_message(l, e, method, has_self, corr, deadline, ...)
-  if not send_waiting(t, msg, deadline, ("'async_%s'"):format(method), 10) then
+  if not send_waiting(m, t, msg, deadline, ("'async_%s'"):format(method), ARGS) then
     raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
-  local w = { ev = ev }
-  pending[corr] = w
-  local timer = clock.at(deadline, fire_async_timeout)
-  timer.corr, timer.waiter, timer.method = corr, w, method
-  w.timer = timer
+  call.await_async(corr, m, deadline, method, ev)
   return ev
 end
 
 -- A reply arrived.
-loop.on("r", function(msg)
+local function on_reply(msg)
   local corr = msg[2]
   local w = pending[corr]
   if not w then
@@ -210,9 +245,11 @@ loop.on("r", function(msg)
   else
     scheduler.wake(w.t, w.token, msg)
   end
-end)
+end
+loop.on("r", on_reply)
+call.on_reply = on_reply
 
-local function send_reply(tid, corr, deadline, ok, ...)
+local function send_reply(m, tid, corr, deadline, ok, ...)
   local msg
   if ok then
     msg = { "r", corr, true, select("#", ...), ... }
@@ -220,11 +257,12 @@ local function send_reply(tid, corr, deadline, ok, ...)
     local e = ...
     msg = { "r", corr, false, 0, e }
   end
-  local sent_ok, err = pcall(send_waiting, tid, msg, deadline + 1, "the result", 5)
+  local sent_ok, err = pcall(send_waiting, m, tid, msg, deadline + 1, "the result", 5)
   if not sent_ok then
+    if exception.is_exception(err) and err:is("actor_unreachable") then return end  -- caller gone
     -- a result that cannot travel becomes an error the caller sees
-    local e = exception.is_exception(err) and err or exception.new("actor_runtime_error", "cannot send the result back: " .. tostring(err))
-    pcall(send_waiting, tid, { "r", corr, false, 0, e }, deadline + 1, "error")
+    local e = exception.new("actor_runtime_error", "cannot send the result back: " .. tostring(err))
+    pcall(send_waiting, m, tid, { "r", corr, false, 0, e }, deadline + 1, "error")
   elseif not err then
     log().warn(("reply to thread %d dropped: its inbox stayed full"):format(tid))
   end
@@ -233,25 +271,26 @@ end
 -- hooks for host: a killed/restarting actor's in-flight calls fail with e
 host.set_hooks({
   abort = function(c, e)
-    if c.corr ~= 0 then send_reply(c.tid, c.corr, clock.get(), false, e) end
+    if c.corr ~= 0 then send_reply(c.machine, c.tid, c.corr, clock.get(), false, e) end
   end,
 })
 
 local function run_call(rec, msg)
   local t = scheduler.running()
-  local corr, tid, deadline = msg[6], msg[7], msg[8]
+  local corr, tid, machine = msg[6], msg[7], msg[8]
+  local deadline = clock.get() + msg[9]
   t.deadline = corr ~= 0 and deadline or nil
-  local c = { corr = corr, tid = tid }
+  local c = { corr = corr, tid = tid, machine = machine }
   host.track(rec, t, c)
   local function finish(ok, ...)
     host.untrack(rec, t)
     if corr ~= 0 then
-      send_reply(tid, corr, deadline, ok, ...)
+      send_reply(machine, tid, corr, deadline, ok, ...)
     elseif not ok then
       log().error(("notify_%s to %s failed: %s"):format(msg[4], tostring(rec.ref), tostring((...))))
     end
   end
-  finish(host.invoke(rec, msg[4], msg[5], unpack(msg, 10, 9 + msg[9])))
+  finish(host.invoke(rec, msg[4], msg[5], unpack(msg, ARGS, ARGS - 1 + msg[10])))
 end
 
 -- A call arrived from another thread.
@@ -260,13 +299,13 @@ loop.on("c", function(msg)
   local rec = host.get(l, e)
   local err
   if not rec then
-    err = exception.new("actor_no_body", ("%s does not exist"):format(tostring(ref.new(MACHINE, my_tid(), e, l))))
+    err = exception.new("actor_no_body", ("%s does not exist"):format(tostring(ref.new(host.MACHINE, my_tid(), e, l))))
   elseif rec.state == "restarting" then
     err = exception.new("actor_temporary_fail", ("%s is restarting"):format(tostring(rec.ref)))
   end
   if err then
     if corr ~= 0 then
-      require("luact.tentacle")(send_reply, msg[7], corr, clock.get(), false, err)
+      require("luact.tentacle")(send_reply, msg[8], msg[7], corr, clock.get() + msg[9], false, err)
     else
       call.stats.dropped_notifies = call.stats.dropped_notifies + 1
       log().warn(("notify_%s dropped: %s"):format(msg[4], err.message))
@@ -280,23 +319,21 @@ end)
 -- the entry point of every reference call
 
 local function dispatch(m, t, e, l, kind, method, has_self, ...)
-  if m ~= MACHINE then
-    raise("actor_unreachable", ("%s is on machine %d; calls between machines need the node transport, which is not available yet"):format(tostring(ref.new(m, t, e, l)), m))
-  end
+  local here = m == host.MACHINE and t == my_tid()
   if kind == "timed" then
     local timeout = ...
     if type(timeout) ~= "number" or timeout < 0 then
       error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method, type(timeout)), 3)
     end
     local deadline = deadline_for(timeout)
-    if t == my_tid() then
+    if here then
       local rec = host.get(l, e)
       check_alive(rec, m, t, e, l)
       return local_sync(rec, method, has_self, deadline, select(2, ...))
     end
-    return remote_sync(t, l, e, method, has_self, deadline, select(2, ...))
+    return remote_sync(m, t, l, e, method, has_self, deadline, select(2, ...))
   end
-  if t == my_tid() then
+  if here then
     local rec = host.get(l, e)
     check_alive(rec, m, t, e, l)
     if kind == "sync" then
@@ -308,11 +345,11 @@ local function dispatch(m, t, e, l, kind, method, has_self, ...)
     end
   end
   if kind == "sync" then
-    return remote_sync(t, l, e, method, has_self, deadline_for(call.DEFAULT_TIMEOUT), ...)
+    return remote_sync(m, t, l, e, method, has_self, deadline_for(call.DEFAULT_TIMEOUT), ...)
   elseif kind == "notify" then
-    return remote_notify(t, l, e, method, has_self, ...)
+    return remote_notify(m, t, l, e, method, has_self, ...)
   end
-  return remote_async(t, l, e, method, has_self, deadline_for(call.DEFAULT_TIMEOUT), ...)
+  return remote_async(m, t, l, e, method, has_self, deadline_for(call.DEFAULT_TIMEOUT), ...)
 end
 call.dispatch = dispatch
 
@@ -322,15 +359,12 @@ call.dispatch = dispatch
 -- Kills the actor behind a reference (asynchronously when it lives on another thread).
 function call.kill(target, reason)
   local m, t, e, l = target.m, target.t, target.e, target.l
-  if m ~= MACHINE then
-    raise("actor_unreachable", "killing an actor on another machine needs the node transport")
-  end
-  if t == my_tid() then
+  if m == host.MACHINE and t == my_tid() then
     local rec = host.get(l, e)
     if rec then return host.kill(rec, reason) end
     return false
   end
-  if not send_waiting(t, { "k", l, e, reason }, clock.get() + call.DEFAULT_TIMEOUT, "kill reason") then
+  if not send_waiting(m, t, { "k", l, e, reason }, clock.get() + call.DEFAULT_TIMEOUT, "kill reason") then
     raise("actor_overload", ("thread %d's inbox stayed full; kill not delivered"):format(t))
   end
   return true
@@ -371,14 +405,11 @@ function call.monitor(target, handler, method)
   local m = { id = next_watch, handler = handler, method = method, target = target, fire = deliver }
   watchers[m.id] = m
   local tm, tt, te, tl = target.m, target.t, target.e, target.l
-  if tm ~= MACHINE then
-    raise("actor_unreachable", "monitoring an actor on another machine needs the node transport")
-  end
-  if tt == my_tid() then
+  if tm == host.MACHINE and tt == my_tid() then
     host.monitor(tl, te, m)
   else
-    local remote = { "m", tl, te, my_tid(), m.id }
-    if not send_waiting(tt, remote, clock.get() + call.DEFAULT_TIMEOUT, "monitor") then
+    local remote = { "m", tl, te, my_tid(), m.id, host.MACHINE }
+    if not send_waiting(tm, tt, remote, clock.get() + call.DEFAULT_TIMEOUT, "monitor") then
       raise("actor_overload", ("thread %d's inbox stayed full; monitor not registered"):format(tt))
     end
   end
@@ -390,38 +421,61 @@ function call.unmonitor(m)
   m.cancelled = true
   watchers[m.id] = nil
   local target = m.target
-  if target.t == my_tid() then
+  if target.m == host.MACHINE and target.t == my_tid() then
     host.unmonitor(target.l, target.e, function(x) return x == m end)
   else
-    loop.send(target.t, { "u", target.l, target.e, my_tid(), m.id })
+    pcall(send_waiting, target.m, target.t, { "u", target.l, target.e, my_tid(), m.id, host.MACHINE },
+          clock.get() + call.DEFAULT_TIMEOUT, "unmonitor")
   end
   return true
 end
 
 local function remote_watch_fire(w, target, reason)
   local msg = { "d", w.watch_id, target, reason }
-  local ok = pcall(send_waiting, w.tid, msg, clock.get() + call.DEFAULT_TIMEOUT, "death reason")
+  local ok = pcall(send_waiting, w.machine, w.tid, msg, clock.get() + call.DEFAULT_TIMEOUT, "death reason")
   if not ok then
     -- a reason that cannot travel: send its description instead
-    pcall(send_waiting, w.tid, { "d", w.watch_id, target, tostring(reason) }, clock.get() + call.DEFAULT_TIMEOUT)
+    pcall(send_waiting, w.machine, w.tid, { "d", w.watch_id, target, tostring(reason) }, clock.get() + call.DEFAULT_TIMEOUT)
   end
 end
 
 loop.on("m", function(msg)
-  local w = { tid = msg[4], watch_id = msg[5], fire = function(w, target, reason)
+  local w = { tid = msg[4], watch_id = msg[5], machine = msg[6], fire = function(w, target, reason)
     require("luact.tentacle")(remote_watch_fire, w, target, reason)
   end }
   host.monitor(msg[2], msg[3], w)
 end)
 
 loop.on("u", function(msg)
-  host.unmonitor(msg[2], msg[3], function(w) return w.tid == msg[4] and w.watch_id == msg[5] end)
+  host.unmonitor(msg[2], msg[3], function(w)
+    return w.tid == msg[4] and w.watch_id == msg[5] and w.machine == msg[6]
+  end)
 end)
 
 loop.on("d", function(msg)
   local m = watchers[msg[2]]
   if m then deliver(m, msg[3], msg[4]) end
 end)
+
+-- The connection to machine m was lost: calls waiting on it fail now, monitors of its actors
+-- fire with actor_unreachable.
+function call.machine_lost(m)
+  local why = exception.new("actor_unreachable", ("lost the connection to machine %s"):format(node().name(m)))
+  for corr, w in pairs(pending) do
+    if w.machine == m then
+      pending[corr] = nil
+      if w.ev then
+        clock.cancel(w.timer)
+        w.ev:emit("reply", false, why)
+      else
+        scheduler.wake(w.t, w.token, UNREACHABLE)
+      end
+    end
+  end
+  for id, watcher in pairs(watchers) do
+    if watcher.target.m == m then deliver(watcher, watcher.target, why) end
+  end
+end
 
 -- Forgets pending calls and watchers (between two runs of luact.start in one VM).
 function call.reset()

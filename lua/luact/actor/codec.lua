@@ -15,7 +15,7 @@ codec.FnBox = FnBox
 
 local Exception = getmetatable(exception.new("actor_error"))
 -- The order is part of the wire format between VMs: append only.
-local METATABLES = { ref.Ref, ref.NamedRef, Exception, FnBox }
+local METATABLES = { ref.Ref, ref.NamedRef, Exception, FnBox, ref.UrlRef }
 
 local enc = buffer.new({ metatable = METATABLES })
 local dec = buffer.new({ metatable = METATABLES })
@@ -114,6 +114,12 @@ function codec.decode(p, len)
     msg = unbox(msg, {})
   end
   return msg
+end
+
+-- After codec.decode: the next object in the same bytes, or nil when none is left.
+function codec.decode_rest()
+  if #dec == 0 then return nil end
+  return dec:decode()
 end
 
 return codec

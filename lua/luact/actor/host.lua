@@ -12,11 +12,15 @@ local host = {}
 
 local actors = {}                 -- local id -> record
 local EPOCH = C.luact_epoch()
-local MACHINE = C.luact_machine_id()
 local ID_BLOCK = 4096
 local next_id, last_id = 0, -1
 
-host.EPOCH, host.MACHINE = EPOCH, MACHINE
+-- This process's machine id (a node's address once started as a node: luact.runtime refreshes it).
+host.EPOCH, host.MACHINE = EPOCH, C.luact_machine_id()
+
+function host.refresh_machine()
+  host.MACHINE = C.luact_machine_id()
+end
 
 -- hooks set by luact.actor.call: abort(call, reason_exception) ends a call another thread waits
 -- for; notify_monitor(watcher, target_ref, reason) delivers a death to a remote watcher
@@ -57,7 +61,7 @@ end
 function host.create(ctor, args, sup, id)
   local body = make_body(ctor, args)
   id = id or new_id()
-  local r = ref.new(MACHINE, thread_id(), EPOCH, id)
+  local r = ref.new(host.MACHINE, thread_id(), EPOCH, id)
   local rec = { id = id, body = body, ref = r, state = "alive", calls = nil, monitors = nil }
   if sup then
     local opts = {}
@@ -234,7 +238,7 @@ end
 function host.monitor(l, e, m)
   local rec = host.get(l, e)
   if not rec then
-    m.fire(m, ref.new(MACHINE, thread_id(), e, l), exception.new("actor_no_body", "not alive when monitored"))
+    m.fire(m, ref.new(host.MACHINE, thread_id(), e, l), exception.new("actor_no_body", "not alive when monitored"))
     return false
   end
   rec.monitors = rec.monitors or {}

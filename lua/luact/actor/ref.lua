@@ -8,13 +8,19 @@ local ref = {}
 
 local Ref = { __luact_ref = true }
 local NamedRef = { __luact_ref = true }
-ref.Ref, ref.NamedRef = Ref, NamedRef
+local UrlRef = { __luact_ref = true }     -- { url, addr, vid }: a name behind another node's listener
+ref.Ref, ref.NamedRef, ref.UrlRef = Ref, NamedRef, UrlRef
 
 local dispatch          -- function(m, t, e, l, kind, method, has_self, ...), set by luact.actor.call
 local dispatch_named    -- function(vid, kind, method, has_self, ...)
+local dispatch_url      -- function(addr, vid, kind, method, has_self, ...), set by luact.listener
 
 function ref.set_dispatch(fn, named_fn)
   dispatch, dispatch_named = fn, named_fn
+end
+
+function ref.set_url_dispatch(fn)
+  dispatch_url = fn
 end
 
 local PREFIXES = { { "timed_", "timed" }, { "notify_", "notify" }, { "async_", "async" } }
@@ -103,6 +109,42 @@ function NamedRef.__tostring(self)
   return "actor(" .. self.vid .. ")"
 end
 
+local function make_url_caller(addr, vid, kind, method)
+  return function(first, ...)
+    if type(first) == "table" and getmetatable(first) == UrlRef and first.addr == addr and first.vid == vid then
+      return dispatch_url(addr, vid, kind, method, true, ...)
+    end
+    return dispatch_url(addr, vid, kind, method, false, first, ...)
+  end
+end
+
+function UrlRef.__index(self, key)
+  if type(key) ~= "string" then return nil end
+  local cache = callers[self]
+  if not cache then
+    cache = {}
+    callers[self] = cache
+  end
+  local f = cache[key]
+  if f then return f end
+  local p = parse(key)
+  f = make_url_caller(self.addr, self.vid, p[1], p[2])
+  cache[key] = f
+  return f
+end
+
+function UrlRef.__eq(a, b)
+  return a.addr == b.addr and a.vid == b.vid
+end
+
+function UrlRef.__tostring(self)
+  return "actor(" .. self.url .. ")"
+end
+
+function ref.url(url, addr, vid)
+  return setmetatable({ url = url, addr = addr, vid = vid }, UrlRef)
+end
+
 function ref.new(m, t, e, l)
   return setmetatable({ m = m, t = t, e = e, l = l }, Ref)
 end
@@ -113,7 +155,7 @@ end
 
 function ref.is_ref(v)
   local mt = type(v) == "table" and getmetatable(v)
-  return mt == Ref or mt == NamedRef
+  return mt == Ref or mt == NamedRef or mt == UrlRef
 end
 
 function ref.is_plain(v)

@@ -837,6 +837,12 @@ function Node:status()
            transferring = self.lead_transferee }
 end
 
+-- the cheap part of status(), without allocating: role, term, leader
+function Node:leadership()
+  local r = self.role
+  return r == "pre_candidate" and "candidate" or r, self.term, self.lead
+end
+
 -- read access for tests and tools: entry i (nil if compacted or absent) and the bounds
 function Node:entry(i) return self.log:entry(i) end
 function Node:first_index() return self.log:first_index() end

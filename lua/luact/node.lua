@@ -1,0 +1,49 @@
+-- luact.node: this thread's side of the node transport (src/transport.rs). It sends luact
+-- messages to a thread of another node, names machines, and turns the core's connection events
+-- into what the actor layer must do (fail calls to a lost node, fire its monitors).
+local lffi = require "luact.ffi"
+local ffi, C = lffi.ffi, lffi.C
+local codec = require "luact.actor.codec"
+local loop = require "luact.loop"
+
+local node = {}
+
+-- Encodes msg and queues it for thread tid of machine m; returns the core's status (0, full,
+-- unreachable). Raises when msg holds a value that cannot travel.
+function node.send(m, tid, msg, what, first_arg)
+  local p, len = codec.encode(msg, what, first_arg)
+  return C.luact_net_send(loop.context(), m, tid, p, len)
+end
+
+-- "ip:port" of a node's machine id (a node's id is ip << 16 | port).
+function node.name(m)
+  if m >= 2 ^ 48 then return ("process-%d"):format(m - 2 ^ 48) end
+  local ip = math.floor(m / 65536)
+  local port = m % 65536
+  return ("%d.%d.%d.%d:%d"):format(math.floor(ip / 16777216) % 256, math.floor(ip / 65536) % 256,
+    math.floor(ip / 256) % 256, ip % 256, port)
+end
+
+-- The machine id of "ip:port".
+function node.machine_of(addr)
+  local a, b, c, d, port = addr:match("^(%d+)%.(%d+)%.(%d+)%.(%d+):(%d+)$")
+  if not a then return nil end
+  return ((((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)) * 65536) + tonumber(port)
+end
+
+local EV_NODE_UP, EV_NODE_DOWN, EV_CLIENT_CLOSED, EV_REMOTE_LISTENER_DOWN = 1, 2, 3, 4
+local ev = ffi.new("luact_net_event_t")
+
+-- Called by the loop after each poll: handles every pending connection event.
+function node.drain_events(ctx)
+  while C.luact_net_event(ctx, ev) == 1 do
+    local kind, m, conn = ev.kind, ev.machine, ev.conn
+    if kind == EV_NODE_DOWN then
+      require("luact.actor.call").machine_lost(m)
+    elseif kind == EV_REMOTE_LISTENER_DOWN then
+      require("luact.listener").remote_lost(m)
+    end
+  end
+end
+
+return node

@@ -1,0 +1,152 @@
+-- Nodes: several luajit processes in a fresh network namespace (spec/run runs this directory
+-- under `unshare -n`), calling each other over the authenticated node transport and the
+-- tcp:// / http:// listeners.
+local process = require "helpers.process"
+local helpers = require "helpers.runtime"
+
+local SECRET = "s3cret"
+local B = { addr = "127.0.0.2:7201", tcp = "tcp://127.0.0.2:8080", http = "http://127.0.0.2:8081" }
+local C = { addr = "127.0.0.3:7301", tcp = "tcp://127.0.0.3:8080", http = "http://127.0.0.3:8081" }
+
+local function serve(node, secret)
+  local p = process.spawn(("luajit spec/nodes/serve.lua %s %s %s %s"):format(
+    node.addr, secret or SECRET, node.tcp, node.http))
+  process.wait_for(p, "ready")
+  return p
+end
+
+describe("luact nodes", function()
+  local b, c
+  setup(function()
+    process.require_netns()
+    os.execute("ip link set lo up")
+  end)
+  before_each(function() b = serve(B) end)
+  after_each(function()
+    process.cleanup(b); process.cleanup(c)
+    b, c = nil, nil
+  end)
+
+  it("call a registered actor on another node through its listener, and actors it returns", function()
+    local r = helpers.start({ n_core = 2, address = "127.0.0.1:7101", secret = SECRET, peer = B.tcp }, function()
+      local luact = require "luact"
+      if luact.thread_id ~= 1 then return end
+      local peer = luact.opts.peer
+      local echo = luact.ref(peer .. "/svc/echo")
+      local out = {}
+      out.hoge = echo:hoge()
+      out.many = { echo:echo(1, nil, "three") }
+      out.timed = echo:timed_hoge(2)
+      out.async = { luact.future(echo:async_hoge()):get() }
+      local e = select(2, pcall(echo.fail, echo))
+      out.fail = { e.name, e.message:find("remote failure", 1, true) ~= nil }
+      -- an actor created on the other node, returned as a reference: called over the node transport
+      local made = luact.ref(peer .. "/svc/factory"):make("made remotely")
+      out.made = made:get()
+      out.made_machine = made.m ~= luact.machine_id
+      -- the other node calls back an actor of ours
+      local mine = luact({ echo = function(self, ...) return "mine", ... end })
+      out.back = { luact.ref(peer .. "/svc/caller"):call_back(mine, 7) }
+      out.missing = select(2, pcall(luact.ref(peer .. "/svc/none").hoge, luact.ref(peer .. "/svc/none"))).name
+      luact.stop(out)
+    end)
+    assert.equal(100, r.hoge)
+    assert.same({ 1, nil, "three" }, r.many)
+    assert.equal(100, r.timed)
+    assert.same({ true, 100 }, r.async)
+    assert.same({ "actor_runtime_error", true }, r.fail)
+    assert.equal("made remotely", r.made)
+    assert.is_true(r.made_machine)
+    assert.same({ "mine", 7 }, r.back)
+    assert.equal("actor_no_body", r.missing)
+  end)
+
+  it("fail calls in flight within 1 s when a node is killed; the survivors keep serving", function()
+    c = serve(C)
+    local r = helpers.start({ n_core = 2, address = "127.0.0.1:7102", secret = SECRET, peer_b = B.tcp,
+                              peer_c = C.tcp, b_pid = b.pid }, function()
+      local luact = require "luact"
+      if luact.thread_id ~= 1 then return end
+      local slow = luact.ref(luact.opts.peer_b .. "/svc/slow")
+      local factory = luact.ref(luact.opts.peer_b .. "/svc/factory")
+      local direct = factory:make("on b")            -- reached over the node transport
+      local waiters = {}
+      for i = 1, 5 do
+        waiters[i] = luact.tentacle(function()
+          local ok, e = pcall(slow.timed_nap, slow, 10, 5)
+          return e and e.name
+        end)
+      end
+      waiters[6] = luact.tentacle(function()
+        local ok, e = pcall(direct.get, direct)   -- answered at once...
+        local ok2, e2 = pcall(luact.ref(luact.opts.peer_b .. "/svc/factory").make, factory, 1)
+        return ok
+      end)
+      local down = {}
+      luact.monitor(direct, function(target, reason) down[#down + 1] = reason.name end)
+      luact.clock.sleep(0.2)
+      local t0 = luact.clock.get()
+      os.execute("kill -9 " .. luact.opts.b_pid)
+      local results = luact.event.join(luact.clock.alarm(3), unpack(waiters, 1, 5))
+      local took = luact.clock.get() - t0
+      local names = {}
+      for i, res in ipairs(results) do names[i] = res[4] end
+      luact.clock.sleep(0.1)
+      local after = select(2, pcall(direct.get, direct)).name
+      local c_still = luact.ref(luact.opts.peer_c .. "/svc/echo"):hoge()
+      luact.stop({ names = names, took = took, down = down, after = after, c_still = c_still })
+    end)
+    assert.same({ "actor_unreachable", "actor_unreachable", "actor_unreachable", "actor_unreachable",
+                  "actor_unreachable" }, r.names)
+    assert.is_true(r.took < 1.0, "took " .. r.took)
+    assert.same({ "actor_unreachable" }, r.down)
+    assert.equal("actor_unreachable", r.after)
+    assert.equal(100, r.c_still)
+  end)
+
+  it("refuse a node that does not know the secret", function()
+    local r = helpers.start({ n_core = 1, address = "127.0.0.1:7103", secret = "wrong", peer = B.tcp }, function()
+      local luact = require "luact"
+      -- the listener is the public door: names are reachable without the secret...
+      local factory = luact.ref(luact.opts.peer .. "/svc/factory")
+      local made = factory:make("x")
+      -- ...but the actor it returns lives behind the node transport, which needs the secret
+      local ok, e = pcall(made.get, made)
+      luact.stop(ok, e and e.name)
+    end)
+    assert.is_false(r)
+  end)
+
+  it("answer curl on the http listener", function()
+    local function curl(args)
+      local p = io.popen("curl -s -o - -w ' %{http_code}' " .. args)
+      local s = p:read("*a")
+      p:close()
+      return s
+    end
+    assert.equal('[100] 200', curl("-X POST -d '[]' http://127.0.0.2:8081/svc/echo/hoge"))
+    assert.equal('[1,"a",null,true] 200', curl("-X POST -d '[1,\"a\",null,true]' http://127.0.0.2:8081/svc/echo/echo"))
+    local missing = curl("-X POST -d '[]' http://127.0.0.2:8081/svc/none/hoge")
+    assert.truthy(missing:find('"error":"actor_no_body"', 1, true), missing)
+    assert.truthy(missing:find(" 404$"), missing)
+    local bad = curl("-X POST -d 'not json' http://127.0.0.2:8081/svc/echo/hoge")
+    assert.truthy(bad:find(" 400$"), bad)
+    -- keep-alive: two requests on one connection
+    local two = curl("-X POST -d '[]' http://127.0.0.2:8081/svc/echo/hoge --next -w ' %{http_code}' -X POST -d '[]' http://127.0.0.2:8081/svc/echo/hoge")
+    assert.equal('[100] 200[100] 200', two)
+  end)
+
+  it("serve a client in another language (Python, MessagePack)", function()
+    local p = io.popen("/usr/bin/python3 spec/clients/luact_client.py 127.0.0.2 8080 2>&1")
+    local out = p:read("*a")
+    p:close()
+    assert.equal("hoge -> [True, 100]\necho -> [True, 1, 'two', None, 3.5]\nmissing -> [False, {'error': 'actor_no_body'}]\n", out)
+  end)
+
+  it("refuse oversized and garbage frames and keep serving everyone else", function()
+    local p = io.popen("/usr/bin/python3 spec/clients/luact_client.py 127.0.0.2 8080 --abuse 2>&1")
+    local out = p:read("*a")
+    p:close()
+    assert.equal("oversize closed\ngarbage closed\nstill serving -> [True, 100]\n", out)
+  end)
+end)

@@ -1,0 +1,940 @@
+//! One thread's sockets: node connections (dialed and accepted, authenticated by the handshake
+//! in `wire::handshake`), client connections of `tcp://` and `http://` listeners, and this
+//! thread's own client connections to other nodes' listeners. All I/O goes through the thread's
+//! io_uring (`ring.rs`); frames are decoded by `wire::frame`. Node messages are pushed straight
+//! into the destination thread's inbox: Rust routes bytes and never looks inside them. What Lua
+//! must know (a node came up or went away) is queued as `NetEvent`s.
+use crate::inbox::Inbox;
+use crate::ring::Ring;
+use crate::status::{Error, Result, Status};
+use crate::wire::frame::{self, FrameDecoder, Header};
+use crate::wire::handshake::{self, Handshake, Step};
+use crate::wire::{edge, http};
+use io_uring::{opcode, types};
+use slab::Slab;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Bit 63 marks a transport operation in io_uring `user_data`.
+pub const TAG: u64 = 1 << 63;
+const OP_ACCEPT: u64 = 1;
+const OP_CONNECT: u64 = 2;
+const OP_RECV: u64 = 3;
+const OP_SEND: u64 = 4;
+
+const READ_BUF: usize = 64 * 1024;
+/// Bytes a connection may queue for sending before `send` refuses (back-pressure).
+const MAX_QUEUED: usize = 32 * 1024 * 1024;
+/// How long a node connection may take to connect and authenticate.
+const HANDSHAKE_TIMEOUT: f64 = 5.0;
+/// After a node connection is lost, sends to that node fail for at least this long.
+const QUARANTINE: f64 = 0.2;
+
+/// The node identity of this process (from `luact.start`'s `address`, `secret`, `cluster`).
+pub struct NodeConfig {
+    pub machine_id: u64,
+    pub addr: String,
+    pub secret: Vec<u8>,
+    pub cluster: String,
+    pub max_frame: usize,
+}
+
+/// What Lua learns about connections (`luact_net_event_t` in lua/luact/ffi.lua).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NetEvent {
+    /// 1 = a node is reachable, 2 = a node connection was lost, 3 = a client connection closed,
+    /// 4 = a listener call connection to `host:port` was lost (machine = its conn id).
+    pub kind: u32,
+    pub conn: u32,
+    pub machine: f64,
+}
+
+pub const EV_NODE_UP: u32 = 1;
+pub const EV_NODE_DOWN: u32 = 2;
+pub const EV_CLIENT_CLOSED: u32 = 3;
+pub const EV_REMOTE_LISTENER_DOWN: u32 = 4;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Role {
+    /// We dialed another node.
+    Dialer,
+    /// Another node dialed our node address.
+    Acceptor,
+    /// A client of one of our `tcp://` listeners.
+    ListenerClient,
+    /// A client of one of our `http://` listeners.
+    HttpClient,
+    /// We dialed another node's `tcp://` listener as a client.
+    Caller,
+}
+
+#[derive(PartialEq, Eq, Debug)]
+enum State {
+    Connecting,
+    Handshaking,
+    Ready,
+    /// Shut down; waiting for in-flight operations before the slot is freed.
+    Closing,
+}
+
+struct Conn {
+    fd: i32,
+    gen: u32,
+    role: Role,
+    state: State,
+    /// The peer node (Dialer/Acceptor once known).
+    machine: u64,
+    handshake: Option<Handshake>,
+    decoder: FrameDecoder,
+    rbuf: Box<[u8]>,
+    /// Bytes read but not yet taken by the decoder (kept while a delivery is stalled).
+    inbuf: Vec<u8>,
+    inpos: usize,
+    http_continue_sent: bool,
+    /// Bytes waiting to be sent; `sending` is owned by the kernel while a send is in flight.
+    wbuf: Vec<u8>,
+    /// Frames queued before the handshake completed (sent once the peer is authenticated).
+    held: Vec<u8>,
+    sending: Vec<u8>,
+    sent: usize,
+    recv_inflight: bool,
+    send_inflight: bool,
+    connect_inflight: bool,
+    addr: Box<libc::sockaddr_in>,
+    deadline: f64,
+    /// Thread whose Lua serves this connection's calls (listeners).
+    owner: usize,
+    /// Codec of the client's calls (replies use it).
+    codec: u8,
+    /// A frame that could not be pushed because the target inbox was full (TCP back-pressure:
+    /// no more reads until it is delivered).
+    stalled: Option<(usize, Vec<u8>)>,
+    /// An HTTP call is with Lua; later pipelined requests wait for its reply.
+    http_busy: bool,
+    http_keep_alive: bool,
+    close_after_send: bool,
+}
+
+struct Listener {
+    fd: i32,
+    kind: ListenerKind,
+    owner: usize,
+    addr: Box<libc::sockaddr_in>,
+    addr_len: Box<libc::socklen_t>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ListenerKind {
+    Node,
+    Tcp,
+    Http,
+}
+
+pub struct Transport {
+    tid: usize,
+    node: Option<Arc<NodeConfig>>,
+    conns: Slab<Conn>,
+    listeners: Slab<Listener>,
+    /// Our dialed connection to each node.
+    dialed: HashMap<u64, usize>,
+    /// Our client connection to each remote listener (key "ip:port").
+    callers: HashMap<u64, usize>,
+    /// Nodes whose connection was lost, with the time sends may try again.
+    quarantine: HashMap<u64, f64>,
+    events: VecDeque<NetEvent>,
+    next_gen: u32,
+    dirty: Vec<usize>,
+    /// HTTP connections whose reply went out: look for their next request.
+    pending_http: Vec<usize>,
+    pub max_frame: usize,
+}
+
+fn os_error(what: &str) -> Error {
+    Error::new(Status::Os, format!("{what}: {}", std::io::Error::last_os_error()))
+}
+
+/// "a.b.c.d:port" -> sockaddr_in.
+pub fn parse_addr(s: &str) -> Result<libc::sockaddr_in> {
+    let sa: std::net::SocketAddrV4 = s
+        .parse()
+        .map_err(|_| Error::new(Status::BadArgument, format!("bad address '{s}' (expected a.b.c.d:port)")))?;
+    Ok(sockaddr_of(*sa.ip(), sa.port()))
+}
+
+fn sockaddr_of(ip: std::net::Ipv4Addr, port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+        sin_zero: [0; 8],
+    }
+}
+
+/// A node's machine id is its IPv4 address and port: `ip << 16 | port` (unique per node, and
+/// enough to dial it from anywhere a reference travels).
+pub fn machine_id_of(addr: &str) -> Result<u64> {
+    let sa: std::net::SocketAddrV4 = addr
+        .parse()
+        .map_err(|_| Error::new(Status::BadArgument, format!("bad address '{addr}' (expected a.b.c.d:port)")))?;
+    Ok(((u32::from(*sa.ip()) as u64) << 16) | sa.port() as u64)
+}
+
+fn addr_of_machine(machine: u64) -> libc::sockaddr_in {
+    let ip = std::net::Ipv4Addr::from(((machine >> 16) & 0xffff_ffff) as u32);
+    sockaddr_of(ip, (machine & 0xffff) as u16)
+}
+
+fn new_socket() -> Result<i32> {
+    // SAFETY: plain syscalls on a fresh descriptor we own; results are checked.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(os_error("socket"));
+        }
+        let one: i32 = 1;
+        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4);
+        Ok(fd)
+    }
+}
+
+fn close_fd(fd: i32) {
+    // SAFETY: `fd` is a descriptor this transport owns and no longer uses.
+    unsafe { libc::close(fd) };
+}
+
+fn nonce() -> [u8; 32] {
+    let mut n = [0u8; 32];
+    // SAFETY: getrandom writes at most 32 bytes into `n`.
+    unsafe { libc::getrandom(n.as_mut_ptr() as *mut _, 32, 0) };
+    n
+}
+
+fn user_data(op: u64, slot: usize, gen: u32) -> u64 {
+    TAG | (op << 56) | ((gen as u64 & 0xff_ffff) << 32) | slot as u64
+}
+
+impl Transport {
+    pub fn new(tid: usize, node: Option<Arc<NodeConfig>>) -> Transport {
+        let max_frame = node.as_ref().map(|n| n.max_frame).unwrap_or(16 << 20);
+        Transport {
+            tid,
+            node,
+            conns: Slab::new(),
+            listeners: Slab::new(),
+            dialed: HashMap::new(),
+            callers: HashMap::new(),
+            quarantine: HashMap::new(),
+            events: VecDeque::new(),
+            next_gen: 1,
+            dirty: Vec::new(),
+            pending_http: Vec::new(),
+            max_frame,
+        }
+    }
+
+    pub fn pop_event(&mut self) -> Option<NetEvent> {
+        self.events.pop_front()
+    }
+
+    fn gen(&mut self) -> u32 {
+        self.next_gen = self.next_gen.wrapping_add(1) & 0xff_ffff;
+        if self.next_gen == 0 {
+            self.next_gen = 1;
+        }
+        self.next_gen
+    }
+
+    fn new_conn(&mut self, fd: i32, role: Role, owner: usize, addr: libc::sockaddr_in) -> usize {
+        let gen = self.gen();
+        let limit = if matches!(role, Role::Dialer | Role::Acceptor) { frame::PRE_AUTH_MAX_FRAME as usize } else { self.max_frame };
+        self.conns.insert(Conn {
+            fd,
+            gen,
+            role,
+            state: State::Ready,
+            machine: 0,
+            handshake: None,
+            decoder: FrameDecoder::new(limit as usize),
+            rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
+            inbuf: Vec::new(),
+            inpos: 0,
+            http_continue_sent: false,
+            wbuf: Vec::new(),
+            held: Vec::new(),
+            sending: Vec::new(),
+            sent: 0,
+            recv_inflight: false,
+            send_inflight: false,
+            connect_inflight: false,
+            addr: Box::new(addr),
+            deadline: 0.0,
+            owner,
+            codec: 0,
+            stalled: None,
+            http_busy: false,
+            http_keep_alive: true,
+            close_after_send: false,
+        })
+    }
+
+    // ---- listeners ---------------------------------------------------------------------
+
+    /// Listens on `addr`; connections are served by this thread. Returns the bound port.
+    pub fn listen(&mut self, ring: &mut Ring, addr: &str, kind: ListenerKind) -> Result<u16> {
+        let sa = parse_addr(addr)?;
+        let fd = new_socket()?;
+        // SAFETY: `fd` is ours; `sa` is a valid sockaddr_in for the duration of the calls.
+        unsafe {
+            let one: i32 = 1;
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const i32 as *const _, 4);
+            if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32) < 0 {
+                let e = os_error(&format!("bind {addr}"));
+                close_fd(fd);
+                return Err(e);
+            }
+            if libc::listen(fd, 1024) < 0 {
+                let e = os_error(&format!("listen {addr}"));
+                close_fd(fd);
+                return Err(e);
+            }
+        }
+        let mut bound: libc::sockaddr_in = sa;
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: getsockname writes at most `len` bytes into `bound`.
+        unsafe { libc::getsockname(fd, &mut bound as *mut _ as *mut libc::sockaddr, &mut len) };
+        let slot = self.listeners.insert(Listener {
+            fd,
+            kind,
+            owner: self.tid,
+            addr: Box::new(sa),
+            addr_len: Box::new(0),
+        });
+        self.arm_accept(ring, slot);
+        Ok(u16::from_be(bound.sin_port))
+    }
+
+    fn arm_accept(&mut self, ring: &mut Ring, slot: usize) {
+        let l = &mut self.listeners[slot];
+        *l.addr_len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let entry = opcode::Accept::new(types::Fd(l.fd), &mut *l.addr as *mut _ as *mut libc::sockaddr, &mut *l.addr_len)
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(user_data(OP_ACCEPT, slot, 0));
+        ring.push(entry);
+    }
+
+    fn on_accept(&mut self, ring: &mut Ring, slot: usize, res: i32, now: f64) {
+        if !self.listeners.contains(slot) {
+            return;
+        }
+        if res >= 0 {
+            let fd = res;
+            let one: i32 = 1;
+            // SAFETY: `fd` is the new connection's descriptor, ours from here on.
+            unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4) };
+            let (kind, owner, addr) = {
+                let l = &self.listeners[slot];
+                (l.kind, l.owner, *l.addr)
+            };
+            let role = match kind {
+                ListenerKind::Node => Role::Acceptor,
+                ListenerKind::Tcp => Role::ListenerClient,
+                ListenerKind::Http => Role::HttpClient,
+            };
+            let c = self.new_conn(fd, role, owner, addr);
+            if role == Role::Acceptor {
+                if !self.start_handshake(c, handshake::Role::Acceptor, now) {
+                    return self.arm_accept(ring, slot);
+                }
+            }
+            self.arm_recv(ring, c);
+            self.mark_dirty(c);
+        }
+        self.arm_accept(ring, slot);
+    }
+
+    // ---- node connections ---------------------------------------------------------------
+
+    fn start_handshake(&mut self, c: usize, role: handshake::Role, now: f64) -> bool {
+        let Some(node) = self.node.clone() else {
+            self.close(c, "this process is not a node (no address)");
+            return false;
+        };
+        let config = handshake::Config {
+            role,
+            node_id: node.machine_id,
+            cluster: node.cluster.clone(),
+            addr: node.addr.clone(),
+            secret: node.secret.clone(),
+        };
+        let (hs, hello) = match Handshake::new(config, nonce()) {
+            Ok(x) => x,
+            Err(e) => {
+                self.close(c, &e.to_string());
+                return false;
+            }
+        };
+        let conn = &mut self.conns[c];
+        conn.handshake = Some(hs);
+        conn.state = State::Handshaking;
+        conn.deadline = now + HANDSHAKE_TIMEOUT;
+        conn.wbuf.extend_from_slice(&hello);
+        true
+    }
+
+    /// The dialed connection to `machine`, dialing it if needed.
+    fn node_conn(&mut self, ring: &mut Ring, machine: u64, now: f64) -> Result<usize> {
+        if let Some(&c) = self.dialed.get(&machine) {
+            return Ok(c);
+        }
+        if let Some(&until) = self.quarantine.get(&machine) {
+            if now < until {
+                return Err(Error::new(Status::Unreachable, format!("node {} was lost", machine_name(machine))));
+            }
+            self.quarantine.remove(&machine);
+        }
+        if self.node.is_none() {
+            return Err(Error::new(Status::Unreachable, "this process is not a node: start it with an 'address' to call actors on other nodes"));
+        }
+        let fd = new_socket()?;
+        let c = self.new_conn(fd, Role::Dialer, self.tid, addr_of_machine(machine));
+        self.conns[c].machine = machine;
+        self.start_handshake(c, handshake::Role::Dialer, now);
+        self.conns[c].state = State::Connecting;
+        self.dialed.insert(machine, c);
+        self.arm_connect(ring, c);
+        Ok(c)
+    }
+
+    fn arm_connect(&mut self, ring: &mut Ring, c: usize) {
+        let conn = &mut self.conns[c];
+        conn.connect_inflight = true;
+        let entry = opcode::Connect::new(
+            types::Fd(conn.fd),
+            &*conn.addr as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
+        .build()
+        .user_data(user_data(OP_CONNECT, c, conn.gen));
+        ring.push(entry);
+    }
+
+    fn on_connect(&mut self, ring: &mut Ring, c: usize, res: i32) {
+        self.conns[c].connect_inflight = false;
+        if self.conns[c].state == State::Closing {
+            return self.maybe_free(c);
+        }
+        if res < 0 {
+            let msg = std::io::Error::from_raw_os_error(-res).to_string();
+            return self.close(c, &format!("connect failed: {msg}"));
+        }
+        let conn = &mut self.conns[c];
+        conn.state = if conn.handshake.is_some() { State::Handshaking } else { State::Ready };
+        self.arm_recv(ring, c);
+        self.mark_dirty(c);
+    }
+
+    /// Queues a node message for thread `thread` of node `machine`.
+    pub fn send_node(&mut self, ring: &mut Ring, machine: u64, thread: u16, body: &[u8], now: f64) -> Result<()> {
+        let c = self.node_conn(ring, machine, now)?;
+        self.queue_frame(c, frame::KIND_MSG, 0, thread, 0, body)
+    }
+
+    fn queue_frame(&mut self, c: usize, kind: u8, codec: u8, thread: u16, corr: u32, body: &[u8]) -> Result<()> {
+        let conn = &mut self.conns[c];
+        if conn.wbuf.len() + conn.held.len() + body.len() > MAX_QUEUED {
+            return Err(Error::new(Status::Full, "the connection's send queue is full"));
+        }
+        let authenticated = !matches!(conn.role, Role::Dialer | Role::Acceptor) || conn.state == State::Ready;
+        let out = if authenticated { &mut conn.wbuf } else { &mut conn.held };
+        frame::write_frame(out, &Header { kind, codec, thread, corr, body_len: 0 }, body)
+            .map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
+        self.mark_dirty(c);
+        Ok(())
+    }
+
+    // ---- client calls to other nodes' listeners ------------------------------------------
+
+    /// Sends a CALL (or NOTIFY when corr = 0) with a luact-encoded body to the listener at
+    /// `addr`; returns the connection id (replies arrive in this thread's inbox).
+    pub fn send_call(&mut self, ring: &mut Ring, addr: &str, corr: u32, body: &[u8]) -> Result<u32> {
+        let key = machine_id_of(addr)?;
+        let c = match self.callers.get(&key) {
+            Some(&c) => c,
+            None => {
+                let sa = parse_addr(addr)?;
+                let fd = new_socket()?;
+                let c = self.new_conn(fd, Role::Caller, self.tid, sa);
+                self.conns[c].state = State::Connecting;
+                self.conns[c].machine = key;
+                self.callers.insert(key, c);
+                self.arm_connect(ring, c);
+                c
+            }
+        };
+        let kind = if corr == 0 { frame::KIND_NOTIFY } else { frame::KIND_CALL };
+        self.queue_frame(c, kind, frame::CODEC_LUACT, 0, corr, body)?;
+        Ok(c as u32)
+    }
+
+    /// Sends a reply (a luact-encoded `{ok, n, values...}`) to a listener client.
+    pub fn reply_client(&mut self, conn_id: u32, gen: u32, corr: u32, body: &[u8]) -> Result<()> {
+        let c = conn_id as usize;
+        let Some(conn) = self.conns.get(c) else { return Ok(()) };
+        if conn.gen != gen || conn.state == State::Closing {
+            return Ok(()); // the client left: nothing to answer
+        }
+        match conn.role {
+            Role::ListenerClient => {
+                let codec = conn.codec;
+                let out = if codec == frame::CODEC_LUACT {
+                    body.to_vec()
+                } else {
+                    edge::reply_to_codec(body, codec).map_err(|e| Error::new(Status::BadArgument, e))?
+                };
+                self.queue_frame(c, frame::KIND_REPLY, codec, 0, corr, &out)
+            }
+            Role::HttpClient => {
+                let (ok, values) = edge::split_reply(body).map_err(|e| Error::new(Status::BadArgument, e))?;
+                let keep = conn.http_keep_alive;
+                let resp = http::reply_response(ok, &values, keep);
+                let conn = &mut self.conns[c];
+                conn.wbuf.extend_from_slice(&resp);
+                if !keep {
+                    conn.close_after_send = true;
+                }
+                conn.http_busy = false;
+                self.mark_dirty(c);
+                // the next pipelined request, if one is waiting
+                self.pending_http.push(c);
+                Ok(())
+            }
+            _ => Err(Error::new(Status::BadArgument, "not a client connection")),
+        }
+    }
+
+    // ---- reading ---------------------------------------------------------------------------
+
+    fn arm_recv(&mut self, ring: &mut Ring, c: usize) {
+        let conn = &mut self.conns[c];
+        if conn.recv_inflight || conn.state == State::Closing || conn.stalled.is_some() {
+            return;
+        }
+        conn.recv_inflight = true;
+        let entry = opcode::Recv::new(types::Fd(conn.fd), conn.rbuf.as_mut_ptr(), conn.rbuf.len() as u32)
+            .build()
+            .user_data(user_data(OP_RECV, c, conn.gen));
+        ring.push(entry);
+    }
+
+    fn on_recv(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, res: i32, now: f64) {
+        self.conns[c].recv_inflight = false;
+        if self.conns[c].state == State::Closing {
+            return self.maybe_free(c);
+        }
+        if res <= 0 {
+            let why = if res == 0 { "closed by peer".to_string() } else { std::io::Error::from_raw_os_error(-res).to_string() };
+            return self.close(c, &why);
+        }
+        let n = res as usize;
+        let conn = &mut self.conns[c];
+        let (rbuf, inbuf) = (&conn.rbuf, &mut conn.inbuf);
+        inbuf.extend_from_slice(&rbuf[..n]);
+        if self.conns[c].role == Role::HttpClient {
+            self.serve_http(inboxes, c);
+        } else {
+            self.process_frames(ring, inboxes, c, now);
+        }
+        if self.conns.contains(c) && self.conns[c].state != State::Closing && self.conns[c].stalled.is_none() {
+            self.arm_recv(ring, c);
+        }
+    }
+
+    /// Decodes and handles the frames in `inbuf` until it is used up or a delivery stalls.
+    fn process_frames(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
+        loop {
+            if !self.conns.contains(c) || self.conns[c].stalled.is_some() || self.conns[c].state == State::Closing {
+                return;
+            }
+            let conn = &mut self.conns[c];
+            let taken = conn.decoder.push(&conn.inbuf[conn.inpos..]);
+            conn.inpos += taken;
+            match conn.decoder.next() {
+                Ok(Some((h, body))) => self.on_frame(ring, inboxes, c, h, body, now),
+                Ok(None) => {
+                    let conn = &mut self.conns[c];
+                    if conn.inpos >= conn.inbuf.len() {
+                        conn.inbuf.clear();
+                        conn.inpos = 0;
+                        return;
+                    }
+                }
+                Err(e) => return self.close_with(c, &e.to_string()),
+            }
+        }
+    }
+
+    fn on_frame(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, h: Header, body: Vec<u8>, _now: f64) {
+        let role = self.conns[c].role;
+        let state = &self.conns[c].state;
+        if *state == State::Handshaking {
+            let step = match self.conns[c].handshake.as_mut() {
+                Some(hs) => hs.on_frame(&h, &body),
+                None => return self.close_with(c, "unexpected frame"),
+            };
+            match step {
+                Err(e) => return self.close_with(c, &e.to_string()),
+                Ok(step) => return self.on_handshake_step(ring, c, step),
+            }
+        }
+        match (role, h.kind) {
+            (_, frame::KIND_PING) => {
+                let _ = self.queue_frame(c, frame::KIND_PONG, 0, 0, h.corr, &[]);
+            }
+            (_, frame::KIND_PONG) => {}
+            (_, frame::KIND_CLOSE) => self.close(c, &format!("peer closed: {}", String::from_utf8_lossy(&body))),
+            (Role::Dialer | Role::Acceptor, frame::KIND_MSG) => {
+                self.deliver(inboxes, c, h.thread as usize, body);
+            }
+            (Role::ListenerClient, frame::KIND_CALL | frame::KIND_NOTIFY) => {
+                let conn = &mut self.conns[c];
+                conn.codec = h.codec;
+                let owner = conn.owner;
+                let head = edge::client_call_header(c as u32, conn.gen, h.corr, h.kind == frame::KIND_NOTIFY);
+                let msg = if h.codec == frame::CODEC_LUACT {
+                    // An unauthenticated client's bytes reach LuaJIT's decoder, which has no
+                    // depth limit: check them here first.
+                    crate::wire::sbuf::decode(&body).map_err(|e| format!("bad body: {e}")).map(|_| {
+                        let mut m = head;
+                        m.extend_from_slice(&body);
+                        m
+                    })
+                } else {
+                    edge::call_from_codec(&body, h.codec).map(|b| {
+                        let mut m = head;
+                        m.extend_from_slice(&b);
+                        m
+                    })
+                };
+                match msg {
+                    Ok(m) => self.deliver(inboxes, c, owner, m),
+                    Err(e) => {
+                        let err = edge::error_reply(h.codec, "bad_request", &e);
+                        let _ = self.queue_frame(c, frame::KIND_REPLY, h.codec, 0, h.corr, &err);
+                    }
+                }
+            }
+            (Role::Caller, frame::KIND_REPLY) => {
+                let mut m = edge::caller_reply_header(h.corr);
+                m.extend_from_slice(&body);
+                let tid = self.tid;
+                self.deliver(inboxes, c, tid, m);
+            }
+            _ => self.close_with(c, &format!("unexpected frame kind {}", h.kind)),
+        }
+    }
+
+    fn on_handshake_step(&mut self, ring: &mut Ring, c: usize, step: Step) {
+        if let Some(out) = step.send {
+            self.conns[c].wbuf.extend_from_slice(&out);
+            self.mark_dirty(c);
+        }
+        if let Some(peer) = step.done {
+            let conn = &mut self.conns[c];
+            conn.state = State::Ready;
+            conn.handshake = None;
+            conn.machine = peer.node_id;
+            conn.decoder.set_limit(self.max_frame);
+            let held = std::mem::take(&mut conn.held);
+            conn.wbuf.extend_from_slice(&held);
+            self.mark_dirty(c);
+            self.events.push_back(NetEvent { kind: EV_NODE_UP, conn: c as u32, machine: peer.node_id as f64 });
+            let _ = ring;
+        }
+    }
+
+    /// Pushes a message into thread `tid`'s inbox; when it is full, holds the message and stops
+    /// reading this connection until it is delivered (see `retry_stalled`).
+    fn deliver(&mut self, inboxes: &[Arc<Inbox>], c: usize, tid: usize, msg: Vec<u8>) {
+        let Some(inbox) = tid.checked_sub(1).and_then(|i| inboxes.get(i)).or_else(|| inboxes.first()) else {
+            return;
+        };
+        let tid = if tid == 0 || tid > inboxes.len() { 1 } else { tid };
+        if inbox.push(&msg) == Status::Full {
+            self.conns[c].stalled = Some((tid, msg));
+        }
+    }
+
+    /// Parses the next HTTP request of a client, if complete: a call goes to Lua (one at a time:
+    /// the next request is looked at after the reply), anything else is answered here.
+    fn serve_http(&mut self, inboxes: &[Arc<Inbox>], c: usize) {
+        loop {
+            let conn = &mut self.conns[c];
+            if conn.state == State::Closing || conn.stalled.is_some() || conn.http_busy {
+                return;
+            }
+            let parsed = http::parse_request(&conn.inbuf[conn.inpos..], 16 * 1024, self.max_frame);
+            match parsed {
+                Ok(http::Parsed::Incomplete { expect_continue }) => {
+                    if expect_continue && !conn.http_continue_sent {
+                        conn.http_continue_sent = true;
+                        conn.wbuf.extend_from_slice(http::CONTINUE);
+                        self.mark_dirty(c);
+                    }
+                    return;
+                }
+                Ok(http::Parsed::Complete(req)) => {
+                    conn.inpos += req.consumed;
+                    conn.http_continue_sent = false;
+                    conn.http_keep_alive = req.keep_alive;
+                    if conn.inpos >= conn.inbuf.len() {
+                        conn.inbuf.clear();
+                        conn.inpos = 0;
+                    }
+                    match req.immediate_response() {
+                        Some(resp) => {
+                            conn.wbuf.extend_from_slice(&resp);
+                            if !req.keep_alive {
+                                conn.close_after_send = true;
+                            }
+                            self.mark_dirty(c);
+                            if !req.keep_alive {
+                                return;
+                            }
+                        }
+                        None => {
+                            if let http::Route::Call { vid, method, args } = req.route {
+                                let (owner, gen) = (conn.owner, conn.gen);
+                                conn.http_busy = true;
+                                let mut m = edge::client_call_header(c as u32, gen, 1, false);
+                                m.extend_from_slice(&edge::call_body(&vid, &method, &args));
+                                self.deliver(inboxes, c, owner, m);
+                            }
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let resp = e.response();
+                    let conn = &mut self.conns[c];
+                    conn.inbuf.clear();
+                    conn.inpos = 0;
+                    conn.wbuf.extend_from_slice(&resp);
+                    conn.close_after_send = true;
+                    self.mark_dirty(c);
+                    return;
+                }
+            }
+        }
+    }
+
+    // ---- writing -----------------------------------------------------------------------------
+
+    fn mark_dirty(&mut self, c: usize) {
+        self.dirty.push(c);
+    }
+
+    /// Submits a send for every connection with queued bytes (write batching: once per turn).
+    pub fn flush(&mut self, ring: &mut Ring) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for c in dirty {
+            self.arm_send(ring, c);
+        }
+    }
+
+    fn arm_send(&mut self, ring: &mut Ring, c: usize) {
+        let Some(conn) = self.conns.get_mut(c) else { return };
+        if conn.send_inflight || conn.state == State::Closing || conn.state == State::Connecting || conn.wbuf.is_empty() {
+            return;
+        }
+        std::mem::swap(&mut conn.sending, &mut conn.wbuf);
+        conn.wbuf.clear();
+        conn.sent = 0;
+        conn.send_inflight = true;
+        let entry = opcode::Send::new(types::Fd(conn.fd), conn.sending.as_ptr(), conn.sending.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(user_data(OP_SEND, c, conn.gen));
+        ring.push(entry);
+    }
+
+    fn on_send(&mut self, ring: &mut Ring, c: usize, res: i32) {
+        let conn = &mut self.conns[c];
+        conn.send_inflight = false;
+        if conn.state == State::Closing {
+            return self.maybe_free(c);
+        }
+        if res < 0 {
+            let msg = std::io::Error::from_raw_os_error(-res).to_string();
+            return self.close(c, &format!("send failed: {msg}"));
+        }
+        conn.sent += res as usize;
+        if conn.sent < conn.sending.len() {
+            // partial send: put the rest in front of what was queued meanwhile
+            let mut rest = conn.sending[conn.sent..].to_vec();
+            rest.extend_from_slice(&conn.wbuf);
+            conn.wbuf = rest;
+        } else if conn.wbuf.is_empty() && conn.close_after_send {
+            return self.close(c, "done");
+        }
+        conn.sending.clear();
+        self.arm_send(ring, c);
+    }
+
+    // ---- closing -----------------------------------------------------------------------------
+
+    fn close_with(&mut self, c: usize, reason: &str) {
+        // tell the peer why (best effort: the socket is going away)
+        let mut out = Vec::new();
+        frame::write_close(&mut out, reason);
+        // SAFETY: a plain non-blocking send of our own bytes on our own descriptor.
+        unsafe { libc::send(self.conns[c].fd, out.as_ptr() as *const _, out.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+        self.close(c, reason);
+    }
+
+    fn close(&mut self, c: usize, _reason: &str) {
+        if std::env::var_os("LUACT_NET_DEBUG").is_some() {
+            let _ = crate::logger::write_line(format!("luact net: thread {} connection {c} closed: {_reason}\n", self.tid).as_bytes());
+        }
+        let now = crate::clock::monotonic();
+        let Some(conn) = self.conns.get_mut(c) else { return };
+        if conn.state == State::Closing {
+            return;
+        }
+        conn.state = State::Closing;
+        // SAFETY: shutting down our own socket makes in-flight operations complete promptly.
+        unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+        let machine = conn.machine;
+        match conn.role {
+            Role::Dialer => {
+                if self.dialed.get(&machine) == Some(&c) {
+                    self.dialed.remove(&machine);
+                }
+                self.quarantine.insert(machine, now + QUARANTINE);
+                self.events.push_back(NetEvent { kind: EV_NODE_DOWN, conn: c as u32, machine: machine as f64 });
+            }
+            Role::Acceptor => {
+                if machine != 0 {
+                    self.events.push_back(NetEvent { kind: EV_NODE_DOWN, conn: c as u32, machine: machine as f64 });
+                }
+            }
+            Role::Caller => {
+                if self.callers.get(&machine) == Some(&c) {
+                    self.callers.remove(&machine);
+                }
+                self.events.push_back(NetEvent { kind: EV_REMOTE_LISTENER_DOWN, conn: c as u32, machine: machine as f64 });
+            }
+            Role::ListenerClient | Role::HttpClient => {
+                self.events.push_back(NetEvent { kind: EV_CLIENT_CLOSED, conn: c as u32, machine: 0.0 });
+            }
+        }
+        self.maybe_free(c);
+    }
+
+    fn maybe_free(&mut self, c: usize) {
+        let conn = &self.conns[c];
+        if conn.recv_inflight || conn.send_inflight || conn.connect_inflight {
+            return;
+        }
+        let conn = self.conns.remove(c);
+        close_fd(conn.fd);
+    }
+
+    // ---- the loop's entry points --------------------------------------------------------------
+
+    /// Handles one transport completion.
+    pub fn on_completion(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], user_data: u64, res: i32, now: f64) {
+        let op = (user_data >> 56) & 0x7f;
+        let gen = ((user_data >> 32) & 0xff_ffff) as u32;
+        let slot = (user_data & 0xffff_ffff) as usize;
+        if op == OP_ACCEPT {
+            return self.on_accept(ring, slot, res, now);
+        }
+        match self.conns.get(slot) {
+            Some(conn) if conn.gen == gen => {}
+            _ => return, // a completion for a connection that is gone
+        }
+        match op {
+            OP_CONNECT => self.on_connect(ring, slot, res),
+            OP_RECV => self.on_recv(ring, inboxes, slot, res, now),
+            OP_SEND => self.on_send(ring, slot, res),
+            _ => {}
+        }
+    }
+
+    /// Timeouts and stalled deliveries; returns the next deadline (seconds) if any.
+    pub fn tick(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], now: f64) -> Option<f64> {
+        let mut next: Option<f64> = None;
+        let mut expired = Vec::new();
+        let mut unstall = Vec::new();
+        for (c, conn) in self.conns.iter() {
+            if matches!(conn.state, State::Connecting | State::Handshaking) && conn.deadline > 0.0 {
+                if now >= conn.deadline {
+                    expired.push(c);
+                } else {
+                    next = Some(next.map_or(conn.deadline, |n: f64| n.min(conn.deadline)));
+                }
+            }
+            if conn.stalled.is_some() {
+                unstall.push(c);
+            }
+        }
+        for c in expired {
+            self.close_with(c, "handshake timed out");
+        }
+        for c in std::mem::take(&mut self.pending_http) {
+            if self.conns.contains(c) {
+                self.serve_http(inboxes, c);
+            }
+        }
+        for c in unstall {
+            if let Some((tid, msg)) = self.conns[c].stalled.take() {
+                let inbox = &inboxes[tid - 1];
+                if inbox.push(&msg) == Status::Full {
+                    self.conns[c].stalled = Some((tid, msg));
+                    next = Some(next.map_or(now + 0.001, |n: f64| n.min(now + 0.001)));
+                } else {
+                    // resume reading, and the frames already buffered
+                    self.resume(ring, inboxes, c, now);
+                }
+            }
+        }
+        next
+    }
+
+    fn resume(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
+        if self.conns[c].role == Role::HttpClient {
+            self.serve_http(inboxes, c);
+        } else {
+            self.process_frames(ring, inboxes, c, now);
+        }
+        if self.conns.contains(c) && self.conns[c].state != State::Closing && self.conns[c].stalled.is_none() {
+            self.arm_recv(ring, c);
+        }
+    }
+
+    /// Closes everything (the thread is leaving its loop).
+    pub fn shutdown(&mut self) {
+        for (_, conn) in self.conns.iter_mut() {
+            close_fd(conn.fd);
+            if conn.recv_inflight || conn.send_inflight || conn.connect_inflight {
+                // The kernel may still write into these buffers until the ring is torn down:
+                // leak them rather than free memory it could touch.
+                std::mem::forget(std::mem::take(&mut conn.rbuf));
+                std::mem::forget(std::mem::take(&mut conn.sending));
+                std::mem::forget(std::mem::replace(&mut conn.addr, Box::new(sockaddr_of(std::net::Ipv4Addr::UNSPECIFIED, 0))));
+            }
+        }
+        for (_, l) in self.listeners.iter() {
+            close_fd(l.fd);
+        }
+        self.conns.clear();
+        self.listeners.clear();
+    }
+}
+
+fn machine_name(machine: u64) -> String {
+    let ip = std::net::Ipv4Addr::from(((machine >> 16) & 0xffff_ffff) as u32);
+    format!("{ip}:{}", machine & 0xffff)
+}
