@@ -9,6 +9,8 @@ mod names;
 mod ring;
 mod runtime;
 mod status;
+#[allow(dead_code)]
+mod tls;
 mod transport;
 mod vm;
 #[allow(dead_code)]
