@@ -328,7 +328,8 @@ fn ctx_mut<'a>(ctx: *mut ThreadCtx) -> Result<&'a mut ThreadCtx, Error> {
     unsafe { ctx.as_mut() }.ok_or_else(|| Error::new(Status::BadArgument, "null context"))
 }
 
-/// Listens on `addr` ("ip:port") with `kind` 0 = node, 1 = tcp, 2 = http; returns the port.
+/// Listens on `addr` ("ip:port") with `kind` 0 = node, 1 = tcp, 2 = http, 3 = udp; returns the
+/// port.
 ///
 /// # Safety
 /// `addr` points to `len` readable bytes.
@@ -341,6 +342,7 @@ pub unsafe extern "C" fn luact_net_listen(ctx: *mut ThreadCtx, addr: *const u8, 
             0 => ListenerKind::Node,
             1 => ListenerKind::Tcp,
             2 => ListenerKind::Http,
+            3 => ListenerKind::Udp,
             _ => return Err(Error::new(Status::BadArgument, "unknown listener kind")),
         };
         Ok(ctx.transport.listen(&mut ctx.ring, addr, kind)? as i32)

@@ -21,6 +21,7 @@ const OP_ACCEPT: u64 = 1;
 const OP_CONNECT: u64 = 2;
 const OP_RECV: u64 = 3;
 const OP_SEND: u64 = 4;
+const OP_DATAGRAM: u64 = 5;
 
 const READ_BUF: usize = 64 * 1024;
 /// Bytes a connection may queue for sending before `send` refuses (back-pressure).
@@ -29,6 +30,8 @@ const MAX_QUEUED: usize = 32 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT: f64 = 5.0;
 /// After a node connection is lost, sends to that node fail for at least this long.
 const QUARANTINE: f64 = 0.2;
+/// Largest frame (or HTTP body) an unauthenticated listener client may send.
+const CLIENT_MAX_FRAME: usize = 1 << 20;
 
 /// The node identity of this process (from `luact.start`'s `address`, `secret`, `cluster`).
 pub struct NodeConfig {
@@ -119,6 +122,8 @@ struct Conn {
 struct Listener {
     fd: i32,
     kind: ListenerKind,
+    /// A udp:// listener's datagram buffer (owned by the kernel while a receive is in flight).
+    buf: Box<[u8]>,
     owner: usize,
     addr: Box<libc::sockaddr_in>,
     addr_len: Box<libc::socklen_t>,
@@ -129,6 +134,7 @@ pub enum ListenerKind {
     Node,
     Tcp,
     Http,
+    Udp,
 }
 
 pub struct Transport {
@@ -148,6 +154,8 @@ pub struct Transport {
     /// HTTP connections whose reply went out: look for their next request.
     pending_http: Vec<usize>,
     pub max_frame: usize,
+    /// udp:// datagrams dropped (malformed, not a NOTIFY, or the inbox was full).
+    pub dropped_datagrams: u64,
 }
 
 fn os_error(what: &str) -> Error {
@@ -198,6 +206,15 @@ fn new_socket() -> Result<i32> {
     }
 }
 
+fn new_datagram_socket() -> Result<i32> {
+    // SAFETY: a plain syscall; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(os_error("socket"));
+    }
+    Ok(fd)
+}
+
 fn close_fd(fd: i32) {
     // SAFETY: `fd` is a descriptor this transport owns and no longer uses.
     unsafe { libc::close(fd) };
@@ -230,6 +247,7 @@ impl Transport {
             dirty: Vec::new(),
             pending_http: Vec::new(),
             max_frame,
+            dropped_datagrams: 0,
         }
     }
 
@@ -247,7 +265,11 @@ impl Transport {
 
     fn new_conn(&mut self, fd: i32, role: Role, owner: usize, addr: libc::sockaddr_in) -> usize {
         let gen = self.gen();
-        let limit = if matches!(role, Role::Dialer | Role::Acceptor) { frame::PRE_AUTH_MAX_FRAME as usize } else { self.max_frame };
+        let limit = match role {
+            Role::Dialer | Role::Acceptor => frame::PRE_AUTH_MAX_FRAME as usize,
+            Role::ListenerClient | Role::HttpClient => CLIENT_MAX_FRAME.min(self.max_frame),
+            Role::Caller => self.max_frame,
+        };
         self.conns.insert(Conn {
             fd,
             gen,
@@ -283,7 +305,8 @@ impl Transport {
     /// Listens on `addr`; connections are served by this thread. Returns the bound port.
     pub fn listen(&mut self, ring: &mut Ring, addr: &str, kind: ListenerKind) -> Result<u16> {
         let sa = parse_addr(addr)?;
-        let fd = new_socket()?;
+        let udp = kind == ListenerKind::Udp;
+        let fd = if udp { new_datagram_socket()? } else { new_socket()? };
         // SAFETY: `fd` is ours; `sa` is a valid sockaddr_in for the duration of the calls.
         unsafe {
             let one: i32 = 1;
@@ -293,7 +316,7 @@ impl Transport {
                 close_fd(fd);
                 return Err(e);
             }
-            if libc::listen(fd, 1024) < 0 {
+            if !udp && libc::listen(fd, 1024) < 0 {
                 let e = os_error(&format!("listen {addr}"));
                 close_fd(fd);
                 return Err(e);
@@ -306,12 +329,64 @@ impl Transport {
         let slot = self.listeners.insert(Listener {
             fd,
             kind,
+            buf: if udp { vec![0u8; 65536].into_boxed_slice() } else { Box::new([]) },
             owner: self.tid,
             addr: Box::new(sa),
             addr_len: Box::new(0),
         });
-        self.arm_accept(ring, slot);
+        if udp {
+            self.arm_datagram(ring, slot);
+        } else {
+            self.arm_accept(ring, slot);
+        }
         Ok(u16::from_be(bound.sin_port))
+    }
+
+    fn arm_datagram(&mut self, ring: &mut Ring, slot: usize) {
+        let l = &mut self.listeners[slot];
+        let entry = opcode::Recv::new(types::Fd(l.fd), l.buf.as_mut_ptr(), l.buf.len() as u32)
+            .build()
+            .user_data(user_data(OP_DATAGRAM, slot, 0));
+        ring.push(entry);
+    }
+
+    /// One udp:// datagram: exactly one NOTIFY frame; anything else is dropped and counted.
+    fn on_datagram(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], slot: usize, res: i32) {
+        if !self.listeners.contains(slot) {
+            return;
+        }
+        if res > 0 {
+            let (owner, data) = {
+                let l = &self.listeners[slot];
+                (l.owner, l.buf[..res as usize].to_vec())
+            };
+            let mut decoder = FrameDecoder::new(CLIENT_MAX_FRAME.min(self.max_frame));
+            let mut input = &data[..];
+            let msg = match decoder.decode(&mut input) {
+                Ok(Some((h, body))) if h.kind == frame::KIND_NOTIFY && input.is_empty() => {
+                    let head = edge::client_call_header(0, 0, 0, true);
+                    let inner = if h.codec == frame::CODEC_LUACT {
+                        crate::wire::sbuf::decode(&body).map(|_| body).map_err(|e| e.to_string())
+                    } else {
+                        edge::call_from_codec(&body, h.codec)
+                    };
+                    inner.ok().map(|b| {
+                        let mut m = head;
+                        m.extend_from_slice(&b);
+                        m
+                    })
+                }
+                _ => None,
+            };
+            let delivered = match msg {
+                Some(m) => inboxes.get(owner.wrapping_sub(1)).is_some_and(|inbox| inbox.push(&m) == Status::Ok),
+                None => false,
+            };
+            if !delivered {
+                self.dropped_datagrams += 1;
+            }
+        }
+        self.arm_datagram(ring, slot);
     }
 
     fn arm_accept(&mut self, ring: &mut Ring, slot: usize) {
@@ -341,6 +416,7 @@ impl Transport {
                 ListenerKind::Node => Role::Acceptor,
                 ListenerKind::Tcp => Role::ListenerClient,
                 ListenerKind::Http => Role::HttpClient,
+                ListenerKind::Udp => return,
             };
             let c = self.new_conn(fd, role, owner, addr);
             if role == Role::Acceptor {
@@ -584,6 +660,7 @@ impl Transport {
                 None => return self.close_with(c, "unexpected frame"),
             };
             match step {
+                Err(handshake::HandshakeError::PeerClosed(reason)) => return self.close(c, &format!("peer closed: {reason}")),
                 Err(e) => return self.close_with(c, &e.to_string()),
                 Ok(step) => return self.on_handshake_step(ring, c, step),
             }
@@ -642,6 +719,11 @@ impl Transport {
         }
         if let Some(peer) = step.done {
             let conn = &mut self.conns[c];
+            // The machine id we dialed is the address we dialed: the peer must be that node.
+            if conn.role == Role::Dialer && peer.node_id != conn.machine {
+                let why = format!("dialed {} but the peer says it is {}", machine_name(conn.machine), machine_name(peer.node_id));
+                return self.close_with(c, &why);
+            }
             conn.state = State::Ready;
             conn.handshake = None;
             conn.machine = peer.node_id;
@@ -674,7 +756,7 @@ impl Transport {
             if conn.state == State::Closing || conn.stalled.is_some() || conn.http_busy {
                 return;
             }
-            let parsed = http::parse_request(&conn.inbuf[conn.inpos..], 16 * 1024, self.max_frame);
+            let parsed = http::parse_request(&conn.inbuf[conn.inpos..], 16 * 1024, CLIENT_MAX_FRAME.min(self.max_frame));
             match parsed {
                 Ok(http::Parsed::Incomplete { expect_continue }) => {
                     if expect_continue && !conn.http_continue_sent {
@@ -850,6 +932,9 @@ impl Transport {
         let slot = (user_data & 0xffff_ffff) as usize;
         if op == OP_ACCEPT {
             return self.on_accept(ring, slot, res, now);
+        }
+        if op == OP_DATAGRAM {
+            return self.on_datagram(ring, inboxes, slot, res);
         }
         match self.conns.get(slot) {
             Some(conn) if conn.gen == gen => {}

@@ -17,8 +17,8 @@ local node = require "luact.node"
 
 local listener = {}
 
-local KINDS = { tcp = 1, http = 2 }
-local LATER = { tls = true, ssl = true, udp = true }
+local KINDS = { tcp = 1, http = 2, udp = 3 }
+local LATER = { tls = true, ssl = true }
 
 local function parse_url(url, who)
   if type(url) ~= "string" then
@@ -35,11 +35,11 @@ end
 function listener.listen(url, opts)
   local scheme, host, port = parse_url(url, "luact.listen")
   if LATER[scheme] then
-    error(("luact.listen: '%s://' listeners are not available yet (tcp:// and http:// are)"):format(scheme), 2)
+    error(("luact.listen: '%s://' listeners are not available yet (tcp://, http:// and udp:// are)"):format(scheme), 2)
   end
   local kind = KINDS[scheme]
   if not kind then
-    error(("luact.listen: unknown scheme '%s' (tcp, http)"):format(scheme), 2)
+    error(("luact.listen: unknown scheme '%s' (tcp, http, udp)"):format(scheme), 2)
   end
   local addr = host .. ":" .. port
   local rc = C.luact_net_listen(loop.context(), addr, #addr, kind)

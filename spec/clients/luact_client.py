@@ -4,6 +4,7 @@ on a node through its tcp:// listener with MessagePack bodies.
 
     python3 luact_client.py HOST PORT            calls /svc/echo and prints the replies
     python3 luact_client.py HOST PORT --abuse    sends an oversized and a garbage frame first
+    python3 luact_client.py HOST PORT --udp UDP_PORT   notify_ datagrams, then reads them back
 
 Needs the `msgpack` package (Debian: python3-msgpack).
 """
@@ -13,7 +14,7 @@ import sys
 
 import msgpack
 
-KIND_CALL, KIND_REPLY, KIND_CLOSE = 4, 5, 9
+KIND_CALL, KIND_REPLY, KIND_NOTIFY, KIND_CLOSE = 4, 5, 6, 9
 CODEC_MSGPACK = 1
 
 
@@ -74,6 +75,17 @@ def closed_after(host, port, raw):
 
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
+    if "--udp" in sys.argv:
+        import time
+        udp_port = int(sys.argv[sys.argv.index("--udp") + 1])
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for word in ["one", "two", "three"]:
+            body = msgpack.packb(["/svc/notes", "note", word])
+            u.sendto(struct.pack("<IBBHI", 8 + len(body), KIND_NOTIFY, CODEC_MSGPACK, 0, 0) + body, (host, udp_port))
+            u.sendto(b"\x00garbage", (host, udp_port))          # dropped, counted, nothing else
+            time.sleep(0.05)                                     # datagrams may reorder; keep them apart
+        print("notes ->", Client(host, port).call("/svc/notes", "list"))
+        return
     if "--abuse" in sys.argv:
         # a header announcing a 1 GiB frame: refused before the node allocates anything
         oversize = struct.pack("<IBBHI", 1 << 30, KIND_CALL, CODEC_MSGPACK, 0, 1)

@@ -5,12 +5,13 @@ local process = require "helpers.process"
 local helpers = require "helpers.runtime"
 
 local SECRET = "s3cret"
-local B = { addr = "127.0.0.2:7201", tcp = "tcp://127.0.0.2:8080", http = "http://127.0.0.2:8081" }
+local B = { addr = "127.0.0.2:7201", tcp = "tcp://127.0.0.2:8080", http = "http://127.0.0.2:8081",
+            udp = "udp://127.0.0.2:8082" }
 local C = { addr = "127.0.0.3:7301", tcp = "tcp://127.0.0.3:8080", http = "http://127.0.0.3:8081" }
 
 local function serve(node, secret)
-  local p = process.spawn(("luajit spec/nodes/serve.lua %s %s %s %s"):format(
-    node.addr, secret or SECRET, node.tcp, node.http))
+  local p = process.spawn(("luajit spec/nodes/serve.lua %s %s %s %s %s"):format(
+    node.addr, secret or SECRET, node.tcp, node.http, node.udp or ""))
   process.wait_for(p, "ready")
   return p
 end
@@ -141,6 +142,13 @@ describe("luact nodes", function()
     local out = p:read("*a")
     p:close()
     assert.equal("hoge -> [True, 100]\necho -> [True, 1, 'two', None, 3.5]\nmissing -> [False, {'error': 'actor_no_body'}]\n", out)
+  end)
+
+  it("take one-way notify_ datagrams on a udp listener, dropping malformed ones", function()
+    local p = io.popen("/usr/bin/python3 spec/clients/luact_client.py 127.0.0.2 8080 --udp 8082 2>&1")
+    local out = p:read("*a")
+    p:close()
+    assert.equal("notes -> [True, ['one', 'two', 'three']]\n", out)
   end)
 
   it("refuse oversized and garbage frames and keep serving everyone else", function()
