@@ -132,25 +132,34 @@ function simnet.for_seeds(count, fn, first)
   end
 end
 
+local PLAIN = { string = true, number = true, boolean = true }
+
 local function deep_copy(v, depth)
-  local t = type(v)
-  if t == "table" then
-    if depth > 32 then error("simnet: message nested too deeply (cycle?)", 0) end
-    local c = {}
-    for k, x in next, v do
-      local tk = type(k)
-      if tk ~= "string" and tk ~= "number" and tk ~= "boolean" then
-        error("simnet: message has a key of type " .. tk, 0)
-      end
-      c[k] = deep_copy(x, depth + 1)
+  if depth > 32 then error("simnet: message nested too deeply (cycle?)", 0) end
+  local c = {}
+  for k, x in next, v do
+    if not PLAIN[type(k)] then error("simnet: message has a key of type " .. type(k), 0) end
+    local tx = type(x)
+    if tx == "table" then
+      x = deep_copy(x, depth + 1)
+    elseif not PLAIN[tx] then
+      error("simnet: message holds a value of type " .. tx .. " (only plain data may travel)", 0)
     end
-    return c
-  elseif t == "string" or t == "number" or t == "boolean" or t == "nil" then
-    return v
+    c[k] = x
   end
-  error("simnet: message holds a value of type " .. t .. " (only plain data may travel)", 0)
+  return c
 end
-simnet.deep_copy = function(v) return deep_copy(v, 0) end
+-- `next` loops are not compiled by LuaJIT 2.1 (beta3): keep the JIT from recording them
+-- again and again, which costs more than interpreting them
+if jit then jit.off(deep_copy) end
+
+simnet.deep_copy = function(v)
+  if type(v) ~= "table" then
+    if v == nil or PLAIN[type(v)] then return v end
+    error("simnet: message holds a value of type " .. type(v) .. " (only plain data may travel)", 0)
+  end
+  return deep_copy(v, 0)
+end
 
 ---------------------------------------------------------------------------------------------
 -- the network
@@ -180,7 +189,8 @@ function simnet.new(opts)
     gen = {},        -- id -> how many random_for() calls were made (for restarts)
     blocked = {},    -- from -> { to -> true }
     link_drop = {},  -- from -> { to -> p }
-    queue = {},      -- in-flight: { at =, seq =, from =, to =, msg = }
+    queue = {},      -- in flight, by due tick: at -> list of { at, seq, from, to, msg }
+    queued = 0,
     seq = 0,
     stats = { sent = 0, delivered = 0, dropped = 0, duplicated = 0, blocked = 0,
               unknown = 0, to_dead = 0 },
@@ -190,7 +200,7 @@ function simnet.new(opts)
     local buffer = require "string.buffer"
     net.copy = function(m) return buffer.decode(buffer.encode(m)) end
   else
-    net.copy = simnet.deep_copy
+    net.copy = function(m) return deep_copy(m, 0) end
   end
   return net
 end
@@ -324,8 +334,13 @@ function Net:send(from, msg)
     local d = self.delay_min
     if self.delay_max > d then d = rng:random(self.delay_min, self.delay_max) end
     self.seq = self.seq + 1
-    self.queue[#self.queue + 1] = { at = self.now + d, seq = self.seq, from = from, to = to,
-                                    msg = self.copy(msg) }
+    local at = self.now + d
+    -- sent between ticks (by a spec): it cannot arrive before the next tick
+    if not self.in_tick and at <= self.now then at = self.now + 1 end
+    local bucket = self.queue[at]
+    if not bucket then bucket = {}; self.queue[at] = bucket end
+    bucket[#bucket + 1] = { at = at, seq = self.seq, from = from, to = to, msg = self.copy(msg) }
+    self.queued = self.queued + 1
   end
 end
 
@@ -355,27 +370,18 @@ function Net:collect(info)
   return any
 end
 
--- deliver every message due now; returns the number delivered
+-- deliver every message due now (in send order, or shuffled with reorder); returns the count
 function Net:deliver(info)
-  local due, rest = {}, {}
-  local q = self.queue
-  for i = 1, #q do
-    local m = q[i]
-    if m.at <= self.now then due[#due + 1] = m else rest[#rest + 1] = m end
-  end
-  if #due == 0 then return 0 end
-  self.queue = rest
+  local due = self.queue[self.now]
+  if not due then return 0 end
+  self.queue[self.now] = nil
+  self.queued = self.queued - #due
   if self.reorder then
     local rng = self.rng
     for i = #due, 2, -1 do
       local j = rng:random(1, i)
       due[i], due[j] = due[j], due[i]
     end
-  else
-    table.sort(due, function(a, b)
-      if a.at ~= b.at then return a.at < b.at end
-      return a.seq < b.seq
-    end)
   end
   local st = self.stats
   local n = 0
@@ -403,6 +409,7 @@ function Net:tick(hooks)
   self.now = self.now + 1
   local info = { now = self.now, sent = 0, delivered = 0, rounds = 0,
                  on_ready = hooks and hooks.on_ready }
+  self.in_tick = true
   for _, id in ipairs(self.ids) do
     if self.alive[id] then self.nodes[id]:tick() end
   end
@@ -415,6 +422,7 @@ function Net:tick(hooks)
     self:collect(info)
     if self:deliver(info) == 0 then break end
   end
+  self.in_tick = false
   return info
 end
 
@@ -437,6 +445,6 @@ function Net:run_until(pred, max_ticks, check_fn)
   return nil
 end
 
-function Net:in_flight() return #self.queue end
+function Net:in_flight() return self.queued end
 
 return simnet

@@ -329,6 +329,8 @@ function Node:bcast_heartbeat()
   end
 end
 
+local function descending(a, b) return a > b end
+
 -- advance commit to the highest current-term index stored on a quorum of voters
 function Node:maybe_commit()
   local matches = {}
@@ -337,7 +339,7 @@ function Node:maybe_commit()
     else matches[#matches + 1] = self.prs[id].match end
   end
   if #matches == 0 then return false end
-  table.sort(matches, function(a, b) return a > b end)
+  table.sort(matches, descending)
   local idx = matches[self:quorum()]
   if idx > self.commit and self.log:term(idx) == self.term then
     self:commit_to(idx)
@@ -774,10 +776,12 @@ function Node:ready()
     self.hs_dirty, wrote = false, true
   end
   if wrote then storage:sync() end
+  local grew = log:last_index() > self.stable
   self.stable = log:last_index()
 
   if self.role == "leader" then
-    local committed = self:maybe_commit()
+    -- the leader's own log counts once durable: that may complete a quorum
+    local committed = grew and self:maybe_commit()
     if self.role == "leader" and (committed or self.pending_bcast) then
       self:bcast_append(committed)
     end
