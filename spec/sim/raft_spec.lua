@@ -323,15 +323,21 @@ function Cluster:converge(max_ticks)
   for _ = 1, max_ticks or 300 do
     self:tick()
     if settled() then
-      if os.getenv("RAFT_DEBUG") then
-        for _, v in ipairs(net.ids) do local s = net.nodes[v]:status() print("settled", v, net.alive[v], s.role, s.term, s.commit, s.applied, s.last_index, table.concat(s.voters, ",")) end
-      end
       -- one more tick so every node hands out what it has
       self:tick()
       return true
     end
   end
   self:fail("cluster did not converge after healing")
+end
+
+-- RAFT_DEBUG=1: print every node's view when a run fails at the end
+function Cluster:dump()
+  for _, v in ipairs(self.net.ids) do
+    local s = self.net.nodes[v]:status()
+    print(v, self.net.alive[v], s.role, s.term, "commit", s.commit, "applied", s.applied,
+          "last", s.last_index, "app", self.apps[v].index, #self.apps[v].list)
+  end
 end
 
 -- after converge(): every member applied the same sequence, which holds every acked proposal
@@ -346,10 +352,7 @@ function Cluster:check_final()
   for _, id in ipairs(ls.voters) do
     local l = self.apps[id].list
     if #l ~= #ref then
-      if os.getenv("RAFT_DEBUG") then
-        for i = 1, math.max(#l, #ref) do if l[i] ~= ref[i] then print("diff at", i, l[i], ref[i]) break end end
-        for _, v in ipairs(ls.voters) do local s = self.net.nodes[v]:status() print(v, s.role, s.term, s.commit, s.applied, s.last_index, self.apps[v].index, #self.apps[v].list) end
-      end
+      if os.getenv("RAFT_DEBUG") then self:dump() end
       self:fail(("node %s applied %d entries, leader %d"):format(tostring(id), #l, #ref))
     end
     for i = 1, #ref do
@@ -455,8 +458,7 @@ describe("luact.cluster.raft (simulated cluster)", function()
     end, 10001)
     -- logs were compacted, and lagging nodes caught up through InstallSnapshot
     assert.is_true(snaps > SEEDS)
-    if os.getenv("RAFT_DEBUG") then print("snapshots", snaps, "installs", installs) end
-    assert.is_true(installs > SEEDS / 10)
+    assert.is_true(installs > SEEDS / 2)
   end)
 
   it("restarts nodes from the file storage without losing acknowledged proposals", function()
