@@ -85,7 +85,7 @@ end
 loop.on("x", function(msg)
   local body = loop.decode_rest()
   if type(body) ~= "table" then return end
-  require("luact.tentacle")(serve, msg[2], msg[3], msg[4], msg[5], body)
+  require("luact.scheduler").task(serve, msg[2], msg[3], msg[4], msg[5], body)
 end)
 
 ---------------------------------------------------------------------------------------------

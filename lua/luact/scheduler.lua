@@ -54,12 +54,67 @@ function scheduler.running()
   return current
 end
 
+---------------------------------------------------------------------------------------------
+-- Tasks: work that needs a tentacle of its own only if it waits (a message handler). A runner
+-- tentacle runs queued tasks one after another; when a task waits, the runner becomes that
+-- task's tentacle and a new runner takes the rest of the queue. So a handler that never waits
+-- costs a function call, not a coroutine, and one that waits still blocks no other.
+local tasks = {}
+local task_head, task_tail = 1, 0
+local runner = nil            -- the tentacle currently draining the task queue
+
+local spawn_runner
+
+local function hand_off(t)
+  t.is_runner = false
+  if runner == t then
+    runner = nil
+    if task_head <= task_tail then spawn_runner() end
+  end
+end
+
+local function run_tasks(t)
+  while task_head <= task_tail do
+    local task = tasks[task_head]
+    tasks[task_head] = nil
+    task_head = task_head + 1
+    t.deadline = nil
+    local ok, err = xpcall(task[1], traceback, unpack(task, 2, task.n))
+    if not ok then
+      local log = package.loaded["luact.logger"]
+      local msg = "task failed: " .. tostring(err)
+      if log then log.error(msg) else io.stderr:write(msg, "\n") end
+    end
+    if not t.is_runner then return end      -- it waited: another runner has the queue
+  end
+  task_head, task_tail = 1, 0
+  if runner == t then runner = nil end
+  t.is_runner = false
+end
+
+spawn_runner = function()
+  local t = { is_runner = true, name = "runner", waiters = nil }
+  runner = t
+  t.oneshot = true
+  -- a runner is a plain tentacle record (no end event is needed: nobody waits for it)
+  t.emit = function() end
+  scheduler.spawn(t, run_tasks, t)
+end
+
+-- Queues fn(...) to run soon in a runner tentacle (see above).
+function scheduler.task(fn, ...)
+  task_tail = task_tail + 1
+  tasks[task_tail] = { n = select("#", ...) + 1, fn, ... }
+  if runner == nil then spawn_runner() end
+end
+
 -- Starts a wait of the running tentacle; returns it and the token its waker must present.
 function scheduler.prepare_wait(who)
   local t = current
   if t == nil then
     error((who or "luact") .. ": must be called inside a tentacle (e.g. in luact.start's main)", 3)
   end
+  if t.is_runner then hand_off(t) end
   local token = t.token + 1
   t.token = token
   t.status = "waiting"
@@ -83,6 +138,7 @@ end
 
 -- Ends `t` without resuming it: its coroutine is dropped (the GC takes it).
 function scheduler.kill(t)
+  if t.is_runner then hand_off(t) end
   t.token = t.token + 1
   t.status = "dead"
   t.co = nil
@@ -150,6 +206,7 @@ function scheduler.reset()
   end
   head, tail = 1, 0
   current = nil
+  tasks, task_head, task_tail, runner = {}, 1, 0, nil
 end
 
 return scheduler

@@ -82,13 +82,15 @@ local function local_sync(rec, method, has_self, deadline, ...)
   end)(host.invoke(rec, method, has_self, ...))
 end
 
+local function run_notify(rec, method, has_self, ...)
+  local ok, e = host.invoke(rec, method, has_self, ...)
+  if not ok then
+    log().error(("notify_%s to %s failed: %s"):format(method, tostring(rec.ref), tostring(e)))
+  end
+end
+
 local function local_notify(rec, method, has_self, ...)
-  require("luact.tentacle")(function(...)
-    local ok, e = host.invoke(rec, method, has_self, ...)
-    if not ok then
-      log().error(("notify_%s to %s failed: %s"):format(method, tostring(rec.ref), tostring(e)))
-    end
-  end, ...)
+  scheduler.task(run_notify, rec, method, has_self, ...)
 end
 
 local function local_async(rec, method, has_self, deadline, ...)
@@ -312,7 +314,7 @@ loop.on("c", function(msg)
     end
     return
   end
-  require("luact.tentacle")(run_call, rec, msg)
+  scheduler.task(run_call, rec, msg)
 end)
 
 ---------------------------------------------------------------------------------------------

@@ -143,7 +143,9 @@ local function abort_calls(rec, e)
   local current = scheduler.running()
   for t, call in pairs(calls) do
     if t ~= current then
-      require("luact.tentacle").cancel(t)
+      -- a call runs in a tentacle or in a task runner (which has no end event to fire)
+      local tentacle = require "luact.tentacle"
+      if tentacle.is_tentacle(t) then tentacle.cancel(t) else scheduler.kill(t) end
       if hooks.abort then hooks.abort(call, e) end
     end
   end
