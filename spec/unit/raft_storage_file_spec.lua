@@ -144,6 +144,35 @@ describe("luact.cluster.raft.storage_file", function()
     s:close()
   end)
 
+  it("keeps every synced entry when its writer is killed with SIGKILL mid-stream", function()
+    -- a child luajit appends and syncs entries in a bounded loop, recording after each sync the
+    -- last durable index; it is killed by pid while writing
+    local script = dir .. ".writer.lua"
+    local f = assert(io.open(script, "w"))
+    f:write(([[
+      package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+      local s = require("luact.cluster.raft.storage_file").open(%q)
+      s:load()
+      for i = 1, 200000 do
+        s:append(i, { { index = i, term = 1, data = string.rep("v", i %% 300) } })
+        s:sync()
+        local m = io.open(%q, "w"); m:write(i); m:close()
+      end
+    ]]):format(dir, dir .. ".mark"))
+    f:close()
+    os.execute(("luajit %s & echo $! > %s.pid; sleep 0.5; kill -9 $(cat %s.pid); wait 2>/dev/null")
+      :format(script, dir, dir))
+    local mark = tonumber(read(dir .. ".mark"))
+    assert.is_true(mark > 0)
+    local st = storage_file.open(dir):load()
+    assert.is_true(#st.entries >= mark)
+    for i, e in ipairs(st.entries) do
+      assert.equal(i, e.index)
+      assert.equal(string.rep("v", i % 300), e.data)
+    end
+    os.remove(script); os.remove(dir .. ".mark"); os.remove(dir .. ".pid")
+  end)
+
   it("lets a single raft node restart from its directory with its log and term", function()
     local function node()
       return raft.new({ id = 1, peers = { 1 }, random = function(lo) return lo end,
