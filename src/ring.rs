@@ -104,13 +104,21 @@ impl Ring {
                     Err(e) => return Err(e.into()),
                 }
             }
-        } else {
+        } else if self.must_enter() {
             self.ring.submit()?;
         }
         if n < out.len() {
             n += self.collect(&mut out[n..]).0;
         }
         Ok(n)
+    }
+
+    /// Whether a non-waiting turn needs io_uring_enter: entries to submit, deferred task work,
+    /// or overflowed completions. Otherwise a busy loop turn makes no syscall at all.
+    fn must_enter(&mut self) -> bool {
+        let mut sq = self.ring.submission();
+        sq.sync();
+        !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
     }
 
     /// Moves completions into `out`; returns how many, and whether the doorbell rang (its read

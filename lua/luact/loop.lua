@@ -51,8 +51,8 @@ end
 -- Encodes `msg` (a table; first element the kind) into thread `tid`'s inbox. Returns the core's
 -- status: lffi.status.ok, or .full when the inbox is at capacity (nothing was queued).
 -- Raises when msg holds a value that cannot travel (see luact.actor.codec).
-function loop.send(tid, msg, what, first_arg)
-  local p, len = codec.encode(msg, what, first_arg)
+function loop.send(tid, msg, what, first_arg, prefix)
+  local p, len = codec.encode(msg, what, first_arg, prefix)
   return C.luact_send(ctx, tid, p, len)
 end
 

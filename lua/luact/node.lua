@@ -10,8 +10,8 @@ local node = {}
 
 -- Encodes msg and queues it for thread tid of machine m; returns the core's status (0, full,
 -- unreachable). Raises when msg holds a value that cannot travel.
-function node.send(m, tid, msg, what, first_arg)
-  local p, len = codec.encode(msg, what, first_arg)
+function node.send(m, tid, msg, what, first_arg, prefix)
+  local p, len = codec.encode(msg, what, first_arg, prefix)
   return C.luact_net_send(loop.context(), m, tid, p, len)
 end
 

@@ -92,12 +92,12 @@ local function run_tasks(t)
   t.is_runner = false
 end
 
+local function no_end_event() end
+
 spawn_runner = function()
-  local t = { is_runner = true, name = "runner", waiters = nil }
+  -- a runner is a plain tentacle record: nobody waits for its end, so it emits nothing
+  local t = { is_runner = true, name = "runner", oneshot = true, emit = no_end_event }
   runner = t
-  t.oneshot = true
-  -- a runner is a plain tentacle record (no end event is needed: nobody waits for it)
-  t.emit = function() end
   scheduler.spawn(t, run_tasks, t)
 end
 

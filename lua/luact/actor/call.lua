@@ -34,8 +34,10 @@ local pending = {}                   -- corr -> waiter { t, token, machine } or 
 local next_corr = 0
 call.stats = { late_replies = 0, dropped_notifies = 0 }
 
+local runtime
 local function my_tid()
-  return require("luact.runtime").thread_id or 1
+  runtime = runtime or require "luact.runtime"
+  return runtime.thread_id or 1
 end
 
 local function raise(name, ...)
@@ -110,14 +112,14 @@ local function node()
 end
 
 -- Sends msg to thread tid of machine m, waiting (bounded by deadline) while the way is full.
-local function send_waiting(m, tid, msg, deadline, what, first_arg)
+local function send_waiting(m, tid, msg, deadline, what, first_arg, prefix)
   local pause = OVERLOAD_RETRY
   while true do
     local rc
     if m == host.MACHINE then
-      rc = loop.send(tid, msg, what, first_arg)
+      rc = loop.send(tid, msg, what, first_arg, prefix)
     else
-      rc = node().send(m, tid, msg, what, first_arg)
+      rc = node().send(m, tid, msg, what, first_arg, prefix)
     end
     if rc == 0 then return true end
     if rc ~= lffi.status.full then
@@ -158,7 +160,7 @@ end
 local function remote_sync(m, t, l, e, method, has_self, deadline, ...)
   local corr = new_corr()
   local msg = call_message(l, e, method, has_self, corr, deadline, ...)
-  if not send_waiting(m, t, msg, deadline, ("'%s'"):format(method), ARGS) then
+  if not send_waiting(m, t, msg, deadline, method, ARGS, "") then
     raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
   return call.await(corr, m, deadline, tostring(ref.new(m, t, e, l)), method)
@@ -198,9 +200,9 @@ local function remote_notify(m, t, l, e, method, has_self, ...)
   local msg = call_message(l, e, method, has_self, 0, 0, ...)
   local rc
   if m == host.MACHINE then
-    rc = loop.send(t, msg, ("'notify_%s'"):format(method), ARGS)
+    rc = loop.send(t, msg, method, ARGS, "notify_")
   else
-    rc = node().send(m, t, msg, ("'notify_%s'"):format(method), ARGS)
+    rc = node().send(m, t, msg, method, ARGS, "notify_")
   end
   if rc == lffi.status.full then
     raise("actor_overload", ("thread %d's inbox is full; notify_%s was not sent"):format(t, method))
@@ -221,7 +223,7 @@ local function remote_async(m, t, l, e, method, has_self, deadline, ...)
   local ev = event.new_oneshot()
   local corr = new_corr()
   local msg = call_message(l, e, method, has_self, corr, deadline, ...)
-  if not send_waiting(m, t, msg, deadline, ("'async_%s'"):format(method), ARGS) then
+  if not send_waiting(m, t, msg, deadline, method, ARGS, "async_") then
     raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
   call.await_async(corr, m, deadline, method, ev)
@@ -273,26 +275,26 @@ end
 -- hooks for host: a killed/restarting actor's in-flight calls fail with e
 host.set_hooks({
   abort = function(c, e)
-    if c.corr ~= 0 then send_reply(c.machine, c.tid, c.corr, clock.get(), false, e) end
+    if c[6] ~= 0 then send_reply(c[8], c[7], c[6], clock.get(), false, e) end
   end,
 })
 
+local function finish_call(rec, t, msg, deadline, ok, ...)
+  host.untrack(rec, t)
+  local corr = msg[6]
+  if corr ~= 0 then
+    send_reply(msg[8], msg[7], corr, deadline, ok, ...)
+  elseif not ok then
+    log().error(("notify_%s to %s failed: %s"):format(msg[4], tostring(rec.ref), tostring((...))))
+  end
+end
+
 local function run_call(rec, msg)
   local t = scheduler.running()
-  local corr, tid, machine = msg[6], msg[7], msg[8]
   local deadline = clock.get() + msg[9]
-  t.deadline = corr ~= 0 and deadline or nil
-  local c = { corr = corr, tid = tid, machine = machine }
-  host.track(rec, t, c)
-  local function finish(ok, ...)
-    host.untrack(rec, t)
-    if corr ~= 0 then
-      send_reply(machine, tid, corr, deadline, ok, ...)
-    elseif not ok then
-      log().error(("notify_%s to %s failed: %s"):format(msg[4], tostring(rec.ref), tostring((...))))
-    end
-  end
-  finish(host.invoke(rec, msg[4], msg[5], unpack(msg, ARGS, ARGS - 1 + msg[10])))
+  t.deadline = msg[6] ~= 0 and deadline or nil
+  host.track(rec, t, msg)   -- msg carries what an abort needs: corr [6], tid [7], machine [8]
+  return finish_call(rec, t, msg, deadline, host.invoke(rec, msg[4], msg[5], unpack(msg, ARGS, ARGS - 1 + msg[10])))
 end
 
 -- A call arrived from another thread.

@@ -68,14 +68,10 @@ local function unbox(v, seen)
   return v
 end
 
--- Encodes msg (a table) into the shared encoder; returns pointer and length, valid until the
--- next encode. For errors, `what` names the message ("'hoge'") and msg[first_arg...] are its
--- arguments.
-function codec.encode(msg, what, first_arg)
-  enc:reset()
-  local ok, err = pcall(enc.encode, enc, msg)
-  if ok then return enc:ref() end
-  -- slow path: something that string.buffer refuses; box functions and name the culprit
+-- The slow path of codec.encode: box functions, or raise naming what cannot travel. (Apart from
+-- encode so that the fast path creates no closure and stays compiled.)
+local function encode_slow(msg, what, first_arg, prefix)
+  if first_arg and what then what = ("'%s%s'"):format(prefix or "", what) end
   local function name(path)
     local top = path[1]
     local s
@@ -95,9 +91,18 @@ function codec.encode(msg, what, first_arg)
   if not bok then error(boxed, 0) end
   boxed.fn = true
   enc:reset()
-  ok, err = pcall(enc.encode, enc, boxed)
+  local ok, err = pcall(enc.encode, enc, boxed)
   if not ok then error(("%s cannot be sent to another VM: %s"):format(what or "the message", tostring(err)), 0) end
   return enc:ref()
+end
+
+-- Encodes msg (a table) into the shared encoder; returns pointer and length, valid until the
+-- next encode. For errors, `what` names the message (a method name, quoted with `prefix`
+-- prepended, e.g. 'notify_hoge') and msg[first_arg...] are its arguments.
+function codec.encode(msg, what, first_arg, prefix)
+  enc:reset()
+  if pcall(enc.encode, enc, msg) then return enc:ref() end
+  return encode_slow(msg, what, first_arg, prefix)
 end
 
 -- Encodes into a Lua string (for payloads kept longer than one send).
