@@ -67,6 +67,24 @@ describe("luact.cluster.raft", function()
     assert.is_true(n:status().pre_vote)
   end)
 
+  it("asks again, every heartbeat interval, the voters that have not answered", function()
+    local n = raft.new({ id = 1, peers = { 1, 2, 3 }, random = fixed, election_ticks = 10 })
+    drain(n)
+    for _ = 1, 10 do n:tick() end
+    drain(n)
+    n:step({ to = 1, from = 2, type = "prevote_resp", term = 2, reject = false })
+    local msgs = drain(n)
+    assert.equal(2, #msgs) -- the real election starts: votes to 2 and 3
+    n:step({ to = 1, from = 2, type = "vote_resp", term = 2, reject = true })
+    n:tick()
+    msgs = drain(n)
+    assert.equal(1, #msgs)
+    assert.equal(3, msgs[1].to)
+    assert.equal("vote", msgs[1].type)
+    n:step({ to = 1, from = 3, type = "vote_resp", term = 2, reject = false })
+    assert.equal("leader", n:status().role)
+  end)
+
   it("becomes leader alone in a one-node cluster and commits its proposals", function()
     local n = raft.new({ id = "solo", peers = { "solo" }, random = fixed })
     for _ = 1, 20 do n:tick() end

@@ -229,11 +229,21 @@ function Node:campaign(kind)
     self:become_leader()
     return
   end
+  self.campaign_force = (kind == "transfer") or nil
+  self:request_votes()
+end
+
+-- (re)send the (pre-)vote request to every voter that has not answered yet. Candidates resend
+-- every heartbeat interval (Raft §5.1: RPCs are retried), so one lost request or answer does
+-- not cost a whole election timeout; a voter answers a repeated request the same way.
+function Node:request_votes()
+  local pre = self.role == "pre_candidate"
+  local vote_term = pre and self.term + 1 or self.term
   local li, lt = self.log:last_index(), self.log:last_term()
   for _, id in ipairs(self.voters) do
-    if id ~= self.id then
+    if id ~= self.id and self.votes[id] == nil then
       self:send({ to = id, type = pre and "prevote" or "vote", term = vote_term,
-                  last_index = li, last_term = lt, force = (kind == "transfer") or nil })
+                  last_index = li, last_term = lt, force = self.campaign_force })
     end
   end
 end
@@ -627,6 +637,8 @@ tick_election = function(self)
   if self:promotable() and self.election_elapsed >= self.randomized_timeout then
     self.election_elapsed = 0
     self:campaign("pre")
+  elseif self.role ~= "follower" and self.election_elapsed % self.heartbeat_ticks == 0 then
+    self:request_votes()
   end
 end
 
