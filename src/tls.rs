@@ -50,7 +50,9 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection};
+use rustls::{
+    ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection,
+};
 
 /// Plaintext that `write` may queue before the handshake completes (the transport's own send
 /// queue has the same order of magnitude).
@@ -87,7 +89,10 @@ impl fmt::Display for TlsError {
             TlsError::Pem { path, reason } => write!(f, "tls: {path}: {reason}"),
             TlsError::Config(reason) => write!(f, "tls: bad configuration: {reason}"),
             TlsError::ServerName(name) => {
-                write!(f, "tls: invalid server name {name:?} (want a DNS name or an IP address)")
+                write!(
+                    f,
+                    "tls: invalid server name {name:?} (want a DNS name or an IP address)"
+                )
             }
             TlsError::Protocol(e) => write!(f, "tls: {e}"),
             TlsError::Backlog { queued, limit } => write!(
@@ -107,7 +112,10 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 fn read_pem_file(path: &str) -> Result<Vec<u8>, TlsError> {
-    let file_err = |reason: String| TlsError::File { path: path.to_string(), reason };
+    let file_err = |reason: String| TlsError::File {
+        path: path.to_string(),
+        reason,
+    };
     let file = std::fs::File::open(path).map_err(|e| file_err(e.to_string()))?;
     let mut bytes = Vec::new();
     file.take(MAX_PEM_FILE + 1)
@@ -123,7 +131,10 @@ fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = read_pem_file(path)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem { path: path.to_string(), reason: format!("bad PEM: {e}") })?;
+        .map_err(|e| TlsError::Pem {
+            path: path.to_string(),
+            reason: format!("bad PEM: {e}"),
+        })?;
     if certs.is_empty() {
         return Err(TlsError::Pem {
             path: path.to_string(),
@@ -180,16 +191,19 @@ impl ServerTls {
             None => builder.with_no_client_auth(),
             Some(ca) => {
                 let roots = load_roots(ca)?;
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| TlsError::Config(format!("{ca}: {e}")))?;
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .map_err(|e| TlsError::Config(format!("{ca}: {e}")))?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let config = builder.with_single_cert(certs, key).map_err(|e| {
-            TlsError::Config(format!("{cert_path} / {key_path}: {e}"))
-        })?;
-        Ok(ServerTls { config: Arc::new(config) })
+        let config = builder
+            .with_single_cert(certs, key)
+            .map_err(|e| TlsError::Config(format!("{cert_path} / {key_path}: {e}")))?;
+        Ok(ServerTls {
+            config: Arc::new(config),
+        })
     }
 
     /// A fresh session for one accepted connection.
@@ -207,7 +221,10 @@ pub struct ClientTls {
 impl ClientTls {
     /// `ca_path`: PEM roots to trust (required: no system roots are used); `cert_key`: optional
     /// client certificate chain + key paths for mutual TLS.
-    pub fn from_files(ca_path: &str, cert_key: Option<(&str, &str)>) -> Result<ClientTls, TlsError> {
+    pub fn from_files(
+        ca_path: &str,
+        cert_key: Option<(&str, &str)>,
+    ) -> Result<ClientTls, TlsError> {
         let roots = load_roots(ca_path)?;
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -218,12 +235,14 @@ impl ClientTls {
             Some((cert_path, key_path)) => {
                 let certs = load_certs(cert_path)?;
                 let key = load_key(key_path)?;
-                builder.with_client_auth_cert(certs, key).map_err(|e| {
-                    TlsError::Config(format!("{cert_path} / {key_path}: {e}"))
-                })?
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| TlsError::Config(format!("{cert_path} / {key_path}: {e}")))?
             }
         };
-        Ok(ClientTls { config: Arc::new(config) })
+        Ok(ClientTls {
+            config: Arc::new(config),
+        })
     }
 
     /// A fresh session for one outgoing connection; `server_name` (a DNS name or an IP literal
@@ -333,17 +352,25 @@ impl TlsSession {
             // (rustls would accept a prefix up to its limit).
             let queued = self.queued_early.saturating_add(plaintext.len());
             if queued > MAX_PENDING {
-                return Err(TlsError::Backlog { queued, limit: MAX_PENDING });
+                return Err(TlsError::Backlog {
+                    queued,
+                    limit: MAX_PENDING,
+                });
             }
             self.queued_early = queued;
         }
         let mut rest = plaintext;
         while !rest.is_empty() {
-            let n = self.conn.writer().write(rest).map_err(|e| TlsError::Io(e.to_string()))?;
+            let n = self
+                .conn
+                .writer()
+                .write(rest)
+                .map_err(|e| TlsError::Io(e.to_string()))?;
             if n == 0 {
-                // rustls' buffer is at its limit. After the handshake, move its records out and go
-                // on; before, it is the pre-handshake plaintext queue and that is the limit.
-                if self.conn.is_handshaking() || !self.spill() {
+                // rustls' outgoing-record buffer is at its limit (its pre-handshake plaintext queue
+                // cannot be: `queued_early` keeps below it): move the records out and go on. This
+                // also covers a TLS 1.3 server's half-RTT data, encrypted while still handshaking.
+                if !self.spill() {
                     return Err(TlsError::Backlog {
                         queued: MAX_PENDING + rest.len(),
                         limit: MAX_PENDING,
@@ -460,9 +487,14 @@ pub fn write_test_certs(dir: &std::path::Path) -> io::Result<TestCerts> {
         &ca_key,
     )
     .map_err(bad)?;
-    let (client, client_key) =
-        make_leaf(vec![], "luact test client", ExtendedKeyUsagePurpose::ClientAuth, &ca, &ca_key)
-            .map_err(bad)?;
+    let (client, client_key) = make_leaf(
+        vec![],
+        "luact test client",
+        ExtendedKeyUsagePurpose::ClientAuth,
+        &ca,
+        &ca_key,
+    )
+    .map_err(bad)?;
     let (other_client, other_client_key) = make_leaf(
         vec![],
         "luact rogue client",
@@ -561,10 +593,23 @@ mod tests {
 
     impl Link {
         fn new(client: TlsSession, server: TlsSession) -> Link {
-            Link { client, server, c: Side::default(), s: Side::default(), chunks: WHOLE, k: 0 }
+            Link {
+                client,
+                server,
+                c: Side::default(),
+                s: Side::default(),
+                chunks: WHOLE,
+                k: 0,
+            }
         }
 
-        fn deliver(to: &mut TlsSession, side: &mut Side, bytes: &[u8], chunks: &[usize], k: &mut usize) {
+        fn deliver(
+            to: &mut TlsSession,
+            side: &mut Side,
+            bytes: &[u8],
+            chunks: &[usize],
+            k: &mut usize,
+        ) {
             let mut rest = bytes;
             while !rest.is_empty() && side.err.is_none() {
                 let n = chunks[*k % chunks.len()].min(rest.len());
@@ -585,15 +630,35 @@ mod tests {
                 if to_server.is_empty() && to_client.is_empty() {
                     return;
                 }
-                Self::deliver(&mut self.server, &mut self.s, &to_server, self.chunks, &mut self.k);
-                Self::deliver(&mut self.client, &mut self.c, &to_client, self.chunks, &mut self.k);
+                Self::deliver(
+                    &mut self.server,
+                    &mut self.s,
+                    &to_server,
+                    self.chunks,
+                    &mut self.k,
+                );
+                Self::deliver(
+                    &mut self.client,
+                    &mut self.c,
+                    &to_client,
+                    self.chunks,
+                    &mut self.k,
+                );
             }
             panic!("pump did not settle");
         }
 
         fn assert_ok(&self) {
-            assert!(self.c.err.is_none(), "client error: {}", self.c.err.as_ref().unwrap());
-            assert!(self.s.err.is_none(), "server error: {}", self.s.err.as_ref().unwrap());
+            assert!(
+                self.c.err.is_none(),
+                "client error: {}",
+                self.c.err.as_ref().unwrap()
+            );
+            assert!(
+                self.s.err.is_none(),
+                "server error: {}",
+                self.s.err.as_ref().unwrap()
+            );
         }
     }
 
@@ -624,7 +689,10 @@ mod tests {
         l.pump();
         assert_eq!(l.c.got, b"pong!");
         l.client.write(b"").unwrap();
-        assert!(l.client.take_outgoing().is_empty(), "an empty write sends nothing");
+        assert!(
+            l.client.take_outgoing().is_empty(),
+            "an empty write sends nothing"
+        );
         l.assert_ok();
     }
 
@@ -633,7 +701,10 @@ mod tests {
         let (_d, c) = certs("early");
         let server = ServerTls::from_files(&c.server_cert, &c.server_key, None).unwrap();
         let client = ClientTls::from_files(&c.ca, None).unwrap();
-        let mut l = Link::new(client.session("127.0.0.1").unwrap(), server.session().unwrap());
+        let mut l = Link::new(
+            client.session("127.0.0.1").unwrap(),
+            server.session().unwrap(),
+        );
         l.client.write(b"hello ").unwrap();
         l.server.write(b"welcome").unwrap();
         assert!(l.client.is_handshaking());
@@ -649,7 +720,10 @@ mod tests {
         let (_d, c) = certs("big");
         let server = ServerTls::from_files(&c.server_cert, &c.server_key, None).unwrap();
         let client = ClientTls::from_files(&c.ca, None).unwrap();
-        let mut l = Link::new(client.session("127.0.0.1").unwrap(), server.session().unwrap());
+        let mut l = Link::new(
+            client.session("127.0.0.1").unwrap(),
+            server.session().unwrap(),
+        );
         l.chunks = ODD;
         l.pump();
         l.assert_ok();
@@ -660,7 +734,11 @@ mod tests {
         l.server.write(&down).unwrap();
         l.pump();
         l.assert_ok();
-        assert!(l.s.got == up, "server got {} bytes, not the 1 MiB sent", l.s.got.len());
+        assert!(
+            l.s.got == up,
+            "server got {} bytes, not the 1 MiB sent",
+            l.s.got.len()
+        );
         assert!(l.c.got == down, "client got {} bytes", l.c.got.len());
         // Many small writes interleaved with partial delivery.
         l.s.got.clear();
@@ -690,7 +768,12 @@ mod tests {
         let mut total = 0;
         for piece in wire.chunks(777) {
             let p = l.server.feed(piece).unwrap();
-            assert!(p.len() <= piece.len() + 16 * 1024, "{} plaintext bytes from {}", p.len(), piece.len());
+            assert!(
+                p.len() <= piece.len() + 16 * 1024,
+                "{} plaintext bytes from {}",
+                p.len(),
+                piece.len()
+            );
             total += p.len();
         }
         assert_eq!(total, msg.len());
@@ -701,6 +784,64 @@ mod tests {
         let p = l.server.feed(&all).unwrap();
         assert!(p.len() <= all.len());
         assert_eq!(p.len(), msg.len());
+    }
+
+    #[test]
+    fn a_tls12_peer_works_too() {
+        let (_d, c) = certs("tls12");
+        let server = ServerTls::from_files(&c.server_cert, &c.server_key, Some(&c.ca)).unwrap();
+        let roots = load_roots(&c.ca).unwrap();
+        let config = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(
+                load_certs(&c.client_cert).unwrap(),
+                load_key(&c.client_key).unwrap(),
+            )
+            .unwrap();
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let conn = ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut l = Link::new(
+            TlsSession::new(Connection::Client(conn)),
+            server.session().unwrap(),
+        );
+        l.chunks = ODD;
+        l.client.write(b"early").unwrap();
+        l.pump();
+        l.assert_ok();
+        assert_eq!(
+            l.server.conn.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_2)
+        );
+        let msg: Vec<u8> = (0..200_000u32).map(|i| (i * 31) as u8).collect();
+        l.server.write(&msg).unwrap();
+        l.pump();
+        assert_eq!(l.s.got, b"early");
+        assert!(l.c.got == msg);
+    }
+
+    #[test]
+    fn a_server_writing_during_the_handshake_is_not_cut() {
+        // A TLS 1.3 server may encrypt (half-RTT) before the client's Finished arrives: records
+        // plus handshake messages beyond rustls' buffer limit must spill, not fail half-way.
+        let (_d, c) = certs("halfrtt");
+        let server = ServerTls::from_files(&c.server_cert, &c.server_key, None).unwrap();
+        let client = ClientTls::from_files(&c.ca, None).unwrap();
+        let mut cs = client.session("127.0.0.1").unwrap();
+        let mut ss = server.session().unwrap();
+        assert!(ss.feed(&cs.take_outgoing()).unwrap().is_empty());
+        assert!(ss.is_handshaking());
+        let msg = vec![3u8; MAX_PENDING - 1000];
+        ss.write(&msg).unwrap();
+        assert!(matches!(
+            ss.write(&[0u8; 1001]),
+            Err(TlsError::Backlog { .. })
+        ));
+        let mut l = Link::new(cs, ss);
+        l.pump();
+        l.assert_ok();
+        assert!(l.c.got == msg);
     }
 
     #[test]
@@ -721,7 +862,10 @@ mod tests {
     /// wrote reaches the server's plaintext.
     fn assert_refused_by_server(l: &mut Link, want: &str) {
         let e = l.s.err.as_ref().expect("server must refuse").to_string();
-        assert!(e.contains(want), "server error {e:?} should mention {want:?}");
+        assert!(
+            e.contains(want),
+            "server error {e:?} should mention {want:?}"
+        );
         assert!(l.s.got.is_empty());
         assert!(l.c.err.is_some(), "the client must learn of the refusal");
         assert!(l.server.write(b"x").is_err());
@@ -732,7 +876,10 @@ mod tests {
         let (_d, c) = certs("nocert");
         let server = ServerTls::from_files(&c.server_cert, &c.server_key, Some(&c.ca)).unwrap();
         let client = ClientTls::from_files(&c.ca, None).unwrap();
-        let mut l = Link::new(client.session("127.0.0.1").unwrap(), server.session().unwrap());
+        let mut l = Link::new(
+            client.session("127.0.0.1").unwrap(),
+            server.session().unwrap(),
+        );
         l.client.write(b"let me in").unwrap();
         l.pump();
         assert_refused_by_server(&mut l, "no certificates");
@@ -743,8 +890,12 @@ mod tests {
         let (_d, c) = certs("rogue");
         let server = ServerTls::from_files(&c.server_cert, &c.server_key, Some(&c.ca)).unwrap();
         let client =
-            ClientTls::from_files(&c.ca, Some((&c.other_client_cert, &c.other_client_key))).unwrap();
-        let mut l = Link::new(client.session("127.0.0.1").unwrap(), server.session().unwrap());
+            ClientTls::from_files(&c.ca, Some((&c.other_client_cert, &c.other_client_key)))
+                .unwrap();
+        let mut l = Link::new(
+            client.session("127.0.0.1").unwrap(),
+            server.session().unwrap(),
+        );
         l.client.write(b"let me in").unwrap();
         l.pump();
         assert_refused_by_server(&mut l, "UnknownIssuer");
@@ -753,7 +904,10 @@ mod tests {
     /// The client refuses the server; the server hears the alert.
     fn assert_refused_by_client(l: &Link, want: &str) {
         let e = l.c.err.as_ref().expect("client must refuse").to_string();
-        assert!(e.contains(want), "client error {e:?} should mention {want:?}");
+        assert!(
+            e.contains(want),
+            "client error {e:?} should mention {want:?}"
+        );
         assert!(l.s.err.is_some(), "the server must get the client's alert");
         assert!(l.s.got.is_empty() && l.c.got.is_empty());
     }
@@ -763,7 +917,10 @@ mod tests {
         let (_d, c) = certs("wrongca");
         let server = ServerTls::from_files(&c.server_cert, &c.server_key, None).unwrap();
         let client = ClientTls::from_files(&c.other_ca, None).unwrap();
-        let mut l = Link::new(client.session("127.0.0.1").unwrap(), server.session().unwrap());
+        let mut l = Link::new(
+            client.session("127.0.0.1").unwrap(),
+            server.session().unwrap(),
+        );
         l.client.write(b"secret").unwrap();
         l.pump();
         assert_refused_by_client(&l, "UnknownIssuer");
@@ -813,7 +970,10 @@ mod tests {
         assert!(ss.take_outgoing().is_empty());
         assert!(ss.is_handshaking());
         assert!(ss.feed(b).unwrap().is_empty());
-        assert!(!ss.take_outgoing().is_empty(), "the whole ClientHello gets a reply");
+        assert!(
+            !ss.take_outgoing().is_empty(),
+            "the whole ClientHello gets a reply"
+        );
         // An application record cut short: nothing until its last byte.
         let mut l = connected(&server, &client, "127.0.0.1");
         l.client.write(b"hello").unwrap();
@@ -843,7 +1003,11 @@ mod tests {
         assert!(l.server.peer_closed());
         assert!(matches!(l.server.write(b"reply"), Err(TlsError::Closed)));
         // Anything after close_notify is ignored, garbage included.
-        assert!(l.server.feed(b"\x17\x03\x03\x00\x05trailing garbage").unwrap().is_empty());
+        assert!(l
+            .server
+            .feed(b"\x17\x03\x03\x00\x05trailing garbage")
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -858,7 +1022,10 @@ mod tests {
         rec[i] ^= 0x01;
         let e = l.server.feed(&rec).unwrap_err();
         assert!(matches!(e, TlsError::Protocol(_)), "{e}");
-        assert!(!l.server.take_outgoing().is_empty(), "an alert for the peer");
+        assert!(
+            !l.server.take_outgoing().is_empty(),
+            "an alert for the peer"
+        );
         assert!(matches!(l.server.feed(b"x"), Err(TlsError::Closed)));
         assert!(l.server.write(b"x").is_err());
     }
@@ -882,8 +1049,21 @@ mod tests {
             match rng.below(4) {
                 // A plausible record header (handshake, alert, application data, change cipher
                 // spec), then a plausible handshake header, then noise.
-                0 => input.extend_from_slice(&[0x16, 0x03, 0x01, (len >> 8) as u8, len as u8, 0x01, 0, 0]),
-                1 => input.extend_from_slice(&[[0x15, 0x17, 0x14, 0x16][rng.below(4)], 0x03, rng.below(5) as u8]),
+                0 => input.extend_from_slice(&[
+                    0x16,
+                    0x03,
+                    0x01,
+                    (len >> 8) as u8,
+                    len as u8,
+                    0x01,
+                    0,
+                    0,
+                ]),
+                1 => input.extend_from_slice(&[
+                    [0x15, 0x17, 0x14, 0x16][rng.below(4)],
+                    0x03,
+                    rng.below(5) as u8,
+                ]),
                 _ => {}
             }
             input.extend(rng.bytes(len));
@@ -914,7 +1094,10 @@ mod tests {
                         );
                     }
                     if !established {
-                        assert!(ss.is_handshaking(), "round {round}: garbage completed a handshake");
+                        assert!(
+                            ss.is_handshaking(),
+                            "round {round}: garbage completed a handshake"
+                        );
                     }
                 }
             }
@@ -928,7 +1111,10 @@ mod tests {
         let (_d, c) = certs("backlog");
         let server = ServerTls::from_files(&c.server_cert, &c.server_key, None).unwrap();
         let client = ClientTls::from_files(&c.ca, None).unwrap();
-        let mut l = Link::new(client.session("127.0.0.1").unwrap(), server.session().unwrap());
+        let mut l = Link::new(
+            client.session("127.0.0.1").unwrap(),
+            server.session().unwrap(),
+        );
         let big = vec![7u8; MAX_PENDING - 10];
         l.client.write(&big).unwrap();
         match l.client.write(&[1u8; 11]) {
@@ -942,7 +1128,9 @@ mod tests {
         assert!(l.s.got[..MAX_PENDING - 10] == big[..] && l.s.got[MAX_PENDING - 10..] == [1u8; 10]);
         // After the handshake there is no limit here: rustls' buffer spills into ours.
         l.s.got.clear();
-        let huge: Vec<u8> = (0..MAX_PENDING + (MAX_PENDING / 4)).map(|i| i as u8).collect();
+        let huge: Vec<u8> = (0..MAX_PENDING + (MAX_PENDING / 4))
+            .map(|i| i as u8)
+            .collect();
         l.client.write(&huge).unwrap();
         l.pump();
         l.assert_ok();
@@ -955,40 +1143,104 @@ mod tests {
         let dir = d.path();
         let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
         std::fs::write(dir.join("empty.pem"), "").unwrap();
-        std::fs::write(dir.join("junk.pem"), "hello\n-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n").unwrap();
+        std::fs::write(
+            dir.join("junk.pem"),
+            "hello\n-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("open.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n").unwrap();
-        std::fs::write(dir.join("notcert.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+        std::fs::write(
+            dir.join("notcert.pem"),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         let missing = p("missing.pem");
         let cases: Vec<(Result<ServerTls, TlsError>, &str)> = vec![
-            (ServerTls::from_files(&missing, &c.server_key, None), "missing.pem"),
-            (ServerTls::from_files(&c.server_cert, &missing, None), "missing.pem"),
-            (ServerTls::from_files(&p("empty.pem"), &c.server_key, None), "no certificate"),
-            (ServerTls::from_files(&c.server_cert, &p("empty.pem"), None), "no private key"),
-            (ServerTls::from_files(&c.server_cert, &c.server_cert, None), "no private key"),
-            (ServerTls::from_files(&p("junk.pem"), &c.server_key, None), "junk.pem"),
-            (ServerTls::from_files(&p("open.pem"), &c.server_key, None), "open.pem"),
-            (ServerTls::from_files(&c.server_cert, &c.client_key, None), "server.pem"),
-            (ServerTls::from_files(&c.server_cert, &c.server_key, Some(&missing)), "missing.pem"),
-            (ServerTls::from_files(&c.server_cert, &c.server_key, Some(&p("empty.pem"))), "no certificate"),
-            (ServerTls::from_files(&c.server_cert, &c.server_key, Some(&p("notcert.pem"))), "notcert.pem"),
-            (ServerTls::from_files(dir.to_str().unwrap(), &c.server_key, None), "cannot read"),
+            (
+                ServerTls::from_files(&missing, &c.server_key, None),
+                "missing.pem",
+            ),
+            (
+                ServerTls::from_files(&c.server_cert, &missing, None),
+                "missing.pem",
+            ),
+            (
+                ServerTls::from_files(&p("empty.pem"), &c.server_key, None),
+                "no certificate",
+            ),
+            (
+                ServerTls::from_files(&c.server_cert, &p("empty.pem"), None),
+                "no private key",
+            ),
+            (
+                ServerTls::from_files(&c.server_cert, &c.server_cert, None),
+                "no private key",
+            ),
+            (
+                ServerTls::from_files(&p("junk.pem"), &c.server_key, None),
+                "junk.pem",
+            ),
+            (
+                ServerTls::from_files(&p("open.pem"), &c.server_key, None),
+                "open.pem",
+            ),
+            (
+                ServerTls::from_files(&c.server_cert, &c.client_key, None),
+                "server.pem",
+            ),
+            (
+                ServerTls::from_files(&c.server_cert, &c.server_key, Some(&missing)),
+                "missing.pem",
+            ),
+            (
+                ServerTls::from_files(&c.server_cert, &c.server_key, Some(&p("empty.pem"))),
+                "no certificate",
+            ),
+            (
+                ServerTls::from_files(&c.server_cert, &c.server_key, Some(&p("notcert.pem"))),
+                "notcert.pem",
+            ),
+            (
+                ServerTls::from_files(dir.to_str().unwrap(), &c.server_key, None),
+                "cannot read",
+            ),
         ];
         for (i, (r, want)) in cases.into_iter().enumerate() {
             let e = r.err().unwrap_or_else(|| panic!("case {i} accepted"));
             let s = e.to_string();
-            assert!(s.starts_with("tls: ") && s.contains(want), "case {i}: {s:?} lacks {want:?}");
+            assert!(
+                s.starts_with("tls: ") && s.contains(want),
+                "case {i}: {s:?} lacks {want:?}"
+            );
         }
         let client_cases: Vec<(Result<ClientTls, TlsError>, &str)> = vec![
             (ClientTls::from_files(&missing, None), "missing.pem"),
-            (ClientTls::from_files(&p("empty.pem"), None), "no certificate"),
-            (ClientTls::from_files(&c.ca, Some((&c.client_cert, &missing))), "missing.pem"),
-            (ClientTls::from_files(&c.ca, Some((&c.client_cert, &c.server_key))), "client.pem"),
-            (ClientTls::from_files(&c.ca, Some((&c.client_key, &c.client_key))), "no certificate"),
+            (
+                ClientTls::from_files(&p("empty.pem"), None),
+                "no certificate",
+            ),
+            (
+                ClientTls::from_files(&c.ca, Some((&c.client_cert, &missing))),
+                "missing.pem",
+            ),
+            (
+                ClientTls::from_files(&c.ca, Some((&c.client_cert, &c.server_key))),
+                "client.pem",
+            ),
+            (
+                ClientTls::from_files(&c.ca, Some((&c.client_key, &c.client_key))),
+                "no certificate",
+            ),
         ];
         for (i, (r, want)) in client_cases.into_iter().enumerate() {
-            let e = r.err().unwrap_or_else(|| panic!("client case {i} accepted"));
+            let e = r
+                .err()
+                .unwrap_or_else(|| panic!("client case {i} accepted"));
             let s = e.to_string();
-            assert!(s.starts_with("tls: ") && s.contains(want), "client case {i}: {s:?} lacks {want:?}");
+            assert!(
+                s.starts_with("tls: ") && s.contains(want),
+                "client case {i}: {s:?} lacks {want:?}"
+            );
         }
     }
 
@@ -1043,16 +1295,25 @@ mod tests {
              openssl rsa -traditional -in rsa.key -out rsa-pkcs1.key 2>/dev/null\n\
              openssl x509 -req -in rsa.csr -CA ca.pem -CAkey ca.key -set_serial 4 -days 3650 -extfile client.ext -out rsa.pem 2>/dev/null\n",
         );
-        let head = |name: &str| std::fs::read_to_string(f(name)).unwrap().lines().next().unwrap_or("").to_string();
+        let head = |name: &str| {
+            std::fs::read_to_string(f(name))
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        };
         assert_eq!(head("server.key"), "-----BEGIN PRIVATE KEY-----");
         assert_eq!(head("server-sec1.key"), "-----BEGIN EC PRIVATE KEY-----");
         assert_eq!(head("rsa-pkcs1.key"), "-----BEGIN RSA PRIVATE KEY-----");
 
         let (_d2, rc) = certs("openssl-rcgen");
         for key in ["server.key", "server-sec1.key"] {
-            let server = ServerTls::from_files(&f("server.pem"), &f(key), Some(&f("ca.pem"))).unwrap();
+            let server =
+                ServerTls::from_files(&f("server.pem"), &f(key), Some(&f("ca.pem"))).unwrap();
             for (cert, ckey) in [("client.pem", "client.key"), ("rsa.pem", "rsa-pkcs1.key")] {
-                let client = ClientTls::from_files(&f("ca.pem"), Some((&f(cert), &f(ckey)))).unwrap();
+                let client =
+                    ClientTls::from_files(&f("ca.pem"), Some((&f(cert), &f(ckey)))).unwrap();
                 let mut l = connected(&server, &client, "127.0.0.2");
                 l.client.write(b"over openssl certs").unwrap();
                 l.pump();
@@ -1066,7 +1327,9 @@ mod tests {
             let client = ClientTls::from_files(&f("ca.pem"), None).unwrap();
             let mut l = link(&server, &client, "127.0.0.2");
             assert_refused_by_server(&mut l, "no certificates");
-            let client = ClientTls::from_files(&f("ca.pem"), Some((&rc.client_cert, &rc.client_key))).unwrap();
+            let client =
+                ClientTls::from_files(&f("ca.pem"), Some((&rc.client_cert, &rc.client_key)))
+                    .unwrap();
             let mut l = link(&server, &client, "127.0.0.2");
             // Both CAs are named "luact test CA": webpki finds the issuer by name, then the
             // signature fails (BadSignature rather than UnknownIssuer).
@@ -1075,6 +1338,9 @@ mod tests {
         // The openssl CA does not vouch for the rcgen server.
         let server = ServerTls::from_files(&rc.server_cert, &rc.server_key, None).unwrap();
         let client = ClientTls::from_files(&f("ca.pem"), None).unwrap();
-        assert_refused_by_client(&link(&server, &client, "127.0.0.1"), "invalid peer certificate");
+        assert_refused_by_client(
+            &link(&server, &client, "127.0.0.1"),
+            "invalid peer certificate",
+        );
     }
 }
