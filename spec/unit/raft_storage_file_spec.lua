@@ -157,11 +157,15 @@ describe("luact.cluster.raft.storage_file", function()
         s:append(i, { { index = i, term = 1, data = string.rep("v", i %% 300) } })
         s:sync()
         local m = io.open(%q, "w"); m:write(i); m:close()
+        os.rename(%q, %q)
       end
-    ]]):format(dir, dir .. ".mark"))
+    ]]):format(dir, dir .. ".mark.tmp", dir .. ".mark.tmp", dir .. ".mark"))
     f:close()
-    os.execute(("luajit %s & echo $! > %s.pid; sleep 0.5; kill -9 $(cat %s.pid); wait 2>/dev/null")
-      :format(script, dir, dir))
+    -- start it, wait (at most 10 s) until it has synced something, let it run a little more,
+    -- then kill it by pid
+    os.execute(("luajit %s & echo $! > %s.pid; for i in $(seq 100); do [ -s %s.mark ] && break;"
+      .. " sleep 0.1; done; sleep 0.3; kill -9 $(cat %s.pid); wait 2>/dev/null")
+      :format(script, dir, dir, dir))
     local mark = tonumber(read(dir .. ".mark"))
     assert.is_true(mark > 0)
     local st = storage_file.open(dir):load()
@@ -170,7 +174,8 @@ describe("luact.cluster.raft.storage_file", function()
       assert.equal(i, e.index)
       assert.equal(string.rep("v", i % 300), e.data)
     end
-    os.remove(script); os.remove(dir .. ".mark"); os.remove(dir .. ".pid")
+    os.remove(script); os.remove(dir .. ".mark"); os.remove(dir .. ".mark.tmp")
+    os.remove(dir .. ".pid")
   end)
 
   it("lets a single raft node restart from its directory with its log and term", function()

@@ -116,6 +116,7 @@ function raft.new(opts)
     unstable_from = nil, hs_dirty = false, snap_dirty = false, pending_bcast = false,
     restore_snapshot = nil,
     dropped_bad = 0,
+    ticks = 0, prevote_grant = nil,
   }, Node)
 
   local st = storage:load()
@@ -220,6 +221,7 @@ function Node:campaign(kind)
   if pre then
     self:become_pre_candidate()
     vote_term = self.term + 1
+    self.prevote_grant = { term = vote_term, id = self.id, tick = self.ticks }
   else
     self:become_candidate()
     vote_term = self.term
@@ -399,10 +401,11 @@ function Node:step(m)
 
   if t == "vote" or t == "prevote" then
     local can_vote = self.vote == m.from or (self.vote == nil and self.lead == nil) or
-                     (t == "prevote" and m.term > self.term)
+                     (t == "prevote" and m.term > self.term and self:prevote_free(m))
     local resp = t == "vote" and "vote_resp" or "prevote_resp"
     if can_vote and self.log:is_up_to_date(m.last_index, m.last_term) then
       self:send({ to = m.from, type = resp, term = m.term, reject = false })
+      if t == "prevote" then self.prevote_grant = { term = m.term, id = m.from, tick = self.ticks } end
       if t == "vote" then
         self.election_elapsed = 0
         self.vote, self.hs_dirty = m.from, true
@@ -666,7 +669,22 @@ tick_heartbeat = function(self)
 end
 
 function Node:tick()
+  self.ticks = self.ticks + 1
   self.tick_fn(self)
+end
+
+-- Pre-votes record nothing durable, so two nodes whose timers fire in the same tick both pass
+-- pre-vote and then split the real vote. To break such ties, a node grants pre-votes for one
+-- term to one candidate at a time for PREVOTE_HOLD ticks (a pre-candidate counts as having
+-- granted its own). This is advisory only: it cannot affect safety, and it expires long
+-- before any other node's election timer could fire.
+local PREVOTE_HOLD = 2
+function Node:prevote_free(m)
+  local g = self.prevote_grant
+  if g and g.term == m.term and g.id ~= m.from and self.ticks - g.tick < PREVOTE_HOLD then
+    return false
+  end
+  return true
 end
 
 ---------------------------------------------------------------------------------------------
