@@ -378,7 +378,7 @@ impl TlsSession {
                 }
                 continue;
             }
-            rest = &rest[n..];
+            rest = rest.get(n..).unwrap_or_default();
         }
         Ok(())
     }
