@@ -349,6 +349,49 @@ pub unsafe extern "C" fn luact_net_listen(ctx: *mut ThreadCtx, addr: *const u8, 
     })
 }
 
+/// Listens on `addr` with TLS (the tcp:// protocol inside it); `ca` (may be empty) requires
+/// client certificates signed by it. Returns the port.
+///
+/// # Safety
+/// Every pointer points to its length of readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_net_listen_tls(
+    ctx: *mut ThreadCtx,
+    addr: *const u8, addr_len: usize,
+    cert: *const u8, cert_len: usize,
+    key: *const u8, key_len: usize,
+    ca: *const u8, ca_len: usize,
+) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let text = |p, n| std::str::from_utf8(bytes(p, n)).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"));
+        let (addr, cert, key, ca) = (text(addr, addr_len)?, text(cert, cert_len)?, text(key, key_len)?, text(ca, ca_len)?);
+        let ca = if ca.is_empty() { None } else { Some(ca) };
+        Ok(ctx.transport.listen_tls(&mut ctx.ring, addr, cert, key, ca)? as i32)
+    })
+}
+
+/// A TLS client profile trusting `ca`, presenting `cert`/`key` when both are given; returns its
+/// id for `luact_net_call`.
+///
+/// # Safety
+/// Every pointer points to its length of readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_net_tls_client(
+    ctx: *mut ThreadCtx,
+    ca: *const u8, ca_len: usize,
+    cert: *const u8, cert_len: usize,
+    key: *const u8, key_len: usize,
+) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let text = |p, n| std::str::from_utf8(bytes(p, n)).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"));
+        let (ca, cert, key) = (text(ca, ca_len)?, text(cert, cert_len)?, text(key, key_len)?);
+        let pair = if cert.is_empty() || key.is_empty() { None } else { Some((cert, key)) };
+        Ok(ctx.transport.add_client_tls(ca, pair)? as i32)
+    })
+}
+
 /// Sends a luact message to thread `thread` of node `machine` (dialing it if needed).
 ///
 /// # Safety
@@ -363,17 +406,17 @@ pub unsafe extern "C" fn luact_net_send(ctx: *mut ThreadCtx, machine: f64, threa
     })
 }
 
-/// Sends a call (corr > 0) or a notify (corr = 0) to the listener at `addr`; returns the
-/// connection id.
+/// Sends a call (corr > 0) or a notify (corr = 0) to the listener at `addr`, through TLS profile
+/// `tls` (0: plain TCP); returns the connection id.
 ///
 /// # Safety
 /// `addr` and `msg` point to `addr_len` and `len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn luact_net_call(ctx: *mut ThreadCtx, addr: *const u8, addr_len: usize, corr: u32, msg: *const u8, len: usize) -> i32 {
+pub unsafe extern "C" fn luact_net_call(ctx: *mut ThreadCtx, addr: *const u8, addr_len: usize, tls: u32, corr: u32, msg: *const u8, len: usize) -> i32 {
     guard(|| {
         let ctx = ctx_mut(ctx)?;
         let addr = std::str::from_utf8(bytes(addr, addr_len)).map_err(|_| Error::new(Status::BadArgument, "address is not UTF-8"))?;
-        Ok(ctx.transport.send_call(&mut ctx.ring, addr, corr, bytes(msg, len))? as i32)
+        Ok(ctx.transport.send_call(&mut ctx.ring, addr, tls, corr, bytes(msg, len))? as i32)
     })
 }
 

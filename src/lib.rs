@@ -9,7 +9,6 @@ mod names;
 mod ring;
 mod runtime;
 mod status;
-#[allow(dead_code)]
 mod tls;
 mod transport;
 mod vm;

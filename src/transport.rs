@@ -7,6 +7,7 @@
 use crate::inbox::Inbox;
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
+use crate::tls::{ClientTls, ServerTls, TlsSession};
 use crate::wire::frame::{self, FrameDecoder, Header};
 use crate::wire::handshake::{self, Handshake, Step};
 use crate::wire::{edge, http};
@@ -89,6 +90,11 @@ struct Conn {
     /// The peer node (Dialer/Acceptor once known).
     machine: u64,
     handshake: Option<Handshake>,
+    /// TLS (tls:// listeners and references): bytes from the socket go through it first, and
+    /// frames to send are encrypted by it.
+    tls: Option<TlsSession>,
+    /// The client TLS profile of a Caller connection (0: none).
+    tls_profile: u32,
     decoder: FrameDecoder,
     rbuf: Box<[u8]>,
     /// Bytes read but not yet taken by the decoder (kept while a delivery is stalled).
@@ -97,6 +103,8 @@ struct Conn {
     http_continue_sent: bool,
     /// Bytes waiting to be sent; `sending` is owned by the kernel while a send is in flight.
     wbuf: Vec<u8>,
+    /// TLS records ready for the socket (from `TlsSession::take_outgoing`).
+    sending_tls: Vec<u8>,
     /// Frames queued before the handshake completed (sent once the peer is authenticated).
     held: Vec<u8>,
     sending: Vec<u8>,
@@ -124,6 +132,8 @@ struct Listener {
     kind: ListenerKind,
     /// A udp:// listener's datagram buffer (owned by the kernel while a receive is in flight).
     buf: Box<[u8]>,
+    /// A tls:// listener's server configuration.
+    tls: Option<Arc<ServerTls>>,
     owner: usize,
     addr: Box<libc::sockaddr_in>,
     addr_len: Box<libc::socklen_t>,
@@ -144,8 +154,11 @@ pub struct Transport {
     listeners: Slab<Listener>,
     /// Our dialed connection to each node.
     dialed: HashMap<u64, usize>,
-    /// Our client connection to each remote listener (key "ip:port").
-    callers: HashMap<u64, usize>,
+    /// Our client connection to each remote listener, by (its "ip:port" as a number, the TLS
+    /// profile used to reach it: 0 for none).
+    callers: HashMap<(u64, u32), usize>,
+    /// TLS client profiles (CA to trust, client certificate) by id, from 1.
+    client_tls: Vec<Arc<ClientTls>>,
     /// Nodes whose connection was lost, with the time sends may try again.
     quarantine: HashMap<u64, f64>,
     events: VecDeque<NetEvent>,
@@ -241,6 +254,7 @@ impl Transport {
             listeners: Slab::new(),
             dialed: HashMap::new(),
             callers: HashMap::new(),
+            client_tls: Vec::new(),
             quarantine: HashMap::new(),
             events: VecDeque::new(),
             next_gen: 1,
@@ -277,12 +291,15 @@ impl Transport {
             state: State::Ready,
             machine: 0,
             handshake: None,
+            tls: None,
+            tls_profile: 0,
             decoder: FrameDecoder::new(limit as usize),
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
             inbuf: Vec::new(),
             inpos: 0,
             http_continue_sent: false,
             wbuf: Vec::new(),
+            sending_tls: Vec::new(),
             held: Vec::new(),
             sending: Vec::new(),
             sent: 0,
@@ -330,6 +347,7 @@ impl Transport {
             fd,
             kind,
             buf: if udp { vec![0u8; 65536].into_boxed_slice() } else { Box::new([]) },
+            tls: None,
             owner: self.tid,
             addr: Box::new(sa),
             addr_len: Box::new(0),
@@ -340,6 +358,24 @@ impl Transport {
             self.arm_accept(ring, slot);
         }
         Ok(u16::from_be(bound.sin_port))
+    }
+
+    /// A tls:// listener: the luact protocol of tcp://, inside TLS.
+    pub fn listen_tls(&mut self, ring: &mut Ring, addr: &str, cert: &str, key: &str, client_ca: Option<&str>) -> Result<u16> {
+        let server = ServerTls::from_files(cert, key, client_ca).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
+        let port = self.listen(ring, addr, ListenerKind::Tcp)?;
+        if let Some((_, l)) = self.listeners.iter_mut().last() {
+            l.tls = Some(Arc::new(server));
+        }
+        Ok(port)
+    }
+
+    /// A TLS client profile (CA to trust, optional client certificate); returns its id for
+    /// `send_call`.
+    pub fn add_client_tls(&mut self, ca: &str, cert_key: Option<(&str, &str)>) -> Result<u32> {
+        let client = ClientTls::from_files(ca, cert_key).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
+        self.client_tls.push(Arc::new(client));
+        Ok(self.client_tls.len() as u32)
     }
 
     fn arm_datagram(&mut self, ring: &mut Ring, slot: usize) {
@@ -408,9 +444,9 @@ impl Transport {
             let one: i32 = 1;
             // SAFETY: `fd` is the new connection's descriptor, ours from here on.
             unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4) };
-            let (kind, owner, addr) = {
+            let (kind, owner, addr, tls) = {
                 let l = &self.listeners[slot];
-                (l.kind, l.owner, *l.addr)
+                (l.kind, l.owner, *l.addr, l.tls.clone())
             };
             let role = match kind {
                 ListenerKind::Node => Role::Acceptor,
@@ -419,6 +455,15 @@ impl Transport {
                 ListenerKind::Udp => return,
             };
             let c = self.new_conn(fd, role, owner, addr);
+            if let Some(server) = tls {
+                match server.session() {
+                    Ok(session) => self.conns[c].tls = Some(session),
+                    Err(e) => {
+                        self.close(c, &e.to_string());
+                        return self.arm_accept(ring, slot);
+                    }
+                }
+            }
             if role == Role::Acceptor {
                 if !self.start_handshake(c, handshake::Role::Acceptor, now) {
                     return self.arm_accept(ring, slot);
@@ -534,9 +579,9 @@ impl Transport {
 
     /// Sends a CALL (or NOTIFY when corr = 0) with a luact-encoded body to the listener at
     /// `addr`; returns the connection id (replies arrive in this thread's inbox).
-    pub fn send_call(&mut self, ring: &mut Ring, addr: &str, corr: u32, body: &[u8]) -> Result<u32> {
+    pub fn send_call(&mut self, ring: &mut Ring, addr: &str, tls: u32, corr: u32, body: &[u8]) -> Result<u32> {
         let key = machine_id_of(addr)?;
-        let c = match self.callers.get(&key) {
+        let c = match self.callers.get(&(key, tls)) {
             Some(&c) => c,
             None => {
                 let sa = parse_addr(addr)?;
@@ -544,7 +589,18 @@ impl Transport {
                 let c = self.new_conn(fd, Role::Caller, self.tid, sa);
                 self.conns[c].state = State::Connecting;
                 self.conns[c].machine = key;
-                self.callers.insert(key, c);
+                self.conns[c].tls_profile = tls;
+                if let Some(client) = (tls as usize).checked_sub(1).and_then(|i| self.client_tls.get(i)) {
+                    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+                    match client.session(host) {
+                        Ok(session) => self.conns[c].tls = Some(session),
+                        Err(e) => {
+                            self.close(c, &e.to_string());
+                            return Err(Error::new(Status::BadArgument, e.to_string()));
+                        }
+                    }
+                }
+                self.callers.insert((key, tls), c);
                 self.arm_connect(ring, c);
                 c
             }
@@ -615,8 +671,27 @@ impl Transport {
         }
         let n = res as usize;
         let conn = &mut self.conns[c];
-        let (rbuf, inbuf) = (&conn.rbuf, &mut conn.inbuf);
-        inbuf.extend_from_slice(&rbuf[..n]);
+        if let Some(tls) = conn.tls.as_mut() {
+            let fed = tls.feed(&conn.rbuf[..n]);
+            let out = tls.take_outgoing();
+            conn.sending_tls.extend_from_slice(&out);
+            match fed {
+                Ok(plain) => conn.inbuf.extend_from_slice(&plain),
+                Err(e) => {
+                    conn.close_after_send = true;
+                    let why = e.to_string();
+                    if conn.sending_tls.is_empty() {
+                        return self.close(c, &why);
+                    }
+                    self.mark_dirty(c);
+                    return;
+                }
+            }
+            self.mark_dirty(c);
+        } else {
+            let (rbuf, inbuf) = (&conn.rbuf, &mut conn.inbuf);
+            inbuf.extend_from_slice(&rbuf[..n]);
+        }
         if self.conns[c].role == Role::HttpClient {
             self.serve_http(inboxes, c);
         } else {
@@ -827,14 +902,41 @@ impl Transport {
 
     fn arm_send(&mut self, ring: &mut Ring, c: usize) {
         let Some(conn) = self.conns.get_mut(c) else { return };
-        if conn.send_inflight || conn.state == State::Closing || conn.state == State::Connecting || conn.wbuf.is_empty() {
+        if conn.send_inflight || conn.state == State::Closing || conn.state == State::Connecting {
             return;
         }
-        std::mem::swap(&mut conn.sending, &mut conn.wbuf);
-        conn.wbuf.clear();
+        if let Some(tls) = conn.tls.as_mut() {
+            if !conn.wbuf.is_empty() {
+                if let Err(e) = tls.write(&conn.wbuf) {
+                    let why = e.to_string();
+                    return self.close(c, &why);
+                }
+                conn.wbuf.clear();
+            }
+            let out = tls.take_outgoing();
+            conn.sending_tls.extend_from_slice(&out);
+            if conn.sending_tls.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut conn.sending, &mut conn.sending_tls);
+            conn.sending_tls.clear();
+        } else {
+            if conn.wbuf.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut conn.sending, &mut conn.wbuf);
+            conn.wbuf.clear();
+        }
         conn.sent = 0;
+        self.submit_send(ring, c);
+    }
+
+    /// Sends `sending[sent..]` (the buffer stays the kernel's until the completion).
+    fn submit_send(&mut self, ring: &mut Ring, c: usize) {
+        let conn = &mut self.conns[c];
         conn.send_inflight = true;
-        let entry = opcode::Send::new(types::Fd(conn.fd), conn.sending.as_ptr(), conn.sending.len() as u32)
+        let rest = &conn.sending[conn.sent..];
+        let entry = opcode::Send::new(types::Fd(conn.fd), rest.as_ptr(), rest.len() as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
             .user_data(user_data(OP_SEND, c, conn.gen));
@@ -853,20 +955,22 @@ impl Transport {
         }
         conn.sent += res as usize;
         if conn.sent < conn.sending.len() {
-            // partial send: put the rest in front of what was queued meanwhile
-            let mut rest = conn.sending[conn.sent..].to_vec();
-            rest.extend_from_slice(&conn.wbuf);
-            conn.wbuf = rest;
-        } else if conn.wbuf.is_empty() && conn.close_after_send {
-            return self.close(c, "done");
+            return self.submit_send(ring, c); // partial send: the rest of the same buffer
         }
         conn.sending.clear();
+        conn.sent = 0;
+        if conn.wbuf.is_empty() && conn.sending_tls.is_empty() && conn.close_after_send {
+            return self.close(c, "done");
+        }
         self.arm_send(ring, c);
     }
 
     // ---- closing -----------------------------------------------------------------------------
 
     fn close_with(&mut self, c: usize, reason: &str) {
+        if self.conns[c].tls.is_some() {
+            return self.close(c, reason); // a plaintext CLOSE would be garbage inside TLS
+        }
         // tell the peer why (best effort: the socket is going away)
         let mut out = Vec::new();
         frame::write_close(&mut out, reason);
@@ -902,8 +1006,9 @@ impl Transport {
                 }
             }
             Role::Caller => {
-                if self.callers.get(&machine) == Some(&c) {
-                    self.callers.remove(&machine);
+                let key = (machine, conn.tls_profile);
+                if self.callers.get(&key) == Some(&c) {
+                    self.callers.remove(&key);
                 }
                 self.events.push_back(NetEvent { kind: EV_REMOTE_LISTENER_DOWN, conn: c as u32, machine: machine as f64 });
             }

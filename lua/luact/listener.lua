@@ -17,8 +17,7 @@ local node = require "luact.node"
 
 local listener = {}
 
-local KINDS = { tcp = 1, http = 2, udp = 3 }
-local LATER = { tls = true, ssl = true }
+local KINDS = { tcp = 1, http = 2, udp = 3, tls = 4, ssl = 4 }
 
 local function parse_url(url, who)
   if type(url) ~= "string" then
@@ -31,18 +30,38 @@ local function parse_url(url, who)
   return scheme:lower(), host, tonumber(port), rest
 end
 
--- luact.listen(url[, opts]) -> { url = ..., port = bound port }
+local function check_paths(opts, who, names)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad 'opts' argument to %s (table expected, got %s)"):format(who, type(opts)), 4)
+  end
+  for _, k in ipairs(names) do
+    local v = opts and opts[k]
+    if v ~= nil and type(v) ~= "string" then
+      error(("bad '%s' option to %s (file path expected, got %s)"):format(k, who, type(v)), 4)
+    end
+  end
+end
+
+-- luact.listen(url[, opts]) -> { url = ..., port = bound port }. tls:// (or ssl://) needs
+-- opts.cert and opts.key (PEM files); opts.client_ca requires client certificates signed by it.
 function listener.listen(url, opts)
   local scheme, host, port = parse_url(url, "luact.listen")
-  if LATER[scheme] then
-    error(("luact.listen: '%s://' listeners are not available yet (tcp://, http:// and udp:// are)"):format(scheme), 2)
-  end
   local kind = KINDS[scheme]
   if not kind then
-    error(("luact.listen: unknown scheme '%s' (tcp, http, udp)"):format(scheme), 2)
+    error(("luact.listen: unknown scheme '%s' (tcp, tls, ssl, http, udp)"):format(scheme), 2)
   end
   local addr = host .. ":" .. port
-  local rc = C.luact_net_listen(loop.context(), addr, #addr, kind)
+  local rc
+  if kind == 4 then
+    check_paths(opts, "luact.listen", { "cert", "key", "client_ca" })
+    if not (opts and opts.cert and opts.key) then
+      error("luact.listen: a tls:// listener needs opts.cert and opts.key (PEM files)", 2)
+    end
+    local ca = opts.client_ca or ""
+    rc = C.luact_net_listen_tls(loop.context(), addr, #addr, opts.cert, #opts.cert, opts.key, #opts.key, ca, #ca)
+  else
+    rc = C.luact_net_listen(loop.context(), addr, #addr, kind)
+  end
   if rc < 0 then
     error(("luact.listen: cannot listen on %s: %s"):format(url, lffi.describe(rc)), 2)
   end
@@ -91,20 +110,36 @@ end)
 ---------------------------------------------------------------------------------------------
 -- tcp:// references: this process as a client of another node's listener
 
-local function send_call(addr, corr, vid, method, ...)
+local tls_profiles = {}   -- "ca|cert|key" -> this thread's TLS client profile id
+
+local function tls_profile(addr, tls)
+  if not tls then return 0 end
+  local cert, key = tls.cert or "", tls.key or ""
+  local id = tls.ca .. "|" .. cert .. "|" .. key
+  local profile = tls_profiles[id]
+  if not profile then
+    profile = C.luact_net_tls_client(loop.context(), tls.ca, #tls.ca, cert, #cert, key, #key)
+    if profile < 0 then exception.raise("actor_unreachable", ("tls://%s: %s"):format(addr, lffi.describe(profile))) end
+    tls_profiles[id] = profile
+  end
+  return profile
+end
+
+local function send_call(addr, tls, corr, vid, method, ...)
+  local profile = tls_profile(addr, tls)
   local body = { vid, method, select("#", ...), ... }
   local p, len = codec.encode(body, ("'%s'"):format(method), 4)
-  local rc = C.luact_net_call(loop.context(), addr, #addr, corr, p, len)
+  local rc = C.luact_net_call(loop.context(), addr, #addr, profile, corr, p, len)
   if rc < 0 then
     exception.raise("actor_unreachable", ("%s: %s"):format(addr, lffi.describe(rc)))
   end
 end
 
-local function dispatch_url(addr, vid, kind, method, has_self, ...)
+local function dispatch_url(addr, vid, tls, kind, method, has_self, ...)
   local m = node.machine_of(addr)
-  local who = ("actor(tcp://%s%s)"):format(addr, vid)
+  local who = ("actor(%s://%s%s)"):format(tls and "tls" or "tcp", addr, vid)
   if kind == "notify" then
-    return send_call(addr, 0, vid, method, ...)
+    return send_call(addr, tls, 0, vid, method, ...)
   end
   local timeout = call.DEFAULT_TIMEOUT
   if kind == "timed" then
@@ -115,13 +150,13 @@ local function dispatch_url(addr, vid, kind, method, has_self, ...)
     return (function(...)
       local corr = call.new_corr()
       local deadline = call.deadline_for(timeout)
-      send_call(addr, corr, vid, method, ...)
+      send_call(addr, tls, corr, vid, method, ...)
       return call.await(corr, m, deadline, who, method)
     end)(select(2, ...))
   end
   local corr = call.new_corr()
   local deadline = call.deadline_for(timeout)
-  send_call(addr, corr, vid, method, ...)
+  send_call(addr, tls, corr, vid, method, ...)
   if kind == "async" then
     local ev = event.new_oneshot()
     call.await_async(corr, m, deadline, method, ev)
@@ -143,13 +178,23 @@ function listener.remote_lost(m)
   call.machine_lost(m)
 end
 
-local function resolve_tcp(url, rest)
+local function resolve(url, rest, opts)
   local scheme, host, port, path = parse_url(url, "luact.ref")
   if path == "" or path:sub(1, 1) ~= "/" then
     error(("bad 'url' argument to luact.ref (a name after the address expected: %s)"):format(url), 3)
   end
-  return ref.url(url, host .. ":" .. port, path)
+  local tls
+  if scheme == "tls" or scheme == "ssl" then
+    check_paths(opts, "luact.ref", { "ca", "cert", "key" })
+    if not (opts and opts.ca) then
+      error("luact.ref: a tls:// reference needs opts.ca (the PEM file of the CA to trust)", 3)
+    end
+    tls = { ca = opts.ca, cert = opts.cert, key = opts.key }
+  end
+  return ref.url(url, host .. ":" .. port, path, tls)
 end
-names.add_scheme("tcp", resolve_tcp)
+names.add_scheme("tcp", resolve)
+names.add_scheme("tls", resolve)
+names.add_scheme("ssl", resolve)
 
 return listener

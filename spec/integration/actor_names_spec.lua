@@ -110,6 +110,6 @@ describe("luact.register", function()
   it("explains a URL reference whose scheme has no transport", function()
     local luact = require "luact"
     assert.has_error(function() luact.ref("foo://127.0.0.1:8080/system/frontend") end,
-      "luact.ref: no transport for 'foo://' references (known: tcp)")
+      "luact.ref: no transport for 'foo://' references (known: ssl, tcp, tls)")
   end)
 end)

@@ -9,9 +9,40 @@ local B = { addr = "127.0.0.2:7201", tcp = "tcp://127.0.0.2:8080", http = "http:
             udp = "udp://127.0.0.2:8082" }
 local C = { addr = "127.0.0.3:7301", tcp = "tcp://127.0.0.3:8080", http = "http://127.0.0.3:8081" }
 
+-- A CA, a server certificate for 127.0.0.2 and a client certificate, made with openssl (the
+-- commands documented at the top of src/tls.rs).
+local function make_certs()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir) == 0)
+  local script = [[
+set -e
+cd "$1"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj "/CN=luact test CA" -keyout ca.key -out ca.pem
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.2" -keyout server.key -out server.csr
+printf 'subjectAltName=IP:127.0.0.2
+basicConstraints=CA:FALSE
+extendedKeyUsage=serverAuth
+' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 2 -days 30 -extfile server.ext -out server.pem
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=luact test client" -keyout client.key -out client.csr
+printf 'basicConstraints=CA:FALSE
+extendedKeyUsage=clientAuth
+' > client.ext
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -set_serial 3 -days 30 -extfile client.ext -out client.pem
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj "/CN=other CA" -keyout other.key -out other.pem
+]]
+  local f = assert(io.open(dir .. "/make.sh", "w"))
+  f:write(script)
+  f:close()
+  assert(os.execute("sh " .. dir .. "/make.sh " .. dir .. " >/dev/null 2>&1") == 0, "openssl failed")
+  return dir
+end
+local CERTS
+
 local function serve(node, secret)
-  local p = process.spawn(("luajit spec/nodes/serve.lua %s %s %s %s %s"):format(
-    node.addr, secret or SECRET, node.tcp, node.http, node.udp or ""))
+  local p = process.spawn(("luajit spec/nodes/serve.lua %s %s %s %s '%s' %s"):format(
+    node.addr, secret or SECRET, node.tcp, node.http, node.udp or "", node == B and CERTS or ""))
   process.wait_for(p, "ready")
   return p
 end
@@ -21,6 +52,10 @@ describe("luact nodes", function()
   setup(function()
     process.require_netns()
     os.execute("ip link set lo up")
+    CERTS = make_certs()
+  end)
+  teardown(function()
+    if CERTS then os.execute("rm -rf " .. CERTS) end
   end)
   before_each(function() b = serve(B) end)
   after_each(function()
@@ -116,6 +151,37 @@ describe("luact nodes", function()
       luact.stop(ok, e and e.name)
     end)
     assert.is_false(r)
+  end)
+
+  it("speak TLS on tls:// and ssl:// listeners, with client certificates when asked", function()
+    local r = helpers.start({ n_core = 1, certs = CERTS }, function()
+      local luact = require "luact"
+      local dir = luact.opts.certs
+      local out = {}
+      local plain = luact.ref("tls://127.0.0.2:8443/svc/echo", { ca = dir .. "/ca.pem" })
+      out.plain = plain:hoge()
+      out.many = { plain:echo("a", nil, 3) }
+      local wrong = luact.ref("tls://127.0.0.2:8443/svc/echo", { ca = dir .. "/other.pem" })
+      out.wrong_ca = select(2, pcall(wrong.hoge, wrong)).name
+      local mutual = luact.ref("ssl://127.0.0.2:8444/svc/echo",
+        { ca = dir .. "/ca.pem", cert = dir .. "/client.pem", key = dir .. "/client.key" })
+      out.mutual = mutual:hoge()
+      luact.stop(out)
+    end)
+    assert.equal(100, r.plain)
+    assert.same({ "a", nil, 3 }, r.many)
+    assert.equal("actor_unreachable", r.wrong_ca)
+    assert.equal(100, r.mutual)
+  end)
+
+  it("refuse a client without a certificate on a listener that requires one", function()
+    local name = helpers.start({ n_core = 1, certs = CERTS }, function()
+      local luact = require "luact"
+      local anon = luact.ref("tls://127.0.0.2:8444/svc/echo", { ca = luact.opts.certs .. "/ca.pem" })
+      local ok, e = pcall(anon.timed_hoge, anon, 2)
+      luact.stop(e and e.name)
+    end)
+    assert.equal("actor_unreachable", name)
   end)
 
   it("answer curl on the http listener", function()

@@ -1,12 +1,12 @@
 -- A node for the node specs: `luajit spec/nodes/serve.lua ADDRESS SECRET TCP_URL
--- [HTTP_URL [UDP_URL]]`. Two threads; registers /svc/echo, /svc/factory, /svc/slow and /svc/caller,
+-- [HTTP_URL [UDP_URL [TLS_CERT_DIR]]]`. Two threads; registers /svc/echo, /svc/factory, /svc/slow and /svc/caller,
 -- listens, prints "ready", and stops by itself after 60 s.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./target/lua/?.so;" .. package.cpath
 local luact = require "luact"
 
 luact.start({ n_core = 2, address = arg[1], secret = arg[2], tcp = arg[3], http = arg[4], udp = arg[5],
-              timeout = 90 }, function()
+              tls_dir = arg[6], timeout = 90 }, function()
   local luact = require "luact"
   if luact.thread_id == 2 then
     luact.register("/svc/slow", { nap = function(self, s) require("luact").clock.sleep(s); return "woke" end })
@@ -30,7 +30,15 @@ luact.start({ n_core = 2, address = arg[1], secret = arg[2], tcp = arg[3], http 
     list = function(self) return self.seen end })
   luact.listen(luact.opts.tcp)
   if luact.opts.http then luact.listen(luact.opts.http) end
-  if luact.opts.udp then luact.listen(luact.opts.udp) end
+  if luact.opts.udp and luact.opts.udp ~= "" then luact.listen(luact.opts.udp) end
+  local dir = luact.opts.tls_dir
+  if dir and dir ~= "" then
+    -- tls:// on 8443, and tls:// with client certificates required on 8444 (same host)
+    local host = luact.opts.tcp:match("^tcp://([^:]+):")
+    luact.listen("tls://" .. host .. ":8443", { cert = dir .. "/server.pem", key = dir .. "/server.key" })
+    luact.listen("ssl://" .. host .. ":8444", { cert = dir .. "/server.pem", key = dir .. "/server.key",
+                                                client_ca = dir .. "/ca.pem" })
+  end
   -- wait for /svc/slow on thread 2 before announcing
   local names = require "luact.actor.names"
   while not names.resolve("/svc/slow") do luact.clock.sleep(0.001) end

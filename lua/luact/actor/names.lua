@@ -111,8 +111,9 @@ function names.add_scheme(scheme, fn)
   schemes[scheme] = fn
 end
 
--- luact.ref(name or url) -> a reference that resolves at call time
-function names.ref(gvid)
+-- luact.ref(name or url[, opts]) -> a reference that resolves at call time (opts: a scheme's,
+-- e.g. the CA of a tls:// listener)
+function names.ref(gvid, opts)
   check_vid(gvid, "luact.ref")
   local scheme, rest = gvid:match("^(%a[%w+.-]*)://(.*)$")
   if scheme then
@@ -121,7 +122,7 @@ function names.ref(gvid)
       error(("luact.ref: no transport for '%s://' references (known: %s)"):format(scheme,
         next(schemes) and table.concat((function() local t = {} for k in pairs(schemes) do t[#t + 1] = k end table.sort(t) return t end)(), ", ") or "none yet"), 2)
     end
-    return resolver(gvid, rest)
+    return resolver(gvid, rest, opts)
   end
   return ref.named(gvid)
 end

@@ -8,7 +8,7 @@ local ref = {}
 
 local Ref = { __luact_ref = true }
 local NamedRef = { __luact_ref = true }
-local UrlRef = { __luact_ref = true }     -- { url, addr, vid }: a name behind another node's listener
+local UrlRef = { __luact_ref = true }     -- { url, addr, vid, tls }: a name behind another node's listener
 ref.Ref, ref.NamedRef, ref.UrlRef = Ref, NamedRef, UrlRef
 
 local dispatch          -- function(m, t, e, l, kind, method, has_self, ...), set by luact.actor.call
@@ -109,12 +109,12 @@ function NamedRef.__tostring(self)
   return "actor(" .. self.vid .. ")"
 end
 
-local function make_url_caller(addr, vid, kind, method)
+local function make_url_caller(addr, vid, tls, kind, method)
   return function(first, ...)
     if type(first) == "table" and getmetatable(first) == UrlRef and first.addr == addr and first.vid == vid then
-      return dispatch_url(addr, vid, kind, method, true, ...)
+      return dispatch_url(addr, vid, tls, kind, method, true, ...)
     end
-    return dispatch_url(addr, vid, kind, method, false, first, ...)
+    return dispatch_url(addr, vid, tls, kind, method, false, first, ...)
   end
 end
 
@@ -128,7 +128,7 @@ function UrlRef.__index(self, key)
   local f = cache[key]
   if f then return f end
   local p = parse(key)
-  f = make_url_caller(self.addr, self.vid, p[1], p[2])
+  f = make_url_caller(self.addr, self.vid, rawget(self, "tls"), p[1], p[2])
   cache[key] = f
   return f
 end
@@ -141,8 +141,9 @@ function UrlRef.__tostring(self)
   return "actor(" .. self.url .. ")"
 end
 
-function ref.url(url, addr, vid)
-  return setmetatable({ url = url, addr = addr, vid = vid }, UrlRef)
+-- tls: nil, or { ca = path, cert = path, key = path } for a tls:// listener
+function ref.url(url, addr, vid, tls)
+  return setmetatable({ url = url, addr = addr, vid = vid, tls = tls }, UrlRef)
 end
 
 function ref.new(m, t, e, l)
