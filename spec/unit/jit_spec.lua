@@ -51,7 +51,11 @@ describe("luact hot paths under the JIT", function()
       luact.clock.sleep(0.05)
       local nyi = {}
       for _, a in ipairs(aborts) do
-        if a:find("NYI", 1, true) and a:find("luact/", 1, true) then nyi[#nyi + 1] = a end
+        -- "return to lower frame" is where a trace happened to start, not code that cannot be
+        -- compiled: LuaJIT starts another trace elsewhere; every other NYI is a real one
+        if a:find("NYI", 1, true) and a:find("luact/", 1, true) and not a:find("return to lower frame", 1, true) then
+          nyi[#nyi + 1] = a
+        end
       end
       luact.stop(nyi, drained, #aborts)
     end)
