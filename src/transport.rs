@@ -564,7 +564,7 @@ impl Transport {
 
     fn queue_frame(&mut self, c: usize, kind: u8, codec: u8, thread: u16, corr: u32, body: &[u8]) -> Result<()> {
         let conn = &mut self.conns[c];
-        if conn.wbuf.len() + conn.held.len() + body.len() > MAX_QUEUED {
+        if conn.wbuf.len() + conn.held.len() + conn.sending_tls.len() + body.len() > MAX_QUEUED {
             return Err(Error::new(Status::Full, "the connection's send queue is full"));
         }
         let authenticated = !matches!(conn.role, Role::Dialer | Role::Acceptor) || conn.state == State::Ready;
@@ -692,13 +692,9 @@ impl Transport {
             let (rbuf, inbuf) = (&conn.rbuf, &mut conn.inbuf);
             inbuf.extend_from_slice(&rbuf[..n]);
         }
-        if self.conns[c].role == Role::HttpClient {
-            self.serve_http(inboxes, c);
-        } else {
-            self.process_frames(ring, inboxes, c, now);
-        }
-        if self.conns.contains(c) && self.conns[c].state != State::Closing && self.conns[c].stalled.is_none() {
-            self.arm_recv(ring, c);
+        self.resume(ring, inboxes, c, now);
+        if self.conns.contains(c) && self.conns[c].tls.as_ref().is_some_and(|t| t.peer_closed()) {
+            self.close(c, "peer sent close_notify");
         }
     }
 
@@ -1093,6 +1089,7 @@ impl Transport {
         next
     }
 
+    /// Handles what `inbuf` holds, then reads again unless a delivery is stalled.
     fn resume(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
         if self.conns[c].role == Role::HttpClient {
             self.serve_http(inboxes, c);

@@ -54,20 +54,28 @@ local function make_caller(m, t, e, l, kind, method)
   end
 end
 
-function Ref.__index(self, key)
-  if type(key) ~= "string" then return nil end
-  local cache = callers[self]
-  if not cache then
-    cache = {}
-    callers[self] = cache
+-- An __index that returns (and caches per reference) the caller of a message name;
+-- make(self, kind, method) builds it from the reference's fields.
+local function caller_index(make)
+  return function(self, key)
+    if type(key) ~= "string" then return nil end
+    local cache = callers[self]
+    if not cache then
+      cache = {}
+      callers[self] = cache
+    end
+    local f = cache[key]
+    if f then return f end
+    local p = parse(key)
+    f = make(self, p[1], p[2])
+    cache[key] = f
+    return f
   end
-  local f = cache[key]
-  if f then return f end
-  local p = parse(key)
-  f = make_caller(self.m, self.t, self.e, self.l, p[1], p[2])
-  cache[key] = f
-  return f
 end
+
+Ref.__index = caller_index(function(self, kind, method)
+  return make_caller(self.m, self.t, self.e, self.l, kind, method)
+end)
 
 function Ref.__eq(a, b)
   return a.l == b.l and a.m == b.m and a.t == b.t and a.e == b.e
@@ -86,20 +94,9 @@ local function make_named_caller(vid, kind, method)
   end
 end
 
-function NamedRef.__index(self, key)
-  if type(key) ~= "string" then return nil end
-  local cache = callers[self]
-  if not cache then
-    cache = {}
-    callers[self] = cache
-  end
-  local f = cache[key]
-  if f then return f end
-  local p = parse(key)
-  f = make_named_caller(self.vid, p[1], p[2])
-  cache[key] = f
-  return f
-end
+NamedRef.__index = caller_index(function(self, kind, method)
+  return make_named_caller(self.vid, kind, method)
+end)
 
 function NamedRef.__eq(a, b)
   return a.vid == b.vid
@@ -118,20 +115,9 @@ local function make_url_caller(addr, vid, tls, kind, method)
   end
 end
 
-function UrlRef.__index(self, key)
-  if type(key) ~= "string" then return nil end
-  local cache = callers[self]
-  if not cache then
-    cache = {}
-    callers[self] = cache
-  end
-  local f = cache[key]
-  if f then return f end
-  local p = parse(key)
-  f = make_url_caller(self.addr, self.vid, rawget(self, "tls"), p[1], p[2])
-  cache[key] = f
-  return f
-end
+UrlRef.__index = caller_index(function(self, kind, method)
+  return make_url_caller(self.addr, self.vid, rawget(self, "tls"), kind, method)
+end)
 
 function UrlRef.__eq(a, b)
   return a.addr == b.addr and a.vid == b.vid
