@@ -29,8 +29,10 @@ const READ_BUF: usize = 64 * 1024;
 const MAX_QUEUED: usize = 32 * 1024 * 1024;
 /// How long a node connection may take to connect and authenticate.
 const HANDSHAKE_TIMEOUT: f64 = 5.0;
-/// After a node connection is lost, sends to that node fail for at least this long.
+/// After a node connection is lost, sends to that node fail for this long before it is dialed
+/// again, doubling with each loss in a row up to `QUARANTINE_MAX` (reconnect back-off).
 const QUARANTINE: f64 = 0.2;
+const QUARANTINE_MAX: f64 = 5.0;
 /// Largest frame (or HTTP body) an unauthenticated listener client may send.
 const CLIENT_MAX_FRAME: usize = 1 << 20;
 
@@ -161,6 +163,8 @@ pub struct Transport {
     client_tls: Vec<Arc<ClientTls>>,
     /// Nodes whose connection was lost, with the time sends may try again.
     quarantine: HashMap<u64, f64>,
+    /// Losses in a row per node (reset by a completed handshake): the back-off exponent.
+    losses: HashMap<u64, u32>,
     events: VecDeque<NetEvent>,
     next_gen: u32,
     dirty: Vec<usize>,
@@ -256,6 +260,7 @@ impl Transport {
             callers: HashMap::new(),
             client_tls: Vec::new(),
             quarantine: HashMap::new(),
+            losses: HashMap::new(),
             events: VecDeque::new(),
             next_gen: 1,
             dirty: Vec::new(),
@@ -799,6 +804,10 @@ impl Transport {
             conn.handshake = None;
             conn.machine = peer.node_id;
             conn.decoder.set_limit(self.max_frame);
+            if conn.role == Role::Dialer {
+                self.losses.remove(&peer.node_id);
+            }
+            let conn = &mut self.conns[c];
             let held = std::mem::take(&mut conn.held);
             conn.wbuf.extend_from_slice(&held);
             self.mark_dirty(c);
@@ -993,7 +1002,10 @@ impl Transport {
                 if self.dialed.get(&machine) == Some(&c) {
                     self.dialed.remove(&machine);
                 }
-                self.quarantine.insert(machine, now + QUARANTINE);
+                let losses = self.losses.entry(machine).or_insert(0);
+                *losses = (*losses + 1).min(16);
+                let pause = (QUARANTINE * 2f64.powi(*losses as i32 - 1)).min(QUARANTINE_MAX);
+                self.quarantine.insert(machine, now + pause);
                 self.events.push_back(NetEvent { kind: EV_NODE_DOWN, conn: c as u32, machine: machine as f64 });
             }
             Role::Acceptor => {
