@@ -95,6 +95,15 @@ local function plain_ref(a, who)
   return a
 end
 
+-- luact.resolve(vid) -> the actor registered under vid now (a plain reference), or nil.
+function luact.resolve(vid)
+  if type(vid) ~= "string" then
+    error("bad 'vid' argument to luact.resolve (string expected, got " .. type(vid) .. ")", 2)
+  end
+  local m, t, e, l = names.resolve(vid)
+  return m and ref.new(m, t, e, l) or nil
+end
+
 -- luact.kill(actor[, reason]): kills it for good (also a supervised one); monitors fire with
 -- reason (nil for a normal kill), and linked actors die too when a reason is given.
 function luact.kill(a, reason)
