@@ -73,6 +73,7 @@ fn running() -> Result<std::sync::Arc<runtime::Runtime>, Error> {
 
 /// The path of this shared library (for `ffi.load` in every VM).
 pub fn library_path() -> String {
+    // SAFETY: Dl_info is a plain C struct of pointers and integers; all-zero is a valid value.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr reads the address of one of our own functions and fills `info`, whose
     // `dli_fname` points at a NUL-terminated string owned by the dynamic loader.

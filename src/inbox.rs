@@ -75,10 +75,6 @@ impl Inbox {
         self.queue.len()
     }
 
-    pub fn capacity(&self) -> usize {
-        self.queue.capacity()
-    }
-
     /// Owner only: announce the intent to sleep. Returns false when messages arrived meanwhile
     /// (the owner must not sleep then).
     pub fn prepare_sleep(&self) -> bool {

@@ -16,6 +16,8 @@ mod vm;
 mod wire;
 mod worker;
 
+// Unit tests are a plain executable, not a module loaded by `luajit`: link LuaJIT for the
+// `lua_*` symbols mlua's module mode leaves undefined. (An empty block declares nothing.)
 #[cfg(test)]
 #[link(name = "luajit-5.1")]
 unsafe extern "C" {}

@@ -196,6 +196,8 @@ pub fn finish() {
 /// What one thread's loop owns: its ring, its inbox, the batch of drained messages Lua is
 /// reading. Lua holds it as an opaque pointer between `luact_thread_attach` and `_detach`.
 pub struct ThreadCtx {
+    /// This thread's id (1..n_core), for debugging and metrics.
+    #[allow(dead_code)]
     pub tid: usize,
     pub runtime: Arc<Runtime>,
     pub inbox: Arc<Inbox>,

@@ -973,8 +973,13 @@ impl Transport {
     // ---- closing -----------------------------------------------------------------------------
 
     fn close_with(&mut self, c: usize, reason: &str) {
-        if self.conns[c].tls.is_some() {
-            return self.close(c, reason); // a plaintext CLOSE would be garbage inside TLS
+        if let Some(tls) = self.conns[c].tls.as_mut() {
+            // a plaintext CLOSE would be garbage inside TLS: say close_notify instead
+            tls.close();
+            let out = tls.take_outgoing();
+            // SAFETY: a plain non-blocking send of our own bytes on our own descriptor.
+            unsafe { libc::send(self.conns[c].fd, out.as_ptr() as *const _, out.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+            return self.close(c, reason);
         }
         // tell the peer why (best effort: the socket is going away)
         let mut out = Vec::new();
