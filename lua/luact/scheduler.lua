@@ -59,8 +59,11 @@ end
 -- tentacle runs queued tasks one after another; when a task waits, the runner becomes that
 -- task's tentacle and a new runner takes the rest of the queue. So a handler that never waits
 -- costs a function call, not a coroutine, and one that waits still blocks no other.
+-- The queue is one flat array, STRIDE slots per task: fn, argument count, up to MAX_INLINE
+-- arguments (more spill into a table), so queuing a task allocates nothing.
+local STRIDE, MAX_INLINE = 8, 6
 local tasks = {}
-local task_head, task_tail = 1, 0
+local task_head, task_tail = 1, 1       -- slot of the next task to run / to fill
 local runner = nil            -- the tentacle currently draining the task queue
 
 local spawn_runner
@@ -69,25 +72,39 @@ local function hand_off(t)
   t.is_runner = false
   if runner == t then
     runner = nil
-    if task_head <= task_tail then spawn_runner() end
+    if task_head < task_tail then spawn_runner() end
   end
 end
 
+local function report_task_failure(err)
+  local log = package.loaded["luact.logger"]
+  local msg = "task failed: " .. tostring(err)
+  if log then log.error(msg) else io.stderr:write(msg, "\n") end
+end
+
 local function run_tasks(t)
-  while task_head <= task_tail do
-    local task = tasks[task_head]
-    tasks[task_head] = nil
-    task_head = task_head + 1
+  local q = tasks
+  while task_head < task_tail do
+    local i = task_head
+    local fn, n = q[i], q[i + 1]
+    local a1, a2, a3, a4, a5, a6 = q[i + 2], q[i + 3], q[i + 4], q[i + 5], q[i + 6], q[i + 7]
+    for k = i, i + STRIDE - 1 do q[k] = nil end
+    task_head = i + STRIDE
     t.deadline = nil
-    local ok, err = xpcall(task[1], traceback, unpack(task, 2, task.n))
-    if not ok then
-      local log = package.loaded["luact.logger"]
-      local msg = "task failed: " .. tostring(err)
-      if log then log.error(msg) else io.stderr:write(msg, "\n") end
-    end
+    local ok, err
+    -- call with exactly the values queued (select("#", ...) in fn must not see padding)
+    if n == 2 then ok, err = xpcall(fn, traceback, a1, a2)
+    elseif n == 3 then ok, err = xpcall(fn, traceback, a1, a2, a3)
+    elseif n == 4 then ok, err = xpcall(fn, traceback, a1, a2, a3, a4)
+    elseif n == 1 then ok, err = xpcall(fn, traceback, a1)
+    elseif n == 0 then ok, err = xpcall(fn, traceback)
+    elseif n == 5 then ok, err = xpcall(fn, traceback, a1, a2, a3, a4, a5)
+    elseif n == 6 then ok, err = xpcall(fn, traceback, a1, a2, a3, a4, a5, a6)
+    else ok, err = xpcall(fn, traceback, unpack(a1, 1, n)) end
+    if not ok then report_task_failure(err) end
     if not t.is_runner then return end      -- it waited: another runner has the queue
   end
-  task_head, task_tail = 1, 0
+  task_head, task_tail = 1, 1
   if runner == t then runner = nil end
   t.is_runner = false
 end
@@ -101,10 +118,18 @@ spawn_runner = function()
   scheduler.spawn(t, run_tasks, t)
 end
 
--- Queues fn(...) to run soon in a runner tentacle (see above).
+-- Queues fn(...) to run soon in a runner tentacle (see above); fn gets exactly these values.
 function scheduler.task(fn, ...)
-  task_tail = task_tail + 1
-  tasks[task_tail] = { n = select("#", ...) + 1, fn, ... }
+  local q, i = tasks, task_tail
+  local n = select("#", ...)
+  q[i], q[i + 1] = fn, n
+  if n <= MAX_INLINE then
+    local a1, a2, a3, a4, a5, a6 = ...
+    q[i + 2], q[i + 3], q[i + 4], q[i + 5], q[i + 6], q[i + 7] = a1, a2, a3, a4, a5, a6
+  else
+    q[i + 2] = { ... }
+  end
+  task_tail = i + STRIDE
   if runner == nil then spawn_runner() end
 end
 
@@ -206,7 +231,7 @@ function scheduler.reset()
   end
   head, tail = 1, 0
   current = nil
-  tasks, task_head, task_tail, runner = {}, 1, 0, nil
+  tasks, task_head, task_tail, runner = {}, 1, 1, nil
 end
 
 return scheduler

@@ -76,6 +76,30 @@ describe("luact actors", function()
     assert.same({ "n1", "n2" }, r[11])
   end)
 
+  it("deliver notify_ arguments exactly, nil holes and count included, on one thread and across", function()
+    local r = helpers.start({ n_core = 2 }, function()
+      local luact = require "luact"
+      local body = function()
+        return { got = {}, note = function(self, ...) self.got[#self.got + 1] = { n = select("#", ...), ... } end,
+                 list = function(self) return self.got end }
+      end
+      if luact.thread_id == 2 then luact.register("/spec/arity", body); return end
+      while not luact.resolve("/spec/arity") do luact.clock.sleep(0.001) end
+      local out = {}
+      for i, a in ipairs { luact(body), luact.ref("/spec/arity") } do
+        a:notify_note()
+        a:notify_note(nil)
+        a:notify_note(1, nil, 3, nil)
+        a:notify_note(1, 2, 3, 4, 5, 6, 7, nil, 9)
+        out[i] = a:list()
+      end
+      luact.stop(out)
+    end)
+    for i = 1, 2 do
+      assert.same({ { n = 0 }, { n = 1 }, { n = 4, 1, nil, 3 }, { n = 9, 1, 2, 3, 4, 5, 6, 7, nil, 9 } }, r[i])
+    end
+  end)
+
   it("pass references across threads both ways, nested in tables, and they stay callable", function()
     local r = helpers.start({ n_core = 3 }, function()
       local luact = require "luact"
