@@ -540,6 +540,22 @@ describe("luact.cluster.raft (simulated cluster)", function()
     end, 30001)
   end)
 
+  it("steps a leader down within two election timeouts once it cannot reach a quorum", function()
+    simnet.for_seeds(SEEDS, function(seed)
+      local c = cluster(seed, { n = 5, drop = 0.05 })
+      c:tick(50)
+      local lid = c:leader()
+      if not lid then c:fail("no leader") end
+      c.net:partition({ lid, lid % 5 + 1 })    -- the leader keeps one follower: a minority
+      c:tick(20)
+      local role = c:node(lid):leadership()
+      if role == "leader" then c:fail("leader of a minority still leads after 20 ticks") end
+      c.net:heal()
+      c:converge(300)
+      c:check_final()
+    end, 35001)
+  end)
+
   it("adds and removes voters one at a time, including the leader, without losing entries",
      function()
     simnet.for_seeds(SEEDS, function(seed)
@@ -590,6 +606,7 @@ describe("luact.cluster.raft (simulated cluster)", function()
       for _, v in ipairs(ls.voters) do
         if v == lid then c:fail("removed leader is still a voter") end
       end
+      if c:node(lid):status().role ~= "follower" then c:fail("removed leader did not step down") end
       c:check_final()
       if #c.acked_list < 20 then c:fail("too few acknowledged proposals") end
     end, 40001)
