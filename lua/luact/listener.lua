@@ -137,7 +137,6 @@ end
 
 local function dispatch_url(addr, vid, tls, kind, method, has_self, ...)
   local m = node.machine_of(addr)
-  local who = ("actor(%s://%s%s)"):format(tls and "tls" or "tcp", addr, vid)
   if kind == "notify" then
     return send_call(addr, tls, 0, vid, method, ...)
   end
@@ -151,7 +150,7 @@ local function dispatch_url(addr, vid, tls, kind, method, has_self, ...)
       local corr = call.new_corr()
       local deadline = call.deadline_for(timeout)
       send_call(addr, tls, corr, vid, method, ...)
-      return call.await(corr, m, deadline, who, method)
+      return call.await(corr, m, deadline, method, vid, addr)
     end)(select(2, ...))
   end
   local corr = call.new_corr()
@@ -162,7 +161,7 @@ local function dispatch_url(addr, vid, tls, kind, method, has_self, ...)
     call.await_async(corr, m, deadline, method, ev)
     return ev
   end
-  return call.await(corr, m, deadline, who, method)
+  return call.await(corr, m, deadline, method, vid, addr)
 end
 ref.set_url_dispatch(dispatch_url)
 

@@ -163,12 +163,19 @@ local function remote_sync(m, t, l, e, method, has_self, deadline, ...)
   if not send_waiting(m, t, msg, deadline, method, ARGS, "") then
     raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
-  return call.await(corr, m, deadline, tostring(ref.new(m, t, e, l)), method)
+  return call.await(corr, m, deadline, method, t, e, l)
+end
+
+-- Names the target of a failed call (only built when a call fails).
+local function describe_target(m, t, e, l)
+  if type(t) == "string" then return ("actor(%s%s)"):format(e, t) end   -- a listener's name
+  return tostring(ref.new(m, t, e, l))
 end
 
 -- Waits for the reply to `corr` (a call sent to machine m) until deadline; returns its values
--- or raises actor_timeout / actor_unreachable / the callee's error.
-function call.await(corr, m, deadline, who, method)
+-- or raises actor_timeout / actor_unreachable / the callee's error. The target, for errors:
+-- thread t, epoch e, local id l on machine m; or t = a name behind the listener at address e.
+function call.await(corr, m, deadline, method, t, e, l)
   local me, token = scheduler.prepare_wait("actor call")
   local w = { t = me, token = token, machine = m }
   pending[corr] = w
@@ -177,9 +184,9 @@ function call.await(corr, m, deadline, who, method)
   local r = scheduler.suspend()
   clock.cancel(timer)
   if r == TIMEOUT then
-    raise("actor_timeout", ("%s did not reply to '%s' in time"):format(who, method))
+    raise("actor_timeout", ("%s did not reply to '%s' in time"):format(describe_target(m, t, e, l), method))
   elseif r == UNREACHABLE then
-    raise("actor_unreachable", ("lost the connection to %s during '%s'"):format(who, method))
+    raise("actor_unreachable", ("lost the connection to %s during '%s'"):format(describe_target(m, t, e, l), method))
   end
   return reply_values(r)
 end
