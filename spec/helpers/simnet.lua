@@ -147,7 +147,10 @@ function simnet.for_seeds(count, fn, first)
   for seed = first, first + count - 1 do
     local ok, err = xpcall(fn, debug.traceback, seed)
     if not ok then
-      error(("seed %d: %s"):format(seed, tostring(err)), 0)
+      err = tostring(err)
+      local tag = ("seed %d: "):format(seed)
+      if err:find(tag, 1, true) then error(err, 0) end -- net:fail() already named it
+      error(tag .. err, 0)
     end
   end
 end

@@ -612,6 +612,38 @@ describe("luact.cluster.raft (simulated cluster)", function()
     end, 40001)
   end)
 
+  it("overwrites a long divergent follower log in a few round trips (fast back-off)", function()
+    simnet.for_seeds(SEEDS, function(seed)
+      -- node 1 holds 100 uncommitted entries of term 2; nodes 2 and 3 hold 10 of term 3,
+      -- so one of them leads and must replace node 1's whole suffix
+      local rejects = 0
+      local net = simnet.new({ seed = seed, on_deliver = function(_, to, m)
+        if to == 2 or to == 3 then
+          if m.type == "append_resp" and m.reject and m.from == 1 then rejects = rejects + 1 end
+        end
+      end })
+      local conf = { index = 1, term = 1, conf = { voters = { 1, 2, 3 } } }
+      for id = 1, 3 do
+        local st = raft.storage_memory.new()
+        local ents = { conf }
+        local n, term = id == 1 and 100 or 10, id == 1 and 2 or 3
+        for i = 2, n + 1 do ents[i] = { index = i, term = term, data = id .. ":" .. i } end
+        st:append(1, ents)
+        st:set_hard_state({ term = 3, commit = 1 })
+        net:add(id, raft.new({ id = id, peers = { 1, 2, 3 }, random = net:random_for(id),
+                               storage = st }))
+      end
+      local function synced()
+        local a, b = net:node(1), net:node(2)
+        return a:status().leader ~= nil and a:last_index() == b:last_index() and
+               a:term_at(a:last_index()) == b:term_at(b:last_index())
+      end
+      if not net:run_until(synced, 100) then net:fail("node 1 never caught up") end
+      if net:node(1):last_index() ~= 12 then net:fail("node 1 kept stale entries") end
+      if rejects > 3 then net:fail(("%d rejected appends to back off 90 entries"):format(rejects)) end
+    end, 55001)
+  end)
+
   it("transfers leadership to the chosen voter", function()
     simnet.for_seeds(SEEDS, function(seed)
       local c = cluster(seed, { n = 5, drop = 0.01 })
