@@ -82,7 +82,9 @@ function Cluster:new_node(id, peers)
     storage = self.storages[id],
     snapshot_entries = self.opts.snapshot_entries,
     snapshot = function(index)
-      if app.index ~= index then self:fail(("snapshot at %d but app at %d"):format(index, app.index)) end
+      if app.index ~= index then
+        self:fail(("snapshot at %d but app at %d"):format(index, app.index))
+      end
       return encode_list(app.list)
     end,
   })
@@ -508,7 +510,8 @@ describe("luact.cluster.raft (simulated cluster)", function()
       if not took then c:fail("no new leader 60 ticks after the leader crashed") end
       if took > 30 then slow = slow + 1 end
     end, 20001)
-    assert.is_true(slow <= SEEDS / 100, ("%d of %d seeds took more than 30 ticks"):format(slow, SEEDS))
+    assert.is_true(slow <= SEEDS / 100,
+      ("%d of %d seeds took more than 30 ticks"):format(slow, SEEDS))
   end)
 
   it("does not let a partitioned follower depose a healthy leader when it rejoins", function()
@@ -640,7 +643,9 @@ describe("luact.cluster.raft (simulated cluster)", function()
       end
       if not net:run_until(synced, 100) then net:fail("node 1 never caught up") end
       if net:node(1):last_index() ~= 12 then net:fail("node 1 kept stale entries") end
-      if rejects > 3 then net:fail(("%d rejected appends to back off 90 entries"):format(rejects)) end
+      if rejects > 3 then
+        net:fail(("%d rejected appends to back off 90 entries"):format(rejects))
+      end
     end, 55001)
   end)
 

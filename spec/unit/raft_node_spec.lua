@@ -196,7 +196,10 @@ describe("luact.cluster.raft", function()
   it("takes a snapshot through the snapshot option and compacts its log", function()
     local calls = {}
     local n = raft.new({ id = 1, peers = { 1 }, random = fixed, snapshot_entries = 5,
-                         snapshot = function(index) calls[#calls + 1] = index; return "s" .. index end })
+                         snapshot = function(index)
+                           calls[#calls + 1] = index
+                           return "s" .. index
+                         end })
     for _ = 1, 20 do n:tick(); drain(n) end
     for i = 1, 12 do n:propose("v" .. i); drain(n) end
     assert.is_true(#calls >= 2)

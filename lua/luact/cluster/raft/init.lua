@@ -405,7 +405,9 @@ function Node:step(m)
     local resp = t == "vote" and "vote_resp" or "prevote_resp"
     if can_vote and self.log:is_up_to_date(m.last_index, m.last_term) then
       self:send({ to = m.from, type = resp, term = m.term, reject = false })
-      if t == "prevote" then self.prevote_grant = { term = m.term, id = m.from, tick = self.ticks } end
+      if t == "prevote" then
+        self.prevote_grant = { term = m.term, id = m.from, tick = self.ticks }
+      end
       if t == "vote" then
         self.election_elapsed = 0
         self.vote, self.hs_dirty = m.from, true
