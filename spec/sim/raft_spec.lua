@@ -649,6 +649,54 @@ describe("luact.cluster.raft (simulated cluster)", function()
     end, 55001)
   end)
 
+  it("replays a run exactly from its seed, in this process and in another one", function()
+    -- a digest of every delivered message of a faulty 5-node run with string ids
+    local code = [[
+      local simnet = require "helpers.simnet"
+      local raft = require "luact.cluster.raft"
+      return function(seed)
+        local h = 0
+        local net = simnet.new({ seed = seed, drop = 0.1, delay = { 0, 2 }, duplicate = 0.05,
+          reorder = true, on_deliver = function(from, to, m)
+            local s = from .. to .. m.type .. m.term .. (m.commit or "") .. (m.index or "")
+            for i = 1, #s do h = (h * 31 + s:byte(i)) % 2147483647 end
+          end })
+        local ids = { "a", "b", "c", "d", "e" }
+        for _, id in ipairs(ids) do
+          net:add(id, raft.new({ id = id, peers = ids, random = net:random_for(id) }))
+        end
+        for t = 1, 150 do
+          for _, id in ipairs(ids) do
+            if net:node(id):leadership() == "leader" then net:node(id):propose("x" .. t) end
+          end
+          if t == 50 then net:partition({ "a", "b" }, { "c", "d", "e" }) end
+          if t == 90 then net:heal() end
+          net:tick()
+        end
+        return ("%d/%d"):format(h, net.stats.delivered)
+      end
+    ]]
+    local run = assert(loadstring(code))()
+    local function child(seed)
+      local f = io.open("spec/tmp/raft_replay.lua", "w")
+      f:write('package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;" .. package.path\n')
+      f:write("io.write((function() " .. code .. " end)()(" .. seed .. "))\n")
+      f:close()
+      local p = io.popen("luajit spec/tmp/raft_replay.lua")
+      local out = p:read("*a")
+      p:close()
+      return out
+    end
+    os.execute("mkdir -p spec/tmp")
+    for _, seed in ipairs({ 1, 2, 3 }) do
+      local here = run(seed)
+      assert.equal(here, run(seed))
+      assert.equal(here, child(seed))
+    end
+    assert.are_not.equal(run(1), run(2))
+    os.remove("spec/tmp/raft_replay.lua")
+  end)
+
   it("transfers leadership to the chosen voter", function()
     simnet.for_seeds(SEEDS, function(seed)
       local c = cluster(seed, { n = 5, drop = 0.01 })
