@@ -183,6 +183,7 @@ impl Runtime {
             transport: Transport::new(tid, self.node.clone()),
             batch: Vec::new(),
             completions: vec![crate::ring::Completion::default(); 256],
+            last_work: 0.0,
         }))
     }
 }
@@ -206,7 +207,14 @@ pub struct ThreadCtx {
     /// Messages of the last drain; their bytes stay valid until the next drain.
     pub batch: Vec<Box<[u8]>>,
     completions: Vec<crate::ring::Completion>,
+    /// When this thread last found work (a completion or a message) in a poll.
+    last_work: f64,
 }
+
+/// A thread spins before sleeping only while messages are flowing: within this many seconds of
+/// its last work. An idle thread goes straight to sleep (no CPU), a busy exchange avoids paying
+/// a cross-core wake-up (~20 µs here) for every message.
+const SPIN_WINDOW: f64 = 0.002;
 
 impl Drop for ThreadCtx {
     fn drop(&mut self) {
@@ -224,9 +232,12 @@ impl ThreadCtx {
             timeout = timeout.min((next - now).max(0.0));
         }
         self.transport.flush(&mut self.ring);
-        let spin = self.runtime.options.spin;
+        let spin = if now - self.last_work < SPIN_WINDOW { self.runtime.options.spin } else { 0.0 };
         let n = self.ring.wait(&self.inbox, timeout, spin, &mut self.completions)?;
         let now = crate::clock::monotonic();
+        if n > 0 || self.inbox.len() > 0 {
+            self.last_work = now;
+        }
         let mut k = 0;
         for i in 0..n {
             let c = self.completions[i];

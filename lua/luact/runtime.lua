@@ -19,7 +19,7 @@ local runtime = {
   opts = nil,          -- the options start was called with (plain data)
 }
 
-local DEFAULTS = { n_core = 1, inbox_size = 16384, spin = 0, join_timeout = 5 }
+local DEFAULTS = { n_core = 1, inbox_size = 16384, spin = 5e-4, join_timeout = 5 }
 local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number", join_timeout = "number",
                        log_level = "string", timeout = "number", address = "string", secret = "string",
                        cluster = "string", max_frame = "number" }
