@@ -195,22 +195,6 @@ pub extern "C" fn luact_runtime_finish() -> i32 {
     })
 }
 
-/// The encoded start payload (main + options) every worker receives; caller frees.
-#[no_mangle]
-pub unsafe extern "C" fn luact_runtime_payload(out: *mut *mut u8) -> i64 {
-    guard_value(-1, || {
-        let Some(rt) = runtime::current() else { return -1 };
-        let p = crate::memory::alloc(rt.start_payload.len());
-        if p.is_null() {
-            return -1;
-        }
-        // SAFETY: as in luact_runtime_take.
-        std::ptr::copy_nonoverlapping(rt.start_payload.as_ptr(), p, rt.start_payload.len());
-        *out = p;
-        rt.start_payload.len() as i64
-    })
-}
-
 // ---- threads ------------------------------------------------------------------------------
 
 /// Creates the calling thread's loop context for thread `tid`; null on failure.
@@ -297,16 +281,6 @@ pub unsafe extern "C" fn luact_send(ctx: *const ThreadCtx, tid: i32, msg: *const
             .inbox(tid.max(0) as usize)
             .ok_or_else(|| Error::new(Status::BadArgument, format!("no thread {tid}")))?;
         Ok(inbox.push(bytes(msg, len)).code())
-    })
-}
-
-/// Messages waiting in thread `tid`'s inbox (for tests and metrics).
-#[no_mangle]
-pub unsafe extern "C" fn luact_inbox_len(ctx: *const ThreadCtx, tid: i32) -> i32 {
-    guard(|| {
-        let ctx = ctx.as_ref().ok_or_else(|| Error::new(Status::BadArgument, "null context"))?;
-        let inbox = ctx.runtime.inbox(tid.max(0) as usize).ok_or_else(|| Error::new(Status::BadArgument, "no such thread"))?;
-        Ok(inbox.len() as i32)
     })
 }
 

@@ -19,7 +19,6 @@ int32_t luact_runtime_fail(const char *msg, size_t len);
 int32_t luact_runtime_join(double timeout);
 int64_t luact_runtime_take(int32_t which, uint8_t **out);
 int32_t luact_runtime_finish(void);
-int64_t luact_runtime_payload(uint8_t **out);
 
 luact_thread_ctx *luact_thread_attach(int32_t tid);
 void luact_thread_detach(luact_thread_ctx *ctx);
@@ -27,7 +26,6 @@ int32_t luact_stopping(const luact_thread_ctx *ctx);
 int32_t luact_poll(luact_thread_ctx *ctx, double timeout, luact_completion_t *out, int32_t max);
 int32_t luact_inbox_drain(luact_thread_ctx *ctx, const uint8_t **ptrs, size_t *lens, int32_t max);
 int32_t luact_send(const luact_thread_ctx *ctx, int32_t tid, const uint8_t *msg, size_t len);
-int32_t luact_inbox_len(const luact_thread_ctx *ctx, int32_t tid);
 
 double luact_machine_id(void);
 

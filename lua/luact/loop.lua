@@ -18,7 +18,7 @@ local IDLE_TIMEOUT = 3600     -- seconds to sleep when no timer is pending
 
 local ctx = nil               -- this thread's luact_thread_ctx*, while attached
 local handlers = {}           -- message kind -> function(msg)
-local io_handlers = {}        -- completion user_data -> function(res, flags) (sockets, later)
+local io_handlers = {}        -- user_data -> function(res, flags): operations Lua submits itself (none yet; sockets are the core's)
 local completions = ffi.new("luact_completion_t[?]", MAX_COMPLETIONS)
 local ptrs = ffi.new("const uint8_t*[?]", MAX_DRAIN)
 local lens = ffi.new("size_t[?]", MAX_DRAIN)
