@@ -1,8 +1,8 @@
 -- luact.actor.call: what happens when a reference is called. Same thread: a sync call runs the
--- method directly in the caller's tentacle (no message, no switch); notify_ and async_ run it in
--- a new tentacle. Other thread: the call is encoded into the target thread's inbox, run there in
--- its own tentacle, and the reply comes back through the caller's inbox; the caller waits for it
--- until its deadline. Other machine: the same message goes through the node transport
+-- method directly in the caller's tentacle (no message, no switch); notify_ runs it as a task
+-- (luact.scheduler: a tentacle of its own only once it waits), async_ in a new tentacle. Other
+-- thread: the call is encoded into the target thread's inbox, run there as a task, and the reply
+-- comes back through the caller's inbox; the caller waits for it until its deadline. Other machine: the same message goes through the node transport
 -- (luact.node) to that machine's thread, and the reply comes back the same way. When the
 -- connection to a machine is lost, every call waiting on it fails at once with
 -- actor_unreachable and monitors on its actors fire with that reason.
@@ -14,7 +14,6 @@
 --   { "m", l, e, rt, watch_id, rm }              monitor;  { "u", l, e, rt, watch_id, rm }
 --   { "d", watch_id, target, reason }            a monitored actor died
 local lffi = require "luact.ffi"
-local C = lffi.C
 local loop = require "luact.loop"
 local scheduler = require "luact.scheduler"
 local clock = require "luact.clock"
