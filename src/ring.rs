@@ -29,9 +29,13 @@ pub struct Ring {
 impl Ring {
     /// Must be called on the thread that will use it (the ring is single-issuer).
     pub fn new(entries: u32, doorbell_fd: i32) -> Result<Ring> {
+        // COOP_TASKRUN: completions are posted when this thread enters the kernel, not by
+        // interrupting it; TASKRUN_FLAG tells us (in user space) when such work is waiting, so the
+        // spin loop can enter the kernel exactly then.
         let ring = IoUring::builder()
             .setup_single_issuer()
             .setup_coop_taskrun()
+            .setup_taskrun_flag()
             .build(entries)?;
         let mut r = Ring { ring, doorbell_fd, doorbell_buf: Box::new(0), backlog: Vec::new() };
         r.arm_doorbell();
@@ -83,6 +87,9 @@ impl Ring {
                 self.ring.submit()?;
                 let until = crate::clock::monotonic() + spin.min(timeout);
                 loop {
+                    if self.must_enter() {
+                        self.ring.submit()?; // runs deferred task work: socket completions appear
+                    }
                     (n, rang) = self.collect(out);
                     if n > 0 || rang || inbox.len() > 0 || crate::clock::monotonic() >= until {
                         break;
