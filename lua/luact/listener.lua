@@ -90,6 +90,11 @@ local function serve(conn, gen, corr, notify, body)
     if not notify then reply(conn, gen, corr, false, exception.new("actor_runtime_error", "malformed call")) end
     return
   end
+  if method:sub(1, 2) == "__" then
+    -- hooks such as __actor_destroy__ are not messages, least of all from outside
+    if not notify then reply(conn, gen, corr, false, exception.new("actor_no_method", ("'%s' cannot be called through a listener"):format(method))) end
+    return
+  end
   local target = ref.named(vid)
   local fn = target[(notify and "notify_" or "") .. method]
   if notify then
