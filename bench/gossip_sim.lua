@@ -14,22 +14,7 @@ local simnet = require "helpers.simnet"
 local SEEDS = tonumber(arg[1]) or 20
 local TICK_SECONDS = 0.1
 
-local function converged(net)
-  local live = net:live_ids()
-  local set = {}
-  for _, id in ipairs(live) do set[id] = true end
-  for _, id in ipairs(live) do
-    local count = 0
-    for other, state in pairs(net:node(id):members()) do
-      if state == "alive" then
-        if not set[other] then return false end
-        count = count + 1
-      end
-    end
-    if count ~= #live then return false end
-  end
-  return true
-end
+local converged = require("helpers.gossip_cluster").converged
 
 local function start(seed, n)
   local net = simnet.new({ seed = seed, delay = { 0, 1 } })

@@ -40,23 +40,7 @@ local function cluster(seed, n, netopts, gopts)
   return c
 end
 
--- true when every live node sees exactly the live nodes as alive (and nothing else alive)
-local function converged(net)
-  local live = net:live_ids()
-  local set = {}
-  for _, id in ipairs(live) do set[id] = true end
-  for _, id in ipairs(live) do
-    local count = 0
-    for other, state in pairs(net:node(id):members()) do
-      if state == "alive" then
-        if not set[other] then return false end
-        count = count + 1
-      end
-    end
-    if count ~= #live then return false end
-  end
-  return true
-end
+local converged = require("helpers.gossip_cluster").converged
 
 local function settle(c, seed, max_ticks)
   local t = c.net:run_until(converged, max_ticks or 300)
