@@ -30,7 +30,14 @@ function clock.at(at, fire)
   return heap:push({ at = at, fire = fire })
 end
 
--- Drops a timer made by clock.at (no effect once it fired).
+-- Schedules `entry` itself ({ at = seconds, fire = function(entry, now), ... }: give it `seq` and
+-- `pos` fields up front so the heap does not grow the table) and returns it: a timer with no
+-- allocation of its own, for hot paths.
+function clock.schedule(entry)
+  return heap:push(entry)
+end
+
+-- Drops a timer made by clock.at or clock.schedule (no effect once it fired).
 function clock.cancel(entry)
   heap:remove(entry)
 end

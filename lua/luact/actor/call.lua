@@ -143,10 +143,10 @@ end
 local TIMEOUT, UNREACHABLE = {}, {}
 local fire_async_timeout
 
-local function fire_timeout(entry)
-  local w = pending[entry.corr]
-  if w == entry.waiter then
-    pending[entry.corr] = nil
+-- The waiter of a sync call is its own deadline timer (see call.await).
+local function fire_timeout(w)
+  if pending[w.corr] == w then
+    pending[w.corr] = nil
     scheduler.wake(w.t, w.token, TIMEOUT)
   end
 end
@@ -176,12 +176,12 @@ end
 -- thread t, epoch e, local id l on machine m; or t = a name behind the listener at address e.
 function call.await(corr, m, deadline, method, t, e, l)
   local me, token = scheduler.prepare_wait("actor call")
-  local w = { t = me, token = token, machine = m }
+  -- one table is the waiter and its deadline timer, every field set up front
+  local w = { t = me, token = token, machine = m, corr = corr, at = deadline, fire = fire_timeout, seq = 0, pos = 0 }
   pending[corr] = w
-  local timer = clock.at(deadline, fire_timeout)
-  timer.corr, timer.waiter = corr, w
+  clock.schedule(w)
   local r = scheduler.suspend()
-  clock.cancel(timer)
+  clock.cancel(w)
   if r == TIMEOUT then
     raise("actor_timeout", ("%s did not reply to '%s' in time"):format(describe_target(m, t, e, l), method))
   elseif r == UNREACHABLE then
