@@ -12,7 +12,7 @@ local POOL_MAX = 256
 
 local current = nil           -- the running tentacle
 local pool = {}               -- idle coroutines
-local queue = {}              -- ready tentacles: queue[i] = t (its resume values in t.rv)
+local queue = {}              -- ready tentacles: queue[i] = t (resume values: t.rv, or t.rv1 alone)
 local head, tail = 1, 0
 local on_finish               -- set by luact.tentacle: called with (t, ok, ...) when a body ends
 
@@ -156,7 +156,11 @@ function scheduler.wake(t, token, ...)
   if t.token ~= token or t.status ~= "waiting" then return false end
   t.token = token + 1
   t.status = "ready"
-  t.rv = { n = select("#", ...), ... }
+  if select("#", ...) == 1 then
+    t.rv, t.rv1 = nil, ...                -- the common case (a reply, a signal): no table
+  else
+    t.rv = { n = select("#", ...), ... }
+  end
   push(t)
   return true
 end
@@ -177,6 +181,8 @@ end
 local function resume(t)
   local rv = t.rv
   t.rv = nil
+  local rv1 = t.rv1
+  t.rv1 = nil
   t.status = "running"
   current = t
   local co = t.co
@@ -189,7 +195,11 @@ local function resume(t)
     t.fn = nil
     ok, signal = co_resume(co, fn, unpack(rv, 1, rv.n))
   else
-    ok, signal = co_resume(co, unpack(rv, 1, rv.n))
+    if rv then
+      ok, signal = co_resume(co, unpack(rv, 1, rv.n))
+    else
+      ok, signal = co_resume(co, rv1)
+    end
   end
   current = nil
   if signal == DONE then
