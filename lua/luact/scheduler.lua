@@ -8,6 +8,7 @@ local select, unpack = select, unpack
 local scheduler = {}
 
 local WAIT, DONE = {}, {}     -- what a tentacle's coroutine yields to the scheduler
+local NO_VALUES = { n = 0 }   -- resume values of a wake with none (shared, never written)
 local POOL_MAX = 256
 
 local current = nil           -- the running tentacle
@@ -156,8 +157,11 @@ function scheduler.wake(t, token, ...)
   if t.token ~= token or t.status ~= "waiting" then return false end
   t.token = token + 1
   t.status = "ready"
-  if select("#", ...) == 1 then
-    t.rv, t.rv1 = nil, ...                -- the common case (a reply, a signal): no table
+  local n = select("#", ...)
+  if n == 1 then
+    t.rv, t.rv1 = nil, ...                -- the common cases (a reply, a signal, a timer): no table
+  elseif n == 0 then
+    t.rv = NO_VALUES
   else
     t.rv = { n = select("#", ...), ... }
   end
