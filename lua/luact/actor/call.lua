@@ -296,9 +296,13 @@ local function finish_call(rec, t, msg, deadline, ok, ...)
 end
 
 local function run_call(rec, msg)
+  if msg[6] == 0 then
+    -- a notify_: nobody waits for it, so there is no deadline and nothing to abort
+    return run_notify(rec, msg[4], msg[5], unpack(msg, ARGS, ARGS - 1 + msg[10]))
+  end
   local t = scheduler.running()
   local deadline = clock.get() + msg[9]
-  t.deadline = msg[6] ~= 0 and deadline or nil
+  t.deadline = deadline
   host.track(rec, t, msg)   -- msg carries what an abort needs: corr [6], tid [7], machine [8]
   return finish_call(rec, t, msg, deadline, host.invoke(rec, msg[4], msg[5], unpack(msg, ARGS, ARGS - 1 + msg[10])))
 end
