@@ -56,11 +56,6 @@ function loop.send(tid, msg, what, first_arg, prefix)
   return C.luact_send(ctx, tid, p, len)
 end
 
--- Sends already encoded bytes (a Lua string).
-function loop.send_bytes(tid, s)
-  return C.luact_send(ctx, tid, s, #s)
-end
-
 local function report(what, err)
   local log = require "luact.logger"
   log.error(what .. ": " .. tostring(err))

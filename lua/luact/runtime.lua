@@ -186,10 +186,6 @@ function runtime.stop(...)
   C.luact_runtime_stop(payload, #payload)
 end
 
-function runtime.is_running()
-  return running
-end
-
 -- Entry point of threads 2..n (called by the core in a fresh VM).
 function runtime.worker_main(tid, payload_bytes)
   local payload = buffer.decode(payload_bytes)

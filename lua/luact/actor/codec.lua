@@ -105,12 +105,6 @@ function codec.encode(msg, what, first_arg, prefix)
   return encode_slow(msg, what, first_arg, prefix)
 end
 
--- Encodes into a Lua string (for payloads kept longer than one send).
-function codec.encode_string(msg, what)
-  local p, len = codec.encode(msg, what)
-  return require("ffi").string(p, len)
-end
-
 -- Decodes len bytes at p (a message the core handed over); raises on malformed input.
 function codec.decode(p, len)
   dec:set(p, len)
