@@ -42,6 +42,16 @@ end
 
 local converged = require("helpers.gossip_cluster").converged
 
+-- A run_until condition: every live node sees `victim` as dead.
+local function dead_everywhere(victim)
+  return function(net)
+    for _, id in ipairs(net:live_ids()) do
+      if net:node(id):members()[victim] ~= "dead" then return false end
+    end
+    return true
+  end
+end
+
 local function settle(c, seed, max_ticks)
   local t = c.net:run_until(converged, max_ticks or 300)
   if not t then error("the cluster did not converge after start", 0) end
@@ -72,12 +82,7 @@ describe("luact.cluster.gossip (simulated cluster)", function()
         local victim = c.ids[1 + seed % 9]
         local t0 = c.net.now
         c.net:crash(victim)
-        local took = c.net:run_until(function(net)
-          for _, id in ipairs(net:live_ids()) do
-            if net:node(id):members()[victim] ~= "dead" then return false end
-          end
-          return true
-        end, 50)
+        local took = c.net:run_until(dead_everywhere(victim), 50)
         if not took then fail("%s was not dead everywhere 50 ticks after it stopped", victim) end
         local wrong = events_since(c, t0, function(e)
           return e.type == "dead" and e.id ~= victim
@@ -96,12 +101,7 @@ describe("luact.cluster.gossip (simulated cluster)", function()
         c.net:run(seed % 40)
         local victim = c.ids[1 + seed % 9]
         c.net:crash(victim)
-        local took = c.net:run_until(function(net)
-          for _, id in ipairs(net:live_ids()) do
-            if net:node(id):members()[victim] ~= "dead" then return false end
-          end
-          return true
-        end, 50)
+        local took = c.net:run_until(dead_everywhere(victim), 50)
         if not took then fail("%s was not dead everywhere after 50 ticks", victim) end
       end, 1000)
     end)
@@ -351,12 +351,7 @@ describe("luact.cluster.gossip (simulated cluster)", function()
       if #deaths > 0 then fail("%s declared %s dead", deaths[1].by, deaths[1].id) end
       local victim = c.ids[1 + seed % 9]
       c.net:crash(victim)
-      local took = c.net:run_until(function(net)
-        for _, id in ipairs(net:live_ids()) do
-          if net:node(id):members()[victim] ~= "dead" then return false end
-        end
-        return true
-      end, 100)
+      local took = c.net:run_until(dead_everywhere(victim), 100)
       if not took then fail("%s not dead everywhere after 100 ticks", victim) end
     end, 11000)
   end)
