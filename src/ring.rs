@@ -4,6 +4,7 @@
 use crate::inbox::Inbox;
 use crate::status::Result;
 use io_uring::{opcode, squeue, types, IoUring};
+use std::collections::VecDeque;
 
 /// One completion handed to Lua (`luact_completion_t` in `lua/luact/ffi.lua`).
 #[repr(C)]
@@ -23,7 +24,7 @@ pub struct Ring {
     /// The eventfd read lands here; boxed so its address is stable while the kernel owns it.
     doorbell_buf: Box<u64>,
     /// Entries that did not fit in the submission queue yet.
-    backlog: Vec<squeue::Entry>,
+    backlog: VecDeque<squeue::Entry>,
 }
 
 impl Ring {
@@ -37,7 +38,7 @@ impl Ring {
             .setup_coop_taskrun()
             .setup_taskrun_flag()
             .build(entries)?;
-        let mut r = Ring { ring, doorbell_fd, doorbell_buf: Box::new(0), backlog: Vec::new() };
+        let mut r = Ring { ring, doorbell_fd, doorbell_buf: Box::new(0), backlog: VecDeque::new() };
         r.arm_doorbell();
         Ok(r)
     }
@@ -60,17 +61,17 @@ impl Ring {
         // SAFETY: the entries we build point at buffers owned by this Ring or by the caller
         // until completion (see the doc comment above).
         if !self.backlog.is_empty() || unsafe { self.ring.submission().push(&entry) }.is_err() {
-            self.backlog.push(entry);
+            self.backlog.push_back(entry);
         }
     }
 
     fn flush_backlog(&mut self) {
-        while let Some(entry) = self.backlog.first() {
+        while let Some(entry) = self.backlog.front() {
             // SAFETY: as in `push`.
             if unsafe { self.ring.submission().push(entry) }.is_err() {
                 break;
             }
-            self.backlog.remove(0);
+            self.backlog.pop_front();
         }
     }
 

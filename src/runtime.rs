@@ -5,7 +5,7 @@ use crate::inbox::Inbox;
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
 use crate::transport::{NodeConfig, Transport};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -33,7 +33,6 @@ pub struct Runtime {
     finished: Mutex<usize>,
     finished_cv: Condvar,
     handles: Mutex<Vec<JoinHandle<()>>>,
-    attached: AtomicUsize,
 }
 
 static CURRENT: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
@@ -71,7 +70,6 @@ pub fn start(options: Options, node: Option<NodeConfig>, start_payload: Vec<u8>)
         finished: Mutex::new(0),
         finished_cv: Condvar::new(),
         handles: Mutex::new(Vec::new()),
-        attached: AtomicUsize::new(0),
     });
     let mut handles = Vec::new();
     for tid in 2..=options.n_core {
@@ -174,9 +172,7 @@ impl Runtime {
             .ok_or_else(|| Error::new(Status::BadArgument, format!("no thread {tid}")))?
             .clone();
         let ring = Ring::new(self.options.ring_entries, inbox.doorbell_fd())?;
-        self.attached.fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(ThreadCtx {
-            tid,
             runtime: self.clone(),
             inbox,
             ring,
@@ -197,9 +193,6 @@ pub fn finish() {
 /// What one thread's loop owns: its ring, its inbox, the batch of drained messages Lua is
 /// reading. Lua holds it as an opaque pointer between `luact_thread_attach` and `_detach`.
 pub struct ThreadCtx {
-    /// This thread's id (1..n_core), for debugging and metrics.
-    #[allow(dead_code)]
-    pub tid: usize,
     pub runtime: Arc<Runtime>,
     pub inbox: Arc<Inbox>,
     pub ring: Ring,

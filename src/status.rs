@@ -19,9 +19,6 @@ pub enum Status {
     Os = -5,
     /// A Rust panic was caught at the FFI boundary; the message is in `luact_last_error`.
     Panic = -6,
-    /// Out of memory. (Reserved: allocation failures are reported this way by the memory API.)
-    #[allow(dead_code)]
-    NoMemory = -7,
     /// The node cannot be reached (not a node, connection lost, or quarantined after a loss).
     Unreachable = -8,
 }

@@ -1,4 +1,4 @@
-//! One thread's sockets: node connections (dialed and accepted, authenticated by the handshake
+//! One thread's sockets (every connection and listener here is served by this thread): node connections (dialed and accepted, authenticated by the handshake
 //! in `wire::handshake`), client connections of `tcp://` and `http://` listeners, and this
 //! thread's own client connections to other nodes' listeners. All I/O goes through the thread's
 //! io_uring (`ring.rs`); frames are decoded by `wire::frame`. Node messages are pushed straight
@@ -116,8 +116,6 @@ struct Conn {
     connect_inflight: bool,
     addr: Box<libc::sockaddr_in>,
     deadline: f64,
-    /// Thread whose Lua serves this connection's calls (listeners).
-    owner: usize,
     /// Codec of the client's calls (replies use it).
     codec: u8,
     /// A frame that could not be pushed because the target inbox was full (TCP back-pressure:
@@ -136,7 +134,6 @@ struct Listener {
     buf: Box<[u8]>,
     /// A tls:// listener's server configuration.
     tls: Option<Arc<ServerTls>>,
-    owner: usize,
     addr: Box<libc::sockaddr_in>,
     addr_len: Box<libc::socklen_t>,
 }
@@ -282,7 +279,7 @@ impl Transport {
         self.next_gen
     }
 
-    fn new_conn(&mut self, fd: i32, role: Role, owner: usize, addr: libc::sockaddr_in) -> usize {
+    fn new_conn(&mut self, fd: i32, role: Role, addr: libc::sockaddr_in) -> usize {
         let gen = self.gen();
         let limit = match role {
             Role::Dialer | Role::Acceptor => frame::PRE_AUTH_MAX_FRAME as usize,
@@ -313,7 +310,6 @@ impl Transport {
             connect_inflight: false,
             addr: Box::new(addr),
             deadline: 0.0,
-            owner,
             codec: 0,
             stalled: None,
             http_busy: false,
@@ -353,7 +349,6 @@ impl Transport {
             kind,
             buf: if udp { vec![0u8; 65536].into_boxed_slice() } else { Box::new([]) },
             tls: None,
-            owner: self.tid,
             addr: Box::new(sa),
             addr_len: Box::new(0),
         });
@@ -397,10 +392,7 @@ impl Transport {
             return;
         }
         if res > 0 {
-            let (owner, data) = {
-                let l = &self.listeners[slot];
-                (l.owner, l.buf[..res as usize].to_vec())
-            };
+            let data = self.listeners[slot].buf[..res as usize].to_vec();
             let mut decoder = FrameDecoder::new(CLIENT_MAX_FRAME.min(self.max_frame));
             let mut input = &data[..];
             let msg = match decoder.decode(&mut input) {
@@ -420,7 +412,7 @@ impl Transport {
                 _ => None,
             };
             let delivered = match msg {
-                Some(m) => inboxes.get(owner.wrapping_sub(1)).is_some_and(|inbox| inbox.push(&m) == Status::Ok),
+                Some(m) => inboxes.get(self.tid.wrapping_sub(1)).is_some_and(|inbox| inbox.push(&m) == Status::Ok),
                 None => false,
             };
             if !delivered {
@@ -449,9 +441,9 @@ impl Transport {
             let one: i32 = 1;
             // SAFETY: `fd` is the new connection's descriptor, ours from here on.
             unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4) };
-            let (kind, owner, addr, tls) = {
+            let (kind, addr, tls) = {
                 let l = &self.listeners[slot];
-                (l.kind, l.owner, *l.addr, l.tls.clone())
+                (l.kind, *l.addr, l.tls.clone())
             };
             let role = match kind {
                 ListenerKind::Node => Role::Acceptor,
@@ -459,7 +451,7 @@ impl Transport {
                 ListenerKind::Http => Role::HttpClient,
                 ListenerKind::Udp => return,
             };
-            let c = self.new_conn(fd, role, owner, addr);
+            let c = self.new_conn(fd, role, addr);
             if let Some(server) = tls {
                 match server.session() {
                     Ok(session) => self.conns[c].tls = Some(session),
@@ -524,7 +516,7 @@ impl Transport {
             return Err(Error::new(Status::Unreachable, "this process is not a node: start it with an 'address' to call actors on other nodes"));
         }
         let fd = new_socket()?;
-        let c = self.new_conn(fd, Role::Dialer, self.tid, addr_of_machine(machine));
+        let c = self.new_conn(fd, Role::Dialer, addr_of_machine(machine));
         self.conns[c].machine = machine;
         self.start_handshake(c, handshake::Role::Dialer, now);
         self.conns[c].state = State::Connecting;
@@ -591,7 +583,7 @@ impl Transport {
             None => {
                 let sa = parse_addr(addr)?;
                 let fd = new_socket()?;
-                let c = self.new_conn(fd, Role::Caller, self.tid, sa);
+                let c = self.new_conn(fd, Role::Caller, sa);
                 self.conns[c].state = State::Connecting;
                 self.conns[c].machine = key;
                 self.conns[c].tls_profile = tls;
@@ -753,7 +745,6 @@ impl Transport {
             (Role::ListenerClient, frame::KIND_CALL | frame::KIND_NOTIFY) => {
                 let conn = &mut self.conns[c];
                 conn.codec = h.codec;
-                let owner = conn.owner;
                 let head = edge::client_call_header(c as u32, conn.gen, h.corr, h.kind == frame::KIND_NOTIFY);
                 let msg = if h.codec == frame::CODEC_LUACT {
                     // An unauthenticated client's bytes reach LuaJIT's decoder, which has no
@@ -771,7 +762,7 @@ impl Transport {
                     })
                 };
                 match msg {
-                    Ok(m) => self.deliver(inboxes, c, owner, m),
+                    Ok(m) => self.deliver(inboxes, c, self.tid, m),
                     Err(e) => {
                         let err = edge::error_reply(h.codec, "bad_request", &e);
                         let _ = self.queue_frame(c, frame::KIND_REPLY, h.codec, 0, h.corr, &err);
@@ -867,11 +858,11 @@ impl Transport {
                         }
                         None => {
                             if let http::Route::Call { vid, method, args } = req.route {
-                                let (owner, gen) = (conn.owner, conn.gen);
+                                let gen = conn.gen;
                                 conn.http_busy = true;
                                 let mut m = edge::client_call_header(c as u32, gen, 1, false);
                                 m.extend_from_slice(&edge::call_body(&vid, &method, &args));
-                                self.deliver(inboxes, c, owner, m);
+                                self.deliver(inboxes, c, self.tid, m);
                             }
                             return;
                         }

@@ -81,7 +81,7 @@ end
 -- Mirrors `Status` in src/status.rs.
 local status = {
   ok = 0, full = -1, bad_argument = -2, not_running = -3, already_running = -4,
-  os = -5, panic = -6, no_memory = -7, unreachable = -8,
+  os = -5, panic = -6, unreachable = -8,
 }
 local status_name = {}
 for k, v in pairs(status) do status_name[v] = k end
