@@ -39,6 +39,12 @@ function exception.defined(name)
   return definitions[name] ~= nil
 end
 
+-- The traceback of the caller `level` frames up (1 = the function calling this), without the
+-- leading newline debug.traceback puts before "stack traceback:".
+function exception.traceback(level)
+  return (debug.traceback("", (level or 1) + 1):gsub("^\n", ""))
+end
+
 -- Builds an exception; `level` (internal) chooses where the traceback starts.
 local function make(name, level, ...)
   local def = definitions[name]
@@ -53,7 +59,7 @@ local function make(name, level, ...)
     args = args,
     message = message,
     recoverable = def.recoverable,
-    traceback = debug.traceback("", level + 1):gsub("^\n", ""),
+    traceback = exception.traceback(level + 1),
   }, Exception)
 end
 

@@ -135,7 +135,7 @@ end
 local dynamic = {
   thread_id = function() return runtime.thread_id end,
   n_core = function() return runtime.n_core end,
-  machine_id = function() return runtime.machine_id end,
+  machine_id = function() return host.MACHINE end,
   opts = function() return runtime.opts end,
 }
 

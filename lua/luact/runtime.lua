@@ -11,11 +11,11 @@ local loop = require "luact.loop"
 local event = require "luact.event"
 local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
+local host = require "luact.actor.host"
 
 local runtime = {
   thread_id = nil,     -- 1..n_core while running
   n_core = nil,
-  machine_id = C.luact_machine_id(),
   opts = nil,          -- the options start was called with (plain data)
 }
 
@@ -101,7 +101,6 @@ local function run_thread(tid, main)
 end
 
 local function cleanup()
-  runtime.machine_id = nil
   for _, name in ipairs { "luact.actor.host", "luact.actor.call" } do
     local m = package.loaded[name]
     if m then m.reset() end
@@ -148,8 +147,7 @@ function runtime.start(opts, main)
   running = true
   runtime.n_core, runtime.opts = opts.n_core, opts
   local ok, err = pcall(loop.attach, 1)
-  require("luact.actor.host").refresh_machine()
-  runtime.machine_id = C.luact_machine_id()
+  host.refresh_machine()     -- a node's machine id is its address, known from now on
   if ok and opts.address then
     local rc = C.luact_net_listen(loop.context(), opts.address, #opts.address, 0)
     if rc < 0 then ok, err = false, ("luact.start: cannot listen on %s: %s"):format(opts.address, lffi.describe(rc)) end
@@ -168,8 +166,7 @@ function runtime.start(opts, main)
   local result = take(0)
   cleanup()
   C.luact_runtime_finish()
-  runtime.machine_id = C.luact_machine_id()
-  require("luact.actor.host").refresh_machine()
+  host.refresh_machine()     -- back to this process's own id
   if failure then error(failure, 2) end
   if result == nil or result == "" then return end
   local values = buffer.decode(result)
@@ -194,8 +191,7 @@ function runtime.worker_main(tid, payload_bytes)
   runtime.n_core, runtime.opts, runtime.thread_id = opts.n_core, opts, tid
   local ok, err = pcall(loop.attach, tid)
   if not ok then fail(tostring(err)); cleanup(); return end
-  require("luact.actor.host").refresh_machine()
-  runtime.machine_id = C.luact_machine_id()
+  host.refresh_machine()     -- a node's machine id is its address, known from now on
   local main, lerr
   if payload.main_code then
     main, lerr = loadstring(payload.main_code, "=main")

@@ -19,7 +19,7 @@ local on_finish               -- set by luact.tentacle: called with (t, ok, ...)
 
 local function traceback(err)
   if type(err) == "table" then
-    if err.traceback == nil then err.traceback = debug.traceback("", 2):gsub("^\n", "") end
+    if err.traceback == nil then err.traceback = require("luact.exception").traceback(2) end
     return err
   end
   return debug.traceback(tostring(err), 2)

@@ -199,8 +199,8 @@ function call.await_async(corr, m, deadline, method, ev)
   w.timer = timer
 end
 
-call.new_corr = function() return new_corr() end
-call.deadline_for = function(timeout) return deadline_for(timeout) end
+call.new_corr = new_corr
+call.deadline_for = deadline_for
 
 local function remote_notify(m, t, l, e, method, has_self, ...)
   local msg = call_message(l, e, method, has_self, 0, 0, ...)

@@ -93,12 +93,12 @@ end
 local function to_exception(err)
   if exception.is_exception(err) then
     if err.traceback == nil or err.traceback == "" then
-      err.traceback = debug.traceback("", 2):gsub("^\n", "")
+      err.traceback = exception.traceback(2)
     end
     return err
   end
   local e = exception.new("actor_runtime_error", tostring(err))
-  e.traceback = debug.traceback("", 2):gsub("^\n", "")
+  e.traceback = exception.traceback(2)
   return e
 end
 
