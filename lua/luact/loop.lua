@@ -61,22 +61,29 @@ local function report(what, err)
   log.error(what .. ": " .. tostring(err))
 end
 
-local function dispatch(p, len)
-  local ok, msg = pcall(codec.decode, p, len)
-  if not ok or type(msg) ~= "table" then
-    loop.stats.bad_messages = loop.stats.bad_messages + 1
-    report("luact: dropped an undecodable inbox message", msg)
-    return
-  end
+-- Decodes one message and runs its handler; returns nil when it did, else why it could not.
+-- (Raises when the bytes do not decode or the handler fails: dispatch's one pcall catches both.)
+local function handle(p, len)
+  local msg = codec.decode(p, len)
+  if type(msg) ~= "table" then return "dropped an inbox message that is not a table", type(msg) end
   local h = handlers[msg[1]]
-  if not h then
-    loop.stats.bad_messages = loop.stats.bad_messages + 1
-    report("luact: no handler for inbox message kind", msg[1])
+  if not h then return "no handler for inbox message kind", msg[1] end
+  h(msg)
+end
+
+local function dispatch(p, len)
+  local ok, why, what = pcall(handle, p, len)
+  local stats = loop.stats
+  if ok and why == nil then
+    stats.messages = stats.messages + 1
     return
   end
-  loop.stats.messages = loop.stats.messages + 1
-  local hok, err = pcall(h, msg)
-  if not hok then report("luact: inbox handler '" .. tostring(msg[1]) .. "' failed", err) end
+  stats.bad_messages = stats.bad_messages + 1
+  if ok then
+    report("luact: " .. why, what)
+  else
+    report("luact: an inbox message could not be decoded or its handler failed", why)
+  end
 end
 
 -- Runs until luact.stop is called (from any thread).
