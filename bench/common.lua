@@ -1,7 +1,7 @@
 -- Shared by the luact benchmarks (run from the repository root: `luajit bench/<case>.lua`):
--- loads luact from this checkout (target/lua/luact.so, built by spec/run or bench/run) and
+-- loads luact (and the spec helpers, for the simulations) from this checkout (target/lua/luact.so, built by spec/run or bench/run) and
 -- prints one JSON line per figure.
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;" .. package.path
 package.cpath = "./target/lua/?.so;" .. package.cpath
 
 local common = {}

@@ -6,7 +6,7 @@
 -- `ticks` is the median over the seeds, `ticks_max` the worst. Run from the repository root:
 --   luajit bench/gossip_sim.lua [seeds]      (default 20 seeds; fewer for 129 members)
 
-package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;" .. package.path
+local common = require "bench.common"
 
 local gossip = require "luact.cluster.gossip"
 local simnet = require "helpers.simnet"
@@ -58,10 +58,10 @@ local function summary(kind, n, fn)
   local med = got[math.floor((#got + 1) / 2)]
   local sum = 0
   for _, t in ipairs(got) do sum = sum + t end
-  print(('{"case":"gossip_%s_%d","impl":"luact","n":%d,"ticks":%d,"seconds_simulated":%.1f,'
-    .. '"ticks_mean":%.1f,"ticks_max":%d,"seeds":%d,"wall_seconds":%.2f}'):format(
-    kind, n, n, med, med * TICK_SECONDS, sum / #got, got[#got], seeds, os.clock() - clock))
-  io.stdout:flush()
+  common.report(("gossip_%s_%d"):format(kind, n), {
+    n = n, ticks = med, seconds_simulated = med * TICK_SECONDS, ticks_mean = sum / #got,
+    ticks_max = got[#got], seeds = seeds, wall_seconds = os.clock() - clock,
+  }, { "n", "ticks", "seconds_simulated", "ticks_mean", "ticks_max", "seeds", "wall_seconds" })
 end
 
 for _, n in ipairs({ 3, 9, 33, 129 }) do

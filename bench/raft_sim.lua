@@ -7,7 +7,7 @@
 --   {"case":"raft_commit_3","impl":"luact","n":...,"seconds":...,"rate":...}
 -- Run from the repository root:  luajit bench/raft_sim.lua [proposals]   (default 200000)
 
-package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;" .. package.path
+local common = require "bench.common"
 
 local raft = require "luact.cluster.raft"
 local simnet = require "helpers.simnet"
@@ -56,7 +56,6 @@ end
 
 for _, nodes in ipairs({ 3, 5 }) do
   local seconds = run(nodes, N)
-  io.stdout:write(('{"case":"raft_commit_%d","impl":"luact","n":%d,"seconds":%.3f,"rate":%d}\n')
-    :format(nodes, N, seconds, math.floor(N / seconds)))
-  io.stdout:flush()
+  common.report("raft_commit_" .. nodes, { n = N, seconds = seconds, rate = math.floor(N / seconds) },
+    { "n", "seconds", "rate" })
 end
