@@ -28,6 +28,14 @@ function process.spawn(cmd)
   return { pid = pid, log = log, cmd = cmd }
 end
 
+-- Runs `cmd` to completion and returns what it printed (stdout and stderr).
+function process.run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
 function process.output(proc)
   local f = io.open(proc.log)
   if not f then return "" end
