@@ -141,7 +141,7 @@ describe("luact nodes", function()
   end)
 
   it("refuse a node that does not know the secret", function()
-    local r = helpers.start({ n_core = 1, address = "127.0.0.1:7103", secret = "wrong", peer = B.tcp }, function()
+    local ok, name = helpers.start({ n_core = 1, address = "127.0.0.1:7103", secret = "wrong", peer = B.tcp }, function()
       local luact = require "luact"
       -- the listener is the public door: names are reachable without the secret...
       local factory = luact.ref(luact.opts.peer .. "/svc/factory")
@@ -150,7 +150,8 @@ describe("luact nodes", function()
       local ok, e = pcall(made.get, made)
       luact.stop(ok, e and e.name)
     end)
-    assert.is_false(r)
+    assert.is_false(ok)
+    assert.equal("actor_unreachable", name)
   end)
 
   it("speak TLS on tls:// and ssl:// listeners, with client certificates when asked", function()
