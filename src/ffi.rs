@@ -268,19 +268,42 @@ pub unsafe extern "C" fn luact_inbox_drain(ctx: *mut ThreadCtx, ptrs: *mut *cons
     })
 }
 
-/// Copies `len` bytes into the inbox of thread `tid`; `Full` when it is at capacity.
+/// The threads' wait flags (see `runtime::WaitFlag`): thread `tid`'s is the u32 at
+/// `flags[(tid - 1) * stride]`, 1 while it waits for work. Valid until the runtime finishes
+/// (after every thread has detached). Lua reads them with plain loads: a stale value only
+/// changes when a batch is pushed, never what is delivered.
+///
+/// # Safety
+/// `ctx` is the calling thread's live context; `stride` points to a writable i32.
+#[no_mangle]
+pub unsafe extern "C" fn luact_wait_flags(ctx: *const ThreadCtx, stride: *mut i32) -> *const u32 {
+    guard_value(std::ptr::null(), || {
+        let (Some(ctx), Some(stride)) = (ctx.as_ref(), stride.as_mut()) else {
+            set_last_error("null context or stride");
+            return std::ptr::null();
+        };
+        *stride = crate::runtime::WAIT_FLAG_STRIDE as i32;
+        ctx.runtime.waiting.as_ptr() as *const u32
+    })
+}
+
+/// Copies `len` bytes holding `count` messages into the inbox of thread `tid`; `Full` when
+/// they would take it over capacity (nothing was queued then).
 ///
 /// # Safety
 /// `ctx` is the calling thread's live context; `msg` points to `len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn luact_send(ctx: *const ThreadCtx, tid: i32, msg: *const u8, len: usize) -> i32 {
+pub unsafe extern "C" fn luact_send(ctx: *const ThreadCtx, tid: i32, msg: *const u8, len: usize, count: i32) -> i32 {
     guard(|| {
         let ctx = ctx.as_ref().ok_or_else(|| Error::new(Status::BadArgument, "null context"))?;
         let inbox = ctx
             .runtime
             .inbox(tid.max(0) as usize)
             .ok_or_else(|| Error::new(Status::BadArgument, format!("no thread {tid}")))?;
-        Ok(inbox.push(bytes(msg, len)).code())
+        if count < 1 {
+            return Err(Error::new(Status::BadArgument, "a batch holds at least one message"));
+        }
+        Ok(inbox.push_batch(bytes(msg, len), count as usize).code())
     })
 }
 

@@ -1,6 +1,8 @@
-//! A thread's inbox: a bounded lock-free queue of byte messages that any thread may push into,
+//! A thread's inbox: a bounded lock-free queue of byte entries that any thread may push into,
 //! drained in batches by its owner, with a doorbell (an eventfd the owner's io_uring reads) that
-//! is rung only when the owner is really asleep.
+//! is rung only when the owner is really asleep. An entry holds one or more luact messages (a
+//! loop sends everything it has for one thread in a turn as one entry); the capacity bounds the
+//! messages queued, not the entries, so batching does not loosen back-pressure.
 //!
 //! Wake-up protocol (a Dekker pair, both sides SeqCst):
 //! - owner:  `sleeping = true; fence; if !queue.is_empty() { sleeping = false; don't sleep }`
@@ -9,10 +11,19 @@
 use crate::status::{Error, Result, Status};
 use crossbeam_queue::ArrayQueue;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Queued bytes and how many messages they hold.
+pub struct Entry {
+    pub bytes: Box<[u8]>,
+    pub count: usize,
+}
 
 pub struct Inbox {
-    queue: ArrayQueue<Box<[u8]>>,
+    queue: ArrayQueue<Entry>,
+    capacity: usize,
+    /// Messages queued (the sum of the entries' counts).
+    queued: AtomicUsize,
     sleeping: AtomicBool,
     doorbell: OwnedFd,
     /// Times a sender found the inbox full (for metrics and tests).
@@ -33,6 +44,8 @@ impl Inbox {
         }
         Ok(Inbox {
             queue: ArrayQueue::new(capacity),
+            capacity,
+            queued: AtomicUsize::new(0),
             sleeping: AtomicBool::new(false),
             // SAFETY: `fd` is a fresh descriptor that nothing else owns.
             doorbell: unsafe { OwnedFd::from_raw_fd(fd) },
@@ -45,9 +58,20 @@ impl Inbox {
         self.doorbell.as_raw_fd()
     }
 
-    /// Queues a copy of `msg`; `Status::Full` when the inbox holds `capacity` messages.
+    /// Queues a copy of `msg` (one message); see `push_batch`.
     pub fn push(&self, msg: &[u8]) -> Status {
-        if self.queue.push(msg.into()).is_err() {
+        self.push_batch(msg, 1)
+    }
+
+    /// Queues a copy of `bytes`, which hold `count` messages; `Status::Full` when they would
+    /// take the inbox over `capacity` messages. An empty inbox takes any batch, so one larger
+    /// than the capacity cannot be refused forever.
+    pub fn push_batch(&self, bytes: &[u8], count: usize) -> Status {
+        let before = self.queued.fetch_add(count, Ordering::AcqRel);
+        let refused = (before > 0 && before + count > self.capacity)
+            || self.queue.push(Entry { bytes: bytes.into(), count }).is_err();
+        if refused {
+            self.queued.fetch_sub(count, Ordering::AcqRel);
             self.full_count.fetch_add(1, Ordering::Relaxed);
             return Status::Full;
         }
@@ -67,10 +91,13 @@ impl Inbox {
         unsafe { libc::write(self.doorbell.as_raw_fd(), &one as *const u64 as *const _, 8) };
     }
 
-    pub fn pop(&self) -> Option<Box<[u8]>> {
-        self.queue.pop()
+    pub fn pop(&self) -> Option<Entry> {
+        let e = self.queue.pop()?;
+        self.queued.fetch_sub(e.count, Ordering::AcqRel);
+        Some(e)
     }
 
+    /// Entries queued.
     pub fn len(&self) -> usize {
         self.queue.len()
     }
@@ -104,9 +131,30 @@ mod tests {
         assert_eq!(inbox.push(b"a"), Status::Ok);
         assert_eq!(inbox.push(b"b"), Status::Ok);
         assert_eq!(inbox.push(b"c"), Status::Full);
-        assert_eq!(&*inbox.pop().unwrap(), b"a");
-        assert_eq!(&*inbox.pop().unwrap(), b"b");
+        assert_eq!(&*inbox.pop().unwrap().bytes, b"a");
+        assert_eq!(&*inbox.pop().unwrap().bytes, b"b");
         assert!(inbox.pop().is_none());
+    }
+
+    #[test]
+    fn capacity_counts_messages_not_entries() {
+        let inbox = Inbox::new(4).unwrap();
+        assert_eq!(inbox.push_batch(b"abc", 3), Status::Ok);
+        assert_eq!(inbox.push_batch(b"de", 2), Status::Full, "3 + 2 messages > 4");
+        assert_eq!(inbox.push(b"d"), Status::Ok);
+        assert_eq!(inbox.push(b"e"), Status::Full);
+        let e = inbox.pop().unwrap();
+        assert_eq!((&*e.bytes, e.count), (&b"abc"[..], 3));
+        assert_eq!(inbox.push_batch(b"xyz", 3), Status::Ok, "1 + 3 fit again");
+    }
+
+    #[test]
+    fn an_empty_inbox_takes_an_oversized_batch() {
+        let inbox = Inbox::new(2).unwrap();
+        assert_eq!(inbox.push_batch(b"abcde", 5), Status::Ok);
+        assert_eq!(inbox.push(b"f"), Status::Full);
+        inbox.pop();
+        assert_eq!(inbox.push(b"f"), Status::Ok);
     }
 
     #[test]
@@ -142,7 +190,7 @@ mod tests {
         let mut next = [0u32; 4];
         let mut got = 0;
         while got < 40_000 {
-            if let Some(m) = inbox.pop() {
+            if let Some(Entry { bytes: m, .. }) = inbox.pop() {
                 let s = m[0] as usize;
                 let i = u32::from_le_bytes(m[1..5].try_into().unwrap());
                 assert_eq!(i, next[s], "per-sender order");

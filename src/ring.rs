@@ -184,6 +184,6 @@ mod tests {
         let waited = crate::clock::monotonic() - t0;
         t.join().unwrap();
         assert!(waited < 2.0, "woke by doorbell, not timeout ({waited})");
-        assert_eq!(&*inbox.pop().unwrap(), b"hi");
+        assert_eq!(&*inbox.pop().unwrap().bytes, b"hi");
     }
 }

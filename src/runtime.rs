@@ -5,7 +5,7 @@ use crate::inbox::Inbox;
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
 use crate::transport::{NodeConfig, Transport};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -19,8 +19,20 @@ pub struct Options {
     pub ring_entries: u32,
 }
 
+/// Whether a thread is waiting for work (1) or running its loop (0); one per cache line so a
+/// thread writing its own flag does not slow down the others. Senders read it to decide
+/// whether to push a message now (the thread is idle: give it work at once) or to let it ride
+/// with the turn's batch (the thread is busy: it will not look before it has finished anyway).
+#[repr(C, align(64))]
+pub struct WaitFlag(pub AtomicU32);
+
+/// `WaitFlag`s are this many u32 apart (what Lua indexes with).
+pub const WAIT_FLAG_STRIDE: usize = std::mem::size_of::<WaitFlag>() / 4;
+
 pub struct Runtime {
     pub options: Options,
+    /// Thread `tid`'s flag at index `tid - 1`.
+    pub waiting: Box<[WaitFlag]>,
     /// This process's node identity, when started with an address.
     pub node: Option<Arc<NodeConfig>>,
     /// Inbox of thread `tid` at index `tid - 1`.
@@ -61,6 +73,7 @@ pub fn start(options: Options, node: Option<NodeConfig>, start_payload: Vec<u8>)
         .collect::<Result<Vec<_>>>()?;
     let rt = Arc::new(Runtime {
         options,
+        waiting: (0..options.n_core).map(|_| WaitFlag(AtomicU32::new(0))).collect(),
         node: node.map(Arc::new),
         inboxes,
         start_payload,
@@ -173,6 +186,7 @@ impl Runtime {
             .clone();
         let ring = Ring::new(self.options.ring_entries, inbox.doorbell_fd())?;
         Ok(Box::new(ThreadCtx {
+            tid,
             runtime: self.clone(),
             inbox,
             ring,
@@ -193,11 +207,12 @@ pub fn finish() {
 /// What one thread's loop owns: its ring, its inbox, the batch of drained messages Lua is
 /// reading. Lua holds it as an opaque pointer between `luact_thread_attach` and `_detach`.
 pub struct ThreadCtx {
+    tid: usize,
     pub runtime: Arc<Runtime>,
     pub inbox: Arc<Inbox>,
     pub ring: Ring,
     pub transport: Transport,
-    /// Messages of the last drain; their bytes stay valid until the next drain.
+    /// Entries of the last drain; their bytes stay valid until the next drain.
     pub batch: Vec<Box<[u8]>>,
     completions: Vec<crate::ring::Completion>,
     /// When this thread last found work (a completion or a message) in a poll.
@@ -226,7 +241,11 @@ impl ThreadCtx {
         }
         self.transport.flush(&mut self.ring);
         let spin = if now - self.last_work < SPIN_WINDOW { self.runtime.options.spin } else { 0.0 };
-        let n = self.ring.wait(&self.inbox, timeout, spin, &mut self.completions)?;
+        let flag = &self.runtime.waiting[self.tid - 1].0;
+        flag.store(1, Ordering::Relaxed);
+        let waited = self.ring.wait(&self.inbox, timeout, spin, &mut self.completions);
+        flag.store(0, Ordering::Relaxed);
+        let n = waited?;
         let now = crate::clock::monotonic();
         if n > 0 || self.inbox.len() > 0 {
             self.last_work = now;
@@ -245,12 +264,12 @@ impl ThreadCtx {
         Ok(k)
     }
 
-    /// Moves up to `max` messages out of the inbox into `batch`.
+    /// Moves up to `max` entries (each one or more messages) out of the inbox into `batch`.
     pub fn drain(&mut self, max: usize) -> usize {
         self.batch.clear();
         while self.batch.len() < max {
             match self.inbox.pop() {
-                Some(m) => self.batch.push(m),
+                Some(e) => self.batch.push(e.bytes),
                 None => break,
             }
         }

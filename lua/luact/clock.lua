@@ -9,6 +9,29 @@ local timer_heap = require "luact.timer_heap"
 local clock = {}
 local heap = timer_heap.new()
 
+-- Hot paths (a call's deadline, a sleep) only note their timer here; the loop moves the notes
+-- into the heap once per turn (`settle`, a tight loop the JIT compiles) before it looks at the
+-- deadlines. So scheduling and cancelling a timer runs no heap loop in the caller's code (a loop
+-- there aborts the caller's trace), and a timer cancelled in the turn it was made never reaches
+-- the heap. An entry's `pos` is -1 while it waits here, 0 or nil when it is in no heap.
+local arriving, narriving = {}, 0
+local leaving, nleaving = {}, 0
+
+local function settle()
+  for i = 1, narriving do
+    local e = arriving[i]
+    arriving[i] = nil
+    if e.pos == -1 then heap:push(e) end
+  end
+  narriving = 0
+  for i = 1, nleaving do
+    local e = leaving[i]
+    leaving[i] = nil
+    heap:remove(e)
+  end
+  nleaving = 0
+end
+
 local function check_seconds(v, name, who)
   if type(v) ~= "number" or v ~= v or v < 0 then
     error(("bad '%s' argument to %s (non-negative number expected, got %s)"):format(name, who, type(v) == "number" and tostring(v) or type(v)), 3)
@@ -34,12 +57,21 @@ end
 -- `pos` fields up front so the heap does not grow the table) and returns it: a timer with no
 -- allocation of its own, for hot paths.
 function clock.schedule(entry)
-  return heap:push(entry)
+  entry.pos = -1
+  narriving = narriving + 1
+  arriving[narriving] = entry
+  return entry
 end
 
 -- Drops a timer made by clock.at or clock.schedule (no effect once it fired).
 function clock.cancel(entry)
-  heap:remove(entry)
+  local pos = entry.pos
+  if pos == -1 then
+    entry.pos = 0
+  elseif pos and pos > 0 then
+    nleaving = nleaving + 1
+    leaving[nleaving] = entry
+  end
 end
 
 local function wake_sleeper(entry)
@@ -50,7 +82,7 @@ end
 function clock.sleep(sec)
   check_seconds(sec, "sec", "clock.sleep")
   local t, token = scheduler.prepare_wait("clock.sleep")
-  heap:push({ at = C.luact_clock_monotonic() + sec, fire = wake_sleeper, t = t, token = token })
+  clock.schedule({ at = C.luact_clock_monotonic() + sec, fire = wake_sleeper, t = t, token = token, seq = 0, pos = 0 })
   scheduler.suspend()
 end
 
@@ -141,6 +173,7 @@ end
 
 -- For the loop: fires every entry due at `now`; returns how many fired.
 function clock.fire_due(now)
+  settle()
   local n = 0
   while true do
     local entry = heap:pop_due(now)
@@ -152,16 +185,19 @@ end
 
 -- For the loop: seconds until the next deadline (nil: none).
 function clock.next_deadline()
+  settle()
   return heap:next_deadline()
 end
 
 function clock.pending()
+  settle()
   return heap:size()
 end
 
 -- Drops every timer (between two runs of luact.start in one VM).
 function clock.reset()
   heap = timer_heap.new()
+  arriving, narriving, leaving, nleaving = {}, 0, {}, 0
 end
 
 return clock

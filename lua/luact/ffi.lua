@@ -25,7 +25,8 @@ void luact_thread_detach(luact_thread_ctx *ctx);
 int32_t luact_stopping(const luact_thread_ctx *ctx);
 int32_t luact_poll(luact_thread_ctx *ctx, double timeout, luact_completion_t *out, int32_t max);
 int32_t luact_inbox_drain(luact_thread_ctx *ctx, const uint8_t **ptrs, size_t *lens, int32_t max);
-int32_t luact_send(const luact_thread_ctx *ctx, int32_t tid, const uint8_t *msg, size_t len);
+const uint32_t *luact_wait_flags(const luact_thread_ctx *ctx, int32_t *stride);
+int32_t luact_send(const luact_thread_ctx *ctx, int32_t tid, const uint8_t *msg, size_t len, int32_t count);
 
 double luact_machine_id(void);
 
@@ -88,10 +89,22 @@ for k, v in pairs(status) do status_name[v] = k end
 
 local len_out = ffi.new("size_t[1]")
 
+local lua_error = nil   -- a failure found on the Lua side of a call (see set_error)
+
 -- The message of the last failed call on this thread.
 local function last_error()
+  if lua_error then
+    local e = lua_error
+    lua_error = nil
+    return e
+  end
   local p = C.luact_last_error(len_out)
   return ffi.string(p, len_out[0])
+end
+
+-- Records why a call failed before it reached the core (read once by last_error/describe).
+local function set_error(msg)
+  lua_error = msg
 end
 
 -- Turns a negative status into "name: message" (for error messages).
@@ -106,5 +119,6 @@ return {
   version = core.version,
   status = status,
   last_error = last_error,
+  set_error = set_error,
   describe = describe,
 }

@@ -1,10 +1,13 @@
 -- luact.loop: one thread's event loop. Each turn: resume ready tentacles, fire due timers, then
 -- ask the core for completions (sleeping in io_uring until the next deadline when there is
 -- nothing to do), and dispatch the completions and the inbox messages that arrived. Messages
--- are tables (encoded by luact.actor.codec) whose first element names a handler.
+-- are tables (encoded by luact.actor.codec) whose first element names a handler; what this
+-- thread sends to other threads goes out in one batch per thread before the loop waits
+-- (luact.outbox), and an inbox entry may hold several messages.
 local lffi = require "luact.ffi"
 local ffi, C = lffi.ffi, lffi.C
 local codec = require "luact.actor.codec"
+local outbox = require "luact.outbox"
 local scheduler = require "luact.scheduler"
 local clock = require "luact.clock"
 local node -- luact.node (required lazily: it requires this module)
@@ -15,6 +18,7 @@ local RUN_BUDGET = 10000      -- tentacle resumes per turn before the loop looks
 local MAX_COMPLETIONS = 256
 local MAX_DRAIN = 256
 local IDLE_TIMEOUT = 3600     -- seconds to sleep when no timer is pending
+local RETRY_FULL = 0.0005     -- longest sleep while a batch waits for room in a full inbox
 
 local ctx = nil               -- this thread's luact_thread_ctx*, while attached
 local handlers = {}           -- message kind -> function(msg)
@@ -25,16 +29,19 @@ local lens = ffi.new("size_t[?]", MAX_DRAIN)
 
 loop.stats = { messages = 0, bad_messages = 0, turns = 0 }
 
-function loop.attach(tid)
+-- Binds this VM to thread tid's context; n_core and inbox_size are the runtime's options.
+function loop.attach(tid, n_core, inbox_size)
   local c = C.luact_thread_attach(tid)
   if c == nil then
     error("luact: cannot start thread " .. tid .. "'s loop: " .. lffi.last_error(), 0)
   end
   ctx = c
+  outbox.attach(c, n_core, inbox_size)
   return c
 end
 
 function loop.detach()
+  outbox.detach()
   if ctx ~= nil then C.luact_thread_detach(ctx) end
   ctx = nil
 end
@@ -48,12 +55,13 @@ function loop.on(kind, fn)
   handlers[kind] = fn
 end
 
--- Encodes `msg` (a table; first element the kind) into thread `tid`'s inbox. Returns the core's
--- status: lffi.status.ok, or .full when the inbox is at capacity (nothing was queued).
+-- Encodes `msg` (a table; first element the kind) for thread `tid`'s inbox (it goes out with
+-- this turn's batch, see luact.outbox). Returns the core's status: lffi.status.ok, or .full when
+-- the inbox and the batch waiting for it are both at capacity (nothing was queued).
 -- Raises when msg holds a value that cannot travel (see luact.actor.codec).
 function loop.send(tid, msg, what, first_arg, prefix)
   local p, len = codec.encode(msg, what, first_arg, prefix)
-  return C.luact_send(ctx, tid, p, len)
+  return outbox.send(tid, p, len)
 end
 
 local function report(what, err)
@@ -61,29 +69,42 @@ local function report(what, err)
   log.error(what .. ": " .. tostring(err))
 end
 
--- Decodes one message and runs its handler; returns nil when it did, else why it could not.
--- (Raises when the bytes do not decode or the handler fails: dispatch's one pcall catches both.)
-local function handle(p, len)
-  local msg = codec.decode(p, len)
+local decoding = false         -- true while handle is decoding (an error then leaves the entry unreadable)
+
+-- Decodes the entry's next message and runs its handler; returns nil when it did, else why it
+-- could not. (Raises when the bytes do not decode or the handler fails: dispatch's one pcall
+-- per message catches both.)
+local function handle()
+  decoding = true
+  local msg = codec.decode_next()
+  decoding = false
   if type(msg) ~= "table" then return "dropped an inbox message that is not a table", type(msg) end
   local h = handlers[msg[1]]
   if not h then return "no handler for inbox message kind", msg[1] end
   h(msg)
 end
 
+-- Runs every message of one inbox entry, in order.
 local function dispatch(p, len)
-  local ok, why, what = pcall(handle, p, len)
   local stats = loop.stats
-  if ok and why == nil then
-    stats.messages = stats.messages + 1
-    return
-  end
-  stats.bad_messages = stats.bad_messages + 1
-  if ok then
-    report("luact: " .. why, what)
-  else
-    report("luact: an inbox message could not be decoded or its handler failed", why)
-  end
+  codec.begin(p, len)
+  repeat
+    local ok, why, what = pcall(handle)
+    if ok and why == nil then
+      stats.messages = stats.messages + 1
+    else
+      stats.bad_messages = stats.bad_messages + 1
+      if ok then
+        report("luact: " .. why, what)
+      elseif decoding then
+        decoding = false
+        report("luact: an inbox message could not be decoded (the rest of its batch is dropped)", why)
+        return
+      else
+        report("luact: an inbox message's handler failed", why)
+      end
+    end
+  until codec.remaining() == 0
 end
 
 -- Runs until luact.stop is called (from any thread).
@@ -96,10 +117,12 @@ function loop.run()
     local now = C.luact_clock_monotonic()
     clock.fire_due(now)
     if C.luact_stopping(ctx) ~= 0 then break end
+    local all_sent = outbox.flush()
     local timeout = 0
     if not scheduler.has_ready() then
       local deadline = clock.next_deadline()
       timeout = deadline and math.max(deadline - now, 0) or IDLE_TIMEOUT
+      if not all_sent and timeout > RETRY_FULL then timeout = RETRY_FULL end
     end
     local n = C.luact_poll(ctx, timeout, completions, MAX_COMPLETIONS)
     if n < 0 then

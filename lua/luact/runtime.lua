@@ -146,7 +146,7 @@ function runtime.start(opts, main)
   end
   running = true
   runtime.n_core, runtime.opts = opts.n_core, opts
-  local ok, err = pcall(loop.attach, 1)
+  local ok, err = pcall(loop.attach, 1, opts.n_core, opts.inbox_size)
   host.refresh_machine()     -- a node's machine id is its address, known from now on
   if ok and opts.address then
     local rc = C.luact_net_listen(loop.context(), opts.address, #opts.address, 0)
@@ -189,7 +189,7 @@ function runtime.worker_main(tid, payload_bytes)
   local opts = payload.opts
   running = true
   runtime.n_core, runtime.opts, runtime.thread_id = opts.n_core, opts, tid
-  local ok, err = pcall(loop.attach, tid)
+  local ok, err = pcall(loop.attach, tid, opts.n_core, opts.inbox_size)
   if not ok then fail(tostring(err)); cleanup(); return end
   host.refresh_machine()     -- a node's machine id is its address, known from now on
   local main, lerr

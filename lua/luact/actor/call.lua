@@ -110,24 +110,35 @@ local function node()
   return require "luact.node"
 end
 
--- Sends msg to thread tid of machine m, waiting (bounded by deadline) while the way is full.
-local function send_waiting(m, tid, msg, deadline, what, first_arg, prefix)
+local function send_once(m, tid, msg, what, first_arg, prefix)
+  if m == host.MACHINE then return loop.send(tid, msg, what, first_arg, prefix) end
+  return node().send(m, tid, msg, what, first_arg, prefix)
+end
+
+local function unreachable(m, tid, rc)
+  raise("actor_unreachable", ("machine %s thread %d: %s"):format(node().name(m), tid, lffi.describe(rc)))
+end
+
+-- The way to tid was full: retries (pausing, doubling up to 20 ms) until sent or deadline.
+local function send_retrying(m, tid, msg, deadline, what, first_arg, prefix)
   local pause = OVERLOAD_RETRY
   while true do
-    local rc
-    if m == host.MACHINE then
-      rc = loop.send(tid, msg, what, first_arg, prefix)
-    else
-      rc = node().send(m, tid, msg, what, first_arg, prefix)
-    end
-    if rc == 0 then return true end
-    if rc ~= lffi.status.full then
-      raise("actor_unreachable", ("machine %s thread %d: %s"):format(node().name(m), tid, lffi.describe(rc)))
-    end
     if scheduler.running() == nil or clock.get() + pause > deadline then return false end
     clock.sleep(pause)
     pause = math.min(pause * 2, 0.02)
+    local rc = send_once(m, tid, msg, what, first_arg, prefix)
+    if rc == 0 then return true end
+    if rc ~= lffi.status.full then unreachable(m, tid, rc) end
   end
+end
+
+-- Sends msg to thread tid of machine m, waiting (bounded by deadline) while the way is full;
+-- false when it stayed full. (No loop on the first try: it keeps the caller's trace whole.)
+local function send_waiting(m, tid, msg, deadline, what, first_arg, prefix)
+  local rc = send_once(m, tid, msg, what, first_arg, prefix)
+  if rc == 0 then return true end
+  if rc ~= lffi.status.full then unreachable(m, tid, rc) end
+  return send_retrying(m, tid, msg, deadline, what, first_arg, prefix)
 end
 
 local function new_corr()

@@ -108,11 +108,26 @@ end
 -- Decodes len bytes at p (a message the core handed over); raises on malformed input.
 function codec.decode(p, len)
   dec:set(p, len)
+  return codec.decode_next()
+end
+
+-- Starts reading an inbox entry: len bytes at p holding one or more messages.
+function codec.begin(p, len)
+  dec:set(p, len)
+end
+
+-- The entry's next message (see codec.begin); raises on malformed input.
+function codec.decode_next()
   local msg = dec:decode()
   if type(msg) == "table" and msg.fn then
     msg = unbox(msg, {})
   end
   return msg
+end
+
+-- Bytes of the entry not read yet.
+function codec.remaining()
+  return #dec
 end
 
 -- After codec.decode: the next object in the same bytes, or nil when none is left.
