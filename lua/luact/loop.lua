@@ -14,7 +14,10 @@ local node -- luact.node (required lazily: it requires this module)
 
 local loop = {}
 
-local RUN_BUDGET = 10000      -- tentacle resumes per turn before the loop looks at I/O again
+-- Tentacle resumes per turn before the loop looks at I/O and sends what they produced: a short
+-- turn lets the peer start on the first calls sooner instead of both sides taking turns with
+-- whole batches (64 callers across nodes, medians of 5: 2.8e5 calls/s at 10000, 4.6e5 at 32).
+local RUN_BUDGET = 32
 local MAX_COMPLETIONS = 256
 local MAX_DRAIN = 256
 local IDLE_TIMEOUT = 3600     -- seconds to sleep when no timer is pending
