@@ -67,12 +67,23 @@ function loop.send(tid, msg, what, first_arg, prefix)
   return outbox.send(tid, p, len)
 end
 
+-- Queues one message already encoded (len bytes at p) for thread tid; statuses as loop.send.
+loop.send_bytes = outbox.send
+
 local function report(what, err)
   local log = require "luact.logger"
   log.error(what .. ": " .. tostring(err))
 end
 
 local decoding = false         -- true while handle is decoding (an error then leaves the entry unreadable)
+local KIND_CALL, KIND_REPLY = codec.KIND_CALL, codec.KIND_REPLY
+local on_call, on_reply       -- the handlers of the compact call and reply frames (luact.actor.call)
+
+-- Registers the handlers of compact call and reply frames (see luact.actor.codec):
+-- call(l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3), reply(corr, ok, n, v1, v2, v3).
+function loop.on_frames(call, reply)
+  on_call, on_reply = call, reply
+end
 
 -- Decodes the entry's next message and runs its handler; returns nil when it did, else why it
 -- could not. (Raises when the bytes do not decode or the handler fails: dispatch's one pcall
@@ -80,6 +91,15 @@ local decoding = false         -- true while handle is decoding (an error then l
 local function handle()
   decoding = true
   local msg = codec.decode_next()
+  if msg == KIND_CALL then
+    local l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3 = codec.read_call()
+    decoding = false
+    return on_call(l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3)
+  elseif msg == KIND_REPLY then
+    local corr, ok, n, v1, v2, v3 = codec.read_reply()
+    decoding = false
+    return on_reply(corr, ok, n, v1, v2, v3)
+  end
   decoding = false
   if type(msg) ~= "table" then return "dropped an inbox message that is not a table", type(msg) end
   local h = handlers[msg[1]]

@@ -15,6 +15,11 @@ function node.send(m, tid, msg, what, first_arg, prefix)
   return C.luact_net_send(loop.context(), m, tid, p, len)
 end
 
+-- Queues one message already encoded (len bytes at p) for thread tid of machine m.
+function node.send_bytes(m, tid, p, len)
+  return C.luact_net_send(loop.context(), m, tid, p, len)
+end
+
 -- "ip:port" of a node's machine id (a node's id is ip << 16 | port).
 function node.name(m)
   if m >= 2 ^ 48 then return ("process-%d"):format(m - 2 ^ 48) end

@@ -55,7 +55,7 @@ local function push(tid, b)
   return rc
 end
 
--- Queues `len` encoded bytes at p (one message) for thread tid. Returns lffi.status.ok, .full
+-- Queues `len` encoded bytes at p (one message; p may also be a Lua string) for thread tid. Returns lffi.status.ok, .full
 -- (nothing queued: the thread's inbox and this batch are both full), or another status.
 function outbox.send(tid, p, len)
   local b = batches[tid]
@@ -77,7 +77,7 @@ function outbox.send(tid, p, len)
     ndirty = ndirty + 1
     dirty[ndirty] = tid
   end
-  b.buf:putcdata(p, len)
+  if type(p) == "string" then b.buf:put(p) else b.buf:putcdata(p, len) end
   b.n = n + 1
   if waiting[(tid - 1) * stride] ~= 0 or #b.buf >= BATCH_BYTES then
     local rc = push(tid, b)

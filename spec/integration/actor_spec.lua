@@ -100,6 +100,54 @@ describe("luact actors", function()
     end
   end)
 
+  it("carry 0 to 5 arguments and results across threads exactly, on both sides of the compact frames' limit", function()
+    -- calls and replies with up to 3 values go as compact frames, more (or a function) as tables
+    local r = helpers.start({ n_core = 2 }, function()
+      local luact = require "luact"
+      local body = function()
+        return {
+          got = {},
+          echo = function(self, ...) return ... end,
+          count = function(self, ...) return select("#", ...) end,
+          note = function(self, ...) self.got[#self.got + 1] = { n = select("#", ...), ... } end,
+          list = function(self) return self.got end,
+          fail = function(self, ...) error({ n = select("#", ...) }) end,
+        }
+      end
+      if luact.thread_id == 2 then luact.register("/spec/frames", body); return end
+      while not luact.resolve("/spec/frames") do luact.clock.sleep(0.001) end
+      local a = luact.ref("/spec/frames")
+      local args = { n = 5, 1, nil, "three", nil, 5 }
+      local out = { sync = {}, count = {}, async = {}, fail = {} }
+      for n = 0, 5 do
+        out.sync[n + 1] = { n = select("#", a:echo(unpack(args, 1, n))), a:echo(unpack(args, 1, n)) }
+        out.count[n + 1] = a:count(unpack(args, 1, n))
+        local function pack(...) return { n = select("#", ...), ... } end
+        local res = pack(luact.event.wait(nil, a:async_echo(unpack(args, 1, n))))  -- "reply", ev, ok, values
+        out.async[n + 1] = { n = res.n - 3, unpack(res, 4, res.n) }
+        a:notify_note(unpack(args, 1, n))
+        local ok, e = pcall(a.fail, a, unpack(args, 1, n))
+        out.fail[n + 1] = { ok, e.name }
+      end
+      local f = a:echo(function(x) return x * 2 end)       -- a function goes back as a table message
+      out.fn = f(21)
+      out.notes = a:list()
+      luact.stop(out)
+    end)
+    local args = { n = 5, 1, nil, "three", nil, 5 }
+    for n = 0, 5 do
+      local want = { n = n, unpack(args, 1, n) }
+      assert.same(want, r.sync[n + 1])
+      assert.equal(n, r.count[n + 1])
+      assert.same(want, r.notes[n + 1])
+      assert.same({ false, "actor_runtime_error" }, r.fail[n + 1])
+    end
+    for n = 0, 5 do
+      assert.same({ n = n, unpack(args, 1, n) }, r.async[n + 1])
+    end
+    assert.equal(42, r.fn)
+  end)
+
   it("pass references across threads both ways, nested in tables, and they stay callable", function()
     local r = helpers.start({ n_core = 3 }, function()
       local luact = require "luact"

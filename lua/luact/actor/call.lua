@@ -7,21 +7,24 @@
 -- connection to a machine is lost, every call waiting on it fails at once with
 -- actor_unreachable and monitors on its actors fire with that reason.
 --
--- Messages (tables, luact.actor.codec); `rm, rt` = the machine and thread to answer:
---   { "c", l, e, method, has_self, corr, rt, rm, seconds_left, n, args... }   corr 0: notify_
---   { "r", corr, ok, n, results... }
+-- Messages (luact.actor.codec); `rm, rt` = the machine and thread to answer:
+--   call  (corr 0: notify_): a compact frame with l, e, method, has_self, corr, rt, rm,
+--         seconds_left and up to 3 arguments, or the table
+--         { "c", l, e, method, has_self, corr, rt, rm, seconds_left, n, args... }
+--   reply: a compact frame with corr, ok, n and up to 3 results, or { "r", corr, ok, n, results... }
 --   { "k", l, e, reason }                       kill
 --   { "m", l, e, rt, watch_id, rm }              monitor;  { "u", l, e, rt, watch_id, rm }
 --   { "d", watch_id, target, reason }            a monitored actor died
 local lffi = require "luact.ffi"
 local loop = require "luact.loop"
+local codec = require "luact.actor.codec"
 local scheduler = require "luact.scheduler"
 local clock = require "luact.clock"
 local event = require "luact.event"
 local exception = require "luact.exception"
 local ref = require "luact.actor.ref"
 local host = require "luact.actor.host"
-local select, unpack = select, unpack
+local select, unpack, setmetatable, getmetatable = select, unpack, setmetatable, getmetatable
 
 local call = {}
 
@@ -110,35 +113,44 @@ local function node()
   return require "luact.node"
 end
 
-local function send_once(m, tid, msg, what, first_arg, prefix)
-  if m == host.MACHINE then return loop.send(tid, msg, what, first_arg, prefix) end
-  return node().send(m, tid, msg, what, first_arg, prefix)
+local function send_bytes_once(m, tid, p, len)
+  if m == host.MACHINE then return loop.send_bytes(tid, p, len) end
+  return node().send_bytes(m, tid, p, len)
 end
 
 local function unreachable(m, tid, rc)
   raise("actor_unreachable", ("machine %s thread %d: %s"):format(node().name(m), tid, lffi.describe(rc)))
 end
 
--- The way to tid was full: retries (pausing, doubling up to 20 ms) until sent or deadline.
-local function send_retrying(m, tid, msg, deadline, what, first_arg, prefix)
+-- The way to tid was full: retries (pausing, doubling up to 20 ms) until sent or deadline, with
+-- a copy of the bytes (the encoder's buffer is reused meanwhile).
+local function send_retrying(m, tid, p, len, deadline)
+  local copy = lffi.ffi.string(p, len)
   local pause = OVERLOAD_RETRY
   while true do
     if scheduler.running() == nil or clock.get() + pause > deadline then return false end
     clock.sleep(pause)
     pause = math.min(pause * 2, 0.02)
-    local rc = send_once(m, tid, msg, what, first_arg, prefix)
+    local rc = send_bytes_once(m, tid, copy, len)
     if rc == 0 then return true end
     if rc ~= lffi.status.full then unreachable(m, tid, rc) end
   end
 end
 
--- Sends msg to thread tid of machine m, waiting (bounded by deadline) while the way is full;
--- false when it stayed full. (No loop on the first try: it keeps the caller's trace whole.)
-local function send_waiting(m, tid, msg, deadline, what, first_arg, prefix)
-  local rc = send_once(m, tid, msg, what, first_arg, prefix)
+-- Sends one encoded message (len bytes at p) to thread tid of machine m, waiting (bounded by
+-- deadline) while the way is full; false when it stayed full. (No loop on the first try: it
+-- keeps the caller's trace whole.)
+local function send_bytes_waiting(m, tid, p, len, deadline)
+  local rc = send_bytes_once(m, tid, p, len)
   if rc == 0 then return true end
   if rc ~= lffi.status.full then unreachable(m, tid, rc) end
-  return send_retrying(m, tid, msg, deadline, what, first_arg, prefix)
+  return send_retrying(m, tid, p, len, deadline)
+end
+
+-- send_bytes_waiting for a message table (luact.actor.codec names what cannot travel).
+local function send_waiting(m, tid, msg, deadline, what, first_arg, prefix)
+  local p, len = codec.encode(msg, what, first_arg, prefix)
+  return send_bytes_waiting(m, tid, p, len, deadline)
 end
 
 local function new_corr()
@@ -146,12 +158,27 @@ local function new_corr()
   return next_corr
 end
 
-local function call_message(l, e, method, has_self, corr, deadline, ...)
-  local left = deadline > 0 and math.max(deadline - clock.get(), 0) or 0
-  return { "c", l, e, method, has_self, corr, my_tid(), host.MACHINE, left, select("#", ...), ... }
+-- Encodes a call (corr 0: a notify_): a compact frame when it can, else a table. Returns the
+-- pointer and length (valid until the next encode); raises naming a value that cannot travel.
+local function encode_call(l, e, method, has_self, corr, deadline, prefix, ...)
+  local left = 0
+  if deadline > 0 then
+    left = deadline - clock.get()
+    if left < 0 then left = 0 end
+  end
+  local n = select("#", ...)
+  if n <= 3 then
+    local a1, a2, a3 = ...
+    local p, len = codec.encode_call(l, e, method, has_self, corr, my_tid(), host.MACHINE, left, n, a1, a2, a3)
+    if p then return p, len end
+  end
+  return codec.encode({ "c", l, e, method, has_self, corr, my_tid(), host.MACHINE, left, n, ... }, method, ARGS, prefix)
 end
 
-local TIMEOUT, UNREACHABLE = {}, {}
+-- What wakes a waiting sync call: a sentinel, the one result itself, or a packed reply
+-- ({ "r", corr, ok, n, values... } with the PACKED metatable) for the other shapes.
+local TIMEOUT, UNREACHABLE, NO_RESULTS = {}, {}, {}
+local PACKED = {}
 local fire_async_timeout
 
 -- The waiter of a sync call is its own deadline timer (see call.await).
@@ -169,8 +196,8 @@ end
 
 local function remote_sync(m, t, l, e, method, has_self, deadline, ...)
   local corr = new_corr()
-  local msg = call_message(l, e, method, has_self, corr, deadline, ...)
-  if not send_waiting(m, t, msg, deadline, method, ARGS, "") then
+  local p, len = encode_call(l, e, method, has_self, corr, deadline, "", ...)
+  if not send_bytes_waiting(m, t, p, len, deadline) then
     raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
   return call.await(corr, m, deadline, method, t, e, l)
@@ -193,12 +220,16 @@ function call.await(corr, m, deadline, method, t, e, l)
   clock.schedule(w)
   local r = scheduler.suspend()
   clock.cancel(w)
-  if r == TIMEOUT then
+  if r == NO_RESULTS then
+    return
+  elseif getmetatable(r) == PACKED then
+    return reply_values(r)
+  elseif r == TIMEOUT then
     raise("actor_timeout", ("%s did not reply to '%s' in time"):format(describe_target(m, t, e, l), method))
   elseif r == UNREACHABLE then
     raise("actor_unreachable", ("lost the connection to %s during '%s'"):format(describe_target(m, t, e, l), method))
   end
-  return reply_values(r)
+  return r
 end
 
 -- Registers an async waiter for `corr`: ev fires ('reply', ok, values...).
@@ -214,13 +245,8 @@ call.new_corr = new_corr
 call.deadline_for = deadline_for
 
 local function remote_notify(m, t, l, e, method, has_self, ...)
-  local msg = call_message(l, e, method, has_self, 0, 0, ...)
-  local rc
-  if m == host.MACHINE then
-    rc = loop.send(t, msg, method, ARGS, "notify_")
-  else
-    rc = node().send(m, t, msg, method, ARGS, "notify_")
-  end
+  local p, len = encode_call(l, e, method, has_self, 0, 0, "notify_", ...)
+  local rc = send_bytes_once(m, t, p, len)
   if rc == lffi.status.full then
     raise("actor_overload", ("thread %d's inbox is full; notify_%s was not sent"):format(t, method))
   elseif rc ~= 0 then
@@ -239,15 +265,15 @@ end
 local function remote_async(m, t, l, e, method, has_self, deadline, ...)
   local ev = event.new_oneshot()
   local corr = new_corr()
-  local msg = call_message(l, e, method, has_self, corr, deadline, ...)
-  if not send_waiting(m, t, msg, deadline, method, ARGS, "async_") then
+  local p, len = encode_call(l, e, method, has_self, corr, deadline, "async_", ...)
+  if not send_bytes_waiting(m, t, p, len, deadline) then
     raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
   call.await_async(corr, m, deadline, method, ev)
   return ev
 end
 
--- A reply arrived.
+-- A reply arrived as a table (luact.listener's replies come this way too).
 local function on_reply(msg)
   local corr = msg[2]
   local w = pending[corr]
@@ -264,81 +290,145 @@ local function on_reply(msg)
       w.ev:emit("reply", false, msg[5])
     end
   else
-    scheduler.wake(w.t, w.token, msg)
+    scheduler.wake(w.t, w.token, setmetatable(msg, PACKED))
   end
 end
 loop.on("r", on_reply)
 call.on_reply = on_reply
 
-local function send_reply(m, tid, corr, deadline, ok, ...)
-  local msg
-  if ok then
-    msg = { "r", corr, true, select("#", ...), ... }
-  else
-    local e = ...
-    msg = { "r", corr, false, 0, e }
+-- A reply arrived as a compact frame: n (<= 3) values, or ok = false and the exception.
+local function on_reply_frame(corr, ok, n, v1, v2, v3)
+  local w = pending[corr]
+  if not w then
+    call.stats.late_replies = call.stats.late_replies + 1
+    return
   end
-  local sent_ok, err = pcall(send_waiting, m, tid, msg, deadline + 1, "the result", 5)
+  pending[corr] = nil
+  local ev = w.ev
+  if ev then
+    clock.cancel(w.timer)
+    if not ok then ev:emit("reply", false, v1)
+    elseif n == 1 then ev:emit("reply", true, v1)
+    elseif n == 0 then ev:emit("reply", true)
+    elseif n == 2 then ev:emit("reply", true, v1, v2)
+    else ev:emit("reply", true, v1, v2, v3) end
+  elseif ok and n == 1 then
+    scheduler.wake(w.t, w.token, v1)
+  elseif ok and n == 0 then
+    scheduler.wake(w.t, w.token, NO_RESULTS)
+  elseif ok then
+    scheduler.wake(w.t, w.token, setmetatable({ "r", corr, true, n, v1, v2, v3 }, PACKED))
+  else
+    scheduler.wake(w.t, w.token, setmetatable({ "r", corr, false, 0, v1 }, PACKED))
+  end
+end
+
+-- Encodes a reply: a compact frame when it can, else a table; nil and why when the results
+-- cannot travel.
+local function encode_reply(corr, ok, ...)
+  local n = ok and select("#", ...) or 1
+  if n <= 3 then
+    local a1, a2, a3 = ...
+    local p, len = codec.encode_reply(corr, ok, n, a1, a2, a3)
+    if p then return p, len end
+  end
+  local msg
+  if ok then msg = { "r", corr, true, n, ... } else msg = { "r", corr, false, 0, (...) } end
+  local enc_ok, p, len = pcall(codec.encode, msg, "the result", 5)
+  if enc_ok then return p, len end
+  return nil, p
+end
+
+local function send_reply(m, tid, corr, deadline, ok, ...)
+  local p, len = encode_reply(corr, ok, ...)
+  if not p then
+    -- a result that cannot travel becomes an error the caller sees
+    local e = exception.new("actor_runtime_error", "cannot send the result back: " .. tostring(len))
+    p, len = encode_reply(corr, false, e)
+  end
+  local sent_ok, err = pcall(send_bytes_waiting, m, tid, p, len, deadline + 1)
   if not sent_ok then
     if exception.is_exception(err) and err:is("actor_unreachable") then return end  -- caller gone
-    -- a result that cannot travel becomes an error the caller sees
-    local e = exception.new("actor_runtime_error", "cannot send the result back: " .. tostring(err))
-    pcall(send_waiting, m, tid, { "r", corr, false, 0, e }, deadline + 1, "error")
+    log().warn(("reply to thread %d failed: %s"):format(tid, tostring(err)))
   elseif not err then
     log().warn(("reply to thread %d dropped: its inbox stayed full"):format(tid))
   end
 end
 
--- hooks for host: a killed/restarting actor's in-flight calls fail with e
+-- hooks for host: a killed/restarting actor's in-flight calls fail with e. A tracked call is
+-- { corr, rt, rm, left }: what its answer needs.
 host.set_hooks({
   abort = function(c, e)
-    if c[6] ~= 0 then send_reply(c[8], c[7], c[6], clock.get(), false, e) end
+    send_reply(c.rm, c.rt, c.corr, clock.get(), false, e)
   end,
 })
 
-local function finish_call(rec, t, msg, deadline, ok, ...)
+local function finish_call(rec, t, c, deadline, ok, ...)
   host.untrack(rec, t)
-  local corr = msg[6]
-  if corr ~= 0 then
-    send_reply(msg[8], msg[7], corr, deadline, ok, ...)
-  elseif not ok then
-    log().error(("notify_%s to %s failed: %s"):format(msg[4], tostring(rec.ref), tostring((...))))
-  end
+  send_reply(c.rm, c.rt, c.corr, deadline, ok, ...)
 end
 
-local function run_call(rec, msg)
-  if msg[6] == 0 then
-    -- a notify_: nobody waits for it, so there is no deadline and nothing to abort
-    return run_notify(rec, msg[4], msg[5], unpack(msg, ARGS, ARGS - 1 + msg[10]))
-  end
+-- Runs a call that arrived from another thread (a task: its own tentacle once it waits).
+local function run_call(rec, c, method, has_self, ...)
   local t = scheduler.running()
-  local deadline = clock.get() + msg[9]
+  local deadline = clock.get() + c.left
   t.deadline = deadline
-  host.track(rec, t, msg)   -- msg carries what an abort needs: corr [6], tid [7], machine [8]
-  return finish_call(rec, t, msg, deadline, host.invoke(rec, msg[4], msg[5], unpack(msg, ARGS, ARGS - 1 + msg[10])))
+  host.track(rec, t, c)
+  return finish_call(rec, t, c, deadline, host.invoke(rec, method, has_self, ...))
 end
 
--- A call arrived from another thread.
-loop.on("c", function(msg)
-  local l, e, corr = msg[2], msg[3], msg[6]
+-- The actor a call from another thread is for, or nil when there is none to run it (the caller
+-- is told why; a notify_ is counted and logged).
+local function arrived_for(l, e, method, corr, rt, rm, left)
   local rec = host.get(l, e)
   local err
   if not rec then
     err = exception.new("actor_no_body", ("%s does not exist"):format(tostring(ref.new(host.MACHINE, my_tid(), e, l))))
   elseif rec.state == "restarting" then
     err = exception.new("actor_temporary_fail", ("%s is restarting"):format(tostring(rec.ref)))
+  else
+    return rec
   end
-  if err then
-    if corr ~= 0 then
-      require("luact.tentacle")(send_reply, msg[8], msg[7], corr, clock.get() + msg[9], false, err)
-    else
-      call.stats.dropped_notifies = call.stats.dropped_notifies + 1
-      log().warn(("notify_%s dropped: %s"):format(msg[4], err.message))
-    end
+  if corr ~= 0 then
+    require("luact.tentacle")(send_reply, rm, rt, corr, clock.get() + left, false, err)
+  else
+    call.stats.dropped_notifies = call.stats.dropped_notifies + 1
+    log().warn(("notify_%s dropped: %s"):format(method, err.message))
+  end
+  return nil
+end
+
+-- A call arrived from another thread as a table.
+loop.on("c", function(msg)
+  local l, e, method, has_self, corr, rt, rm, left = msg[2], msg[3], msg[4], msg[5], msg[6], msg[7], msg[8], msg[9]
+  local rec = arrived_for(l, e, method, corr, rt, rm, left)
+  if not rec then return end
+  if corr == 0 then
+    scheduler.task(run_notify, rec, method, has_self, unpack(msg, ARGS, ARGS - 1 + msg[10]))
+  else
+    scheduler.task(run_call, rec, { corr = corr, rt = rt, rm = rm, left = left }, method, has_self,
+                   unpack(msg, ARGS, ARGS - 1 + msg[10]))
+  end
+end)
+
+-- A call arrived as a compact frame (n <= 3 arguments). Queued with exactly n arguments.
+local function on_call_frame(l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3)
+  local rec = arrived_for(l, e, method, corr, rt, rm, left)
+  if not rec then return end
+  if corr == 0 then
+    if n == 0 then scheduler.task(run_notify, rec, method, has_self)
+    elseif n == 1 then scheduler.task(run_notify, rec, method, has_self, a1)
+    elseif n == 2 then scheduler.task(run_notify, rec, method, has_self, a1, a2)
+    else scheduler.task(run_notify, rec, method, has_self, a1, a2, a3) end
     return
   end
-  scheduler.task(run_call, rec, msg)
-end)
+  local c = { corr = corr, rt = rt, rm = rm, left = left }
+  if n == 1 then scheduler.task(run_call, rec, c, method, has_self, a1)
+  elseif n == 0 then scheduler.task(run_call, rec, c, method, has_self)
+  elseif n == 2 then scheduler.task(run_call, rec, c, method, has_self, a1, a2)
+  else scheduler.task(run_call, rec, c, method, has_self, a1, a2, a3) end
+end
+loop.on_frames(on_call_frame, on_reply_frame)
 
 ---------------------------------------------------------------------------------------------
 -- the entry point of every reference call

@@ -3,11 +3,32 @@
 -- with that metatable. Functions without upvalues travel as bytecode; values that cannot travel
 -- (coroutines, userdata, functions with upvalues, cdata) fail at the sender with an error that
 -- names the value.
+--
+-- A message is either a table whose first element names its kind (any message), or, for the
+-- two that every call makes, a compact frame: a kind number, a fixed binary header (an FFI
+-- struct: no table to build or to collect) and the values as string.buffer objects:
+--   KIND_CALL  | call_header  | method | arg 1..n       (n <= FAST_MAX_VALUES)
+--   KIND_REPLY | reply_header | value 1..n             (an error: ok = 0, n = 1, the exception)
+-- A call or reply with more values, or with a value that needs boxing (a function), goes as a
+-- table instead. Both peers of a node connection run the same luact (the header is native
+-- little-endian).
 local buffer = require "string.buffer"
+local ffi = require "ffi"
 local ref = require "luact.actor.ref"
 local exception = require "luact.exception"
 
 local codec = {}
+
+ffi.cdef [[
+typedef struct { double l, e, corr, rm, left; int32_t rt, n; uint8_t has_self; } luact_call_header_t;
+typedef struct { double corr; int32_t n; uint8_t ok; } luact_reply_header_t;
+]]
+local CALL_HEADER = ffi.typeof("luact_call_header_t*")
+local CALL_HEADER_SIZE = ffi.sizeof("luact_call_header_t")
+local REPLY_HEADER = ffi.typeof("luact_reply_header_t*")
+local REPLY_HEADER_SIZE = ffi.sizeof("luact_reply_header_t")
+codec.KIND_CALL, codec.KIND_REPLY = 1, 2
+codec.FAST_MAX_VALUES = 3
 
 -- A function in transit: { code = bytecode }. Decoding turns it back into a function.
 local FnBox = {}
@@ -103,6 +124,89 @@ function codec.encode(msg, what, first_arg, prefix)
   enc:reset()
   if pcall(enc.encode, enc, msg) then return enc:ref() end
   return encode_slow(msg, what, first_arg, prefix)
+end
+
+local function put_values(n, a1, a2, a3)
+  if n >= 1 then
+    enc:encode(a1)
+    if n >= 2 then
+      enc:encode(a2)
+      if n >= 3 then enc:encode(a3) end
+    end
+  end
+end
+
+local function encode_call_frame(l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3)
+  enc:reset()
+  enc:encode(1)
+  local h = ffi.cast(CALL_HEADER, (enc:reserve(CALL_HEADER_SIZE)))
+  h.l, h.e, h.corr, h.rm, h.left, h.rt, h.n = l, e, corr, rm, left, rt, n
+  h.has_self = has_self and 1 or 0
+  enc:commit(CALL_HEADER_SIZE)
+  enc:encode(method)
+  put_values(n, a1, a2, a3)
+end
+
+-- A call as a compact frame (see the top): returns pointer and length (valid until the next
+-- encode), or nil when it must go as a table (n > FAST_MAX_VALUES, or a value needs boxing).
+-- corr 0 is a notify_; rt, rm: the thread and machine to answer; left: seconds to the deadline.
+function codec.encode_call(l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3)
+  if n > 3 then return nil end
+  if not pcall(encode_call_frame, l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3) then return nil end
+  return enc:ref()
+end
+
+local function encode_reply_frame(corr, ok, n, a1, a2, a3)
+  enc:reset()
+  enc:encode(2)
+  local h = ffi.cast(REPLY_HEADER, (enc:reserve(REPLY_HEADER_SIZE)))
+  h.corr, h.n, h.ok = corr, n, ok and 1 or 0
+  enc:commit(REPLY_HEADER_SIZE)
+  put_values(n, a1, a2, a3)
+end
+
+-- A reply as a compact frame, or nil (as codec.encode_call).
+function codec.encode_reply(corr, ok, n, a1, a2, a3)
+  if n > 3 then return nil end
+  if not pcall(encode_reply_frame, corr, ok, n, a1, a2, a3) then return nil end
+  return enc:ref()
+end
+
+-- After decode_next returned KIND_CALL: l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3.
+function codec.read_call()
+  if #dec < CALL_HEADER_SIZE then error("truncated call frame", 0) end
+  local h = ffi.cast(CALL_HEADER, (dec:ref()))
+  local l, e, corr, rm, left, rt, n, has_self = h.l, h.e, h.corr, h.rm, h.left, h.rt, h.n, h.has_self ~= 0
+  if n < 0 or n > 3 then error("malformed call frame", 0) end
+  dec:skip(CALL_HEADER_SIZE)
+  local method = dec:decode()
+  local a1, a2, a3
+  if n >= 1 then
+    a1 = dec:decode()
+    if n >= 2 then
+      a2 = dec:decode()
+      if n >= 3 then a3 = dec:decode() end
+    end
+  end
+  return l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3
+end
+
+-- After decode_next returned KIND_REPLY: corr, ok, n, v1, v2, v3.
+function codec.read_reply()
+  if #dec < REPLY_HEADER_SIZE then error("truncated reply frame", 0) end
+  local h = ffi.cast(REPLY_HEADER, (dec:ref()))
+  local corr, n, ok = h.corr, h.n, h.ok ~= 0
+  if n < 0 or n > 3 then error("malformed reply frame", 0) end
+  dec:skip(REPLY_HEADER_SIZE)
+  local v1, v2, v3
+  if n >= 1 then
+    v1 = dec:decode()
+    if n >= 2 then
+      v2 = dec:decode()
+      if n >= 3 then v3 = dec:decode() end
+    end
+  end
+  return corr, ok, n, v1, v2, v3
 end
 
 -- Decodes len bytes at p (a message the core handed over); raises on malformed input.
