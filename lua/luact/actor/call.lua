@@ -273,15 +273,21 @@ local function remote_async(m, t, l, e, method, has_self, deadline, ...)
   return ev
 end
 
--- A reply arrived as a table (luact.listener's replies come this way too).
-local function on_reply(msg)
-  local corr = msg[2]
+-- The waiter of the call `corr`, which a reply has just ended; nil when it ended before.
+local function take_waiter(corr)
   local w = pending[corr]
   if not w then
     call.stats.late_replies = call.stats.late_replies + 1
-    return
+    return nil
   end
   pending[corr] = nil
+  return w
+end
+
+-- A reply arrived as a table (luact.listener's replies come this way too).
+local function on_reply(msg)
+  local w = take_waiter(msg[2])
+  if not w then return end
   if w.ev then
     clock.cancel(w.timer)
     if msg[3] then
@@ -298,12 +304,8 @@ call.on_reply = on_reply
 
 -- A reply arrived as a compact frame: n (<= 3) values, or ok = false and the exception.
 local function on_reply_frame(corr, ok, n, v1, v2, v3)
-  local w = pending[corr]
-  if not w then
-    call.stats.late_replies = call.stats.late_replies + 1
-    return
-  end
-  pending[corr] = nil
+  local w = take_waiter(corr)
+  if not w then return end
   local ev = w.ev
   if ev then
     clock.cancel(w.timer)

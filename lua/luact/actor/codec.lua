@@ -172,6 +172,16 @@ function codec.encode_reply(corr, ok, n, a1, a2, a3)
   return enc:ref()
 end
 
+-- The next n (<= 3) values of the entry (the counterpart of put_values).
+local function take_values(n)
+  if n == 0 then return end
+  local a1 = dec:decode()
+  if n == 1 then return a1 end
+  local a2 = dec:decode()
+  if n == 2 then return a1, a2 end
+  return a1, a2, dec:decode()
+end
+
 -- After decode_next returned KIND_CALL: l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3.
 function codec.read_call()
   if #dec < CALL_HEADER_SIZE then error("truncated call frame", 0) end
@@ -180,14 +190,7 @@ function codec.read_call()
   if n < 0 or n > 3 then error("malformed call frame", 0) end
   dec:skip(CALL_HEADER_SIZE)
   local method = dec:decode()
-  local a1, a2, a3
-  if n >= 1 then
-    a1 = dec:decode()
-    if n >= 2 then
-      a2 = dec:decode()
-      if n >= 3 then a3 = dec:decode() end
-    end
-  end
+  local a1, a2, a3 = take_values(n)
   return l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3
 end
 
@@ -198,14 +201,7 @@ function codec.read_reply()
   local corr, n, ok = h.corr, h.n, h.ok ~= 0
   if n < 0 or n > 3 then error("malformed reply frame", 0) end
   dec:skip(REPLY_HEADER_SIZE)
-  local v1, v2, v3
-  if n >= 1 then
-    v1 = dec:decode()
-    if n >= 2 then
-      v2 = dec:decode()
-      if n >= 3 then v3 = dec:decode() end
-    end
-  end
+  local v1, v2, v3 = take_values(n)
   return corr, ok, n, v1, v2, v3
 end
 
