@@ -68,7 +68,9 @@ end
 -- task's tentacle and a new runner takes the rest of the queue. So a handler that never waits
 -- costs a function call, not a coroutine, and one that waits still blocks no other.
 -- The queue is one flat array, STRIDE slots per task: fn, argument count, up to MAX_INLINE
--- arguments (more spill into a table), so queuing a task allocates nothing.
+-- arguments (more spill into a table), so queuing a task allocates nothing. A runner whose queue
+-- runs dry stays, waiting (`idle`) for the next task: a message that arrives alone costs a
+-- resume, not a new tentacle.
 local STRIDE, MAX_INLINE = 8, 6
 local tasks = {}
 local task_head, task_tail = 1, 1       -- slot of the next task to run / to fill
@@ -111,10 +113,17 @@ local function run_tasks(t)
     elseif n == 6 then fn(a1, a2, a3, a4, a5, a6)
     else fn(unpack(a1, 1, n)) end
     if not t.is_runner then return end      -- it waited: another runner has the queue
+    if task_head >= task_tail then
+      task_head, task_tail = 1, 1
+      -- idle until scheduler.task wakes it (resume values: none)
+      t.idle = true
+      t.token = t.token + 1
+      t.status = "waiting"
+      co_yield(WAIT)
+      t.idle = false
+      if not t.is_runner then return end
+    end
   end
-  task_head, task_tail = 1, 1
-  if runner == t then runner = nil end
-  t.is_runner = false
 end
 
 -- A task raised in t (still the runner, or a task's own tentacle after it waited).
@@ -146,7 +155,13 @@ function scheduler.task(fn, ...)
     q[i + 2] = { ... }
   end
   task_tail = i + STRIDE
-  if runner == nil then spawn_runner() end
+  local r = runner
+  if r == nil or r.status == "dead" then
+    spawn_runner()
+  elseif r.idle then
+    r.idle = false
+    scheduler.wake(r, r.token)
+  end
 end
 
 -- Starts a wait of the running tentacle; returns it and the token its waker must present.
