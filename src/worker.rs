@@ -14,16 +14,7 @@ pub fn run(rt: Arc<Runtime>, tid: usize) {
 }
 
 fn run_vm(rt: &Arc<Runtime>, tid: usize) -> Result<(), String> {
-    // SAFETY: the worker VM must load `ffi` (the loop talks to the core through LuaJIT FFI),
-    // which mlua's safe mode refuses. The VM is created, used and dropped on this thread only.
-    let lua = unsafe { mlua::Lua::unsafe_new() };
-    let run = || -> mlua::Result<()> {
-        crate::vm::install_preloads(&lua)?;
-        let require: mlua::Function = lua.globals().get("require")?;
-        let runtime: mlua::Table = require.call("luact.runtime")?;
-        let main: mlua::Function = runtime.get("worker_main")?;
-        let payload = lua.create_string(&rt.start_payload)?;
-        main.call::<()>((tid, payload))
-    };
-    run().map_err(|e| format!("thread {tid}: {e}"))
+    let vm = crate::vm::WorkerVm::new().map_err(|e| format!("thread {tid}: {e}"))?;
+    vm.call("luact.runtime", "worker_main", tid, &rt.start_payload)
+        .map_err(|e| format!("thread {tid}: {e}"))
 }
