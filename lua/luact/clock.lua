@@ -13,23 +13,54 @@ local heap = timer_heap.new()
 -- into the heap once per turn (`settle`, a tight loop the JIT compiles) before it looks at the
 -- deadlines. So scheduling and cancelling a timer runs no heap loop in the caller's code (a loop
 -- there aborts the caller's trace), and a timer cancelled in the turn it was made never reaches
--- the heap. An entry's `pos` is -1 while it waits here, 0 or nil when it is in no heap.
+-- the heap. A timer due later than 2 * YOUNG_AGE from now first waits YOUNG_AGE in the young
+-- list: a call's deadline is seconds away and its reply comes in microseconds, so most never
+-- reach the heap at all (cancelling a young timer only marks it). An entry's `pos` is -1 while
+-- it waits to be settled, -2 while young, 0 or nil when it is in no heap.
+local YOUNG_AGE = 0.001
 local arriving, narriving = {}, 0
 local leaving, nleaving = {}, 0
+local young, nyoung = {}, 0
+local young_until = nil             -- when the young timers move on (nil: none is young)
 
 local function settle()
-  for i = 1, narriving do
-    local e = arriving[i]
-    arriving[i] = nil
-    if e.pos == -1 then heap:push(e) end
+  if narriving > 0 then
+    local now = C.luact_clock_monotonic()
+    local old_enough = now + 2 * YOUNG_AGE
+    for i = 1, narriving do
+      local e = arriving[i]
+      arriving[i] = nil
+      if e.pos == -1 then
+        if e.at > old_enough then
+          e.pos = -2
+          nyoung = nyoung + 1
+          young[nyoung] = e
+        else
+          heap:push(e)
+        end
+      end
+    end
+    narriving = 0
+    if nyoung > 0 and young_until == nil then young_until = now + YOUNG_AGE end
   end
-  narriving = 0
   for i = 1, nleaving do
     local e = leaving[i]
     leaving[i] = nil
     heap:remove(e)
   end
   nleaving = 0
+end
+
+-- Moves the young timers still pending into the heap, once they are YOUNG_AGE old.
+local function grow_up(now)
+  if young_until == nil or now < young_until then return end
+  for i = 1, nyoung do
+    local e = young[i]
+    young[i] = nil
+    if e.pos == -2 then heap:push(e) end
+  end
+  nyoung = 0
+  young_until = nil
 end
 
 local function check_seconds(v, name, who)
@@ -66,7 +97,7 @@ end
 -- Drops a timer made by clock.at or clock.schedule (no effect once it fired).
 function clock.cancel(entry)
   local pos = entry.pos
-  if pos == -1 then
+  if pos == -1 or pos == -2 then
     entry.pos = 0
   elseif pos and pos > 0 then
     nleaving = nleaving + 1
@@ -174,6 +205,7 @@ end
 -- For the loop: fires every entry due at `now`; returns how many fired.
 function clock.fire_due(now)
   settle()
+  grow_up(now)
   local n = 0
   while true do
     local entry = heap:pop_due(now)
@@ -186,18 +218,26 @@ end
 -- For the loop: seconds until the next deadline (nil: none).
 function clock.next_deadline()
   settle()
-  return heap:next_deadline()
+  local d = heap:next_deadline()
+  if young_until and (d == nil or young_until < d) then d = young_until end
+  return d
 end
 
+-- Timers pending (scheduled, not fired, not cancelled).
 function clock.pending()
   settle()
-  return heap:size()
+  local n = heap:size()
+  for i = 1, nyoung do
+    if young[i].pos == -2 then n = n + 1 end
+  end
+  return n
 end
 
 -- Drops every timer (between two runs of luact.start in one VM).
 function clock.reset()
   heap = timer_heap.new()
   arriving, narriving, leaving, nleaving = {}, 0, {}, 0
+  young, nyoung, young_until = {}, 0, nil
 end
 
 return clock

@@ -45,6 +45,44 @@ describe("luact.clock", function()
     assert.is_true(took >= 0.2 * 2999 / 3000)
   end)
 
+  it("fires scheduled timers on time whether they were cancelled young, late or never", function()
+    -- clock.schedule is what calls use for their deadlines: a timer far enough ahead waits in a
+    -- young list first and reaches the heap only if it is still pending a moment later
+    local r = helpers.run(function()
+      local luact = require "luact"
+      local clock = luact.clock
+      local fired = {}
+      local function fire(e, now) fired[#fired + 1] = { e.name, now - e.at } end
+      local function timer(name, after)
+        return clock.schedule({ name = name, at = clock.get() + after, fire = fire, seq = 0, pos = 0 })
+      end
+      clock.sleep(0)                                     -- let the runtime's own timers start first
+      local base = clock.pending()
+      local soon = timer("soon", 0.001)                  -- too close to be young: straight to the heap
+      local later = timer("later", 0.05)
+      local young_cancelled = timer("young_cancelled", 0.05)
+      local old_cancelled = timer("old_cancelled", 0.06)
+      local pending_before = clock.pending() - base
+      clock.cancel(young_cancelled)                      -- cancelled while young
+      clock.sleep(0.02)                                  -- the young ones are in the heap by now
+      clock.cancel(old_cancelled)                        -- cancelled from the heap
+      local pending_after = clock.pending() - base
+      clock.sleep(0.08)
+      luact.stop({ fired = fired, pending_before = pending_before, pending_after = pending_after,
+                   left = clock.pending() - base })
+    end)
+    assert.equal(4, r.pending_before)
+    assert.equal(1, r.pending_after)                     -- "later" (soon fired, two cancelled)
+    assert.equal(0, r.left)
+    assert.equal(2, #r.fired)
+    assert.equal("soon", r.fired[1][1])
+    assert.equal("later", r.fired[2][1])
+    for _, f in ipairs(r.fired) do
+      assert.is_true(f[2] >= 0, f[1] .. " fired early by " .. tostring(-f[2]))
+      assert.is_true(f[2] < 0.05, f[1] .. " fired late by " .. tostring(f[2]))
+    end
+  end)
+
   it("fires an alarm event once, and not when cancelled", function()
     local r = helpers.run(function()
       local luact = require "luact"
