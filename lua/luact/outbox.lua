@@ -55,8 +55,9 @@ local function push(tid, b)
   return rc
 end
 
--- Queues `len` encoded bytes at p (one message; p may also be a Lua string) for thread tid. Returns lffi.status.ok, .full
--- (nothing queued: the thread's inbox and this batch are both full), or another status.
+-- Queues `len` encoded bytes at p (one message; p may also be a Lua string) for thread tid.
+-- Returns lffi.status.ok, .full (nothing queued: the thread's inbox and this batch are both
+-- full), or another status.
 function outbox.send(tid, p, len)
   local b = batches[tid]
   if b == nil then
@@ -64,7 +65,7 @@ function outbox.send(tid, p, len)
       lffi.set_error(("no thread %s (threads are 1..%d)"):format(tostring(tid), n_threads))
       return BAD_ARGUMENT
     end
-    b = { buf = buffer.new(), n = 0 }
+    b = { buf = buffer.new(), n = 0, woken = false }
     batches[tid] = b
   end
   local n = b.n
@@ -79,9 +80,11 @@ function outbox.send(tid, p, len)
   end
   if type(p) == "string" then b.buf:put(p) else b.buf:putcdata(p, len) end
   b.n = n + 1
-  if waiting[(tid - 1) * stride] ~= 0 or #b.buf >= BATCH_BYTES then
+  -- an idle thread gets the first message of the turn at once (it is waking up meanwhile, so
+  -- the rest of the turn's messages go with the batch)
+  if (not b.woken and waiting[(tid - 1) * stride] ~= 0) or #b.buf >= BATCH_BYTES then
     local rc = push(tid, b)
-    if rc ~= OK and rc ~= FULL then return rc end
+    if rc == OK then b.woken = true elseif rc ~= FULL then return rc end
   end
   return OK
 end
@@ -95,6 +98,7 @@ function outbox.flush()
     local tid = dirty[i]
     dirty[i] = nil
     local b = batches[tid]
+    b.woken = false
     if b.n > 0 and push(tid, b) ~= OK then
       all = false
       kept = kept + 1
