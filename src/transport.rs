@@ -75,6 +75,18 @@ enum Role {
     Caller,
 }
 
+/// Messages for one thread's inbox: the bodies of consecutive MSG frames, concatenated (an inbox
+/// entry may hold several luact messages; `count` says how many).
+struct Delivery {
+    tid: usize,
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+/// A batch of MSG bodies is handed to the inbox at this size even if more frames follow.
+const DELIVERY_MAX_BYTES: usize = 256 * 1024;
+const DELIVERY_MAX_COUNT: usize = 256;
+
 #[derive(PartialEq, Eq, Debug)]
 enum State {
     Connecting,
@@ -120,7 +132,7 @@ struct Conn {
     codec: u8,
     /// A frame that could not be pushed because the target inbox was full (TCP back-pressure:
     /// no more reads until it is delivered).
-    stalled: Option<(usize, Vec<u8>)>,
+    stalled: Option<Delivery>,
     /// An HTTP call is with Lua; later pipelined requests wait for its reply.
     http_busy: bool,
     http_keep_alive: bool,
@@ -696,25 +708,71 @@ impl Transport {
     }
 
     /// Decodes and handles the frames in `inbuf` until it is used up or a delivery stalls.
+    /// Consecutive MSG frames of an authenticated node for the same thread go to its inbox as
+    /// one entry (one allocation and one push for a read's worth of calls), in order.
     fn process_frames(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
+        let mut batch: Option<Delivery> = None;
         loop {
             if !self.conns.contains(c) || self.conns[c].stalled.is_some() || self.conns[c].state == State::Closing {
-                return;
+                break;
             }
             let conn = &mut self.conns[c];
             let taken = conn.decoder.push(&conn.inbuf[conn.inpos..]);
             conn.inpos += taken;
+            let batching = conn.state == State::Ready && matches!(conn.role, Role::Dialer | Role::Acceptor);
             match conn.decoder.next() {
-                Ok(Some((h, body))) => self.on_frame(ring, inboxes, c, h, body, now),
+                Ok(Some((h, body))) if batching && h.kind == frame::KIND_MSG => {
+                    let tid = h.thread as usize;
+                    if let Some(b) = batch.as_mut().filter(|b| b.tid == tid) {
+                        b.bytes.extend_from_slice(&body);
+                        b.count += 1;
+                    } else {
+                        if let Some(b) = batch.take() {
+                            self.deliver(inboxes, c, b);
+                        }
+                        batch = Some(Delivery { tid, bytes: body, count: 1 });
+                    }
+                    if batch.as_ref().is_some_and(|b| b.bytes.len() >= DELIVERY_MAX_BYTES || b.count >= DELIVERY_MAX_COUNT) {
+                        self.deliver(inboxes, c, batch.take().expect("checked above"));
+                    }
+                }
+                Ok(Some((h, body))) => {
+                    if let Some(b) = batch.take() {
+                        self.deliver(inboxes, c, b);
+                        if !self.conns.contains(c) || self.conns[c].stalled.is_some() {
+                            // this frame is handled after the stalled batch: put it back
+                            if let (Some(conn), Ok(head)) = (self.conns.get_mut(c), frame::encode_header(&h)) {
+                                let mut again = Vec::with_capacity(frame::HEADER_LEN + body.len() + conn.inbuf.len() - conn.inpos);
+                                again.extend_from_slice(&head);
+                                again.extend_from_slice(&body);
+                                again.extend_from_slice(&conn.inbuf[conn.inpos..]);
+                                conn.inbuf = again;
+                                conn.inpos = 0;
+                            }
+                            break;
+                        }
+                    }
+                    self.on_frame(ring, inboxes, c, h, body, now)
+                }
                 Ok(None) => {
                     let conn = &mut self.conns[c];
                     if conn.inpos >= conn.inbuf.len() {
                         conn.inbuf.clear();
                         conn.inpos = 0;
-                        return;
+                        break;
                     }
                 }
-                Err(e) => return self.close_with(c, &e.to_string()),
+                Err(e) => {
+                    if let Some(b) = batch.take() {
+                        self.deliver(inboxes, c, b);
+                    }
+                    return self.close_with(c, &e.to_string());
+                }
+            }
+        }
+        if let Some(b) = batch {
+            if self.conns.contains(c) {
+                self.deliver(inboxes, c, b);
             }
         }
     }
@@ -740,7 +798,7 @@ impl Transport {
             (_, frame::KIND_PONG) => {}
             (_, frame::KIND_CLOSE) => self.close(c, &format!("peer closed: {}", String::from_utf8_lossy(&body))),
             (Role::Dialer | Role::Acceptor, frame::KIND_MSG) => {
-                self.deliver(inboxes, c, h.thread as usize, body);
+                self.deliver_one(inboxes, c, h.thread as usize, body);
             }
             (Role::ListenerClient, frame::KIND_CALL | frame::KIND_NOTIFY) => {
                 let conn = &mut self.conns[c];
@@ -762,7 +820,7 @@ impl Transport {
                     })
                 };
                 match msg {
-                    Ok(m) => self.deliver(inboxes, c, self.tid, m),
+                    Ok(m) => self.deliver_one(inboxes, c, self.tid, m),
                     Err(e) => {
                         let err = edge::error_reply(h.codec, "bad_request", &e);
                         let _ = self.queue_frame(c, frame::KIND_REPLY, h.codec, 0, h.corr, &err);
@@ -773,7 +831,7 @@ impl Transport {
                 let mut m = edge::caller_reply_header(h.corr);
                 m.extend_from_slice(&body);
                 let tid = self.tid;
-                self.deliver(inboxes, c, tid, m);
+                self.deliver_one(inboxes, c, tid, m);
             }
             _ => self.close_with(c, &format!("unexpected frame kind {}", h.kind)),
         }
@@ -807,15 +865,21 @@ impl Transport {
         }
     }
 
-    /// Pushes a message into thread `tid`'s inbox; when it is full, holds the message and stops
-    /// reading this connection until it is delivered (see `retry_stalled`).
-    fn deliver(&mut self, inboxes: &[Arc<Inbox>], c: usize, tid: usize, msg: Vec<u8>) {
-        let Some(inbox) = tid.checked_sub(1).and_then(|i| inboxes.get(i)).or_else(|| inboxes.first()) else {
+    /// Pushes one message into thread `tid`'s inbox (see `deliver`).
+    fn deliver_one(&mut self, inboxes: &[Arc<Inbox>], c: usize, tid: usize, msg: Vec<u8>) {
+        self.deliver(inboxes, c, Delivery { tid, bytes: msg, count: 1 });
+    }
+
+    /// Pushes messages into a thread's inbox (thread 0 or an unknown one: thread 1); when it is
+    /// full, holds them and stops reading this connection until they are delivered (see
+    /// `retry_stalled`).
+    fn deliver(&mut self, inboxes: &[Arc<Inbox>], c: usize, d: Delivery) {
+        let tid = if d.tid == 0 || d.tid > inboxes.len() { 1 } else { d.tid };
+        let Some(inbox) = inboxes.get(tid - 1) else {
             return;
         };
-        let tid = if tid == 0 || tid > inboxes.len() { 1 } else { tid };
-        if inbox.push(&msg) == Status::Full {
-            self.conns[c].stalled = Some((tid, msg));
+        if inbox.push_batch(&d.bytes, d.count) == Status::Full {
+            self.conns[c].stalled = Some(Delivery { tid, ..d });
         }
     }
 
@@ -862,7 +926,7 @@ impl Transport {
                                 conn.http_busy = true;
                                 let mut m = edge::client_call_header(c as u32, gen, 1, false);
                                 m.extend_from_slice(&edge::call_body(&vid, &method, &args));
-                                self.deliver(inboxes, c, self.tid, m);
+                                self.deliver_one(inboxes, c, self.tid, m);
                             }
                             return;
                         }
@@ -1083,14 +1147,19 @@ impl Transport {
             }
         }
         for c in unstall {
-            if let Some((tid, msg)) = self.conns[c].stalled.take() {
-                let inbox = &inboxes[tid - 1];
-                if inbox.push(&msg) == Status::Full {
-                    self.conns[c].stalled = Some((tid, msg));
+            if let Some(d) = self.conns[c].stalled.take() {
+                let inbox = &inboxes[d.tid - 1];
+                if inbox.push_batch(&d.bytes, d.count) == Status::Full {
+                    self.conns[c].stalled = Some(d);
                     next = Some(next.map_or(now + 0.001, |n: f64| n.min(now + 0.001)));
                 } else {
                     // resume reading, and the frames already buffered
                     self.resume(ring, inboxes, c, now);
+                    if self.conns.contains(c) && self.conns[c].stalled.is_some() {
+                        // the buffered frames filled the inbox again: look again soon (nothing
+                        // else would wake this thread for it)
+                        next = Some(next.map_or(now + 0.001, |n: f64| n.min(now + 0.001)));
+                    }
                 }
             }
         }

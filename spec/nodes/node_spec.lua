@@ -40,9 +40,9 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 end
 local CERTS
 
-local function serve(node, secret)
-  local p = process.spawn(("luajit spec/nodes/serve.lua %s %s %s %s '%s' %s"):format(
-    node.addr, secret or SECRET, node.tcp, node.http, node.udp or "", node == B and CERTS or ""))
+local function serve(node, secret, env)
+  local p = process.spawn(("%sluajit spec/nodes/serve.lua %s %s %s %s '%s' %s"):format(
+    env or "", node.addr, secret or SECRET, node.tcp, node.http, node.udp or "", node == B and CERTS or ""))
   process.wait_for(p, "ready")
   return p
 end
@@ -95,6 +95,35 @@ describe("luact nodes", function()
     assert.is_true(r.made_machine)
     assert.same({ "mine", 7 }, r.back)
     assert.equal("actor_no_body", r.missing)
+  end)
+
+  it("hold back a sender while the receiving thread is blocked, then deliver everything in order", function()
+    process.cleanup(b)
+    b = serve(B, nil, "LUACT_SPEC_INBOX=64 ")          -- a small inbox: deliveries stall at once
+    local r = helpers.start({ n_core = 1, address = "127.0.0.1:7103", secret = SECRET, peer = B.tcp }, function()
+      local luact = require "luact"
+      local gate = luact.ref(luact.opts.peer .. "/svc/gates"):make()   -- thread 2 of B, over the node transport
+      gate:notify_block(0.5)                          -- B's thread 2 stops reading its inbox
+      local N, sent, overloads = 3000, 0, 0
+      local deadline = luact.clock.get() + 20
+      while sent < N and luact.clock.get() < deadline do
+        local ok, e = pcall(gate.notify_note, gate, sent + 1)
+        if ok then
+          sent = sent + 1
+        else
+          assert(e.name == "actor_overload", tostring(e))
+          overloads = overloads + 1
+          luact.clock.sleep(0.001)
+        end
+      end
+      local seen = gate:timed_list(20)
+      local in_order = #seen == N
+      for i = 1, #seen do in_order = in_order and seen[i] == i end
+      luact.stop({ sent = sent, got = #seen, in_order = in_order, overloads = overloads })
+    end)
+    assert.equal(3000, r.sent)
+    assert.equal(3000, r.got)
+    assert.is_true(r.in_order)
   end)
 
   it("fail calls in flight within 1 s when a node is killed; the survivors keep serving", function()
