@@ -75,6 +75,7 @@ local STRIDE, MAX_INLINE = 8, 6
 local tasks = {}
 local task_head, task_tail = 1, 1       -- slot of the next task to run / to fill
 local runner = nil            -- the tentacle currently draining the task queue
+local runner_idle = false     -- it waits for a task (its queue ran dry)
 
 local spawn_runner
 
@@ -82,6 +83,7 @@ local function hand_off(t)
   t.is_runner = false
   if runner == t then
     runner = nil
+    runner_idle = false
     if task_head < task_tail then spawn_runner() end
   end
 end
@@ -92,7 +94,9 @@ local function report_task_failure(err)
   if log then log.error(msg) else io.stderr:write(msg, "\n") end
 end
 
-local function run_tasks(t)
+-- Runs queued tasks until the queue is empty (true) or a task waited and t handed the queue on
+-- (false). (A loop of its own, with no wait inside, so the JIT compiles it tight.)
+local function drain_tasks(t)
   local q = tasks
   while task_head < task_tail do
     local i = task_head
@@ -112,17 +116,20 @@ local function run_tasks(t)
     elseif n == 5 then fn(a1, a2, a3, a4, a5)
     elseif n == 6 then fn(a1, a2, a3, a4, a5, a6)
     else fn(unpack(a1, 1, n)) end
-    if not t.is_runner then return end      -- it waited: another runner has the queue
-    if task_head >= task_tail then
-      task_head, task_tail = 1, 1
-      -- idle until scheduler.task wakes it (resume values: none)
-      t.idle = true
-      t.token = t.token + 1
-      t.status = "waiting"
-      co_yield(WAIT)
-      t.idle = false
-      if not t.is_runner then return end
-    end
+    if not t.is_runner then return false end  -- it waited: another runner has the queue
+  end
+  task_head, task_tail = 1, 1
+  return true
+end
+
+local function run_tasks(t)
+  while drain_tasks(t) do
+    -- idle until scheduler.task wakes it (resume values: none)
+    runner_idle = true
+    t.token = t.token + 1
+    t.status = "waiting"
+    co_yield(WAIT)
+    if not t.is_runner then return end
   end
 end
 
@@ -155,12 +162,12 @@ function scheduler.task(fn, ...)
     q[i + 2] = { ... }
   end
   task_tail = i + STRIDE
-  local r = runner
-  if r == nil or r.status == "dead" then
+  -- (upvalues, not fields of the runner: a field lookup here costs every task a hash lookup)
+  if runner == nil then
     spawn_runner()
-  elseif r.idle then
-    r.idle = false
-    scheduler.wake(r, r.token)
+  elseif runner_idle then
+    runner_idle = false
+    scheduler.wake(runner, runner.token)
   end
 end
 
@@ -275,7 +282,7 @@ function scheduler.reset()
   end
   head, tail = 1, 0
   current = nil
-  tasks, task_head, task_tail, runner = {}, 1, 1, nil
+  tasks, task_head, task_tail, runner, runner_idle = {}, 1, 1, nil, false
 end
 
 return scheduler
