@@ -72,8 +72,15 @@ end
 -- runs dry stays, waiting (`idle`) for the next task: a message that arrives alone costs a
 -- resume, not a new tentacle.
 local STRIDE, MAX_INLINE = 8, 6
+-- The queue is a ring: positions only grow (task_head: the next task to run, task_tail: the next
+-- to fill; both count slots from 0) and position p lives in slot band(p, mask) + 1; a full ring
+-- doubles. So a queue that never runs dry (a task that queues the next, as a ring of actors
+-- passing a token does) stays in the same slots instead of creeping up the table.
+local band = require("bit").band
+local TASKS_CAP = 64 * STRIDE           -- slots at first (a power of two; small stays in the L1 cache)
 local tasks = {}
-local task_head, task_tail = 1, 1       -- slot of the next task to run / to fill
+local cap, mask = TASKS_CAP, TASKS_CAP - 1
+local task_head, task_tail = 0, 0
 local runner = nil            -- the tentacle currently draining the task queue
 local runner_idle = false     -- it waits for a task (its queue ran dry)
 
@@ -94,16 +101,34 @@ local function report_task_failure(err)
   if log then log.error(msg) else io.stderr:write(msg, "\n") end
 end
 
--- Runs queued tasks until the queue is empty (true) or a task waited and t handed the queue on
--- (false). (A loop of its own, with no wait inside, so the JIT compiles it tight.)
+-- Doubles the ring, keeping the queued tasks in order from slot 1.
+local function grow_tasks()
+  local old, n = tasks, task_tail - task_head
+  local new = {}
+  for k = 0, n - 1 do new[1 + k] = old[band(task_head + k, mask) + 1] end
+  tasks, cap = new, cap * 2
+  mask = cap - 1
+  task_head, task_tail = 0, n
+end
+
+-- Tasks a runner runs before it lets the loop take a turn.
+local SLICE = 1024
+
+local DRAINED, HANDED_OFF, MORE = 1, 2, 3
+
+-- Runs queued tasks until the queue is empty (DRAINED), a task waited and t handed the queue on
+-- (HANDED_OFF), or SLICE tasks were run (MORE). (A loop of its own, with no wait inside, so the
+-- JIT compiles it tight.)
 local function drain_tasks(t)
-  local q = tasks
+  local stop = task_head + SLICE * STRIDE
   while task_head < task_tail do
-    local i = task_head
+    if task_head >= stop then return MORE end
+    local q = tasks                     -- (a task may have grown the ring)
+    local i = band(task_head, mask) + 1
     local fn, n = q[i], q[i + 1]
     local a1, a2, a3, a4, a5, a6 = q[i + 2], q[i + 3], q[i + 4], q[i + 5], q[i + 6], q[i + 7]
     q[i], q[i + 1], q[i + 2], q[i + 3], q[i + 4], q[i + 5], q[i + 6], q[i + 7] = nil, nil, nil, nil, nil, nil, nil, nil
-    task_head = i + STRIDE
+    task_head = task_head + STRIDE
     t.deadline = nil
     -- Called unprotected (a pcall per task cost a third of notify_'s throughput): a task that
     -- raises ends this runner, and runner_failed hands the queue to a new one. Called with
@@ -116,20 +141,31 @@ local function drain_tasks(t)
     elseif n == 5 then fn(a1, a2, a3, a4, a5)
     elseif n == 6 then fn(a1, a2, a3, a4, a5, a6)
     else fn(unpack(a1, 1, n)) end
-    if not t.is_runner then return false end  -- it waited: another runner has the queue
+    if not t.is_runner then return HANDED_OFF end  -- it waited: another runner has the queue
   end
-  task_head, task_tail = 1, 1
-  return true
+  task_head, task_tail = 0, 0
+  return DRAINED
 end
 
 local function run_tasks(t)
-  while drain_tasks(t) do
-    -- idle until scheduler.task wakes it (resume values: none)
-    runner_idle = true
-    t.token = t.token + 1
-    t.status = "waiting"
-    co_yield(WAIT)
-    if not t.is_runner then return end
+  while true do
+    local state = drain_tasks(t)
+    if state == HANDED_OFF then return end
+    if state == DRAINED then
+      -- idle until scheduler.task wakes it (resume values: none)
+      runner_idle = true
+      t.token = t.token + 1
+      t.status = "waiting"
+      co_yield(WAIT)
+      if not t.is_runner then return end
+    else
+      -- MORE: let the loop have its turn (timers, I/O, other threads' messages, stop) before
+      -- going on, so tasks that keep queuing tasks cannot starve the thread
+      t.status = "ready"
+      t.rv = NO_VALUES
+      push(t)
+      co_yield(WAIT)
+    end
   end
 end
 
@@ -152,7 +188,8 @@ end
 
 -- Queues fn(...) to run soon in a runner tentacle (see above); fn gets exactly these values.
 function scheduler.task(fn, ...)
-  local q, i = tasks, task_tail
+  if task_tail - task_head >= cap then grow_tasks() end
+  local q, i = tasks, band(task_tail, mask) + 1
   local n = select("#", ...)
   q[i], q[i + 1] = fn, n
   if n <= MAX_INLINE then
@@ -161,7 +198,7 @@ function scheduler.task(fn, ...)
   else
     q[i + 2] = { ... }
   end
-  task_tail = i + STRIDE
+  task_tail = task_tail + STRIDE
   -- (upvalues, not fields of the runner: a field lookup here costs every task a hash lookup)
   if runner == nil then
     spawn_runner()
@@ -282,7 +319,8 @@ function scheduler.reset()
   end
   head, tail = 1, 0
   current = nil
-  tasks, task_head, task_tail, runner, runner_idle = {}, 1, 1, nil, false
+  tasks, task_head, task_tail, runner, runner_idle = {}, 0, 0, nil, false
+  cap, mask = TASKS_CAP, TASKS_CAP - 1
 end
 
 return scheduler

@@ -32,4 +32,33 @@ describe("luact.scheduler tasks", function()
     assert.truthy(log:find("task failed: .*task two broke"), log)
     assert.truthy(log:find("task failed: .*task four broke after waiting"), log)
   end)
+
+  it("lets timers and other tentacles run while actors keep notifying each other", function()
+    -- two actors on one thread passing notify_ back and forth: the task queue never runs dry
+    local r = helpers.start({ n_core = 1, timeout = 30 }, function()
+      local luact = require "luact"
+      local clock = luact.clock
+      local t0 = clock.get()
+      local done_at
+      local a, b
+      local function player(name)
+        return { hops = 0, count = function(self) return self.hops end, pass = function(self, left)
+          self.hops = self.hops + 1
+          if left == 0 then done_at = clock.get() - t0; return end
+          local other = name == "a" and b or a
+          other:notify_pass(left - 1)
+        end }
+      end
+      a, b = luact(player("a")), luact(player("b"))
+      a:notify_pass(3000000)                       -- several seconds' worth of hops
+      clock.sleep(0.05)                            -- must wake while the hops go on
+      local woke_at = clock.get() - t0
+      local ok, n = pcall(function() return a:timed_count(1) end)  -- a call gets its turn too
+      while not done_at do clock.sleep(0.01) end
+      luact.stop({ woke_at = woke_at, done_at = done_at, call_ok = ok and n > 0 })
+    end)
+    assert.is_true(r.woke_at < r.done_at, ("slept until %.3fs, the hops ended at %.3fs"):format(r.woke_at, r.done_at))
+    assert.is_true(r.woke_at < 0.5, "a 50 ms sleep took " .. r.woke_at .. " s")
+    assert.is_true(r.call_ok)
+  end)
 end)
