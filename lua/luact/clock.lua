@@ -24,6 +24,14 @@ local young, nyoung = {}, 0
 local young_until = nil             -- when the young timers move on (nil: none is young)
 
 local function settle()
+  -- removals first: an entry cancelled and scheduled again since the last settle has its stale
+  -- removal note here and must not lose its new place (clock.schedule took it out already)
+  for i = 1, nleaving do
+    local e = leaving[i]
+    leaving[i] = nil
+    heap:remove(e)
+  end
+  nleaving = 0
   if narriving > 0 then
     local now = C.luact_clock_monotonic()
     local old_enough = now + 2 * YOUNG_AGE
@@ -43,12 +51,6 @@ local function settle()
     narriving = 0
     if nyoung > 0 and young_until == nil then young_until = now + YOUNG_AGE end
   end
-  for i = 1, nleaving do
-    local e = leaving[i]
-    leaving[i] = nil
-    heap:remove(e)
-  end
-  nleaving = 0
 end
 
 -- Moves the young timers still pending into the heap, once they are YOUNG_AGE old.
@@ -86,8 +88,11 @@ end
 
 -- Schedules `entry` itself ({ at = seconds, fire = function(entry, now), ... }: give it `seq` and
 -- `pos` fields up front so the heap does not grow the table) and returns it: a timer with no
--- allocation of its own, for hot paths.
+-- allocation of its own, for hot paths. An entry may be scheduled again once it fired or was
+-- cancelled (a tentacle is the timer of every call it makes).
 function clock.schedule(entry)
+  local pos = entry.pos
+  if pos and pos > 0 then heap:remove(entry) end   -- (an entry scheduled again: rare, not hot)
   entry.pos = -1
   narriving = narriving + 1
   arriving[narriving] = entry
@@ -226,9 +231,10 @@ end
 -- Timers pending (scheduled, not fired, not cancelled).
 function clock.pending()
   settle()
-  local n = heap:size()
+  local n, seen = heap:size(), {}
   for i = 1, nyoung do
-    if young[i].pos == -2 then n = n + 1 end
+    local e = young[i]
+    if e.pos == -2 and not seen[e] then n = n + 1; seen[e] = true end   -- (a rescheduled entry may be listed twice)
   end
   return n
 end

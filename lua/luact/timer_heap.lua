@@ -63,7 +63,7 @@ function Heap:remove(entry)
   local last = self[n]
   self[n] = nil
   self.n = n - 1
-  entry.pos = nil
+  entry.pos = 0
   if i < n then
     self[i] = last
     last.pos = i

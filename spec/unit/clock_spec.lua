@@ -83,6 +83,36 @@ describe("luact.clock", function()
     end
   end)
 
+  it("fires an entry scheduled again after it was cancelled or fired, once per scheduling", function()
+    -- (a tentacle is the timer entry of every call it makes)
+    local r = helpers.run(function()
+      local luact = require "luact"
+      local clock = luact.clock
+      local fired = {}
+      local e = { seq = 0, pos = 0, fire = function(e, now) fired[#fired + 1] = { e.tag, now - e.at } end }
+      local function schedule(tag, after) e.tag, e.at = tag, clock.get() + after; clock.schedule(e) end
+      clock.sleep(0)
+      local base = clock.pending()
+      schedule("cancelled before settling", 0.05); clock.cancel(e)
+      schedule("cancelled while young", 0.05); clock.sleep(0); clock.cancel(e)
+      schedule("cancelled in the heap", 0.002); clock.sleep(0); clock.cancel(e)
+      schedule("scheduled again before the removal settled", 0.03)
+      local pending_once = clock.pending() - base
+      clock.sleep(0.06)
+      schedule("after firing", 0.01)
+      clock.sleep(0.03)
+      luact.stop({ fired = fired, pending_once = pending_once, left = clock.pending() - base })
+    end)
+    assert.equal(1, r.pending_once)
+    assert.equal(0, r.left)
+    assert.equal(2, #r.fired)
+    assert.equal("scheduled again before the removal settled", r.fired[1][1])
+    assert.equal("after firing", r.fired[2][1])
+    for _, f in ipairs(r.fired) do
+      assert.is_true(f[2] >= 0 and f[2] < 0.05, f[1] .. " fired " .. tostring(f[2]) .. " s after its time")
+    end
+  end)
+
   it("fires an alarm event once, and not when cancelled", function()
     local r = helpers.run(function()
       local luact = require "luact"

@@ -181,11 +181,12 @@ local TIMEOUT, UNREACHABLE, NO_RESULTS = {}, {}, {}
 local PACKED = {}
 local fire_async_timeout
 
--- The waiter of a sync call is its own deadline timer (see call.await).
+-- A sync call's waiter is the waiting tentacle itself, which is also its deadline timer (see
+-- call.await); an async call's waiter is { ev = event, machine = m, timer = entry }.
 local function fire_timeout(w)
   if pending[w.corr] == w then
     pending[w.corr] = nil
-    scheduler.wake(w.t, w.token, TIMEOUT)
+    scheduler.wake(w, w.wait_token, TIMEOUT)
   end
 end
 
@@ -214,12 +215,14 @@ end
 -- thread t, epoch e, local id l on machine m; or t = a name behind the listener at address e.
 function call.await(corr, m, deadline, method, t, e, l)
   local me, token = scheduler.prepare_wait("actor call")
-  -- one table is the waiter and its deadline timer, every field set up front
-  local w = { t = me, token = token, machine = m, corr = corr, at = deadline, fire = fire_timeout, seq = 0, pos = 0 }
-  pending[corr] = w
-  clock.schedule(w)
+  -- A tentacle waits for one thing at a time: it is the waiter and the deadline timer, so a call
+  -- allocates nothing here (the timer fields stay on it for its next call).
+  me.wait_token, me.machine, me.corr, me.at, me.fire = token, m, corr, deadline, fire_timeout
+  if rawget(me, "pos") == nil then me.seq, me.pos = 0, 0 end
+  pending[corr] = me
+  clock.schedule(me)
   local r = scheduler.suspend()
-  clock.cancel(w)
+  clock.cancel(me)
   if r == NO_RESULTS then
     return
   elseif getmetatable(r) == PACKED then
@@ -296,7 +299,7 @@ local function on_reply(msg)
       w.ev:emit("reply", false, msg[5])
     end
   else
-    scheduler.wake(w.t, w.token, setmetatable(msg, PACKED))
+    scheduler.wake(w, w.wait_token, setmetatable(msg, PACKED))
   end
 end
 loop.on("r", on_reply)
@@ -315,13 +318,13 @@ local function on_reply_frame(corr, ok, n, v1, v2, v3)
     elseif n == 2 then ev:emit("reply", true, v1, v2)
     else ev:emit("reply", true, v1, v2, v3) end
   elseif ok and n == 1 then
-    scheduler.wake(w.t, w.token, v1)
+    scheduler.wake(w, w.wait_token, v1)
   elseif ok and n == 0 then
-    scheduler.wake(w.t, w.token, NO_RESULTS)
+    scheduler.wake(w, w.wait_token, NO_RESULTS)
   elseif ok then
-    scheduler.wake(w.t, w.token, setmetatable({ "r", corr, true, n, v1, v2, v3 }, PACKED))
+    scheduler.wake(w, w.wait_token, setmetatable({ "r", corr, true, n, v1, v2, v3 }, PACKED))
   else
-    scheduler.wake(w.t, w.token, setmetatable({ "r", corr, false, 0, v1 }, PACKED))
+    scheduler.wake(w, w.wait_token, setmetatable({ "r", corr, false, 0, v1 }, PACKED))
   end
 end
 
@@ -585,7 +588,7 @@ function call.machine_lost(m)
         clock.cancel(w.timer)
         w.ev:emit("reply", false, why)
       else
-        scheduler.wake(w.t, w.token, UNREACHABLE)
+        scheduler.wake(w, w.wait_token, UNREACHABLE)
       end
     end
   end
