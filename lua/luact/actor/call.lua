@@ -368,9 +368,30 @@ host.set_hooks({
   end,
 })
 
+-- Records of calls that arrived ({ corr, rt, rm, left }) are reused: one per call in flight.
+local free_calls, nfree_calls = {}, 0
+
+local function call_record(corr, rt, rm, left)
+  local c
+  if nfree_calls > 0 then
+    c = free_calls[nfree_calls]
+    free_calls[nfree_calls] = nil
+    nfree_calls = nfree_calls - 1
+    c.corr, c.rt, c.rm, c.left = corr, rt, rm, left
+  else
+    c = { corr = corr, rt = rt, rm = rm, left = left }
+  end
+  return c
+end
+
 local function finish_call(rec, t, c, deadline, ok, ...)
   host.untrack(rec, t)
-  send_reply(c.rm, c.rt, c.corr, deadline, ok, ...)
+  local rm, rt, corr = c.rm, c.rt, c.corr
+  if nfree_calls < 256 then
+    nfree_calls = nfree_calls + 1
+    free_calls[nfree_calls] = c
+  end
+  send_reply(rm, rt, corr, deadline, ok, ...)
 end
 
 -- Runs a call that arrived from another thread (a task: its own tentacle once it waits).
@@ -411,7 +432,7 @@ loop.on("c", function(msg)
   if corr == 0 then
     scheduler.task(run_notify, rec, method, has_self, unpack(msg, ARGS, ARGS - 1 + msg[10]))
   else
-    scheduler.task(run_call, rec, { corr = corr, rt = rt, rm = rm, left = left }, method, has_self,
+    scheduler.task(run_call, rec, call_record(corr, rt, rm, left), method, has_self,
                    unpack(msg, ARGS, ARGS - 1 + msg[10]))
   end
 end)
@@ -427,7 +448,7 @@ local function on_call_frame(l, e, method, has_self, corr, rt, rm, left, n, a1, 
     else scheduler.task(run_notify, rec, method, has_self, a1, a2, a3) end
     return
   end
-  local c = { corr = corr, rt = rt, rm = rm, left = left }
+  local c = call_record(corr, rt, rm, left)
   if n == 1 then scheduler.task(run_call, rec, c, method, has_self, a1)
   elseif n == 0 then scheduler.task(run_call, rec, c, method, has_self)
   elseif n == 2 then scheduler.task(run_call, rec, c, method, has_self, a1, a2)
