@@ -46,13 +46,15 @@ local function raise(name, ...)
   error(exception.new(name, ...), 0)
 end
 
--- The deadline a new call gets: its own timeout, never later than the caller's deadline.
+-- The deadline a new call gets: its own timeout, never later than the caller's deadline; and
+-- the time it was computed at (one clock read serves the call's message too).
 local function deadline_for(timeout)
-  local d = clock.get() + timeout
+  local now = clock.get()
+  local d = now + timeout
   local t = scheduler.running()
   local inherited = t and t.deadline
-  if inherited and inherited < d then return inherited end
-  return d
+  if inherited and inherited < d then return inherited, now end
+  return d, now
 end
 
 local function log()
@@ -160,12 +162,9 @@ end
 
 -- Encodes a call (corr 0: a notify_): a compact frame when it can, else a table. Returns the
 -- pointer and length (valid until the next encode); raises naming a value that cannot travel.
-local function encode_call(l, e, method, has_self, corr, deadline, prefix, ...)
-  local left = 0
-  if deadline > 0 then
-    left = deadline - clock.get()
-    if left < 0 then left = 0 end
-  end
+-- `left`: seconds to the deadline (0 for a notify_).
+local function encode_call(l, e, method, has_self, corr, left, prefix, ...)
+  if left < 0 then left = 0 end
   local n = select("#", ...)
   if n <= 3 then
     local a1, a2, a3 = ...
@@ -195,9 +194,9 @@ local function reply_values(msg)
   error(msg[5], 0)
 end
 
-local function remote_sync(m, t, l, e, method, has_self, deadline, ...)
+local function remote_sync(m, t, l, e, method, has_self, deadline, now, ...)
   local corr = new_corr()
-  local p, len = encode_call(l, e, method, has_self, corr, deadline, "", ...)
+  local p, len = encode_call(l, e, method, has_self, corr, deadline - now, "", ...)
   if not send_bytes_waiting(m, t, p, len, deadline) then
     raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
@@ -265,10 +264,10 @@ function fire_async_timeout(entry)
   end
 end
 
-local function remote_async(m, t, l, e, method, has_self, deadline, ...)
+local function remote_async(m, t, l, e, method, has_self, deadline, now, ...)
   local ev = event.new_oneshot()
   local corr = new_corr()
-  local p, len = encode_call(l, e, method, has_self, corr, deadline, "async_", ...)
+  local p, len = encode_call(l, e, method, has_self, corr, deadline - now, "async_", ...)
   if not send_bytes_waiting(m, t, p, len, deadline) then
     raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
@@ -466,13 +465,13 @@ local function dispatch(m, t, e, l, kind, method, has_self, ...)
     if type(timeout) ~= "number" or timeout < 0 then
       error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method, type(timeout)), 3)
     end
-    local deadline = deadline_for(timeout)
+    local deadline, now = deadline_for(timeout)
     if here then
       local rec = host.get(l, e)
       check_alive(rec, m, t, e, l)
       return local_sync(rec, method, has_self, deadline, select(2, ...))
     end
-    return remote_sync(m, t, l, e, method, has_self, deadline, select(2, ...))
+    return remote_sync(m, t, l, e, method, has_self, deadline, now, select(2, ...))
   end
   if here then
     local rec = host.get(l, e)
@@ -482,15 +481,17 @@ local function dispatch(m, t, e, l, kind, method, has_self, ...)
     elseif kind == "notify" then
       return local_notify(rec, method, has_self, ...)
     else
-      return local_async(rec, method, has_self, deadline_for(call.DEFAULT_TIMEOUT), ...)
+      return local_async(rec, method, has_self, (deadline_for(call.DEFAULT_TIMEOUT)), ...)
     end
   end
-  if kind == "sync" then
-    return remote_sync(m, t, l, e, method, has_self, deadline_for(call.DEFAULT_TIMEOUT), ...)
-  elseif kind == "notify" then
+  if kind == "notify" then
     return remote_notify(m, t, l, e, method, has_self, ...)
   end
-  return remote_async(m, t, l, e, method, has_self, deadline_for(call.DEFAULT_TIMEOUT), ...)
+  local deadline, now = deadline_for(call.DEFAULT_TIMEOUT)
+  if kind == "sync" then
+    return remote_sync(m, t, l, e, method, has_self, deadline, now, ...)
+  end
+  return remote_async(m, t, l, e, method, has_self, deadline, now, ...)
 end
 call.dispatch = dispatch
 
