@@ -247,6 +247,56 @@ pub unsafe extern "C" fn luact_poll(ctx: *mut ThreadCtx, timeout: f64, out: *mut
     })
 }
 
+/// What one turn of the loop found besides completions (`luact_turn_state_t` in lua/luact/ffi.lua).
+#[repr(C)]
+pub struct TurnState {
+    /// Inbox entries drained into `ptrs`/`lens`.
+    pub drained: i32,
+    /// Connection events waiting for `luact_net_event`.
+    pub events: i32,
+    /// 1 once `luact.stop` was called (the loop should leave).
+    pub stopping: i32,
+}
+
+/// One wait of the loop in one call (a call from the loop's Lua costs more than the work of
+/// most of these): waits like `luact_poll`, then drains up to `max_drain` inbox entries like
+/// `luact_inbox_drain` and reports pending connection events and the stop flag in `state`.
+/// Returns the number of completions written, or a negative status.
+///
+/// # Safety
+/// `ctx` is the calling thread's live context; `out` has room for `max` completions, `ptrs`
+/// and `lens` for `max_drain` entries; `state` points to a writable `TurnState`.
+#[no_mangle]
+pub unsafe extern "C" fn luact_turn(
+    ctx: *mut ThreadCtx,
+    timeout: f64,
+    out: *mut Completion,
+    max: i32,
+    ptrs: *mut *const u8,
+    lens: *mut usize,
+    max_drain: i32,
+    state: *mut TurnState,
+) -> i32 {
+    guard(|| {
+        let ctx = ctx.as_mut().ok_or_else(|| Error::new(Status::BadArgument, "null context"))?;
+        let state = state.as_mut().ok_or_else(|| Error::new(Status::BadArgument, "null turn state"))?;
+        if out.is_null() || max < 1 || ptrs.is_null() || lens.is_null() || max_drain < 1 {
+            return Err(Error::new(Status::BadArgument, "no completion or inbox buffer"));
+        }
+        let out = std::slice::from_raw_parts_mut(out, max as usize);
+        let n = ctx.poll(timeout, out)?;
+        let drained = ctx.drain(max_drain as usize);
+        for (i, m) in ctx.batch.iter().enumerate() {
+            *ptrs.add(i) = m.as_ptr();
+            *lens.add(i) = m.len();
+        }
+        state.drained = drained as i32;
+        state.events = ctx.transport.pending_events().min(i32::MAX as usize) as i32;
+        state.stopping = ctx.runtime.is_stopping() as i32;
+        Ok(n as i32)
+    })
+}
+
 /// Moves up to `max` inbox messages into the context's batch and writes their addresses and
 /// lengths; the bytes stay valid until the next drain on this context.
 ///

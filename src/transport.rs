@@ -283,6 +283,11 @@ impl Transport {
         self.events.pop_front()
     }
 
+    /// Connection events waiting for `pop_event`.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
     fn gen(&mut self) -> u32 {
         self.next_gen = self.next_gen.wrapping_add(1) & 0xff_ffff;
         if self.next_gen == 0 {

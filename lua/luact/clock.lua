@@ -22,7 +22,9 @@ local arriving, narriving = {}, 0
 local leaving, nleaving = {}, 0
 local young, nyoung = {}, 0
 local young_until = nil             -- when the young timers move on (nil: none is young)
+local turn_now = 0                  -- the loop's time for this turn (see clock.fire_due)
 
+-- (`turn_now` may be a little old: that only sends a timer to the heap earlier than needed.)
 local function settle()
   -- removals first: an entry cancelled and scheduled again since the last settle has its stale
   -- removal note here and must not lose its new place (clock.schedule took it out already)
@@ -33,7 +35,7 @@ local function settle()
   end
   nleaving = 0
   if narriving > 0 then
-    local now = C.luact_clock_monotonic()
+    local now = turn_now
     local old_enough = now + 2 * YOUNG_AGE
     for i = 1, narriving do
       local e = arriving[i]
@@ -209,6 +211,7 @@ end
 
 -- For the loop: fires every entry due at `now`; returns how many fired.
 function clock.fire_due(now)
+  turn_now = now
   settle()
   grow_up(now)
   local n = 0
@@ -230,6 +233,7 @@ end
 
 -- Timers pending (scheduled, not fired, not cancelled).
 function clock.pending()
+  turn_now = C.luact_clock_monotonic()
   settle()
   local n, seen = heap:size(), {}
   for i = 1, nyoung do

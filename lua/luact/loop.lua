@@ -27,6 +27,7 @@ local ctx = nil               -- this thread's luact_thread_ctx*, while attached
 local handlers = {}           -- message kind -> function(msg)
 local io_handlers = {}        -- user_data -> function(res, flags): operations Lua submits itself (none yet; sockets are the core's)
 local completions = ffi.new("luact_completion_t[?]", MAX_COMPLETIONS)
+local turn_state = ffi.new("luact_turn_state_t")
 local ptrs = ffi.new("const uint8_t*[?]", MAX_DRAIN)
 local lens = ffi.new("size_t[?]", MAX_DRAIN)
 
@@ -139,7 +140,6 @@ function loop.run()
     scheduler.run(RUN_BUDGET)
     local now = C.luact_clock_monotonic()
     clock.fire_due(now)
-    if C.luact_stopping(ctx) ~= 0 then break end
     local all_sent = outbox.flush()
     local timeout = 0
     if not scheduler.has_ready() then
@@ -147,7 +147,8 @@ function loop.run()
       timeout = deadline and math.max(deadline - now, 0) or IDLE_TIMEOUT
       if not all_sent and timeout > RETRY_FULL then timeout = RETRY_FULL end
     end
-    local n = C.luact_poll(ctx, timeout, completions, MAX_COMPLETIONS)
+    -- one call waits, drains the inbox and says whether there is more to look at
+    local n = C.luact_turn(ctx, timeout, completions, MAX_COMPLETIONS, ptrs, lens, MAX_DRAIN, turn_state)
     if n < 0 then
       error("luact: the loop's poll failed: " .. lffi.describe(n), 0)
     end
@@ -156,9 +157,9 @@ function loop.run()
       local h = io_handlers[tonumber(c.user_data)]
       if h then h(c.res, c.flags) end
     end
-    node.drain_events(ctx)
-    local m = C.luact_inbox_drain(ctx, ptrs, lens, MAX_DRAIN)
-    for i = 0, m - 1 do
+    if turn_state.events > 0 then node.drain_events(ctx) end
+    if turn_state.stopping ~= 0 then break end
+    for i = 0, turn_state.drained - 1 do
       dispatch(ptrs[i], lens[i])
     end
   end
