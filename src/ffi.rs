@@ -221,32 +221,6 @@ pub unsafe extern "C" fn luact_thread_detach(ctx: *mut ThreadCtx) {
     }
 }
 
-/// Non-zero once `luact.stop` was called.
-#[no_mangle]
-pub unsafe extern "C" fn luact_stopping(ctx: *const ThreadCtx) -> i32 {
-    // SAFETY: `ctx` is a live context owned by the calling thread (Lua keeps it until detach).
-    match ctx.as_ref() {
-        Some(ctx) => ctx.runtime.is_stopping() as i32,
-        None => 1,
-    }
-}
-
-/// Waits up to `timeout` seconds for work; writes up to `max` completions to `out`.
-///
-/// # Safety
-/// `ctx` is the calling thread's live context; `out` has room for `max` completions.
-#[no_mangle]
-pub unsafe extern "C" fn luact_poll(ctx: *mut ThreadCtx, timeout: f64, out: *mut Completion, max: i32) -> i32 {
-    guard(|| {
-        let ctx = ctx.as_mut().ok_or_else(|| Error::new(Status::BadArgument, "null context"))?;
-        if out.is_null() || max < 1 {
-            return Err(Error::new(Status::BadArgument, "no completion buffer"));
-        }
-        let out = std::slice::from_raw_parts_mut(out, max as usize);
-        Ok(ctx.poll(timeout, out)? as i32)
-    })
-}
-
 /// What one turn of the loop found besides completions (`luact_turn_state_t` in lua/luact/ffi.lua).
 #[repr(C)]
 pub struct TurnState {
@@ -258,9 +232,11 @@ pub struct TurnState {
     pub stopping: i32,
 }
 
-/// One wait of the loop in one call (a call from the loop's Lua costs more than the work of
-/// most of these): waits like `luact_poll`, then drains up to `max_drain` inbox entries like
-/// `luact_inbox_drain` and reports pending connection events and the stop flag in `state`.
+/// One wait of the loop, in one call (from the loop's Lua a call costs more than the work of
+/// most of what it does): waits up to `timeout` seconds for work and writes up to `max`
+/// completions to `out`; then moves up to `max_drain` inbox entries into the context's batch
+/// and writes their addresses and lengths (valid until the next turn); and reports pending
+/// connection events and the stop flag in `state`.
 /// Returns the number of completions written, or a negative status.
 ///
 /// # Safety
@@ -293,27 +269,6 @@ pub unsafe extern "C" fn luact_turn(
         state.drained = drained as i32;
         state.events = ctx.transport.pending_events().min(i32::MAX as usize) as i32;
         state.stopping = ctx.runtime.is_stopping() as i32;
-        Ok(n as i32)
-    })
-}
-
-/// Moves up to `max` inbox messages into the context's batch and writes their addresses and
-/// lengths; the bytes stay valid until the next drain on this context.
-///
-/// # Safety
-/// `ctx` is the calling thread's live context; `ptrs` and `lens` have room for `max` entries.
-#[no_mangle]
-pub unsafe extern "C" fn luact_inbox_drain(ctx: *mut ThreadCtx, ptrs: *mut *const u8, lens: *mut usize, max: i32) -> i32 {
-    guard(|| {
-        let ctx = ctx.as_mut().ok_or_else(|| Error::new(Status::BadArgument, "null context"))?;
-        if ptrs.is_null() || lens.is_null() || max < 1 {
-            return Err(Error::new(Status::BadArgument, "no output arrays"));
-        }
-        let n = ctx.drain(max as usize);
-        for (i, m) in ctx.batch.iter().enumerate() {
-            *ptrs.add(i) = m.as_ptr();
-            *lens.add(i) = m.len();
-        }
         Ok(n as i32)
     })
 }

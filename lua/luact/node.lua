@@ -3,19 +3,12 @@
 -- into what the actor layer must do (fail calls to a lost node, fire its monitors).
 local lffi = require "luact.ffi"
 local ffi, C = lffi.ffi, lffi.C
-local codec = require "luact.actor.codec"
 local loop = require "luact.loop"
 
 local node = {}
 
--- Encodes msg and queues it for thread tid of machine m; returns the core's status (0, full,
--- unreachable). Raises when msg holds a value that cannot travel.
-function node.send(m, tid, msg, what, first_arg, prefix)
-  local p, len = codec.encode(msg, what, first_arg, prefix)
-  return C.luact_net_send(loop.context(), m, tid, p, len)
-end
-
--- Queues one message already encoded (len bytes at p) for thread tid of machine m.
+-- Queues one message already encoded (len bytes at p) for thread tid of machine m; returns the
+-- core's status (0, full, unreachable).
 function node.send_bytes(m, tid, p, len)
   return C.luact_net_send(loop.context(), m, tid, p, len)
 end

@@ -109,10 +109,4 @@ function outbox.flush()
   return all
 end
 
--- Messages waiting here for thread tid (tests, diagnostics).
-function outbox.pending(tid)
-  local b = batches[tid]
-  return b and b.n or 0
-end
-
 return outbox

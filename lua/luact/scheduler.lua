@@ -69,7 +69,7 @@ end
 -- costs a function call, not a coroutine, and one that waits still blocks no other.
 -- The queue is one flat array, STRIDE slots per task: fn, argument count, up to MAX_INLINE
 -- arguments (more spill into a table), so queuing a task allocates nothing. A runner whose queue
--- runs dry stays, waiting (`idle`) for the next task: a message that arrives alone costs a
+-- runs dry stays, waiting (`runner_idle`) for the next task: a message that arrives alone costs a
 -- resume, not a new tentacle.
 local STRIDE, MAX_INLINE = 8, 6
 -- The queue is a ring: positions only grow (task_head: the next task to run, task_tail: the next

@@ -205,12 +205,6 @@ function codec.read_reply()
   return corr, ok, n, v1, v2, v3
 end
 
--- Decodes len bytes at p (a message the core handed over); raises on malformed input.
-function codec.decode(p, len)
-  dec:set(p, len)
-  return codec.decode_next()
-end
-
 -- Starts reading an inbox entry: len bytes at p holding one or more messages.
 function codec.begin(p, len)
   dec:set(p, len)
@@ -230,7 +224,8 @@ function codec.remaining()
   return #dec
 end
 
--- After codec.decode: the next object in the same bytes, or nil when none is left.
+-- After codec.decode_next: the next object of the entry, or nil when none is left (the body
+-- that follows a listener call's header).
 function codec.decode_rest()
   if #dec == 0 then return nil end
   return dec:decode()
