@@ -9,6 +9,8 @@ mod names;
 mod ring;
 mod runtime;
 mod status;
+#[cfg(test)]
+mod test_rng;
 mod tls;
 mod transport;
 mod vm;

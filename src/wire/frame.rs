@@ -355,19 +355,7 @@ mod tests {
         Header { kind, codec, thread, corr, body_len: 0 }
     }
 
-    /// xorshift64*: deterministic pseudo-random numbers for the garbage tests.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::test_rng::Rng;
 
     fn decode_all(dec: &mut FrameDecoder, mut input: &[u8]) -> Result<Vec<(Header, Vec<u8>)>, FrameError> {
         let mut out = Vec::new();
