@@ -714,57 +714,49 @@ impl Transport {
 
     /// Decodes and handles the frames in `inbuf` until it is used up or a delivery stalls.
     /// Consecutive MSG frames of an authenticated node for the same thread go to its inbox as
-    /// one entry (one allocation and one push for a read's worth of calls), in order.
+    /// one entry (one allocation and one push for a read's worth of calls), in order. A batch is
+    /// handed over before the next frame is taken, so when it stalls, every later frame is still
+    /// in `inbuf` for after the retry.
     fn process_frames(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
         let mut batch: Option<Delivery> = None;
         loop {
             if !self.conns.contains(c) || self.conns[c].stalled.is_some() || self.conns[c].state == State::Closing {
-                break;
+                return;
             }
             let conn = &mut self.conns[c];
+            let batching = conn.state == State::Ready && matches!(conn.role, Role::Dialer | Role::Acceptor);
+            if let Some(b) = &batch {
+                // (between frames the decoder is empty and `inbuf` starts with a header)
+                let joins = frame::peek_kind_thread(&conn.inbuf[conn.inpos..])
+                    .is_some_and(|(kind, thread)| kind == frame::KIND_MSG && thread as usize == b.tid)
+                    && b.bytes.len() < DELIVERY_MAX_BYTES
+                    && b.count < DELIVERY_MAX_COUNT;
+                if !joins {
+                    let b = batch.take().expect("checked above");
+                    self.deliver(inboxes, c, b);
+                    continue;
+                }
+            }
             let taken = conn.decoder.push(&conn.inbuf[conn.inpos..]);
             conn.inpos += taken;
-            let batching = conn.state == State::Ready && matches!(conn.role, Role::Dialer | Role::Acceptor);
             match conn.decoder.next() {
-                Ok(Some((h, body))) if batching && h.kind == frame::KIND_MSG => {
-                    let tid = h.thread as usize;
-                    if let Some(b) = batch.as_mut().filter(|b| b.tid == tid) {
+                Ok(Some((h, body))) if batching && h.kind == frame::KIND_MSG => match &mut batch {
+                    Some(b) => {
                         b.bytes.extend_from_slice(&body);
                         b.count += 1;
-                    } else {
-                        if let Some(b) = batch.take() {
-                            self.deliver(inboxes, c, b);
-                        }
-                        batch = Some(Delivery { tid, bytes: body, count: 1 });
                     }
-                    if batch.as_ref().is_some_and(|b| b.bytes.len() >= DELIVERY_MAX_BYTES || b.count >= DELIVERY_MAX_COUNT) {
-                        self.deliver(inboxes, c, batch.take().expect("checked above"));
-                    }
-                }
-                Ok(Some((h, body))) => {
-                    if let Some(b) = batch.take() {
-                        self.deliver(inboxes, c, b);
-                        if !self.conns.contains(c) || self.conns[c].stalled.is_some() {
-                            // this frame is handled after the stalled batch: put it back
-                            if let (Some(conn), Ok(head)) = (self.conns.get_mut(c), frame::encode_header(&h)) {
-                                let mut again = Vec::with_capacity(frame::HEADER_LEN + body.len() + conn.inbuf.len() - conn.inpos);
-                                again.extend_from_slice(&head);
-                                again.extend_from_slice(&body);
-                                again.extend_from_slice(&conn.inbuf[conn.inpos..]);
-                                conn.inbuf = again;
-                                conn.inpos = 0;
-                            }
-                            break;
-                        }
-                    }
-                    self.on_frame(ring, inboxes, c, h, body, now)
-                }
+                    None => batch = Some(Delivery { tid: h.thread as usize, bytes: body, count: 1 }),
+                },
+                Ok(Some((h, body))) => self.on_frame(ring, inboxes, c, h, body, now),
                 Ok(None) => {
                     let conn = &mut self.conns[c];
                     if conn.inpos >= conn.inbuf.len() {
                         conn.inbuf.clear();
                         conn.inpos = 0;
-                        break;
+                        if let Some(b) = batch.take() {
+                            self.deliver(inboxes, c, b);
+                        }
+                        return;
                     }
                 }
                 Err(e) => {
@@ -773,11 +765,6 @@ impl Transport {
                     }
                     return self.close_with(c, &e.to_string());
                 }
-            }
-        }
-        if let Some(b) = batch {
-            if self.conns.contains(c) {
-                self.deliver(inboxes, c, b);
             }
         }
     }
@@ -1156,16 +1143,15 @@ impl Transport {
                 let inbox = &inboxes[d.tid - 1];
                 if inbox.push_batch(&d.bytes, d.count) == Status::Full {
                     self.conns[c].stalled = Some(d);
-                    next = Some(next.map_or(now + 0.001, |n: f64| n.min(now + 0.001)));
                 } else {
-                    // resume reading, and the frames already buffered
+                    // resume reading, and the frames already buffered (which may stall again)
                     self.resume(ring, inboxes, c, now);
-                    if self.conns.contains(c) && self.conns[c].stalled.is_some() {
-                        // the buffered frames filled the inbox again: look again soon (nothing
-                        // else would wake this thread for it)
-                        next = Some(next.map_or(now + 0.001, |n: f64| n.min(now + 0.001)));
-                    }
                 }
+            }
+            // A connection still stalled is looked at again soon: nothing else wakes this
+            // thread when the other thread makes room.
+            if self.conns.contains(c) && self.conns[c].stalled.is_some() {
+                next = Some(next.map_or(now + 0.001, |n: f64| n.min(now + 0.001)));
             }
         }
         next

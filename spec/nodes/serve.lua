@@ -1,6 +1,6 @@
 -- A node for the node specs: `luajit spec/nodes/serve.lua ADDRESS SECRET TCP_URL
 -- [HTTP_URL [UDP_URL [TLS_CERT_DIR]]]`. Two threads; registers /svc/echo, /svc/factory, /svc/slow,
--- /svc/gates and /svc/caller, listens, prints "ready", and stops by itself after 60 s.
+-- /svc/gates (thread 2), /svc/gates1 (thread 1) and /svc/caller, listens, prints "ready", and stops by itself after 60 s.
 -- LUACT_SPEC_INBOX in the environment sets the inbox size (to make back-pressure easy to reach).
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./target/lua/?.so;" .. package.cpath
@@ -9,17 +9,19 @@ local luact = require "luact"
 luact.start({ n_core = 2, address = arg[1], secret = arg[2], tcp = arg[3], http = arg[4], udp = arg[5],
               tls_dir = arg[6], timeout = 90, inbox_size = tonumber(os.getenv("LUACT_SPEC_INBOX")) }, function()
   local luact = require "luact"
+  -- a gate: an actor that can block its whole thread and records what it is sent
+  local function gate()
+    return { seen = {},
+      block = function(self, s) require("luact").util.sleep(s) end,
+      note = function(self, x) self.seen[#self.seen + 1] = x end,
+      list = function(self) return self.seen end }
+  end
   if luact.thread_id == 2 then
     luact.register("/svc/slow", { nap = function(self, s) require("luact").clock.sleep(s); return "woke" end })
-    -- a gate: an actor on thread 2 that can block its whole thread and records what it is sent
-    luact.register("/svc/gates", { make = function()
-      return require("luact")({ seen = {},
-        block = function(self, s) require("luact").util.sleep(s) end,
-        note = function(self, x) self.seen[#self.seen + 1] = x end,
-        list = function(self) return self.seen end })
-    end })
+    luact.register("/svc/gates", { make = function() return require("luact")(gate()) end })
     return
   end
+  luact.register("/svc/gates1", { make = function() return require("luact")(gate()) end })
   luact.register("/svc/echo", function(id)
     return {
       id = id,

@@ -150,6 +150,14 @@ pub fn encode_header(h: &Header) -> Result<[u8; HEADER_LEN], FrameError> {
     Ok(b)
 }
 
+/// The kind and destination thread of the frame `buf` starts with, if its header is all there.
+pub fn peek_kind_thread(buf: &[u8]) -> Option<(u8, u16)> {
+    if buf.len() < HEADER_LEN {
+        return None;
+    }
+    Some((buf[4], u16::from_le_bytes([buf[6], buf[7]])))
+}
+
 /// Appends one frame (header then body) to `out`. The length written is `body.len()`;
 /// `header.body_len` is not read. Returns the header as written; `out` is untouched on error
 /// (only a body over 4 GiB fails).
@@ -411,6 +419,16 @@ mod tests {
             (KIND_REPLY, 1, 9, b"[true]".to_vec()),
         ]);
         assert!(dec.is_idle());
+    }
+
+    #[test]
+    fn peek_reads_kind_and_thread_of_a_whole_header_only() {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, &hdr(KIND_MSG, CODEC_LUACT, 3, 9), b"body").unwrap();
+        assert_eq!(peek_kind_thread(&wire), Some((KIND_MSG, 3)));
+        assert_eq!(peek_kind_thread(&wire[..HEADER_LEN]), Some((KIND_MSG, 3)));
+        assert_eq!(peek_kind_thread(&wire[..HEADER_LEN - 1]), None);
+        assert_eq!(peek_kind_thread(&[]), None);
     }
 
     #[test]
