@@ -217,7 +217,6 @@ function call.await(corr, m, deadline, method, t, e, l)
   -- A tentacle waits for one thing at a time: it is the waiter and the deadline timer, so a call
   -- allocates nothing here (the timer fields stay on it for its next call).
   me.wait_token, me.machine, me.corr, me.at, me.fire = token, m, corr, deadline, fire_timeout
-  if rawget(me, "pos") == nil then me.seq, me.pos = 0, 0 end
   pending[corr] = me
   clock.schedule(me)
   local r = scheduler.suspend()
