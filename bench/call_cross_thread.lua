@@ -1,10 +1,11 @@
 -- Sync calls per second from thread 1 to an actor on thread 2, with C concurrent callers
--- (`luajit bench/call_cross_thread.lua C`; call_cross_thread_1.lua and _64.lua set C).
+-- (`luajit bench/call_cross_thread.lua C`; call_cross_thread_1.lua and _64.lua set C; BENCH_TOTAL=n
+-- changes how many calls are made).
 local common = require "bench.common"
 local luact = require "luact"
 
 local callers = tonumber(arg[1]) or 1
-local total = callers == 1 and 200000 or 1000000
+local total = tonumber(os.getenv("BENCH_TOTAL")) or (callers == 1 and 200000 or 1000000)
 local seconds = luact.start({ n_core = 2, timeout = 120, callers = callers, total = total }, function()
   local luact = require "luact"
   if luact.thread_id == 2 then

@@ -24,6 +24,7 @@ local event = require "luact.event"
 local exception = require "luact.exception"
 local ref = require "luact.actor.ref"
 local host = require "luact.actor.host"
+local waiting = require "luact.actor.waiting"
 local select, unpack, setmetatable, getmetatable = select, unpack, setmetatable, getmetatable
 
 local call = {}
@@ -32,8 +33,6 @@ call.DEFAULT_TIMEOUT = 5.0
 local OVERLOAD_RETRY = 0.001         -- first pause when a target inbox is full (doubles, max 20 ms)
 
 local ARGS = 11                      -- first argument in a "c" message
-local pending = {}                   -- corr -> waiter { t, token, machine } or { ev, machine }
-local next_corr = 0
 call.stats = { late_replies = 0, dropped_notifies = 0 }
 
 local runtime
@@ -155,10 +154,7 @@ local function send_waiting(m, tid, msg, deadline, what, first_arg, prefix)
   return send_bytes_waiting(m, tid, p, len, deadline)
 end
 
-local function new_corr()
-  next_corr = next_corr + 1
-  return next_corr
-end
+local new_corr = waiting.new_corr
 
 -- Encodes a call (corr 0: a notify_): a compact frame when it can, else a table. Returns the
 -- pointer and length (valid until the next encode); raises naming a value that cannot travel.
@@ -183,8 +179,7 @@ local fire_async_timeout
 -- A sync call's waiter is the waiting tentacle itself, which is also its deadline timer (see
 -- call.await); an async call's waiter is { ev = event, machine = m, timer = entry }.
 local function fire_timeout(w)
-  if pending[w.corr] == w then
-    pending[w.corr] = nil
+  if waiting.take_if(w.corr, w) then
     scheduler.wake(w, w.wait_token, TIMEOUT)
   end
 end
@@ -217,7 +212,7 @@ function call.await(corr, m, deadline, method, t, e, l)
   -- A tentacle waits for one thing at a time: it is the waiter and the deadline timer, so a call
   -- allocates nothing here (the timer fields stay on it for its next call).
   me.wait_token, me.machine, me.corr, me.at, me.fire = token, m, corr, deadline, fire_timeout
-  pending[corr] = me
+  waiting.add(corr, me)
   clock.schedule(me)
   local r = scheduler.suspend()
   clock.cancel(me)
@@ -235,8 +230,8 @@ end
 
 -- Registers an async waiter for `corr`: ev fires ('reply', ok, values...).
 function call.await_async(corr, m, deadline, method, ev)
-  local w = { ev = ev, machine = m }
-  pending[corr] = w
+  local w = { ev = ev, machine = m, corr = corr }
+  waiting.add(corr, w)
   local timer = clock.at(deadline, fire_async_timeout)
   timer.corr, timer.waiter, timer.method = corr, w, method
   w.timer = timer
@@ -256,9 +251,8 @@ local function remote_notify(m, t, l, e, method, has_self, ...)
 end
 
 function fire_async_timeout(entry)
-  local w = pending[entry.corr]
-  if w == entry.waiter then
-    pending[entry.corr] = nil
+  if waiting.take_if(entry.corr, entry.waiter) then
+    local w = entry.waiter
     w.ev:emit("reply", false, exception.new("actor_timeout", ("no reply to '%s' in time"):format(entry.method)))
   end
 end
@@ -276,12 +270,10 @@ end
 
 -- The waiter of the call `corr`, which a reply has just ended; nil when it ended before.
 local function take_waiter(corr)
-  local w = pending[corr]
+  local w = waiting.take(corr)
   if not w then
     call.stats.late_replies = call.stats.late_replies + 1
-    return nil
   end
-  pending[corr] = nil
   return w
 end
 
@@ -602,15 +594,12 @@ end)
 -- fire with actor_unreachable.
 function call.machine_lost(m)
   local why = exception.new("actor_unreachable", ("lost the connection to machine %s"):format(node().name(m)))
-  for corr, w in pairs(pending) do
-    if w.machine == m then
-      pending[corr] = nil
-      if w.ev then
-        clock.cancel(w.timer)
-        w.ev:emit("reply", false, why)
-      else
-        scheduler.wake(w, w.wait_token, UNREACHABLE)
-      end
+  for _, w in ipairs(waiting.remove_if(function(w) return w.machine == m end)) do
+    if w.ev then
+      clock.cancel(w.timer)
+      w.ev:emit("reply", false, why)
+    else
+      scheduler.wake(w, w.wait_token, UNREACHABLE)
     end
   end
   for id, watcher in pairs(watchers) do
@@ -620,7 +609,7 @@ end
 
 -- Forgets pending calls and watchers (between two runs of luact.start in one VM).
 function call.reset()
-  pending = {}
+  waiting.reset()
   watchers = {}
 end
 
