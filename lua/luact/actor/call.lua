@@ -60,6 +60,19 @@ local function log()
   return require "luact.logger"
 end
 
+-- (modules that require this one are looked up once, lazily: a `require` call is a C function
+-- the JIT cannot compile, and it would make every remote call run interpreted)
+local node_module, tentacle_module
+local function node()
+  node_module = node_module or require "luact.node"
+  return node_module
+end
+
+local function tentacle()
+  tentacle_module = tentacle_module or require "luact.tentacle"
+  return tentacle_module
+end
+
 ---------------------------------------------------------------------------------------------
 -- same thread
 
@@ -100,7 +113,7 @@ end
 
 local function local_async(rec, method, has_self, deadline, ...)
   local ev = event.new_oneshot()
-  require("luact.tentacle")(function(...)
+  tentacle()(function(...)
     scheduler.running().deadline = deadline
     ev:emit("reply", host.invoke(rec, method, has_self, ...))
   end, ...)
@@ -109,10 +122,6 @@ end
 
 ---------------------------------------------------------------------------------------------
 -- other thread
-
-local function node()
-  return require "luact.node"
-end
 
 local function send_bytes_once(m, tid, p, len)
   if m == host.MACHINE then return loop.send_bytes(tid, p, len) end
@@ -406,7 +415,7 @@ local function arrived_for(l, e, method, corr, rt, rm, left)
     return rec
   end
   if corr ~= 0 then
-    require("luact.tentacle")(send_reply, rm, rt, corr, clock.get() + left, false, err)
+    tentacle()(send_reply, rm, rt, corr, clock.get() + left, false, err)
   else
     call.stats.dropped_notifies = call.stats.dropped_notifies + 1
     log().warn(("notify_%s dropped: %s"):format(method, err.message))
@@ -518,7 +527,7 @@ local function deliver(m, target, reason)
   watchers[m.id] = nil
   local h = m.handler
   if type(h) == "function" then
-    require("luact.tentacle")(function()
+    tentacle()(function()
       local ok, err = pcall(h, target, reason)
       if not ok then log().error("monitor handler failed: " .. tostring(err)) end
     end)
@@ -574,7 +583,7 @@ end
 
 loop.on("m", function(msg)
   local w = { tid = msg[4], watch_id = msg[5], machine = msg[6], fire = function(w, target, reason)
-    require("luact.tentacle")(remote_watch_fire, w, target, reason)
+    tentacle()(remote_watch_fire, w, target, reason)
   end }
   host.monitor(msg[2], msg[3], w)
 end)
