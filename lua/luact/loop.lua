@@ -17,6 +17,10 @@ local loop = {}
 -- Tentacle resumes per turn before the loop looks at I/O and sends what they produced: a short
 -- turn lets the peer start on the first calls sooner instead of both sides taking turns with
 -- whole batches (64 callers across nodes, medians of 5: 2.8e5 calls/s at 10000, 4.6e5 at 32).
+-- A turn that sent nothing to another node goes on for RUN_BUDGET more resumes: what it sends
+-- to threads of this process needs no poll to leave (an idle thread gets it at once), so there
+-- a longer turn only saves turns (64 callers across threads, medians of 7: 2.5e6 calls/s with
+-- one budget, 2.9e6 with two; across nodes the second budget cost a quarter).
 local RUN_BUDGET = 32
 local MAX_COMPLETIONS = 256
 local MAX_DRAIN = 256
@@ -137,7 +141,10 @@ function loop.run()
   local stats = loop.stats
   while true do
     stats.turns = stats.turns + 1
-    scheduler.run(RUN_BUDGET)
+    local node_sends = node.sends
+    if scheduler.run(RUN_BUDGET) == RUN_BUDGET and node.sends == node_sends then
+      scheduler.run(RUN_BUDGET)
+    end
     local now = C.luact_clock_monotonic()
     clock.fire_due(now)
     local all_sent = outbox.flush()

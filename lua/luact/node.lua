@@ -7,9 +7,13 @@ local loop = require "luact.loop"
 
 local node = {}
 
+-- Messages queued for other nodes so far (the loop polls sooner after a turn that sent some).
+node.sends = 0
+
 -- Queues one message already encoded (len bytes at p) for thread tid of machine m; returns the
 -- core's status (0, full, unreachable).
 function node.send_bytes(m, tid, p, len)
+  node.sends = node.sends + 1
   return C.luact_net_send(loop.context(), m, tid, p, len)
 end
 
