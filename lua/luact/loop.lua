@@ -135,41 +135,50 @@ local function dispatch(p, len)
   until codec.remaining() == 0
 end
 
+-- The I/O half of a turn, after the tentacles ran: fire due timers, push the outbox, wait (as
+-- long as nothing is ready) and dispatch what arrived. Returns false once luact.stop was called.
+-- (A function of its own, so the JIT can compile it from its entry: the turn's loop in
+-- loop.run cannot become a trace, since resuming tentacles switches coroutines, and its FFI
+-- calls and cdata reads are slow when interpreted.)
+local function poll_and_dispatch()
+  local now = C.luact_clock_monotonic()
+  clock.fire_due(now)
+  local all_sent = outbox.flush()
+  local timeout = 0
+  if not scheduler.has_ready() then
+    local deadline = clock.next_deadline()
+    timeout = deadline and math.max(deadline - now, 0) or IDLE_TIMEOUT
+    if not all_sent and timeout > RETRY_FULL then timeout = RETRY_FULL end
+  end
+  -- one call waits, drains the inbox and says whether there is more to look at
+  local n = C.luact_turn(ctx, timeout, completions, MAX_COMPLETIONS, ptrs, lens, MAX_DRAIN, turn_state)
+  if n < 0 then
+    error("luact: the loop's poll failed: " .. lffi.describe(n), 0)
+  end
+  for i = 0, n - 1 do
+    local c = completions[i]
+    local h = io_handlers[tonumber(c.user_data)]
+    if h then h(c.res, c.flags) end
+  end
+  if turn_state.events > 0 then node.drain_events(ctx) end
+  if turn_state.stopping ~= 0 then return false end
+  for i = 0, turn_state.drained - 1 do
+    dispatch(ptrs[i], lens[i])
+  end
+  return true
+end
+
 -- Runs until luact.stop is called (from any thread).
 function loop.run()
   node = require "luact.node"
   local stats = loop.stats
-  while true do
+  repeat
     stats.turns = stats.turns + 1
     local node_sends = node.sends
     if scheduler.run(RUN_BUDGET) == RUN_BUDGET and node.sends == node_sends then
       scheduler.run(RUN_BUDGET)
     end
-    local now = C.luact_clock_monotonic()
-    clock.fire_due(now)
-    local all_sent = outbox.flush()
-    local timeout = 0
-    if not scheduler.has_ready() then
-      local deadline = clock.next_deadline()
-      timeout = deadline and math.max(deadline - now, 0) or IDLE_TIMEOUT
-      if not all_sent and timeout > RETRY_FULL then timeout = RETRY_FULL end
-    end
-    -- one call waits, drains the inbox and says whether there is more to look at
-    local n = C.luact_turn(ctx, timeout, completions, MAX_COMPLETIONS, ptrs, lens, MAX_DRAIN, turn_state)
-    if n < 0 then
-      error("luact: the loop's poll failed: " .. lffi.describe(n), 0)
-    end
-    for i = 0, n - 1 do
-      local c = completions[i]
-      local h = io_handlers[tonumber(c.user_data)]
-      if h then h(c.res, c.flags) end
-    end
-    if turn_state.events > 0 then node.drain_events(ctx) end
-    if turn_state.stopping ~= 0 then break end
-    for i = 0, turn_state.drained - 1 do
-      dispatch(ptrs[i], lens[i])
-    end
-  end
+  until not poll_and_dispatch()
 end
 
 -- The decoder's next object: the body that follows a message's header (listener calls).
