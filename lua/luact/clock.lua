@@ -24,31 +24,43 @@ local young, nyoung = {}, 0
 local young_until = nil             -- when the young timers move on (nil: none is young)
 local turn_now = 0                  -- the loop's time for this turn (see clock.fire_due)
 
+-- Puts an entry that arrived in the young list or the heap (`old_enough`: the deadline past
+-- which it is young); a cancelled one is dropped.
+local function place(e, old_enough)
+  if e.pos == -1 then
+    if e.at > old_enough then
+      e.pos = -2
+      nyoung = nyoung + 1
+      young[nyoung] = e
+    else
+      heap:push(e)
+    end
+  end
+end
+
 -- (`turn_now` may be a little old: that only sends a timer to the heap earlier than needed.)
+-- A turn usually settles one timer or none, so the first is placed before the loop: the loop
+-- op is not reached then, and a loop entered for a single pass aborts the trace of the code
+-- that calls settle (the loop's turn: "inner loop in root trace").
 local function settle()
   -- removals first: an entry cancelled and scheduled again since the last settle has its stale
   -- removal note here and must not lose its new place (clock.schedule took it out already)
-  for i = 1, nleaving do
-    local e = leaving[i]
-    leaving[i] = nil
-    heap:remove(e)
+  if nleaving > 0 then
+    for i = 1, nleaving do
+      local e = leaving[i]
+      leaving[i] = nil
+      heap:remove(e)
+    end
+    nleaving = 0
   end
-  nleaving = 0
   if narriving > 0 then
     local now = turn_now
     local old_enough = now + 2 * YOUNG_AGE
-    for i = 1, narriving do
-      local e = arriving[i]
+    place(arriving[1], old_enough)
+    arriving[1] = nil
+    for i = 2, narriving do
+      place(arriving[i], old_enough)
       arriving[i] = nil
-      if e.pos == -1 then
-        if e.at > old_enough then
-          e.pos = -2
-          nyoung = nyoung + 1
-          young[nyoung] = e
-        else
-          heap:push(e)
-        end
-      end
     end
     narriving = 0
     if nyoung > 0 and young_until == nil then young_until = now + YOUNG_AGE end
@@ -214,6 +226,7 @@ function clock.fire_due(now)
   turn_now = now
   settle()
   grow_up(now)
+  if not heap:due(now) then return 0 end   -- (most turns: no loop entered, see settle)
   local n = 0
   while true do
     local entry = heap:pop_due(now)

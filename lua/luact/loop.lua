@@ -112,27 +112,36 @@ local function handle()
   h(msg)
 end
 
--- Runs every message of one inbox entry, in order.
+-- Runs the entry's next message; false when the rest of the entry cannot be read.
+local function dispatch_one(stats)
+  local ok, why, what = pcall(handle)
+  if ok and why == nil then
+    stats.messages = stats.messages + 1
+    return true
+  end
+  stats.bad_messages = stats.bad_messages + 1
+  if ok then
+    report("luact: " .. why, what)
+  elseif decoding then
+    decoding = false
+    report("luact: an inbox message could not be decoded (the rest of its batch is dropped)", why)
+    return false
+  else
+    report("luact: an inbox message's handler failed", why)
+  end
+  return true
+end
+
+-- Runs every message of one inbox entry, in order. (The first one before the loop: an entry of
+-- one message, the common case when messages trickle in, then enters no loop, and a loop entered
+-- for one pass keeps the caller's trace from forming; the same holds for the loops below.)
 local function dispatch(p, len)
   local stats = loop.stats
   codec.begin(p, len)
-  repeat
-    local ok, why, what = pcall(handle)
-    if ok and why == nil then
-      stats.messages = stats.messages + 1
-    else
-      stats.bad_messages = stats.bad_messages + 1
-      if ok then
-        report("luact: " .. why, what)
-      elseif decoding then
-        decoding = false
-        report("luact: an inbox message could not be decoded (the rest of its batch is dropped)", why)
-        return
-      else
-        report("luact: an inbox message's handler failed", why)
-      end
-    end
-  until codec.remaining() == 0
+  if not dispatch_one(stats) then return end
+  while codec.remaining() > 0 do
+    if not dispatch_one(stats) then return end
+  end
 end
 
 -- The I/O half of a turn, after the tentacles ran: fire due timers, push the outbox, wait (as
@@ -162,8 +171,12 @@ local function poll_and_dispatch()
   end
   if turn_state.events > 0 then node.drain_events(ctx) end
   if turn_state.stopping ~= 0 then return false end
-  for i = 0, turn_state.drained - 1 do
-    dispatch(ptrs[i], lens[i])
+  local drained = turn_state.drained
+  if drained > 0 then
+    dispatch(ptrs[0], lens[0])
+    for i = 1, drained - 1 do
+      dispatch(ptrs[i], lens[i])
+    end
   end
   return true
 end

@@ -25,6 +25,8 @@ local n_threads = 0
 local waiting = nil               -- the threads' wait flags (uint32_t*; see luact_wait_flags)
 local stride = 0
 local stride_out = ffi.new("int32_t[1]")
+local epoch = 0                   -- counts flushes: a batch pushed to an idle thread at once in
+                                  -- this turn has woken == epoch
 
 -- Binds the outbox to this thread's context; threads are 1..n_core; `inbox_size` caps a batch
 -- (a batch never holds more messages than an inbox may).
@@ -65,7 +67,7 @@ function outbox.send(tid, p, len)
       lffi.set_error(("no thread %s (threads are 1..%d)"):format(tostring(tid), n_threads))
       return BAD_ARGUMENT
     end
-    b = { buf = buffer.new(), n = 0, woken = false }
+    b = { buf = buffer.new(), n = 0, woken = -1 }
     batches[tid] = b
   end
   local n = b.n
@@ -74,31 +76,36 @@ function outbox.send(tid, p, len)
     if rc ~= OK then return rc end
     n = 0
   end
-  if n == 0 then
-    ndirty = ndirty + 1
-    dirty[ndirty] = tid
-  end
   if type(p) == "string" then b.buf:put(p) else b.buf:putcdata(p, len) end
   b.n = n + 1
   -- an idle thread gets the first message of the turn at once (it is waking up meanwhile, so
   -- the rest of the turn's messages go with the batch)
-  if (not b.woken and waiting[(tid - 1) * stride] ~= 0) or #b.buf >= BATCH_BYTES then
-    local rc = push(tid, b)
-    if rc == OK then b.woken = true elseif rc ~= FULL then return rc end
+  local rc = OK
+  if (b.woken ~= epoch and waiting[(tid - 1) * stride] ~= 0) or #b.buf >= BATCH_BYTES then
+    rc = push(tid, b)
+    if rc == OK then
+      b.woken = epoch
+      return OK                   -- nothing left for flush
+    end
   end
-  return OK
+  if n == 0 then                  -- the batch has just become non-empty: flush pushes it
+    ndirty = ndirty + 1
+    dirty[ndirty] = tid
+  end
+  if rc ~= FULL then return rc end
+  return OK                       -- queued: it goes with a later flush
 end
 
 -- Pushes every pending batch. Returns true when all went out; false when some inbox was full
 -- (those batches stay and go with a later flush: the loop must not sleep long meanwhile).
 function outbox.flush()
+  epoch = epoch + 1
   if ndirty == 0 then return true end
   local all, kept = true, 0
   for i = 1, ndirty do
     local tid = dirty[i]
     dirty[i] = nil
     local b = batches[tid]
-    b.woken = false
     if b.n > 0 and push(tid, b) ~= OK then
       all = false
       kept = kept + 1

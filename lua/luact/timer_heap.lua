@@ -99,6 +99,12 @@ function Heap:next_deadline()
   return top and top.at or nil
 end
 
+-- True when the earliest entry is due at `now`.
+function Heap:due(now)
+  local top = self.a[1]
+  return top ~= nil and top.at <= now
+end
+
 -- Pops the next entry due at `now`, or nil.
 function Heap:pop_due(now)
   local top = self.a[1]
