@@ -230,6 +230,8 @@ pub struct TurnState {
     pub events: i32,
     /// 1 once `luact.stop` was called (the loop should leave).
     pub stopping: i32,
+    /// Monotonic seconds when the wait ended (the loop's clock for the turn that follows).
+    pub now: f64,
 }
 
 /// One wait of the loop, in one call (from the loop's Lua a call costs more than the work of
@@ -269,6 +271,7 @@ pub unsafe extern "C" fn luact_turn(
         state.drained = drained as i32;
         state.events = ctx.transport.pending_events().min(i32::MAX as usize) as i32;
         state.stopping = ctx.runtime.is_stopping() as i32;
+        state.now = ctx.polled_at;
         Ok(n as i32)
     })
 }

@@ -194,6 +194,7 @@ impl Runtime {
             batch: Vec::new(),
             completions: vec![crate::ring::Completion::default(); 256],
             last_work: 0.0,
+            polled_at: crate::clock::monotonic(),
         }))
     }
 }
@@ -217,6 +218,8 @@ pub struct ThreadCtx {
     completions: Vec<crate::ring::Completion>,
     /// When this thread last found work (a completion or a message) in a poll.
     last_work: f64,
+    /// The monotonic time when the last poll returned (after its wait).
+    pub polled_at: f64,
 }
 
 /// A thread spins before sleeping only while messages are flowing: within this many seconds of
@@ -248,6 +251,7 @@ impl ThreadCtx {
         let n = waited?;
         // (a wait of 0 took no time worth a second clock read: on some VMs a read costs 30 ns)
         let now = if timeout > 0.0 { crate::clock::monotonic() } else { now };
+        self.polled_at = now;
         if n > 0 || self.inbox.len() > 0 {
             self.last_work = now;
         }

@@ -90,6 +90,18 @@ function clock.get()
   return C.luact_clock_monotonic()
 end
 
+-- The loop's time: when its last wait for I/O ended (luact.loop notes it every turn). It costs
+-- no clock read, and it is behind clock.get() by at most the CPU time of the turn so far: for
+-- deadlines that need not be exact to the microsecond (a call's default timeout).
+local loop_time = 0
+function clock.loop_time()
+  return loop_time
+end
+
+function clock.set_loop_time(t)
+  loop_time = t
+end
+
 -- Seconds since the Unix epoch (float).
 function clock.walltime()
   return C.luact_clock_wall()

@@ -45,6 +45,7 @@ function loop.attach(tid, n_core, inbox_size)
   end
   ctx = c
   outbox.attach(c, n_core, inbox_size)
+  clock.set_loop_time(C.luact_clock_monotonic())
   return c
 end
 
@@ -164,6 +165,7 @@ local function poll_and_dispatch()
   if n < 0 then
     error("luact: the loop's poll failed: " .. lffi.describe(n), 0)
   end
+  clock.set_loop_time(turn_state.now)
   for i = 0, n - 1 do
     local c = completions[i]
     local h = io_handlers[tonumber(c.user_data)]
@@ -185,6 +187,7 @@ end
 function loop.run()
   node = require "luact.node"
   local stats = loop.stats
+  clock.set_loop_time(C.luact_clock_monotonic())
   repeat
     stats.turns = stats.turns + 1
     local node_sends = node.sends

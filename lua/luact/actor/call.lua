@@ -45,15 +45,26 @@ local function raise(name, ...)
   error(exception.new(name, ...), 0)
 end
 
--- The deadline a new call gets: its own timeout, never later than the caller's deadline; and
--- the time it was computed at (one clock read serves the call's message too).
-local function deadline_for(timeout)
-  local now = clock.get()
+-- The deadline a new call gets: its own timeout from `now`, never later than the caller's
+-- deadline; and `now` (the call's message carries the seconds left).
+local function deadline_from(now, timeout)
   local d = now + timeout
   local t = scheduler.running()
   local inherited = t and t.deadline
   if inherited and inherited < d then return inherited, now end
   return d, now
+end
+
+-- For an explicit timeout (timed_): from the clock.
+local function deadline_for(timeout)
+  return deadline_from(clock.get(), timeout)
+end
+
+-- For the default timeout: from the loop's time (clock.loop_time: no clock read per call; it
+-- can be behind by the CPU time of the turn so far, which makes the default 5 s a little
+-- shorter, never longer).
+local function default_deadline()
+  return deadline_from(clock.loop_time(), call.DEFAULT_TIMEOUT)
 end
 
 local function log()
@@ -396,7 +407,7 @@ end
 -- Runs a call that arrived from another thread (a task: its own tentacle once it waits).
 local function run_call(rec, c, method, has_self, ...)
   local t = scheduler.running()
-  local deadline = clock.get() + c.left
+  local deadline = clock.loop_time() + c.left     -- (the loop's time: when the call arrived)
   t.deadline = deadline
   host.track(rec, t, c)
   return finish_call(rec, t, c, deadline, host.invoke(rec, method, has_self, ...))
@@ -481,13 +492,13 @@ local function dispatch(m, t, e, l, kind, method, has_self, ...)
     elseif kind == "notify" then
       return local_notify(rec, method, has_self, ...)
     else
-      return local_async(rec, method, has_self, (deadline_for(call.DEFAULT_TIMEOUT)), ...)
+      return local_async(rec, method, has_self, (default_deadline()), ...)
     end
   end
   if kind == "notify" then
     return remote_notify(m, t, l, e, method, has_self, ...)
   end
-  local deadline, now = deadline_for(call.DEFAULT_TIMEOUT)
+  local deadline, now = default_deadline()
   if kind == "sync" then
     return remote_sync(m, t, l, e, method, has_self, deadline, now, ...)
   end
