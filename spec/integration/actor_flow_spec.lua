@@ -24,6 +24,28 @@ describe("luact actor calls", function()
     assert.same({ "actor_timeout", true, "woke after 0.2", false, "actor_timeout" }, r)
   end)
 
+  it("counts the default timeout from the turn the call is made in, not from before a wait", function()
+    -- the default deadline is taken from the loop's time, which must be the time after the
+    -- loop's last wait: a call made right after a sleep gets its whole timeout
+    local r = helpers.start({ n_core = 2 }, function()
+      local luact = require "luact"
+      local h = require "spec.helpers.actors"
+      if luact.thread_id == 2 then
+        luact.register("/spec/sleepy2", { nap = function(self, s) require("luact").clock.sleep(s); return "woke" end })
+        return
+      end
+      local call = require "luact.actor.call"
+      local a = h.wait_for("/spec/sleepy2")
+      call.DEFAULT_TIMEOUT = 0.4
+      luact.clock.sleep(0.3)                        -- the thread waits 0.3 s in the kernel
+      local ok, v = pcall(a.nap, a, 0.2)            -- needs 0.2 s of the 0.4 s default
+      local ok2, e2 = pcall(a.nap, a, 0.6)          -- and the default still bounds a call
+      call.DEFAULT_TIMEOUT = 5.0
+      luact.stop({ ok, v, ok2, e2.name })
+    end)
+    assert.same({ true, "woke", false, "actor_timeout" }, r)
+  end)
+
   it("gives a nested call the caller's remaining deadline", function()
     local name, took, outer = helpers.start({ n_core = 3 }, function()
       local luact = require "luact"
