@@ -235,7 +235,8 @@ pub struct TurnState {
 }
 
 /// One wait of the loop, in one call (from the loop's Lua a call costs more than the work of
-/// most of what it does): waits up to `timeout` seconds for work and writes up to `max`
+/// most of what it does): `now` is the monotonic time the loop read for this turn (so the core
+/// does not read the clock again); waits up to `timeout` seconds for work and writes up to `max`
 /// completions to `out`; then moves up to `max_drain` inbox entries into the context's batch
 /// and writes their addresses and lengths (valid until the next turn); and reports pending
 /// connection events and the stop flag in `state`.
@@ -247,6 +248,7 @@ pub struct TurnState {
 #[no_mangle]
 pub unsafe extern "C" fn luact_turn(
     ctx: *mut ThreadCtx,
+    now: f64,
     timeout: f64,
     out: *mut Completion,
     max: i32,
@@ -262,7 +264,7 @@ pub unsafe extern "C" fn luact_turn(
             return Err(Error::new(Status::BadArgument, "no completion or inbox buffer"));
         }
         let out = std::slice::from_raw_parts_mut(out, max as usize);
-        let n = ctx.poll(timeout, out)?;
+        let n = ctx.poll(now, timeout, out)?;
         let drained = ctx.drain(max_drain as usize);
         for (i, m) in ctx.batch.iter().enumerate() {
             *ptrs.add(i) = m.as_ptr();

@@ -235,9 +235,9 @@ impl Drop for ThreadCtx {
 
 impl ThreadCtx {
     /// One wait of the loop: runs the transport (timeouts, completions, batched sends) and
-    /// writes the completions that are Lua's into `out`.
-    pub fn poll(&mut self, timeout: f64, out: &mut [crate::ring::Completion]) -> Result<usize> {
-        let now = crate::clock::monotonic();
+    /// writes the completions that are Lua's into `out`. `now`: the monotonic time the loop read
+    /// for this turn (one clock read serves both sides).
+    pub fn poll(&mut self, now: f64, timeout: f64, out: &mut [crate::ring::Completion]) -> Result<usize> {
         let mut timeout = if self.runtime.is_stopping() { 0.0 } else { timeout };
         if let Some(next) = self.transport.tick(&mut self.ring, &self.runtime.inboxes, now) {
             timeout = timeout.min((next - now).max(0.0));

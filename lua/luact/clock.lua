@@ -22,7 +22,6 @@ local arriving, narriving = {}, 0
 local leaving, nleaving = {}, 0
 local young, nyoung = {}, 0
 local young_until = nil             -- when the young timers move on (nil: none is young)
-local turn_now = 0                  -- the loop's time for this turn (see clock.fire_due)
 
 -- Puts an entry that arrived in the young list or the heap (`old_enough`: the deadline past
 -- which it is young); a cancelled one is dropped.
@@ -38,11 +37,11 @@ local function place(e, old_enough)
   end
 end
 
--- (`turn_now` may be a little old: that only sends a timer to the heap earlier than needed.)
--- A turn usually settles one timer or none, so the first is placed before the loop: the loop
--- op is not reached then, and a loop entered for a single pass aborts the trace of the code
--- that calls settle (the loop's turn: "inner loop in root trace").
-local function settle()
+-- Moves the notes into the heap or the young list, as of `now`. A turn usually settles one
+-- timer or none, so the first is placed before the loop: the loop op is not reached then, and a
+-- loop entered for a single pass aborts the trace of the code that calls settle (the loop's
+-- turn: "inner loop in root trace").
+local function settle(now)
   -- removals first: an entry cancelled and scheduled again since the last settle has its stale
   -- removal note here and must not lose its new place (clock.schedule took it out already)
   if nleaving > 0 then
@@ -54,7 +53,6 @@ local function settle()
     nleaving = 0
   end
   if narriving > 0 then
-    local now = turn_now
     local old_enough = now + 2 * YOUNG_AGE
     place(arriving[1], old_enough)
     arriving[1] = nil
@@ -235,8 +233,7 @@ end
 
 -- For the loop: fires every entry due at `now`; returns how many fired.
 function clock.fire_due(now)
-  turn_now = now
-  settle()
+  settle(now)
   grow_up(now)
   if not heap:due(now) then return 0 end   -- (most turns: no loop entered, see settle)
   local n = 0
@@ -248,9 +245,9 @@ function clock.fire_due(now)
   end
 end
 
--- For the loop: seconds until the next deadline (nil: none).
-function clock.next_deadline()
-  settle()
+-- For the loop: the next deadline (nil: none), as of `now`.
+function clock.next_deadline(now)
+  settle(now)
   local d = heap:next_deadline()
   if young_until and (d == nil or young_until < d) then d = young_until end
   return d
@@ -258,8 +255,7 @@ end
 
 -- Timers pending (scheduled, not fired, not cancelled).
 function clock.pending()
-  turn_now = C.luact_clock_monotonic()
-  settle()
+  settle(C.luact_clock_monotonic())
   local n, seen = heap:size(), {}
   for i = 1, nyoung do
     local e = young[i]

@@ -23,8 +23,9 @@ int32_t luact_runtime_finish(void);
 luact_thread_ctx *luact_thread_attach(int32_t tid);
 void luact_thread_detach(luact_thread_ctx *ctx);
 typedef struct { int32_t drained, events, stopping; double now; } luact_turn_state_t;
-int32_t luact_turn(luact_thread_ctx *ctx, double timeout, luact_completion_t *out, int32_t max,
-                   const uint8_t **ptrs, size_t *lens, int32_t max_drain, luact_turn_state_t *state);
+int32_t luact_turn(luact_thread_ctx *ctx, double now, double timeout, luact_completion_t *out,
+                   int32_t max, const uint8_t **ptrs, size_t *lens, int32_t max_drain,
+                   luact_turn_state_t *state);
 const uint32_t *luact_wait_flags(const luact_thread_ctx *ctx, int32_t *stride);
 int32_t luact_send(const luact_thread_ctx *ctx, int32_t tid, const uint8_t *msg, size_t len, int32_t count);
 

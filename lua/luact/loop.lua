@@ -45,7 +45,6 @@ function loop.attach(tid, n_core, inbox_size)
   end
   ctx = c
   outbox.attach(c, n_core, inbox_size)
-  clock.set_loop_time(C.luact_clock_monotonic())
   return c
 end
 
@@ -156,12 +155,12 @@ local function poll_and_dispatch()
   local all_sent = outbox.flush()
   local timeout = 0
   if not scheduler.has_ready() then
-    local deadline = clock.next_deadline()
+    local deadline = clock.next_deadline(now)
     timeout = deadline and math.max(deadline - now, 0) or IDLE_TIMEOUT
     if not all_sent and timeout > RETRY_FULL then timeout = RETRY_FULL end
   end
   -- one call waits, drains the inbox and says whether there is more to look at
-  local n = C.luact_turn(ctx, timeout, completions, MAX_COMPLETIONS, ptrs, lens, MAX_DRAIN, turn_state)
+  local n = C.luact_turn(ctx, now, timeout, completions, MAX_COMPLETIONS, ptrs, lens, MAX_DRAIN, turn_state)
   if n < 0 then
     error("luact: the loop's poll failed: " .. lffi.describe(n), 0)
   end
