@@ -1140,10 +1140,8 @@ impl Transport {
         }
         for c in unstall {
             if let Some(d) = self.conns[c].stalled.take() {
-                let inbox = &inboxes[d.tid - 1];
-                if inbox.push_batch(&d.bytes, d.count) == Status::Full {
-                    self.conns[c].stalled = Some(d);
-                } else {
+                self.deliver(inboxes, c, d);
+                if self.conns[c].stalled.is_none() {
                     // resume reading, and the frames already buffered (which may stall again)
                     self.resume(ring, inboxes, c, now);
                 }
