@@ -182,11 +182,9 @@ local new_corr = waiting.new_corr
 local function encode_call(l, e, method, has_self, corr, left, prefix, ...)
   if left < 0 then left = 0 end
   local n = select("#", ...)
-  if n <= 3 then
-    local a1, a2, a3 = ...
-    local p, len = codec.encode_call(l, e, method, has_self, corr, my_tid(), host.MACHINE, left, n, a1, a2, a3)
-    if p then return p, len end
-  end
+  local a1, a2, a3 = ...
+  local p, len = codec.encode_call(l, e, method, has_self, corr, my_tid(), host.MACHINE, left, n, a1, a2, a3)
+  if p then return p, len end
   return codec.encode({ "c", l, e, method, has_self, corr, my_tid(), host.MACHINE, left, n, ... }, method, ARGS, prefix)
 end
 
@@ -342,11 +340,9 @@ end
 -- cannot travel.
 local function encode_reply(corr, ok, ...)
   local n = ok and select("#", ...) or 1
-  if n <= 3 then
-    local a1, a2, a3 = ...
-    local p, len = codec.encode_reply(corr, ok, n, a1, a2, a3)
-    if p then return p, len end
-  end
+  local a1, a2, a3 = ...
+  local p, len = codec.encode_reply(corr, ok, n, a1, a2, a3)
+  if p then return p, len end
   local msg
   if ok then msg = { "r", corr, true, n, ... } else msg = { "r", corr, false, 0, (...) } end
   local enc_ok, p, len = pcall(codec.encode, msg, "the result", 5)

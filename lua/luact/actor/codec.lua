@@ -27,8 +27,9 @@ local CALL_HEADER = ffi.typeof("luact_call_header_t*")
 local CALL_HEADER_SIZE = ffi.sizeof("luact_call_header_t")
 local REPLY_HEADER = ffi.typeof("luact_reply_header_t*")
 local REPLY_HEADER_SIZE = ffi.sizeof("luact_reply_header_t")
-codec.KIND_CALL, codec.KIND_REPLY = 1, 2
-codec.FAST_MAX_VALUES = 3
+local KIND_CALL, KIND_REPLY = 1, 2
+local FAST_MAX_VALUES = 3
+codec.KIND_CALL, codec.KIND_REPLY = KIND_CALL, KIND_REPLY
 
 -- A function in transit: { code = bytecode }. Decoding turns it back into a function.
 local FnBox = {}
@@ -138,7 +139,7 @@ end
 
 local function encode_call_frame(l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3)
   enc:reset()
-  enc:encode(1)
+  enc:encode(KIND_CALL)
   local h = ffi.cast(CALL_HEADER, (enc:reserve(CALL_HEADER_SIZE)))
   h.l, h.e, h.corr, h.rm, h.left, h.rt, h.n = l, e, corr, rm, left, rt, n
   h.has_self = has_self and 1 or 0
@@ -151,14 +152,14 @@ end
 -- encode), or nil when it must go as a table (n > FAST_MAX_VALUES, or a value needs boxing).
 -- corr 0 is a notify_; rt, rm: the thread and machine to answer; left: seconds to the deadline.
 function codec.encode_call(l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3)
-  if n > 3 then return nil end
+  if n > FAST_MAX_VALUES then return nil end
   if not pcall(encode_call_frame, l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3) then return nil end
   return enc:ref()
 end
 
 local function encode_reply_frame(corr, ok, n, a1, a2, a3)
   enc:reset()
-  enc:encode(2)
+  enc:encode(KIND_REPLY)
   local h = ffi.cast(REPLY_HEADER, (enc:reserve(REPLY_HEADER_SIZE)))
   h.corr, h.n, h.ok = corr, n, ok and 1 or 0
   enc:commit(REPLY_HEADER_SIZE)
@@ -167,7 +168,7 @@ end
 
 -- A reply as a compact frame, or nil (as codec.encode_call).
 function codec.encode_reply(corr, ok, n, a1, a2, a3)
-  if n > 3 then return nil end
+  if n > FAST_MAX_VALUES then return nil end
   if not pcall(encode_reply_frame, corr, ok, n, a1, a2, a3) then return nil end
   return enc:ref()
 end
@@ -187,7 +188,7 @@ function codec.read_call()
   if #dec < CALL_HEADER_SIZE then error("truncated call frame", 0) end
   local h = ffi.cast(CALL_HEADER, (dec:ref()))
   local l, e, corr, rm, left, rt, n, has_self = h.l, h.e, h.corr, h.rm, h.left, h.rt, h.n, h.has_self ~= 0
-  if n < 0 or n > 3 then error("malformed call frame", 0) end
+  if n < 0 or n > FAST_MAX_VALUES then error("malformed call frame", 0) end
   dec:skip(CALL_HEADER_SIZE)
   local method = dec:decode()
   local a1, a2, a3 = take_values(n)
@@ -199,7 +200,7 @@ function codec.read_reply()
   if #dec < REPLY_HEADER_SIZE then error("truncated reply frame", 0) end
   local h = ffi.cast(REPLY_HEADER, (dec:ref()))
   local corr, n, ok = h.corr, h.n, h.ok ~= 0
-  if n < 0 or n > 3 then error("malformed reply frame", 0) end
+  if n < 0 or n > FAST_MAX_VALUES then error("malformed reply frame", 0) end
   dec:skip(REPLY_HEADER_SIZE)
   local v1, v2, v3 = take_values(n)
   return corr, ok, n, v1, v2, v3
