@@ -275,4 +275,43 @@ describe("luact actors", function()
     assert.equal(15000, count)
     assert.equal(0, bad)
   end)
+  it("run a call from another thread with 0 to 3 arguments without allocating per call on the callee", function()
+    -- thread 2 calls an actor of thread 1 (this VM, where the allocation is counted); a call
+    -- with 3 arguments once became a task of 7 values, one more than the scheduler keeps
+    -- inline, and cost the callee about 13 KB and 4x the time per call
+    local per_call = helpers.start({ n_core = 2 }, function()
+      local luact = require "luact"
+      local h = require "spec.helpers.actors"
+      local N = 5000
+      if luact.thread_id == 2 then
+        local a = h.wait_for("/spec/alloc")
+        for n = 0, 3 do
+          local args = { 1, 2, 3 }
+          for _ = 1, N do a:take(unpack(args, 1, n)) end      -- warm up this shape
+          a:begin()
+          for _ = 1, N do a:take(unpack(args, 1, n)) end
+          a:finish(n)
+        end
+        a:done()
+        return
+      end
+      local done = luact.event.new_oneshot()
+      local results, b0 = {}, 0
+      luact.register("/spec/alloc", {
+        take = function(self, ...) return select("#", ...) end,
+        begin = function() collectgarbage("stop"); b0 = collectgarbage("count") end,
+        finish = function(self, n)
+          results[n + 1] = (collectgarbage("count") - b0) * 1024 / N
+          collectgarbage("restart")
+        end,
+        done = function() done:emit("done") end,
+      })
+      luact.event.wait(nil, done)
+      luact.stop(results)
+    end)
+    assert.equal(4, #per_call)
+    for n = 0, 3 do
+      assert.is_true(per_call[n + 1] < 200, ("%d arguments: %.0f bytes per call"):format(n, per_call[n + 1]))
+    end
+  end)
 end)

@@ -366,33 +366,37 @@ local function send_reply(m, tid, corr, deadline, ok, ...)
   end
 end
 
--- hooks for host: a killed/restarting actor's in-flight calls fail with e. A tracked call is
--- { corr, rt, rm, left }: what its answer needs.
+-- hooks for host: a killed/restarting actor's in-flight calls fail with e. A tracked call is its
+-- record (see call_record): what its answer needs.
 host.set_hooks({
   abort = function(c, e)
     send_reply(c.rm, c.rt, c.corr, clock.get(), false, e)
   end,
 })
 
--- Records of calls that arrived ({ corr, rt, rm, left }) are reused: one per call in flight.
+-- Records of calls that arrived ({ rec, corr, rt, rm, left }: the actor, and what the answer
+-- needs) are reused: one per call in flight. The record carries the actor so that a queued call
+-- is a task of at most 6 values (run_call, record, method, has_self, 3 arguments), which the
+-- scheduler keeps inline (luact.scheduler: MAX_INLINE).
 local free_calls, nfree_calls = {}, 0
 
-local function call_record(corr, rt, rm, left)
+local function call_record(rec, corr, rt, rm, left)
   local c
   if nfree_calls > 0 then
     c = free_calls[nfree_calls]
     free_calls[nfree_calls] = nil
     nfree_calls = nfree_calls - 1
-    c.corr, c.rt, c.rm, c.left = corr, rt, rm, left
+    c.rec, c.corr, c.rt, c.rm, c.left = rec, corr, rt, rm, left
   else
-    c = { corr = corr, rt = rt, rm = rm, left = left }
+    c = { rec = rec, corr = corr, rt = rt, rm = rm, left = left }
   end
   return c
 end
 
-local function finish_call(rec, t, c, deadline, ok, ...)
-  host.untrack(rec, t)
+local function finish_call(t, c, deadline, ok, ...)
+  host.untrack(c.rec, t)
   local rm, rt, corr = c.rm, c.rt, c.corr
+  c.rec = nil                                   -- (a pooled record keeps no actor alive)
   if nfree_calls < 256 then
     nfree_calls = nfree_calls + 1
     free_calls[nfree_calls] = c
@@ -401,12 +405,21 @@ local function finish_call(rec, t, c, deadline, ok, ...)
 end
 
 -- Runs a call that arrived from another thread (a task: its own tentacle once it waits).
-local function run_call(rec, c, method, has_self, ...)
+local function run_call(c, method, has_self, ...)
+  local rec = c.rec
   local t = scheduler.running()
   local deadline = clock.loop_time() + c.left     -- (the loop's time: when the call arrived)
   t.deadline = deadline
   host.track(rec, t, c)
-  return finish_call(rec, t, c, deadline, host.invoke(rec, method, has_self, ...))
+  return finish_call(t, c, deadline, host.invoke(rec, method, has_self, ...))
+end
+
+-- What runs a call that arrived, and its first value: run_call and the call's record, or, for a
+-- notify_ (corr 0: nobody waits for it, so no deadline and nothing to abort), run_notify and
+-- the actor.
+local function runner_for(rec, corr, rt, rm, left)
+  if corr == 0 then return run_notify, rec end
+  return run_call, call_record(rec, corr, rt, rm, left)
 end
 
 -- The actor a call from another thread is for, or nil when there is none to run it (the caller
@@ -435,30 +448,19 @@ loop.on("c", function(msg)
   local l, e, method, has_self, corr, rt, rm, left = msg[2], msg[3], msg[4], msg[5], msg[6], msg[7], msg[8], msg[9]
   local rec = arrived_for(l, e, method, corr, rt, rm, left)
   if not rec then return end
-  if corr == 0 then
-    scheduler.task(run_notify, rec, method, has_self, unpack(msg, ARGS, ARGS - 1 + msg[10]))
-  else
-    scheduler.task(run_call, rec, call_record(corr, rt, rm, left), method, has_self,
-                   unpack(msg, ARGS, ARGS - 1 + msg[10]))
-  end
+  local fn, x = runner_for(rec, corr, rt, rm, left)
+  scheduler.task(fn, x, method, has_self, unpack(msg, ARGS, ARGS - 1 + msg[10]))
 end)
 
 -- A call arrived as a compact frame (n <= 3 arguments). Queued with exactly n arguments.
 local function on_call_frame(l, e, method, has_self, corr, rt, rm, left, n, a1, a2, a3)
   local rec = arrived_for(l, e, method, corr, rt, rm, left)
   if not rec then return end
-  if corr == 0 then
-    if n == 0 then scheduler.task(run_notify, rec, method, has_self)
-    elseif n == 1 then scheduler.task(run_notify, rec, method, has_self, a1)
-    elseif n == 2 then scheduler.task(run_notify, rec, method, has_self, a1, a2)
-    else scheduler.task(run_notify, rec, method, has_self, a1, a2, a3) end
-    return
-  end
-  local c = call_record(corr, rt, rm, left)
-  if n == 1 then scheduler.task(run_call, rec, c, method, has_self, a1)
-  elseif n == 0 then scheduler.task(run_call, rec, c, method, has_self)
-  elseif n == 2 then scheduler.task(run_call, rec, c, method, has_self, a1, a2)
-  else scheduler.task(run_call, rec, c, method, has_self, a1, a2, a3) end
+  local fn, x = runner_for(rec, corr, rt, rm, left)
+  if n == 1 then scheduler.task(fn, x, method, has_self, a1)
+  elseif n == 0 then scheduler.task(fn, x, method, has_self)
+  elseif n == 2 then scheduler.task(fn, x, method, has_self, a1, a2)
+  else scheduler.task(fn, x, method, has_self, a1, a2, a3) end
 end
 loop.on_frames(on_call_frame, on_reply_frame)
 
