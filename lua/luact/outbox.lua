@@ -3,9 +3,10 @@
 -- of its target thread. When the target is waiting for work, the batch is pushed at once (an
 -- idle thread should not wait for the end of our turn); when it is busy, the batch grows and the
 -- loop pushes it as one inbox entry at the end of the turn (`flush`), so a turn that sends 64
--- calls to a busy thread costs one push, one doorbell and one drain instead of 64. Back-pressure stays bounded: the target inbox counts messages, not
--- entries, and a batch that does not fit waits here (retried every turn) while it grows to at
--- most BATCH_MAX messages; past that, `send` returns `full` without queuing.
+-- calls to a busy thread costs one push, one doorbell and one drain instead of 64.
+-- Back-pressure stays bounded: the target inbox counts messages, not entries, and a batch that
+-- does not fit waits here (retried every turn) while it grows to at most BATCH_MAX messages;
+-- past that, `send` returns `full` without queuing.
 local buffer = require "string.buffer"
 local lffi = require "luact.ffi"
 local ffi, C = lffi.ffi, lffi.C
@@ -17,7 +18,7 @@ local BATCH_BYTES = 256 * 1024    -- a batch this large is pushed at once, not a
 local OK, FULL, BAD_ARGUMENT = lffi.status.ok, lffi.status.full, lffi.status.bad_argument
 
 local ctx = nil
-local batches = {}                -- tid -> { buf = string.buffer, n = messages }
+local batches = {}                -- tid -> { buf = string.buffer, n = messages, woken = epoch }
 local dirty = {}                  -- tids with a batch to push, in the order they got one
 local ndirty = 0
 local batch_max = BATCH_MAX
