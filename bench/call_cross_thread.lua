@@ -1,12 +1,14 @@
 -- Sync calls per second from thread 1 to an actor on thread 2, with C concurrent callers
 -- (`luajit bench/call_cross_thread.lua C`; call_cross_thread_1.lua and _64.lua set C; BENCH_TOTAL=n
--- changes how many calls are made).
+-- changes how many calls are made, BENCH_ARGS=3 passes three arguments instead of one).
+-- With BENCH_ARGS the case name gets an "_args3" suffix: not a case of the table.
 local common = require "bench.common"
 local luact = require "luact"
 
 local callers = tonumber(arg[1]) or 1
 local total = tonumber(os.getenv("BENCH_TOTAL")) or (callers == 1 and 200000 or 1000000)
-local seconds = luact.start({ n_core = 2, timeout = 120, callers = callers, total = total }, function()
+local three = os.getenv("BENCH_ARGS") == "3"
+local seconds = luact.start({ n_core = 2, timeout = 120, callers = callers, total = total, three = three }, function()
   local luact = require "luact"
   if luact.thread_id == 2 then
     luact.register("/bench/echo", { hoge = function(self, x) return x end })
@@ -20,11 +22,11 @@ local seconds = luact.start({ n_core = 2, timeout = 120, callers = callers, tota
   local per = math.floor(total / callers)
   local t0 = luact.clock.get()
   local ts = {}
-  for c = 1, callers do
-    ts[c] = luact.tentacle(function() for i = 1, per do a:hoge(i) end end)
-  end
+  local body = function() for i = 1, per do a:hoge(i) end end
+  if luact.opts.three then body = function() for i = 1, per do a:hoge(i, i, i) end end end
+  for c = 1, callers do ts[c] = luact.tentacle(body) end
   luact.event.join(nil, unpack(ts))
   luact.stop(luact.clock.get() - t0, per * callers)
 end)
-common.report("call_cross_thread_" .. callers, { n = total, callers = callers, seconds = seconds, rate = total / seconds },
+common.report("call_cross_thread_" .. callers .. (three and "_args3" or ""), { n = total, callers = callers, seconds = seconds, rate = total / seconds },
   { "n", "callers", "seconds", "rate" })
