@@ -196,7 +196,10 @@ function scheduler.task(fn, ...)
     local a1, a2, a3, a4, a5, a6 = ...
     q[i + 2], q[i + 3], q[i + 4], q[i + 5], q[i + 6], q[i + 7] = a1, a2, a3, a4, a5, a6
   else
-    q[i + 2] = { ... }
+    -- (not `{ ... }`: compiled from a call site with 4 or more fixed arguments, this LuaJIT
+    -- builds that table with room for thousands of slots, 13-26 KB per task; with a hash key
+    -- first it sizes it right)
+    q[i + 2] = { n = n, ... }
   end
   task_tail = task_tail + STRIDE
   -- (upvalues, not fields of the runner: a field lookup here costs every task a hash lookup)
