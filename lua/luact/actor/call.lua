@@ -376,8 +376,8 @@ host.set_hooks({
 
 -- Records of calls that arrived ({ rec, corr, rt, rm, left }: the actor, and what the answer
 -- needs) are reused: one per call in flight. The record carries the actor so that a queued call
--- is a task of at most 6 values (run_call, record, method, has_self, 3 arguments), which the
--- scheduler keeps inline (luact.scheduler: MAX_INLINE).
+-- is run_call and at most 6 values (record, method, has_self, 3 arguments), which the scheduler
+-- keeps inline (luact.scheduler: MAX_INLINE).
 local free_calls, nfree_calls = {}, 0
 
 local function call_record(rec, corr, rt, rm, left)
