@@ -414,6 +414,19 @@ pub unsafe extern "C" fn luact_net_send(ctx: *mut ThreadCtx, machine: f64, threa
     })
 }
 
+/// Closes this thread's connections to and from node `machine` (the cluster declared it dead);
+/// returns how many were closed. Each raises a node-down event, as a lost connection does.
+///
+/// # Safety
+/// `ctx` is the calling thread's live context.
+#[no_mangle]
+pub unsafe extern "C" fn luact_net_drop(ctx: *mut ThreadCtx, machine: f64) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        Ok(ctx.transport.drop_machine(machine as u64, "the cluster declared this node dead") as i32)
+    })
+}
+
 /// Sends a call (corr > 0) or a notify (corr = 0) to the listener at `addr`, through TLS profile
 /// `tls` (0: plain TCP); returns the connection id.
 ///

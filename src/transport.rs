@@ -60,6 +60,9 @@ pub const EV_NODE_UP: u32 = 1;
 pub const EV_NODE_DOWN: u32 = 2;
 pub const EV_CLIENT_CLOSED: u32 = 3;
 pub const EV_REMOTE_LISTENER_DOWN: u32 = 4;
+/// A dial to a node was refused (ECONNREFUSED: no process listens at its address). Comes before
+/// that connection's EV_NODE_DOWN; the cluster's membership takes it as evidence of death.
+pub const EV_NODE_REFUSED: u32 = 5;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Role {
@@ -561,6 +564,10 @@ impl Transport {
             return self.maybe_free(c);
         }
         if res < 0 {
+            if res == -libc::ECONNREFUSED && self.conns[c].role == Role::Dialer {
+                let machine = self.conns[c].machine;
+                self.events.push_back(NetEvent { kind: EV_NODE_REFUSED, conn: c as u32, machine: machine as f64 });
+            }
             let msg = std::io::Error::from_raw_os_error(-res).to_string();
             return self.close(c, &format!("connect failed: {msg}"));
         }
@@ -568,6 +575,22 @@ impl Transport {
         conn.state = if conn.handshake.is_some() { State::Handshaking } else { State::Ready };
         self.arm_recv(ring, c);
         self.mark_dirty(c);
+    }
+
+    /// Closes every node connection to or from `machine` (the cluster declared it dead): each
+    /// raises EV_NODE_DOWN as a lost connection would, and sends to it wait out the quarantine.
+    /// Returns how many were closed.
+    pub fn drop_machine(&mut self, machine: u64, reason: &str) -> usize {
+        let victims: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.machine == machine && matches!(c.role, Role::Dialer | Role::Acceptor) && c.state != State::Closing)
+            .map(|(i, _)| i)
+            .collect();
+        for &c in &victims {
+            self.close_with(c, reason);
+        }
+        victims.len()
     }
 
     /// Queues a node message for thread `thread` of node `machine`.

@@ -26,6 +26,8 @@ local luact = {
   ref = names.ref,
   is_actor = ref.is_ref,
   listen = listener.listen,
+  cluster = require "luact.cluster",
+  db = require "luact.db",
 }
 
 local function check_body(body, who)

@@ -33,8 +33,31 @@ function node.machine_of(addr)
   return ((((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)) * 65536) + tonumber(port)
 end
 
-local EV_NODE_UP, EV_NODE_DOWN, EV_CLIENT_CLOSED, EV_REMOTE_LISTENER_DOWN = 1, 2, 3, 4
+local EV_NODE_UP, EV_NODE_DOWN, EV_CLIENT_CLOSED, EV_REMOTE_LISTENER_DOWN, EV_NODE_REFUSED = 1, 2, 3, 4, 5
 local ev = ffi.new("luact_net_event_t")
+
+-- Upper layers that want to hear of nodes lost or refusing connections (the cluster's
+-- membership) register here: fn("down" | "refused", machine).
+local watchers = {}
+function node.watch(fn)
+  watchers[#watchers + 1] = fn
+end
+function node.unwatch(fn)
+  for i = #watchers, 1, -1 do if watchers[i] == fn then table.remove(watchers, i) end end
+end
+
+local function tell(what, m)
+  for i = 1, #watchers do
+    local ok, err = pcall(watchers[i], what, m)
+    if not ok then require("luact.logger").error("node watcher failed: " .. tostring(err)) end
+  end
+end
+
+-- Closes this thread's connections to and from machine m (the cluster declared it dead): calls
+-- waiting on it fail and its monitors fire, as when a connection is lost.
+function node.drop(m)
+  C.luact_net_drop(loop.context(), m)
+end
 
 -- Called by the loop after each poll: handles every pending connection event.
 function node.drain_events(ctx)
@@ -42,6 +65,9 @@ function node.drain_events(ctx)
     local kind, m, conn = ev.kind, ev.machine, ev.conn
     if kind == EV_NODE_DOWN then
       require("luact.actor.call").machine_lost(m)
+      if #watchers > 0 then tell("down", m) end
+    elseif kind == EV_NODE_REFUSED then
+      if #watchers > 0 then tell("refused", m) end
     elseif kind == EV_REMOTE_LISTENER_DOWN then
       require("luact.listener").remote_lost(m)
     end

@@ -22,7 +22,7 @@ local runtime = {
 local DEFAULTS = { n_core = 1, inbox_size = 16384, spin = 5e-4, join_timeout = 5 }
 local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number", join_timeout = "number",
                        log_level = "string", timeout = "number", address = "string", secret = "string",
-                       cluster = "string", max_frame = "number" }
+                       cluster = "string", max_frame = "number", seeds = "table", datadir = "string" }
 
 local running = false   -- this VM is inside start (or is a worker)
 
@@ -44,6 +44,26 @@ local function check_options(opts)
   end
   if o.inbox_size < 1 or o.inbox_size % 1 ~= 0 then
     error("bad 'inbox_size' option to luact.start (positive integer expected, got " .. tostring(o.inbox_size) .. ")", 3)
+  end
+  if o.seeds ~= nil then
+    local n = 0
+    for i, s in ipairs(o.seeds) do
+      n = i
+      if type(s) ~= "string" or not s:match("^%d+%.%d+%.%d+%.%d+:%d+$") then
+        error(("bad 'seeds' option to luact.start (seed #%d: \"ip:port\" expected, got %s)"):format(i, tostring(s)), 3)
+      end
+    end
+    if n == 0 or n ~= #o.seeds or n % 2 == 0 or n > 7 then
+      error(("bad 'seeds' option to luact.start (the seeds are the Raft voters: 1, 3, 5 or 7 \"ip:port\" strings expected, got %d)"):format(n), 3)
+    end
+    if not o.address then
+      error("bad 'seeds' option to luact.start (a cluster member needs an 'address' and a 'secret')", 3)
+    end
+    local voter = false
+    for _, s in ipairs(o.seeds) do if s == o.address then voter = true end end
+    if voter and not o.datadir then
+      error(("bad 'datadir' option to luact.start (%s is a seed, so a Raft voter: it needs a 'datadir' for its log)"):format(o.address), 3)
+    end
   end
   return o
 end
@@ -101,7 +121,7 @@ local function run_thread(tid, main)
 end
 
 local function cleanup()
-  for _, name in ipairs { "luact.actor.host", "luact.actor.call" } do
+  for _, name in ipairs { "luact.cluster", "luact.actor.host", "luact.actor.call" } do
     local m = package.loaded[name]
     if m then m.reset() end
   end
@@ -151,6 +171,10 @@ function runtime.start(opts, main)
   if ok and opts.address then
     local rc = C.luact_net_listen(loop.context(), opts.address, #opts.address, 0)
     if rc < 0 then ok, err = false, ("luact.start: cannot listen on %s: %s"):format(opts.address, lffi.describe(rc)) end
+  end
+  if ok and opts.seeds then
+    ok, err = pcall(require("luact.cluster").start, opts)
+    if not ok then err = ("luact.start: cannot start the cluster services: %s"):format(tostring(err)) end
   end
   if ok then
     if type(main) == "string" then main = assert(loadfile(main)) end

@@ -661,6 +661,18 @@ function Node:leave()
   end
 end
 
+-- Strong outside evidence that a live member is gone (its address refused a connection: no
+-- process listens there): declares it dead now, as this node's own suspicion timing out would,
+-- and disseminates that. A member that is in fact alive refutes it like any false death.
+-- Returns true when the member was live.
+function Node:declare_dead(id)
+  if self.done or id == self.id then return false end
+  local rec = self.ms:get(id)
+  if not rec or not is_live(rec.state) then return false end
+  self:_on_dead({ kind = "dead", id = id, inc = rec.inc, from = self.id })
+  return true
+end
+
 -- true once a leave has been disseminated and the node has gone quiet
 function Node:left() return self.done end
 

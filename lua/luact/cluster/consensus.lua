@@ -1,0 +1,169 @@
+-- luact.cluster.consensus: the Raft service on thread 1 of each voter. It drives the pure Raft
+-- node (luact.cluster.raft) from the loop's clock, with its log, hard state and snapshots in
+-- `datadir/raft` (fsynced before the messages that depend on them leave), carries its messages
+-- over the node transport ("R" messages), applies committed entries to the registry replica,
+-- and offers proposals and ReadIndex reads to luact.cluster.requests. Ready output is processed
+-- once per loop turn, so proposals and messages of one turn share one fsync.
+local raft = require "luact.cluster.raft"
+local loop = require "luact.loop"
+local clock = require "luact.clock"
+local event = require "luact.event"
+local logger = require "luact.logger"
+local wire = require "luact.cluster.wire"
+local replica = require "luact.cluster.replica"
+
+local consensus = {}
+
+local TICK = 0.05               -- seconds per Raft tick: elections after 0.5-1 s of silence
+local SNAPSHOT_ENTRIES = 2000   -- entries applied between automatic snapshots
+
+local S = nil                   -- { n, self_addr, on_leader }
+local read_waiters = {}         -- ctx -> one-shot event ("read", index | nil, err)
+local next_ctx = 0
+
+local process_scheduled = false
+
+local function process()
+  process_scheduled = false
+  if not S then return end
+  local n = S.n
+  local any = false
+  while true do
+    local rd = n:ready()
+    if not rd then break end
+    any = true
+    for _, msg in ipairs(rd.messages) do wire.to_member(msg.to, { "R", msg }) end
+    if rd.snapshot then replica.restore(rd.snapshot.data, rd.snapshot.index) end
+    for _, e in ipairs(rd.committed) do replica.apply(e.index, e.data) end
+    if rd.reads then
+      for _, r in ipairs(rd.reads) do
+        local ev = read_waiters[r.ctx]
+        if ev then
+          read_waiters[r.ctx] = nil
+          ev:emit("read", r.index, r.err)
+        end
+      end
+    end
+    n:advance(rd)
+  end
+  if any then replica.applied_batch() end
+  local _, _, leader = n:leadership()
+  if leader ~= S.leader then
+    S.leader = leader
+    S.on_leader(leader)
+  end
+end
+
+local function schedule_process()
+  if process_scheduled then return end
+  process_scheduled = true
+  clock.at(clock.loop_time(), process)
+end
+
+loop.on("R", function(msg)
+  if not S then return end
+  S.n:step(msg[2])
+  schedule_process()
+end)
+
+local function mkdir_p(dir)
+  local ok = os.execute(("mkdir -p '%s'"):format(dir:gsub("'", "'\\''")))
+  return ok == 0 or ok == true
+end
+
+-- Starts the Raft node: opts.self_addr, opts.voters (sorted list of addresses), opts.datadir,
+-- opts.on_leader(addr | nil), opts.fsync (default true).
+function consensus.start(opts)
+  if not mkdir_p(opts.datadir) then
+    error(("luact.start: cannot create datadir '%s'"):format(opts.datadir), 0)
+  end
+  local storage = raft.storage_file(opts.datadir .. "/raft", { fsync = opts.fsync ~= false })
+  local n = raft.new({
+    id = opts.self_addr,
+    peers = opts.voters,
+    random = function(lo, hi) return math.random(lo, hi) end,
+    storage = storage,
+    snapshot_entries = SNAPSHOT_ENTRIES,
+    snapshot = function() return replica.state():snapshot() end,
+  })
+  S = { n = n, self_addr = opts.self_addr, on_leader = opts.on_leader, leader = nil }
+  S.ticker = clock.timer(opts.tick or TICK, function()
+    if not S then return false end
+    S.n:tick()
+    process()
+  end)
+  process()        -- a restarted voter rebuilds the registry from its snapshot and log
+  return n
+end
+
+function consensus.is_leader()
+  if not S then return false end
+  local role = S.n:leadership()
+  return role == "leader"
+end
+
+function consensus.leader()
+  return S and S.leader
+end
+
+-- Proposes an encoded command; returns its index, or nil and why ("not_leader", ...).
+function consensus.propose(data)
+  if not S then return nil, "not_voter" end
+  local index, err = S.n:propose(data)
+  if index then schedule_process() end
+  return index, err
+end
+
+-- Linearizable read barrier: the index the registry must have applied before a read that began
+-- now may be served; nil and why when this node cannot tell (not the leader, no quorum in time).
+function consensus.read_index(deadline)
+  if not S then return nil, "not_voter" end
+  next_ctx = next_ctx + 1
+  local ctx = next_ctx
+  local ok, err = S.n:read_index(ctx)
+  if not ok then return nil, err end
+  local ev = event.new_oneshot()
+  read_waiters[ctx] = ev
+  schedule_process()
+  local left = deadline - clock.get()
+  if left <= 0 then read_waiters[ctx] = nil; return nil, "timeout" end
+  local alarm = clock.alarm(left)
+  local tp, _, index, rerr = event.wait(nil, ev, alarm)
+  alarm.cancel()
+  if tp ~= "read" then read_waiters[ctx] = nil; return nil, "timeout" end
+  if not index then return nil, rerr end
+  return index
+end
+
+-- Hands leadership to another live voter (graceful leave); waits up to `timeout` seconds.
+function consensus.step_down(live, timeout)
+  if not consensus.is_leader() then return true end
+  local st = S.n:status()
+  for _, v in ipairs(st.voters) do
+    if v ~= S.self_addr and live[v] then
+      S.n:transfer_leader(v)
+      schedule_process()
+      local deadline = clock.get() + (timeout or 2)
+      while consensus.is_leader() and clock.get() < deadline do clock.sleep(TICK) end
+      return not consensus.is_leader()
+    end
+  end
+  return false
+end
+
+-- Read-only access to the log, for the feed to followers.
+function consensus.first_index() return S.n:first_index() end
+function consensus.entry(i) return S.n:entry(i) end
+
+function consensus.status()
+  return S and S.n:status()
+end
+
+function consensus.stop()
+  if not S then return end
+  if S.ticker then S.ticker:stop() end
+  S = nil
+  read_waiters = {}
+end
+
+return consensus

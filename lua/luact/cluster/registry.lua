@@ -1,0 +1,173 @@
+-- luact.cluster.registry: the cluster's replicated state machine, applied identically on every
+-- node (Raft voters from their committed log, other members from a voter's feed). Pure: no
+-- clock, socket or randomness; a command is a plain table, the state is plain tables, and a
+-- snapshot is the state encoded with string.buffer.
+--
+-- State: `kv` (key -> value: the key/value store of luact.db, guarded keys included), `guards`
+-- (key -> { owner = boot id of the node holding it, addr = its address }), and `done`
+-- (request id -> result of the commands applied lately: a command retried after a leader change
+-- returns the first result instead of being applied twice). Part 2's virtual actor entries go
+-- beside these tables.
+--
+-- Commands ({ op = ..., req = request id, ... }):
+--   set  k v          -> true
+--   del  k            -> true when the key existed
+--   cas  k old new    -> true when the value was `old` (nil: absent) and is now `new` (nil: deleted)
+--   reg  k v owner addr -> true, or false when another owner's guard holds k
+--   release k owner   -> true when that owner's guard held k (the key is removed)
+--   drop_owner owner  -> number of guards of that owner removed (with their keys)
+local buffer = require "string.buffer"
+
+local registry = {}
+local Registry = {}
+Registry.__index = Registry
+
+local DONE_KEEP = 4096      -- request results remembered for retries
+
+function registry.new()
+  return setmetatable({ kv = {}, guards = {}, done = {}, done_order = {}, done_head = 1,
+                        applied = 0 }, Registry)
+end
+
+-- Deep equality for plain data (cas compares values this way: tables compare by content).
+local function equal(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, v in pairs(a) do if not equal(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+registry.equal = equal
+
+local apply = {}
+
+function apply.set(s, c)
+  if s.guards[c.k] then return false end      -- a guarded key changes only through its guard
+  s.kv[c.k] = c.v
+  return true
+end
+
+function apply.del(s, c)
+  if s.guards[c.k] then return false end
+  local had = s.kv[c.k] ~= nil
+  s.kv[c.k] = nil
+  return had
+end
+
+function apply.cas(s, c)
+  if s.guards[c.k] then return false end
+  if not equal(s.kv[c.k], c.old) then return false end
+  s.kv[c.k] = c.new
+  return true
+end
+
+function apply.reg(s, c)
+  local g = s.guards[c.k]
+  if g and g.owner ~= c.owner then return false end
+  if not g and s.kv[c.k] ~= nil then return false end     -- an unguarded key is not taken over
+  s.guards[c.k] = { owner = c.owner, addr = c.addr }
+  s.kv[c.k] = c.v
+  return true
+end
+
+function apply.release(s, c)
+  local g = s.guards[c.k]
+  if not g or g.owner ~= c.owner then return false end
+  s.guards[c.k] = nil
+  s.kv[c.k] = nil
+  return true
+end
+
+function apply.drop_owner(s, c)
+  local n = 0
+  for k, g in pairs(s.guards) do
+    if g.owner == c.owner then
+      s.guards[k] = nil
+      s.kv[k] = nil
+      n = n + 1
+    end
+  end
+  return n
+end
+
+local function remember(s, req, result)
+  local order = s.done_order
+  order[#order + 1] = req
+  s.done[req] = result
+  local extra = #order - s.done_head + 1 - DONE_KEEP
+  while extra > 0 do
+    s.done[order[s.done_head]] = nil
+    order[s.done_head] = nil
+    s.done_head = s.done_head + 1
+    extra = extra - 1
+  end
+end
+
+-- Applies a command (a table) at log index `index`; returns its result. An unknown or malformed
+-- command changes nothing and returns nil, "why" (every node rejects it the same way).
+function Registry:apply(index, c)
+  self.applied = index
+  if type(c) ~= "table" then return nil, "not a command" end
+  local req = c.req
+  if req ~= nil and self.done[req] ~= nil then return self.done[req] end
+  local f = apply[c.op]
+  if not f then return nil, "unknown command '" .. tostring(c.op) .. "'" end
+  local r = f(self, c)
+  if req ~= nil then remember(self, req, r) end
+  return r
+end
+
+-- Applies an encoded command (the data of a Raft entry).
+function Registry:apply_data(index, data)
+  local ok, c = pcall(buffer.decode, data)
+  if not ok then
+    self.applied = index
+    return nil, "undecodable command"
+  end
+  return self:apply(index, c)
+end
+
+function registry.encode(cmd)
+  return buffer.encode(cmd)
+end
+
+function Registry:get(k)
+  return self.kv[k]
+end
+
+-- Keys starting with prefix, sorted.
+function Registry:keys(prefix)
+  local out = {}
+  for k in pairs(self.kv) do
+    if k:sub(1, #prefix) == prefix then out[#out + 1] = k end
+  end
+  table.sort(out)
+  return out
+end
+
+-- Owners (boot ids) holding guards, with the address each registered from: { [owner] = addr }.
+function Registry:guard_owners()
+  local out = {}
+  for _, g in pairs(self.guards) do out[g.owner] = g.addr end
+  return out
+end
+
+-- The state as a string (a Raft snapshot).
+function Registry:snapshot()
+  local done = {}
+  for i = self.done_head, #self.done_order do
+    local req = self.done_order[i]
+    done[#done + 1] = { req, self.done[req] }
+  end
+  return buffer.encode({ kv = self.kv, guards = self.guards, done = done, applied = self.applied })
+end
+
+-- Replaces the state with a snapshot's.
+function Registry:restore(data, index)
+  local s = buffer.decode(data)
+  self.kv, self.guards, self.done, self.done_order, self.done_head = s.kv, s.guards, {}, {}, 1
+  for _, d in ipairs(s.done) do remember(self, d[1], d[2]) end
+  self.applied = index or s.applied
+end
+
+return registry

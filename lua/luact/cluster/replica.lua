@@ -1,0 +1,227 @@
+-- luact.cluster.replica: this node's copy of the registry (luact.cluster.registry), on thread 1.
+-- A voter applies it from its own committed Raft log (luact.cluster.consensus calls `apply`);
+-- every other member follows a voter's *feed*: it subscribes with the index it has applied
+-- ("FS", repeated every FEED_RENEW seconds as a heartbeat), and the voter answers with the
+-- committed entries after that index ("FE"), or with a snapshot of its registry first ("FN")
+-- when its log no longer holds them, then pushes each new batch as it applies it. A follower
+-- applies only the entry right after its own (a gap waits for the next subscription), so every
+-- node applies the same sequence. Tentacles wait here for a request's result or for an index
+-- to be applied.
+local registry = require "luact.cluster.registry"
+local loop = require "luact.loop"
+local clock = require "luact.clock"
+local event = require "luact.event"
+local logger = require "luact.logger"
+local wire = require "luact.cluster.wire"
+
+local replica = {}
+
+local FEED_RENEW = 0.5          -- a follower re-subscribes this often (its heartbeat)
+local FEED_EXPIRY = 3           -- a voter stops feeding a follower silent for this long
+local FEED_BATCH = 256          -- entries per feed message
+
+local R = registry.new()        -- the applied state
+local result_waiters = {}       -- request id -> one-shot event ("result", value)
+local index_waiters = {}        -- list of { index, ev }
+local S = nil                   -- { self_addr, voter, source = consensus module (voters) }
+
+function replica.state() return R end
+function replica.applied() return R.applied end
+
+local function wake_index_waiters()
+  local keep = {}
+  for _, w in ipairs(index_waiters) do
+    if R.applied >= w.index then w.ev:emit("applied", R.applied) else keep[#keep + 1] = w end
+  end
+  index_waiters = keep
+end
+
+-- Applies the entry at `index` (data: an encoded command, or nil for Raft's own entries).
+function replica.apply(index, data)
+  if data == nil then
+    R.applied = index
+    return
+  end
+  local ok, c = pcall(require("string.buffer").decode, data)
+  local result, err
+  if ok then result, err = R:apply(index, c) else R.applied = index; err = "undecodable command" end
+  if err then logger.warn(("cluster registry: entry %d refused: %s"):format(index, err)) end
+  local req = ok and type(c) == "table" and c.req
+  if req then
+    local ev = result_waiters[req]
+    if ev then
+      result_waiters[req] = nil
+      ev:emit("result", R.done[req])
+    end
+  end
+end
+
+-- Replaces the state with a snapshot taken at `index`.
+function replica.restore(data, index)
+  R:restore(data, index)
+end
+
+-- After a batch was applied: wake waiters, feed followers.
+function replica.applied_batch()
+  wake_index_waiters()
+  if S and S.voter then replica.feed_all() end
+end
+
+-- Waits until the command with request id `req` was applied or `deadline` passed; returns
+-- true, result or false.
+function replica.await_result(req, deadline)
+  if R.done[req] ~= nil then return true, R.done[req] end
+  local ev = result_waiters[req]
+  if not ev then ev = event.new_oneshot(); result_waiters[req] = ev end
+  local left = deadline - clock.get()
+  if left <= 0 then return false end
+  local alarm = clock.alarm(left)
+  local tp, _, v = event.wait(nil, ev, alarm)
+  alarm.cancel()
+  if tp == "result" then return true, v end
+  if result_waiters[req] == ev then result_waiters[req] = nil end
+  return false
+end
+
+-- Waits until `index` is applied or `deadline` passed; true when applied.
+function replica.await_index(index, deadline)
+  if R.applied >= index then return true end
+  local left = deadline - clock.get()
+  if left <= 0 then return false end
+  local ev = event.new_oneshot()
+  index_waiters[#index_waiters + 1] = { index = index, ev = ev }
+  local alarm = clock.alarm(left)
+  local tp = event.wait(nil, ev, alarm)
+  alarm.cancel()
+  return tp == "applied"
+end
+
+---------------------------------------------------------------------------------------------
+-- the feed: a voter's side
+
+local subscribers = {}          -- address -> { sent = last index sent, expires = time }
+
+local function feed_one(addr, sub)
+  local src = S.source
+  local first = src.first_index()
+  if sub.sent + 1 < first then
+    -- the entries it needs were compacted: the registry's state as of what we applied
+    wire.to_member(addr, { "FN", src.leader(), R.applied, R:snapshot() })
+    sub.sent = R.applied
+  end
+  while sub.sent < R.applied do
+    local from, to = sub.sent + 1, math.min(R.applied, sub.sent + FEED_BATCH)
+    local entries = {}
+    for i = from, to do
+      local e = src.entry(i)
+      if not e then break end
+      entries[#entries + 1] = { i, e.data }
+    end
+    if #entries == 0 then break end
+    if not wire.to_member(addr, { "FE", src.leader(), entries }) then break end
+    sub.sent = entries[#entries][1]
+  end
+end
+
+function replica.feed_all()
+  local now = clock.get()
+  for addr, sub in pairs(subscribers) do
+    if sub.expires < now then subscribers[addr] = nil else feed_one(addr, sub) end
+  end
+end
+
+loop.on("FS", function(msg)
+  if not (S and S.voter) then return end
+  local addr, applied = msg[2], msg[3]
+  if type(addr) ~= "string" or type(applied) ~= "number" then return end
+  local sub = subscribers[addr]
+  if not sub then sub = {}; subscribers[addr] = sub end
+  sub.expires = clock.get() + FEED_EXPIRY
+  sub.sent = math.min(applied, R.applied)
+  feed_one(addr, sub)
+  if R.applied == applied then wire.to_member(addr, { "FE", S.source.leader(), {} }) end
+end)
+
+---------------------------------------------------------------------------------------------
+-- the feed: a follower's side
+
+local leader_seen = nil         -- the leader named by the last feed message
+
+local function follower_got(leader)
+  leader_seen = leader
+  if S and S.on_leader then S.on_leader(leader) end
+end
+
+loop.on("FE", function(msg)
+  if not S or S.voter then return end
+  follower_got(msg[2])
+  local applied_any = false
+  for _, e in ipairs(msg[3]) do
+    if e[1] == R.applied + 1 then
+      replica.apply(e[1], e[2])
+      applied_any = true
+    end
+  end
+  if applied_any then wake_index_waiters() end
+end)
+
+loop.on("FN", function(msg)
+  if not S or S.voter then return end
+  follower_got(msg[2])
+  if msg[3] > R.applied then
+    R:restore(msg[4], msg[3])
+    -- results of requests that arrived inside the snapshot
+    for req, ev in pairs(result_waiters) do
+      if R.done[req] ~= nil then result_waiters[req] = nil; ev:emit("result", R.done[req]) end
+    end
+    wake_index_waiters()
+  end
+end)
+
+-- A follower's known leader (from the feed).
+function replica.leader_seen() return leader_seen end
+
+local voter_cursor = 0
+local function subscribe()
+  if not S or S.voter then return false end
+  -- the leader if known and live, else the next live voter
+  local live = S.live()
+  local target = leader_seen and live[leader_seen] and leader_seen
+  if not target then
+    local n = #S.voters
+    for _ = 1, n do
+      voter_cursor = voter_cursor % n + 1
+      local v = S.voters[voter_cursor]
+      if live[v] then target = v; break end
+    end
+    target = target or S.voters[voter_cursor % n + 1]
+  end
+  wire.to_member(target, { "FS", S.self_addr, R.applied })
+end
+
+-- Starts the replica: opts.self_addr, opts.voter (true on a voter), opts.source (a voter's
+-- consensus service: first_index(), entry(i), leader()), opts.voters (list), opts.live()
+-- (set of live addresses), opts.on_leader(addr) (followers: the leader they heard of).
+function replica.start(opts)
+  S = opts
+  if not opts.voter then
+    subscribe()
+    S.timer = clock.timer(FEED_RENEW, function()
+      if not S then return false end
+      subscribe()
+    end)
+  end
+end
+
+function replica.stop()
+  if S and S.timer then S.timer:stop() end
+  S = nil
+end
+
+function replica.reset()
+  replica.stop()
+  R = registry.new()
+  result_waiters, index_waiters, subscribers, leader_seen = {}, {}, {}, nil
+end
+
+return replica

@@ -1,0 +1,74 @@
+-- luact.cluster.view: what every thread of a node knows of the cluster. Thread 1 runs the
+-- services (membership, consensus) and publishes to each thread: the member list and the Raft
+-- leader ("CS"), membership events ("CE"), and deaths ("CD": the thread drops its connections
+-- to the dead node, so calls waiting on it fail at once and its monitors fire, as when a
+-- connection is lost). luact.cluster reads this view, so members() and leader() answer on any
+-- thread without a message.
+local loop = require "luact.loop"
+local event = require "luact.event"
+local node = require "luact.node"
+local call = require "luact.actor.call"
+local wire = require "luact.cluster.wire"
+
+local view = {
+  members = {},       -- { { address =, state =, voter =, incarnation = }, ... } sorted by address
+  leader = nil,       -- "ip:port" of the Raft leader, or nil
+  active = false,     -- true while this node is a cluster member
+}
+
+local events_ev = nil -- this thread's stream of membership events (made on first use)
+local EVENTS_PENDING = 1024
+
+-- luact.cluster.events(): a stream event emitting (type, member) on this thread.
+function view.events()
+  if not events_ev then events_ev = event.new({ max_pending = EVENTS_PENDING }) end
+  return events_ev
+end
+
+local function apply_state(members, leader)
+  view.members, view.leader, view.active = members, leader, true
+end
+
+local function apply_event(tp, member)
+  if events_ev then events_ev:emit(tp, member) end
+end
+
+local function apply_death(addr)
+  local m = wire.machine(addr)
+  if not m then return end
+  node.drop(m)
+  call.machine_lost(m)       -- also when no connection was open: waiting calls fail now
+end
+
+loop.on("CS", function(msg) apply_state(msg[2], msg[3]) end)
+loop.on("CE", function(msg) apply_event(msg[2], msg[3]) end)
+loop.on("CD", function(msg) apply_death(msg[2]) end)
+
+-- For thread 1: publish to this thread and every other one.
+local function runtime() return require "luact.runtime" end
+
+function view.publish_state(members, leader)
+  apply_state(members, leader)
+  local rt = runtime()
+  wire.to_other_threads({ "CS", members, leader }, rt.n_core, rt.thread_id)
+end
+
+function view.publish_event(tp, member)
+  apply_event(tp, member)
+  local rt = runtime()
+  wire.to_other_threads({ "CE", tp, member }, rt.n_core, rt.thread_id)
+end
+
+function view.publish_death(addr)
+  apply_death(addr)
+  local rt = runtime()
+  wire.to_other_threads({ "CD", addr }, rt.n_core, rt.thread_id)
+end
+
+-- Forgets everything (between two runs of luact.start in one VM).
+function view.reset()
+  view.members, view.leader, view.active = {}, nil, false
+  events_ev = nil
+end
+
+return view

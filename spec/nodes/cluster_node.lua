@@ -1,0 +1,94 @@
+-- A cluster member for the cluster specs:
+--   luajit spec/nodes/cluster_node.lua ADDRESS SEEDS DATADIR CTL_URL
+-- SEEDS is a comma-separated list of "ip:port"; DATADIR "-" for none (a follower). Two threads.
+-- Registers /ctl (thread 1) and /ctl2 (thread 2), each with the cluster and db operations run on
+-- its own thread, listens on CTL_URL (tcp://) for the spec, prints "ready", and stops by itself
+-- after LUACT_SPEC_LIFE seconds (default 120).
+package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.cpath = "./target/lua/?.so;" .. package.cpath
+local luact = require "luact"
+
+local seeds = {}
+for s in arg[2]:gmatch("[^,]+") do seeds[#seeds + 1] = s end
+
+luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
+              datadir = arg[3] ~= "-" and arg[3] or nil, ctl = arg[4],
+              life = tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120,
+              timeout = (tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120) + 10 }, function()
+  local luact = require "luact"
+  local function ctl()
+    return {
+      events = {},
+      guards = {},
+      writers = {},
+      thread = function() return require("luact").thread_id end,
+      set = function(self, k, v) return require("luact").db.set(k, v) end,
+      timed_set = function(self, t, k, v) return require("luact").db.timed_set(t, k, v) end,
+      get = function(self, k) return require("luact").db.get(k) end,
+      timed_get = function(self, t, k) return require("luact").db.timed_get(t, k) end,
+      del = function(self, k) return require("luact").db.del(k) end,
+      cas = function(self, k, old, new) return require("luact").db.cas(k, old, new) end,
+      keys = function(self, prefix) return require("luact").db.keys(prefix) end,
+      reg = function(self, k, v)
+        local g, err = require("luact").db.reg(k, v)
+        if g then self.guards[k] = g end
+        return g ~= nil, err
+      end,
+      release = function(self, k) return self.guards[k]:release() end,
+      members = function(self) return require("luact").cluster.members() end,
+      member_state = function(self, addr)
+        for _, m in ipairs(require("luact").cluster.members()) do
+          if m.address == addr then return m.state end
+        end
+      end,
+      leader = function(self) return require("luact").cluster.leader() end,
+      leave = function(self) return require("luact").cluster.leave() end,
+      seen = function(self) return self.events end,
+      -- a bad call, to check the error the caller sees
+      try = function(self, what, ...)
+        local ok, err = pcall(require("luact").db[what], ...)
+        return ok, tostring(err)
+      end,
+      -- writes prefix1..prefixN one after the other, each with a 1 s timeout, noting what was
+      -- acknowledged and what failed (for the leader-kill spec)
+      start_writer = function(self, prefix, n, pause)
+        local luact = require "luact"
+        local w = { acked = {}, failed = 0, done = false }
+        self.writers[prefix] = w
+        luact.tentacle(function()
+          for i = 1, n do
+            local ok = pcall(luact.db.timed_set, 1.0, prefix .. i, i)
+            if ok then w.acked[#w.acked + 1] = i else w.failed = w.failed + 1 end
+            if pause and pause > 0 then luact.clock.sleep(pause) end
+          end
+          w.done = true
+        end)
+        return true
+      end,
+      writer = function(self, prefix)
+        local w = self.writers[prefix]
+        return w.done, w.acked, w.failed
+      end,
+      stop = function() require("luact").stop() end,
+    }
+  end
+  local body = ctl()
+  -- every membership event this thread sees, with the time it saw it
+  luact.tentacle(function()
+    local ev = luact.cluster.events()
+    while true do
+      local _, _, tp, member = luact.event.wait(nil, ev)
+      body.events[#body.events + 1] = { tp, member and member.address, luact.clock.walltime() }
+    end
+  end)
+  if luact.thread_id == 2 then
+    luact.register("/ctl2", body)
+    return
+  end
+  luact.register("/ctl", body)
+  luact.listen(luact.opts.ctl)
+  while not luact.resolve("/ctl2") do luact.clock.sleep(0.001) end
+  io.stdout:write("ready\n"); io.stdout:flush()
+  luact.clock.sleep(luact.opts.life)
+  luact.stop()
+end)
