@@ -536,6 +536,19 @@ impl Transport {
             return Err(Error::new(Status::Unreachable, "this process is not a node: start it with an 'address' to call actors on other nodes"));
         }
         let fd = new_socket()?;
+        // Dial from this node's own IP (any port): a node's traffic carries its address both
+        // ways, so a firewall rule (or an nftables partition in the specs) can name a node.
+        if let Some(node) = &self.node {
+            if let Ok(mut own) = parse_addr(&node.addr) {
+                own.sin_port = 0;
+                // SAFETY: binds our fresh socket to a valid sockaddr_in of the right length.
+                let rc = unsafe { libc::bind(fd, &own as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32) };
+                if rc < 0 {
+                    close_fd(fd);
+                    return Err(os_error("bind"));
+                }
+            }
+        }
         let c = self.new_conn(fd, Role::Dialer, addr_of_machine(machine));
         self.conns[c].machine = machine;
         self.start_handshake(c, handshake::Role::Dialer, now);

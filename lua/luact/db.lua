@@ -73,6 +73,14 @@ function ops.get(who, t, k)
   return requests.call("get", k, t, who)
 end
 
+-- A read from this node's own replica (no network, no leader needed): it may miss the latest
+-- writes, but never shows a write that was not committed.
+function ops.local_get(who, t, k)
+  check_key(k, who, 1)
+  member_only(who)
+  return requests.call("local_get", k, t, who)
+end
+
 function ops.del(who, t, k)
   check_key(k, who, 1)
   member_only(who)

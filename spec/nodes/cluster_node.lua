@@ -25,6 +25,30 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
       set = function(self, k, v) return require("luact").db.set(k, v) end,
       timed_set = function(self, t, k, v) return require("luact").db.timed_set(t, k, v) end,
       get = function(self, k) return require("luact").db.get(k) end,
+      local_get = function(self, k) return require("luact").db.local_get(k) end,
+      -- the keys prefix..i for i in list that are not i here (linearizable reads)
+      missing = function(self, prefix, list)
+        local out = {}
+        for _, i in ipairs(list) do
+          if require("luact").db.get(prefix .. i) ~= i then out[#out + 1] = i end
+        end
+        return out
+      end,
+      me = function(self) return self.ref end,
+      nap = function(self, s) require("luact").clock.sleep(s); return "woke" end,
+      -- calls `url`'s actor through a direct reference (the node transport) with a long timeout
+      -- in the background; probe_result tells how it ended
+      start_probe = function(self, url, timeout)
+        local luact = require "luact"
+        local target = luact.ref(url):me()
+        self.probe = nil
+        luact.tentacle(function()
+          local ok, e = pcall(target.timed_nap, target, timeout, timeout)
+          self.probe = { ok, type(e) == "table" and e.name or tostring(e) }
+        end)
+        return true
+      end,
+      probe_result = function(self) return self.probe end,
       timed_get = function(self, t, k) return require("luact").db.timed_get(t, k) end,
       del = function(self, k) return require("luact").db.del(k) end,
       cas = function(self, k, old, new) return require("luact").db.cas(k, old, new) end,
@@ -77,15 +101,15 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
   luact.tentacle(function()
     local ev = luact.cluster.events()
     while true do
-      local _, _, tp, member = luact.event.wait(nil, ev)
+      local tp, _, member = luact.event.wait(nil, ev)
       body.events[#body.events + 1] = { tp, member and member.address, luact.clock.walltime() }
     end
   end)
   if luact.thread_id == 2 then
-    luact.register("/ctl2", body)
+    body.ref = luact.register("/ctl2", body)
     return
   end
-  luact.register("/ctl", body)
+  body.ref = luact.register("/ctl", body)
   luact.listen(luact.opts.ctl)
   while not luact.resolve("/ctl2") do luact.clock.sleep(0.001) end
   io.stdout:write("ready\n"); io.stdout:flush()

@@ -72,7 +72,8 @@ function cluster.leave(timeout)
   if rt.thread_id == 1 then return leave_here(timeout) end
   return requests.call("leave", timeout or 5, (timeout or 5) + 1, "luact.cluster.leave")
 end
-requests.local_ops = { leave = function(timeout) return leave_here(timeout) end }
+requests.local_ops.leave = function(timeout) return leave_here(timeout) end
+requests.local_ops.local_get = function(k) return replica.state():get(k) end
 
 local function boot_id()
   local f = io.open("/dev/urandom", "rb")

@@ -1,0 +1,126 @@
+-- Spec helpers for a cluster of real `luajit` processes (spec/nodes/cluster_node.lua) on
+-- 127.0.0.1-5 inside the spec's network namespace: start, kill, stop and restart members, call
+-- their control actors (/ctl on thread 1, /ctl2 on thread 2) through their tcp:// listeners, and
+-- cut a member off with nftables.
+local process = require "helpers.process"
+local helpers = require "helpers.runtime"
+
+local procs = {}
+
+procs.VOTERS = { 1, 2, 3 }
+procs.SEEDS = "127.0.0.1:7001,127.0.0.2:7002,127.0.0.3:7003"
+
+function procs.addr(i) return ("127.0.0.%d:700%d"):format(i, i) end
+function procs.ctl(i, thread)
+  return ("tcp://127.0.0.%d:800%d/%s"):format(i, i, thread == 2 and "ctl2" or "ctl")
+end
+
+local running = {}       -- i -> process
+local datadir = nil
+
+function procs.setup()
+  process.require_netns()
+  os.execute("ip link set lo up")
+  datadir = os.tmpname()
+  os.remove(datadir)
+  assert(os.execute("mkdir -p " .. datadir) == 0)
+end
+
+-- Starts member i (a voter when i is 1..3), waiting until it is ready.
+function procs.start(i, env)
+  local dir = i <= 3 and (datadir .. "/n" .. i) or "-"
+  local p = process.spawn(("%sluajit spec/nodes/cluster_node.lua %s %s %s tcp://127.0.0.%d:800%d"):format(
+    env or "", procs.addr(i), procs.SEEDS, dir, i, i))
+  running[i] = p
+  process.wait_for(p, "ready", 20)
+  return p
+end
+
+function procs.pid(i) return running[i] and running[i].pid end
+
+function procs.signal(i, sig)
+  os.execute(("kill -%s %d 2>/dev/null"):format(sig, running[i].pid))
+end
+
+-- kill -9, and forget it.
+function procs.kill(i)
+  if running[i] then
+    procs.signal(i, "CONT")
+    process.cleanup(running[i])
+    running[i] = nil
+  end
+end
+
+function procs.output(i) return running[i] and process.output(running[i]) or "" end
+
+function procs.teardown()
+  for i in pairs(running) do procs.kill(i) end
+  procs.heal()
+  if datadir then os.execute("rm -rf " .. datadir) end
+end
+
+-- Calls method on member i's control actor (thread 1, or 2) with args; returns
+-- { ok, results... } (ok false: the error's name, or its text).
+function procs.call(i, method, ...)
+  local thread = 1
+  if type(method) == "table" then method, thread = method[1], method.thread end
+  local r = helpers.start({ n_core = 1, timeout = 30, url = procs.ctl(i, thread), method = method,
+                            args = { n = select("#", ...), ... } }, function()
+    local luact = require "luact"
+    local o = luact.opts
+    local ctl = luact.ref(o.url)
+    local res = { pcall(ctl["timed_" .. o.method], ctl, 20, unpack(o.args, 1, o.args.n)) }
+    if not res[1] and type(res[2]) == "table" then
+      res[2] = res[2].name .. ": " .. tostring(res[2].message)
+    end
+    luact.stop({ n = #res, unpack(res) })
+  end)
+  return r
+end
+
+-- The result of a call that must succeed.
+function procs.value(i, method, ...)
+  local r = procs.call(i, method, ...)
+  assert(r[1], ("member %d: %s failed: %s"):format(i, type(method) == "table" and method[1] or method, tostring(r[2])))
+  return unpack(r, 2, r.n)
+end
+
+-- Polls fn() (bounded) until it returns a true value; returns that value, or nil after `timeout` s.
+function procs.wait_until(fn, timeout)
+  local deadline = os.time() + (timeout or 15)
+  while os.time() <= deadline do
+    local v = fn()
+    if v then return v end
+    os.execute("sleep 0.1")
+  end
+  return nil
+end
+
+-- Member i as seen by member j: "alive", "suspect", "dead", "left" or nil.
+function procs.state_seen(j, i)
+  local r = procs.call(j, "member_state", procs.addr(i))
+  return r[1] and r[2] or nil
+end
+
+-- Cuts member i off from every other member (node ports only: the specs' control connections
+-- stay up), with nftables rules on loopback.
+function procs.isolate(i)
+  local ip = "127.0.0." .. i
+  local rules = {
+    "add table inet luact_part",
+    "add chain inet luact_part input { type filter hook input priority 0 ; }",
+    ("add rule inet luact_part input ip saddr %s tcp dport 7001-7005 drop"):format(ip),
+    ("add rule inet luact_part input ip saddr %s tcp sport 7001-7005 drop"):format(ip),
+    ("add rule inet luact_part input ip daddr %s tcp dport 7001-7005 drop"):format(ip),
+    ("add rule inet luact_part input ip daddr %s tcp sport 7001-7005 drop"):format(ip),
+  }
+  for _, r in ipairs(rules) do
+    assert(os.execute("nft '" .. r .. "'") == 0, "nft failed: " .. r)
+  end
+end
+
+function procs.heal()
+  os.execute("nft delete table inet luact_part 2>/dev/null")
+end
+
+return procs
