@@ -372,3 +372,28 @@ describe("luact.cluster.gossip", function()
     end)
   end)
 end)
+
+describe("luact.cluster.gossip declare_dead", function()
+  local gossip = require "luact.cluster.gossip"
+  local function rnd(lo) return lo end
+
+  it("declares a live member dead on outside evidence, disseminates it, and lets it refute", function()
+    local a = gossip.new({ id = "a", seeds = {}, random = rnd })
+    a:step({ to = "a", from = "b", type = "sync", state = { { id = "b", state = "alive", inc = 3 } } })
+    a:advance(a:ready())
+    assert.equal("alive", a:members().b)
+    assert.is_true(a:declare_dead("b"))
+    assert.is_false(a:declare_dead("b"))          -- already dead
+    assert.is_false(a:declare_dead("a"))          -- never itself
+    assert.is_false(a:declare_dead("nobody"))
+    assert.equal("dead", a:members().b)
+    local rd = a:ready()
+    local dead_event = false
+    for _, e in ipairs(rd.events) do if e.type == "dead" and e.id == "b" then dead_event = true end end
+    assert.is_true(dead_event)
+    a:advance(rd)
+    -- b was alive after all: its higher incarnation brings it back
+    a:step({ to = "a", from = "b", type = "gossip", updates = { { kind = "alive", id = "b", inc = 4 } } })
+    assert.equal("alive", a:members().b)
+  end)
+end)
