@@ -93,6 +93,44 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
         local w = self.writers[prefix]
         return w.done, w.acked, w.failed
       end,
+      -- a client for the linearizability check: n random set/get/cas on keys lin/1..lin/k, each
+      -- with a 1 s timeout, noting call and return times (wall clock: one machine) and results
+      start_history = function(self, tag, k, n, seed)
+        local luact = require "luact"
+        math.randomseed(seed)
+        local h = { ops = {}, done = false }
+        self.histories = self.histories or {}
+        self.histories[tag] = h
+        luact.tentacle(function()
+          local last = {}
+          for i = 1, n do
+            local key = "lin/" .. math.random(1, k)
+            local r = math.random()
+            local o = { key = key, call = luact.clock.walltime() }
+            local ok, res
+            if r < 0.4 then
+              o.op, o.v = "set", tag * 100000 + i
+              ok, res = pcall(luact.db.timed_set, 1.0, key, o.v)
+            elseif r < 0.8 then
+              o.op = "get"
+              ok, res = pcall(luact.db.timed_get, 1.0, key)
+              if ok then last[key] = res end
+            else
+              o.op, o.old, o.new = "cas", last[key] or 0, tag * 100000 + i
+              ok, res = pcall(luact.db.timed_cas, 1.0, key, o.old, o.new)
+            end
+            if ok then o.ret, o.result = luact.clock.walltime(), res end
+            h.ops[#h.ops + 1] = o
+            luact.clock.sleep(0.005 + math.random() * 0.03)
+          end
+          h.done = true
+        end)
+        return true
+      end,
+      history = function(self, tag)
+        local h = self.histories[tag]
+        return h.done, h.ops
+      end,
       stop = function() require("luact").stop() end,
     }
   end

@@ -127,6 +127,44 @@ describe("luact.cluster", function()
     assert.same({}, procs.value(li, "missing", "seq/", acked))
   end)
 
+  it("gives linearizable set/get/cas histories from 4 concurrent clients while the leader is killed and restarted", function()
+    local lin = require "helpers.linearizability"
+    local K = 2
+    for k = 1, K do assert.is_true(procs.value(1, "set", "lin/" .. k, 0)) end
+    local leader = procs.value(4, "leader")
+    local li = tonumber(leader:match("^127%.0%.0%.(%d+)"))
+    local voter = li == 1 and 2 or 1
+    local clients = { { 4, 1, tag = 1 }, { 4, 2, tag = 2 }, { 5, 1, tag = 3 }, { voter, 2, tag = 4 } }
+    for _, c in ipairs(clients) do
+      assert.is_true(procs.value(c[1], { "start_history", thread = c[2] }, c.tag, K, 60, c.tag * 7919))
+    end
+    os.execute("sleep 0.7")
+    procs.kill(li)
+    os.execute("sleep 1.5")
+    procs.start(li)
+    local by_key, failed, total = {}, 0, 0
+    for _, c in ipairs(clients) do
+      local ops
+      assert.is_truthy(procs.wait_until(function()
+        local done, o = procs.value(c[1], { "history", thread = c[2] }, c.tag)
+        ops = o
+        return done
+      end, 60))
+      for _, o in ipairs(ops) do
+        total = total + 1
+        if not o.ret then failed = failed + 1 end
+        by_key[o.key] = by_key[o.key] or {}
+        table.insert(by_key[o.key], o)
+      end
+    end
+    assert.equal(4 * 60, total)
+    assert.is_true(failed < total / 2, ("%d of %d operations failed"):format(failed, total))
+    for k = 1, K do
+      local ok, why = lin.check(by_key["lin/" .. k], 0)
+      assert(ok, ("lin/%d: %s"):format(k, tostring(why)))
+    end
+  end)
+
   it("declares a SIGSTOPped voter dead, failing calls waiting on it at once; it comes back on SIGCONT", function()
     -- a call from member 1 to an actor of member 2 over the node transport, with a 60 s timeout
     local victim, watcher = 2, 1
