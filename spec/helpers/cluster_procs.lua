@@ -29,7 +29,9 @@ end
 -- Starts member i (a voter when i is 1..3), waiting until it is ready.
 function procs.start(i, env)
   local dir = i <= 3 and (datadir .. "/n" .. i) or "-"
-  local p = process.spawn(("%sluajit spec/nodes/cluster_node.lua %s %s %s tcp://127.0.0.%d:800%d"):format(
+  -- snapshots every 40 entries: the specs' few hundred writes then also exercise compaction,
+  -- InstallSnapshot to a restarted voter and the feed's snapshot to a restarted follower
+  local p = process.spawn(("LUACT_SPEC_SNAPSHOT=40 %sluajit spec/nodes/cluster_node.lua %s %s %s tcp://127.0.0.%d:800%d"):format(
     env or "", procs.addr(i), procs.SEEDS, dir, i, i))
   running[i] = p
   process.wait_for(p, "ready", 20)

@@ -3,7 +3,8 @@
 -- SEEDS is a comma-separated list of "ip:port"; DATADIR "-" for none (a follower). Two threads.
 -- Registers /ctl (thread 1) and /ctl2 (thread 2), each with the cluster and db operations run on
 -- its own thread, listens on CTL_URL (tcp://) for the spec, prints "ready", and stops by itself
--- after LUACT_SPEC_LIFE seconds (default 120).
+-- after LUACT_SPEC_LIFE seconds (default 120). LUACT_SPEC_SNAPSHOT sets the Raft snapshot interval
+-- (entries).
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./target/lua/?.so;" .. package.cpath
 local luact = require "luact"
@@ -14,6 +15,7 @@ for s in arg[2]:gmatch("[^,]+") do seeds[#seeds + 1] = s end
 luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
               datadir = arg[3] ~= "-" and arg[3] or nil, ctl = arg[4],
               life = tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120,
+              snapshot_entries = tonumber(os.getenv("LUACT_SPEC_SNAPSHOT")),
               timeout = (tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120) + 10 }, function()
   local luact = require "luact"
   local function ctl()

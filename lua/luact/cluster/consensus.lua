@@ -72,7 +72,8 @@ local function mkdir_p(dir)
 end
 
 -- Starts the Raft node: opts.self_addr, opts.voters (sorted list of addresses), opts.datadir,
--- opts.on_leader(addr | nil), opts.fsync (default true).
+-- opts.on_leader(addr | nil), opts.fsync (default true), opts.snapshot_entries (entries applied
+-- between automatic snapshots, default 2000), opts.tick (seconds per Raft tick).
 function consensus.start(opts)
   if not mkdir_p(opts.datadir) then
     error(("luact.start: cannot create datadir '%s'"):format(opts.datadir), 0)
@@ -83,7 +84,7 @@ function consensus.start(opts)
     peers = opts.voters,
     random = function(lo, hi) return math.random(lo, hi) end,
     storage = storage,
-    snapshot_entries = SNAPSHOT_ENTRIES,
+    snapshot_entries = opts.snapshot_entries or SNAPSHOT_ENTRIES,
     snapshot = function() return replica.state():snapshot() end,
   })
   S = { n = n, self_addr = opts.self_addr, on_leader = opts.on_leader, leader = nil }
@@ -149,6 +150,16 @@ function consensus.step_down(live, timeout)
     end
   end
   return false
+end
+
+-- A voter that left: it stops ticking, so it never campaigns again, but still answers the
+-- leader (its log keeps counting toward the quorum) until the process stops. A leader keeps
+-- ticking (it could not hand over).
+function consensus.retire()
+  if S and S.ticker and not consensus.is_leader() then
+    S.ticker:stop()
+    S.ticker = nil
+  end
 end
 
 -- Read-only access to the log, for the feed to followers.

@@ -55,7 +55,10 @@ local function leave_here(timeout)
   if not S then return false end
   timeout = timeout or 5
   local deadline = clock.get() + timeout
-  if S.voter then consensus.step_down(members.live(), math.max(deadline - clock.get(), 0.1)) end
+  if S.voter then
+    consensus.step_down(members.live(), math.max(deadline - clock.get(), 0.1))
+    consensus.retire()
+  end
   members.leave(math.max(deadline - clock.get(), 0.1))
   return true
 end
@@ -133,7 +136,8 @@ function cluster.start(opts)
                   live = members.live, on_leader = members.set_leader })
   if voter then
     consensus.start({ self_addr = self_addr, voters = voters, datadir = opts.datadir,
-                      on_leader = members.set_leader, fsync = opts.fsync, tick = opts.raft_tick })
+                      on_leader = members.set_leader, fsync = opts.fsync, tick = opts.raft_tick,
+                      snapshot_entries = opts.snapshot_entries })
   end
   members.listen(function(tp)
     if tp == "dead" or tp == "leave" or tp == "join" then sweep_guards() end
