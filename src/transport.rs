@@ -482,7 +482,7 @@ impl Transport {
                 }
             }
             if role == Role::Acceptor {
-                if !self.start_handshake(c, handshake::Role::Acceptor, now) {
+                if !self.start_handshake(c, handshake::Role::Acceptor, None, now) {
                     return self.arm_accept(ring, slot);
                 }
             }
@@ -494,7 +494,9 @@ impl Transport {
 
     // ---- node connections ---------------------------------------------------------------
 
-    fn start_handshake(&mut self, c: usize, role: handshake::Role, now: f64) -> bool {
+    /// `expect_peer`: the node a dialer dialed (its HELLO must name it before we prove
+    /// anything: see `wire::handshake`).
+    fn start_handshake(&mut self, c: usize, role: handshake::Role, expect_peer: Option<u64>, now: f64) -> bool {
         let Some(node) = self.node.clone() else {
             self.close(c, "this process is not a node (no address)");
             return false;
@@ -505,6 +507,7 @@ impl Transport {
             cluster: node.cluster.clone(),
             addr: node.addr.clone(),
             secret: node.secret.clone(),
+            expect_peer,
         };
         let (hs, hello) = match Handshake::new(config, nonce()) {
             Ok(x) => x,
@@ -551,7 +554,7 @@ impl Transport {
         }
         let c = self.new_conn(fd, Role::Dialer, addr_of_machine(machine));
         self.conns[c].machine = machine;
-        self.start_handshake(c, handshake::Role::Dialer, now);
+        self.start_handshake(c, handshake::Role::Dialer, Some(machine), now);
         self.conns[c].state = State::Connecting;
         self.dialed.insert(machine, c);
         self.arm_connect(ring, c);

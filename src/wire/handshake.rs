@@ -92,6 +92,11 @@ pub struct Config {
     pub addr: String,
     /// The shared cluster secret (the HMAC key).
     pub secret: Vec<u8>,
+    /// The node id this side means to reach (a dialer: the node it dialed; `None` for an
+    /// acceptor). A HELLO naming any other node is refused before this side sends anything that
+    /// proves the secret, and the AUTH this side sends names this node as its receiver, so a
+    /// proof relayed to any other node does not verify there.
+    pub expect_peer: Option<u64>,
 }
 
 impl Config {
@@ -138,6 +143,9 @@ pub enum HandshakeError {
     ClusterMismatch { ours: String, theirs: String },
     /// The peer claims our own node id.
     OwnNodeId(u64),
+    /// The peer's HELLO names another node than the one this side dialed (a relay, or the
+    /// address now belongs to another node): refused before our AUTH is sent.
+    WrongPeer { expected: u64, claimed: u64 },
     /// The peer's nonce is ours: our HELLO came back.
     EchoedNonce,
     MalformedHello(&'static str),
@@ -171,6 +179,10 @@ impl fmt::Display for HandshakeError {
                 write!(f, "cluster mismatch: the peer is in {theirs:?}, this node is in {ours:?}")
             }
             OwnNodeId(id) => write!(f, "the peer claims this node's own id {id:#018x}"),
+            WrongPeer { expected, claimed } => write!(
+                f,
+                "dialed node {expected:#018x} but the peer says it is {claimed:#018x} (nothing was proven to it)"
+            ),
             EchoedNonce => write!(f, "the peer sent this node's nonce back"),
             MalformedHello(what) => write!(f, "malformed HELLO: {what}"),
             MalformedAuth { len } => write!(f, "malformed AUTH: {len} bytes, expected {MAC_LEN}"),
@@ -275,6 +287,10 @@ impl<'a> Reader<'a> {
 /// `HMAC-SHA256(secret, "luact-auth-v1" | u8 sender_role | sender_nonce | receiver_nonce |
 ///  u64 sender_node | u64 receiver_node | u8 len | cluster | u8 len | sender_addr |
 ///  u8 len | receiver_addr)`.
+/// Each side puts in its own view of both endpoints: its own HELLO as it sent it, and as the
+/// receiver the node it means to reach (a dialer: the node it dialed, checked against the HELLO
+/// before this is computed; an acceptor verifying: itself). A proof is therefore only valid at
+/// the node its sender meant.
 fn mac_for(secret: &[u8], sender: &Hello, receiver: &Hello) -> Result<HmacSha256, HandshakeError> {
     // HMAC accepts keys of any length; this cannot fail.
     let mut mac = HmacSha256::new_from_slice(secret)
@@ -304,6 +320,7 @@ enum State {
 #[derive(Debug)]
 pub struct Handshake {
     secret: Vec<u8>,
+    expect_peer: Option<u64>,
     ours: Hello,
     state: State,
 }
@@ -322,7 +339,7 @@ impl Handshake {
             addr: config.addr.into_bytes(),
         };
         let hello = control_frame(frame::KIND_HELLO, &ours.encode());
-        Ok((Handshake { secret: config.secret, ours, state: State::AwaitHello }, hello))
+        Ok((Handshake { secret: config.secret, expect_peer: config.expect_peer, ours, state: State::AwaitHello }, hello))
     }
 
     /// True once the peer's AUTH verified.
@@ -390,7 +407,15 @@ impl Handshake {
         if peer.nonce == self.ours.nonce {
             return Err(HandshakeError::EchoedNonce);
         }
-        let tag = mac_for(&self.secret, &self.ours, &peer)?.finalize().into_bytes();
+        // A dialer checks whom it reached before it proves anything: its AUTH would otherwise
+        // be a proof that a relay could hand to the node the HELLO names.
+        if let Some(expected) = self.expect_peer {
+            if peer.node_id != expected {
+                return Err(HandshakeError::WrongPeer { expected, claimed: peer.node_id });
+            }
+        }
+        let receiver = Hello { node_id: self.expect_peer.unwrap_or(peer.node_id), ..peer.clone() };
+        let tag = mac_for(&self.secret, &self.ours, &receiver)?.finalize().into_bytes();
         self.state = State::AwaitAuth(peer);
         Ok(Step { send: Some(control_frame(frame::KIND_AUTH, &tag)), done: None })
     }
@@ -434,7 +459,7 @@ mod tests {
     const SECRET: &[u8] = b"s3cret";
 
     fn config(role: Role, node_id: u64, addr: &str) -> Config {
-        Config { role, node_id, cluster: "prod".into(), addr: addr.into(), secret: SECRET.to_vec() }
+        Config { role, node_id, cluster: "prod".into(), addr: addr.into(), secret: SECRET.to_vec(), expect_peer: None }
     }
 
     fn nonce(seed: u8) -> [u8; NONCE_LEN] {
@@ -468,7 +493,7 @@ mod tests {
     /// A dialer (node 1) and an acceptor (node 2) after exchanging HELLOs: (dialer, acceptor,
     /// dialer's AUTH, acceptor's AUTH).
     fn after_hellos(d_nonce: u8, a_nonce: u8) -> (Handshake, Handshake, Vec<u8>, Vec<u8>) {
-        let (mut d, d_hello) = Handshake::new(config(Role::Dialer, 1, "127.0.0.1:7001"), nonce(d_nonce)).unwrap();
+        let (mut d, d_hello) = dialer_to(1, "127.0.0.1:7001", 2, d_nonce);
         let (mut a, a_hello) = Handshake::new(config(Role::Acceptor, 2, "127.0.0.1:7002"), nonce(a_nonce)).unwrap();
         let d_auth = send_of(feed(&mut d, &a_hello));
         let a_auth = send_of(feed(&mut a, &d_hello));
@@ -489,6 +514,40 @@ mod tests {
 
     fn hello_frame(body: &[u8]) -> (Header, Vec<u8>) {
         (Header { body_len: body.len() as u32, ..Header::control(frame::KIND_HELLO) }, body.to_vec())
+    }
+
+    /// A dialer (node `id`) that dialed node `target`.
+    fn dialer_to(id: u64, addr: &str, target: u64, seed: u8) -> (Handshake, Vec<u8>) {
+        Handshake::new(Config { expect_peer: Some(target), ..config(Role::Dialer, id, addr) }, nonce(seed)).unwrap()
+    }
+
+    #[test]
+    fn relayed_proof_refused() {
+        // Node Y (id 1) was made to dial the attacker M (id 9). M dials node X (id 2) posing as
+        // Y and relays the HELLOs both ways, hoping to relay Y's AUTH to X.
+        let (mut y, y_hello) = dialer_to(1, "127.0.0.1:7001", 9, 1);
+        let (mut x, x_hello) = Handshake::new(config(Role::Acceptor, 2, "127.0.0.1:7002"), nonce(2)).unwrap();
+        send_of(feed(&mut x, &y_hello));
+        // Y sees X's HELLO where it expected M's: refused, and no AUTH leaves Y.
+        let refused = feed(&mut y, &x_hello);
+        assert_eq!(refused, Err(HandshakeError::WrongPeer { expected: 9, claimed: 2 }));
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "dialed node 0x0000000000000009 but the peer says it is 0x0000000000000002 (nothing was proven to it)"
+        );
+        // M rewrites X's HELLO to claim its own id, keeping X's nonce and address: Y answers,
+        // but its proof names M as the receiver, so X refuses it.
+        let (mut y, y_hello) = dialer_to(1, "127.0.0.1:7001", 9, 1);
+        let (mut x, x_hello) = Handshake::new(config(Role::Acceptor, 2, "127.0.0.1:7002"), nonce(2)).unwrap();
+        send_of(feed(&mut x, &y_hello));
+        let (_, x_body) = frame_of(&x_hello);
+        let mut forged = x_body.clone();
+        forged[3..11].copy_from_slice(&9u64.to_le_bytes());
+        assert_eq!(forged, hello_body(1, 2, 9, nonce(2), b"prod", b"127.0.0.1:7002"));
+        let (h, b) = hello_frame(&forged);
+        let y_auth = send_of(y.on_frame(&h, &b));
+        assert_eq!(feed(&mut x, &y_auth), Err(HandshakeError::BadMac));
+        assert!(!x.is_done());
     }
 
     fn acceptor() -> Handshake {

@@ -16,7 +16,9 @@ use frame::FrameDecoder;
 use handshake::{Config, Handshake, Role};
 
 fn config(role: Role, node_id: u64, addr: &str) -> Config {
-    Config { role, node_id, cluster: "fuzz".into(), addr: addr.into(), secret: b"secret".to_vec() }
+    // a dialer dialed node 2 (the genuine peer's id in mode 1)
+    let expect_peer = if role == Role::Dialer { Some(2) } else { None };
+    Config { role, node_id, cluster: "fuzz".into(), addr: addr.into(), secret: b"secret".to_vec(), expect_peer }
 }
 
 fn body_of(frame_bytes: &[u8]) -> Vec<u8> {
