@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
 static SINK: Mutex<Option<std::fs::File>> = Mutex::new(None);
-/// Lines below this level are dropped (levels are numbered in `lua/luact/logger.lua`).
-static LEVEL: AtomicI32 = AtomicI32::new(1);
+/// Lines below this level are dropped (levels are numbered in `lua/luact/logger.lua`); the
+/// default is 2, "info" (README: `log_level`).
+static LEVEL: AtomicI32 = AtomicI32::new(2);
 
 pub fn write_line(line: &[u8]) -> std::io::Result<()> {
     let mut sink = SINK.lock().unwrap_or_else(|e| e.into_inner());

@@ -141,6 +141,9 @@ local function send_call(addr, tls, corr, vid, method, ...)
 end
 
 local function dispatch_url(addr, vid, tls, kind, method, has_self, ...)
+  if loop.context() == nil then
+    error(("'%s' to %s: luact is not running (call it inside luact.start)"):format(method, addr .. vid), 3)
+  end
   local m = node.machine_of(addr)
   if kind == "notify" then
     return send_call(addr, tls, 0, vid, method, ...)

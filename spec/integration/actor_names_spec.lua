@@ -112,4 +112,13 @@ describe("luact.register", function()
     assert.has_error(function() luact.ref("foo://127.0.0.1:8080/system/frontend") end,
       "luact.ref: no transport for 'foo://' references (known: ssl, tcp, tls)")
   end)
+
+  it("refuses a call through a tcp:// reference outside luact.start, as luact.stop does", function()
+    local luact = require "luact"
+    local r = luact.ref("tcp://127.0.0.1:8080/system/frontend")
+    assert.has_error(function() r:hoge() end,
+      "'hoge' to 127.0.0.1:8080/system/frontend: luact is not running (call it inside luact.start)")
+    assert.has_error(function() r:timed_hoge(1) end,
+      "'hoge' to 127.0.0.1:8080/system/frontend: luact is not running (call it inside luact.start)")
+  end)
 end)

@@ -30,6 +30,14 @@ describe("luact.logger", function()
     assert.falsy(text:find("\27", 1, true))
   end)
 
+  it("starts at level info in a fresh process", function()
+    local p = assert(io.popen([[luajit -e 'package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path;
+      package.cpath = "./target/lua/?.so;" .. package.cpath; io.write(require("luact").logger.level())' 2>&1]]))
+    local out = p:read("*a")
+    p:close()
+    assert.equal("info", out)
+  end)
+
   it("drops lines below the level", function()
     logger.level("warn")
     assert.equal("warn", logger.level())
