@@ -10,7 +10,7 @@ use crate::status::{Error, Result, Status};
 use crate::tls::{ClientTls, ServerTls, TlsSession};
 use crate::wire::frame::{self, FrameDecoder, Header};
 use crate::wire::handshake::{self, Handshake, Step};
-use crate::wire::{edge, http};
+use crate::wire::{edge, http, trust};
 use io_uring::{opcode, types};
 use slab::Slab;
 use std::collections::{HashMap, VecDeque};
@@ -185,6 +185,9 @@ pub struct Transport {
     pub max_frame: usize,
     /// udp:// datagrams dropped (malformed, not a NOTIFY, or the inbox was full).
     pub dropped_datagrams: u64,
+    /// Signs the actor references handed to listener clients and checks those they pass back
+    /// (`None` in a process that is not a node: no reference passes).
+    ref_key: Option<trust::RefKey>,
 }
 
 fn os_error(what: &str) -> Error {
@@ -263,6 +266,7 @@ fn user_data(op: u64, slot: usize, gen: u32) -> u64 {
 impl Transport {
     pub fn new(tid: usize, node: Option<Arc<NodeConfig>>) -> Transport {
         let max_frame = node.as_ref().map(|n| n.max_frame).unwrap_or(16 << 20);
+        let ref_key = node.as_ref().map(|n| trust::RefKey::new(&n.secret));
         Transport {
             tid,
             node,
@@ -279,6 +283,7 @@ impl Transport {
             pending_http: Vec::new(),
             max_frame,
             dropped_datagrams: 0,
+            ref_key,
         }
     }
 
@@ -418,11 +423,7 @@ impl Transport {
             let msg = match decoder.decode(&mut input) {
                 Ok(Some((h, body))) if h.kind == frame::KIND_NOTIFY && input.is_empty() => {
                     let head = edge::client_call_header(0, 0, 0, true);
-                    let inner = if h.codec == frame::CODEC_LUACT {
-                        crate::wire::sbuf::decode(&body).map(|_| body).map_err(|e| e.to_string())
-                    } else {
-                        edge::call_from_codec(&body, h.codec)
-                    };
+                    let inner = edge::call_from_codec(&body, h.codec, self.ref_key.as_ref());
                     inner.ok().map(|b| {
                         let mut m = head;
                         m.extend_from_slice(&b);
@@ -659,7 +660,17 @@ impl Transport {
             }
         };
         let kind = if corr == 0 { frame::KIND_NOTIFY } else { frame::KIND_CALL };
-        self.queue_frame(c, kind, frame::CODEC_LUACT, 0, corr, body)?;
+        // References we pass are signed, so the listener's node can tell them from forgeries.
+        let signed = match (&self.ref_key, crate::wire::sbuf::decode(body)) {
+            (Some(key), Ok(mut v)) if trust::has_tags(&v) => {
+                trust::sign_refs(&mut v, key);
+                let mut out = Vec::with_capacity(body.len() + 64);
+                crate::wire::sbuf::encode(&v, &mut out);
+                Some(out)
+            }
+            _ => None,
+        };
+        self.queue_frame(c, kind, frame::CODEC_LUACT, 0, corr, signed.as_deref().unwrap_or(body))?;
         Ok(c as u32)
     }
 
@@ -673,15 +684,11 @@ impl Transport {
         match conn.role {
             Role::ListenerClient => {
                 let codec = conn.codec;
-                let out = if codec == frame::CODEC_LUACT {
-                    body.to_vec()
-                } else {
-                    edge::reply_to_codec(body, codec).map_err(|e| Error::new(Status::BadArgument, e))?
-                };
+                let out = edge::reply_to_codec(body, codec, self.ref_key.as_ref()).map_err(|e| Error::new(Status::BadArgument, e))?;
                 self.queue_frame(c, frame::KIND_REPLY, codec, 0, corr, &out)
             }
             Role::HttpClient => {
-                let (ok, values) = edge::split_reply(body).map_err(|e| Error::new(Status::BadArgument, e))?;
+                let (ok, values) = edge::split_reply_for_outsider(body, self.ref_key.as_ref()).map_err(|e| Error::new(Status::BadArgument, e))?;
                 let keep = conn.http_keep_alive;
                 let resp = http::reply_response(ok, &values, keep);
                 let conn = &mut self.conns[c];
@@ -835,21 +842,14 @@ impl Transport {
                 let conn = &mut self.conns[c];
                 conn.codec = h.codec;
                 let head = edge::client_call_header(c as u32, conn.gen, h.corr, h.kind == frame::KIND_NOTIFY);
-                let msg = if h.codec == frame::CODEC_LUACT {
-                    // An unauthenticated client's bytes reach LuaJIT's decoder, which has no
-                    // depth limit: check them here first.
-                    crate::wire::sbuf::decode(&body).map_err(|e| format!("bad body: {e}")).map(|_| {
-                        let mut m = head;
-                        m.extend_from_slice(&body);
-                        m
-                    })
-                } else {
-                    edge::call_from_codec(&body, h.codec).map(|b| {
-                        let mut m = head;
-                        m.extend_from_slice(&b);
-                        m
-                    })
-                };
+                // An unauthenticated client: its body is checked and rebuilt here (structure,
+                // depth, plain data and signed references only: `wire::trust`) before any of it
+                // reaches LuaJIT's decoder.
+                let msg = edge::call_from_codec(&body, h.codec, self.ref_key.as_ref()).map(|b| {
+                    let mut m = head;
+                    m.extend_from_slice(&b);
+                    m
+                });
                 match msg {
                     Ok(m) => self.deliver_one(inboxes, c, self.tid, m),
                     Err(e) => {
@@ -860,7 +860,11 @@ impl Transport {
             }
             (Role::Caller, frame::KIND_REPLY) => {
                 let mut m = edge::caller_reply_header(h.corr);
-                m.extend_from_slice(&body);
+                // The listener is outside what we trust: no function in its reply is loaded.
+                match crate::wire::sbuf::decode(&body).map_err(|e| format!("a malformed reply from the listener: {e}")).and_then(|v| trust::check_reply(&v)) {
+                    Ok(()) => m.extend_from_slice(&body),
+                    Err(e) => m.extend_from_slice(&edge::error_reply(frame::CODEC_LUACT, "actor_runtime_error", &e)),
+                }
                 let tid = self.tid;
                 self.deliver_one(inboxes, c, tid, m);
             }
@@ -952,7 +956,20 @@ impl Transport {
                             }
                         }
                         None => {
-                            if let http::Route::Call { vid, method, args } = req.route {
+                            if let http::Route::Call { vid, method, mut args } = req.route {
+                                if let Err(e) = edge::admit_args(&mut args, self.ref_key.as_ref()) {
+                                    let keep = req.keep_alive;
+                                    let resp = http::reply_response(false, &[edge::exception_value("bad_request", &e)], keep);
+                                    let conn = &mut self.conns[c];
+                                    conn.wbuf.extend_from_slice(&resp);
+                                    if !keep {
+                                        conn.close_after_send = true;
+                                        self.mark_dirty(c);
+                                        return;
+                                    }
+                                    self.mark_dirty(c);
+                                    continue;
+                                }
                                 let gen = conn.gen;
                                 conn.http_busy = true;
                                 let mut m = edge::client_call_header(c as u32, gen, 1, false);

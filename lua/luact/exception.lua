@@ -100,6 +100,7 @@ for _, def in ipairs {
   { "actor_overload", true, "the actor's inbox is full" },
   { "actor_no_method", true, "the actor has no such method" },
   { "vid_registered", true, "the name is registered already" },
+  { "bad_request", false, "a listener client sent a call that is malformed or not allowed" },
   { "tentacle_cancelled", true, "the tentacle was cancelled" },
 } do
   exception.define(def[1], { recoverable = def[2], message = def[3] })

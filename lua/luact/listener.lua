@@ -84,10 +84,16 @@ local function reply(conn, gen, corr, ok, ...)
   C.luact_net_reply(loop.context(), conn, gen, corr, p, len)
 end
 
+-- Calls the method with the body's arguments (unpacked inside the protected call: a count the
+-- VM cannot unpack is an error to report, not a lost request).
+local function invoke(fn, target, body, n)
+  return fn(target, unpack(body, 4, 3 + n))
+end
+
 local function serve(conn, gen, corr, notify, body)
   local vid, method, n = body[1], body[2], body[3]
   if type(vid) ~= "string" or type(method) ~= "string" or type(n) ~= "number" then
-    if not notify then reply(conn, gen, corr, false, exception.new("actor_runtime_error", "malformed call")) end
+    if not notify then reply(conn, gen, corr, false, exception.new("bad_request", "malformed call")) end
     return
   end
   if method:sub(1, 2) == "__" then
@@ -98,17 +104,22 @@ local function serve(conn, gen, corr, notify, body)
   local target = ref.named(vid)
   local fn = target[(notify and "notify_" or "") .. method]
   if notify then
-    local ok, e = pcall(fn, target, unpack(body, 4, 3 + n))
+    local ok, e = pcall(invoke, fn, target, body, n)
     if not ok then require("luact.logger").warn(("listener notify %s.%s failed: %s"):format(vid, method, tostring(e))) end
     return
   end
-  reply(conn, gen, corr, pcall(fn, target, unpack(body, 4, 3 + n)))
+  reply(conn, gen, corr, pcall(invoke, fn, target, body, n))
 end
 
--- A call from a listener client.
+-- A call from a listener client. A body that cannot be decoded still gets an answer.
 loop.on("x", function(msg)
-  local body = loop.decode_rest()
-  if type(body) ~= "table" then return end
+  local ok, body = pcall(loop.decode_rest)
+  if not ok or type(body) ~= "table" then
+    if not msg[5] then
+      reply(msg[2], msg[3], msg[4], false, exception.new("bad_request", "the call's body cannot be decoded"))
+    end
+    return
+  end
   require("luact.scheduler").task(serve, msg[2], msg[3], msg[4], msg[5], body)
 end)
 

@@ -5,6 +5,8 @@ on a node through its tcp:// listener with MessagePack bodies.
     python3 luact_client.py HOST PORT            calls /svc/echo and prints the replies
     python3 luact_client.py HOST PORT --abuse    sends an oversized and a garbage frame first
     python3 luact_client.py HOST PORT --udp UDP_PORT   notify_ datagrams, then reads them back
+    python3 luact_client.py HOST PORT --refs     passes back a reference it was handed, then forged ones
+    python3 luact_client.py HOST PORT --edges    calls that the node must refuse with a reply
 
 Needs the `msgpack` package (Debian: python3-msgpack).
 """
@@ -15,7 +17,7 @@ import sys
 import msgpack
 
 KIND_CALL, KIND_REPLY, KIND_NOTIFY, KIND_CLOSE = 4, 5, 6, 9
-CODEC_MSGPACK = 1
+CODEC_LUACT, CODEC_MSGPACK = 0, 1
 
 
 class Client:
@@ -42,18 +44,69 @@ class Client:
                 return None
             self.buf += chunk
 
-    def call(self, path, method, *args):
+    def call(self, path, method, *args, full_errors=False):
+        return self.call_raw(msgpack.packb([path, method, *args]), full_errors=full_errors)
+
+    def call_raw(self, body, codec=CODEC_MSGPACK, full_errors=False):
         self.corr += 1
-        self.send_frame(KIND_CALL, CODEC_MSGPACK, self.corr, msgpack.packb([path, method, *args]))
+        self.send_frame(KIND_CALL, codec, self.corr, body)
         frame = self.read_frame()
         if frame is None:
             raise ConnectionError("closed")
         kind, corr, body = frame
         assert kind == KIND_REPLY and corr == self.corr, (kind, corr)
-        reply = msgpack.unpackb(body, raw=False)
-        if reply[0] is False and isinstance(reply[1], dict):
+        if codec == CODEC_LUACT:
+            return body        # LuaJIT string.buffer bytes: the caller looks for text in them
+        reply = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        if reply[0] is False and isinstance(reply[1], dict) and not full_errors:
             reply[1] = {"error": reply[1]["error"]}
         return reply
+
+
+def sbuf(v):
+    """A few Lua values in LuaJIT's string.buffer encoding (strings, numbers, arrays)."""
+    if isinstance(v, str):
+        b = v.encode()
+        assert len(b) < 0xe0 - 0x20
+        return bytes([0x20 + len(b)]) + b
+    if isinstance(v, (int, float)):
+        return b"\x07" + struct.pack("<d", float(v))
+    if isinstance(v, list):       # array from 1
+        assert len(v) + 1 < 0xe0
+        return bytes([0x0c, len(v) + 1]) + b"".join(sbuf(x) for x in v)
+    raise TypeError(v)
+
+
+def edges(host, port):
+    """Calls that must each get a reply (an error that says why), on one connection."""
+    c = Client(host, port)
+    print("5000 args ->", c.call("/svc/echo", "echo", *range(5000), full_errors=True))
+    dup = b"\x93" + msgpack.packb("/svc/echo") + msgpack.packb("echo") + b"\x82\xa1k\x01\xa1k\x02"
+    print("duplicate key ->", c.call_raw(dup, full_errors=True))
+    deep = 1
+    for _ in range(100):
+        deep = [deep]
+    print("100 deep ->", c.call("/svc/echo", "echo", deep, full_errors=True))
+    huge = c.call_raw(sbuf(["/svc/echo", "echo", 1e9]), codec=CODEC_LUACT)
+    print("count 1e9 ->", b"too many arguments (1000000000, at most 4096)" in huge)
+    # a Ref tag (metatable 1) built by hand: {m, t, e, l} with nothing to vouch for it
+    forged = bytes([0x0e, 0x00, 0x09, 4]) + b"".join(sbuf(k) + sbuf(v) for k, v in [("m", 1), ("t", 1), ("e", 1), ("l", 1)])
+    body = bytes([0x0c, 5]) + sbuf("/svc/caller") + sbuf("call_back") + sbuf(1) + forged
+    print("forged Ref ->", b"an actor reference that no node of this cluster handed out" in c.call_raw(body, codec=CODEC_LUACT))
+    print("still serving ->", c.call("/svc/echo", "hoge"))
+
+
+def refs(host, port):
+    """A reference handed out by the node goes back to it; a forged or altered one does not."""
+    c = Client(host, port)
+    ok, made = c.call("/svc/factory", "make", "py")
+    print("made ->", ok, sorted(made["actor"]))
+    print("passed back ->", c.call("/svc/caller", "get_of", made))
+    altered = {"actor": dict(made["actor"], l=made["actor"]["l"] + 1)}
+    print("altered ->", c.call("/svc/caller", "get_of", altered, full_errors=True))
+    unsigned = {"actor": {k: v for k, v in made["actor"].items() if k != "s"}}
+    print("unsigned ->", c.call("/svc/caller", "get_of", unsigned)[0])
+    print("error text ->", c.call("/svc/echo", "fail", full_errors=True))
 
 
 def closed_after(host, port, raw):
@@ -86,6 +139,10 @@ def main():
             time.sleep(0.05)                                     # datagrams may reorder; keep them apart
         print("notes ->", Client(host, port).call("/svc/notes", "list"))
         return
+    if "--edges" in sys.argv:
+        return edges(host, port)
+    if "--refs" in sys.argv:
+        return refs(host, port)
     if "--abuse" in sys.argv:
         # a header announcing a 1 GiB frame: refused before the node allocates anything
         oversize = struct.pack("<IBBHI", 1 << 30, KIND_CALL, CODEC_MSGPACK, 0, 1)

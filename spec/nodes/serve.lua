@@ -34,7 +34,8 @@ luact.start({ n_core = 2, address = arg[1], secret = arg[2], tcp = arg[3], http 
   luact.register("/svc/factory", { make = function(self, v)
     return require("luact")({ v = v, get = function(self) return self.v end })
   end })
-  luact.register("/svc/caller", { call_back = function(self, target, ...) return target:echo(...) end })
+  luact.register("/svc/caller", { call_back = function(self, target, ...) return target:echo(...) end,
+    get_of = function(self, target) return target:get() end })
   luact.register("/svc/notes", { seen = {},
     note = function(self, x) self.seen[#self.seen + 1] = x end,
     list = function(self) return self.seen end })

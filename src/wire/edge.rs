@@ -5,8 +5,16 @@
 //! external clients (PROTOCOL.md): a call is `[path, method, args...]` outside and the Lua array
 //! `{path, method, n, args...}` inside; a reply is `{ok, n, values...}` inside and
 //! `[true, values...]` / `[false, {"error": name, "message": text}]` outside.
-use super::frame::{CODEC_JSON, CODEC_MSGPACK};
+use super::frame::{CODEC_JSON, CODEC_LUACT, CODEC_MSGPACK};
 use super::sbuf::{self, Value};
+use super::trust::{self, RefKey};
+
+/// Most arguments a listener call may carry (LuaJIT cannot pass many more to a function; a call
+/// with more is refused with a reply, never dropped).
+pub const MAX_ARGS: usize = 4096;
+/// Deepest nesting of tables in a listener call's arguments: the call body wraps them in one
+/// more table, and LuaJIT's decoder refuses anything beyond `sbuf::MAX_DEPTH` levels.
+pub const MAX_ARG_DEPTH: usize = sbuf::MAX_DEPTH - 2;
 
 fn int(i: u32) -> Value {
     Value::int(i as i64)
@@ -36,11 +44,55 @@ pub fn call_body(vid: &str, method: &str, args: &[Value]) -> Vec<u8> {
     out
 }
 
+/// Checks the arguments of a call from a listener client (count, depth, plain data and signed
+/// references only: `trust::admit`).
+pub fn admit_args(args: &mut [Value], key: Option<&RefKey>) -> Result<(), String> {
+    if args.len() > MAX_ARGS {
+        return Err(format!("too many arguments ({}, at most {MAX_ARGS})", args.len()));
+    }
+    for a in args.iter_mut() {
+        if sbuf::depth(a) > MAX_ARG_DEPTH {
+            return Err(format!("an argument nests tables deeper than {MAX_ARG_DEPTH}"));
+        }
+        trust::admit(a, key)?;
+    }
+    Ok(())
+}
+
+/// A luact-codec call body (`{vid, method, n, args...}`) from a listener client, checked as
+/// `admit_args` says and re-encoded from what was checked.
+pub fn call_from_luact(body: &[u8], key: Option<&RefKey>) -> Result<Vec<u8>, String> {
+    let v = sbuf::decode(body).map_err(|e| format!("bad body: {e}"))?;
+    let Value::Table(t) = &v else { return Err("a call is the array {path, method, n, args...}".into()) };
+    if t.meta.is_some() {
+        return Err("a call is the array {path, method, n, args...}".into());
+    }
+    let items = t.items();
+    let (Some(Value::Str(path)), Some(Value::Str(method))) = (items.first(), items.get(1)) else {
+        return Err("a call starts with a path and a method name (strings)".into());
+    };
+    let n = match items.get(2) {
+        Some(Value::Int(n)) if *n >= 0 => *n as usize,
+        _ => return Err("a call's third item is its argument count".into()),
+    };
+    if n > MAX_ARGS {
+        return Err(format!("too many arguments ({n}, at most {MAX_ARGS})"));
+    }
+    if items.len() > 3 + n {
+        return Err(format!("{} values after an argument count of {n}", items.len() - 3));
+    }
+    let mut args: Vec<Value> = items[3..].to_vec();
+    args.resize(n, Value::Nil);
+    admit_args(&mut args, key)?;
+    Ok(call_body(&String::from_utf8_lossy(path), &String::from_utf8_lossy(method), &args))
+}
+
 /// An external call body (`[path, method, args...]` in MessagePack or JSON) as luact's.
-pub fn call_from_codec(body: &[u8], codec: u8) -> Result<Vec<u8>, String> {
-    let items: Vec<Value> = match codec {
+pub fn call_from_codec(body: &[u8], codec: u8, key: Option<&RefKey>) -> Result<Vec<u8>, String> {
+    let mut items: Vec<Value> = match codec {
+        CODEC_LUACT => return call_from_luact(body, key),
         CODEC_MSGPACK => {
-            let m = rmpv::decode::read_value(&mut &body[..]).map_err(|e| format!("bad MessagePack: {e}"))?;
+            let m = sbuf::decode_msgpack(body).map_err(|e| e.to_string())?;
             let rmpv::Value::Array(items) = &m else { return Err("a call is an array [path, method, args...]".into()) };
             items.iter().map(sbuf::from_msgpack).collect::<Result<_, _>>().map_err(|e| e.to_string())?
         }
@@ -54,7 +106,9 @@ pub fn call_from_codec(body: &[u8], codec: u8) -> Result<Vec<u8>, String> {
     let (Some(Value::Str(path)), Some(Value::Str(method))) = (items.first(), items.get(1)) else {
         return Err("a call starts with a path and a method name (strings)".into());
     };
-    Ok(call_body(&String::from_utf8_lossy(path), &String::from_utf8_lossy(method), &items[2..]))
+    let (path, method) = (String::from_utf8_lossy(path).into_owned(), String::from_utf8_lossy(method).into_owned());
+    admit_args(&mut items[2..], key)?;
+    Ok(call_body(&path, &method, &items[2..]))
 }
 
 /// A luact reply `{ok, n, values...}`: (ok, values).
@@ -66,9 +120,28 @@ pub fn split_reply(body: &[u8]) -> Result<(bool, Vec<Value>), String> {
     Ok((ok, values))
 }
 
-/// A luact reply in the client's codec: `[ok, values...]`.
-pub fn reply_to_codec(body: &[u8], codec: u8) -> Result<Vec<u8>, String> {
-    let (ok, values) = split_reply(body)?;
+/// A luact reply `{ok, n, values...}` for a listener client: (ok, values) with references
+/// signed and exceptions cut down (`trust::for_outsider`).
+pub fn split_reply_for_outsider(body: &[u8], key: Option<&RefKey>) -> Result<(bool, Vec<Value>), String> {
+    let (ok, mut values) = split_reply(body)?;
+    for v in values.iter_mut() {
+        trust::for_outsider(v, key);
+    }
+    Ok((ok, values))
+}
+
+/// A luact reply in the client's codec: `[ok, values...]` (MessagePack, JSON), or luact's own
+/// `{ok, n, values...}`, rewritten only when it holds tagged tables.
+pub fn reply_to_codec(body: &[u8], codec: u8, key: Option<&RefKey>) -> Result<Vec<u8>, String> {
+    if codec == CODEC_LUACT {
+        let v = sbuf::decode(body).map_err(|e| format!("bad reply: {e}"))?;
+        if !trust::has_tags(&v) {
+            return Ok(body.to_vec());
+        }
+        let (ok, values) = split_reply_for_outsider(body, key)?;
+        return Ok(luact_reply(ok, &values));
+    }
+    let (ok, values) = split_reply_for_outsider(body, key)?;
     let mut out = Vec::new();
     match codec {
         CODEC_MSGPACK => {
@@ -86,10 +159,30 @@ pub fn reply_to_codec(body: &[u8], codec: u8) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// `[false, {"error": name, "message": text}]` in the client's codec.
+/// luact's reply `{ok, n, values...}`.
+pub fn luact_reply(ok: bool, values: &[Value]) -> Vec<u8> {
+    let mut items = vec![Value::Bool(ok), Value::int(values.len() as i64)];
+    items.extend_from_slice(values);
+    let mut out = Vec::new();
+    sbuf::encode_array(&items, &mut out);
+    out
+}
+
+/// An exception value `{name, message}` (luact's metatable 3).
+pub fn exception_value(name: &str, message: &str) -> Value {
+    Value::Table(Box::new(sbuf::Table {
+        meta: Some(sbuf::MT_EXCEPTION),
+        array: Vec::new(),
+        hash: vec![(Value::str("name"), Value::str(name)), (Value::str("message"), Value::str(message))],
+    }))
+}
+
+/// `[false, {"error": name, "message": text}]` in the client's codec (luact's codec: the reply
+/// `{false, 1, exception}`).
 pub fn error_reply(codec: u8, name: &str, message: &str) -> Vec<u8> {
     let mut out = Vec::new();
     match codec {
+        CODEC_LUACT => out = luact_reply(false, &[exception_value(name, message)]),
         CODEC_JSON => {
             let j = serde_json::json!([false, {"error": name, "message": message}]);
             out = serde_json::to_vec(&j).unwrap_or_default();
@@ -117,7 +210,7 @@ mod tests {
         let mut body = Vec::new();
         let call = rmpv::Value::Array(vec!["/svc/echo".into(), "hoge".into(), 1.into(), rmpv::Value::Nil, "x".into()]);
         rmpv::encode::write_value(&mut body, &call).unwrap();
-        let inner = call_from_codec(&body, CODEC_MSGPACK).unwrap();
+        let inner = call_from_codec(&body, CODEC_MSGPACK, None).unwrap();
         let items = sbuf::decode_array(&inner).unwrap();
         assert_eq!(items[0], Value::str("/svc/echo"));
         assert_eq!(items[1], Value::str("hoge"));
@@ -128,16 +221,16 @@ mod tests {
 
         let mut reply = Vec::new();
         sbuf::encode_array(&[Value::Bool(true), Value::int(2), Value::int(100), Value::str("ok")], &mut reply);
-        let out = reply_to_codec(&reply, CODEC_MSGPACK).unwrap();
+        let out = reply_to_codec(&reply, CODEC_MSGPACK, None).unwrap();
         let m = rmpv::decode::read_value(&mut &out[..]).unwrap();
         assert_eq!(m, rmpv::Value::Array(vec![true.into(), 100.into(), "ok".into()]));
     }
 
     #[test]
     fn malformed_calls_are_refused_with_a_reason() {
-        assert!(call_from_codec(b"\xc1", CODEC_MSGPACK).is_err());
-        assert!(call_from_codec(b"{}", CODEC_JSON).unwrap_err().contains("array"));
-        assert!(call_from_codec(b"[1, 2]", CODEC_JSON).unwrap_err().contains("path"));
+        assert!(call_from_codec(b"\xc1", CODEC_MSGPACK, None).is_err());
+        assert!(call_from_codec(b"{}", CODEC_JSON, None).unwrap_err().contains("array"));
+        assert!(call_from_codec(b"[1, 2]", CODEC_JSON, None).unwrap_err().contains("path"));
         assert!(split_reply(b"garbage").is_err());
     }
 }

@@ -38,6 +38,7 @@ pub const ERROR_STATUS: &[(&str, u16)] = &[
     ("actor_timeout", 504),
     ("actor_overload", 503),
     ("actor_temporary_fail", 503),
+    ("bad_request", 400),
 ];
 
 /// Most headers a request may have (more: 431).

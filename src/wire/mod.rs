@@ -1,9 +1,11 @@
 //! The bytes on the wire between nodes and from external clients: frames (`frame`), the
 //! authenticated handshake (`handshake`), LuaJIT string.buffer data <-> JSON/MessagePack values
-//! (`sbuf`), and HTTP/1.1 requests for the http listener (`http`). All pure: no sockets, no
+//! (`sbuf`), HTTP/1.1 requests for the http listener (`http`), the calls and replies of listener
+//! clients (`edge`) and what those untrusted clients may send and see (`trust`). All pure: no sockets, no
 //! clocks; `src/transport.rs` drives them. The format is documented in PROTOCOL.md.
 pub mod edge;
 pub mod frame;
 pub mod handshake;
 pub mod http;
 pub mod sbuf;
+pub mod trust;

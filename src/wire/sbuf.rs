@@ -129,6 +129,8 @@ pub enum SbufError {
     Unsupported(&'static str),
     /// A table key that Lua cannot hold (nil or NaN).
     BadKey,
+    /// A MessagePack map with the same key twice.
+    DuplicateKey,
     /// Malformed MessagePack bytes ([`decode_msgpack`]).
     BadMsgpack(String),
 }
@@ -142,6 +144,7 @@ impl fmt::Display for SbufError {
             SbufError::BadTag(t) => write!(f, "bad tag 0x{t:02x}"),
             SbufError::Unsupported(what) => write!(f, "{what} is not supported"),
             SbufError::BadKey => write!(f, "nil or NaN table key"),
+            SbufError::DuplicateKey => write!(f, "a map with the same key twice"),
             SbufError::BadMsgpack(e) => write!(f, "bad MessagePack: {e}"),
         }
     }
@@ -802,10 +805,21 @@ fn from_msgpack_at(m: &rmpv::Value, depth: usize) -> Result<Value, SbufError> {
                 return Err(SbufError::TooDeep);
             }
             let mut hash = Vec::with_capacity(entries.len());
+            // A Lua table holds a key once: a map that repeats one is refused rather than
+            // handed to LuaJIT's decoder as a table with a doubled key (tables as keys are
+            // distinct objects in Lua and never repeat).
+            let mut seen = std::collections::HashSet::new();
             for (k, x) in entries {
                 let k = from_msgpack_at(k, depth + 1)?;
                 if !valid_key(&k) {
                     return Err(SbufError::BadKey);
+                }
+                if !matches!(k, Value::Table(_)) {
+                    let mut bytes = Vec::new();
+                    encode(&k, &mut bytes);
+                    if !seen.insert(bytes) {
+                        return Err(SbufError::DuplicateKey);
+                    }
                 }
                 let v = from_msgpack_at(x, depth + 1)?;
                 if !matches!(v, Value::Nil) {

@@ -1,0 +1,116 @@
+-- Adversarial: what a listener client (no cluster secret) can and cannot make a node do, one
+-- finding of the security review at a time. Nodes on 127.0.0.x in the network namespace that
+-- spec/run makes (`unshare -n`); every spawned process is killed in after_each.
+local process = require "helpers.process"
+local helpers = require "helpers.runtime"
+
+local SECRET = "s3cret"
+local B = { addr = "127.0.0.2:7201", tcp = "tcp://127.0.0.2:8080", http = "http://127.0.0.2:8081" }
+
+local function serve(node, env)
+  local p = process.spawn(("%sluajit spec/nodes/serve.lua %s %s %s %s"):format(env or "", node.addr, SECRET, node.tcp, node.http))
+  process.wait_for(p, "ready")
+  return p
+end
+
+describe("luact against listener clients", function()
+  local b
+  setup(function()
+    process.require_netns()
+    os.execute("ip link set lo up")
+  end)
+  before_each(function() b = serve(B) end)
+  after_each(function()
+    process.cleanup(b)
+    b = nil
+  end)
+
+  -- finding 1 (forged references through a tcp:// listener) and finding 2 (the node dials or
+  -- reads files for the client)
+  it("take back a reference it handed out, and refuse every reference or tagged value a client made up", function()
+    local out = helpers.start({ n_core = 1, peer = B.tcp }, function()   -- no address: no secret
+      local luact = require "luact"
+      local ref = require "luact.actor.ref"
+      local exception = require "luact.exception"
+      local caller = luact.ref(luact.opts.peer .. "/svc/caller")
+      local made = luact.ref(luact.opts.peer .. "/svc/factory"):make("handed out")
+      local function try(v)
+        local ok, e = pcall(caller.get_of, caller, v)
+        if ok then return "called: " .. tostring(e) end
+        return e.name .. ": " .. e.message
+      end
+      local out = {}
+      out.back = try(made)
+      out.made_up = try(ref.new(made.m, made.t, made.e, made.l + 1))
+      out.altered = try(setmetatable({ m = made.m, t = made.t, e = made.e, l = made.l + 1, s = made.s }, getmetatable(made)))
+      out.url = try(luact.ref("tcp://127.0.0.5:9/svc/x"))
+      out.tls_file = try(luact.ref("tls://127.0.0.5:9/svc/x", { ca = "/etc/passwd" }))
+      out.named = try(luact.ref("/svc/echo"))
+      out.fn = try(function() return 1 end)
+      out.exception = try(exception.new("actor_error"))
+      out.nested = try({ a = { { made_up = ref.new(made.m, made.t, made.e, 1) } } })
+      out.still = luact.ref(luact.opts.peer .. "/svc/echo"):hoge()
+      luact.stop(out)
+    end)
+    assert.equal("called: handed out", out.back)
+    local unsigned = "bad_request: an actor reference that no node of this cluster handed out (unsigned): a listener client may only pass back references it received"
+    assert.equal(unsigned, out.made_up)
+    assert.equal("bad_request: a forged or altered actor reference (bad signature)", out.altered)
+    assert.equal("bad_request: a reference by URL cannot be sent by a listener client (plain data only)", out.url)
+    assert.equal("bad_request: a reference by URL cannot be sent by a listener client (plain data only)", out.tls_file)
+    assert.equal("bad_request: a reference by name cannot be sent by a listener client (plain data only)", out.named)
+    assert.equal("bad_request: a function cannot be sent by a listener client (plain data only)", out.fn)
+    assert.equal("bad_request: an exception cannot be sent by a listener client (plain data only)", out.exception)
+    assert.equal(unsigned, out.nested)
+    assert.equal(100, out.still)
+  end)
+
+  it("refuse the references of a node with another secret, and never call them", function()
+    local out = helpers.start({ n_core = 1, address = "127.0.0.1:7109", secret = "guess", peer = B.tcp }, function()
+      local luact = require "luact"
+      local called = 0
+      local mine = luact({ echo = function() called = called + 1; return "mine" end })
+      local ok, e = pcall(luact.ref(luact.opts.peer .. "/svc/caller").call_back, luact.ref(luact.opts.peer .. "/svc/caller"), mine)
+      luact.stop({ ok = ok, err = e and (e.name .. ": " .. e.message), called = called })
+    end)
+    assert.is_false(out.ok)
+    assert.equal("bad_request: a forged or altered actor reference (bad signature)", out.err)
+    assert.equal(0, out.called)
+  end)
+
+  it("send errors to listener clients without file locations or tracebacks", function()
+    local out = helpers.start({ n_core = 1, peer = B.tcp }, function()
+      local luact = require "luact"
+      local echo = luact.ref(luact.opts.peer .. "/svc/echo")
+      local ok, e = pcall(echo.fail, echo)
+      luact.stop({ name = e.name, message = e.message, traceback = rawget(e, "traceback") or false })
+    end)
+    assert.same({ name = "actor_runtime_error", message = "remote failure", traceback = false }, out)
+  end)
+
+  it("pass references to MessagePack and JSON clients signed, and take back only those", function()
+    local out = process.run("/usr/bin/python3 spec/clients/luact_client.py 127.0.0.2 8080 --refs")
+    assert.equal(table.concat({
+      "made -> True ['e', 'l', 'm', 's', 't']",
+      "passed back -> [True, 'py']",
+      "altered -> [False, {'error': 'bad_request', 'message': 'a forged or altered actor reference (bad signature)'}]",
+      "unsigned -> False",
+      "error text -> [False, {'error': 'actor_runtime_error', 'message': 'remote failure'}]",
+    }, "\n") .. "\n", out)
+    local forged = process.run([[curl -s -o - -w ' %{http_code}' -X POST -d '[{"actor":{"m":1,"t":1,"e":1,"l":1,"s":"00000000000000000000000000000000"}}]' http://127.0.0.2:8081/svc/caller/get_of]])
+    assert.equal('{"error":"bad_request","message":"a forged or altered actor reference (bad signature)"} 400', forged)
+  end)
+
+  -- finding 4: requests that got no answer at all
+  it("answer every call it refuses: too many arguments, a doubled map key, nesting too deep, a huge count", function()
+    local out = process.run("/usr/bin/python3 spec/clients/luact_client.py 127.0.0.2 8080 --edges")
+    assert.equal(table.concat({
+      "5000 args -> [False, {'error': 'bad_request', 'message': 'too many arguments (5000, at most 4096)'}]",
+      "duplicate key -> [False, {'error': 'bad_request', 'message': 'a map with the same key twice'}]",
+      "100 deep -> [False, {'error': 'bad_request', 'message': 'bad MessagePack: depth limit exceeded'}]",
+      "count 1e9 -> True",
+      "forged Ref -> True",
+      "still serving -> [True, 100]",
+    }, "\n") .. "\n", out)
+  end)
+end)
