@@ -38,15 +38,31 @@ TARGETS = [
     ("node_call_64",         "rate",            ("dist_pingpong_64", "erlang", "rate"), None, None),
     ("idle_cpu",             "cpu_percent",     None,                                   "<", 1.0),
     ("idle_cpu",             "cpu_percent",     ("idle_cpu", "erlang", "cpu_percent"),  None, None),
+    # The cluster (issue 15; bench/cluster.py against bench/etcd.py, run with `bench/run cluster`).
+    ("cluster_write_1",      "rate",            ("cluster_write_1", "etcd", "rate"),    ">=", 1.0),
+    ("cluster_write_1",      "p50_us",          ("cluster_write_1", "etcd", "p50_us"),  None, None),
+    ("cluster_write_64",     "rate",            ("cluster_write_64", "etcd", "rate"),   ">=", 1.0),
+    ("cluster_read_1",       "rate",            ("cluster_read_1", "etcd", "rate"),     None, None),
+    ("cluster_read_1",       "p50_us",          ("cluster_read_1", "etcd", "p50_us"),   None, None),
+    ("cluster_read_64",      "rate",            ("cluster_read_64", "etcd", "rate"),    None, None),
+    ("cluster_converge",     "p50_ms",          None,                                   None, None),
+    ("cluster_converge",     "p99_ms",          None,                                   None, None),
+    ("cluster_detect_kill",  "p50_ms",          None,                                   None, None),
+    ("cluster_detect_kill",  "p99_ms",          None,                                   "<=", 1000),
+    ("cluster_detect_stop",  "p50_ms",          None,                                   None, None),
+    ("cluster_detect_stop",  "p99_ms",          None,                                   "<=", 3000),
+    ("cluster_leader_loss",  "p50_ms",          None,                                   None, None),
+    ("cluster_leader_loss",  "p99_ms",          None,                                   "<=", 2000),
 ]
 
 # How each field is printed.
 UNITS = {"rate": "/s", "p50_us": "µs", "p99_us": "µs", "bytes_per_actor": "B",
-         "cpu_percent": "%", "process_info_memory": "B"}
+         "cpu_percent": "%", "process_info_memory": "B", "p50_ms": "ms", "p99_ms": "ms",
+         "max_ms": "ms"}
 
 
 # Fields of a result line that describe the run rather than measure it.
-NOT_METRICS = ("case", "impl", "n", "seconds", "run", "actors", "connections", "callers")
+NOT_METRICS = ("case", "impl", "n", "seconds", "run", "actors", "connections", "callers", "thread")
 
 
 def fmt(value, field):
@@ -127,10 +143,13 @@ def main():
 
     rows = []
     for case, field, peer, op, bound in TARGETS:
+        # a case that was not run at all (the cluster cases are optional) has no row
+        if (case, "luact") not in runs and (peer is None or (peer[0], peer[1]) not in runs):
+            continue
         lv, ln = median(runs, case, "luact", field)
         if peer is None:
             peer_name, pv, ratio = "(absolute)", None, lv
-            target = f"{op} {fmt(bound, field)}"
+            target = f"{op} {fmt(bound, field)}" if op else "-"
         else:
             pcase, pimpl, pfield = peer
             pv, _ = median(runs, pcase, pimpl, pfield)
