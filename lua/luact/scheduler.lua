@@ -224,8 +224,23 @@ function scheduler.prepare_wait(who)
   return t, token
 end
 
--- Suspends the running tentacle until `wake`; returns the values given to wake.
+-- A tentacle that runs a call with a deadline (t.deadline: an actor call made to this thread,
+-- or a sync call made inline in it) waits no longer than that deadline: `suspend` hands such a
+-- wait to the guard luact.actor.call sets here, which ends it with actor_timeout at the deadline.
+local wait_guard = nil
+function scheduler.set_wait_guard(fn)
+  wait_guard = fn
+end
+
+-- Suspends the running tentacle until `wake`; returns the values given to wake (or raises
+-- actor_timeout when the running call's deadline passes first, see set_wait_guard).
 function scheduler.suspend()
+  if current.deadline ~= nil and wait_guard ~= nil then return wait_guard(current) end
+  return co_yield(WAIT)
+end
+
+-- suspend for a wait that is bounded by the call's deadline already (a call's own reply).
+function scheduler.suspend_unguarded()
   return co_yield(WAIT)
 end
 

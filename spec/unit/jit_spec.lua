@@ -8,7 +8,7 @@
 local helpers = require "helpers.runtime"
 
 describe("luact hot paths under the JIT", function()
-  it("compile encoding, inbox push and drain, and notify_ (here and across threads) into looping traces", function()
+  it("compile encoding, inbox push and drain, sync calls here, and notify_ (here and across threads) into looping traces", function()
     local nyi, missing = helpers.start({ n_core = 2 }, function()
       local luact = require "luact"
       if luact.thread_id == 2 then
@@ -21,7 +21,7 @@ describe("luact hot paths under the JIT", function()
       local loop = require "luact.loop"
       local ref = require "luact.actor.ref"
       local remote = ref.new(names.resolve("/jit/sink"))
-      local here = luact({ tick = function() end })
+      local here = luact({ tick = function() end, echo = function(self, x) return x end })
       local vmdef = require "jit.vmdef"
       local jutil = require "jit.util"
       local aborts, loops, started_in = {}, {}, {}
@@ -66,6 +66,11 @@ describe("luact hot paths under the JIT", function()
           if i % 1000 == 0 then luact.clock.sleep(0) end
         end
       end
+      function hot.call_here()
+        local sum = 0
+        for i = 1, 20000 do sum = sum + here:echo(i) + here:timed_echo(1, i) end
+        return sum
+      end
       local sent = 0
       local function burst(k) for _ = 1, k do remote:notify_tick(sent); sent = sent + 1 end end
       function hot.notify_remote()
@@ -78,12 +83,13 @@ describe("luact hot paths under the JIT", function()
                       encode_table = debug.getinfo(hot.encode_table, "S").linedefined,
                       push_and_drain = debug.getinfo(hot.push_and_drain, "S").linedefined,
                       notify_here = debug.getinfo(hot.notify_here, "S").linedefined,
+                      call_here = debug.getinfo(hot.call_here, "S").linedefined,
                       notify_remote = debug.getinfo(burst, "S").linedefined }
       -- a reference builds (and caches) its caller for a message name on first use: that closure
       -- is set-up, not the hot path, so make it before watching the traces
-      local _ = here.notify_tick, remote.notify_tick
+      local _ = here.notify_tick, remote.notify_tick, here.echo, here.timed_echo
       jit.attach(on_trace, "trace")
-      for _, name in ipairs { "encode_call", "encode_table", "push_and_drain", "notify_here", "notify_remote" } do
+      for _, name in ipairs { "encode_call", "encode_table", "push_and_drain", "notify_here", "call_here", "notify_remote" } do
         hot[name]()
       end
       jit.attach(on_trace)

@@ -97,19 +97,70 @@ local function sync_result(ok, ...)
   error((...), 0)
 end
 
+-- The error a sync call made inline ends with: past the deadline, an actor_timeout raised by a
+-- wait of the method (or of a call it made) becomes the caller's "did not reply in time", as
+-- the timer of a call to another thread says it.
+local function local_failure(rec, method, deadline, err)
+  if err == nil or exception.is_exception(err) and err.name == "actor_timeout" and clock.get() >= deadline then
+    raise("actor_timeout", ("%s did not reply to '%s' in time"):format(tostring(rec.ref), method))
+  end
+  error(err, 0)
+end
+
+local function end_local_sync(t, saved, rec, method, deadline, ok, ...)
+  t.deadline = saved
+  local cut = t.cut_at
+  if cut ~= nil and cut >= deadline then
+    -- the method caught the end of its wait at this call's deadline and returned after it: its
+    -- results are dropped, as a late reply from another thread is
+    t.cut_at = nil
+    return local_failure(rec, method, deadline, nil)
+  end
+  if ok then return ... end
+  return local_failure(rec, method, deadline, (...))
+end
+
+-- A sync call to an actor of this thread runs the method in the caller's tentacle. The call's
+-- deadline (timed_'s, else the default, never later than the caller's own) becomes the
+-- tentacle's while the method runs: every wait of the method, and of the calls it makes, ends
+-- with actor_timeout at that deadline (scheduler.suspend -> guarded_wait), so the caller gets
+-- actor_timeout at the deadline, as from an actor on another thread.
 local function local_sync(rec, method, has_self, deadline, ...)
   local t = scheduler.running()
-  if t == nil or deadline == nil then
+  if t == nil then
     return sync_result(host.invoke(rec, method, has_self, ...))
   end
   local saved = t.deadline
+  if deadline == nil then
+    deadline = clock.loop_time() + call.DEFAULT_TIMEOUT
+    if saved ~= nil and saved < deadline then deadline = saved end
+  end
   t.deadline = deadline
-  return (function(ok, ...)
-    t.deadline = saved
-    if ok then return ... end
-    error((...), 0)
-  end)(host.invoke(rec, method, has_self, ...))
+  return end_local_sync(t, saved, rec, method, deadline, host.invoke(rec, method, has_self, ...))
 end
+
+-- The wait guard (see scheduler.set_wait_guard): the waiting tentacle is its own timer (as in
+-- call.await); at t.deadline the wait ends with CUT, which raises actor_timeout in the method.
+local CUT = {}
+local function fire_cut(t)
+  scheduler.wake(t, t.wait_token, CUT)
+end
+
+local function after_guarded_wait(t, first, ...)
+  clock.cancel(t)
+  if first == CUT then
+    t.cut_at = t.at
+    raise("actor_timeout", "the deadline of the call being served passed while it waited")
+  end
+  return first, ...
+end
+
+local function guarded_wait(t)
+  t.wait_token, t.at, t.fire = t.token, t.deadline, fire_cut
+  clock.schedule(t)
+  return after_guarded_wait(t, scheduler.suspend_unguarded())
+end
+scheduler.set_wait_guard(guarded_wait)
 
 local function run_notify(rec, method, has_self, ...)
   local ok, e = host.invoke(rec, method, has_self, ...)
@@ -126,7 +177,8 @@ local function local_async(rec, method, has_self, deadline, ...)
   local ev = event.new_oneshot()
   tentacle()(function(...)
     scheduler.running().deadline = deadline
-    ev:emit("reply", host.invoke(rec, method, has_self, ...))
+    ev:emit("reply", pcall(end_local_sync, scheduler.running(), nil, rec, method, deadline,
+                           host.invoke(rec, method, has_self, ...)))
   end, ...)
   return ev
 end
@@ -230,9 +282,11 @@ function call.await(corr, m, deadline, method, t, e, l)
   -- A tentacle waits for one thing at a time: it is the waiter and the deadline timer, so a call
   -- allocates nothing here (the timer fields stay on it for its next call).
   me.wait_token, me.machine, me.corr, me.at, me.fire = token, m, corr, deadline, fire_timeout
+  local td = me.deadline                -- (a call made while serving one ends by that one's deadline)
+  if td ~= nil and td < deadline then me.at = td end
   waiting.add(corr, me)
   clock.schedule(me)
-  local r = scheduler.suspend()
+  local r = scheduler.suspend_unguarded()
   clock.cancel(me)
   if r == NO_RESULTS then
     return
