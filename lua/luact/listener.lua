@@ -90,6 +90,10 @@ local function invoke(fn, target, body, n)
   return fn(target, unpack(body, 4, 3 + n))
 end
 
+local function invoke_timed(fn, target, timeout, body, n)
+  return fn(target, timeout, unpack(body, 4, 3 + n))
+end
+
 local function serve(conn, gen, corr, notify, body)
   local vid, method, n = body[1], body[2], body[3]
   if type(vid) ~= "string" or type(method) ~= "string" or type(n) ~= "number" then
@@ -102,13 +106,14 @@ local function serve(conn, gen, corr, notify, body)
     return
   end
   local target = ref.named(vid)
-  local fn = target[(notify and "notify_" or "") .. method]
+  -- (through its prefix, so that the method is the one named, even when its name starts like
+  -- a prefix: a client's "timed_set" is the method timed_set, not set with a timeout)
   if notify then
-    local ok, e = pcall(invoke, fn, target, body, n)
+    local ok, e = pcall(invoke, target["notify_" .. method], target, body, n)
     if not ok then require("luact.logger").warn(("listener notify %s.%s failed: %s"):format(vid, method, tostring(e))) end
     return
   end
-  reply(conn, gen, corr, pcall(invoke, fn, target, body, n))
+  reply(conn, gen, corr, pcall(invoke_timed, target["timed_" .. method], target, call.DEFAULT_TIMEOUT, body, n))
 end
 
 -- A call from a listener client. A body that cannot be decoded still gets an answer.
