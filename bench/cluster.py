@@ -14,6 +14,8 @@ figure. Opens sockets: run it inside a network namespace with loopback up (bench
       cluster_leader_loss                 kill -9 of the Raft leader while a follower writes
                                           back to back -> the first write issued after the kill
                                           is acknowledged
+      cluster_loss_false_dead             5 members, 5 % of TCP packets dropped (nftables,
+                                          numgen random) for 60 s: dead/suspect verdicts
 Env: BENCH_TRIALS (trials of the distribution cases, default 20), BENCH_LOAD_SECONDS (length of
 a throughput measurement, default 5). Every process it starts is killed by pid at the end;
 every wait is bounded.
@@ -282,6 +284,35 @@ def leader_loss():
     distribution("cluster_leader_loss", samples, {"missed": misses, "failed_writes": failed})
 
 
+# --- false verdicts under packet loss -------------------------------------------------------
+def loss_false_dead():
+    """5 members; nftables drops 5 % of the TCP packets on loopback (this namespace holds only
+    the cluster) for BENCH_LOSS_SECONDS (60); counts dead and suspect verdicts (no member is
+    signalled, so every dead verdict is false)."""
+    seconds = float(os.environ.get("BENCH_LOSS_SECONDS", "60"))
+    rules = ["add table inet luact_bench_loss",
+             "add chain inet luact_bench_loss input { type filter hook input priority 0 ; }",
+             "add rule inet luact_bench_loss input meta l4proto tcp numgen random mod 100 < 5 counter drop"]
+    with Cluster(5, life=seconds + 60) as c:
+        c.wait_converged()
+        time.sleep(0.5)
+        try:
+            for r in rules:
+                subprocess.run(["nft", r], check=True)
+            t0 = time.time()
+            time.sleep(seconds)
+            listing = subprocess.run(["nft", "list table inet luact_bench_loss"],
+                                     capture_output=True, text=True).stdout
+            dropped = int(listing.split("packets", 1)[1].split()[0]) if "packets" in listing else -1
+        finally:
+            subprocess.run(["nft", "delete table inet luact_bench_loss"], stderr=subprocess.DEVNULL)
+        dead = sum(1 for m in c.members.values() for _, t in m.events("dead") if t >= t0)
+        suspect = sum(1 for m in c.members.values() for _, t in m.events("suspect") if t >= t0)
+        report("cluster_loss_false_dead", {"seconds": seconds, "loss_percent": 5,
+                                           "false_dead": dead, "suspect_events": suspect,
+                                           "dropped_packets": dropped})
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -298,6 +329,8 @@ def main():
         detect(signal.SIGSTOP, case)
     elif case == "cluster_leader_loss":
         leader_loss()
+    elif case == "cluster_loss_false_dead":
+        loss_false_dead()
     else:
         print(f"unknown case {case}", file=sys.stderr)
         sys.exit(2)

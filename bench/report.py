@@ -53,6 +53,7 @@ TARGETS = [
     ("cluster_detect_stop",  "p99_ms",          None,                                   "<=", 3000),
     ("cluster_leader_loss",  "p50_ms",          None,                                   None, None),
     ("cluster_leader_loss",  "p99_ms",          None,                                   "<=", 2000),
+    ("cluster_loss_false_dead", "false_dead",   None,                                   "<=", 0),
 ]
 
 # How each field is printed.
@@ -62,7 +63,8 @@ UNITS = {"rate": "/s", "p50_us": "µs", "p99_us": "µs", "bytes_per_actor": "B",
 
 
 # Fields of a result line that describe the run rather than measure it.
-NOT_METRICS = ("case", "impl", "n", "seconds", "run", "actors", "connections", "callers", "thread")
+NOT_METRICS = ("case", "impl", "n", "seconds", "run", "actors", "connections", "callers", "thread",
+               "loss_percent")
 
 
 def fmt(value, field):
