@@ -692,3 +692,145 @@ pub extern "C" fn luact_log_level() -> i32 {
 pub extern "C" fn luact_log_is_tty() -> i32 {
     guard_value(0, || crate::logger::is_tty() as i32)
 }
+
+// ---- user sockets (luact.socket) ------------------------------------------------------------
+
+/// What `luact_sock_view` shows of a connection (`luact_sock_view_t` in lua/luact/ffi.lua).
+#[repr(C)]
+pub struct SockView {
+    /// Received bytes not consumed yet (valid until the next call into the core on this thread).
+    pub data: *const u8,
+    pub len: usize,
+    /// 1 once the peer finished sending.
+    pub eof: i32,
+    /// The connection's failure (errno), 0 while none.
+    pub err: i32,
+}
+
+fn sock_address(family: i32, addr: *const u8, len: usize) -> Result<crate::conn::SockAddr, Error> {
+    // SAFETY: the callers pass Lua strings of `len` bytes.
+    let text = std::str::from_utf8(unsafe { bytes(addr, len) }).map_err(|_| Error::new(Status::BadArgument, "address is not UTF-8"))?;
+    crate::socket::address(family, text)
+}
+
+/// Starts connecting to `addr` (family 0: "ip:port", 1: a Unix path); returns the socket's
+/// handle (the connect's outcome arrives as a completion).
+///
+/// # Safety
+/// `addr` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_sock_connect(ctx: *mut ThreadCtx, family: i32, addr: *const u8, len: usize) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let addr = sock_address(family, addr, len)?;
+        Ok(ctx.sockets.connect(&mut ctx.ring, addr)? as i32)
+    })
+}
+
+/// Listens on `addr` (families as `luact_sock_connect`); accepts up to `max_connections`
+/// connections at a time; `reuse_port` sets SO_REUSEPORT. Returns the listener's handle.
+///
+/// # Safety
+/// `addr` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_sock_listen(ctx: *mut ThreadCtx, family: i32, addr: *const u8, len: usize, backlog: i32, max_connections: i32, reuse_port: i32) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let addr = sock_address(family, addr, len)?;
+        if max_connections < 1 {
+            return Err(Error::new(Status::BadArgument, "max_connections must be at least 1"));
+        }
+        Ok(ctx.sockets.listen(&mut ctx.ring, addr, backlog, max_connections as usize, reuse_port != 0)? as i32)
+    })
+}
+
+/// Queues up to `limit` bytes (minus those already queued) of `data` for sending with the
+/// turn's write; returns how many it took.
+///
+/// # Safety
+/// `data` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_sock_send(ctx: *mut ThreadCtx, h: u32, data: *const u8, len: usize, limit: usize) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let len = len.min(i32::MAX as usize);
+        Ok(ctx.sockets.send(h, bytes(data, len), limit)? as i32)
+    })
+}
+
+/// Shows what a connection received and its state.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn luact_sock_view(ctx: *mut ThreadCtx, h: u32, out: *mut SockView) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let out = out.as_mut().ok_or_else(|| Error::new(Status::BadArgument, "null view"))?;
+        let (data, eof, err) = ctx.sockets.view(h)?;
+        out.data = data.as_ptr();
+        out.len = data.len();
+        out.eof = eof as i32;
+        out.err = err;
+        Ok(0)
+    })
+}
+
+/// Drops the first `n` received bytes of a connection (Lua took them).
+#[no_mangle]
+pub extern "C" fn luact_sock_consume(ctx: *mut ThreadCtx, h: u32, n: usize) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        ctx.sockets.consume(&mut ctx.ring, h, n)?;
+        Ok(0)
+    })
+}
+
+/// Closes a connection (queued bytes are still sent unless `abort`) or a listener.
+#[no_mangle]
+pub extern "C" fn luact_sock_close(ctx: *mut ThreadCtx, h: u32, abort: i32) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        ctx.sockets.close(&mut ctx.ring, h, abort != 0)?;
+        Ok(0)
+    })
+}
+
+/// Writes the peer's address of a connection (`local` = 0) or its own / a listener's bound
+/// address (`local` = 1) as text into `out` (room for `cap` bytes); returns its length. The
+/// port of an IPv4 address goes to `*port` (0 for a Unix socket).
+///
+/// # Safety
+/// `out` has room for `cap` bytes; `port` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn luact_sock_address(ctx: *mut ThreadCtx, h: u32, local: i32, out: *mut u8, cap: usize, port: *mut i32) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let addr = ctx.sockets.address_of(h, local != 0)?;
+        let text = addr.text();
+        let ip = text.rsplit_once(':').filter(|_| addr.port() != 0).map(|(ip, _)| ip.to_string()).unwrap_or(text);
+        let n = ip.len().min(cap);
+        if !out.is_null() {
+            std::ptr::copy_nonoverlapping(ip.as_ptr(), out, n);
+        }
+        if let Some(p) = port.as_mut() {
+            *p = addr.port() as i32;
+        }
+        Ok(n as i32)
+    })
+}
+
+/// The offset of the first `needle` in `len` bytes at `p`, or -1 (a double: no boxed int64 in Lua).
+///
+/// # Safety
+/// `p` points to `len` readable bytes, `needle` to `nlen`.
+#[no_mangle]
+pub unsafe extern "C" fn luact_memory_find(p: *const u8, len: usize, needle: *const u8, nlen: usize) -> f64 {
+    guard_value(-1.0, || {
+        let (hay, needle) = (bytes(p, len), bytes(needle, nlen));
+        if needle.is_empty() {
+            return 0.0;
+        }
+        memchr::memmem::find(hay, needle).map(|i| i as f64).unwrap_or(-1.0)
+    })
+}

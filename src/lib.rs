@@ -1,6 +1,7 @@
 //! luact's core: a Lua C module (`require "luact"`) for LuaJIT. This file only declares the
 //! modules and the two Lua entry points; see each module's header for what it owns.
 mod clock;
+mod conn;
 mod ffi;
 mod inbox;
 mod logger;
@@ -8,6 +9,7 @@ mod memory;
 mod names;
 mod ring;
 mod runtime;
+mod socket;
 mod status;
 #[cfg(test)]
 mod test_rng;

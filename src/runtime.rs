@@ -191,6 +191,7 @@ impl Runtime {
             inbox,
             ring,
             transport: Transport::new(tid, self.node.clone()),
+            sockets: crate::socket::Sockets::default(),
             batch: Vec::new(),
             completions: vec![crate::ring::Completion::default(); 256],
             last_work: 0.0,
@@ -213,6 +214,8 @@ pub struct ThreadCtx {
     pub inbox: Arc<Inbox>,
     pub ring: Ring,
     pub transport: Transport,
+    /// User sockets (`luact.socket`).
+    pub sockets: crate::socket::Sockets,
     /// Entries of the last drain; their bytes stay valid until the next drain.
     pub batch: Vec<Box<[u8]>>,
     completions: Vec<crate::ring::Completion>,
@@ -230,6 +233,7 @@ const SPIN_WINDOW: f64 = 0.002;
 impl Drop for ThreadCtx {
     fn drop(&mut self) {
         self.transport.shutdown();
+        self.sockets.shutdown();
     }
 }
 
@@ -243,6 +247,10 @@ impl ThreadCtx {
             timeout = timeout.min((next - now).max(0.0));
         }
         self.transport.flush(&mut self.ring);
+        self.sockets.flush(&mut self.ring);
+        if self.sockets.pending() {
+            timeout = 0.0;
+        }
         let spin = if now - self.last_work < SPIN_WINDOW { self.runtime.options.spin } else { 0.0 };
         let flag = &self.runtime.waiting[self.tid - 1].0;
         flag.store(1, Ordering::Relaxed);
@@ -260,12 +268,16 @@ impl ThreadCtx {
             let c = self.completions[i];
             if c.user_data & crate::transport::TAG != 0 {
                 self.transport.on_completion(&mut self.ring, &self.runtime.inboxes, c.user_data, c.res, now);
+            } else if c.user_data & crate::conn::TAG != 0 {
+                self.sockets.on_completion(&mut self.ring, c.user_data, c.res);
             } else if k < out.len() {
                 out[k] = c;
                 k += 1;
             }
         }
+        k += self.sockets.take_events(&mut self.ring, &mut out[k..]);
         self.transport.flush(&mut self.ring);
+        self.sockets.flush(&mut self.ring);
         Ok(k)
     }
 

@@ -54,6 +54,17 @@ int32_t luact_names_pick(const char *vid, size_t len, luact_address_t *out);
 int32_t luact_names_remove(const char *vid, size_t len, luact_address_t addr, int32_t all);
 int32_t luact_names_list(const char *vid, size_t len, luact_address_t *out, int32_t max);
 
+typedef struct { const uint8_t *data; size_t len; int32_t eof, err; } luact_sock_view_t;
+int32_t luact_sock_connect(luact_thread_ctx *ctx, int32_t family, const char *addr, size_t len);
+int32_t luact_sock_listen(luact_thread_ctx *ctx, int32_t family, const char *addr, size_t len,
+                          int32_t backlog, int32_t max_connections, int32_t reuse_port);
+int32_t luact_sock_send(luact_thread_ctx *ctx, uint32_t h, const char *data, size_t len, size_t limit);
+int32_t luact_sock_view(luact_thread_ctx *ctx, uint32_t h, luact_sock_view_t *out);
+int32_t luact_sock_consume(luact_thread_ctx *ctx, uint32_t h, size_t n);
+int32_t luact_sock_close(luact_thread_ctx *ctx, uint32_t h, int32_t abort);
+int32_t luact_sock_address(luact_thread_ctx *ctx, uint32_t h, int32_t local, uint8_t *out, size_t cap, int32_t *port);
+double luact_memory_find(const void *p, size_t len, const char *needle, size_t nlen);
+
 double luact_clock_monotonic(void);
 double luact_clock_wall(void);
 void luact_util_sleep(double seconds);

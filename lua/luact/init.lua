@@ -20,6 +20,7 @@ local luact = {
   util = require "luact.util",
   logger = require "luact.logger",
   future = require "luact.future",
+  socket = require "luact.socket",
   version = require("luact.ffi").version,
   register = names.register,
   unregister = names.unregister,

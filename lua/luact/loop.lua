@@ -29,7 +29,7 @@ local RETRY_FULL = 0.0005     -- longest sleep while a batch waits for room in a
 
 local ctx = nil               -- this thread's luact_thread_ctx*, while attached
 local handlers = {}           -- message kind -> function(msg)
-local io_handlers = {}        -- user_data -> function(res, flags): operations Lua submits itself (none yet; sockets are the core's)
+local io_handlers = {}        -- user_data -> function(res, flags): what the core reports to Lua (luact.socket's handles)
 local completions = ffi.new("luact_completion_t[?]", MAX_COMPLETIONS)
 local turn_state = ffi.new("luact_turn_state_t")
 local ptrs = ffi.new("const uint8_t*[?]", MAX_DRAIN)
@@ -61,6 +61,11 @@ end
 -- Registers the handler of messages whose first element is `kind`.
 function loop.on(kind, fn)
   handlers[kind] = fn
+end
+
+-- Routes completions whose user_data is `key` to fn(res, flags) (nil: stop routing them).
+function loop.on_io(key, fn)
+  io_handlers[key] = fn
 end
 
 -- Encodes `msg` (a table; first element the kind) for thread `tid`'s inbox (it goes out with

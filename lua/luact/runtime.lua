@@ -12,6 +12,7 @@ local event = require "luact.event"
 local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
 local host = require "luact.actor.host"
+local socket = require "luact.socket"   -- (every thread answers luact.socket.listen's threads = "all")
 
 local runtime = {
   thread_id = nil,     -- 1..n_core while running
@@ -125,6 +126,7 @@ local function cleanup()
     local m = package.loaded[name]
     if m then m.reset() end
   end
+  socket.reset()
   scheduler.reset()
   clock.reset()
   loop.reset()

@@ -1,0 +1,548 @@
+-- luact.socket: TCP and Unix-domain sockets for Lua code, on the calling thread's io_uring
+-- (the connections themselves are the core's: src/conn.rs, src/socket.rs). The API follows
+-- OpenResty's cosockets: `connect`, `listen`, and socket methods `send`, `receive` ("*l", "*a",
+-- a byte count), `receiveany`, `receiveuntil`, `settimeout(s)`, `close`, `getpeername`. A
+-- runtime failure returns `nil, err` (err short and stable: "timeout", "closed", "connection
+-- refused", "connection reset", ...; receive adds the partial data); misuse raises. A wait
+-- suspends the calling tentacle, never the thread. A socket belongs to the thread (and the run
+-- of luact.start) that opened it.
+local lffi = require "luact.ffi"
+local ffi, C = lffi.ffi, lffi.C
+local buffer = require "string.buffer"
+local loop = require "luact.loop"
+local scheduler = require "luact.scheduler"
+local clock = require "luact.clock"
+local tentacle = require "luact.tentacle"
+
+local socket = {}
+
+-- Completion flags (mirrors EV_* in src/socket.rs).
+local EV_CONNECTED, EV_READABLE, EV_WRITABLE, EV_ACCEPTED = 1, 2, 3, 4
+
+local DEFAULT_TIMEOUT = 60            -- seconds, each of connect / send / read (as OpenResty)
+local DEFAULT_SEND_BUFFER = 1024 * 1024
+local DEFAULT_MAX_CONNECTIONS = 1024
+local DEFAULT_BACKLOG = 511
+
+local ERRNAMES = {
+  [111] = "connection refused", [104] = "connection reset", [32] = "connection reset",
+  [110] = "timeout", [101] = "network unreachable", [113] = "host unreachable",
+  [2] = "no such file", [13] = "permission denied", [125] = "closed", [99] = "address not available",
+  [98] = "address in use", [103] = "connection aborted",
+}
+local function errname(errno)
+  return ERRNAMES[errno] or ("os error " .. tostring(errno))
+end
+socket.errname = errname
+
+local view = ffi.new("luact_sock_view_t")
+local port_out = ffi.new("int32_t[1]")
+local addr_out = ffi.new("uint8_t[?]", 256)
+local char_p = ffi.typeof("const char*")
+
+local epoch = {}   -- replaced by socket.reset: sockets of an earlier run of luact.start are stale
+
+local function thread_id()
+  local rt = package.loaded["luact.runtime"]
+  return rt and rt.thread_id
+end
+
+-- "tcp://host:port" -> 0, "host:port"; "unix:///path" (or unix:path) -> 1, "/path".
+local function parse_url(url, who)
+  if type(url) ~= "string" then
+    error(("bad 'url' argument to %s (string expected, got %s)"):format(who, type(url)), 3)
+  end
+  local rest = url:match("^tcp://(.+)$")
+  if rest then
+    if not rest:match("^[^:/]+:%d+$") then
+      error(("bad 'url' argument to %s (tcp://host:port expected, got '%s')"):format(who, url), 3)
+    end
+    return 0, rest
+  end
+  rest = url:match("^unix://(.+)$") or url:match("^unix:(.+)$")
+  if rest then return 1, rest end
+  error(("bad 'url' argument to %s (tcp://host:port or unix:///path expected, got '%s')"):format(who, url), 3)
+end
+
+local function check_opts(opts, who)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(("bad 'opts' argument to %s (table or nil expected, got %s)"):format(who, type(opts)), 3)
+  end
+  for _, k in ipairs { "timeout", "connect_timeout", "send_timeout", "read_timeout", "send_buffer",
+                       "max_connections", "backlog" } do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
+      error(("bad '%s' option to %s (non-negative number expected, got %s)"):format(k, who, tostring(v)), 3)
+    end
+  end
+  if opts.threads ~= nil and opts.threads ~= "all" and opts.threads ~= "this" then
+    error(("bad 'threads' option to %s ('all' or 'this' expected, got %s)"):format(who, tostring(opts.threads)), 3)
+  end
+  return opts
+end
+
+local function context(who)
+  local ctx = loop.context()
+  if ctx == nil then error(who .. ": luact is not running on this thread (call it inside luact.start)", 3) end
+  if scheduler.running() == nil then error(who .. ": must be called inside a tentacle", 3) end
+  return ctx
+end
+
+---------------------------------------------------------------------------------------------
+-- waiting
+
+local function fire_timeout(entry)
+  scheduler.wake(entry.t, entry.token, false)
+end
+
+-- Suspends the running tentacle until the socket's `which` side ("reader" or "writer") has
+-- news (true) or `deadline` (monotonic seconds, nil: none) passes (false).
+local function wait(s, which, deadline, who)
+  local t, token = scheduler.prepare_wait(who)
+  s[which], s[which .. "_token"] = t, token
+  local timer
+  if deadline then
+    timer = clock.schedule({ at = deadline, fire = fire_timeout, t = t, token = token, seq = 0, pos = 0 })
+  end
+  local ok = scheduler.suspend()
+  s[which], s[which .. "_token"] = nil, nil
+  if timer then clock.cancel(timer) end
+  return ok
+end
+
+local function wake(s, which)
+  local t = s[which]
+  if t then scheduler.wake(t, s[which .. "_token"], true) end
+end
+
+local function deadline_of(timeout)
+  if timeout and timeout > 0 then return C.luact_clock_monotonic() + timeout end
+  return nil
+end
+
+---------------------------------------------------------------------------------------------
+-- sockets
+
+local Socket = {}
+Socket.__index = Socket
+socket.Socket = Socket
+
+local function on_event(s, res, flags)
+  if flags == EV_READABLE then
+    wake(s, "reader")
+  elseif flags == EV_WRITABLE then
+    wake(s, "writer")
+  elseif flags == EV_CONNECTED then
+    s.connect_res = res
+    wake(s, "writer")
+  end
+end
+
+local function new_socket(ctx, h, opts)
+  local t = opts.timeout or DEFAULT_TIMEOUT
+  local s = setmetatable({
+    -- (ctx is a cdata: the codec refuses to send a socket to another thread, where it would
+    -- not work)
+    h = h, ctx = ctx, epoch = epoch, tid = thread_id(), rb = buffer.new(), closed = false,
+    connect_timeout = opts.connect_timeout or t, send_timeout = opts.send_timeout or t,
+    read_timeout = opts.read_timeout or t, send_buffer = opts.send_buffer or DEFAULT_SEND_BUFFER,
+  }, Socket)
+  if s.send_buffer < 1 then s.send_buffer = 1 end
+  loop.on_io(h, function(res, flags) on_event(s, res, flags) end)
+  return s
+end
+
+-- Raises when the socket is used outside the thread and run that opened it.
+local function check(s, who)
+  if getmetatable(s) ~= Socket then
+    error(("bad self to %s (socket expected, got %s)"):format(who, type(s)), 3)
+  end
+  if s.epoch ~= epoch or s.tid ~= thread_id() or s.ctx ~= loop.context() then
+    error(("%s: this socket belongs to thread %s of an earlier or other run of luact.start"):format(who, tostring(s.tid)), 3)
+  end
+end
+
+-- Moves what the core received into the socket's buffer; returns eof, errno.
+local function pull(s)
+  if C.luact_sock_view(s.ctx, s.h, view) < 0 then return true, 125 end
+  local n = tonumber(view.len)
+  if n > 0 then
+    s.rb:putcdata(view.data, n)
+    C.luact_sock_consume(s.ctx, s.h, n)
+  end
+  return view.eof ~= 0, view.err
+end
+
+local function busy(s, which, who)
+  if s[which] then
+    error(("%s: socket busy %s (another tentacle is waiting on it)"):format(who, which == "reader" and "reading" or "writing"), 3)
+  end
+end
+
+-- The failure that ends a read: (nil, err, partial).
+local function read_failure(s, err)
+  return nil, err, s.rb:get()
+end
+
+-- sock:receive(pattern) -> data | nil, err, partial. pattern: "*l" (a line, without "\r\n" or
+-- "\n"; the default), "*a" (everything until the peer closes), or a byte count.
+function Socket:receive(pattern)
+  check(self, "socket:receive")
+  local n
+  if pattern == nil then pattern = "*l" end
+  if type(pattern) == "number" then
+    if pattern < 0 or pattern % 1 ~= 0 then
+      error("bad 'pattern' argument to socket:receive (non-negative integer, '*l' or '*a' expected)", 2)
+    end
+    n = pattern
+  elseif pattern ~= "*l" and pattern ~= "*a" then
+    error(("bad 'pattern' argument to socket:receive ('*l', '*a' or a byte count expected, got %s)"):format(tostring(pattern)), 2)
+  end
+  if self.closed then return nil, "closed" end
+  busy(self, "reader", "socket:receive")
+  local rb = self.rb
+  local deadline = deadline_of(self.read_timeout)
+  while true do
+    local eof, err = pull(self)
+    if n then
+      if #rb >= n then return rb:get(n) end
+    elseif pattern == "*l" then
+      local p, len = rb:ref()
+      local i = C.luact_memory_find(p, len, "\n", 1)
+      if i >= 0 then
+        local line = rb:get(i)
+        rb:skip(1)
+        if line:byte(-1) == 13 then line = line:sub(1, -2) end
+        return line
+      end
+    end
+    if err ~= 0 then return read_failure(self, errname(err)) end
+    if eof then
+      if pattern == "*a" then return rb:get() end
+      return read_failure(self, "closed")
+    end
+    if not wait(self, "reader", deadline, "socket:receive") then return read_failure(self, "timeout") end
+    if self.closed then return read_failure(self, "closed") end
+  end
+end
+
+-- sock:receiveany(max) -> up to max bytes as soon as any arrived | nil, err.
+function Socket:receiveany(max)
+  check(self, "socket:receiveany")
+  if type(max) ~= "number" or max < 1 then
+    error("bad 'max' argument to socket:receiveany (positive number expected)", 2)
+  end
+  if self.closed then return nil, "closed" end
+  busy(self, "reader", "socket:receiveany")
+  local rb = self.rb
+  local deadline = deadline_of(self.read_timeout)
+  while true do
+    local eof, err = pull(self)
+    if #rb > 0 then return rb:get(max) end
+    if err ~= 0 then return nil, errname(err) end
+    if eof then return nil, "closed" end
+    if not wait(self, "reader", deadline, "socket:receiveany") then return nil, "timeout" end
+    if self.closed then return nil, "closed" end
+  end
+end
+
+-- sock:receiveuntil(delimiter[, { inclusive = true }]) -> reader. reader() returns the data
+-- before the next delimiter (which it consumes) or nil, err, partial. reader(size) returns it
+-- in pieces of at most size bytes, then nil (no error) once the delimiter was reached.
+function Socket:receiveuntil(delim, opts)
+  check(self, "socket:receiveuntil")
+  if type(delim) ~= "string" or #delim == 0 then
+    error("bad 'delimiter' argument to socket:receiveuntil (non-empty string expected)", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad 'opts' argument to socket:receiveuntil (table or nil expected)", 2)
+  end
+  local inclusive = opts and opts.inclusive
+  local s, dlen, finished = self, #delim, false
+  return function(size)
+    check(s, "socket:receiveuntil's reader")
+    if size ~= nil and (type(size) ~= "number" or size < 1) then
+      error("bad 'size' argument to the reader (positive number expected)", 2)
+    end
+    if finished then finished = false; return nil end
+    if s.closed then return nil, "closed" end
+    busy(s, "reader", "socket:receiveuntil's reader")
+    local rb = s.rb
+    local deadline = deadline_of(s.read_timeout)
+    while true do
+      local eof, err = pull(s)
+      local p, len = rb:ref()
+      local i = C.luact_memory_find(p, len, delim, dlen)
+      if i >= 0 then
+        if size and i > size then return rb:get(size) end
+        local data = rb:get(i)
+        rb:skip(dlen)
+        if inclusive then data = data .. delim end
+        if size then finished = true end
+        return data
+      end
+      -- (the last dlen - 1 bytes may start the delimiter: keep them)
+      if size and len - (dlen - 1) >= size then return rb:get(size) end
+      if err ~= 0 then return read_failure(s, errname(err)) end
+      if eof then return read_failure(s, "closed") end
+      if not wait(s, "reader", deadline, "socket:receiveuntil's reader") then return read_failure(s, "timeout") end
+      if s.closed then return read_failure(s, "closed") end
+    end
+  end
+end
+
+-- sock:send(data) -> bytes | nil, err. data: a string, a number, or an array of them. The bytes
+-- go out with the loop turn's write; send waits only while more than `send_buffer` bytes are
+-- queued for the peer (then up to the send timeout: nil, "timeout", and what did not fit is
+-- not queued).
+function Socket:send(data)
+  check(self, "socket:send")
+  local tp = type(data)
+  if tp == "table" then
+    local ok, s = pcall(table.concat, data)
+    if not ok then error("bad 'data' argument to socket:send (array of strings expected)", 2) end
+    data = s
+  elseif tp == "number" then
+    data = tostring(data)
+  elseif tp ~= "string" then
+    error(("bad 'data' argument to socket:send (string expected, got %s)"):format(tp), 2)
+  end
+  if self.closed then return nil, "closed" end
+  local len = #data
+  if len == 0 then return 0 end
+  busy(self, "writer", "socket:send")
+  local p = ffi.cast(char_p, data)
+  local sent = 0
+  local deadline
+  while true do
+    local n = C.luact_sock_send(self.ctx, self.h, p + sent, len - sent, self.send_buffer)
+    if n < 0 then return nil, "closed" end
+    sent = sent + n
+    if sent == len then return len end
+    pull(self)
+    if view.err ~= 0 then return nil, errname(view.err) end
+    deadline = deadline or deadline_of(self.send_timeout)
+    if not wait(self, "writer", deadline, "socket:send") then
+      self.stuck = true   -- the peer does not read: close() will not wait for it
+      return nil, "timeout"
+    end
+    if self.closed then return nil, "closed" end
+  end
+end
+
+-- sock:settimeout(sec): the connect, send and read timeouts at once (0: no limit).
+function Socket:settimeout(sec)
+  check(self, "socket:settimeout")
+  if type(sec) ~= "number" or sec < 0 then
+    error("bad 'sec' argument to socket:settimeout (non-negative number expected)", 2)
+  end
+  self.connect_timeout, self.send_timeout, self.read_timeout = sec, sec, sec
+end
+
+function Socket:settimeouts(connect, send, read)
+  check(self, "socket:settimeouts")
+  for i, v in ipairs { connect, send, read } do
+    if type(v) ~= "number" or v < 0 then
+      error(("bad argument #%d to socket:settimeouts (non-negative number expected)"):format(i), 2)
+    end
+  end
+  self.connect_timeout, self.send_timeout, self.read_timeout = connect, send, read
+end
+
+-- sock:close() -> 1 | nil, "closed". What was sent is still delivered (unless the peer stopped
+-- reading: then it is dropped and the peer sees a reset); tentacles waiting on the socket get
+-- nil, "closed".
+function Socket:close(abort)
+  check(self, "socket:close")
+  if self.closed then return nil, "closed" end
+  self.closed = true
+  C.luact_sock_close(self.ctx, self.h, (abort or self.stuck) and 1 or 0)
+  loop.on_io(self.h, nil)
+  wake(self, "reader")
+  wake(self, "writer")
+  return 1
+end
+
+-- sock:getpeername() -> ip, port (a Unix socket: its path, or "" when the peer has none).
+function Socket:getpeername()
+  check(self, "socket:getpeername")
+  if self.closed then return nil, "closed" end
+  local n = C.luact_sock_address(self.ctx, self.h, 0, addr_out, 256, port_out)
+  if n < 0 then return nil, "closed" end
+  return ffi.string(addr_out, n), port_out[0]
+end
+
+function Socket:__tostring()
+  return ("socket(%s)"):format(self.closed and "closed" or tostring(self.h))
+end
+
+-- socket.connect(url[, opts]) -> sock | nil, err. opts: timeout (connect, send and read;
+-- default 60 s, 0: none), connect_timeout, send_timeout, read_timeout, send_buffer (bytes
+-- queued for the peer before send waits; default 1 MiB).
+function socket.connect(url, opts)
+  local family, addr = parse_url(url, "luact.socket.connect")
+  opts = check_opts(opts, "luact.socket.connect")
+  local ctx = context("luact.socket.connect")
+  local h = C.luact_sock_connect(ctx, family, addr, #addr)
+  if h < 0 then
+    if h == lffi.status.bad_argument then
+      error("bad 'url' argument to luact.socket.connect (" .. lffi.last_error() .. ")", 2)
+    end
+    return nil, lffi.last_error()
+  end
+  local s = new_socket(ctx, h, opts)
+  local deadline = deadline_of(s.connect_timeout)
+  while s.connect_res == nil do
+    if not wait(s, "writer", deadline, "luact.socket.connect") then
+      s:close(true)
+      return nil, "timeout"
+    end
+  end
+  if s.connect_res < 0 then
+    s:close(true)
+    return nil, errname(-s.connect_res)
+  end
+  return s
+end
+
+---------------------------------------------------------------------------------------------
+-- servers
+
+local Listener = {}
+Listener.__index = Listener
+socket.Listener = Listener
+
+local function run_callbacks(cb, s, peer)
+  if cb.accept and not cb.accept(s, peer) then s:close(); return end
+  local reason
+  while true do
+    local data, err = s:receiveany(65536)
+    if not data then reason = err; break end
+    if cb.receive then cb.receive(s, data) end
+    if s.closed then reason = "closed"; break end
+  end
+  if cb.close then cb.close(s, reason) end
+end
+
+local function serve(l, h)
+  local s = new_socket(l.ctx, h, l.opts)
+  local ip, port = s:getpeername()
+  local peer = port and port > 0 and (ip .. ":" .. port) or (ip or "")
+  l.accepted = l.accepted + 1
+  local t = tentacle(function()
+    local handler = l.handler
+    local ok, err
+    if type(handler) == "function" then
+      ok, err = pcall(handler, s, peer)
+    else
+      ok, err = pcall(run_callbacks, handler, s, peer)
+    end
+    if not s.closed then s:close() end
+    if not ok then error(err, 0) end
+  end)
+  t.name = "socket " .. peer
+end
+
+local function check_handler(handler, who, moving)
+  local th = type(handler)
+  if th == "table" then
+    for _, k in ipairs { "accept", "receive", "close" } do
+      if handler[k] ~= nil and type(handler[k]) ~= "function" then
+        error(("bad 'handler' argument to %s ('%s' must be a function)"):format(who, k), 3)
+      end
+    end
+    if not handler.receive and not handler.accept then
+      error(("bad 'handler' argument to %s (a table needs 'receive' or 'accept')"):format(who), 3)
+    end
+  elseif th ~= "function" then
+    error(("bad 'handler' argument to %s (function or table of callbacks expected, got %s)"):format(who, th), 3)
+  end
+  if moving then
+    local fns = th == "function" and { handler = handler } or handler
+    for k, f in pairs(fns) do
+      if type(f) == "function" then
+        local info = debug.getinfo(f, "u")
+        if info.nups > 0 then
+          error(("bad 'handler' argument to %s (with threads = 'all' the handler is moved to every thread as bytecode, so it must not capture upvalues; %s captures '%s')"):format(who, k, tostring(debug.getupvalue(f, 1))), 3)
+        end
+      end
+    end
+  end
+end
+
+local function open_listener(ctx, family, addr, url, handler, opts, reuse)
+  local h = C.luact_sock_listen(ctx, family, addr, #addr, opts.backlog or DEFAULT_BACKLOG,
+                                opts.max_connections or DEFAULT_MAX_CONNECTIONS, reuse and 1 or 0)
+  if h < 0 then return nil, lffi.last_error(), h end
+  local l = setmetatable({ h = h, ctx = ctx, epoch = epoch, handler = handler, opts = opts, url = url,
+                           accepted = 0, closed = false }, Listener)
+  C.luact_sock_address(ctx, h, 1, addr_out, 256, port_out)
+  l.port = port_out[0]
+  loop.on_io(h, function(res, flags)
+    if flags == EV_ACCEPTED then serve(l, res) end
+  end)
+  return l
+end
+
+-- socket.listen(url, handler[, opts]) -> listener | nil, err. handler(sock, peer) runs in a
+-- tentacle of its own for every accepted connection (the socket is closed when it returns), or
+-- handler is { accept = fn(sock, peer) -> keep?, receive = fn(sock, data), close = fn(sock,
+-- reason) }. opts: those of connect (for accepted sockets), max_connections (default 1024:
+-- past it, accepting pauses until one closes), backlog, threads = "all" (listen on every
+-- thread with SO_REUSEPORT; the handler then travels as bytecode: no upvalues).
+function socket.listen(url, handler, opts)
+  local family, addr = parse_url(url, "luact.socket.listen")
+  opts = check_opts(opts, "luact.socket.listen")
+  local all = opts.threads == "all"
+  check_handler(handler, "luact.socket.listen", all)
+  local ctx = loop.context()
+  if ctx == nil then error("luact.socket.listen: luact is not running on this thread (call it inside luact.start)", 2) end
+  local l, err, code = open_listener(ctx, family, addr, url, handler, opts, all)
+  if not l then
+    if code == lffi.status.bad_argument then
+      error("bad 'url' argument to luact.socket.listen (" .. err .. ")", 2)
+    end
+    return nil, err
+  end
+  if all then
+    local rt = package.loaded["luact.runtime"]
+    local bound = family == 0 and (addr:match("^(.*):%d+$") .. ":" .. l.port) or addr
+    local o = {}
+    for k, v in pairs(opts) do if k ~= "threads" then o[k] = v end end
+    for tid = 1, rt.n_core or 1 do
+      if tid ~= rt.thread_id then
+        loop.send(tid, { "socket_listen", family, bound, url, handler, o }, "luact.socket.listen's handler", 5)
+      end
+    end
+  end
+  return l
+end
+
+-- Another thread asked this one to listen too (threads = "all").
+loop.on("socket_listen", function(msg)
+  local family, addr, url, handler, opts = msg[2], msg[3], msg[4], msg[5], msg[6]
+  local l, err = open_listener(loop.context(), family, addr, url, handler, opts, true)
+  if not l then
+    require("luact.logger").error(("luact.socket.listen: thread %s cannot listen on %s: %s"):format(tostring(thread_id()), url, tostring(err)))
+  end
+end)
+
+-- listener:close(): stops accepting (connections it accepted stay open).
+function Listener:close()
+  if self.closed then return nil, "closed" end
+  self.closed = true
+  if self.epoch == epoch and self.ctx == loop.context() then
+    C.luact_sock_close(self.ctx, self.h, 0)
+    loop.on_io(self.h, nil)
+  end
+  return 1
+end
+
+-- Forgets the sockets of a finished run of luact.start (their descriptors closed with the
+-- thread's context).
+function socket.reset()
+  epoch = {}
+end
+
+return socket

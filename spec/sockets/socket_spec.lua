@@ -1,0 +1,337 @@
+-- luact.socket: TCP and Unix-domain sockets on the thread's io_uring, against peers in the same
+-- thread, on other threads and in other processes. spec/run runs this directory inside a fresh
+-- network namespace (`unshare -n`): loopback only.
+local process = require "helpers.process"
+local helpers = require "helpers.runtime"
+
+-- Runs main on thread 1 (n_core threads) and returns what it passes to luact.stop.
+local function run(main, n_core)
+  return helpers.start({ n_core = n_core or 1, timeout = 30 }, main)
+end
+
+describe("luact.socket", function()
+  setup(function()
+    process.require_netns()
+  end)
+
+  it("echoes lines between a client and a server on the same thread", function()
+    local a, b, c, peer_ip = run(function()
+      local luact = require "luact"
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        while true do
+          local line = sock:receive("*l")
+          if not line then break end
+          sock:send("echo: " .. line .. "\n")
+        end
+      end))
+      local s = assert(luact.socket.connect("tcp://127.0.0.1:" .. l.port))
+      s:send("hello\n")
+      local a = s:receive()
+      s:send({ "wor", "ld\r\n", "third\n" })
+      local b, c = s:receive("*l"), s:receive("*l")
+      local ip = s:getpeername()
+      s:close()
+      luact.stop(a, b, c, ip)
+    end)
+    assert.same({ "echo: hello", "echo: world", "echo: third", "127.0.0.1" }, { a, b, c, peer_ip })
+  end)
+
+  it("reads byte counts, everything until close, and up to a delimiter", function()
+    local r = run(function()
+      local luact = require "luact"
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        sock:send("12345--boundary--tail one--boundary--rest until close")
+      end))
+      local s = assert(luact.socket.connect("tcp://127.0.0.1:" .. l.port))
+      local r = {}
+      r[1] = s:receive(3)
+      r[2] = s:receive(0)
+      local until_b = s:receiveuntil("--boundary--")
+      r[3] = until_b()
+      local pieces = {}
+      while true do
+        local piece = until_b(3)
+        if not piece then break end
+        pieces[#pieces + 1] = piece
+      end
+      r[4] = table.concat(pieces, "|")
+      r[5] = s:receive("*a")
+      r[6], r[7] = s:receive(1)
+      s:close()
+      luact.stop(r)
+    end)
+    assert.same({ "123", "", "45", "tai|l o|ne", "rest until close", nil, "closed" }, r)
+  end)
+
+  it("reassembles data sent one byte per loop turn, and moves payloads larger than every buffer", function()
+    local small, big_ok, big_len = run(function()
+      local luact = require "luact"
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        -- echo raw bytes as they come
+        while true do
+          local data = sock:receiveany(65536)
+          if not data then break end
+          assert(sock:send(data))
+        end
+      end))
+      local s = assert(luact.socket.connect("tcp://127.0.0.1:" .. l.port))
+      local msg = "one byte at a time\n"
+      for i = 1, #msg do
+        s:send(msg:sub(i, i))
+        luact.tentacle.yield_turn = nil
+        luact.clock.sleep(0.001)    -- each byte leaves in its own turn (its own write)
+      end
+      local small = s:receive("*l")
+      -- 8 MiB: more than the send buffer (1 MiB), the read-ahead (256 KiB) and the kernel's
+      -- buffers; a reader tentacle drains while the writer sends
+      local parts = {}
+      for i = 1, 8 * 1024 do parts[i] = string.char(65 + i % 26):rep(1024) end
+      local big = table.concat(parts)
+      local reader = luact.tentacle(function() return s:receive(#big) end)
+      assert(s:send(big))
+      local _, _, ok, got = luact.event.wait(nil, reader)
+      s:close()
+      luact.stop(small, ok and got == big, got and #got)
+    end)
+    assert.equal("one byte at a time", small)
+    assert.equal(8 * 1024 * 1024, big_len)
+    assert.is_true(big_ok)
+  end)
+
+  it("returns nil, 'timeout' and the partial data when a read times out, and stays usable", function()
+    local r = run(function()
+      local luact = require "luact"
+      local go = luact.event.new()
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        sock:send("partial")
+        luact.event.wait(nil, go)
+        sock:send(" line\n")
+        sock:receive()   -- wait for the client to close
+      end))
+      local s = assert(luact.socket.connect("tcp://127.0.0.1:" .. l.port))
+      s:settimeout(0.05)
+      local r = { s:receive("*l") }
+      go:emit("go")
+      s:settimeouts(1, 1, 5)
+      r[4] = s:receive("*l")
+      s:close()
+      luact.stop(r)
+    end)
+    assert.same({ nil, "timeout", "partial", " line" }, r)
+  end)
+
+  it("fails a connect to a port nobody listens on with 'connection refused'", function()
+    local sock, err = run(function()
+      local luact = require "luact"
+      luact.stop(luact.socket.connect("tcp://127.0.0.1:1"))
+    end)
+    assert.is_nil(sock)
+    assert.equal("connection refused", err)
+  end)
+
+  it("tells a reader the peer reset the connection, and a reader of a closed peer 'closed'", function()
+    local reset, closed = run(function()
+      local luact = require "luact"
+      local mode = "abort"
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        sock:receive(1)
+        if mode == "abort" then sock:close(true) else sock:close() end
+      end))
+      local s1 = assert(luact.socket.connect("tcp://127.0.0.1:" .. l.port))
+      s1:send("x")
+      local r1 = { s1:receive("*a") }
+      mode = "close"
+      local s2 = assert(luact.socket.connect("tcp://127.0.0.1:" .. l.port))
+      s2:send("x")
+      local r2 = { s2:receive("*l") }
+      s1:close(); s2:close()
+      luact.stop(r1, r2)
+    end)
+    assert.same({ nil, "connection reset", "" }, reset)
+    assert.same({ nil, "closed", "" }, closed)
+  end)
+
+  it("serves a peer that half-closes: reads all it sent, then answers it", function()
+    local out = run(function()
+      local luact = require "luact"
+      local wait_peer = require("helpers.sockets").wait_peer
+      local process = require "helpers.process"
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        local all = assert(sock:receive("*a"))
+        sock:send("you sent: " .. all)
+      end))
+      local p = process.spawn("python3 spec/sockets/peer.py halfclose 127.0.0.1 " .. l.port)
+      local got, out = wait_peer(p, "got ([^\n]*)\n")
+      process.cleanup(p)
+      luact.stop(got or out)
+    end)
+    assert.equal("you sent: first part, second part", out)
+  end)
+
+  it("echoes for 50 concurrent clients of another process", function()
+    local out = run(function()
+      local luact = require "luact"
+      local wait_peer = require("helpers.sockets").wait_peer
+      local process = require "helpers.process"
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        while true do
+          local line = sock:receive("*l")
+          if not line then break end
+          sock:send("echo: " .. line .. "\n")
+        end
+      end))
+      local p = process.spawn("python3 spec/sockets/peer.py echo 127.0.0.1 " .. l.port .. " 50 40")
+      local got, out = wait_peer(p, "errors ([^\n]*)\n")
+      process.cleanup(p)
+      luact.stop(got or out, l.accepted)
+    end)
+    assert.equal("0", out)
+  end)
+
+  it("accepts on every thread with threads = 'all' (SO_REUSEPORT)", function()
+    local out, seen = run(function()
+      local luact = require "luact"
+      if luact.thread_id ~= 1 then return end
+      local wait_peer = require("helpers.sockets").wait_peer
+      local process = require "helpers.process"
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        local luact = require "luact"
+        while true do
+          local line = sock:receive("*l")
+          if not line then break end
+          sock:send("echo: " .. line .. "\n")
+        end
+        luact.ref("counter"):hit(luact.thread_id)
+      end, { threads = "all" }))
+      local counts = {}
+      luact.register("counter", { hit = function(_, tid) counts[tid] = (counts[tid] or 0) + 1 end })
+      local p = process.spawn("python3 spec/sockets/peer.py echo 127.0.0.1 " .. l.port .. " 40 5")
+      local got, out = wait_peer(p, "errors ([^\n]*)\n")
+      process.cleanup(p)
+      for _ = 1, 100 do
+        if (counts[1] or 0) + (counts[2] or 0) >= 40 then break end
+        luact.clock.sleep(0.02)
+      end
+      luact.stop(got or out, counts)
+    end, 2)
+    assert.equal("0", out)
+    assert.equal(40, (seen[1] or 0) + (seen[2] or 0))
+    assert.is_true((seen[1] or 0) > 0, "thread 1 accepted none")
+    assert.is_true((seen[2] or 0) > 0, "thread 2 accepted none")
+  end)
+
+  it("stops accepting past max_connections until a connection closes", function()
+    local r = run(function()
+      local luact = require "luact"
+      local live, most = 0, 0
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        live = live + 1
+        if live > most then most = live end
+        sock:send("hi\n")
+        sock:receive("*l")
+        live = live - 1
+      end, { max_connections = 2 }))
+      local socks = {}
+      for i = 1, 3 do socks[i] = assert(luact.socket.connect("tcp://127.0.0.1:" .. l.port)) end
+      local a, b = socks[1]:receive(), socks[2]:receive()
+      socks[3]:settimeout(0.2)
+      local c, err = socks[3]:receive()   -- accepted by the kernel, not by luact: no greeting
+      socks[1]:close()
+      socks[3]:settimeout(5)
+      local c2 = socks[3]:receive()
+      socks[2]:close(); socks[3]:close()
+      luact.stop({ a, b, c, err, c2, most })
+    end)
+    assert.same({ "hi", "hi", nil, "timeout", "hi", 2 }, r)
+  end)
+
+  it("bounds what a peer that does not read can make it queue (send_buffer), then times out", function()
+    local r = run(function()
+      local luact = require "luact"
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        luact.clock.sleep(2)   -- never reads
+      end))
+      local s = assert(luact.socket.connect("tcp://127.0.0.1:" .. l.port, { send_buffer = 65536, send_timeout = 0.3 }))
+      local big = ("x"):rep(64 * 1024 * 1024)
+      local r = { s:send(big) }
+      s:close()
+      luact.stop(r)
+    end)
+    assert.same({ nil, "timeout" }, r)
+  end)
+
+  it("serves STAGE-style callbacks (accept, receive, close)", function()
+    local r = run(function()
+      local luact = require "luact"
+      local log = {}
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", {
+        accept = function(sock, peer) log[#log + 1] = "accept " .. (peer:match("^127%.0%.0%.1:%d+$") and "ok" or peer); return true end,
+        receive = function(sock, data) log[#log + 1] = "receive"; sock:send(data:upper()) end,
+        close = function(sock, reason) log[#log + 1] = "close " .. reason end,
+      }))
+      local s = assert(luact.socket.connect("tcp://127.0.0.1:" .. l.port))
+      s:send("abc")
+      local got = s:receive(3)
+      s:close()
+      for _ = 1, 100 do
+        if #log == 3 then break end
+        luact.clock.sleep(0.01)
+      end
+      luact.stop({ got, log })
+    end)
+    assert.same({ "ABC", { "accept ok", "receive", "close closed" } }, r)
+  end)
+
+  it("connects to a unix:// socket, and fails one with no listener", function()
+    local path = os.tmpname()
+    os.remove(path)
+    local r = helpers.start({ n_core = 1, timeout = 30, path = path }, function()
+      local luact = require "luact"
+      local path = luact.opts.path
+      assert(luact.socket.listen("unix://" .. path, function(sock) sock:send("unix " .. sock:receive() .. "\n") end))
+      local s = assert(luact.socket.connect("unix://" .. path))
+      s:send("hello\n")
+      local line = s:receive()
+      s:close()
+      local missing = { luact.socket.connect("unix://" .. path .. ".missing") }
+      luact.stop({ line, missing[1], missing[2] })
+    end)
+    os.remove(path)
+    assert.same({ "unix hello", nil, "no such file" }, r)
+  end)
+
+  it("raises on misuse: bad arguments, a socket of an earlier run, a socket sent to another thread", function()
+    local errs = run(function()
+      local luact = require "luact"
+      if luact.thread_id == 2 then
+        luact.register("keeper", { keep = function(_, x) return x end })
+        return
+      end
+      local errs = {}
+      local function catch(f, ...) local ok, e = pcall(f, ...); errs[#errs + 1] = not ok and tostring(e) or "no error" end
+      catch(luact.socket.connect, "http://127.0.0.1:80")
+      catch(luact.socket.connect, "tcp://127.0.0.1:1", { timeout = -1 })
+      catch(luact.socket.listen, "tcp://127.0.0.1:0", 42)
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock) sock:receive() end))
+      local s = assert(luact.socket.connect("tcp://127.0.0.1:" .. l.port))
+      catch(s.receive, s, "*x")
+      catch(s.send, s, {})
+      catch(s.send, s, true)
+      while not luact.resolve("keeper") do luact.clock.sleep(0.01) end
+      catch(function() return luact.ref("keeper"):keep(s) end)
+      OLD_SOCKET = s
+      luact.stop(errs)
+    end, 2)
+    local old = OLD_SOCKET
+    OLD_SOCKET = nil
+    assert.matches("bad 'url' argument to luact.socket.connect", errs[1], 1, true)
+    assert.matches("bad 'timeout' option to luact.socket.connect", errs[2], 1, true)
+    assert.matches("bad 'handler' argument to luact.socket.listen", errs[3], 1, true)
+    assert.matches("bad 'pattern' argument to socket:receive", errs[4], 1, true)
+    assert.equal("no error", errs[5])   -- an empty array sends nothing
+    assert.matches("bad 'data' argument to socket:send", errs[6], 1, true)
+    assert.matches("argument #1 to 'keep' (at .", errs[7], 1, true)
+    assert.matches("cannot be sent to another VM", errs[7], 1, true)
+    assert.has_error(function() old:receive() end, "socket:receive: this socket belongs to thread 1 of an earlier or other run of luact.start")
+  end)
+end)

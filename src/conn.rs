@@ -1,0 +1,695 @@
+//! A stream connection on the thread's io_uring: the mechanics every protocol on a socket needs
+//! and none of them should repeat. It owns a slab of connections and listeners keyed by the
+//! `user_data` of their operations (slot + generation: a completion for a slot that was freed
+//! and reused is ignored), the buffers each operation lends the kernel (the read buffer while a
+//! receive is in flight, the send buffer while a send is), connect / accept / receive / send /
+//! close over TCP (IPv4) and Unix-domain sockets, read-ahead bounded per connection, sends
+//! queued and submitted once per loop turn (`flush`), and a close that waits for the in-flight
+//! operations before the descriptor and the buffers go away.
+//!
+//! What happened is queued as `Event`s for the protocol on top (today: user sockets,
+//! `socket.rs`). Node links and listener clients (`transport.rs`) are meant to move onto this
+//! module: it has no knowledge of frames, handshakes or Lua.
+use crate::ring::Ring;
+use crate::status::{Error, Result, Status};
+use io_uring::{opcode, types};
+use slab::Slab;
+use std::collections::VecDeque;
+
+/// Bit 62 marks an operation of this module in io_uring `user_data` (bit 63 is the node
+/// transport's; user_data without either is Lua's).
+pub const TAG: u64 = 1 << 62;
+const OP_CONNECT: u64 = 1;
+const OP_RECV: u64 = 2;
+const OP_SEND: u64 = 3;
+const OP_ACCEPT: u64 = 4;
+const OP_CANCEL: u64 = 5;
+
+/// Size of the buffer one receive lends the kernel.
+const READ_BUF: usize = 64 * 1024;
+/// Received bytes a connection holds for its reader before it stops receiving (the peer then
+/// sees TCP back-pressure).
+pub const READ_AHEAD: usize = 256 * 1024;
+
+fn os_error(what: &str) -> Error {
+    Error::new(Status::Os, format!("{what}: {}", std::io::Error::last_os_error()))
+}
+
+/// A socket address of either family, with its length (boxed in its owner: the kernel reads it
+/// while a connect is in flight).
+#[derive(Clone, Copy)]
+pub struct SockAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl SockAddr {
+    /// "a.b.c.d:port" or "localhost:port" (IPv4 only: a name other than localhost would need a
+    /// blocking DNS lookup, which has no place on the loop).
+    pub fn inet(s: &str) -> Result<SockAddr> {
+        let bad = || Error::new(Status::BadArgument, format!("bad address '{s}' (expected a.b.c.d:port)"));
+        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let ip: std::net::Ipv4Addr = if host == "localhost" { std::net::Ipv4Addr::LOCALHOST } else { host.parse().map_err(|_| bad())? };
+        // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+        unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
+        Ok(SockAddr { storage, len: std::mem::size_of::<libc::sockaddr_in>() as u32 })
+    }
+
+    /// A Unix-domain socket path.
+    pub fn unix(path: &str) -> Result<SockAddr> {
+        // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_un.
+        let sun = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_un) };
+        let bytes = path.as_bytes();
+        if bytes.is_empty() || bytes.len() >= sun.sun_path.len() || bytes.contains(&0) {
+            return Err(Error::new(Status::BadArgument, format!("bad unix socket path '{path}' (1 to 107 bytes)")));
+        }
+        sun.sun_family = libc::AF_UNIX as u16;
+        for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
+            *d = *s as libc::c_char;
+        }
+        let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as u32;
+        Ok(SockAddr { storage, len })
+    }
+
+    fn family(&self) -> i32 {
+        self.storage.ss_family as i32
+    }
+
+    fn ptr(&self) -> *const libc::sockaddr {
+        &self.storage as *const _ as *const libc::sockaddr
+    }
+
+    /// "ip:port" or the Unix path.
+    pub fn text(&self) -> String {
+        if self.family() == libc::AF_INET {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            format!("{ip}:{}", u16::from_be(sin.sin_port))
+        } else if self.family() == libc::AF_UNIX {
+            // SAFETY: the family says the storage holds a sockaddr_un.
+            let sun = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_un) };
+            let n = sun.sun_path.iter().position(|&c| c == 0).unwrap_or(sun.sun_path.len());
+            String::from_utf8_lossy(&sun.sun_path[..n].iter().map(|&c| c as u8).collect::<Vec<_>>()).into_owned()
+        } else {
+            String::new()
+        }
+    }
+
+    fn of_fd(fd: i32, peer: bool) -> Option<SockAddr> {
+        // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let p = &mut storage as *mut _ as *mut libc::sockaddr;
+        // SAFETY: the calls write at most `len` bytes into `storage`.
+        let rc = unsafe { if peer { libc::getpeername(fd, p, &mut len) } else { libc::getsockname(fd, p, &mut len) } };
+        (rc == 0).then_some(SockAddr { storage, len })
+    }
+
+    /// The port of an IPv4 address (0 for a Unix one).
+    pub fn port(&self) -> u16 {
+        if self.family() != libc::AF_INET {
+            return 0;
+        }
+        // SAFETY: the family says the storage holds a sockaddr_in.
+        u16::from_be(unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in) }.sin_port)
+    }
+}
+
+/// What the protocol on top learns (in the order it happened).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A connect finished: 0, or a negative errno.
+    Connected(usize, i32),
+    /// New bytes (count), end of stream (0) or a failure (negative errno) on a connection.
+    Readable(usize, i32),
+    /// The send queue shrank below what a refused `send` waited for, or sending failed (errno).
+    Writable(usize, i32),
+    /// A listener accepted connection `.1`.
+    Accepted(usize, usize),
+}
+
+#[derive(PartialEq, Eq, Debug, Clone, Copy)]
+enum State {
+    Connecting,
+    Open,
+    /// The owner closed it; the slot is freed once no operation is in flight.
+    Closing,
+}
+
+struct Conn {
+    fd: i32,
+    gen: u32,
+    state: State,
+    /// Lent to the kernel while `recv_inflight`.
+    rbuf: Box<[u8]>,
+    /// Received bytes the owner has not consumed yet.
+    inbuf: Vec<u8>,
+    /// Bytes queued by `send`, submitted by the next `flush`.
+    wbuf: Vec<u8>,
+    /// Lent to the kernel while `send_inflight`: `sending[sent..]` is what is left of it.
+    sending: Vec<u8>,
+    sent: usize,
+    recv_inflight: bool,
+    send_inflight: bool,
+    connect_inflight: bool,
+    dirty: bool,
+    /// The peer finished sending.
+    eof: bool,
+    /// The first failure (errno), 0 while none.
+    err: i32,
+    /// A `send` was refused for lack of room: say `Writable` when there is some.
+    want_writable: usize,
+    /// The listener this connection came from (its live count drops when it is freed).
+    listener: Option<usize>,
+    /// Read by the kernel while the connect is in flight.
+    addr: Box<SockAddr>,
+}
+
+struct Listener {
+    fd: i32,
+    gen: u32,
+    accept_inflight: bool,
+    closing: bool,
+    max_connections: usize,
+    live: usize,
+}
+
+pub struct Conns {
+    conns: Slab<Conn>,
+    listeners: Slab<Listener>,
+    next_gen: u32,
+    events: VecDeque<Event>,
+    dirty: Vec<usize>,
+}
+
+fn user_data(op: u64, slot: usize, gen: u32) -> u64 {
+    TAG | (op << 56) | ((gen as u64 & 0xff_ffff) << 32) | slot as u64
+}
+
+fn close_fd(fd: i32) {
+    // SAFETY: `fd` is a descriptor this module owns and no operation uses any more.
+    unsafe { libc::close(fd) };
+}
+
+fn new_stream_socket(family: i32) -> Result<i32> {
+    // SAFETY: plain syscalls on a fresh descriptor we own; results are checked.
+    unsafe {
+        let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(os_error("socket"));
+        }
+        if family == libc::AF_INET {
+            let one: i32 = 1;
+            libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4);
+        }
+        Ok(fd)
+    }
+}
+
+impl Default for Conns {
+    fn default() -> Self {
+        Conns { conns: Slab::new(), listeners: Slab::new(), next_gen: 0, events: VecDeque::new(), dirty: Vec::new() }
+    }
+}
+
+impl Conns {
+    fn gen(&mut self) -> u32 {
+        self.next_gen = (self.next_gen + 1) & 0xff_ffff;
+        if self.next_gen == 0 {
+            self.next_gen = 1;
+        }
+        self.next_gen
+    }
+
+    pub fn pop_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The generation of a live connection or listener (what a handle carries).
+    pub fn conn_gen(&self, c: usize) -> Option<u32> {
+        self.conns.get(c).filter(|x| x.state != State::Closing).map(|x| x.gen)
+    }
+
+    pub fn listener_gen(&self, l: usize) -> Option<u32> {
+        self.listeners.get(l).filter(|x| !x.closing).map(|x| x.gen)
+    }
+
+    fn new_conn(&mut self, fd: i32, state: State, addr: SockAddr, listener: Option<usize>) -> usize {
+        let gen = self.gen();
+        self.conns.insert(Conn {
+            fd,
+            gen,
+            state,
+            rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
+            inbuf: Vec::new(),
+            wbuf: Vec::new(),
+            sending: Vec::new(),
+            sent: 0,
+            recv_inflight: false,
+            send_inflight: false,
+            connect_inflight: false,
+            dirty: false,
+            eof: false,
+            err: 0,
+            want_writable: 0,
+            listener,
+            addr: Box::new(addr),
+        })
+    }
+
+    // ---- opening ---------------------------------------------------------------------------
+
+    /// Starts connecting to `addr`; `Event::Connected` tells how it went.
+    pub fn connect(&mut self, ring: &mut Ring, addr: SockAddr) -> Result<usize> {
+        let fd = new_stream_socket(addr.family())?;
+        let c = self.new_conn(fd, State::Connecting, addr, None);
+        let conn = &mut self.conns[c];
+        conn.connect_inflight = true;
+        let entry = opcode::Connect::new(types::Fd(fd), conn.addr.ptr(), conn.addr.len)
+            .build()
+            .user_data(user_data(OP_CONNECT, c, conn.gen));
+        ring.push(entry);
+        Ok(c)
+    }
+
+    /// Listens on `addr` (with SO_REUSEPORT when `reuse_port`: several threads may then listen
+    /// on the same port and the kernel spreads connections over them); accepts up to
+    /// `max_connections` live connections at a time. Returns the listener's slot.
+    pub fn listen(&mut self, ring: &mut Ring, addr: SockAddr, backlog: i32, max_connections: usize, reuse_port: bool) -> Result<usize> {
+        let fd = new_stream_socket(addr.family())?;
+        // SAFETY: `fd` is ours; `addr` is a valid socket address for the duration of the calls.
+        unsafe {
+            let one: i32 = 1;
+            if addr.family() == libc::AF_INET {
+                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const i32 as *const _, 4);
+            }
+            if reuse_port {
+                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, &one as *const i32 as *const _, 4);
+            }
+            if libc::bind(fd, addr.ptr(), addr.len) < 0 {
+                let e = os_error(&format!("bind {}", addr.text()));
+                close_fd(fd);
+                return Err(e);
+            }
+            if libc::listen(fd, backlog.max(1)) < 0 {
+                let e = os_error(&format!("listen {}", addr.text()));
+                close_fd(fd);
+                return Err(e);
+            }
+        }
+        let gen = self.gen();
+        let l = self.listeners.insert(Listener { fd, gen, accept_inflight: false, closing: false, max_connections: max_connections.max(1), live: 0 });
+        self.arm_accept(ring, l);
+        Ok(l)
+    }
+
+    fn arm_accept(&mut self, ring: &mut Ring, l: usize) {
+        let Some(lis) = self.listeners.get_mut(l) else { return };
+        if lis.accept_inflight || lis.closing || lis.live >= lis.max_connections {
+            return;
+        }
+        lis.accept_inflight = true;
+        let entry = opcode::Accept::new(types::Fd(lis.fd), std::ptr::null_mut(), std::ptr::null_mut())
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(user_data(OP_ACCEPT, l, lis.gen));
+        ring.push(entry);
+    }
+
+    fn on_accept(&mut self, ring: &mut Ring, l: usize, res: i32) {
+        let lis = &mut self.listeners[l];
+        lis.accept_inflight = false;
+        if lis.closing {
+            return self.maybe_free_listener(l);
+        }
+        if res >= 0 {
+            let fd = res;
+            let one: i32 = 1;
+            // SAFETY: `fd` is the new connection's descriptor, ours from here on (the option
+            // fails harmlessly on a Unix-domain socket).
+            unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4) };
+            lis.live += 1;
+            let addr = SockAddr::of_fd(fd, true).unwrap_or(SockAddr { storage: unsafe_zeroed_storage(), len: 0 });
+            let c = self.new_conn(fd, State::Open, addr, Some(l));
+            self.arm_recv(ring, c);
+            self.events.push_back(Event::Accepted(l, c));
+        } else if res == -libc::EMFILE || res == -libc::ENFILE || res == -libc::ENOMEM {
+            // out of descriptors: accepting again at once would spin; the next close re-arms
+            if lis.live > 0 {
+                return;
+            }
+        }
+        self.arm_accept(ring, l);
+    }
+
+    pub fn close_listener(&mut self, ring: &mut Ring, l: usize) {
+        let Some(lis) = self.listeners.get_mut(l) else { return };
+        if lis.closing {
+            return;
+        }
+        lis.closing = true;
+        if lis.accept_inflight {
+            let entry = opcode::AsyncCancel::new(user_data(OP_ACCEPT, l, lis.gen)).build().user_data(user_data(OP_CANCEL, l, 0));
+            ring.push(entry);
+        }
+        self.maybe_free_listener(l);
+    }
+
+    fn maybe_free_listener(&mut self, l: usize) {
+        let lis = &self.listeners[l];
+        if lis.closing && !lis.accept_inflight {
+            close_fd(lis.fd);
+            self.listeners.remove(l);
+        }
+    }
+
+    pub fn local_addr(&self, listener: Option<usize>, conn: Option<usize>) -> Option<SockAddr> {
+        let fd = match (listener, conn) {
+            (Some(l), _) => self.listeners.get(l)?.fd,
+            (_, Some(c)) => self.conns.get(c)?.fd,
+            _ => return None,
+        };
+        SockAddr::of_fd(fd, false)
+    }
+
+    pub fn peer_addr(&self, c: usize) -> Option<SockAddr> {
+        self.conns.get(c).map(|x| *x.addr)
+    }
+
+    fn on_connect(&mut self, ring: &mut Ring, c: usize, res: i32) {
+        let conn = &mut self.conns[c];
+        conn.connect_inflight = false;
+        if conn.state == State::Closing {
+            return self.maybe_free(ring, c);
+        }
+        if res < 0 {
+            conn.err = -res;
+            self.events.push_back(Event::Connected(c, res));
+            return;
+        }
+        conn.state = State::Open;
+        self.events.push_back(Event::Connected(c, 0));
+        self.arm_recv(ring, c);
+        self.mark_dirty(c);
+    }
+
+    // ---- reading ---------------------------------------------------------------------------
+
+    fn arm_recv(&mut self, ring: &mut Ring, c: usize) {
+        let conn = &mut self.conns[c];
+        if conn.recv_inflight || conn.eof || conn.err != 0 || conn.state != State::Open || conn.inbuf.len() >= READ_AHEAD {
+            return;
+        }
+        conn.recv_inflight = true;
+        let entry = opcode::Recv::new(types::Fd(conn.fd), conn.rbuf.as_mut_ptr(), conn.rbuf.len() as u32)
+            .build()
+            .user_data(user_data(OP_RECV, c, conn.gen));
+        ring.push(entry);
+    }
+
+    fn on_recv(&mut self, ring: &mut Ring, c: usize, res: i32) {
+        let conn = &mut self.conns[c];
+        conn.recv_inflight = false;
+        if conn.state == State::Closing {
+            return self.maybe_free(ring, c);
+        }
+        if res > 0 {
+            conn.inbuf.extend_from_slice(&conn.rbuf[..res as usize]);
+            self.events.push_back(Event::Readable(c, res));
+            self.arm_recv(ring, c);
+        } else if res == 0 {
+            conn.eof = true;
+            self.events.push_back(Event::Readable(c, 0));
+        } else if res == -libc::EINTR || res == -libc::EAGAIN {
+            self.arm_recv(ring, c);
+        } else {
+            if conn.err == 0 {
+                conn.err = -res;
+            }
+            self.events.push_back(Event::Readable(c, res));
+            if conn.want_writable > 0 {
+                self.events.push_back(Event::Writable(c, res));
+            }
+        }
+    }
+
+    /// The received bytes not consumed yet, whether the peer finished sending, and the
+    /// connection's failure (errno, 0 for none).
+    pub fn view(&self, c: usize) -> Option<(&[u8], bool, i32)> {
+        let conn = self.conns.get(c)?;
+        Some((&conn.inbuf, conn.eof, conn.err))
+    }
+
+    /// Drops the first `n` received bytes (the owner took them); receiving resumes if it had
+    /// paused for read-ahead.
+    pub fn consume(&mut self, ring: &mut Ring, c: usize, n: usize) {
+        let Some(conn) = self.conns.get_mut(c) else { return };
+        let n = n.min(conn.inbuf.len());
+        conn.inbuf.drain(..n);
+        self.arm_recv(ring, c);
+    }
+
+    // ---- writing ---------------------------------------------------------------------------
+
+    /// Bytes queued and in flight.
+    fn queued(conn: &Conn) -> usize {
+        conn.wbuf.len() + conn.sending.len().saturating_sub(conn.sent)
+    }
+
+    /// Queues up to `limit` bytes minus what is queued already; returns how many were taken.
+    /// When not all of `data` fit, `Event::Writable` follows once there is room for more.
+    pub fn send(&mut self, c: usize, data: &[u8], limit: usize) -> Result<usize> {
+        let conn = self.conns.get_mut(c).ok_or_else(|| Error::new(Status::BadArgument, "no such connection"))?;
+        if conn.err != 0 || conn.state == State::Closing {
+            return Ok(0);
+        }
+        let room = limit.saturating_sub(Self::queued(conn));
+        let n = data.len().min(room);
+        conn.wbuf.extend_from_slice(&data[..n]);
+        if n < data.len() {
+            conn.want_writable = limit.max(1);
+        }
+        if n > 0 {
+            self.mark_dirty(c);
+        }
+        Ok(n)
+    }
+
+    fn mark_dirty(&mut self, c: usize) {
+        let conn = &mut self.conns[c];
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(c);
+        }
+    }
+
+    /// Submits one send per connection with queued bytes (called once per loop turn: what a
+    /// turn queued goes out in one write).
+    pub fn flush(&mut self, ring: &mut Ring) {
+        for c in std::mem::take(&mut self.dirty) {
+            let Some(conn) = self.conns.get_mut(c) else { continue };
+            conn.dirty = false;
+            if conn.send_inflight || conn.state == State::Connecting || conn.wbuf.is_empty() {
+                continue;
+            }
+            std::mem::swap(&mut conn.sending, &mut conn.wbuf);
+            conn.wbuf.clear();
+            conn.sent = 0;
+            Self::submit_send(ring, c, conn);
+        }
+    }
+
+    fn submit_send(ring: &mut Ring, c: usize, conn: &mut Conn) {
+        conn.send_inflight = true;
+        let rest = &conn.sending[conn.sent..];
+        let entry = opcode::Send::new(types::Fd(conn.fd), rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(user_data(OP_SEND, c, conn.gen));
+        ring.push(entry);
+    }
+
+    fn on_send(&mut self, ring: &mut Ring, c: usize, res: i32) {
+        let conn = &mut self.conns[c];
+        conn.send_inflight = false;
+        if res < 0 && res != -libc::EINTR && res != -libc::EAGAIN {
+            if conn.err == 0 {
+                conn.err = -res;
+            }
+            conn.sending.clear();
+            conn.wbuf.clear();
+            if conn.state == State::Closing {
+                return self.maybe_free(ring, c);
+            }
+            self.events.push_back(Event::Writable(c, res));
+            self.events.push_back(Event::Readable(c, res));
+            return;
+        }
+        conn.sent += res.max(0) as usize;
+        if conn.sent < conn.sending.len() {
+            return Self::submit_send(ring, c, conn);
+        }
+        conn.sending.clear();
+        conn.sent = 0;
+        if conn.state == State::Closing {
+            if !conn.wbuf.is_empty() {
+                std::mem::swap(&mut conn.sending, &mut conn.wbuf);
+                return Self::submit_send(ring, c, conn);
+            }
+            Self::shutdown(conn);
+            return self.maybe_free(ring, c);
+        }
+        if !conn.wbuf.is_empty() {
+            self.mark_dirty(c);
+        }
+        let conn = &mut self.conns[c];
+        if conn.want_writable > 0 && Self::queued(conn) < conn.want_writable {
+            conn.want_writable = 0;
+            self.events.push_back(Event::Writable(c, 0));
+        }
+    }
+
+    // ---- closing ---------------------------------------------------------------------------
+
+    fn shutdown(conn: &mut Conn) {
+        // SAFETY: `fd` is ours; shutdown ends the in-flight receive (it completes with 0).
+        unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+    }
+
+    /// Closes a connection: what is queued is still sent unless `abort` (then it is dropped and
+    /// the peer sees the connection end at once). No event about it follows.
+    pub fn close(&mut self, ring: &mut Ring, c: usize, abort: bool) {
+        let Some(conn) = self.conns.get_mut(c) else { return };
+        if conn.state == State::Closing {
+            return;
+        }
+        let was_connecting = conn.state == State::Connecting;
+        conn.state = State::Closing;
+        conn.inbuf = Vec::new();
+        if abort || conn.err != 0 || was_connecting {
+            conn.wbuf.clear();
+            // SAFETY: SO_LINGER with a zero timeout on our own descriptor: close sends a reset.
+            if abort {
+                let lg = libc::linger { l_onoff: 1, l_linger: 0 };
+                unsafe { libc::setsockopt(conn.fd, libc::SOL_SOCKET, libc::SO_LINGER, &lg as *const _ as *const _, std::mem::size_of::<libc::linger>() as u32) };
+            }
+        }
+        // operations that would otherwise wait for the peer: a connect (always), and on an
+        // abort the receive and the send too (a shutdown would send a FIN before the reset)
+        let gen = conn.gen;
+        let cancel = [
+            (OP_CONNECT, conn.connect_inflight),
+            (OP_RECV, abort && conn.recv_inflight),
+            (OP_SEND, abort && conn.send_inflight),
+        ];
+        for (op, inflight) in cancel {
+            if inflight {
+                ring.push(opcode::AsyncCancel::new(user_data(op, c, gen)).build().user_data(user_data(OP_CANCEL, c, 0)));
+            }
+        }
+        if abort {
+            return self.maybe_free(ring, c);
+        }
+        if conn.wbuf.is_empty() && !conn.send_inflight {
+            Self::shutdown(conn);
+        } else if !conn.send_inflight {
+            // send what is queued now; the shutdown follows its completion (on_send)
+            std::mem::swap(&mut conn.sending, &mut conn.wbuf);
+            conn.wbuf.clear();
+            conn.sent = 0;
+            Self::submit_send(ring, c, conn);
+            return;
+        }
+        self.maybe_free(ring, c);
+    }
+
+    fn maybe_free(&mut self, ring: &mut Ring, c: usize) {
+        let conn = &self.conns[c];
+        if conn.state != State::Closing || conn.recv_inflight || conn.send_inflight || conn.connect_inflight {
+            return;
+        }
+        close_fd(conn.fd);
+        let listener = conn.listener;
+        self.conns.remove(c);
+        if let Some(l) = listener {
+            if let Some(lis) = self.listeners.get_mut(l) {
+                lis.live = lis.live.saturating_sub(1);
+            }
+            self.arm_accept(ring, l);
+        }
+    }
+
+    // ---- completions -----------------------------------------------------------------------
+
+    /// Handles one completion of this module's (`user_data & TAG`); a stale one (its slot was
+    /// freed, or freed and reused) is ignored.
+    pub fn on_completion(&mut self, ring: &mut Ring, user_data: u64, res: i32) {
+        let op = (user_data >> 56) & 0x3f;
+        let gen = ((user_data >> 32) & 0xff_ffff) as u32;
+        let slot = (user_data & 0xffff_ffff) as usize;
+        match op {
+            OP_ACCEPT => {
+                if self.listeners.get(slot).is_some_and(|l| l.gen == gen) {
+                    self.on_accept(ring, slot, res);
+                }
+            }
+            OP_CONNECT | OP_RECV | OP_SEND => {
+                if !self.conns.get(slot).is_some_and(|c| c.gen == gen) {
+                    return;
+                }
+                match op {
+                    OP_CONNECT => self.on_connect(ring, slot, res),
+                    OP_RECV => self.on_recv(ring, slot, res),
+                    _ => self.on_send(ring, slot, res),
+                }
+            }
+            _ => {} // a cancel's own completion
+        }
+    }
+
+    /// Closes every descriptor (the thread is leaving). The buffers of operations still in
+    /// flight are leaked, not freed: the kernel may write into them until the ring is gone.
+    pub fn shutdown_all(&mut self) {
+        for (_, conn) in self.conns.iter_mut() {
+            Self::shutdown(conn);
+            close_fd(conn.fd);
+            if conn.recv_inflight {
+                std::mem::forget(std::mem::take(&mut conn.rbuf));
+            }
+            if conn.send_inflight {
+                std::mem::forget(std::mem::take(&mut conn.sending));
+            }
+            if conn.connect_inflight {
+                let addr = std::mem::replace(&mut conn.addr, Box::new(SockAddr { storage: unsafe_zeroed_storage(), len: 0 }));
+                std::mem::forget(addr);
+            }
+        }
+        self.conns.clear();
+        for (_, lis) in self.listeners.iter() {
+            close_fd(lis.fd);
+        }
+        self.listeners.clear();
+        self.events.clear();
+    }
+}
+
+fn unsafe_zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}

@@ -1,0 +1,158 @@
+//! User sockets (`luact.socket`): the protocol that hands a thread's stream connections
+//! (`conn.rs`) to Lua. Lua names a connection or listener by a handle (slot and generation in
+//! 31 bits, so it fits the `res` of a completion); what happens to it reaches Lua as a
+//! `Completion` whose `user_data` is the handle and whose `flags` say what happened (the loop's
+//! `io_handlers` dispatch them). Reads stay in the connection's buffer until Lua takes them.
+use crate::conn::{Conns, Event, SockAddr};
+use crate::ring::{Completion, Ring};
+use crate::status::{Error, Result, Status};
+
+/// `flags` of a socket completion (mirrored in lua/luact/socket.lua).
+pub const EV_CONNECTED: u32 = 1;
+pub const EV_READABLE: u32 = 2;
+pub const EV_WRITABLE: u32 = 3;
+pub const EV_ACCEPTED: u32 = 4;
+
+const SLOT_BITS: u32 = 20;
+const GEN_MASK: u32 = 0x3ff;
+const LISTENER: u32 = 1 << 30;
+
+fn handle(slot: usize, gen: u32, listener: bool) -> u32 {
+    (slot as u32 & ((1 << SLOT_BITS) - 1)) | ((gen & GEN_MASK) << SLOT_BITS) | if listener { LISTENER } else { 0 }
+}
+
+fn split(h: u32) -> (usize, u32, bool) {
+    ((h & ((1 << SLOT_BITS) - 1)) as usize, (h >> SLOT_BITS) & GEN_MASK, h & LISTENER != 0)
+}
+
+fn bad_handle() -> Error {
+    Error::new(Status::BadArgument, "not an open socket of this thread")
+}
+
+/// Parses "tcp" (family 0: "ip:port") or "unix" (family 1: a path) addresses.
+pub fn address(family: i32, text: &str) -> Result<SockAddr> {
+    match family {
+        0 => SockAddr::inet(text),
+        1 => SockAddr::unix(text),
+        _ => Err(Error::new(Status::BadArgument, "unknown address family")),
+    }
+}
+
+#[derive(Default)]
+pub struct Sockets {
+    conns: Conns,
+}
+
+impl Sockets {
+    fn conn(&self, h: u32) -> Result<usize> {
+        let (slot, gen, listener) = split(h);
+        match self.conns.conn_gen(slot) {
+            Some(g) if !listener && g & GEN_MASK == gen => Ok(slot),
+            _ => Err(bad_handle()),
+        }
+    }
+
+    fn listener(&self, h: u32) -> Result<usize> {
+        let (slot, gen, listener) = split(h);
+        match self.conns.listener_gen(slot) {
+            Some(g) if listener && g & GEN_MASK == gen => Ok(slot),
+            _ => Err(bad_handle()),
+        }
+    }
+
+    fn conn_handle(&self, c: usize) -> u32 {
+        handle(c, self.conns.conn_gen(c).unwrap_or(0), false)
+    }
+
+    pub fn connect(&mut self, ring: &mut Ring, addr: SockAddr) -> Result<u32> {
+        let c = self.conns.connect(ring, addr)?;
+        Ok(self.conn_handle(c))
+    }
+
+    pub fn listen(&mut self, ring: &mut Ring, addr: SockAddr, backlog: i32, max_connections: usize, reuse_port: bool) -> Result<u32> {
+        let l = self.conns.listen(ring, addr, backlog, max_connections, reuse_port)?;
+        Ok(handle(l, self.conns.listener_gen(l).unwrap_or(0), true))
+    }
+
+    pub fn send(&mut self, h: u32, data: &[u8], limit: usize) -> Result<usize> {
+        let c = self.conn(h)?;
+        self.conns.send(c, data, limit)
+    }
+
+    pub fn view(&self, h: u32) -> Result<(&[u8], bool, i32)> {
+        let c = self.conn(h)?;
+        self.conns.view(c).ok_or_else(bad_handle)
+    }
+
+    pub fn consume(&mut self, ring: &mut Ring, h: u32, n: usize) -> Result<()> {
+        let c = self.conn(h)?;
+        self.conns.consume(ring, c, n);
+        Ok(())
+    }
+
+    pub fn close(&mut self, ring: &mut Ring, h: u32, abort: bool) -> Result<()> {
+        if split(h).2 {
+            let l = self.listener(h)?;
+            self.conns.close_listener(ring, l);
+        } else {
+            let c = self.conn(h)?;
+            self.conns.close(ring, c, abort);
+        }
+        Ok(())
+    }
+
+    /// The peer's address ("ip:port" or a path) of a connection; the bound address of a
+    /// listener.
+    pub fn address_of(&self, h: u32, local: bool) -> Result<SockAddr> {
+        if split(h).2 {
+            let l = self.listener(h)?;
+            self.conns.local_addr(Some(l), None).ok_or_else(bad_handle)
+        } else {
+            let c = self.conn(h)?;
+            if local { self.conns.local_addr(None, Some(c)) } else { self.conns.peer_addr(c) }.ok_or_else(bad_handle)
+        }
+    }
+
+    pub fn on_completion(&mut self, ring: &mut Ring, user_data: u64, res: i32) {
+        self.conns.on_completion(ring, user_data, res);
+    }
+
+    pub fn flush(&mut self, ring: &mut Ring) {
+        self.conns.flush(ring);
+    }
+
+    /// Whether events wait for Lua (the loop must not sleep then).
+    pub fn pending(&self) -> bool {
+        self.conns.has_events()
+    }
+
+    /// Moves events into `out` as completions; returns how many (the rest wait for next turn).
+    pub fn take_events(&mut self, ring: &mut Ring, out: &mut [Completion]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            let Some(ev) = self.conns.pop_event() else { break };
+            let (slot, res, flags, listener) = match ev {
+                Event::Connected(c, r) => (c, r, EV_CONNECTED, false),
+                Event::Readable(c, r) => (c, r, EV_READABLE, false),
+                Event::Writable(c, r) => (c, r, EV_WRITABLE, false),
+                Event::Accepted(l, c) => (l, self.conn_handle(c) as i32, EV_ACCEPTED, true),
+            };
+            let gen = if listener { self.conns.listener_gen(slot) } else { self.conns.conn_gen(slot) };
+            let Some(gen) = gen else {
+                // closed by Lua meanwhile: nobody to tell (a connection its listener accepted
+                // after Lua closed the listener is closed too)
+                if let Event::Accepted(_, c) = ev {
+                    self.conns.close(ring, c, true);
+                }
+                continue;
+            };
+            out[n] = Completion { user_data: handle(slot, gen, listener) as u64, res, flags };
+            n += 1;
+        }
+        n
+    }
+
+    pub fn shutdown(&mut self) {
+        self.conns.shutdown_all();
+    }
+}
