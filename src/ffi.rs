@@ -834,3 +834,48 @@ pub unsafe extern "C" fn luact_memory_find(p: *const u8, len: usize, needle: *co
         memchr::memmem::find(hay, needle).map(|i| i as f64).unwrap_or(-1.0)
     })
 }
+
+// ---- offload pool (luact.offload) -------------------------------------------------------------
+
+/// Queues a task (bytes encoded by lua/luact/offload.lua) for the run's offload pool, starting
+/// it with `size` threads if it is not running yet.
+///
+/// # Safety
+/// `task` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_offload_submit(ctx: *mut ThreadCtx, size: i32, task: *const u8, len: usize) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        if len > i32::MAX as usize {
+            return Err(Error::new(Status::BadArgument, "an offload task is at most 2 GiB"));
+        }
+        let pool = ctx.runtime.offload_pool(size.max(1) as usize)?;
+        pool.submit(bytes(task, len))?;
+        Ok(0)
+    })
+}
+
+/// On a pool thread: blocks until the next task, points `*out` at its bytes (valid until the
+/// next call) and returns its length; -1 once the pool stops; a status below -1 on error.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn luact_offload_take(out: *mut *const u8) -> i32 {
+    guard(|| match crate::offload::take_task()? {
+        Some((p, len)) if !out.is_null() => {
+            *out = p;
+            Ok(len as i32)
+        }
+        _ => Ok(-1),
+    })
+}
+
+/// On a pool thread: pushes one luact message into thread `tid`'s inbox (`Full`: try again).
+///
+/// # Safety
+/// `msg` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_offload_reply(tid: i32, msg: *const u8, len: usize) -> i32 {
+    guard(|| Ok(crate::offload::reply(tid.max(0) as usize, bytes(msg, len))?.code()))
+}

@@ -7,6 +7,7 @@ mod inbox;
 mod logger;
 mod memory;
 mod names;
+mod offload;
 mod ring;
 mod runtime;
 mod socket;

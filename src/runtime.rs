@@ -45,6 +45,8 @@ pub struct Runtime {
     finished: Mutex<usize>,
     finished_cv: Condvar,
     handles: Mutex<Vec<JoinHandle<()>>>,
+    /// The offload pool, started by the first `luact.offload` of the run.
+    offload: Mutex<Option<Arc<crate::offload::Pool>>>,
 }
 
 static CURRENT: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
@@ -83,6 +85,7 @@ pub fn start(options: Options, node: Option<NodeConfig>, start_payload: Vec<u8>)
         finished: Mutex::new(0),
         finished_cv: Condvar::new(),
         handles: Mutex::new(Vec::new()),
+        offload: Mutex::new(None),
     });
     let mut handles = Vec::new();
     for tid in 2..=options.n_core {
@@ -169,6 +172,10 @@ impl Runtime {
         }
         let done = *finished;
         drop(finished);
+        if let Some(pool) = lock(&self.offload).take() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now()).as_secs_f64();
+            pool.stop(left.max(0.1));
+        }
         for h in lock(&self.handles).drain(..) {
             // Every finished worker has left its VM; it is at most a few instructions from
             // exiting, so joining it cannot block. One that has not finished is left detached.
@@ -177,6 +184,20 @@ impl Runtime {
             }
         }
         workers - done
+    }
+
+    /// The run's offload pool, started with `size` threads if it is not running yet.
+    pub fn offload_pool(self: &Arc<Self>, size: usize) -> Result<Arc<crate::offload::Pool>> {
+        let mut pool = lock(&self.offload);
+        if let Some(p) = pool.as_ref() {
+            return Ok(p.clone());
+        }
+        if self.is_stopping() {
+            return Err(Error::new(Status::NotRunning, "luact is stopping"));
+        }
+        let p = crate::offload::Pool::start(self, size)?;
+        *pool = Some(p.clone());
+        Ok(p)
     }
 
     pub fn attach(self: &Arc<Self>, tid: usize) -> Result<Box<ThreadCtx>> {

@@ -65,6 +65,10 @@ int32_t luact_sock_close(luact_thread_ctx *ctx, uint32_t h, int32_t abort);
 int32_t luact_sock_address(luact_thread_ctx *ctx, uint32_t h, int32_t local, uint8_t *out, size_t cap, int32_t *port);
 double luact_memory_find(const void *p, size_t len, const char *needle, size_t nlen);
 
+int32_t luact_offload_submit(luact_thread_ctx *ctx, int32_t size, const uint8_t *task, size_t len);
+int32_t luact_offload_take(const uint8_t **out);
+int32_t luact_offload_reply(int32_t tid, const uint8_t *msg, size_t len);
+
 double luact_clock_monotonic(void);
 double luact_clock_wall(void);
 void luact_util_sleep(double seconds);

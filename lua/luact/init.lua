@@ -21,6 +21,7 @@ local luact = {
   logger = require "luact.logger",
   future = require "luact.future",
   socket = require "luact.socket",
+  offload = require "luact.offload",
   version = require("luact.ffi").version,
   register = names.register,
   unregister = names.unregister,

@@ -13,6 +13,7 @@ local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
 local host = require "luact.actor.host"
 local socket = require "luact.socket"   -- (every thread answers luact.socket.listen's threads = "all")
+require "luact.offload"                  -- (every thread takes the offload pool's replies)
 
 local runtime = {
   thread_id = nil,     -- 1..n_core while running
@@ -23,7 +24,8 @@ local runtime = {
 local DEFAULTS = { n_core = 1, inbox_size = 16384, spin = 5e-4, join_timeout = 5 }
 local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number", join_timeout = "number",
                        log_level = "string", timeout = "number", address = "string", secret = "string",
-                       cluster = "string", max_frame = "number", seeds = "table", datadir = "string" }
+                       cluster = "string", max_frame = "number", seeds = "table", datadir = "string",
+                       offload_threads = "number" }
 
 local running = false   -- this VM is inside start (or is a worker)
 

@@ -1,0 +1,199 @@
+//! The offload pool (`luact.offload`): extra LuaJIT VMs with no loop of their own, for work that
+//! blocks (file I/O, a C library, a long computation). Loop threads submit tasks (opaque bytes
+//! the Lua side encoded: the function's bytecode, its arguments, where to reply) into a
+//! crossbeam-deque `Injector`; each pool thread takes batches into its own `Worker` deque and
+//! steals from the others when both are empty, and parks on a condition variable when there is
+//! nothing at all. A pool VM replies by pushing a message into the caller's inbox
+//! (`luact_offload_reply`), so the caller's loop never waits for a pool thread.
+//!
+//! One pool per runtime, started by the first `luact.offload` of a run and stopped when the run
+//! finishes (pool threads still blocked in a task are left detached, like stuck workers).
+use crate::runtime::Runtime;
+use crate::status::{Error, Result, Status};
+use crossbeam_deque::{Injector, Stealer, Worker};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+
+pub struct Pool {
+    injector: Injector<Vec<u8>>,
+    stealers: Vec<Stealer<Vec<u8>>>,
+    /// Pool threads waiting on `cv`; a submit notifies only when this is non-zero.
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+    stopping: AtomicBool,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+    finished: Mutex<usize>,
+    finished_cv: Condvar,
+    pub size: usize,
+    /// Whose inboxes replies go to (a pool thread left behind by a finished run must not
+    /// reply into the next run's).
+    runtime: Weak<Runtime>,
+}
+
+thread_local! {
+    /// This pool thread's deque and the task Lua is reading (valid until the next take).
+    static LOCAL: RefCell<Option<(Arc<Pool>, usize, Worker<Vec<u8>>, Vec<u8>)>> = const { RefCell::new(None) };
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // nothing these locks guard can be left half-written by a panic
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Pool {
+    /// Starts `size` pool threads for runtime `rt`.
+    pub fn start(rt: &Arc<Runtime>, size: usize) -> Result<Arc<Pool>> {
+        let size = size.clamp(1, 256);
+        let workers: Vec<Worker<Vec<u8>>> = (0..size).map(|_| Worker::new_fifo()).collect();
+        let pool = Arc::new(Pool {
+            injector: Injector::new(),
+            stealers: workers.iter().map(|w| w.stealer()).collect(),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            handles: Mutex::new(Vec::new()),
+            finished: Mutex::new(0),
+            finished_cv: Condvar::new(),
+            size,
+            runtime: Arc::downgrade(rt),
+        });
+        let mut handles = Vec::new();
+        for (i, w) in workers.into_iter().enumerate() {
+            let p = pool.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("luact-offload-{}", i + 1))
+                .spawn(move || run(p, i, w))
+                .map_err(|e| Error::new(Status::Os, format!("cannot start an offload thread: {e}")))?;
+            handles.push(h);
+        }
+        *lock(&pool.handles) = handles;
+        Ok(pool)
+    }
+
+    /// Queues a task for any pool thread.
+    pub fn submit(&self, task: &[u8]) -> Result<()> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(Error::new(Status::NotRunning, "the offload pool is stopping"));
+        }
+        self.injector.push(task.to_vec());
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _g = lock(&self.lock);
+            self.cv.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The next task for pool thread `me`: its own deque, a batch from the injector, or one
+    /// stolen from another pool thread (crossbeam-deque's `find_task`).
+    fn find(&self, me: usize, local: &Worker<Vec<u8>>) -> Option<Vec<u8>> {
+        local.pop().or_else(|| {
+            std::iter::repeat_with(|| {
+                self.injector.steal_batch_and_pop(local).or_else(|| {
+                    self.stealers.iter().enumerate().filter(|(i, _)| *i != me).map(|(_, s)| s.steal()).collect()
+                })
+            })
+            .find(|s| !s.is_retry())
+            .and_then(|s| s.success())
+        })
+    }
+
+    /// Blocks until a task arrives (Some) or the pool stops (None).
+    fn take(&self, me: usize, local: &Worker<Vec<u8>>) -> Option<Vec<u8>> {
+        loop {
+            if self.stopping.load(Ordering::Acquire) {
+                return None;
+            }
+            if let Some(t) = self.find(me, local) {
+                return Some(t);
+            }
+            let g = lock(&self.lock);
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            // look again under the lock: a submit that saw no sleeper has pushed already
+            if self.injector.is_empty() && !self.stopping.load(Ordering::Acquire) {
+                let _ = self.cv.wait_timeout(g, std::time::Duration::from_millis(100));
+            }
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Stops the pool: waits up to `timeout` seconds for its threads, joins those that
+    /// finished and leaves the others (blocked in a task) detached.
+    pub fn stop(&self, timeout: f64) -> usize {
+        self.stopping.store(true, Ordering::Release);
+        {
+            let _g = lock(&self.lock);
+            self.cv.notify_all();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(timeout.max(0.0));
+        let mut finished = lock(&self.finished);
+        while *finished < self.size {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            finished = self.finished_cv.wait_timeout(finished, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        let done = *finished;
+        drop(finished);
+        for h in lock(&self.handles).drain(..) {
+            if done == self.size || h.is_finished() {
+                let _ = h.join();
+            }
+        }
+        self.size - done
+    }
+}
+
+fn run(pool: Arc<Pool>, me: usize, local: Worker<Vec<u8>>) {
+    LOCAL.with(|l| *l.borrow_mut() = Some((pool.clone(), me, local, Vec::new())));
+    let outcome = std::panic::catch_unwind(|| -> std::result::Result<(), String> {
+        let vm = crate::vm::WorkerVm::new()?;
+        vm.call("luact.offload_worker", "main", me + 1, &[])
+    });
+    let msg = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(p) => Some(format!("panic in the core: {}", crate::ffi::panic_message(&p))),
+    };
+    if let Some(msg) = msg {
+        crate::logger::write_line(format!("luact: offload thread {} failed: {msg}\n", me + 1).as_bytes()).ok();
+    }
+    LOCAL.with(|l| l.borrow_mut().take());
+    *lock(&pool.finished) += 1;
+    pool.finished_cv.notify_all();
+}
+
+/// On a pool thread: blocks for the next task and returns its bytes (valid until the next call),
+/// or None once the pool stops. Err on a thread that is not a pool thread.
+pub fn take_task() -> Result<Option<(*const u8, usize)>> {
+    LOCAL.with(|l| {
+        let mut l = l.borrow_mut();
+        let (pool, me, local, current) = l.as_mut().ok_or_else(|| Error::new(Status::BadArgument, "not an offload pool thread"))?;
+        match pool.take(*me, local) {
+            Some(t) => {
+                *current = t;
+                Ok(Some((current.as_ptr(), current.len())))
+            }
+            None => Ok(None),
+        }
+    })
+}
+
+/// On a pool thread: pushes a reply (one luact message) into thread `tid`'s inbox of the run
+/// the pool belongs to; `Full` when that inbox is full (the caller retries).
+pub fn reply(tid: usize, msg: &[u8]) -> Result<Status> {
+    LOCAL.with(|l| {
+        let l = l.borrow();
+        let (pool, ..) = l.as_ref().ok_or_else(|| Error::new(Status::BadArgument, "not an offload pool thread"))?;
+        let rt = pool.runtime.upgrade().ok_or_else(|| Error::new(Status::NotRunning, "the run that submitted the task is over"))?;
+        if rt.is_stopping() {
+            return Err(Error::new(Status::NotRunning, "the run that submitted the task is stopping"));
+        }
+        let inbox = rt.inbox(tid).ok_or_else(|| Error::new(Status::BadArgument, format!("no thread {tid}")))?;
+        Ok(inbox.push_batch(msg, 1))
+    })
+}
