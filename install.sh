@@ -13,10 +13,11 @@ $SUDO apt-get update -qq
 # the other-language client; iproute2/util-linux for the network-namespace tests; curl and
 # openssl for the http:// and tls:// specs; nftables for the cluster's partition specs;
 # etcd-server and wrk for the cluster benchmarks' etcd peer (bench/etcd.py; its service is not
-# started where there is no systemd, and the benchmarks run their own etcds in a namespace).
+# started where there is no systemd, and the benchmarks run their own etcds in a namespace);
+# redis-server for the Redis client example (spec/examples starts its own in a namespace).
 $SUDO apt-get install -y -qq luajit libluajit-5.1-dev luarocks lua-busted gcc \
   erlang-nox python3 python3-msgpack iproute2 util-linux curl openssl nftables \
-  etcd-server wrk >/dev/null
+  etcd-server wrk redis-server >/dev/null
 
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] || curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
