@@ -17,7 +17,7 @@ local seconds = luact.start({ n_core = 1, timeout = 120, callers = callers, tota
   local loop = require "luact.loop"
   local clock = luact.clock
   local a = luact({ hoge = function(self, x) return x end })
-  local l, e = a.l, a.e
+  local _, _, e, l = require("luact.actor.ref").parts(a)
   -- what a call to another thread does (call.dispatch's remote path), addressed to thread 1
   local function one(i)
     local corr = call.new_corr()

@@ -87,9 +87,9 @@ end
 -- The actor a reference names now (a named reference resolves to its current actor).
 local function plain_ref(a, who)
   if getmetatable(a) == ref.NamedRef then
-    local m, t, e, l = names.resolve(a.vid)
+    local m, t, e, l = names.resolve(ref.vid(a))
     if not m then
-      require("luact.exception").raise("actor_no_body", ("no actor is registered under '%s'"):format(a.vid))
+      require("luact.exception").raise("actor_no_body", ("no actor is registered under '%s'"):format(ref.vid(a)))
     end
     return ref.new(m, t, e, l)
   end
@@ -111,7 +111,7 @@ end
 -- luact.kill(actor[, reason]): kills it for good (also a supervised one); monitors fire with
 -- reason (nil for a normal kill), and linked actors die too when a reason is given.
 function luact.kill(a, reason)
-  if getmetatable(a) == ref.NamedRef and not names.resolve(a.vid) then return false end
+  if getmetatable(a) == ref.NamedRef and not names.resolve(ref.vid(a)) then return false end
   return call.kill(plain_ref(a, "luact.kill"), reason)
 end
 

@@ -76,7 +76,8 @@ describe("luact actor failures", function()
       local stale = h.failure(first.get, first)
       -- an id from an earlier process (other epoch) never names a live actor either
       local ref = require "luact.actor.ref"
-      local forged = ref.new(first.m, first.t, first.e + 1, ids[1].l)
+      local m, t, e = ref.parts(first)
+      local forged = ref.new(m, t, e + 1, select(4, ref.parts(ids[1])))
       luact.stop(old, stale, h.failure(forged.get, forged), ids[1]:get())
     end)
     assert.same({ "first", "actor_no_body", "actor_no_body", 1 }, { old, stale, forged, fresh })

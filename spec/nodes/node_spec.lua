@@ -79,7 +79,7 @@ describe("luact nodes", function()
       -- an actor created on the other node, returned as a reference: called over the node transport
       local made = luact.ref(peer .. "/svc/factory"):make("made remotely")
       out.made = made:get()
-      out.made_machine = made.m ~= luact.machine_id
+      out.made_machine = require("luact.actor.ref").parts(made) ~= luact.machine_id
       -- the other node calls back an actor of ours
       local mine = luact({ echo = function(self, ...) return "mine", ... end })
       out.back = { luact.ref(peer .. "/svc/caller"):call_back(mine, 7) }
@@ -95,6 +95,21 @@ describe("luact nodes", function()
     assert.is_true(r.made_machine)
     assert.same({ "mine", 7 }, r.back)
     assert.equal("actor_no_body", r.missing)
+  end)
+
+  it("call methods named like a reference's fields through tcp:// references and the references they return", function()
+    local r = helpers.start({ n_core = 1, address = "127.0.0.1:7101", secret = SECRET, peer = B.tcp }, function()
+      local luact = require "luact"
+      local fields = luact.ref(luact.opts.peer .. "/svc/fields")
+      local out = {}
+      for _, k in ipairs { "url", "addr", "vid", "tls", "m", "t", "e", "l", "s" } do
+        out[#out + 1] = fields[k](fields)
+      end
+      local plain = fields:me()        -- a plain reference, over the node transport
+      for _, k in ipairs { "m", "t", "e", "l", "s" } do out[#out + 1] = plain[k](plain) end
+      luact.stop(out)
+    end)
+    assert.same({ "url", "addr", "vid", "tls", "m", "t", "e", "l", "s", "m", "t", "e", "l", "s" }, r)
   end)
 
   it("hold back a sender while a receiving thread is blocked, then deliver everything in order", function()

@@ -1,6 +1,6 @@
 -- A node for the node specs: `luajit spec/nodes/serve.lua ADDRESS SECRET TCP_URL
 -- [HTTP_URL [UDP_URL [TLS_CERT_DIR]]]`. Two threads; registers /svc/echo, /svc/factory, /svc/slow,
--- /svc/gates (thread 2), /svc/gates1 (thread 1) and /svc/caller, listens, prints "ready", and stops by itself after 60 s.
+-- /svc/gates (thread 2), /svc/gates1 (thread 1), /svc/caller and /svc/fields, listens, prints "ready", and stops by itself after 60 s.
 -- LUACT_SPEC_INBOX in the environment sets the inbox size (to make back-pressure easy to reach).
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./target/lua/?.so;" .. package.cpath
@@ -36,6 +36,12 @@ luact.start({ n_core = 2, address = arg[1], secret = arg[2], tcp = arg[3], http 
   end })
   luact.register("/svc/caller", { call_back = function(self, target, ...) return target:echo(...) end,
     get_of = function(self, target) return target:get() end })
+  -- methods named like the fields a reference might have had (url, addr, vid, tls, m, t, e, l, s)
+  local fields = { me = function(self) return self.ref end }
+  for _, k in ipairs { "url", "addr", "vid", "tls", "m", "t", "e", "l", "s" } do
+    fields[k] = function() return k end
+  end
+  fields.ref = luact.register("/svc/fields", fields)
   luact.register("/svc/notes", { seen = {},
     note = function(self, x) self.seen[#self.seen + 1] = x end,
     list = function(self) return self.seen end })

@@ -42,7 +42,8 @@
 //!   Objects / maps -> tables (null values are dropped: a Lua table cannot hold nil; a null or NaN
 //!   map key is refused).
 //! - luact's metatables (registered by index in `lua/luact/actor/codec.lua`, append only):
-//!   1 actor reference `{m,t,e,l}` -> `{"actor": {"m":..,"t":..,"e":..,"l":..}}`;
+//!   1 actor reference `{m,t,e,l[,s]}` (array slots: a reference keeps every string key free
+//!   for method names) -> `{"actor": {"m":..,"t":..,"e":..,"l":..[,"s":..]}}`;
 //!   2 named reference `{vid}` -> `{"actor": {"vid": ..}}`;
 //!   3 exception `{name,message,traceback,...}` -> `{"error": name, "message": message}`
 //!   (a plain table with `__exception`, `exception.to_table`'s shape, renders the same);
@@ -76,6 +77,17 @@ const MAX_EXACT_INT: i64 = 1 << 53;
 /// luact's metatable indices (1-based, as in `METATABLES` in `lua/luact/actor/codec.lua`).
 pub const MT_REF: u32 = 1;
 pub const MT_NAMED_REF: u32 = 2;
+
+/// The names of a reference's array slots 1.. (`lua/luact/actor/ref.lua`), as other languages
+/// see them: `{"actor": {"m": .., "t": .., "e": .., "l": .., "s": ..}}`.
+pub const REF_SLOTS: [&str; 5] = ["m", "t", "e", "l", "s"];
+pub const NAMED_REF_SLOTS: [&str; 1] = ["vid"];
+
+/// (name, value) of a reference's slots that are set (MT_REF or MT_NAMED_REF tables).
+fn ref_slots(t: &Table) -> Vec<(&'static str, &Value)> {
+    let names: &[&'static str] = if t.meta == Some(MT_NAMED_REF) { &NAMED_REF_SLOTS } else { &REF_SLOTS };
+    names.iter().enumerate().filter_map(|(i, k)| t.get_index(i as i64 + 1).map(|v| (*k, v))).collect()
+}
 pub const MT_EXCEPTION: u32 = 3;
 pub const MT_FUNCTION: u32 = 4;
 
@@ -660,8 +672,9 @@ pub fn to_json(v: &Value) -> serde_json::Value {
             };
             match t.meta {
                 Some(MT_REF) | Some(MT_NAMED_REF) => {
+                    let fields = ref_slots(t).into_iter().map(|(k, x)| (k.to_string(), to_json(x))).collect();
                     let mut m = serde_json::Map::new();
-                    m.insert("actor".into(), plain());
+                    m.insert("actor".into(), J::Object(fields));
                     J::Object(m)
                 }
                 Some(MT_FUNCTION) => {
@@ -765,7 +778,10 @@ pub fn to_msgpack(v: &Value) -> rmpv::Value {
                 M::Map(m)
             };
             match t.meta {
-                Some(MT_REF) | Some(MT_NAMED_REF) => M::Map(vec![(M::from("actor"), plain())]),
+                Some(MT_REF) | Some(MT_NAMED_REF) => {
+                    let fields = ref_slots(t).into_iter().map(|(k, x)| (M::from(k), to_msgpack(x))).collect();
+                    M::Map(vec![(M::from("actor"), M::Map(fields))])
+                }
                 Some(MT_FUNCTION) => M::Map(vec![(M::from("function"), M::Boolean(true))]),
                 _ => plain(),
             }
@@ -914,8 +930,8 @@ mod tests {
                     s("ref"),
                     Value::Table(Box::new(Table {
                         meta: Some(MT_REF),
-                        array: vec![],
-                        hash: vec![(s("m"), Value::Int(1)), (s("t"), Value::Int(2)), (s("e"), Value::Int(3)), (s("l"), Value::Int(4))],
+                        array: vec![Value::Int(1), Value::Int(2), Value::Int(3), Value::Int(4)],
+                        hash: vec![],
                     })),
                 ),
                 (s("long"), Value::Str(vec![b'a'; 9000])),
@@ -1154,7 +1170,7 @@ mod tests {
         assert_eq!(to_json(&plain), json!({"error": "actor_timeout", "message": "late"}));
         let r = to_json(&sample())["ref"].clone();
         assert_eq!(r, json!({"actor": {"m": 1, "t": 2, "e": 3, "l": 4}}));
-        let named = Value::Table(Box::new(Table { meta: Some(MT_NAMED_REF), array: vec![], hash: vec![(s("vid"), s("/a"))] }));
+        let named = Value::Table(Box::new(Table { meta: Some(MT_NAMED_REF), array: vec![s("/a")], hash: vec![] }));
         assert_eq!(to_json(&named), json!({"actor": {"vid": "/a"}}));
         let fnbox = Value::Table(Box::new(Table { meta: Some(MT_FUNCTION), array: vec![], hash: vec![(s("code"), s("\x1bLJ"))] }));
         assert_eq!(to_json(&fnbox), json!({"function": true}));
@@ -1248,11 +1264,11 @@ mod tests {
             ("{[1] = 'a', [2] = 'b'}", table(vec![], vec![(Value::Int(1), s("a")), (Value::Int(2), s("b"))])),
             ("{[true] = {}, [0.5] = false}", table(vec![], vec![(Value::Bool(true), Value::array(vec![])), (Value::Num(0.5), Value::Bool(false))])),
             (
-                "setmetatable({ m = 1, t = 2, e = 3, l = 4 }, M[1])",
+                "setmetatable({ 1, 2, 3, 4 }, M[1])",
                 Value::Table(Box::new(Table {
                     meta: Some(MT_REF),
-                    array: vec![],
-                    hash: vec![(s("m"), Value::Int(1)), (s("t"), Value::Int(2)), (s("e"), Value::Int(3)), (s("l"), Value::Int(4))],
+                    array: vec![Value::Int(1), Value::Int(2), Value::Int(3), Value::Int(4)],
+                    hash: vec![],
                 })),
             ),
             (
@@ -1293,7 +1309,7 @@ mod tests {
                 assert(v.x == -7 and v.bin == "\0\255\n\r" and v[0] == "zero" and v[100] == true)
                 assert(v[0.5] == "half" and v[true] == 2^40 and #v.long == 9000)
                 assert(#v.nested[1] == 0 and v.nested[2].k == "v")
-                assert(getmetatable(v.ref) == M[1] and v.ref.l == 4)
+                assert(getmetatable(v.ref) == M[1] and v.ref[4] == 4)
             "#),
             (Value::Num(f64::NAN), "assert(v ~= v)"),
             (Value::Num(-0.0), "assert(1/v == -1/0)"),

@@ -18,12 +18,14 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::sbuf::{Table, Value, MAX_DEPTH, MT_EXCEPTION, MT_FUNCTION, MT_NAMED_REF, MT_REF};
+use super::sbuf::{Table, Value, MAX_DEPTH, MT_EXCEPTION, MT_FUNCTION, MT_NAMED_REF, MT_REF, REF_SLOTS};
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// The field of a reference that holds its signature.
 pub const SIG_FIELD: &str = "s";
+/// The slot of a reference's table that holds its signature (after m, t, e, l).
+const SIG_SLOT: i64 = 5;
 const SIG_HEX: usize = 32;
 /// luact's metatable index of a reference by URL (`METATABLES` in lua/luact/actor/codec.lua).
 pub const MT_URL_REF: u32 = 5;
@@ -66,16 +68,28 @@ fn num(v: Option<&Value>) -> Option<f64> {
     }
 }
 
-/// `(m, t, e, l)` of a reference's table, when all four are numbers.
+/// `(m, t, e, l)` of a reference's table (array slots 1-4, `lua/luact/actor/ref.lua`), when all
+/// four are numbers.
 fn ref_numbers(t: &Table) -> Option<[f64; 4]> {
-    Some([num(t.get_str("m"))?, num(t.get_str("t"))?, num(t.get_str("e"))?, num(t.get_str("l"))?])
+    Some([num(t.get_index(1))?, num(t.get_index(2))?, num(t.get_index(3))?, num(t.get_index(4))?])
+}
+
+/// The signature of a reference's table (slot 5).
+fn ref_signature(t: &Table) -> Option<&[u8]> {
+    t.get_index(SIG_SLOT).and_then(Value::as_bytes)
 }
 
 fn signed_ref(nums: [f64; 4], sig: String) -> Table {
-    let mut hash: Vec<(Value, Value)> =
-        ["m", "t", "e", "l"].iter().zip(nums).map(|(k, x)| (Value::str(k), Value::number(x))).collect();
-    hash.push((Value::str(SIG_FIELD), Value::Str(sig.into_bytes())));
-    Table { meta: Some(MT_REF), array: Vec::new(), hash }
+    let mut array: Vec<Value> = nums.iter().map(|x| Value::number(*x)).collect();
+    array.push(Value::Str(sig.into_bytes()));
+    Table { meta: Some(MT_REF), array, hash: Vec::new() }
+}
+
+/// A reference's table from the `{"m", "t", "e", "l", "s"}` map a MessagePack/JSON client sends
+/// back (the slots by name, see `sbuf::REF_SLOTS`).
+fn ref_from_map(inner: &Table) -> Table {
+    let array = REF_SLOTS.iter().map(|k| inner.get_str(k).cloned().unwrap_or(Value::Nil)).collect();
+    Table { meta: Some(MT_REF), array, hash: Vec::new() }
 }
 
 fn tag_name(meta: u32) -> &'static str {
@@ -101,10 +115,10 @@ fn admit_at(v: &mut Value, key: Option<&RefKey>, depth: usize) -> Result<(), Str
     }
     match t.meta {
         Some(MT_REF) => {
-            let nums = ref_numbers(t).ok_or("a malformed actor reference")?;
-            let sig = t.get_str(SIG_FIELD).and_then(Value::as_bytes).ok_or(
+            let sig = ref_signature(t).ok_or(
                 "an actor reference that no node of this cluster handed out (unsigned): a listener client may only pass back references it received",
             )?;
+            let nums = ref_numbers(t).ok_or("a malformed actor reference")?;
             let key = key.ok_or("an actor reference, which this node (not a cluster node) cannot check")?;
             if !key.verify(nums, sig) {
                 return Err("a forged or altered actor reference (bad signature)".into());
@@ -121,9 +135,7 @@ fn admit_at(v: &mut Value, key: Option<&RefKey>, depth: usize) -> Result<(), Str
     if t.array.is_empty() && t.hash.len() == 1 {
         if let (Value::Str(k), Value::Table(inner)) = (&t.hash[0].0, &t.hash[0].1) {
             if k == b"actor" && inner.meta.is_none() && inner.get_str(SIG_FIELD).is_some() {
-                let mut r = (**inner).clone();
-                r.meta = Some(MT_REF);
-                let mut as_ref = Value::Table(Box::new(r));
+                let mut as_ref = Value::Table(Box::new(ref_from_map(inner)));
                 admit_at(&mut as_ref, key, depth)?;
                 *v = as_ref;
                 return Ok(());
@@ -253,7 +265,15 @@ mod tests {
     }
 
     fn a_ref(l: i64) -> Value {
-        tagged(MT_REF, vec![("m", Value::int(0x7f00_0002_1c21)), ("t", Value::int(1)), ("e", Value::int(77)), ("l", Value::int(l))])
+        let array = vec![Value::int(0x7f00_0002_1c21), Value::int(1), Value::int(77), Value::int(l)];
+        Value::Table(Box::new(Table { meta: Some(MT_REF), array, hash: Vec::new() }))
+    }
+
+    /// The `{"m", "t", "e", "l", "s"}` map a MessagePack/JSON client sees of a reference.
+    fn as_map(r: &Value) -> Table {
+        let t = r.as_table().unwrap();
+        let hash = REF_SLOTS.iter().enumerate().filter_map(|(i, k)| t.get_index(i as i64 + 1).map(|v| (Value::str(k), v.clone()))).collect();
+        Table { meta: None, array: Vec::new(), hash }
     }
 
     #[test]
@@ -269,11 +289,7 @@ mod tests {
         let Value::Table(t) = &out else { unreachable!() };
         let Value::Table(r) = &t.array[0] else { unreachable!() };
         let mut altered = (**r).clone();
-        for (k, v) in altered.hash.iter_mut() {
-            if k.as_bytes() == Some(b"l") {
-                *v = Value::int(6);
-            }
-        }
+        altered.array[3] = Value::int(6);
         let mut altered = Value::Table(Box::new(altered));
         assert_eq!(admit(&mut altered, Some(&key())), Err("a forged or altered actor reference (bad signature)".into()));
         let mut other = Value::array(vec![a_ref(5)]);
@@ -297,7 +313,7 @@ mod tests {
     fn msgpack_shape_becomes_a_reference_only_with_a_valid_signature() {
         let mut r = a_ref(9);
         for_outsider(&mut r, Some(&key()));
-        let plain = Table { meta: None, ..r.as_table().unwrap().clone() };
+        let plain = as_map(&r);
         let mut wrapped = Value::object([("actor", Value::Table(Box::new(plain.clone())))]);
         admit(&mut wrapped, Some(&key())).unwrap();
         assert_eq!(wrapped, r);

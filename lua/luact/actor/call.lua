@@ -563,7 +563,7 @@ call.dispatch = dispatch
 
 -- Kills the actor behind a reference (asynchronously when it lives on another thread).
 function call.kill(target, reason)
-  local m, t, e, l = target.m, target.t, target.e, target.l
+  local m, t, e, l = ref.parts(target)
   if m == host.MACHINE and t == my_tid() then
     local rec = host.get(l, e)
     if rec then return host.kill(rec, reason) end
@@ -609,7 +609,7 @@ function call.monitor(target, handler, method)
   next_watch = next_watch + 1
   local m = { id = next_watch, handler = handler, method = method, target = target, fire = deliver }
   watchers[m.id] = m
-  local tm, tt, te, tl = target.m, target.t, target.e, target.l
+  local tm, tt, te, tl = ref.parts(target)
   if tm == host.MACHINE and tt == my_tid() then
     host.monitor(tl, te, m)
   else
@@ -626,10 +626,11 @@ function call.unmonitor(m)
   m.cancelled = true
   watchers[m.id] = nil
   local target = m.target
-  if target.m == host.MACHINE and target.t == my_tid() then
-    host.unmonitor(target.l, target.e, function(x) return x == m end)
+  local tm, tt, te, tl = ref.parts(target)
+  if tm == host.MACHINE and tt == my_tid() then
+    host.unmonitor(tl, te, function(x) return x == m end)
   else
-    pcall(send_waiting, target.m, target.t, { "u", target.l, target.e, my_tid(), m.id, host.MACHINE },
+    pcall(send_waiting, tm, tt, { "u", tl, te, my_tid(), m.id, host.MACHINE },
           clock.get() + call.DEFAULT_TIMEOUT, "unmonitor")
   end
   return true
@@ -675,7 +676,7 @@ function call.machine_lost(m)
     end
   end
   for id, watcher in pairs(watchers) do
-    if watcher.target.m == m then deliver(watcher, watcher.target, why) end
+    if ref.parts(watcher.target) == m then deliver(watcher, watcher.target, why) end
   end
 end
 

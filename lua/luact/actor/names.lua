@@ -16,7 +16,7 @@ local addr = ffi.new("luact_address_t")
 local addr_out = ffi.new("luact_address_t[1]")
 
 local function address_of(r)
-  addr.machine, addr.thread, addr.epoch, addr["local"] = r.m, r.t, r.e, r.l
+  addr.machine, addr.thread, addr.epoch, addr["local"] = ref.parts(r)
   return addr
 end
 

@@ -1,15 +1,32 @@
--- luact.actor.ref: actor references. A reference is a plain table { m = machine_id, t = thread_id,
--- e = epoch, l = local id } with the `Ref` metatable, so it travels inside messages (see
--- luact.actor.codec) and stays callable anywhere. Indexing it with a message name returns a
+-- luact.actor.ref: actor references. A reference is a plain table { machine_id, thread_id, epoch,
+-- local id } (array slots M, T, E, L) with the `Ref` metatable, so it travels inside messages
+-- (see luact.actor.codec) and stays callable anywhere. Indexing it with a message name returns a
 -- caller; the name's prefix (timed_, notify_, async_) picks how the call is made. A named
--- reference (`luact.ref(vid)`) is { vid = ... } with the `NamedRef` metatable and resolves the
--- name at each call.
+-- reference (`luact.ref(vid)`) is { vid } with the `NamedRef` metatable and resolves the name at
+-- each call. A reference keeps its identity in integer slots only: every string key is a
+-- message name, so no method name a user may choose is shadowed (`a:t()`, `a:vid()`, ...).
 local ref = {}
 
 local Ref = { __luact_ref = true }
 local NamedRef = { __luact_ref = true }
 local UrlRef = { __luact_ref = true }     -- { url, addr, vid, tls }: a name behind another node's listener
 ref.Ref, ref.NamedRef, ref.UrlRef = Ref, NamedRef, UrlRef
+
+-- The slots (also the wire layout: src/wire/trust.rs reads them; a signed reference handed to a
+-- listener client has its signature in slot 5).
+local M, T, E, L = 1, 2, 3, 4           -- Ref
+local VID = 1                           -- NamedRef
+local URL, ADDR, UVID, TLS = 1, 2, 3, 4 -- UrlRef
+
+-- m, t, e, l of a plain reference.
+function ref.parts(r)
+  return r[M], r[T], r[E], r[L]
+end
+
+-- The name of a named reference.
+function ref.vid(r)
+  return r[VID]
+end
 
 local dispatch          -- function(m, t, e, l, kind, method, has_self, ...), set by luact.actor.call
 local dispatch_named    -- function(vid, kind, method, has_self, ...)
@@ -47,7 +64,7 @@ local callers = setmetatable({}, { __mode = "k" })
 
 local function make_caller(m, t, e, l, kind, method)
   return function(first, ...)
-    if type(first) == "table" and getmetatable(first) == Ref and first.l == l and first.m == m then
+    if type(first) == "table" and getmetatable(first) == Ref and first[L] == l and first[M] == m then
       return dispatch(m, t, e, l, kind, method, true, ...)          -- a:method(...)
     end
     return dispatch(m, t, e, l, kind, method, false, first, ...)    -- a.method(...)
@@ -74,20 +91,20 @@ local function caller_index(make)
 end
 
 Ref.__index = caller_index(function(self, kind, method)
-  return make_caller(self.m, self.t, self.e, self.l, kind, method)
+  return make_caller(self[M], self[T], self[E], self[L], kind, method)
 end)
 
 function Ref.__eq(a, b)
-  return a.l == b.l and a.m == b.m and a.t == b.t and a.e == b.e
+  return a[L] == b[L] and a[M] == b[M] and a[T] == b[T] and a[E] == b[E]
 end
 
 function Ref.__tostring(self)
-  return ("actor(%d:%d:%.0f)"):format(self.m, self.t, self.l)
+  return ("actor(%d:%d:%.0f)"):format(self[M], self[T], self[L])
 end
 
 local function make_named_caller(vid, kind, method)
   return function(first, ...)
-    if type(first) == "table" and getmetatable(first) == NamedRef and first.vid == vid then
+    if type(first) == "table" and getmetatable(first) == NamedRef and first[VID] == vid then
       return dispatch_named(vid, kind, method, true, ...)
     end
     return dispatch_named(vid, kind, method, false, first, ...)
@@ -95,20 +112,20 @@ local function make_named_caller(vid, kind, method)
 end
 
 NamedRef.__index = caller_index(function(self, kind, method)
-  return make_named_caller(self.vid, kind, method)
+  return make_named_caller(self[VID], kind, method)
 end)
 
 function NamedRef.__eq(a, b)
-  return a.vid == b.vid
+  return a[VID] == b[VID]
 end
 
 function NamedRef.__tostring(self)
-  return "actor(" .. self.vid .. ")"
+  return "actor(" .. self[VID] .. ")"
 end
 
 local function make_url_caller(addr, vid, tls, kind, method)
   return function(first, ...)
-    if type(first) == "table" and getmetatable(first) == UrlRef and first.addr == addr and first.vid == vid then
+    if type(first) == "table" and getmetatable(first) == UrlRef and first[ADDR] == addr and first[UVID] == vid then
       return dispatch_url(addr, vid, tls, kind, method, true, ...)
     end
     return dispatch_url(addr, vid, tls, kind, method, false, first, ...)
@@ -116,28 +133,28 @@ local function make_url_caller(addr, vid, tls, kind, method)
 end
 
 UrlRef.__index = caller_index(function(self, kind, method)
-  return make_url_caller(self.addr, self.vid, rawget(self, "tls"), kind, method)
+  return make_url_caller(self[ADDR], self[UVID], self[TLS], kind, method)
 end)
 
 function UrlRef.__eq(a, b)
-  return a.addr == b.addr and a.vid == b.vid
+  return a[ADDR] == b[ADDR] and a[UVID] == b[UVID]
 end
 
 function UrlRef.__tostring(self)
-  return "actor(" .. self.url .. ")"
+  return "actor(" .. self[URL] .. ")"
 end
 
 -- tls: nil, or { ca = path, cert = path, key = path } for a tls:// listener
 function ref.url(url, addr, vid, tls)
-  return setmetatable({ url = url, addr = addr, vid = vid, tls = tls }, UrlRef)
+  return setmetatable({ url, addr, vid, tls }, UrlRef)
 end
 
 function ref.new(m, t, e, l)
-  return setmetatable({ m = m, t = t, e = e, l = l }, Ref)
+  return setmetatable({ m, t, e, l }, Ref)
 end
 
 function ref.named(vid)
-  return setmetatable({ vid = vid }, NamedRef)
+  return setmetatable({ vid }, NamedRef)
 end
 
 function ref.is_ref(v)
