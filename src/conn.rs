@@ -3,7 +3,9 @@
 //! `user_data` of their operations (slot + generation: a completion for a slot that was freed
 //! and reused is ignored), the buffers each operation lends the kernel (the read buffer while a
 //! receive is in flight, the send buffer while a send is), connect / accept / receive / send /
-//! close over TCP (IPv4) and Unix-domain sockets, read-ahead bounded per connection, sends
+//! close over TCP (IPv4) and Unix-domain sockets, optionally inside TLS (`tls.rs`'s sans-IO
+//! sessions: ciphertext on the wire, plaintext in the buffers), read-ahead bounded per
+//! connection, sends
 //! queued and submitted once per loop turn (`flush`), and a close that waits for the in-flight
 //! operations before the descriptor and the buffers go away.
 //!
@@ -12,6 +14,7 @@
 //! module: it has no knowledge of frames, handshakes or Lua.
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
+use crate::tls::TlsSession;
 use io_uring::{opcode, types};
 use slab::Slab;
 use std::collections::VecDeque;
@@ -30,6 +33,11 @@ const READ_BUF: usize = 64 * 1024;
 /// Received bytes a connection holds for its reader before it stops receiving (the peer then
 /// sees TCP back-pressure).
 pub const READ_AHEAD: usize = 256 * 1024;
+
+/// Pseudo-errno of a connection whose TLS handshake failed (a certificate not trusted, a name
+/// that does not match, a protocol error before it completed), and of a TLS failure after it.
+pub const ERR_TLS_HANDSHAKE: i32 = 10_001;
+pub const ERR_TLS: i32 = 10_002;
 
 fn os_error(what: &str) -> Error {
     Error::new(Status::Os, format!("{what}: {}", std::io::Error::last_os_error()))
@@ -156,8 +164,12 @@ struct Conn {
     rbuf: Box<[u8]>,
     /// Received bytes the owner has not consumed yet.
     inbuf: Vec<u8>,
-    /// Bytes queued by `send`, submitted by the next `flush`.
+    /// Bytes queued by `send`, submitted by the next `flush` (plaintext: encrypted then when
+    /// the connection is TLS).
     wbuf: Vec<u8>,
+    /// TLS: the session (a connection is usable once its handshake completed: `tls_ready`).
+    tls: Option<Box<TlsSession>>,
+    tls_ready: bool,
     /// Lent to the kernel while `send_inflight`: `sending[sent..]` is what is left of it.
     sending: Vec<u8>,
     sent: usize,
@@ -259,6 +271,8 @@ impl Conns {
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
             inbuf: Vec::new(),
             wbuf: Vec::new(),
+            tls: None,
+            tls_ready: false,
             sending: Vec::new(),
             sent: 0,
             recv_inflight: false,
@@ -285,6 +299,14 @@ impl Conns {
             .build()
             .user_data(user_data(OP_CONNECT, c, conn.gen));
         ring.push(entry);
+        Ok(c)
+    }
+
+    /// Like `connect`, then a TLS handshake with `session`: `Event::Connected` comes once the
+    /// handshake completed (or failed: `-ERR_TLS_HANDSHAKE`).
+    pub fn connect_tls(&mut self, ring: &mut Ring, addr: SockAddr, session: TlsSession) -> Result<usize> {
+        let c = self.connect(ring, addr)?;
+        self.conns[c].tls = Some(Box::new(session));
         Ok(c)
     }
 
@@ -404,9 +426,11 @@ impl Conns {
             return;
         }
         conn.state = State::Open;
-        self.events.push_back(Event::Connected(c, 0));
+        if conn.tls.is_none() {
+            self.events.push_back(Event::Connected(c, 0));
+        }
         self.arm_recv(ring, c);
-        self.mark_dirty(c);
+        self.mark_dirty(c); // (a TLS client's hello goes out with the next flush)
     }
 
     // ---- reading ---------------------------------------------------------------------------
@@ -429,6 +453,15 @@ impl Conns {
         if conn.state == State::Closing {
             return self.maybe_free(ring, c);
         }
+        if res > 0 && conn.tls.is_some() {
+            return self.on_tls_recv(ring, c, res as usize);
+        }
+        if res <= 0 && conn.tls.is_some() && !conn.tls_ready && res != -libc::EINTR && res != -libc::EAGAIN {
+            // the peer went away in the middle of the handshake
+            conn.err = if res < 0 { -res } else { libc::ECONNRESET };
+            self.events.push_back(Event::Connected(c, -conn.err));
+            return;
+        }
         if res > 0 {
             conn.inbuf.extend_from_slice(&conn.rbuf[..res as usize]);
             self.events.push_back(Event::Readable(c, res));
@@ -447,6 +480,45 @@ impl Conns {
                 self.events.push_back(Event::Writable(c, res));
             }
         }
+    }
+
+    /// Received ciphertext: the plaintext it yields goes to `inbuf`; what the session has to
+    /// send (handshake messages, alerts) goes out with the next flush.
+    fn on_tls_recv(&mut self, ring: &mut Ring, c: usize, n: usize) {
+        let conn = &mut self.conns[c];
+        let Some(tls) = conn.tls.as_mut() else { return };
+        let fed = tls.feed(&conn.rbuf[..n]);
+        let handshaking = tls.is_handshaking();
+        let peer_closed = tls.peer_closed();
+        match fed {
+            Ok(plain) => {
+                conn.inbuf.extend_from_slice(&plain);
+                if !conn.tls_ready && !handshaking {
+                    conn.tls_ready = true;
+                    self.events.push_back(Event::Connected(c, 0));
+                }
+                if !plain.is_empty() {
+                    self.events.push_back(Event::Readable(c, plain.len() as i32));
+                }
+                if peer_closed {
+                    conn.eof = true;
+                    self.events.push_back(Event::Readable(c, 0));
+                }
+            }
+            Err(_) => {
+                conn.err = if conn.tls_ready { ERR_TLS } else { ERR_TLS_HANDSHAKE };
+                if conn.tls_ready {
+                    self.events.push_back(Event::Readable(c, -conn.err));
+                    if conn.want_writable > 0 {
+                        self.events.push_back(Event::Writable(c, -conn.err));
+                    }
+                } else {
+                    self.events.push_back(Event::Connected(c, -conn.err));
+                }
+            }
+        }
+        self.mark_dirty(c);
+        self.arm_recv(ring, c);
     }
 
     /// The received bytes not consumed yet, whether the peer finished sending, and the
@@ -505,14 +577,33 @@ impl Conns {
         for c in std::mem::take(&mut self.dirty) {
             let Some(conn) = self.conns.get_mut(c) else { continue };
             conn.dirty = false;
-            if conn.send_inflight || conn.state == State::Connecting || conn.wbuf.is_empty() {
+            if conn.send_inflight || conn.state == State::Connecting {
                 continue;
             }
+            Self::send_next(ring, c, conn);
+        }
+    }
+
+    /// Starts sending what is queued (encrypted first on a TLS connection); false if nothing is.
+    fn send_next(ring: &mut Ring, c: usize, conn: &mut Conn) -> bool {
+        if let Some(tls) = conn.tls.as_mut() {
+            if !conn.wbuf.is_empty() {
+                if tls.write(&conn.wbuf).is_err() && conn.err == 0 {
+                    conn.err = ERR_TLS;
+                }
+                conn.wbuf.clear();
+            }
+            conn.sending = tls.take_outgoing();
+        } else {
             std::mem::swap(&mut conn.sending, &mut conn.wbuf);
             conn.wbuf.clear();
-            conn.sent = 0;
-            Self::submit_send(ring, c, conn);
         }
+        conn.sent = 0;
+        if conn.sending.is_empty() {
+            return false;
+        }
+        Self::submit_send(ring, c, conn);
+        true
     }
 
     fn submit_send(ring: &mut Ring, c: usize, conn: &mut Conn) {
@@ -548,14 +639,13 @@ impl Conns {
         conn.sending.clear();
         conn.sent = 0;
         if conn.state == State::Closing {
-            if !conn.wbuf.is_empty() {
-                std::mem::swap(&mut conn.sending, &mut conn.wbuf);
-                return Self::submit_send(ring, c, conn);
+            if Self::send_next(ring, c, conn) {
+                return;
             }
             Self::shutdown(conn);
             return self.maybe_free(ring, c);
         }
-        if !conn.wbuf.is_empty() {
+        if !conn.wbuf.is_empty() || conn.tls.is_some() {
             self.mark_dirty(c);
         }
         let conn = &mut self.conns[c];
@@ -606,15 +696,17 @@ impl Conns {
         if abort {
             return self.maybe_free(ring, c);
         }
-        if conn.wbuf.is_empty() && !conn.send_inflight {
-            Self::shutdown(conn);
-        } else if !conn.send_inflight {
+        if let Some(tls) = conn.tls.as_mut() {
+            if conn.err == 0 && !was_connecting {
+                tls.close(); // close_notify goes out with what is queued
+            }
+        }
+        if !conn.send_inflight {
             // send what is queued now; the shutdown follows its completion (on_send)
-            std::mem::swap(&mut conn.sending, &mut conn.wbuf);
-            conn.wbuf.clear();
-            conn.sent = 0;
-            Self::submit_send(ring, c, conn);
-            return;
+            if conn.err == 0 && !was_connecting && Self::send_next(ring, c, conn) {
+                return;
+            }
+            Self::shutdown(conn);
         }
         self.maybe_free(ring, c);
     }

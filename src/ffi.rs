@@ -727,6 +727,29 @@ pub unsafe extern "C" fn luact_sock_connect(ctx: *mut ThreadCtx, family: i32, ad
     })
 }
 
+/// Like `luact_sock_connect` for "ip:port", inside TLS: trusts the CA bundle at `ca`, presents
+/// `cert`/`key` when both are given, and verifies the server's certificate against `sni`.
+///
+/// # Safety
+/// Every pointer points to its length of readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_sock_connect_tls(
+    ctx: *mut ThreadCtx,
+    addr: *const u8, len: usize,
+    sni: *const u8, sni_len: usize,
+    ca: *const u8, ca_len: usize,
+    cert: *const u8, cert_len: usize,
+    key: *const u8, key_len: usize,
+) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let addr = sock_address(0, addr, len)?;
+        let text = |p, n| std::str::from_utf8(bytes(p, n)).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"));
+        let (sni, ca, cert, key) = (text(sni, sni_len)?, text(ca, ca_len)?, text(cert, cert_len)?, text(key, key_len)?);
+        Ok(ctx.sockets.connect_tls(&mut ctx.ring, addr, sni, ca, cert, key)? as i32)
+    })
+}
+
 /// Listens on `addr` (families as `luact_sock_connect`); accepts up to `max_connections`
 /// connections at a time; `reuse_port` sets SO_REUSEPORT. Returns the listener's handle.
 ///

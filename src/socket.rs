@@ -41,6 +41,8 @@ pub fn address(family: i32, text: &str) -> Result<SockAddr> {
 #[derive(Default)]
 pub struct Sockets {
     conns: Conns,
+    /// TLS client configurations by (CA, certificate, key) paths: built once per thread.
+    client_tls: std::collections::HashMap<(String, String, String), std::sync::Arc<crate::tls::ClientTls>>,
 }
 
 impl Sockets {
@@ -66,6 +68,26 @@ impl Sockets {
 
     pub fn connect(&mut self, ring: &mut Ring, addr: SockAddr) -> Result<u32> {
         let c = self.conns.connect(ring, addr)?;
+        Ok(self.conn_handle(c))
+    }
+
+    /// Connects with TLS: trusting the CA bundle at `ca`, presenting `cert`/`key` when both
+    /// are given, verifying the server's certificate against `server_name`.
+    pub fn connect_tls(&mut self, ring: &mut Ring, addr: SockAddr, server_name: &str, ca: &str, cert: &str, key: &str) -> Result<u32> {
+        let k = (ca.to_string(), cert.to_string(), key.to_string());
+        let client = match self.client_tls.get(&k) {
+            Some(c) => c.clone(),
+            None => {
+                let pair = if cert.is_empty() || key.is_empty() { None } else { Some((cert, key)) };
+                let c = std::sync::Arc::new(
+                    crate::tls::ClientTls::from_files(ca, pair).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?,
+                );
+                self.client_tls.insert(k, c.clone());
+                c
+            }
+        };
+        let session = client.session(server_name).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
+        let c = self.conns.connect_tls(ring, addr, session)?;
         Ok(self.conn_handle(c))
     }
 

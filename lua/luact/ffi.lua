@@ -56,6 +56,9 @@ int32_t luact_names_list(const char *vid, size_t len, luact_address_t *out, int3
 
 typedef struct { const uint8_t *data; size_t len; int32_t eof, err; } luact_sock_view_t;
 int32_t luact_sock_connect(luact_thread_ctx *ctx, int32_t family, const char *addr, size_t len);
+int32_t luact_sock_connect_tls(luact_thread_ctx *ctx, const char *addr, size_t len,
+                               const char *sni, size_t sni_len, const char *ca, size_t ca_len,
+                               const char *cert, size_t cert_len, const char *key, size_t key_len);
 int32_t luact_sock_listen(luact_thread_ctx *ctx, int32_t family, const char *addr, size_t len,
                           int32_t backlog, int32_t max_connections, int32_t reuse_port);
 int32_t luact_sock_send(luact_thread_ctx *ctx, uint32_t h, const char *data, size_t len, size_t limit);

@@ -29,6 +29,7 @@ local ERRNAMES = {
   [110] = "timeout", [101] = "network unreachable", [113] = "host unreachable",
   [2] = "no such file", [13] = "permission denied", [125] = "closed", [99] = "address not available",
   [98] = "address in use", [103] = "connection aborted",
+  [10001] = "tls handshake failed", [10002] = "tls error",   -- (ERR_TLS_* in src/conn.rs)
 }
 local function errname(errno)
   return ERRNAMES[errno] or ("os error " .. tostring(errno))
@@ -47,7 +48,8 @@ local function thread_id()
   return rt and rt.thread_id
 end
 
--- "tcp://host:port" -> 0, "host:port"; "unix:///path" (or unix:path) -> 1, "/path".
+-- "tcp://host:port" -> 0, "host:port"; "tls://host:port" -> 2, "host:port"; "unix:///path"
+-- (or unix:path) -> 1, "/path".
 local function parse_url(url, who)
   if type(url) ~= "string" then
     error(("bad 'url' argument to %s (string expected, got %s)"):format(who, type(url)), 3)
@@ -59,9 +61,17 @@ local function parse_url(url, who)
     end
     return 0, rest
   end
+  rest = url:match("^tls://(.+)$")
+  if rest and who == "luact.socket.connect" then
+    if not rest:match("^[^:/]+:%d+$") then
+      error(("bad 'url' argument to %s (tls://host:port expected, got '%s')"):format(who, url), 3)
+    end
+    return 2, rest
+  end
   rest = url:match("^unix://(.+)$") or url:match("^unix:(.+)$")
   if rest then return 1, rest end
-  error(("bad 'url' argument to %s (tcp://host:port or unix:///path expected, got '%s')"):format(who, url), 3)
+  error(("bad 'url' argument to %s (tcp://host:port%s or unix:///path expected, got '%s')"):format(
+    who, who == "luact.socket.connect" and ", tls://host:port" or "", url), 3)
 end
 
 local function check_opts(opts, who)
@@ -75,6 +85,14 @@ local function check_opts(opts, who)
     if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
       error(("bad '%s' option to %s (non-negative number expected, got %s)"):format(k, who, tostring(v)), 3)
     end
+  end
+  for _, k in ipairs { "ca", "sni", "cert", "key" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "string" then
+      error(("bad '%s' option to %s (string expected, got %s)"):format(k, who, type(opts[k])), 3)
+    end
+  end
+  if (opts.cert == nil) ~= (opts.key == nil) then
+    error(("bad options to %s ('cert' and 'key' go together)"):format(who), 3)
   end
   if opts.threads ~= nil and opts.threads ~= "all" and opts.threads ~= "this" then
     error(("bad 'threads' option to %s ('all' or 'this' expected, got %s)"):format(who, tostring(opts.threads)), 3)
@@ -377,16 +395,29 @@ function Socket:__tostring()
   return ("socket(%s)"):format(self.closed and "closed" or tostring(self.h))
 end
 
--- socket.connect(url[, opts]) -> sock | nil, err. opts: timeout (connect, send and read;
+-- socket.connect(url[, opts]) -> sock | nil, err. url: tcp://host:port, tls://host:port or
+-- unix:///path. opts: ca, sni (default: the host), cert and key (tls://), timeout (connect, send and read;
 -- default 60 s, 0: none), connect_timeout, send_timeout, read_timeout, send_buffer (bytes
 -- queued for the peer before send waits; default 1 MiB).
 function socket.connect(url, opts)
   local family, addr = parse_url(url, "luact.socket.connect")
   opts = check_opts(opts, "luact.socket.connect")
   local ctx = context("luact.socket.connect")
-  local h = C.luact_sock_connect(ctx, family, addr, #addr)
+  local h
+  if family == 2 then
+    if not opts.ca then
+      error("bad options to luact.socket.connect (tls:// needs 'ca': the CA bundle to trust; no system store is used)", 2)
+    end
+    local sni = opts.sni or addr:match("^(.*):%d+$")
+    local cert, key = opts.cert or "", opts.key or ""
+    h = C.luact_sock_connect_tls(ctx, addr, #addr, sni, #sni, opts.ca, #opts.ca, cert, #cert, key, #key)
+  else
+    h = C.luact_sock_connect(ctx, family, addr, #addr)
+  end
   if h < 0 then
-    if h == lffi.status.bad_argument then
+    if h == lffi.status.bad_argument and family == 2 then
+      error("bad options to luact.socket.connect (" .. lffi.last_error() .. ")", 2)
+    elseif h == lffi.status.bad_argument then
       error("bad 'url' argument to luact.socket.connect (" .. lffi.last_error() .. ")", 2)
     end
     return nil, lffi.last_error()

@@ -1,0 +1,81 @@
+-- luact.socket over TLS (tls://): against `openssl s_server` in another process (its -rev mode
+-- answers each line reversed), with a CA, a name to verify and a client certificate; inside
+-- spec/run's network namespace.
+local process = require "helpers.process"
+local helpers = require "helpers.runtime"
+
+-- A CA, a server certificate for IP 127.0.0.1, a client certificate, and another CA.
+local function make_certs()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir) == 0)
+  local script = [[
+set -e
+cd "$1"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj "/CN=luact test CA" -keyout ca.key -out ca.pem
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 2 -days 30 -extfile server.ext -out server.pem
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=luact test client" -keyout client.key -out client.csr
+printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' > client.ext
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -set_serial 3 -days 30 -extfile client.ext -out client.pem
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj "/CN=other CA" -keyout other.key -out other.pem
+]]
+  local f = assert(io.open(dir .. "/make.sh", "w"))
+  f:write(script)
+  f:close()
+  assert(os.execute("sh " .. dir .. "/make.sh " .. dir .. " >/dev/null 2>&1") == 0, "openssl failed")
+  return dir
+end
+
+describe("luact.socket tls://", function()
+  local dir, server
+  local PORT = 4433
+  setup(function()
+    process.require_netns()
+    dir = make_certs()
+    -- one connection at a time; a client certificate signed by the CA is required
+    server = process.spawn(("openssl s_server -accept 127.0.0.1:%d -cert %s/server.pem -key %s/server.key -rev -Verify 1 -CAfile %s/ca.pem"):format(PORT, dir, dir, dir))
+    process.wait_for(server, "ACCEPT", 10)
+  end)
+  teardown(function()
+    process.cleanup(server)
+    if dir then os.execute("rm -rf " .. dir) end
+  end)
+
+  it("talks to a TLS server that checks the client's certificate, and refuses a server the CA did not sign or a wrong name", function()
+    local r = helpers.start({ n_core = 1, timeout = 30, certs = dir, port = PORT }, function()
+      local luact = require "luact"
+      local d, url = luact.opts.certs, "tls://127.0.0.1:" .. luact.opts.port
+      local r = {}
+      local s = assert(luact.socket.connect(url, { ca = d .. "/ca.pem", cert = d .. "/client.pem", key = d .. "/client.key", timeout = 5 }))
+      s:send("hello over tls\n")
+      r.reply = s:receive("*l")
+      -- 20 lines of 8000 bytes (s_server reverses lines up to its 16 KiB buffer): 160 KB, many
+      -- TLS records each way
+      local lines = {}
+      for i = 1, 20 do lines[i] = ("%02d"):format(i) .. ("x"):rep(7997) .. "\n" end
+      s:send(lines)
+      local ok = true
+      for i = 1, 20 do
+        local back = s:receive("*l")
+        ok = ok and back == ("x"):rep(7997) .. ("%02d"):format(i):reverse()
+      end
+      r.long = ok
+      s:close()
+      r.wrong_ca = { luact.socket.connect(url, { ca = d .. "/other.pem", timeout = 5 }) }
+      r.wrong_name = { luact.socket.connect(url, { ca = d .. "/ca.pem", sni = "example.com", timeout = 5 }) }
+      r.no_ca = { pcall(luact.socket.connect, url) }
+      r.bad_ca_file = { pcall(luact.socket.connect, url, { ca = d .. "/missing.pem" }) }
+      luact.stop(r)
+    end)
+    assert.equal("slt revo olleh", r.reply)
+    assert.is_true(r.long)
+    assert.same({ nil, "tls handshake failed" }, r.wrong_ca)
+    assert.same({ nil, "tls handshake failed" }, r.wrong_name)
+    assert.is_false(r.no_ca[1])
+    assert.matches("tls:// needs 'ca'", r.no_ca[2], 1, true)
+    assert.is_false(r.bad_ca_file[1])
+    assert.matches("missing.pem", r.bad_ca_file[2], 1, true)
+  end)
+end)
