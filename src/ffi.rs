@@ -2,6 +2,7 @@
 //! `lua/luact/ffi.lua` (keep the two in step). Each entry point catches panics and turns errors
 //! into a `Status` code; the message of the last failure on this thread is in
 //! `luact_last_error`. None of them calls back into Lua.
+use crate::listen_limits::{ListenLimits, ListenStats};
 use crate::names::Address;
 use crate::ring::Completion;
 use crate::runtime::{self, Options, ThreadCtx};
@@ -337,13 +338,15 @@ fn ctx_mut<'a>(ctx: *mut ThreadCtx) -> Result<&'a mut ThreadCtx, Error> {
 }
 
 /// Listens on `addr` ("ip:port") with `kind` 0 = node, 1 = tcp, 2 = http, 3 = udp; returns the
-/// port.
+/// port. `limits` (null: the defaults) bounds the listener's clients (src/listen_limits.rs).
 ///
 /// # Safety
-/// `addr` points to `len` readable bytes.
+/// `addr` points to `len` readable bytes; `limits` is null or points to a luact_listen_limits_t.
 #[no_mangle]
-pub unsafe extern "C" fn luact_net_listen(ctx: *mut ThreadCtx, addr: *const u8, len: usize, kind: i32) -> i32 {
+pub unsafe extern "C" fn luact_net_listen(ctx: *mut ThreadCtx, addr: *const u8, len: usize, kind: i32, limits: *const ListenLimits) -> i32 {
     guard(|| {
+        // SAFETY: `limits` is null or points to a luact_listen_limits_t (the caller's promise).
+        let limits = ListenLimits::or_defaults(unsafe { limits.as_ref() });
         let ctx = ctx_mut(ctx)?;
         let addr = std::str::from_utf8(bytes(addr, len)).map_err(|_| Error::new(Status::BadArgument, "address is not UTF-8"))?;
         let kind = match kind {
@@ -353,7 +356,7 @@ pub unsafe extern "C" fn luact_net_listen(ctx: *mut ThreadCtx, addr: *const u8, 
             3 => ListenerKind::Udp,
             _ => return Err(Error::new(Status::BadArgument, "unknown listener kind")),
         };
-        Ok(ctx.transport.listen(&mut ctx.ring, addr, kind)? as i32)
+        Ok(ctx.transport.listen(&mut ctx.ring, addr, kind, limits)? as i32)
     })
 }
 
@@ -369,13 +372,16 @@ pub unsafe extern "C" fn luact_net_listen_tls(
     cert: *const u8, cert_len: usize,
     key: *const u8, key_len: usize,
     ca: *const u8, ca_len: usize,
+    limits: *const ListenLimits,
 ) -> i32 {
     guard(|| {
+        // SAFETY: `limits` is null or points to a luact_listen_limits_t (the caller's promise).
+        let limits = ListenLimits::or_defaults(unsafe { limits.as_ref() });
         let ctx = ctx_mut(ctx)?;
         let text = |p, n| std::str::from_utf8(bytes(p, n)).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"));
         let (addr, cert, key, ca) = (text(addr, addr_len)?, text(cert, cert_len)?, text(key, key_len)?, text(ca, ca_len)?);
         let ca = if ca.is_empty() { None } else { Some(ca) };
-        Ok(ctx.transport.listen_tls(&mut ctx.ring, addr, cert, key, ca)? as i32)
+        Ok(ctx.transport.listen_tls(&mut ctx.ring, addr, cert, key, ca, limits)? as i32)
     })
 }
 
@@ -450,6 +456,22 @@ pub unsafe extern "C" fn luact_net_reply(ctx: *mut ThreadCtx, conn: u32, gen: u3
     guard(|| {
         let ctx = ctx_mut(ctx)?;
         ctx.transport.reply_client(conn, gen, corr, bytes(msg, len))?;
+        Ok(0)
+    })
+}
+
+/// Copies this thread's counters of what listener limits refused into `out`.
+///
+/// # Safety
+/// `out` is null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn luact_net_listen_stats(ctx: *mut ThreadCtx, out: *mut ListenStats) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        // SAFETY: `out` is null or points to a writable luact_listen_stats_t.
+        if let Some(out) = unsafe { out.as_mut() } {
+            *out = ctx.transport.stats;
+        }
         Ok(0)
     })
 }

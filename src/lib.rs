@@ -4,6 +4,7 @@ mod clock;
 mod conn;
 mod ffi;
 mod inbox;
+mod listen_limits;
 mod logger;
 mod memory;
 mod names;

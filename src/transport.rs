@@ -5,6 +5,7 @@
 //! into the destination thread's inbox: Rust routes bytes and never looks inside them. What Lua
 //! must know (a node came up or went away) is queued as `NetEvent`s.
 use crate::inbox::Inbox;
+use crate::listen_limits::{ListenLimits, ListenStats};
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
 use crate::tls::{ClientTls, ServerTls, TlsSession};
@@ -140,7 +141,18 @@ struct Conn {
     http_busy: bool,
     http_keep_alive: bool,
     close_after_send: bool,
+    /// The listener that accepted this connection (`NO_LISTENER` for dialed ones) and its
+    /// limits (listener clients only: `listen_limits.rs`).
+    listener: usize,
+    limits: ListenLimits,
+    /// When the client last sent a byte; when the request in progress started (0: none).
+    last_active: f64,
+    partial_since: f64,
+    /// Calls delivered to Lua and not answered yet (tcp:// clients).
+    calls_pending: u32,
 }
+
+const NO_LISTENER: usize = usize::MAX;
 
 struct Listener {
     fd: i32,
@@ -151,7 +163,17 @@ struct Listener {
     tls: Option<Arc<ServerTls>>,
     addr: Box<libc::sockaddr_in>,
     addr_len: Box<libc::socklen_t>,
+    limits: ListenLimits,
+    /// Connections of this listener still open.
+    open: usize,
+    /// Out of file descriptors: accept again at this time (0: accepting), after `backoff` s.
+    retry_at: f64,
+    backoff: f64,
 }
+
+/// The first and the longest pause of a listener that ran out of file descriptors.
+const ACCEPT_BACKOFF_MIN: f64 = 0.05;
+const ACCEPT_BACKOFF_MAX: f64 = 1.0;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ListenerKind {
@@ -188,6 +210,12 @@ pub struct Transport {
     /// Signs the actor references handed to listener clients and checks those they pass back
     /// (`None` in a process that is not a node: no reference passes).
     ref_key: Option<trust::RefKey>,
+    /// What listener limits refused (`luact.listen_stats()`).
+    pub stats: ListenStats,
+    /// Client connections whose reading paused for `max_pipelined` and may resume.
+    to_resume: Vec<usize>,
+    /// Requests taken from listener clients so far (tells `on_recv` a read completed one).
+    requests_taken: u64,
 }
 
 fn os_error(what: &str) -> Error {
@@ -284,6 +312,9 @@ impl Transport {
             max_frame,
             dropped_datagrams: 0,
             ref_key,
+            stats: ListenStats::default(),
+            to_resume: Vec::new(),
+            requests_taken: 0,
         }
     }
 
@@ -340,13 +371,18 @@ impl Transport {
             http_busy: false,
             http_keep_alive: true,
             close_after_send: false,
+            listener: NO_LISTENER,
+            limits: crate::listen_limits::DEFAULT,
+            last_active: 0.0,
+            partial_since: 0.0,
+            calls_pending: 0,
         })
     }
 
     // ---- listeners ---------------------------------------------------------------------
 
     /// Listens on `addr`; connections are served by this thread. Returns the bound port.
-    pub fn listen(&mut self, ring: &mut Ring, addr: &str, kind: ListenerKind) -> Result<u16> {
+    pub fn listen(&mut self, ring: &mut Ring, addr: &str, kind: ListenerKind, limits: ListenLimits) -> Result<u16> {
         let sa = parse_addr(addr)?;
         let udp = kind == ListenerKind::Udp;
         let fd = if udp { new_datagram_socket()? } else { new_socket()? };
@@ -376,6 +412,10 @@ impl Transport {
             tls: None,
             addr: Box::new(sa),
             addr_len: Box::new(0),
+            limits,
+            open: 0,
+            retry_at: 0.0,
+            backoff: 0.0,
         });
         if udp {
             self.arm_datagram(ring, slot);
@@ -386,9 +426,9 @@ impl Transport {
     }
 
     /// A tls:// listener: the luact protocol of tcp://, inside TLS.
-    pub fn listen_tls(&mut self, ring: &mut Ring, addr: &str, cert: &str, key: &str, client_ca: Option<&str>) -> Result<u16> {
+    pub fn listen_tls(&mut self, ring: &mut Ring, addr: &str, cert: &str, key: &str, client_ca: Option<&str>, limits: ListenLimits) -> Result<u16> {
         let server = ServerTls::from_files(cert, key, client_ca).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
-        let port = self.listen(ring, addr, ListenerKind::Tcp)?;
+        let port = self.listen(ring, addr, ListenerKind::Tcp, limits)?;
         if let Some((_, l)) = self.listeners.iter_mut().last() {
             l.tls = Some(Arc::new(server));
         }
@@ -457,8 +497,35 @@ impl Transport {
         if !self.listeners.contains(slot) {
             return;
         }
+        if res < 0 && matches!(-res, libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) {
+            // Out of descriptors: accepting again at once would fail again at once (a spinning
+            // core). Pause, doubling up to a second; `tick` accepts again.
+            let l = &mut self.listeners[slot];
+            l.backoff = (l.backoff * 2.0).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+            l.retry_at = now + l.backoff;
+            self.stats.accept_pauses += 1.0;
+            return;
+        }
+        self.listeners[slot].backoff = 0.0;
         if res >= 0 {
             let fd = res;
+            let (kind, max) = (self.listeners[slot].kind, self.listeners[slot].limits.max_connections());
+            if kind != ListenerKind::Node && self.listeners[slot].open >= max {
+                // Full: say so (best effort, non-blocking) and close.
+                let msg: Vec<u8> = if kind == ListenerKind::Http {
+                    http::error_response("actor_overload", "too many connections", false)
+                } else {
+                    let mut out = Vec::new();
+                    frame::write_close(&mut out, "too many connections");
+                    out
+                };
+                // SAFETY: a non-blocking send of our own bytes on the descriptor we just got,
+                // which we then close; nobody else uses it.
+                unsafe { libc::send(fd, msg.as_ptr() as *const _, msg.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+                close_fd(fd);
+                self.stats.refused_connections += 1.0;
+                return self.arm_accept(ring, slot);
+            }
             let one: i32 = 1;
             // SAFETY: `fd` is the new connection's descriptor, ours from here on.
             unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4) };
@@ -473,6 +540,14 @@ impl Transport {
                 ListenerKind::Udp => return,
             };
             let c = self.new_conn(fd, role, addr);
+            {
+                let limits = self.listeners[slot].limits;
+                self.listeners[slot].open += 1;
+                let conn = &mut self.conns[c];
+                conn.listener = slot;
+                conn.limits = limits;
+                conn.last_active = now;
+            }
             if let Some(server) = tls {
                 match server.session() {
                     Ok(session) => self.conns[c].tls = Some(session),
@@ -684,13 +759,26 @@ impl Transport {
         match conn.role {
             Role::ListenerClient => {
                 let codec = conn.codec;
+                let conn = &mut self.conns[c];
+                if conn.calls_pending > 0 {
+                    conn.calls_pending -= 1;
+                    if conn.calls_pending + 1 == conn.limits.max_pipelined() {
+                        self.to_resume.push(c); // reading paused at the limit: resume it
+                    }
+                }
                 let out = edge::reply_to_codec(body, codec, self.ref_key.as_ref()).map_err(|e| Error::new(Status::BadArgument, e))?;
+                if self.unread_beyond_limit(c, out.len() + frame::HEADER_LEN) {
+                    return Ok(());
+                }
                 self.queue_frame(c, frame::KIND_REPLY, codec, 0, corr, &out)
             }
             Role::HttpClient => {
                 let (ok, values) = edge::split_reply_for_outsider(body, self.ref_key.as_ref()).map_err(|e| Error::new(Status::BadArgument, e))?;
                 let keep = conn.http_keep_alive;
                 let resp = http::reply_response(ok, &values, keep);
+                if self.unread_beyond_limit(c, resp.len()) {
+                    return Ok(());
+                }
                 let conn = &mut self.conns[c];
                 conn.wbuf.extend_from_slice(&resp);
                 if !keep {
@@ -706,9 +794,64 @@ impl Transport {
         }
     }
 
+    /// A listener client that has not read earlier replies and would now hold more than
+    /// `max_buffered` unsent bytes is closed (and counted): its replies are never dropped while
+    /// the connection stays open. One reply alone may exceed the limit.
+    fn unread_beyond_limit(&mut self, c: usize, more: usize) -> bool {
+        let conn = &self.conns[c];
+        let queued = conn.wbuf.len() + conn.sending_tls.len() + conn.sending.len().saturating_sub(conn.sent);
+        if queued == 0 || queued + more <= conn.limits.max_buffered() {
+            return false;
+        }
+        self.stats.slow_readers += 1.0;
+        let why = format!("the client does not read its replies ({} bytes unsent)", queued + more);
+        self.close_with(c, &why);
+        true
+    }
+
+    /// Whether a listener client must wait before more of its requests are read: `max_pipelined`
+    /// calls unanswered (tcp://), or `max_buffered` bytes read ahead behind a call (http://).
+    fn read_paused(&self, c: usize) -> bool {
+        let conn = &self.conns[c];
+        match conn.role {
+            Role::ListenerClient => conn.calls_pending >= conn.limits.max_pipelined(),
+            Role::HttpClient => conn.http_busy && conn.inbuf.len() - conn.inpos >= conn.limits.max_buffered(),
+            _ => false,
+        }
+    }
+
+    /// Whether a listener client has a request in progress (bytes of an incomplete one).
+    fn has_partial(&self, c: usize) -> bool {
+        let conn = &self.conns[c];
+        match conn.role {
+            Role::ListenerClient => !conn.decoder.is_idle() || conn.inpos < conn.inbuf.len(),
+            Role::HttpClient => !conn.http_busy && conn.inpos < conn.inbuf.len(),
+            _ => false,
+        }
+    }
+
+    /// After the client's bytes were handled: starts (or ends) the clock of `header_timeout`.
+    /// `progressed`: a whole request was taken from this read, so a partial one starts now.
+    fn update_partial(&mut self, c: usize, now: f64, progressed: bool) {
+        if !self.conns.contains(c) || !matches!(self.conns[c].role, Role::ListenerClient | Role::HttpClient) {
+            return;
+        }
+        let partial = self.has_partial(c);
+        let conn = &mut self.conns[c];
+        if !partial {
+            conn.partial_since = 0.0;
+        } else if conn.partial_since == 0.0 || progressed {
+            conn.partial_since = now;
+        }
+    }
+
     // ---- reading ---------------------------------------------------------------------------
 
     fn arm_recv(&mut self, ring: &mut Ring, c: usize) {
+        if self.read_paused(c) {
+            self.stats.read_pauses += 1.0;
+            return;
+        }
         let conn = &mut self.conns[c];
         if conn.recv_inflight || conn.state == State::Closing || conn.stalled.is_some() {
             return;
@@ -731,6 +874,8 @@ impl Transport {
         }
         let n = res as usize;
         let conn = &mut self.conns[c];
+        conn.last_active = now;
+        let taken_before = self.requests_taken;
         if let Some(tls) = conn.tls.as_mut() {
             let fed = tls.feed(&conn.rbuf[..n]);
             let out = tls.take_outgoing();
@@ -753,6 +898,8 @@ impl Transport {
             inbuf.extend_from_slice(&rbuf[..n]);
         }
         self.resume(ring, inboxes, c, now);
+        let progressed = self.requests_taken != taken_before;
+        self.update_partial(c, now, progressed);
         if self.conns.contains(c) && self.conns[c].tls.as_ref().is_some_and(|t| t.peer_closed()) {
             self.close(c, "peer sent close_notify");
         }
@@ -768,6 +915,9 @@ impl Transport {
         loop {
             if !self.conns.contains(c) || self.conns[c].stalled.is_some() || self.conns[c].state == State::Closing {
                 return;
+            }
+            if batch.is_none() && self.read_paused(c) {
+                return; // the rest waits in `inbuf` until replies go out (`to_resume`)
             }
             let conn = &mut self.conns[c];
             let batching = conn.state == State::Ready && matches!(conn.role, Role::Dialer | Role::Acceptor);
@@ -839,8 +989,12 @@ impl Transport {
                 self.deliver_one(inboxes, c, h.thread as usize, body);
             }
             (Role::ListenerClient, frame::KIND_CALL | frame::KIND_NOTIFY) => {
+                self.requests_taken += 1;
                 let conn = &mut self.conns[c];
                 conn.codec = h.codec;
+                if h.kind == frame::KIND_CALL {
+                    conn.calls_pending += 1; // until reply_client answers it
+                }
                 let head = edge::client_call_header(c as u32, conn.gen, h.corr, h.kind == frame::KIND_NOTIFY);
                 // An unauthenticated client: its body is checked and rebuilt here (structure,
                 // depth, plain data and signed references only: `wire::trust`) before any of it
@@ -853,8 +1007,13 @@ impl Transport {
                 match msg {
                     Ok(m) => self.deliver_one(inboxes, c, self.tid, m),
                     Err(e) => {
-                        let err = edge::error_reply(h.codec, "bad_request", &e);
-                        let _ = self.queue_frame(c, frame::KIND_REPLY, h.codec, 0, h.corr, &err);
+                        if h.kind == frame::KIND_CALL {
+                            self.conns[c].calls_pending -= 1; // answered here
+                            let err = edge::error_reply(h.codec, "bad_request", &e);
+                            if !self.unread_beyond_limit(c, err.len() + frame::HEADER_LEN) {
+                                let _ = self.queue_frame(c, frame::KIND_REPLY, h.codec, 0, h.corr, &err);
+                            }
+                        }
                     }
                 }
             }
@@ -937,6 +1096,8 @@ impl Transport {
                     return;
                 }
                 Ok(http::Parsed::Complete(req)) => {
+                    self.requests_taken += 1;
+                    let conn = &mut self.conns[c];
                     conn.inpos += req.consumed;
                     conn.http_continue_sent = false;
                     conn.http_keep_alive = req.keep_alive;
@@ -1142,6 +1303,9 @@ impl Transport {
         }
         let conn = self.conns.remove(c);
         close_fd(conn.fd);
+        if let Some(l) = self.listeners.get_mut(conn.listener) {
+            l.open = l.open.saturating_sub(1);
+        }
     }
 
     // ---- the loop's entry points --------------------------------------------------------------
@@ -1174,6 +1338,8 @@ impl Transport {
         let mut next: Option<f64> = None;
         let mut expired = Vec::new();
         let mut unstall = Vec::new();
+        let mut slow = Vec::new();
+        let mut idle = Vec::new();
         for (c, conn) in self.conns.iter() {
             if matches!(conn.state, State::Connecting | State::Handshaking) && conn.deadline > 0.0 {
                 if now >= conn.deadline {
@@ -1185,13 +1351,71 @@ impl Transport {
             if conn.stalled.is_some() {
                 unstall.push(c);
             }
+            if matches!(conn.role, Role::ListenerClient | Role::HttpClient) && conn.state != State::Closing {
+                // A request in progress must complete in time; a connection with nothing in
+                // progress is closed when idle for too long.
+                let due = if conn.partial_since > 0.0 {
+                    Some((conn.partial_since + conn.limits.header_timeout, true))
+                } else if conn.calls_pending == 0 && !conn.http_busy && conn.stalled.is_none() {
+                    Some((conn.last_active + conn.limits.idle_timeout, false))
+                } else {
+                    None
+                };
+                if let Some((at, partial)) = due {
+                    if now >= at {
+                        if partial { slow.push(c) } else { idle.push(c) }
+                    } else {
+                        next = Some(next.map_or(at, |n: f64| n.min(at)));
+                    }
+                }
+            }
         }
         for c in expired {
             self.close_with(c, "handshake timed out");
         }
+        for c in slow {
+            self.stats.header_timeouts += 1.0;
+            let why = format!("the request did not complete within {} s", self.conns[c].limits.header_timeout);
+            if self.conns[c].role == Role::HttpClient {
+                self.close(c, &why); // HTTP has no CLOSE frame; the client sees the connection end
+            } else {
+                self.close_with(c, &why);
+            }
+        }
+        for c in idle {
+            self.stats.idle_timeouts += 1.0;
+            let why = format!("idle for {} s", self.conns[c].limits.idle_timeout);
+            if self.conns[c].role == Role::HttpClient {
+                self.close(c, &why);
+            } else {
+                self.close_with(c, &why);
+            }
+        }
+        for slot in 0..self.listeners.capacity() {
+            let Some(l) = self.listeners.get_mut(slot) else { continue };
+            if l.retry_at > 0.0 {
+                if now >= l.retry_at {
+                    l.retry_at = 0.0;
+                    self.arm_accept(ring, slot);
+                } else {
+                    let at = l.retry_at;
+                    next = Some(next.map_or(at, |n: f64| n.min(at)));
+                }
+            }
+        }
+        for c in std::mem::take(&mut self.to_resume) {
+            if self.conns.contains(c) && self.conns[c].state != State::Closing && self.conns[c].stalled.is_none() {
+                self.resume(ring, inboxes, c, now);
+                self.update_partial(c, now, true);
+            }
+        }
         for c in std::mem::take(&mut self.pending_http) {
             if self.conns.contains(c) {
                 self.serve_http(inboxes, c);
+                if self.conns.contains(c) && self.conns[c].state != State::Closing && self.conns[c].stalled.is_none() {
+                    self.arm_recv(ring, c);
+                }
+                self.update_partial(c, now, true);
             }
         }
         for c in unstall {

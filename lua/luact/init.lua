@@ -28,6 +28,7 @@ local luact = {
   ref = names.ref,
   is_actor = ref.is_ref,
   listen = listener.listen,
+  listen_stats = listener.stats,
   cluster = require "luact.cluster",
   db = require "luact.db",
 }

@@ -5,7 +5,7 @@
 -- { "x", conn, gen, corr, notify } followed by the body { vid, method, n, args... }; the reply
 -- goes back with luact_net_reply. This module also makes the calls of `tcp://` references.
 local lffi = require "luact.ffi"
-local C = lffi.C
+local ffi, C = lffi.ffi, lffi.C
 local loop = require "luact.loop"
 local codec = require "luact.actor.codec"
 local ref = require "luact.actor.ref"
@@ -42,14 +42,38 @@ local function check_paths(opts, who, names)
   end
 end
 
+-- The bounds on one listener's clients (src/listen_limits.rs; README "Security"): option name
+-- -> field of luact_listen_limits_t. Unset: the core's default.
+local LIMITS = { "header_timeout", "idle_timeout", "max_buffered", "max_pipelined", "max_connections" }
+
+local function limits_of(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad 'opts' argument to luact.listen (table expected, got %s)"):format(type(opts)), 3)
+  end
+  local limits = ffi.new("luact_listen_limits_t")
+  for _, k in ipairs(LIMITS) do
+    local v = opts and opts[k]
+    if v ~= nil then
+      if type(v) ~= "number" or not (v > 0) or v == math.huge then
+        error(("bad '%s' option to luact.listen (positive number expected, got %s)"):format(k, tostring(v)), 3)
+      end
+      limits[k] = v
+    end
+  end
+  return limits
+end
+
 -- luact.listen(url[, opts]) -> { url = ..., port = bound port }. tls:// (or ssl://) needs
 -- opts.cert and opts.key (PEM files); opts.client_ca requires client certificates signed by it.
+-- opts.header_timeout, idle_timeout, max_buffered, max_pipelined, max_connections bound the
+-- listener's clients (README "Security" has the defaults).
 function listener.listen(url, opts)
   local scheme, host, port = parse_url(url, "luact.listen")
   local kind = KINDS[scheme]
   if not kind then
     error(("luact.listen: unknown scheme '%s' (tcp, tls, ssl, http, udp)"):format(scheme), 2)
   end
+  local limits = limits_of(opts)
   local addr = host .. ":" .. port
   local rc
   if kind == 4 then
@@ -58,14 +82,27 @@ function listener.listen(url, opts)
       error("luact.listen: a tls:// listener needs opts.cert and opts.key (PEM files)", 2)
     end
     local ca = opts.client_ca or ""
-    rc = C.luact_net_listen_tls(loop.context(), addr, #addr, opts.cert, #opts.cert, opts.key, #opts.key, ca, #ca)
+    rc = C.luact_net_listen_tls(loop.context(), addr, #addr, opts.cert, #opts.cert, opts.key, #opts.key, ca, #ca, limits)
   else
-    rc = C.luact_net_listen(loop.context(), addr, #addr, kind)
+    rc = C.luact_net_listen(loop.context(), addr, #addr, kind, limits)
   end
   if rc < 0 then
     error(("luact.listen: cannot listen on %s: %s"):format(url, lffi.describe(rc)), 2)
   end
   return { url = ("%s://%s:%d"):format(scheme, host, rc), port = rc }
+end
+
+-- luact.listen_stats() -> what this thread's listener limits refused so far: { header_timeouts,
+-- idle_timeouts, slow_readers, refused_connections, accept_pauses, read_pauses }.
+local stats_out = ffi.new("luact_listen_stats_t")
+function listener.stats()
+  local rc = C.luact_net_listen_stats(loop.context(), stats_out)
+  if rc < 0 then error("luact.listen_stats: " .. lffi.describe(rc), 2) end
+  local t = {}
+  for _, k in ipairs({ "header_timeouts", "idle_timeouts", "slow_readers", "refused_connections", "accept_pauses", "read_pauses" }) do
+    t[k] = stats_out[k]
+  end
+  return t
 end
 
 local function reply(conn, gen, corr, ok, ...)

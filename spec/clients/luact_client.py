@@ -7,6 +7,8 @@ on a node through its tcp:// listener with MessagePack bodies.
     python3 luact_client.py HOST PORT --udp UDP_PORT   notify_ datagrams, then reads them back
     python3 luact_client.py HOST PORT --refs     passes back a reference it was handed, then forged ones
     python3 luact_client.py HOST PORT --edges    calls that the node must refuse with a reply
+    python3 luact_client.py HOST PORT --limits HTTP_PORT   against a node with small limits
+    python3 luact_client.py HOST PORT --fds      more connections than the node has descriptors
 
 Needs the `msgpack` package (Debian: python3-msgpack).
 """
@@ -96,6 +98,115 @@ def edges(host, port):
     print("still serving ->", c.call("/svc/echo", "hoge"))
 
 
+def closed_within(sock, seconds):
+    """Reads until the node closes: 'closed' (EOF, reset or a CLOSE frame), else 'open'."""
+    sock.settimeout(seconds)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return "closed"
+            data += chunk
+            if len(data) >= 5 and data[4] == KIND_CLOSE:
+                return "closed"
+    except socket.timeout:
+        return "open"
+    except ConnectionResetError:
+        return "closed"
+
+
+def limits(host, port, http_port):
+    """Against a node started with small limits (LUACT_SPEC_LIMITS in spec/nodes/serve.lua)."""
+    import time
+    # slowloris: 3 bytes of a frame header, then nothing
+    s = socket.create_connection((host, port), timeout=10)
+    s.sendall(b"\x10\x00\x00")
+    print("partial frame ->", closed_within(s, 10))
+    s = socket.create_connection((host, http_port), timeout=10)
+    s.sendall(b"POST /svc/echo/hoge HTTP/1.1\r\nHost: x\r\n")
+    print("partial http request ->", closed_within(s, 10))
+    s = socket.create_connection((host, port), timeout=10)
+    print("idle connection ->", closed_within(s, 10))
+    # connections per listener (max_connections=8, the slowloris ones are gone)
+    held = [socket.create_connection((host, port), timeout=10) for _ in range(8)]
+    time.sleep(0.2)
+    extra = socket.create_connection((host, port), timeout=10)
+    print("connection 9 ->", closed_within(extra, 5))
+    for h in held:
+        h.close()
+    time.sleep(0.2)
+    print("after they left ->", Client(host, port).call("/svc/echo", "hoge"))
+    # pipelining (max_pipelined=4): 40 calls sent at once are all answered, in order of corr
+    c = Client(host, port)
+    big = b"".join(struct.pack("<IBBHI", 8 + len(b), KIND_CALL, CODEC_MSGPACK, 0, i + 1) + b
+                   for i, b in enumerate(msgpack.packb(["/svc/echo", "echo", i]) for i in range(40)))
+    c.sock.sendall(big)
+    got = sorted(c.read_frame()[1] for _ in range(40))
+    print("40 pipelined calls ->", got == list(range(1, 41)))
+    # a client that does not read its replies (max_buffered=262144): closed, not silently short
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((host, port))
+    payload = "x" * 100000
+    s.settimeout(10)
+    replies, ending = 0, "open"
+    r = Client.__new__(Client)
+    r.sock, r.buf, r.corr = s, b"", 0
+    try:
+        for i in range(80):
+            b = msgpack.packb(["/svc/echo", "echo", payload])
+            s.sendall(struct.pack("<IBBHI", 8 + len(b), KIND_CALL, CODEC_MSGPACK, 0, i + 1) + b)
+        time.sleep(1.0)
+        while True:
+            f = r.read_frame()
+            if f is None:
+                ending = "closed"
+                break
+            if f[0] == KIND_CLOSE:
+                ending = "closed: " + f[2].decode()
+                break
+            replies += 1
+            if replies == 80:
+                break
+    except (ConnectionResetError, BrokenPipeError):
+        ending = "closed"
+    except socket.timeout:
+        ending = "open"
+    print("unread replies ->", "all 80" if replies == 80 else "closed" if ending.startswith("closed") else "LOST (%d, %s)" % (replies, ending))
+    # HTTP requests pipelined behind a slow call: reading pauses (max_buffered), none is lost
+    s = socket.create_connection((host, http_port), timeout=20)
+    one = b"POST /svc/echo/hoge HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n[]"
+    s.sendall(b"POST /svc/slow/nap HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n[0.5]" + one * 3000)
+    data = b""
+    while data.count(b"HTTP/1.1 200") < 3001:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    print("3001 pipelined http requests ->", data.count(b"HTTP/1.1 200"))
+    st = Client(host, port).call("/svc/stats", "get")[1]
+    print("stats ->", {k: st[k] > 0 for k in sorted(st)})
+
+
+def fds(host, port):
+    """Against a node with few file descriptors: more connections than it can accept, then a call."""
+    import time
+    held = []
+    for _ in range(150):
+        try:
+            held.append(socket.create_connection((host, port), timeout=2))
+        except OSError:
+            break
+    time.sleep(0.5)
+    for h in held:
+        h.close()
+    time.sleep(0.5)
+    print("after the flood ->", Client(host, port).call("/svc/echo", "hoge"))
+    st = Client(host, port).call("/svc/stats", "get")[1]
+    print("accept paused ->", st["accept_pauses"] > 0)
+
+
 def refs(host, port):
     """A reference handed out by the node goes back to it; a forged or altered one does not."""
     c = Client(host, port)
@@ -139,6 +250,10 @@ def main():
             time.sleep(0.05)                                     # datagrams may reorder; keep them apart
         print("notes ->", Client(host, port).call("/svc/notes", "list"))
         return
+    if "--fds" in sys.argv:
+        return fds(host, port)
+    if "--limits" in sys.argv:
+        return limits(host, port, int(sys.argv[sys.argv.index("--limits") + 1]))
     if "--edges" in sys.argv:
         return edges(host, port)
     if "--refs" in sys.argv:

@@ -7,8 +7,9 @@ local helpers = require "helpers.runtime"
 local SECRET = "s3cret"
 local B = { addr = "127.0.0.2:7201", tcp = "tcp://127.0.0.2:8080", http = "http://127.0.0.2:8081" }
 
-local function serve(node, env)
-  local p = process.spawn(("%sluajit spec/nodes/serve.lua %s %s %s %s"):format(env or "", node.addr, SECRET, node.tcp, node.http))
+local function serve(node, env, prefix)
+  local p = process.spawn(("%s%sluajit spec/nodes/serve.lua %s %s %s %s%s"):format(env or "", prefix or "", node.addr, SECRET,
+    node.tcp, node.http, prefix and "'" or ""))
   process.wait_for(p, "ready")
   return p
 end
@@ -100,6 +101,32 @@ describe("luact against listener clients", function()
     }, "\n") .. "\n", out)
     local forged = process.run([[curl -s -o - -w ' %{http_code}' -X POST -d '[{"actor":{"m":1,"t":1,"e":1,"l":1,"s":"00000000000000000000000000000000"}}]' http://127.0.0.2:8081/svc/caller/get_of]])
     assert.equal('{"error":"bad_request","message":"a forged or altered actor reference (bad signature)"} 400', forged)
+  end)
+
+  -- finding 3 (unbounded resources) and finding 4 (replies to a slow reader dropped)
+  it("bound every listener client: request and idle timeouts, connections, pipelining, unread replies", function()
+    process.cleanup(b)
+    b = serve(B, "LUACT_SPEC_LIMITS=header_timeout=1,idle_timeout=1.5,max_buffered=262144,max_pipelined=4,max_connections=8 ")
+    local out = process.run("/usr/bin/python3 spec/clients/luact_client.py 127.0.0.2 8080 --limits 8081")
+    assert.equal(table.concat({
+      "partial frame -> closed",
+      "partial http request -> closed",
+      "idle connection -> closed",
+      "connection 9 -> closed",
+      "after they left -> [True, 100]",
+      "40 pipelined calls -> True",
+      "unread replies -> closed",
+      "3001 pipelined http requests -> 3001",
+      "stats -> {'accept_pauses': False, 'header_timeouts': True, 'idle_timeouts': True, 'read_pauses': True, "
+        .. "'refused_connections': True, 'slow_readers': True}",
+    }, "\n") .. "\n", out)
+  end)
+
+  it("pause accepting when out of file descriptors, and serve again once they are back", function()
+    process.cleanup(b)
+    b = serve(B, nil, "sh -c 'ulimit -n 100; exec ")
+    local out = process.run("/usr/bin/python3 spec/clients/luact_client.py 127.0.0.2 8080 --fds")
+    assert.equal("after the flood -> [True, 100]\naccept paused -> True\n", out)
   end)
 
   -- finding 4: requests that got no answer at all

@@ -45,8 +45,15 @@ luact.start({ n_core = 2, address = arg[1], secret = arg[2], tcp = arg[3], http 
   luact.register("/svc/notes", { seen = {},
     note = function(self, x) self.seen[#self.seen + 1] = x end,
     list = function(self) return self.seen end })
-  luact.listen(luact.opts.tcp)
-  if luact.opts.http then luact.listen(luact.opts.http) end
+  -- LUACT_SPEC_LIMITS="idle_timeout=1,max_connections=8": the tcp:// and http:// listeners' limits
+  local limits
+  for k, v in (os.getenv("LUACT_SPEC_LIMITS") or ""):gmatch("([%w_]+)=([%d.]+)") do
+    limits = limits or {}
+    limits[k] = tonumber(v)
+  end
+  luact.register("/svc/stats", { get = function() return require("luact").listen_stats() end })
+  luact.listen(luact.opts.tcp, limits)
+  if luact.opts.http then luact.listen(luact.opts.http, limits) end
   if luact.opts.udp and luact.opts.udp ~= "" then luact.listen(luact.opts.udp) end
   local dir = luact.opts.tls_dir
   if dir and dir ~= "" then

@@ -41,10 +41,16 @@ function ref.set_url_dispatch(fn)
 end
 
 local PREFIXES = { { "timed_", "timed" }, { "notify_", "notify" }, { "async_", "async" } }
-local parsed = {}       -- message name -> { kind, method }
+-- message name -> { kind, method }. Names come from outside too (every method a listener
+-- client sends), so the cache is bounded: past PARSED_MAX names it starts over.
+local PARSED_MAX = 4096
+local parsed, n_parsed = {}, 0
+ref.PARSED_MAX = PARSED_MAX
 local function parse(key)
   local p = parsed[key]
   if p then return p end
+  if n_parsed >= PARSED_MAX then parsed, n_parsed = {}, 0 end
+  n_parsed = n_parsed + 1
   p = { "sync", key }
   for _, pre in ipairs(PREFIXES) do
     local prefix = pre[1]
@@ -57,6 +63,8 @@ local function parse(key)
   return p
 end
 ref.parse = parse
+-- How many message names the cache holds (never more than PARSED_MAX).
+function ref.parsed_count() return n_parsed end
 
 -- Callers are cached per reference; they capture the reference's numbers, not the reference,
 -- so the weak-keyed cache never keeps a reference alive.
