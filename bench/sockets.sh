@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# bench/sockets.sh: the benchmarks of issue 17 (luact.socket and luact.offload), one JSON line
+# per figure on stdout. Runs itself inside a fresh network namespace (unshare -n, loopback
+# only, 127.0.0.1); every process it starts is killed by pid on exit.
+#   socket_http_hello  keep-alive HTTP "hello" on luact.socket (2 threads) under wrk -t2 -c64,
+#                      beside nginx + lua-nginx-module (2 workers, content_by_lua_block)
+#   socket_echo        TCP echo of 32-byte lines, 64 connections from another luact process
+#   socket_redis_p1/16 PING round trips through spec/examples/redis.lua, 64 connections,
+#                      beside redis-benchmark with the same connections and pipelining
+#   offload_*          luact.offload round trip and loop stalls (no sockets)
+# lua-nginx-module is NOT installed system-wide: Debian's build links OpenResty's luajit2,
+# which conflicts with the luajit package luact needs. Its .debs are downloaded (apt-get
+# download) and unpacked with dpkg -x under bench/out/ngxlua instead.
+# Env: BENCH_SECONDS (per measurement, default 5).
+set -u
+self=$(realpath "$0")
+cd "$(dirname "$self")/.."
+if [ "${1:-}" != "__inside" ]; then
+  cargo build --release 2>&1 | tail -1 >&2
+  mkdir -p target/lua bench/out && cp target/release/libluact.so target/lua/luact.so
+  if [ ! -f bench/out/ngxlua/root/usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
+    mkdir -p bench/out/ngxlua && (cd bench/out/ngxlua && apt-get download -qq libnginx-mod-http-lua \
+      libnginx-mod-http-ndk libluajit2-5.1-2 lua-resty-core lua-resty-lrucache >/dev/null 2>&1 &&
+      mkdir -p root && for f in *.deb; do dpkg -x "$f" root; done) || echo "bench/sockets.sh: cannot fetch lua-nginx-module" >&2
+  fi
+  exec unshare -n "$self" __inside
+fi
+ip link set lo up
+S=${BENCH_SECONDS:-5}
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+wait_line() { for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+json() { printf '{"case":"%s","impl":"%s",%s}\n' "$1" "$2" "$3"; }
+wrk_rate() { wrk -t2 -c64 -d"${S}s" --latency "$1" 2>&1 | awk '/Requests\/sec/ {r=$2} /^ +99%/ {p=$2} END {printf "\"rate\":%s,\"p99\":\"%s\"", r, p}'; }
+tmp=$(mktemp -d)
+
+# --- HTTP hello: luact.socket ---
+luajit bench/socket_http_hello.lua 18080 $((S + 5)) 2 >"$tmp/luact_http.log" 2>&1 & pids+=($!)
+if wait_line "$tmp/luact_http.log" ready; then
+  json socket_http_hello luact.socket "$(wrk_rate http://127.0.0.1:18080/)"
+else json socket_http_hello luact.socket '"error":"server did not start"'; fi
+kill "${pids[-1]}" 2>/dev/null
+
+# --- HTTP hello: nginx + lua-nginx-module ---
+root=$(realpath bench/out/ngxlua/root 2>/dev/null)
+if [ -n "$root" ] && [ -f "$root/usr/lib/nginx/modules/ngx_http_lua_module.so" ] && command -v nginx >/dev/null; then
+  mkdir -p "$tmp/ngx/logs"
+  cat >"$tmp/ngx/nginx.conf" <<CONF
+load_module $root/usr/lib/nginx/modules/ndk_http_module.so;
+load_module $root/usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 2;
+daemon off;
+pid $tmp/ngx/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  lua_package_path "$root/usr/share/lua/5.1/?.lua;;";
+  server {
+    listen 127.0.0.1:18081;
+    location / { default_type text/plain; content_by_lua_block { ngx.say("hello") } }
+  }
+}
+CONF
+  LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu" nginx -p "$tmp/ngx" -c "$tmp/ngx/nginx.conf" -e stderr >"$tmp/ngx.log" 2>&1 & pids+=($!)
+  sleep 1
+  if curl -s http://127.0.0.1:18081/ | grep -q hello; then
+    json socket_http_hello nginx-lua "$(wrk_rate http://127.0.0.1:18081/)"
+  else json socket_http_hello nginx-lua "\"error\":\"nginx did not serve: $(head -c 200 "$tmp/ngx.log" | tr '\n"' ' _')\""; fi
+  kill "${pids[-1]}" 2>/dev/null
+else
+  json socket_http_hello nginx-lua '"error":"nginx or lua-nginx-module missing"'
+fi
+
+# --- TCP echo ---
+luajit bench/socket_echo.lua server 18082 $((S + 5)) >"$tmp/echo.log" 2>&1 & pids+=($!)
+if wait_line "$tmp/echo.log" ready; then luajit bench/socket_echo.lua client 18082 "$S" 64; fi
+kill "${pids[-1]}" 2>/dev/null
+
+# --- Redis ---
+if command -v redis-server >/dev/null; then
+  redis-server --bind 127.0.0.1 --port 16379 --save '' --appendonly no >"$tmp/redis.log" 2>&1 & pids+=($!)
+  if wait_line "$tmp/redis.log" "Ready to accept"; then
+    for P in 1 16; do
+      luajit bench/socket_redis.lua 16379 "$S" 64 $P
+      rb=$(redis-benchmark -p 16379 -c 64 -P $P -n $((P == 1 ? 200000 : 2000000)) -t ping --csv 2>/dev/null | awk -F'"' '/PING_MBULK/ {print $4}')
+      json "socket_redis_p$P" redis-benchmark "\"conns\":64,\"rate\":${rb:-null}"
+    done
+  fi
+  kill "${pids[-1]}" 2>/dev/null
+fi
+
+# --- offload ---
+luajit bench/offload_roundtrip.lua
+rm -rf "$tmp"
