@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Test peer for spec/sockets, in another process: `echo HOST PORT CLIENTS LINES` runs CLIENTS
 concurrent connections that each send LINES lines and check every echo; `halfclose HOST PORT`
-sends a request, shuts its write side and prints what comes back. Bounded: every socket has a
-10 s timeout."""
+sends a request, shuts its write side and prints what comes back; `hold HOST PORT` listens and
+never accepts (for 30 s). Bounded: every socket has a 10 s timeout."""
 import socket, sys, threading
 
 def echo(host, port, clients, lines):
@@ -37,8 +37,19 @@ def halfclose(host, port):
         out += b
     print("got", out.decode())
 
+def hold(host, port):
+    """Listens with the smallest backlog and never accepts: later connects time out."""
+    s = socket.socket()
+    s.bind((host, port))
+    s.listen(0)
+    print("listening", s.getsockname()[1], flush=True)
+    import time
+    time.sleep(30)
+
 if __name__ == "__main__":
-    if sys.argv[1] == "echo":
+    if sys.argv[1] == "hold":
+        hold(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "echo":
         echo(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     else:
         halfclose(sys.argv[2], int(sys.argv[3]))

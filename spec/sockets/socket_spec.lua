@@ -129,6 +129,27 @@ describe("luact.socket", function()
     assert.equal("connection refused", err)
   end)
 
+  it("fails a connect that gets no answer within its timeout with 'timeout'", function()
+    local results = run(function()
+      local luact = require "luact"
+      local wait_peer = require("helpers.sockets").wait_peer
+      local process = require "helpers.process"
+      -- a listener with a full backlog that never accepts: the kernel drops further SYNs
+      local p = process.spawn("python3 spec/sockets/peer.py hold 127.0.0.1 0")
+      local port = wait_peer(p, "listening (%d+)\n")
+      local results, socks = {}, {}
+      for i = 1, 6 do
+        local s, err = luact.socket.connect("tcp://127.0.0.1:" .. port, { connect_timeout = 0.3 })
+        if s then socks[#socks + 1] = s else results[#results + 1] = err end
+      end
+      for _, s in ipairs(socks) do s:close() end
+      process.cleanup(p)
+      luact.stop(results)
+    end)
+    assert.is_true(#results >= 1, "every connect was answered")
+    for _, err in ipairs(results) do assert.equal("timeout", err) end
+  end)
+
   it("tells a reader the peer reset the connection, and a reader of a closed peer 'closed'", function()
     local reset, closed = run(function()
       local luact = require "luact"
