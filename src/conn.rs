@@ -95,8 +95,30 @@ impl SockAddr {
         self.storage.ss_family as i32
     }
 
-    fn ptr(&self) -> *const libc::sockaddr {
+    pub fn ptr(&self) -> *const libc::sockaddr {
         &self.storage as *const _ as *const libc::sockaddr
+    }
+
+    pub fn socklen(&self) -> libc::socklen_t {
+        self.len
+    }
+
+    /// Room for any address (a receive's source address lands here).
+    pub fn empty() -> SockAddr {
+        // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+        SockAddr { storage: unsafe { std::mem::zeroed() }, len: std::mem::size_of::<libc::sockaddr_storage>() as u32 }
+    }
+
+    pub fn storage_mut(&mut self) -> *mut libc::sockaddr_storage {
+        &mut self.storage
+    }
+
+    pub fn len_for_msg(&self) -> libc::socklen_t {
+        self.len
+    }
+
+    pub fn set_len(&mut self, len: libc::socklen_t) {
+        self.len = len;
     }
 
     /// "ip:port" or the Unix path.
@@ -116,7 +138,7 @@ impl SockAddr {
         }
     }
 
-    fn of_fd(fd: i32, peer: bool) -> Option<SockAddr> {
+    pub fn of_fd(fd: i32, peer: bool) -> Option<SockAddr> {
         // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
         let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;

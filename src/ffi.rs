@@ -865,6 +865,77 @@ pub unsafe extern "C" fn luact_sock_address(ctx: *mut ThreadCtx, h: u32, local: 
     })
 }
 
+/// A UDP socket bound to `addr` ("ip:port"; port 0: any); returns its handle.
+///
+/// # Safety
+/// `addr` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_udp_open(ctx: *mut ThreadCtx, addr: *const u8, len: usize) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let addr = sock_address(0, addr, len)?;
+        Ok(ctx.sockets.udp_open(&mut ctx.ring, addr)? as i32)
+    })
+}
+
+/// Sends one datagram to `to` ("ip:port"): 0, or `Full` when the socket has too many bytes in
+/// flight already.
+///
+/// # Safety
+/// `data` and `to` point to `len` and `to_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_udp_sendto(ctx: *mut ThreadCtx, h: u32, data: *const u8, len: usize, to: *const u8, to_len: usize) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let to = sock_address(0, to, to_len)?;
+        Ok(if ctx.sockets.udp_sendto(&mut ctx.ring, h, bytes(data, len), to)? { 0 } else { Status::Full.code() })
+    })
+}
+
+/// Takes the next received datagram: points `*data` at its bytes (valid until the next call),
+/// writes its source ip into `from` (room for `cap` bytes; `*from_len` its length) and port
+/// into `*port`; returns its length, or -1 when none is queued.
+///
+/// # Safety
+/// `data`, `from_len`, `port` are writable; `from` has room for `cap` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_udp_take(ctx: *mut ThreadCtx, h: u32, data: *mut *const u8, from: *mut u8, cap: usize, from_len: *mut i32, port: *mut i32) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let Some((bytes, addr)) = ctx.sockets.udp_take(h)? else { return Ok(-1) };
+        if data.is_null() || from.is_null() || from_len.is_null() || port.is_null() {
+            return Err(Error::new(Status::BadArgument, "null output"));
+        }
+        *data = bytes.as_ptr();
+        let text = addr.text();
+        let ip = text.rsplit_once(':').map(|(ip, _)| ip).unwrap_or("");
+        let n = ip.len().min(cap);
+        std::ptr::copy_nonoverlapping(ip.as_ptr(), from, n);
+        *from_len = n as i32;
+        *port = addr.port() as i32;
+        Ok(bytes.len() as i32)
+    })
+}
+
+/// Closes a UDP socket.
+#[no_mangle]
+pub extern "C" fn luact_udp_close(ctx: *mut ThreadCtx, h: u32) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        ctx.sockets.udp_close(&mut ctx.ring, h)?;
+        Ok(0)
+    })
+}
+
+/// The port a UDP socket is bound to.
+#[no_mangle]
+pub extern "C" fn luact_udp_port(ctx: *mut ThreadCtx, h: u32) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        Ok(ctx.sockets.udp_local(h)?.port() as i32)
+    })
+}
+
 /// The offset of the first `needle` in `len` bytes at `p`, or -1 (a double: no boxed int64 in Lua).
 ///
 /// # Safety

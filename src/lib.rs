@@ -2,6 +2,7 @@
 //! modules and the two Lua entry points; see each module's header for what it owns.
 mod clock;
 mod conn;
+mod datagram;
 mod ffi;
 mod inbox;
 mod listen_limits;

@@ -289,7 +289,7 @@ impl ThreadCtx {
             let c = self.completions[i];
             if c.user_data & crate::transport::TAG != 0 {
                 self.transport.on_completion(&mut self.ring, &self.runtime.inboxes, c.user_data, c.res, now);
-            } else if c.user_data & crate::conn::TAG != 0 {
+            } else if c.user_data & (crate::conn::TAG | crate::datagram::TAG) != 0 {
                 self.sockets.on_completion(&mut self.ring, c.user_data, c.res);
             } else if k < out.len() {
                 out[k] = c;

@@ -4,6 +4,7 @@
 //! `Completion` whose `user_data` is the handle and whose `flags` say what happened (the loop's
 //! `io_handlers` dispatch them). Reads stay in the connection's buffer until Lua takes them.
 use crate::conn::{Conns, Event, SockAddr};
+use crate::datagram::Datagrams;
 use crate::ring::{Completion, Ring};
 use crate::status::{Error, Result, Status};
 
@@ -14,15 +15,16 @@ pub const EV_WRITABLE: u32 = 3;
 pub const EV_ACCEPTED: u32 = 4;
 
 const SLOT_BITS: u32 = 20;
-const GEN_MASK: u32 = 0x3ff;
+const GEN_MASK: u32 = 0x1ff;
 const LISTENER: u32 = 1 << 30;
+const UDP: u32 = 1 << 29;
 
 fn handle(slot: usize, gen: u32, listener: bool) -> u32 {
     (slot as u32 & ((1 << SLOT_BITS) - 1)) | ((gen & GEN_MASK) << SLOT_BITS) | if listener { LISTENER } else { 0 }
 }
 
 fn split(h: u32) -> (usize, u32, bool) {
-    ((h & ((1 << SLOT_BITS) - 1)) as usize, (h >> SLOT_BITS) & GEN_MASK, h & LISTENER != 0)
+    ((h & ((1 << SLOT_BITS) - 1)) as usize, (h >> SLOT_BITS) & 0x1ff, h & LISTENER != 0)
 }
 
 fn bad_handle() -> Error {
@@ -43,6 +45,8 @@ pub struct Sockets {
     conns: Conns,
     /// TLS client configurations by (CA, certificate, key) paths: built once per thread.
     client_tls: std::collections::HashMap<(String, String, String), std::sync::Arc<crate::tls::ClientTls>>,
+    /// UDP sockets (handles with the UDP bit).
+    pub datagrams: Datagrams,
 }
 
 impl Sockets {
@@ -136,7 +140,47 @@ impl Sockets {
     }
 
     pub fn on_completion(&mut self, ring: &mut Ring, user_data: u64, res: i32) {
-        self.conns.on_completion(ring, user_data, res);
+        if user_data & crate::datagram::TAG != 0 {
+            self.datagrams.on_completion(ring, user_data, res);
+        } else {
+            self.conns.on_completion(ring, user_data, res);
+        }
+    }
+
+    fn udp(&self, h: u32) -> Result<usize> {
+        let (slot, gen, _) = split(h);
+        match self.datagrams.gen_of(slot) {
+            Some(g) if h & UDP != 0 && g & GEN_MASK == gen => Ok(slot),
+            _ => Err(bad_handle()),
+        }
+    }
+
+    /// A UDP socket bound to `addr`; returns its handle.
+    pub fn udp_open(&mut self, ring: &mut Ring, addr: SockAddr) -> Result<u32> {
+        let slot = self.datagrams.open(ring, addr)?;
+        Ok(handle(slot, self.datagrams.gen_of(slot).unwrap_or(0), false) | UDP)
+    }
+
+    pub fn udp_sendto(&mut self, ring: &mut Ring, h: u32, data: &[u8], to: SockAddr) -> Result<bool> {
+        let slot = self.udp(h)?;
+        self.datagrams.sendto(ring, slot, data, to)
+    }
+
+    /// Takes the next datagram: its bytes and source address, valid until the next take.
+    pub fn udp_take(&mut self, h: u32) -> Result<Option<(&[u8], SockAddr)>> {
+        let slot = self.udp(h)?;
+        Ok(if self.datagrams.take(slot) { self.datagrams.current.as_ref().map(|(b, a)| (&b[..], *a)) } else { None })
+    }
+
+    pub fn udp_close(&mut self, ring: &mut Ring, h: u32) -> Result<()> {
+        let slot = self.udp(h)?;
+        self.datagrams.close(ring, slot);
+        Ok(())
+    }
+
+    pub fn udp_local(&self, h: u32) -> Result<SockAddr> {
+        let slot = self.udp(h)?;
+        self.datagrams.local_addr(slot).ok_or_else(bad_handle)
     }
 
     pub fn flush(&mut self, ring: &mut Ring) {
@@ -145,12 +189,18 @@ impl Sockets {
 
     /// Whether events wait for Lua (the loop must not sleep then).
     pub fn pending(&self) -> bool {
-        self.conns.has_events()
+        self.conns.has_events() || self.datagrams.has_events()
     }
 
     /// Moves events into `out` as completions; returns how many (the rest wait for next turn).
     pub fn take_events(&mut self, ring: &mut Ring, out: &mut [Completion]) -> usize {
         let mut n = 0;
+        while n < out.len() {
+            let Some(slot) = self.datagrams.pop_event() else { break };
+            let Some(gen) = self.datagrams.gen_of(slot) else { continue };
+            out[n] = Completion { user_data: (handle(slot, gen, false) | UDP) as u64, res: 1, flags: EV_READABLE };
+            n += 1;
+        }
         while n < out.len() {
             let Some(ev) = self.conns.pop_event() else { break };
             let (slot, res, flags, listener) = match ev {
@@ -175,6 +225,7 @@ impl Sockets {
     }
 
     pub fn shutdown(&mut self) {
+        self.datagrams.shutdown_all();
         self.conns.shutdown_all();
     }
 }

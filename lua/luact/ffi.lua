@@ -71,6 +71,12 @@ int32_t luact_sock_view(luact_thread_ctx *ctx, uint32_t h, luact_sock_view_t *ou
 int32_t luact_sock_consume(luact_thread_ctx *ctx, uint32_t h, size_t n);
 int32_t luact_sock_close(luact_thread_ctx *ctx, uint32_t h, int32_t abort);
 int32_t luact_sock_address(luact_thread_ctx *ctx, uint32_t h, int32_t local, uint8_t *out, size_t cap, int32_t *port);
+int32_t luact_udp_open(luact_thread_ctx *ctx, const char *addr, size_t len);
+int32_t luact_udp_sendto(luact_thread_ctx *ctx, uint32_t h, const char *data, size_t len, const char *to, size_t to_len);
+int32_t luact_udp_take(luact_thread_ctx *ctx, uint32_t h, const uint8_t **data, uint8_t *from, size_t cap,
+                       int32_t *from_len, int32_t *port);
+int32_t luact_udp_close(luact_thread_ctx *ctx, uint32_t h);
+int32_t luact_udp_port(luact_thread_ctx *ctx, uint32_t h);
 double luact_memory_find(const void *p, size_t len, const char *needle, size_t nlen);
 
 int32_t luact_offload_submit(luact_thread_ctx *ctx, int32_t size, const uint8_t *task, size_t len);

@@ -570,6 +570,96 @@ function Listener:close()
   return 1
 end
 
+---------------------------------------------------------------------------------------------
+-- UDP
+
+local Udp = {}
+Udp.__index = Udp
+socket.Udp = Udp
+local data_out = ffi.new("const uint8_t*[1]")
+local from_len = ffi.new("int32_t[1]")
+
+-- socket.udp(url[, opts]) -> udp | nil, err: a UDP socket bound to udp://ip:port (port 0: any
+-- free port; `udp.port` says which). opts: timeout (of receivefrom; default 60 s, 0: none).
+function socket.udp(url, opts)
+  if type(url) ~= "string" or not url:match("^udp://[^:/]+:%d+$") then
+    error(("bad 'url' argument to luact.socket.udp (udp://ip:port expected, got %s)"):format(tostring(url)), 2)
+  end
+  opts = check_opts(opts, "luact.socket.udp")
+  local ctx = loop.context()
+  if ctx == nil then error("luact.socket.udp: luact is not running on this thread (call it inside luact.start)", 2) end
+  local addr = url:sub(7)
+  local h = C.luact_udp_open(ctx, addr, #addr)
+  if h < 0 then
+    if h == lffi.status.bad_argument then error("bad 'url' argument to luact.socket.udp (" .. lffi.last_error() .. ")", 2) end
+    return nil, lffi.last_error()
+  end
+  local u = setmetatable({ h = h, ctx = ctx, epoch = epoch, tid = thread_id(), closed = false,
+                           read_timeout = opts.timeout or DEFAULT_TIMEOUT }, Udp)
+  u.port = C.luact_udp_port(ctx, h)
+  loop.on_io(h, function() wake(u, "reader") end)
+  return u
+end
+
+local function check_udp(u, who)
+  if getmetatable(u) ~= Udp then error(("bad self to %s (udp socket expected)"):format(who), 3) end
+  if u.epoch ~= epoch or u.tid ~= thread_id() or u.ctx ~= loop.context() then
+    error(("%s: this socket belongs to thread %s of an earlier or other run of luact.start"):format(who, tostring(u.tid)), 3)
+  end
+end
+
+-- udp:sendto(data, ip, port) -> true | nil, err ("closed", or "buffer full" when 4 MiB of
+-- datagrams still wait for the kernel). Fire and forget: a datagram may be lost.
+function Udp:sendto(data, ip, port)
+  check_udp(self, "udp:sendto")
+  if type(data) ~= "string" then error("bad 'data' argument to udp:sendto (string expected, got " .. type(data) .. ")", 2) end
+  if type(ip) ~= "string" then error("bad 'ip' argument to udp:sendto (string expected, got " .. type(ip) .. ")", 2) end
+  if type(port) ~= "number" or port < 1 or port > 65535 or port % 1 ~= 0 then
+    error("bad 'port' argument to udp:sendto (1..65535 expected, got " .. tostring(port) .. ")", 2)
+  end
+  if self.closed then return nil, "closed" end
+  local to = ip .. ":" .. port
+  local rc = C.luact_udp_sendto(self.ctx, self.h, data, #data, to, #to)
+  if rc == lffi.status.full then return nil, "buffer full" end
+  if rc < 0 then error("udp:sendto: " .. lffi.last_error(), 2) end
+  return true
+end
+
+-- udp:receivefrom() -> data, ip, port | nil, err ("timeout", "closed").
+function Udp:receivefrom()
+  check_udp(self, "udp:receivefrom")
+  if self.closed then return nil, "closed" end
+  busy(self, "reader", "udp:receivefrom")
+  local deadline = deadline_of(self.read_timeout)
+  while true do
+    local n = C.luact_udp_take(self.ctx, self.h, data_out, addr_out, 256, from_len, port_out)
+    if n >= 0 then
+      return ffi.string(data_out[0], n), ffi.string(addr_out, from_len[0]), port_out[0]
+    end
+    if n < -1 then return nil, "closed" end
+    if not wait(self, "reader", deadline, "udp:receivefrom") then return nil, "timeout" end
+    if self.closed then return nil, "closed" end
+  end
+end
+
+function Udp:settimeout(sec)
+  check_udp(self, "udp:settimeout")
+  if type(sec) ~= "number" or sec < 0 then
+    error("bad 'sec' argument to udp:settimeout (non-negative number expected)", 2)
+  end
+  self.read_timeout = sec
+end
+
+function Udp:close()
+  check_udp(self, "udp:close")
+  if self.closed then return nil, "closed" end
+  self.closed = true
+  C.luact_udp_close(self.ctx, self.h)
+  loop.on_io(self.h, nil)
+  wake(self, "reader")
+  return 1
+end
+
 -- Forgets the sockets of a finished run of luact.start (their descriptors closed with the
 -- thread's context).
 function socket.reset()

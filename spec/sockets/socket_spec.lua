@@ -321,6 +321,58 @@ describe("luact.socket", function()
     assert.same({ "unix hello", nil, "no such file" }, r)
   end)
 
+  it("sends and receives UDP datagrams (sendto / receivefrom), with a timeout, on two threads", function()
+    local r = run(function()
+      local luact = require "luact"
+      if luact.thread_id == 2 then
+        -- an echo on thread 2, upper-cased
+        local u = assert(luact.socket.udp("udp://127.0.0.1:0", { timeout = 0 }))
+        luact.register("udp_echo_port", { port = function() return u.port end })
+        while true do
+          local data, ip, port = u:receivefrom()
+          if not data then break end
+          u:sendto(data:upper(), ip, port)
+        end
+        return
+      end
+      while not luact.resolve("udp_echo_port") do luact.clock.sleep(0.01) end
+      local echo_port = luact.ref("udp_echo_port"):port()
+      local u = assert(luact.socket.udp("udp://127.0.0.1:0", { timeout = 2 }))
+      local r = {}
+      for i = 1, 20 do
+        -- datagrams are not retried: loopback does not lose them under this load
+        assert(u:sendto("datagram " .. i, "127.0.0.1", echo_port))
+      end
+      local got = {}
+      for _ = 1, 20 do
+        local data, ip, port = u:receivefrom()
+        if not data then break end
+        got[#got + 1] = data
+        r.from = ip .. ":" .. port
+      end
+      r.count = #got
+      r.first = got[1]
+      assert(u:sendto(("x"):rep(60000), "127.0.0.1", echo_port))
+      local big = u:receivefrom()
+      r.big_back = big and #big
+      u:settimeout(0.05)
+      r.timeout = { u:receivefrom() }
+      r.too_big = pcall(u.sendto, u, ("x"):rep(70000), "127.0.0.1", echo_port)
+      r.bad_port = pcall(u.sendto, u, "x", "127.0.0.1", 0)
+      u:close()
+      r.closed = { u:receivefrom() }
+      luact.stop(r, echo_port)
+    end, 2)
+    assert.equal(20, r.count)
+    assert.equal("DATAGRAM 1", r.first)
+    assert.matches("^127%.0%.0%.1:%d+$", r.from)
+    assert.equal(60000, r.big_back)
+    assert.same({ nil, "timeout" }, r.timeout)
+    assert.is_false(r.too_big)
+    assert.is_false(r.bad_port)
+    assert.same({ nil, "closed" }, r.closed)
+  end)
+
   it("raises on misuse: bad arguments, a socket of an earlier run, a socket sent to another thread", function()
     local errs = run(function()
       local luact = require "luact"
