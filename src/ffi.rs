@@ -434,16 +434,18 @@ pub unsafe extern "C" fn luact_net_drop(ctx: *mut ThreadCtx, machine: f64) -> i3
 }
 
 /// Sends a call (corr > 0) or a notify (corr = 0) to the listener at `addr`, through TLS profile
-/// `tls` (0: plain TCP); returns the connection id.
+/// `tls` (0: plain TCP), with the call's timeout in milliseconds (0: the listener's; at most
+/// 65535, the CALL frame's field); returns the connection id.
 ///
 /// # Safety
 /// `addr` and `msg` point to `addr_len` and `len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn luact_net_call(ctx: *mut ThreadCtx, addr: *const u8, addr_len: usize, tls: u32, corr: u32, msg: *const u8, len: usize) -> i32 {
+pub unsafe extern "C" fn luact_net_call(ctx: *mut ThreadCtx, addr: *const u8, addr_len: usize, tls: u32, corr: u32, timeout_ms: u32, msg: *const u8, len: usize) -> i32 {
     guard(|| {
         let ctx = ctx_mut(ctx)?;
         let addr = std::str::from_utf8(bytes(addr, addr_len)).map_err(|_| Error::new(Status::BadArgument, "address is not UTF-8"))?;
-        Ok(ctx.transport.send_call(&mut ctx.ring, addr, tls, corr, bytes(msg, len))? as i32)
+        let timeout_ms = timeout_ms.min(u16::MAX as u32) as u16;
+        Ok(ctx.transport.send_call(&mut ctx.ring, addr, tls, corr, timeout_ms, bytes(msg, len))? as i32)
     })
 }
 

@@ -150,6 +150,8 @@ struct Conn {
     partial_since: f64,
     /// Calls delivered to Lua and not answered yet (tcp:// clients).
     calls_pending: u32,
+    /// The port of the listener that accepted this client (0: not a listener client).
+    listener_port: u16,
 }
 
 const NO_LISTENER: usize = usize::MAX;
@@ -169,6 +171,8 @@ struct Listener {
     /// Out of file descriptors: accept again at this time (0: accepting), after `backoff` s.
     retry_at: f64,
     backoff: f64,
+    /// The bound port (its calls' default timeout is set per port in `lua/luact/listener.lua`).
+    port: u16,
 }
 
 /// The first and the longest pause of a listener that ran out of file descriptors.
@@ -376,6 +380,7 @@ impl Transport {
             last_active: 0.0,
             partial_since: 0.0,
             calls_pending: 0,
+            listener_port: 0,
         })
     }
 
@@ -416,6 +421,7 @@ impl Transport {
             open: 0,
             retry_at: 0.0,
             backoff: 0.0,
+            port: u16::from_be(bound.sin_port),
         });
         if udp {
             self.arm_datagram(ring, slot);
@@ -462,7 +468,7 @@ impl Transport {
             let mut input = &data[..];
             let msg = match decoder.decode(&mut input) {
                 Ok(Some((h, body))) if h.kind == frame::KIND_NOTIFY && input.is_empty() => {
-                    let head = edge::client_call_header(0, 0, 0, true);
+                    let head = edge::client_call_header(0, 0, 0, true, 0, 0.0);
                     let inner = edge::call_from_codec(&body, h.codec, self.ref_key.as_ref());
                     inner.ok().map(|b| {
                         let mut m = head;
@@ -529,9 +535,9 @@ impl Transport {
             let one: i32 = 1;
             // SAFETY: `fd` is the new connection's descriptor, ours from here on.
             unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4) };
-            let (kind, addr, tls) = {
+            let (kind, addr, tls, port) = {
                 let l = &self.listeners[slot];
-                (l.kind, *l.addr, l.tls.clone())
+                (l.kind, *l.addr, l.tls.clone(), l.port)
             };
             let role = match kind {
                 ListenerKind::Node => Role::Acceptor,
@@ -548,6 +554,7 @@ impl Transport {
                 conn.limits = limits;
                 conn.last_active = now;
             }
+            self.conns[c].listener_port = port;
             if let Some(server) = tls {
                 match server.session() {
                     Ok(session) => self.conns[c].tls = Some(session),
@@ -708,7 +715,7 @@ impl Transport {
 
     /// Sends a CALL (or NOTIFY when corr = 0) with a luact-encoded body to the listener at
     /// `addr`; returns the connection id (replies arrive in this thread's inbox).
-    pub fn send_call(&mut self, ring: &mut Ring, addr: &str, tls: u32, corr: u32, body: &[u8]) -> Result<u32> {
+    pub fn send_call(&mut self, ring: &mut Ring, addr: &str, tls: u32, corr: u32, timeout_ms: u16, body: &[u8]) -> Result<u32> {
         let key = machine_id_of(addr)?;
         let c = match self.callers.get(&(key, tls)) {
             Some(&c) => c,
@@ -745,7 +752,8 @@ impl Transport {
             }
             _ => None,
         };
-        self.queue_frame(c, kind, frame::CODEC_LUACT, 0, corr, signed.as_deref().unwrap_or(body))?;
+        // (a client CALL's `thread` field carries its timeout in milliseconds: PROTOCOL.md)
+        self.queue_frame(c, kind, frame::CODEC_LUACT, timeout_ms, corr, signed.as_deref().unwrap_or(body))?;
         Ok(c as u32)
     }
 
@@ -995,7 +1003,9 @@ impl Transport {
                 if h.kind == frame::KIND_CALL {
                     conn.calls_pending += 1; // until reply_client answers it
                 }
-                let head = edge::client_call_header(c as u32, conn.gen, h.corr, h.kind == frame::KIND_NOTIFY);
+                // (a client CALL's `thread` field is its timeout in milliseconds, 0: the listener's)
+                let port = conn.listener_port;
+                let head = edge::client_call_header(c as u32, conn.gen, h.corr, h.kind == frame::KIND_NOTIFY, port, h.thread as f64 / 1000.0);
                 // An unauthenticated client: its body is checked and rebuilt here (structure,
                 // depth, plain data and signed references only: `wire::trust`) before any of it
                 // reaches LuaJIT's decoder.
@@ -1133,7 +1143,8 @@ impl Transport {
                                 }
                                 let gen = conn.gen;
                                 conn.http_busy = true;
-                                let mut m = edge::client_call_header(c as u32, gen, 1, false);
+                                let port = self.conns[c].listener_port;
+                                let mut m = edge::client_call_header(c as u32, gen, 1, false, port, req.timeout);
                                 m.extend_from_slice(&edge::call_body(&vid, &method, &args));
                                 self.deliver_one(inboxes, c, self.tid, m);
                             }

@@ -45,7 +45,7 @@ int32_t luact_net_tls_client(luact_thread_ctx *ctx, const char *ca, size_t ca_le
                              const char *cert, size_t cert_len, const char *key, size_t key_len);
 int32_t luact_net_send(luact_thread_ctx *ctx, double machine, int32_t thread, const uint8_t *msg, size_t len);
 int32_t luact_net_call(luact_thread_ctx *ctx, const char *addr, size_t addr_len, uint32_t tls,
-                       uint32_t corr, const uint8_t *msg, size_t len);
+                       uint32_t corr, uint32_t timeout_ms, const uint8_t *msg, size_t len);
 int32_t luact_net_reply(luact_thread_ctx *ctx, uint32_t conn, uint32_t gen, uint32_t corr,
                         const uint8_t *msg, size_t len);
 int32_t luact_net_event(luact_thread_ctx *ctx, luact_net_event_t *out);

@@ -2,7 +2,7 @@
 -- registered names (only) from other processes — luact itself through `luact.ref("tcp://...")`,
 -- or programs in other languages (PROTOCOL.md); `http://` serves `POST /name/method` with JSON.
 -- The core parses frames and HTTP, converts bodies, and hands each call to this thread as
--- { "x", conn, gen, corr, notify } followed by the body { vid, method, n, args... }; the reply
+-- { "x", conn, gen, corr, notify, port, timeout } followed by the body { vid, method, n, args... }; the reply
 -- goes back with luact_net_reply. This module also makes the calls of `tcp://` references.
 local lffi = require "luact.ffi"
 local ffi, C = lffi.ffi, lffi.C
@@ -67,8 +67,16 @@ end
 -- opts.cert and opts.key (PEM files); opts.client_ca requires client certificates signed by it.
 -- opts.header_timeout, idle_timeout, max_buffered, max_pipelined, max_connections bound the
 -- listener's clients (README "Security" has the defaults).
+-- opts.timeout: the deadline of each call through it, in seconds (default 5; a client may set
+-- its own per call: PROTOCOL.md).
+local call_timeouts = {}   -- listener port -> the default timeout of its calls (opts.timeout)
+
 function listener.listen(url, opts)
   local scheme, host, port = parse_url(url, "luact.listen")
+  local timeout = type(opts) == "table" and opts.timeout or nil
+  if timeout ~= nil and (type(timeout) ~= "number" or not (timeout > 0)) then
+    error(("bad 'timeout' option to luact.listen (seconds above 0 expected, got %s)"):format(tostring(timeout)), 2)
+  end
   local kind = KINDS[scheme]
   if not kind then
     error(("luact.listen: unknown scheme '%s' (tcp, tls, ssl, http, udp)"):format(scheme), 2)
@@ -89,6 +97,7 @@ function listener.listen(url, opts)
   if rc < 0 then
     error(("luact.listen: cannot listen on %s: %s"):format(url, lffi.describe(rc)), 2)
   end
+  call_timeouts[rc] = timeout
   return { url = ("%s://%s:%d"):format(scheme, host, rc), port = rc }
 end
 
@@ -131,7 +140,8 @@ local function invoke_timed(fn, target, timeout, body, n)
   return fn(target, timeout, unpack(body, 4, 3 + n))
 end
 
-local function serve(conn, gen, corr, notify, body)
+-- timeout: the call's deadline in seconds from now (the client's, else its listener's, else 5 s).
+local function serve(conn, gen, corr, notify, body, timeout)
   local vid, method, n = body[1], body[2], body[3]
   if type(vid) ~= "string" or type(method) ~= "string" or type(n) ~= "number" then
     if not notify then reply(conn, gen, corr, false, exception.new("bad_request", "malformed call")) end
@@ -150,7 +160,7 @@ local function serve(conn, gen, corr, notify, body)
     if not ok then require("luact.logger").warn(("listener notify %s.%s failed: %s"):format(vid, method, tostring(e))) end
     return
   end
-  reply(conn, gen, corr, pcall(invoke_timed, target["timed_" .. method], target, call.DEFAULT_TIMEOUT, body, n))
+  reply(conn, gen, corr, pcall(invoke_timed, target["timed_" .. method], target, timeout, body, n))
 end
 
 -- A call from a listener client. A body that cannot be decoded still gets an answer.
@@ -162,7 +172,12 @@ loop.on("x", function(msg)
     end
     return
   end
-  require("luact.scheduler").task(serve, msg[2], msg[3], msg[4], msg[5], body)
+  -- msg[6]: the listener's port, msg[7]: the timeout the client asked for (0: none)
+  local timeout = msg[7]
+  if not (type(timeout) == "number" and timeout > 0) then
+    timeout = call_timeouts[msg[6]] or call.DEFAULT_TIMEOUT
+  end
+  require("luact.scheduler").task(serve, msg[2], msg[3], msg[4], msg[5], body, timeout)
 end)
 
 ---------------------------------------------------------------------------------------------
@@ -183,11 +198,14 @@ local function tls_profile(addr, tls)
   return profile
 end
 
-local function send_call(addr, tls, corr, vid, method, ...)
+-- left: seconds to the call's deadline (the listener's node bounds the method by it; nil for a
+-- notify_)
+local function send_call(addr, tls, corr, left, vid, method, ...)
   local profile = tls_profile(addr, tls)
   local body = { vid, method, select("#", ...), ... }
   local p, len = codec.encode(body, ("'%s'"):format(method), 4)
-  local rc = C.luact_net_call(loop.context(), addr, #addr, profile, corr, p, len)
+  local ms = left and math.max(1, math.ceil(left * 1000)) or 0
+  local rc = C.luact_net_call(loop.context(), addr, #addr, profile, corr, ms, p, len)
   if rc < 0 then
     exception.raise("actor_unreachable", ("%s: %s"):format(addr, lffi.describe(rc)))
   end
@@ -199,7 +217,7 @@ local function dispatch_url(addr, vid, tls, kind, method, has_self, ...)
   end
   local m = node.machine_of(addr)
   if kind == "notify" then
-    return send_call(addr, tls, 0, vid, method, ...)
+    return send_call(addr, tls, 0, nil, vid, method, ...)
   end
   local timeout = call.DEFAULT_TIMEOUT
   if kind == "timed" then
@@ -209,14 +227,14 @@ local function dispatch_url(addr, vid, tls, kind, method, has_self, ...)
     end
     return (function(...)
       local corr = call.new_corr()
-      local deadline = call.deadline_for(timeout)
-      send_call(addr, tls, corr, vid, method, ...)
+      local deadline, now = call.deadline_for(timeout)
+      send_call(addr, tls, corr, deadline - now, vid, method, ...)
       return call.await(corr, m, deadline, method, vid, addr)
     end)(select(2, ...))
   end
   local corr = call.new_corr()
-  local deadline = call.deadline_for(timeout)
-  send_call(addr, tls, corr, vid, method, ...)
+  local deadline, now = call.deadline_for(timeout)
+  send_call(addr, tls, corr, deadline - now, vid, method, ...)
   if kind == "async" then
     local ev = event.new_oneshot()
     call.await_async(corr, m, deadline, method, ev)

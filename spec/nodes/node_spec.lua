@@ -255,6 +255,45 @@ describe("luact nodes", function()
     assert.equal('[100] 200 1[100] 200 0', two)
   end)
 
+  it("give calls through listeners a deadline: 5 s by default, the listener's, or the client's", function()
+    local function curl(args)
+      return process.run("curl -s -o - -w ' %{http_code}' " .. args)
+    end
+    -- the client's: an X-Luact-Timeout header, a CALL frame's thread field (milliseconds)
+    local header = curl("-X POST -H 'X-Luact-Timeout: 0.3' -d '[3]' http://127.0.0.2:8081/svc/slow/nap")
+    assert.truthy(header:find('"error":"actor_timeout"', 1, true), header)
+    assert.truthy(header:find(" 504$"), header)
+    local bad = curl("-X POST -H 'X-Luact-Timeout: soon' -d '[3]' http://127.0.0.2:8081/svc/slow/nap")
+    assert.truthy(bad:find(" 400$"), bad)
+    local frame = process.run([[/usr/bin/python3 -c '
+import msgpack, socket, struct
+s = socket.create_connection(("127.0.0.2", 8080))
+body = msgpack.packb(["/svc/slow", "nap", 3])
+s.sendall(struct.pack("<IBBHI", 8 + len(body), 4, 1, 300, 7) + body)   # CALL, msgpack, 300 ms, corr 7
+b = b""
+while len(b) < 12 or len(b) < 4 + struct.unpack("<I", b[:4])[0]:
+    b += s.recv(4096)
+print(struct.unpack("<IBBHI", b[:12])[4], msgpack.unpackb(b[12:])[1]["error"])
+']])
+    assert.equal("7 actor_timeout\n", frame)
+    -- the listener's (opts.timeout = 0.3 on port 8091), and the 5 s default
+    local listener = curl("-X POST -d '[3]' http://127.0.0.2:8091/svc/slow/nap")
+    assert.truthy(listener:find(" 504$"), listener)
+    local default = curl("-X POST -d '[6]' http://127.0.0.2:8081/svc/slow/nap")
+    assert.truthy(default:find('"error":"actor_timeout"', 1, true), default)
+    assert.truthy(default:find(" 504$"), default)
+    -- in time
+    assert.equal('["woke"] 200', curl("-X POST -H 'X-Luact-Timeout: 2' -d '[0.01]' http://127.0.0.2:8081/svc/slow/nap"))
+    -- a luact caller's own deadline goes with its call (its timed_ through a tcp:// reference)
+    local r = helpers.start({ n_core = 1, peer = B.tcp }, function()
+      local luact = require "luact"
+      local slow = luact.ref(luact.opts.peer .. "/svc/slow")
+      local ok, e = pcall(slow.timed_nap, slow, 0.3, 3)
+      luact.stop(e.name)
+    end)
+    assert.equal("actor_timeout", r)
+  end)
+
   it("serve a client in another language (Python, MessagePack)", function()
     local out = process.run("/usr/bin/python3 spec/clients/luact_client.py 127.0.0.2 8080")
     assert.equal("hoge -> [True, 100]\necho -> [True, 1, 'two', None, 3.5]\nmissing -> [False, {'error': 'actor_no_body'}]\n", out)

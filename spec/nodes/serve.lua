@@ -53,7 +53,12 @@ luact.start({ n_core = 2, address = arg[1], secret = arg[2], tcp = arg[3], http 
   end
   luact.register("/svc/stats", { get = function() return require("luact").listen_stats() end })
   luact.listen(luact.opts.tcp, limits)
-  if luact.opts.http then luact.listen(luact.opts.http, limits) end
+  if luact.opts.http then
+    luact.listen(luact.opts.http, limits)
+    -- a second http:// door whose calls get 0.3 s (the listener's timeout option), port + 10
+    local host, port = luact.opts.http:match("^http://([^:]+):(%d+)$")
+    luact.listen(("http://%s:%d"):format(host, port + 10), { timeout = 0.3 })
+  end
   if luact.opts.udp and luact.opts.udp ~= "" then luact.listen(luact.opts.udp) end
   local dir = luact.opts.tls_dir
   if dir and dir ~= "" then

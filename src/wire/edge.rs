@@ -1,6 +1,6 @@
 //! The messages at the edges of the transport, built from `sbuf` values: the header the core
 //! puts in front of a listener client's call before handing it to Lua (`{"x", conn, gen, corr,
-//! notify}`), the header of a reply from another node's listener (`{"xr", corr}`), and the
+//! notify, port, timeout}`), the header of a reply from another node's listener (`{"xr", corr}`), and the
 //! translation of call and reply bodies between luact's own encoding and the MessagePack/JSON of
 //! external clients (PROTOCOL.md): a call is `[path, method, args...]` outside and the Lua array
 //! `{path, method, n, args...}` inside; a reply is `{ok, n, values...}` inside and
@@ -20,9 +20,12 @@ fn int(i: u32) -> Value {
     Value::int(i as i64)
 }
 
-pub fn client_call_header(conn: u32, gen: u32, corr: u32, notify: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32);
-    sbuf::encode_array(&[Value::str("x"), int(conn), int(gen), int(corr), Value::Bool(notify)], &mut out);
+/// `{"x", conn, gen, corr, notify, port, timeout}`: `port` is the listener's (its calls' default
+/// timeout is set per listener in Lua), `timeout` the seconds the client asked for (0: none).
+pub fn client_call_header(conn: u32, gen: u32, corr: u32, notify: bool, port: u16, timeout: f64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48);
+    let items = [Value::str("x"), int(conn), int(gen), int(corr), Value::Bool(notify), Value::int(port as i64), Value::number(timeout)];
+    sbuf::encode_array(&items, &mut out);
     out
 }
 

@@ -65,6 +65,8 @@ pub struct Request {
     pub consumed: usize,
     /// Whether the connection stays open after the response.
     pub keep_alive: bool,
+    /// The call's timeout in seconds from an `X-Luact-Timeout` header (0: none given).
+    pub timeout: f64,
     pub route: Route,
 }
 
@@ -173,6 +175,15 @@ fn content_length(value: &[u8]) -> Option<usize> {
     text.parse().ok()
 }
 
+/// The request header that sets a call's timeout (seconds, e.g. `X-Luact-Timeout: 0.5`).
+pub const TIMEOUT_HEADER: &str = "X-Luact-Timeout";
+
+/// Seconds in `(0, 86400]` from a header value.
+fn timeout_seconds(value: &[u8]) -> Option<f64> {
+    let x: f64 = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
+    (x > 0.0 && x <= 86400.0).then_some(x)
+}
+
 fn hex_digit(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -227,6 +238,7 @@ pub fn parse_request(buf: &[u8], max_header: usize, max_body: usize) -> Result<P
     let mut keep_alive = version >= 1;
     let mut length: Option<usize> = None;
     let mut expect_continue = false;
+    let mut timeout = 0.0;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("connection") {
@@ -245,6 +257,10 @@ pub fn parse_request(buf: &[u8], max_header: usize, max_body: usize) -> Result<P
             length = Some(n);
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = has_token(h.value, "100-continue");
+        } else if name.eq_ignore_ascii_case(TIMEOUT_HEADER) {
+            timeout = timeout_seconds(h.value).ok_or_else(|| {
+                HttpError::new(400, format!("bad {TIMEOUT_HEADER} header (seconds expected: a number above 0 and at most 86400)"))
+            })?;
         }
     }
     let length = length.unwrap_or(0);
@@ -259,7 +275,7 @@ pub fn parse_request(buf: &[u8], max_header: usize, max_body: usize) -> Result<P
     let method = req.method.unwrap_or("");
     let target = req.path.unwrap_or("");
     let route = route(method, target, body);
-    Ok(Parsed::Complete(Request { consumed: total, keep_alive, route }))
+    Ok(Parsed::Complete(Request { consumed: total, keep_alive, timeout, route }))
 }
 
 fn refuse(status: u16, error: &'static str, message: impl Into<String>) -> Route {
@@ -425,6 +441,17 @@ mod tests {
         assert_eq!((vid.as_str(), method.as_str()), ("/my app/a", "m"));
         let Route::Call { vid, .. } = complete(b"POST http://h:1/v/m HTTP/1.1\r\n\r\n").route else { panic!() };
         assert_eq!(vid, "/v");
+    }
+
+    #[test]
+    fn a_timeout_header_sets_the_calls_timeout() {
+        assert_eq!(complete(&post("/a/m", "[]", "")).timeout, 0.0);
+        assert_eq!(complete(&post("/a/m", "[]", "X-Luact-Timeout: 0.25\r\n")).timeout, 0.25);
+        assert_eq!(complete(&post("/a/m", "[]", "x-luact-timeout:  30 \r\n")).timeout, 30.0);
+        for bad in ["soon", "0", "-1", "1e9", "NaN", ""] {
+            let buf = post("/a/m", "[]", &format!("X-Luact-Timeout: {bad}\r\n"));
+            assert_eq!(err_status(&buf, H, B), 400, "{bad:?}");
+        }
     }
 
     #[test]
