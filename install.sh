@@ -24,5 +24,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 
+# OpenResty's maintained LuaJIT branch beside Debian's, for spec/run's second pass (the two
+# packages conflict: the .debs are unpacked into ~/.cache/luact/luajit2, not installed)
+spec/install_luajit2
+
 $SUDO env "PATH=$PATH" luarocks make rockspec/luact-scm-1.rockspec >/dev/null
 echo "luact installed: $(luajit -e 'print(require("luact").version)')"
