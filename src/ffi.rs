@@ -587,6 +587,53 @@ pub unsafe extern "C" fn luact_names_list(vid: *const u8, len: usize, out: *mut 
     })
 }
 
+/// Replaces every actor of a name with the `n` addresses at `addrs` (none: removes the name);
+/// the cluster mirrors its registry here. 0, or a negative status.
+///
+/// # Safety
+/// `vid` points to `len` readable bytes; `addrs` to `n` addresses (may be null when n = 0).
+#[no_mangle]
+pub unsafe extern "C" fn luact_names_set(vid: *const u8, len: usize, addrs: *const Address, n: i32, multi: i32) -> i32 {
+    guard(|| {
+        let list: &[Address] = if n <= 0 || addrs.is_null() { &[] } else { std::slice::from_raw_parts(addrs, n as usize) };
+        crate::names::set(bytes(vid, len), list, multi != 0)?;
+        Ok(0)
+    })
+}
+
+// ---- the node's lease on its virtual actors (src/lease.rs) --------------------------------
+
+/// Extends this node's lease to `until` (monotonic seconds) at time `now`; returns the lease's
+/// generation (new when the lease had lapsed).
+#[no_mangle]
+pub extern "C" fn luact_lease_extend(until: f64, now: f64) -> f64 {
+    crate::lease::extend(until, now) as f64
+}
+
+/// Ends the lease now; returns the new generation.
+#[no_mangle]
+pub extern "C" fn luact_lease_lapse() -> f64 {
+    crate::lease::lapse() as f64
+}
+
+/// The lease's end (monotonic seconds; 0: none).
+#[no_mangle]
+pub extern "C" fn luact_lease_until() -> f64 {
+    crate::lease::until()
+}
+
+/// The generation an activation created at `now` belongs to.
+#[no_mangle]
+pub extern "C" fn luact_lease_current(now: f64) -> f64 {
+    crate::lease::current(now) as f64
+}
+
+/// 1 while an activation of generation `gen` may serve at `now`, else 0.
+#[no_mangle]
+pub extern "C" fn luact_lease_valid(gen: f64, now: f64) -> i32 {
+    crate::lease::valid(gen as u64, now) as i32
+}
+
 // ---- clock and util -----------------------------------------------------------------------
 
 #[no_mangle]

@@ -5,6 +5,7 @@ mod conn;
 mod datagram;
 mod ffi;
 mod inbox;
+mod lease;
 mod listen_limits;
 mod logger;
 mod memory;

@@ -54,6 +54,30 @@ pub fn add(vid: &[u8], addr: Address, multi: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// Replaces every actor of `vid` with `addrs` (the cluster's registry is the source of truth:
+/// thread 1 mirrors each change of a name into this table); no addresses removes the name.
+pub fn set(vid: &[u8], addrs: &[Address], multi: bool) -> Result<()> {
+    if vid.is_empty() {
+        return Err(Error::new(Status::BadArgument, "empty vid"));
+    }
+    let mut names = NAMES.write().unwrap_or_else(|e| e.into_inner());
+    let names = names.get_or_insert_with(HashMap::new);
+    if addrs.is_empty() {
+        names.remove(vid);
+        return Ok(());
+    }
+    match names.get_mut(vid) {
+        Some(entry) => {
+            entry.multi = multi;
+            entry.actors = addrs.to_vec();
+        }
+        None => {
+            names.insert(vid.to_vec(), Entry { multi, actors: addrs.to_vec(), cursor: AtomicUsize::new(0) });
+        }
+    }
+    Ok(())
+}
+
 /// The next actor of `vid` (round robin), or None.
 pub fn pick(vid: &[u8]) -> Option<Address> {
     let names = NAMES.read().unwrap_or_else(|e| e.into_inner());

@@ -64,6 +64,9 @@ pub const EV_REMOTE_LISTENER_DOWN: u32 = 4;
 /// A dial to a node was refused (ECONNREFUSED: no process listens at its address). Comes before
 /// that connection's EV_NODE_DOWN; the cluster's membership takes it as evidence of death.
 pub const EV_NODE_REFUSED: u32 = 5;
+/// A dialed connection closed before it authenticated: like EV_NODE_DOWN, but nothing queued
+/// on it reached the node (the calls waiting on it were never sent).
+pub const EV_NODE_UNREACHED: u32 = 6;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Role {
@@ -1273,6 +1276,7 @@ impl Transport {
         if conn.state == State::Closing {
             return;
         }
+        let was_ready = conn.state == State::Ready;
         conn.state = State::Closing;
         // SAFETY: shutting down our own socket makes in-flight operations complete promptly.
         unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
@@ -1286,7 +1290,9 @@ impl Transport {
                 *losses = (*losses + 1).min(16);
                 let pause = (QUARANTINE * 2f64.powi(*losses as i32 - 1)).min(QUARANTINE_MAX);
                 self.quarantine.insert(machine, now + pause);
-                self.events.push_back(NetEvent { kind: EV_NODE_DOWN, conn: c as u32, machine: machine as f64 });
+                // a connection that never authenticated sent none of the messages queued on it
+                let kind = if was_ready { EV_NODE_DOWN } else { EV_NODE_UNREACHED };
+                self.events.push_back(NetEvent { kind, conn: c as u32, machine: machine as f64 });
             }
             Role::Acceptor => {
                 if machine != 0 {

@@ -58,6 +58,12 @@ int32_t luact_names_add(const char *vid, size_t len, luact_address_t addr, int32
 int32_t luact_names_pick(const char *vid, size_t len, luact_address_t *out);
 int32_t luact_names_remove(const char *vid, size_t len, luact_address_t addr, int32_t all);
 int32_t luact_names_list(const char *vid, size_t len, luact_address_t *out, int32_t max);
+int32_t luact_names_set(const char *vid, size_t len, const luact_address_t *addrs, int32_t n, int32_t multi);
+double luact_lease_extend(double until, double now);
+double luact_lease_lapse(void);
+double luact_lease_until(void);
+double luact_lease_current(double now);
+int32_t luact_lease_valid(double gen, double now);
 
 typedef struct { const uint8_t *data; size_t len; int32_t eof, err; } luact_sock_view_t;
 int32_t luact_sock_connect(luact_thread_ctx *ctx, int32_t family, const char *addr, size_t len);

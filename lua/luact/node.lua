@@ -33,7 +33,7 @@ function node.machine_of(addr)
   return ((((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)) * 65536) + tonumber(port)
 end
 
-local EV_NODE_UP, EV_NODE_DOWN, EV_CLIENT_CLOSED, EV_REMOTE_LISTENER_DOWN, EV_NODE_REFUSED = 1, 2, 3, 4, 5
+local EV_NODE_UP, EV_NODE_DOWN, EV_CLIENT_CLOSED, EV_REMOTE_LISTENER_DOWN, EV_NODE_REFUSED, EV_NODE_UNREACHED = 1, 2, 3, 4, 5, 6
 local ev = ffi.new("luact_net_event_t")
 
 -- Upper layers that want to hear of nodes lost or refusing connections (the cluster's
@@ -63,8 +63,8 @@ end
 function node.drain_events(ctx)
   while C.luact_net_event(ctx, ev) == 1 do
     local kind, m, conn = ev.kind, ev.machine, ev.conn
-    if kind == EV_NODE_DOWN then
-      require("luact.actor.call").machine_lost(m)
+    if kind == EV_NODE_DOWN or kind == EV_NODE_UNREACHED then
+      require("luact.actor.call").machine_lost(m, kind == EV_NODE_UNREACHED)
       if #watchers > 0 then tell("down", m) end
     elseif kind == EV_NODE_REFUSED then
       if #watchers > 0 then tell("refused", m) end

@@ -20,6 +20,7 @@ local datadir = nil
 
 function procs.setup()
   process.require_netns()
+  os.execute("rm -rf spec/tmp/cluster")
   os.execute("ip link set lo up")
   datadir = os.tmpname()
   os.remove(datadir)
@@ -44,10 +45,21 @@ function procs.signal(i, sig)
   os.execute(("kill -%s %d 2>/dev/null"):format(sig, running[i].pid))
 end
 
+-- Keeps a member's output in spec/tmp/cluster/ (for a look after a failed run).
+local function keep_log(i)
+  os.execute("mkdir -p spec/tmp/cluster")
+  local f = io.open(("spec/tmp/cluster/n%d.log"):format(i), "a")
+  if f then
+    f:write(process.output(running[i]))
+    f:close()
+  end
+end
+
 -- kill -9, and forget it.
 function procs.kill(i)
   if running[i] then
     procs.signal(i, "CONT")
+    keep_log(i)
     process.cleanup(running[i])
     running[i] = nil
   end

@@ -133,6 +133,81 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
         local h = self.histories[tag]
         return h.done, h.ops
       end,
+      -- virtual actors: a room that counts its players and says where it runs, and keeps a
+      -- log of the wall times it served calls at (for the partition spec)
+      vreg = function(self, vid, id, multi)
+        local luact = require "luact"
+        local a = luact.register(vid, { multi_actor = multi or nil }, function(id, handoff)
+          local luact = require "luact"
+          return { id = id, players = handoff and handoff.players or {}, served = {},
+            join = function(self, p)
+              self.players[#self.players + 1] = p
+              self.served[#self.served + 1] = luact.clock.walltime()
+              return #self.players, luact.cluster.self()
+            end,
+            where = function(self)
+              local t = luact.clock.walltime()
+              self.served[#self.served + 1] = t
+              -- also in this VM's log, which outlives the activation (see served_log)
+              local logs = rawget(_G, "SERVED") or {}
+              rawset(_G, "SERVED", logs)
+              logs[self.id] = logs[self.id] or {}
+              table.insert(logs[self.id], t)
+              return luact.cluster.self(), luact.thread_id
+            end,
+            served_times = function(self) return self.served end,
+            __actor_handoff__ = function(self) return { players = self.players } end }
+        end, id)
+        return a ~= nil
+      end,
+      try_vreg = function(self, vid)
+        local ok, e = pcall(require("luact").register, vid, function() return {} end)
+        return ok, type(e) == "table" and e.name or tostring(e)
+      end,
+      vunreg = function(self, vid) return require("luact").unregister(vid) end,
+      -- a call by name with a timeout: ok, results... or false, the error's name
+      vcall = function(self, vid, method, t, ...)
+        local luact = require "luact"
+        local r = luact.ref(vid)
+        local res = { pcall(r["timed_" .. method], r, t or 10, ...) }
+        if not res[1] then return false, type(res[2]) == "table" and res[2].name or tostring(res[2]) end
+        return unpack(res, 1, 4)
+      end,
+      resolve = function(self, vid) return require("luact").resolve(vid) ~= nil end,
+      -- pins the activation vid resolves to now, for dcall
+      pin = function(self, vid)
+        self.pins = self.pins or {}
+        self.pins[vid] = require("luact").resolve(vid)
+        return self.pins[vid] ~= nil
+      end,
+      -- when activations of this VM answered `where` (wall clock)
+      served_log = function(self, id) return (rawget(_G, "SERVED") or {})[id] or {} end,
+      -- calls the pinned activation of vid every 20 ms for `seconds` (successes land in its log)
+      start_hammer = function(self, vid, seconds)
+        local luact = require "luact"
+        local target = self.pins[vid]
+        luact.tentacle(function()
+          local stop = luact.clock.get() + seconds
+          while luact.clock.get() < stop do
+            pcall(target.timed_where, target, 0.5)
+            luact.clock.sleep(0.02)
+          end
+        end)
+        return true
+      end,
+      -- a call to the pinned activation of vid by direct reference (not by name)
+      dcall = function(self, vid, method, t)
+        local target = self.pins[vid]
+        local res = { pcall(target["timed_" .. method], target, t or 2) }
+        if not res[1] then return false, type(res[2]) == "table" and res[2].name or tostring(res[2]) end
+        return unpack(res, 1, 3)
+      end,
+      lease_info = function(self)
+        local C = require("luact.ffi").C
+        return { until_ = C.luact_lease_until(), now = C.luact_clock_monotonic(),
+                 gen = C.luact_lease_current(C.luact_clock_monotonic()),
+                 boot = require("luact").cluster.boot_of_node(), leader = require("luact").cluster.leader() }
+      end,
       stop = function() require("luact").stop() end,
     }
   end
@@ -146,11 +221,12 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
     end
   end)
   if luact.thread_id == 2 then
-    body.ref = luact.register("/ctl2", body)
+    body.ref = luact.register("/ctl2", { scope = "node" }, body)
     return
   end
-  body.ref = luact.register("/ctl", body)
+  body.ref = luact.register("/ctl", { scope = "node" }, body)
   luact.listen(luact.opts.ctl)
+  luact.listen((luact.opts.ctl:gsub("^tcp://", "http://"):gsub(":80(%d%d)$", ":90%1")))
   while not luact.resolve("/ctl2") do luact.clock.sleep(0.001) end
   io.stdout:write("ready\n"); io.stdout:flush()
   luact.clock.sleep(luact.opts.life)

@@ -191,8 +191,12 @@ local function send_bytes_once(m, tid, p, len)
   return node().send_bytes(m, tid, p, len)
 end
 
+-- (raised before the message left: `unsent` tells a caller that may try elsewhere, such as a
+-- call by name in a cluster, that the target did not run it)
 local function unreachable(m, tid, rc)
-  raise("actor_unreachable", ("machine %s thread %d: %s"):format(node().name(m), tid, lffi.describe(rc)))
+  local e = exception.new("actor_unreachable", ("machine %s thread %d: %s"):format(node().name(m), tid, lffi.describe(rc)))
+  e.unsent = true
+  error(e, 0)
 end
 
 -- The way to tid was full: retries (pausing, doubling up to 20 ms) until sent or deadline, with
@@ -242,7 +246,7 @@ end
 
 -- What wakes a waiting sync call: a sentinel, the one result itself, or a packed reply
 -- ({ "r", corr, ok, n, values... } with the PACKED metatable) for the other shapes.
-local TIMEOUT, UNREACHABLE, NO_RESULTS = {}, {}, {}
+local TIMEOUT, UNREACHABLE, UNSENT, NO_RESULTS = {}, {}, {}, {}
 local PACKED = {}
 local fire_async_timeout
 
@@ -296,6 +300,11 @@ function call.await(corr, m, deadline, method, t, e, l)
     raise("actor_timeout", ("%s did not reply to '%s' in time"):format(describe_target(m, t, e, l), method))
   elseif r == UNREACHABLE then
     raise("actor_unreachable", ("lost the connection to %s during '%s'"):format(describe_target(m, t, e, l), method))
+  elseif r == UNSENT then
+    local e = exception.new("actor_unreachable", ("could not connect to %s for '%s' (the call was not sent)"):format(
+      describe_target(m, t, e, l), method))
+    e.unsent = true
+    error(e, 0)
   end
   return r
 end
@@ -664,15 +673,17 @@ loop.on("d", function(msg)
 end)
 
 -- The connection to machine m was lost: calls waiting on it fail now, monitors of its actors
--- fire with actor_unreachable.
-function call.machine_lost(m)
+-- fire with actor_unreachable. `unsent`: the connection never authenticated, so none of those
+-- calls left (their exception says so: a caller may try elsewhere).
+function call.machine_lost(m, unsent)
   local why = exception.new("actor_unreachable", ("lost the connection to machine %s"):format(node().name(m)))
+  if unsent then why.unsent = true end
   for _, w in ipairs(waiting.remove_if(function(w) return w.machine == m end)) do
     if w.ev then
       clock.cancel(w.timer)
       w.ev:emit("reply", false, why)
     else
-      scheduler.wake(w, w.wait_token, UNREACHABLE)
+      scheduler.wake(w, w.wait_token, unsent and UNSENT or UNREACHABLE)
     end
   end
   for id, watcher in pairs(watchers) do

@@ -232,4 +232,20 @@ function codec.decode_rest()
   return dec:decode()
 end
 
+-- A value as a string of its own, and back (what the cluster's registry stores: a virtual
+-- actor's arguments, actor references included). Decoding uses a buffer of its own, so it is
+-- safe inside a message handler. Raises naming what cannot travel.
+local own_dec = buffer.new({ metatable = METATABLES })
+function codec.to_string(v, what)
+  local p, len = codec.encode({ v }, what, 1, "")
+  return ffi.string(p, len)
+end
+
+function codec.from_string(s)
+  own_dec:set(s)
+  local t = own_dec:decode()
+  if type(t) == "table" and t.fn then t = unbox(t, {}) end
+  return t[1]
+end
+
 return codec

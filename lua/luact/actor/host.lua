@@ -114,8 +114,26 @@ local function after_call(rec, ok, ...)
   return false, e
 end
 
+-- A virtual actor's activation (the cluster) whose node's lease does not let it serve now.
+local function lease_refusal(rec, method)
+  if rec.moving and method == "__actor_handoff__" then return nil end
+  if not rec.moving and C.luact_lease_valid(rec.lease_gen, C.luact_clock_monotonic()) == 1 then return nil end
+  if rec.moving then
+    return exception.new("actor_temporary_fail", ("%s is moving to another node"):format(tostring(rec.ref)))
+  end
+  if C.luact_lease_current(C.luact_clock_monotonic()) ~= rec.lease_gen then
+    rec.superseded = true
+    return exception.new("actor_no_body", ("%s was superseded: its node lost its lease"):format(tostring(rec.ref)))
+  end
+  return exception.new("actor_temporary_fail", ("%s: its node holds no lease now"):format(tostring(rec.ref)))
+end
+
 -- Runs body[method] in the calling tentacle: returns true, results... or false, exception.
 function host.invoke(rec, method, has_self, ...)
+  if rec.lease_gen then
+    local refused = lease_refusal(rec, method)
+    if refused then return false, refused end
+  end
   local body = rec.body
   local fn = body[method]
   if fn == nil then

@@ -26,6 +26,17 @@ local function check_vid(vid, who)
   end
 end
 
+local runtime_module, activations_module, view_module
+local function clustered()
+  runtime_module = runtime_module or require "luact.runtime"
+  local o = runtime_module.opts
+  return o ~= nil and o.seeds ~= nil
+end
+local function activations()
+  activations_module = activations_module or require "luact.cluster.activations"
+  return activations_module
+end
+
 -- luact.register(vid, [opts,] ctor, ...) -> reference to the created actor
 function names.register(vid, opts, ...)
   check_vid(vid, "luact.register")
@@ -43,6 +54,15 @@ function names.register(vid, opts, ...)
   if tc ~= "function" and tc ~= "table" and tc ~= "cdata" then
     error("bad 'ctor' argument to luact.register (function, table or cdata expected, got " .. tc .. ")", 2)
   end
+  if opts.scope ~= nil and opts.scope ~= "node" and opts.scope ~= "cluster" then
+    error("bad 'scope' option to luact.register (\"node\" or \"cluster\" expected, got " .. tostring(opts.scope) .. ")", 2)
+  end
+  if clustered() and opts.scope ~= "node" then
+    -- the cluster's registry: the name holds cluster-wide, and the actor moves when its node dies
+    local ok, r = pcall(activations().register, vid, opts, ctor, args, call.DEFAULT_TIMEOUT)
+    if not ok then error(r, 2) end
+    return r
+  end
   local id = host.new_id()
   local r = ref.new(host.MACHINE, require("luact.runtime").thread_id or 1, host.EPOCH, id)
   local rc = C.luact_names_add(vid, #vid, address_of(r), opts.multi_actor and 1 or 0)
@@ -53,7 +73,7 @@ function names.register(vid, opts, ...)
     error("luact.register: " .. lffi.describe(rc), 2)
   end
   local sup = {}
-  for k, v in pairs(opts) do if k ~= "multi_actor" then sup[k] = v end end
+  for k, v in pairs(opts) do if k ~= "multi_actor" and k ~= "scope" then sup[k] = v end end
   local ok, created, rec = pcall(host.create, ctor, args, sup, id)
   if not ok then
     C.luact_names_remove(vid, #vid, address_of(r), 0)
@@ -73,6 +93,13 @@ function names.unregister(vid, actor)
     if not ref.is_plain(actor) then
       error("bad 'actor' argument to luact.unregister (actor reference expected, got " .. type(actor) .. ")", 2)
     end
+  end
+  if clustered() then
+    -- every node mirrors the change and the hosts kill what the name no longer has; a name
+    -- the registry does not hold is one of this node's own (scope = "node")
+    if activations().unregister(vid, actor, call.DEFAULT_TIMEOUT) then return true end
+  end
+  if actor ~= nil then
     if C.luact_names_remove(vid, #vid, address_of(actor), 0) > 0 then victims[1] = actor end
   else
     local max = 1024
@@ -87,14 +114,85 @@ function names.unregister(vid, actor)
   return #victims > 0
 end
 
--- The actor a name points to now (round robin for multi_actor names), or nil.
+-- The actor a name points to now (round robin for multi_actor names), or nil (also while a
+-- cluster name is being placed on another node).
 function names.resolve(vid)
   if C.luact_names_pick(vid, #vid, addr_out) ~= 0 then return nil end
   local a = addr_out[0]
+  if a.machine == 0 then return nil end
   return a.machine, a.thread, a.epoch, a["local"]
 end
 
+local clock = require "luact.clock"
+local scheduler = require "luact.scheduler"
+local RETRY_PAUSE = 0.02
+
+-- What a call by name in a cluster does: while the name is being placed, or its node is dead,
+-- wait for the new activation (within the call's deadline); when the activation it reached was
+-- superseded or is moving (actor_no_body, actor_temporary_fail: it did not run the call), try
+-- again. A call that reached a node that died meanwhile fails with actor_unreachable: it may or
+-- may not have run.
+local function retry_after(e)
+  return type(e) == "table" and (e.name == "actor_no_body" or e.name == "actor_temporary_fail" or
+                                 (e.name == "actor_unreachable" and e.unsent == true))
+end
+
+local function timeout_error(vid, method)
+  exception.raise("actor_timeout", ("no activation of '%s' answered '%s' in time"):format(vid, method))
+end
+
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
+local function dispatch_cluster(vid, kind, method, has_self, ...)
+  view_module = view_module or require "luact.cluster.view"
+  local dead = view_module.dead_machines
+  local deadline, args_from = nil, 1
+  if kind == "timed" then
+    local t = ...
+    if type(t) ~= "number" or t < 0 then
+      error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method, type(t)), 3)
+    end
+    deadline, args_from = clock.get() + t, 2
+  else
+    deadline = clock.get() + call.DEFAULT_TIMEOUT
+  end
+  local in_tentacle = scheduler.running() ~= nil
+  local synced = false
+  while true do
+    local found = C.luact_names_pick(vid, #vid, addr_out) == 0
+    if not found and in_tentacle and not synced then
+      -- this node's replica may lag behind a registration made elsewhere: catch up once
+      synced = true
+      pcall(activations().sync_registry, deadline - clock.get())
+      found = C.luact_names_pick(vid, #vid, addr_out) == 0
+    end
+    if not found then
+      exception.raise("actor_no_body", ("no actor is registered under '%s'"):format(vid))
+    end
+    local a = addr_out[0]
+    local m, t, e, l = a.machine, a.thread, a.epoch, a["local"]
+    if m ~= 0 and not dead[m] then
+      if kind == "notify" or kind == "async" then
+        return call.dispatch(m, t, e, l, kind, method, has_self, select(args_from, ...))
+      end
+      local left = deadline - clock.get()
+      if left < 0 then left = 0 end
+      local r = pack(pcall(call.dispatch, m, t, e, l, "timed", method, has_self, left, select(args_from, ...)))
+      if r[1] then return unpack(r, 2, r.n) end
+      if not retry_after(r[2]) or clock.get() + RETRY_PAUSE >= deadline or not in_tentacle then error(r[2], 0) end
+    elseif not in_tentacle then
+      exception.raise("actor_temporary_fail", ("'%s' is being placed on another node"):format(vid))
+    elseif clock.get() + RETRY_PAUSE >= deadline then
+      timeout_error(vid, method)
+    end
+    clock.sleep(RETRY_PAUSE)
+  end
+end
+
 local function dispatch_named(vid, kind, method, has_self, ...)
+  if clustered() then return dispatch_cluster(vid, kind, method, has_self, ...) end
   local m, t, e, l = names.resolve(vid)
   if not m then
     exception.raise("actor_no_body", ("no actor is registered under '%s'"):format(vid))

@@ -9,6 +9,9 @@ local members = require "luact.cluster.members"
 local replica = require "luact.cluster.replica"
 local consensus = require "luact.cluster.consensus"
 local requests = require "luact.cluster.requests"
+local lease = require "luact.cluster.lease"
+local failover = require "luact.cluster.failover"
+local activations = require "luact.cluster.activations"
 local clock = require "luact.clock"
 local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
@@ -55,11 +58,15 @@ local function leave_here(timeout)
   if not S then return false end
   timeout = timeout or 5
   local deadline = clock.get() + timeout
+  -- hand this node's virtual actors over first: calls by name wait for the new activations
+  local moved, why = failover.move_out(S.self_addr, S.boot, activations.handoff, deadline)
+  if not moved and why then logger.warn("cluster: leaving without moving its actors: " .. tostring(why)) end
   if S.voter then
     consensus.step_down(members.live(), math.max(deadline - clock.get(), 0.1))
     consensus.retire()
   end
   members.leave(math.max(deadline - clock.get(), 0.1))
+  lease.lapse()
   return true
 end
 
@@ -97,7 +104,7 @@ local function sweep_guards()
     local st = members.state(addr)
     local meta = members.meta(addr)
     local gone = st == "dead" or st == "left" or
-                 ((st == "alive" or st == "suspect") and meta and meta.boot and meta.boot ~= owner)
+                 ((st == "alive" or st == "suspect") and meta and meta.boot and not failover.same_or_newer(owner, meta.boot))
     if gone and not sweeping[owner] then
       sweeping[owner] = true
       tentacle(function()
@@ -123,8 +130,9 @@ function cluster.start(opts)
   table.sort(voters)
   local self_addr = opts.address
   local voter = voter_set[self_addr] == true
-  local boot = boot_id()
-  S = { self_addr = self_addr, voter = voter, boot = boot, voters = voters }
+  local process = boot_id()
+  local boot = process .. ".0"
+  S = { self_addr = self_addr, voter = voter, boot = boot, process = process, voters = voters }
   local function leader()
     if voter then return consensus.leader() end
     return replica.leader_seen()
@@ -132,8 +140,22 @@ function cluster.start(opts)
   requests.start({ self_addr = self_addr, voter = voter, boot = boot, leader = leader })
   members.start({ address = self_addr, seeds = voters, voters = voter_set,
                   meta = { boot = boot, voter = voter }, tick = opts.gossip_tick })
+  local function my_boot() return S.boot end
+  activations.start({ self_addr = self_addr, boot = my_boot, state = replica.state,
+                      on_condemned = function()
+                        S.rebirths = (S.rebirths or 0) + 1
+                        S.boot = S.process .. "." .. S.rebirths
+                        logger.warn(("cluster: this node was given up for dead; it hosts again as %s"):format(S.boot))
+                        members.set_meta({ boot = S.boot, voter = voter })
+                      end })
   replica.start({ self_addr = self_addr, voter = voter, source = consensus, voters = voters,
-                  live = members.live, on_leader = members.set_leader })
+                  live = members.live, on_leader = members.set_leader,
+                  on_applied = function(R) activations.sync(R:take_touched()) end })
+  lease.start({ self_addr = self_addr, boot = my_boot, leader = leader,
+                may_grant = function(addr, b)
+                  return type(b) == "string" and not replica.state().condemned[b] and failover.still_there(addr, b)
+                end })
+  failover.start({ members = members, state = replica.state })
   if voter then
     consensus.start({ self_addr = self_addr, voters = voters, datadir = opts.datadir,
                       on_leader = members.set_leader, fsync = opts.fsync, tick = opts.raft_tick,
@@ -164,6 +186,9 @@ end
 function cluster.reset()
   if S then
     if S.sweeper then S.sweeper:stop() end
+    failover.stop()
+    lease.stop()
+    activations.stop()
     consensus.stop()
     replica.reset()
     members.stop()

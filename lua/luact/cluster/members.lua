@@ -87,9 +87,12 @@ loop.on("G", function(msg)
 end)
 loop.on("Gp", function() end)    -- a probe dial's message: nothing to do
 
+local refused_at = {}           -- address -> when a dial to it was last refused
+
 local function on_node(what, m)
   if not S then return end
   local addr = node.name(m)
+  if what == "refused" then refused_at[addr] = clock.get() end
   local state = S.g:members()[addr]
   if state ~= "alive" and state ~= "suspect" then return end
   if what == "refused" then
@@ -135,6 +138,30 @@ function members.set_leader(addr)
   if not S or S.leader == addr then return end
   S.leader = addr
   view.publish_event("leader", addr and { address = addr } or nil)
+  publish()
+end
+
+-- true when a dial to addr was refused at or after time t (nothing listened there).
+function members.refused_since(addr, t)
+  local r = refused_at[addr]
+  return r ~= nil and r >= t
+end
+
+-- Dials addr (if no connection is open) to learn whether it refuses.
+function members.probe(addr)
+  wire.to_member(addr, { "Gp" })
+end
+
+-- The member list (as luact.cluster.members() shows it, with boot ids).
+function members.list()
+  return S and snapshot() or {}
+end
+
+-- Replaces this member's metadata (disseminated with a higher incarnation).
+function members.set_meta(meta)
+  if not S then return end
+  S.g:set_meta(meta)
+  flush()
   publish()
 end
 

@@ -6,8 +6,9 @@
 -- State: `kv` (key -> value: the key/value store of luact.db, guarded keys included), `guards`
 -- (key -> { owner = boot id of the node holding it, addr = its address }), and `done`
 -- (request id -> result of the commands applied lately: a command retried after a leader change
--- returns the first result instead of being applied twice). Part 2's virtual actor entries go
--- beside these tables.
+-- returns the first result instead of being applied twice), and `vids` (virtual actors:
+-- luact.cluster.registry_vactors, whose commands vreg, vunreg, vdrop, vplace, vactive are
+-- applied here too).
 --
 -- Commands ({ op = ..., req = request id, ... }):
 --   set  k v          -> true
@@ -25,8 +26,8 @@ Registry.__index = Registry
 local DONE_KEEP = 4096      -- request results remembered for retries
 
 function registry.new()
-  return setmetatable({ kv = {}, guards = {}, done = {}, done_order = {}, done_head = 1,
-                        applied = 0 }, Registry)
+  return setmetatable({ kv = {}, guards = {}, vids = {}, condemned = {}, touched = {}, done = {}, done_order = {},
+                        done_head = 1, applied = 0 }, Registry)
 end
 
 -- Deep equality for plain data (cas compares values this way: tables compare by content).
@@ -90,6 +91,8 @@ function apply.drop_owner(s, c)
   return n
 end
 
+for name, f in pairs(require "luact.cluster.registry_vactors") do apply[name] = f end
+
 local function remember(s, req, result)
   local order = s.done_order
   order[#order + 1] = req
@@ -145,6 +148,18 @@ function Registry:keys(prefix)
   return out
 end
 
+-- The virtual actor entry of vid (see luact.cluster.registry_vactors), or nil.
+function Registry:vid(vid)
+  return self.vids[vid]
+end
+
+-- The vids changed since the last call (and forgets them).
+function Registry:take_touched()
+  local t = self.touched
+  self.touched = {}
+  return t
+end
+
 -- Owners (boot ids) holding guards, with the address each registered from: { [owner] = addr }.
 function Registry:guard_owners()
   local out = {}
@@ -159,13 +174,17 @@ function Registry:snapshot()
     local req = self.done_order[i]
     done[#done + 1] = { req, self.done[req] }
   end
-  return buffer.encode({ kv = self.kv, guards = self.guards, done = done, applied = self.applied })
+  return buffer.encode({ kv = self.kv, guards = self.guards, vids = self.vids, condemned = self.condemned, done = done,
+                         applied = self.applied })
 end
 
 -- Replaces the state with a snapshot's.
 function Registry:restore(data, index)
   local s = buffer.decode(data)
-  self.kv, self.guards, self.done, self.done_order, self.done_head = s.kv, s.guards, {}, {}, 1
+  for vid in pairs(self.vids) do self.touched[vid] = true end      -- names that may be gone
+  self.kv, self.guards, self.vids, self.done, self.done_order, self.done_head = s.kv, s.guards, s.vids or {}, {}, {}, 1
+  for vid in pairs(self.vids) do self.touched[vid] = true end
+  self.condemned = s.condemned or {}
   for _, d in ipairs(s.done) do remember(self, d[1], d[2]) end
   self.applied = index or s.applied
 end

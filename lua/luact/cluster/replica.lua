@@ -61,10 +61,11 @@ function replica.restore(data, index)
   R:restore(data, index)
 end
 
--- After a batch was applied: wake waiters, feed followers.
+-- After a batch was applied: wake waiters, feed followers, tell the node (S.on_applied).
 function replica.applied_batch()
   wake_index_waiters()
   if S and S.voter then replica.feed_all() end
+  if S and S.on_applied then S.on_applied(R) end
 end
 
 -- Waits until the command with request id `req` was applied or `deadline` passed; returns
@@ -162,7 +163,7 @@ loop.on("FE", function(msg)
       applied_any = true
     end
   end
-  if applied_any then wake_index_waiters() end
+  if applied_any then replica.applied_batch() end
 end)
 
 loop.on("FN", function(msg)
@@ -174,7 +175,7 @@ loop.on("FN", function(msg)
     for req, ev in pairs(result_waiters) do
       if R.done[req] ~= nil then result_waiters[req] = nil; ev:emit("result", R.done[req]) end
     end
-    wake_index_waiters()
+    replica.applied_batch()
   end
 end)
 
@@ -201,7 +202,8 @@ end
 
 -- Starts the replica: opts.self_addr, opts.voter (true on a voter), opts.source (a voter's
 -- consensus service: first_index(), entry(i), leader()), opts.voters (list), opts.live()
--- (set of live addresses), opts.on_leader(addr) (followers: the leader they heard of).
+-- (set of live addresses), opts.on_leader(addr) (followers: the leader they heard of),
+-- opts.on_applied(registry) after each applied batch.
 function replica.start(opts)
   S = opts
   if not opts.voter then

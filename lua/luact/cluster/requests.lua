@@ -48,9 +48,13 @@ end
 local readers = {
   get = function(R, k) return R:get(k) end,
   keys = function(R, prefix) return R:keys(prefix) end,
+  sync = function() return true end,      -- only the index: the caller's replica catches up to it
 }
 
--- Serves op here, on the leader: true, result; or false, why (not the leader, no quorum).
+-- Serves op here, on the leader: true, result, index (the registry index the result reflects:
+-- a node answering a request waits until its own replica applied it, so that what a caller
+-- wrote, it then reads, and names it registered resolve on its node); or false, why (not the
+-- leader, no quorum).
 local function serve_here(op, arg, deadline)
   if op == "w" then
     local data = registry.encode(arg)
@@ -58,7 +62,7 @@ local function serve_here(op, arg, deadline)
       local index, err = consensus.propose(data)
       if not index then return false, err end
       local got, result = replica.await_result(arg.req, math.min(deadline, clock.get() + PROPOSAL_WAIT))
-      if got then return true, result end
+      if got then return true, result, replica.applied() end
       if clock.get() >= deadline then return false, "timeout" end
       -- not applied yet: leadership may have moved; propose again (the request id dedups)
     end
@@ -68,10 +72,10 @@ local function serve_here(op, arg, deadline)
   local index, err = consensus.read_index(deadline)
   if not index then return false, err end
   if not replica.await_index(index, deadline) then return false, "timeout" end
-  return true, read(replica.state(), arg)
+  return true, read(replica.state(), arg), index
 end
 
--- Sends a request to the leader and waits for its answer: true, result; or false, why.
+-- Sends a request to the leader and waits for its answer: true, result, index; or false, why.
 local function forward(leader, op, arg, deadline)
   local m = wire.machine(leader)
   local corr = call.new_corr()
@@ -79,8 +83,8 @@ local function forward(leader, op, arg, deadline)
   if not wire.send(m, 1, { "CQ", corr, 1, host.MACHINE, op, arg, left }) then
     return false, "unreachable"
   end
-  local ok, r = pcall(call.await, corr, m, deadline, "cluster request", 1, 0, 0)
-  if ok then return true, r end
+  local ok, r, index = pcall(call.await, corr, m, deadline, "cluster request", 1, 0, 0)
+  if ok then return true, r, index end
   if exception.is_exception(r) then
     if r:is("actor_timeout") then return false, "timeout" end
     if r:is("cluster_unavailable") then return false, r.message end
@@ -89,8 +93,10 @@ local function forward(leader, op, arg, deadline)
   error(r, 0)
 end
 
--- Runs a request on thread 1 until it is served or `deadline` passes. op: "w" (arg: a command
--- table, given a request id here), "get" (a key), "keys" (a prefix).
+-- Runs a request on thread 1 until it is served or `deadline` passes; returns its result and
+-- the registry index it reflects, once this node's replica applied that index. op: "w" (arg: a
+-- command table, given a request id here), "get" (a key), "keys" (a prefix), "sync" (nothing:
+-- this node's replica catches up with the leader).
 function requests.run(op, arg, deadline, what)
   if not S then unavailable(what, "this node is not a cluster member") end
   local here_only = requests.local_ops[op]
@@ -100,12 +106,15 @@ function requests.run(op, arg, deadline, what)
   while true do
     local leader = S.leader()
     if leader == S.self_addr and S.voter then
-      local ok, r = serve_here(op, arg, deadline)
-      if ok then return r end
+      local ok, r, index = serve_here(op, arg, deadline)
+      if ok then return r, index end
       why = r
     elseif leader then
-      local ok, r = forward(leader, op, arg, deadline)
-      if ok then return r end
+      local ok, r, index = forward(leader, op, arg, deadline)
+      if ok then
+        if index then replica.await_index(index, deadline) end
+        return r, index
+      end
       why = r
     else
       why = "no leader"
@@ -115,9 +124,9 @@ function requests.run(op, arg, deadline, what)
   end
 end
 
-local function send_answer(rm, rt, corr, ok, value)
+local function send_answer(rm, rt, corr, ok, value, index)
   local msg
-  if ok then msg = { "r", corr, true, 1, value } else msg = { "r", corr, false, 0, value } end
+  if ok then msg = { "r", corr, true, 2, value, index } else msg = { "r", corr, false, 0, value } end
   wire.send(rm, rt, msg)
 end
 
@@ -129,11 +138,11 @@ loop.on("CQ", function(msg)
   if requests.local_ops[op] and rm ~= host.MACHINE then return end   -- (leave: this node's own threads only)
   tentacle(function()
     local deadline = clock.get() + math.min(left, 60)
-    local ok, r = pcall(requests.run, op, arg, deadline, "cluster request")
+    local ok, r, index = pcall(requests.run, op, arg, deadline, "cluster request")
     if not ok and not exception.is_exception(r) then
       r = exception.new("actor_runtime_error", tostring(r))
     end
-    send_answer(rm, rt, corr, ok, r)
+    send_answer(rm, rt, corr, ok, r, index)
   end)
 end)
 
@@ -141,13 +150,13 @@ end)
 function requests.call(op, arg, timeout, what)
   local rt = require "luact.runtime"
   local deadline = clock.get() + timeout
-  if rt.thread_id == 1 then return requests.run(op, arg, deadline, what) end
+  if rt.thread_id == 1 then return (requests.run(op, arg, deadline, what)) end
   local corr = call.new_corr()
   if not wire.send(host.MACHINE, 1, { "CQ", corr, rt.thread_id, host.MACHINE, op, arg, timeout }) then
     unavailable(what, "thread 1's inbox is full")
   end
   local ok, r = pcall(call.await, corr, host.MACHINE, deadline + 0.5, what, 1, 0, 0)
-  if ok then return r end
+  if ok then return r end     -- (thread 1 answers once this node's replica applied it)
   if exception.is_exception(r) and r:is("actor_timeout") then unavailable(what, "timeout") end
   error(r, 0)
 end

@@ -14,6 +14,8 @@ local view = {
   members = {},       -- { { address =, state =, voter =, incarnation = }, ... } sorted by address
   leader = nil,       -- "ip:port" of the Raft leader, or nil
   active = false,     -- true while this node is a cluster member
+  dead_machines = {}, -- machine id -> true while the member there is dead or left (calls by
+                      -- name wait for its activations to move instead of sending to it)
 }
 
 local events_ev = nil -- this thread's stream of membership events (made on first use)
@@ -30,12 +32,18 @@ local function apply_state(members, leader)
 end
 
 local function apply_event(tp, member)
+  local m = member and member.address and wire.machine(member.address)
+  if m then
+    if tp == "join" or tp == "alive" then view.dead_machines[m] = nil
+    elseif tp == "leave" then view.dead_machines[m] = true end
+  end
   if events_ev then events_ev:emit(tp, member) end
 end
 
 local function apply_death(addr)
   local m = wire.machine(addr)
   if not m then return end
+  view.dead_machines[m] = true
   node.drop(m)
   call.machine_lost(m)       -- also when no connection was open: waiting calls fail now
 end
@@ -68,6 +76,7 @@ end
 -- Forgets everything (between two runs of luact.start in one VM).
 function view.reset()
   view.members, view.leader, view.active = {}, nil, false
+  view.dead_machines = {}
   events_ev = nil
 end
 

@@ -1,0 +1,328 @@
+-- luact.cluster.activations: virtual actors on this node. `register` creates the first
+-- activation on the calling thread and files the name in the registry (constructor as
+-- bytecode, arguments, options); thread 1 mirrors every applied change of a name into the
+-- process-wide name table (src/names.rs) that every thread resolves from, creates the
+-- activations the leader placed on this process ("VA" to the thread that will run it; it
+-- answers "VC"), and kills those that the registry no longer gives to this process ("VK").
+-- Every activation carries the lease generation it was created under (luact.cluster.lease):
+-- luact.actor.host refuses to run its methods once that lease is gone.
+local lffi = require "luact.ffi"
+local ffi, C = lffi.ffi, lffi.C
+local loop = require "luact.loop"
+local clock = require "luact.clock"
+local exception = require "luact.exception"
+local logger = require "luact.logger"
+local host = require "luact.actor.host"
+local codec = require "luact.actor.codec"
+local tentacle = require "luact.tentacle"
+local wire = require "luact.cluster.wire"
+local lease = require "luact.cluster.lease"
+local requests = require "luact.cluster.requests"
+
+local activations = {}
+
+local S = nil                    -- thread 1: { self_addr, boot(), state() -> registry }
+local hosted = {}                -- thread 1: key -> { vid, t, l } activations this process runs
+local activating = {}            -- thread 1: key -> true while its creation is under way
+
+local function runtime() return require "luact.runtime" end
+local function my_tid() return runtime().thread_id or 1 end
+
+---------------------------------------------------------------------------------------------
+-- every thread: creating and killing activations
+
+-- Runs on the activation's thread: creates it and marks it virtual.
+local function create(vid, key, code, args_s, opts, handoff)
+  local ctor = assert(loadstring(code, "=" .. vid))
+  local args = codec.from_string(args_s)
+  if handoff ~= nil then
+    args.n = args.n + 1
+    args[args.n] = handoff
+  end
+  local id = host.new_id()
+  local gen = lease.current()
+  local sup = next(opts) and opts or nil
+  local r, rec = host.create(ctor, args, sup, id)
+  rec.lease_gen, rec.vid, rec.vkey = gen, vid, key
+  host.on_death(rec, function(dead)
+    if dead.superseded then return end
+    -- it died for good here: the name loses this activation (thread 1 proposes it)
+    wire.send(host.MACHINE, 1, { "VD", dead.vid, dead.vkey })
+  end)
+  return r, rec
+end
+
+loop.on("VA", function(msg)
+  local vid, key = msg[2], msg[3]
+  local ok, r = pcall(create, vid, key, msg[4], msg[5], msg[6], msg[7])
+  if ok then
+    wire.send(host.MACHINE, 1, { "VC", key, my_tid(), host.EPOCH, r.l })
+  else
+    logger.error(("cluster: cannot activate %s here: %s"):format(vid, tostring(r)))
+    wire.send(host.MACHINE, 1, { "VC", key, false, tostring(r) })
+  end
+end)
+
+local function kill_here(l, e)
+  local rec = host.get(l, e)
+  if rec and rec.vid then
+    rec.superseded = true
+    host.kill(rec, nil)
+  end
+end
+
+loop.on("VK", function(msg) kill_here(msg[2], msg[3]) end)
+
+-- The activation is about to move (graceful leave): it serves only __actor_handoff__ now.
+local function mark_moving(l, e)
+  local rec = host.get(l, e)
+  if rec and rec.vid then rec.moving = true end
+end
+loop.on("VM", function(msg) mark_moving(msg[2], msg[3]) end)
+
+-- Thread 1, leaving: stops the activation `act` of this process and returns what its
+-- __actor_handoff__ gives (nil without one).
+function activations.handoff(act)
+  if act.state ~= "active" then return act.handoff end
+  if act.t == 1 then mark_moving(act.l, act.e) else wire.send(host.MACHINE, act.t, { "VM", act.l, act.e }) end
+  local r = require("luact.actor.ref").new(host.MACHINE, act.t, act.e, act.l)
+  local ok, data = pcall(r["timed___actor_handoff__"], r, 2)
+  if ok then return data end
+  return nil
+end
+
+---------------------------------------------------------------------------------------------
+-- thread 1: the registry's names, mirrored and acted on
+
+local addr_buf = ffi.new("luact_address_t[?]", 64)
+
+local function mirror(vid, entry)
+  local n = 0
+  local keys = {}
+  if entry then
+    for key, act in pairs(entry.acts) do
+      if act.state == "active" then keys[#keys + 1] = key end
+    end
+    table.sort(keys)
+    if #keys > 64 then
+      addr_buf = ffi.new("luact_address_t[?]", #keys)
+    end
+    for _, key in ipairs(keys) do
+      local act = entry.acts[key]
+      local a = addr_buf[n]
+      a.machine, a.thread, a.epoch, a["local"] = wire.machine(act.node), act.t, act.e, act.l
+      n = n + 1
+    end
+    if n == 0 then
+      -- known but placed nowhere yet (failing over): callers by name wait for it
+      local a = addr_buf[0]
+      a.machine, a.thread, a.epoch, a["local"] = 0, 0, 0, 0
+      n = 1
+    end
+  end
+  C.luact_names_set(vid, #vid, addr_buf, n, entry and entry.multi and 1 or 0)
+end
+
+local function kill_hosted(key)
+  local h = hosted[key]
+  hosted[key] = nil
+  if not h then return end
+  if h.t == 1 then kill_here(h.l, host.EPOCH) else wire.send(host.MACHINE, h.t, { "VK", h.l, host.EPOCH }) end
+end
+
+local function thread_for(key)
+  local n = runtime().n_core or 1
+  local h = 0
+  for i = 1, #key do h = (h * 31 + key:byte(i)) % 2147483647 end
+  return h % n + 1
+end
+
+local function activate(vid, key, entry, act)
+  activating[key] = true
+  local t = thread_for(key)
+  local msg = { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff }
+  if t == 1 then
+    local ok, r = pcall(create, vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff)
+    if ok then
+      activations.created(key, 1, host.EPOCH, r.l)
+    else
+      logger.error(("cluster: cannot activate %s here: %s"):format(vid, tostring(r)))
+      activating[key] = nil
+    end
+  else
+    wire.send(host.MACHINE, t, msg)
+  end
+end
+
+-- After each applied batch: mirror the names that changed; create and kill activations.
+function activations.sync(touched)
+  if not S then return end
+  local R = S.state()
+  local boot = S.boot()
+  if R.condemned[boot] then
+    -- this process was given up for dead (stopped or cut off too long): what it hosted lives
+    -- elsewhere now; it hosts again under a new boot id
+    lease.lapse()
+    for key in pairs(hosted) do kill_hosted(key) end
+    S.on_condemned()
+    boot = S.boot()
+  end
+  for vid in pairs(touched) do
+    local entry = R.vids[vid]
+    mirror(vid, entry)
+    local mine = {}
+    if entry then
+      for key, act in pairs(entry.acts) do
+        if act.boot == boot then mine[key] = act end
+      end
+    end
+    for key, h in pairs(hosted) do
+      if h.vid == vid then
+        local act = mine[key]
+        if not act or act.state ~= "active" or act.t ~= h.t or act.l ~= h.l or act.e ~= host.EPOCH then
+          kill_hosted(key)
+        end
+      end
+    end
+    for key, act in pairs(mine) do
+      if act.state == "pending" and not activating[key] then
+        activate(vid, key, entry, act)
+      elseif act.state == "active" and act.e == host.EPOCH and not hosted[key] then
+        hosted[key] = { vid = vid, t = act.t, l = act.l }
+      end
+    end
+  end
+end
+
+-- An activation was created for `key` on thread t (false: it failed): file it as active,
+-- retrying while the registry still waits for it here.
+function activations.created(key, t, e, l)
+  if not S then return end
+  local vid = key:match("^(.*)#%d+$")
+  tentacle(function()
+    local deadline = clock.get() + 30
+    while S and clock.get() < deadline do
+      local entry = S.state().vids[vid]
+      local act = entry and entry.acts[key]
+      if not act or act.state ~= "pending" or act.boot ~= S.boot() then break end
+      local ok, r = pcall(requests.run, "w", { op = "vactive", vid = vid, key = key, boot = S.boot(),
+                                                t = t, e = e, l = l }, clock.get() + 2, "activation")
+      if ok then
+        logger.info(("cluster: %s now runs here (thread %d)"):format(key, t))
+        break
+      end
+      logger.warn(("cluster: filing %s as active failed: %s"):format(key, tostring(r)))
+      clock.sleep(0.1)
+    end
+    activating[key] = nil
+    -- the registry may have moved on meanwhile: then this activation is not the one
+    local entry = S and S.state().vids[vid]
+    local act = entry and entry.acts[key]
+    if not (act and act.state == "active" and act.t == t and act.l == l and act.e == e) then
+      if t == 1 then kill_here(l, e) else wire.send(host.MACHINE, t, { "VK", l, e }) end
+    end
+  end)
+end
+
+loop.on("VC", function(msg)
+  local key, t = msg[2], msg[3]
+  if t == false then activating[key] = nil; return end
+  activations.created(key, t, msg[4], msg[5])
+end)
+
+-- An activation died for good: the name loses it.
+loop.on("VD", function(msg)
+  if not S then return end
+  local vid, key = msg[2], msg[3]
+  hosted[key] = nil
+  tentacle(function()
+    pcall(requests.run, "w", { op = "vdrop", vid = vid, key = key, boot = S.boot() }, clock.get() + 5, "vdrop")
+  end)
+end)
+
+---------------------------------------------------------------------------------------------
+-- the API behind luact.register / unregister in a cluster (any thread)
+
+local function check_ctor(ctor)
+  if type(ctor) ~= "function" then
+    error(("bad 'ctor' argument to luact.register (in a cluster the constructor must be a function: it runs " ..
+           "again on another node when this one dies; got %s)"):format(type(ctor)), 0)
+  end
+  local info = debug.getinfo(ctor, "uS")
+  if info.what == "C" then
+    error("bad 'ctor' argument to luact.register (a C function cannot be moved to another node)", 0)
+  end
+  if info.nups > 0 then
+    error(("bad 'ctor' argument to luact.register (the constructor is stored as bytecode and runs on any node, " ..
+           "so it must not capture upvalues; it captures '%s': require modules inside it and pass values as arguments)"):format(
+           tostring(debug.getupvalue(ctor, 1))), 0)
+  end
+  return string.dump(ctor)
+end
+
+local function node_identity(timeout)
+  local cluster = require "luact.cluster"
+  local deadline = clock.get() + timeout
+  while true do
+    local boot, addr = cluster.boot_of_node(), cluster.self()
+    if boot and addr then return boot, addr end
+    if clock.get() >= deadline then
+      exception.raise("cluster_unavailable", "this node has not joined its cluster yet")
+    end
+    clock.sleep(0.01)
+  end
+end
+
+-- luact.register in a cluster: returns the first activation (on this thread).
+function activations.register(vid, opts, ctor, args, timeout)
+  local code = check_ctor(ctor)
+  local args_s = codec.to_string(args, "argument to luact.register")
+  local sup = {}
+  for k, v in pairs(opts) do if k ~= "multi_actor" and k ~= "scope" then sup[k] = v end end
+  local boot, addr = node_identity(timeout)
+  local r, rec = create(vid, nil, code, args_s, sup, nil)
+  rec.superseded = true              -- not filed yet: its death needs no vdrop
+  local ok, key = pcall(requests.call, "w", { op = "vreg", vid = vid, ctor = code, args = args_s, opts = sup,
+    multi = opts.multi_actor and true or false, node = addr, boot = boot, t = my_tid(), e = host.EPOCH, l = r.l },
+    timeout, "luact.register")
+  if not ok or not key then
+    host.kill(rec, nil)
+    if not ok then error(key, 0) end
+    exception.raise("vid_registered", ("'%s' is registered already%s"):format(vid,
+      opts.multi_actor and " (and not as multi_actor)" or ""))
+  end
+  rec.vkey, rec.superseded = key, nil
+  return r
+end
+
+-- Waits until this node's replica has caught up with the leader (a name registered anywhere
+-- before the call resolves here after it).
+function activations.sync_registry(timeout)
+  if timeout <= 0 then return end
+  requests.call("sync", nil, timeout, "name resolution")
+end
+
+-- luact.unregister in a cluster: the whole name, or the activation `actor` (a plain reference).
+function activations.unregister(vid, actor, timeout)
+  local where = nil
+  if actor then
+    local node = require "luact.node"
+    where = { node = node.name(actor.m), t = actor.t, e = actor.e, l = actor.l }
+  end
+  local removed = requests.call("w", { op = "vunreg", vid = vid, where = where }, timeout, "luact.unregister")
+  return #removed > 0
+end
+
+---------------------------------------------------------------------------------------------
+
+-- Thread 1 of a member: opts.self_addr, opts.boot(), opts.state() (the applied registry),
+-- opts.on_condemned() (this process's boot id was condemned: take a new one).
+function activations.start(opts)
+  S = opts
+end
+
+function activations.stop()
+  S, hosted, activating = nil, {}, {}
+end
+
+return activations

@@ -1,0 +1,171 @@
+-- luact.cluster.failover: on the Raft leader, moves virtual actor activations away from
+-- processes that are gone. A process is gone when membership holds its address dead or left,
+-- or alive under another boot id (it restarted). Its boot id is first condemned in the registry
+-- (no leader extends its lease again); its activations are then placed on live members by
+-- rendezvous hashing of the activation's key over them (the highest hash of key and address
+-- wins: stable, and spread evenly) once either
+--   - its address refused a connection since (nothing listens there: the process is dead), or
+--   - LEASE_WAIT has passed since this leader stopped answering it (luact.cluster.lease), and
+--     since this leader was elected (a previous leader may have answered it until then).
+-- A multi_actor name just loses the gone process's activations. The new host creates the
+-- activation (luact.cluster.activations) and calls by name reach it.
+local clock = require "luact.clock"
+local tentacle = require "luact.tentacle"
+local logger = require "luact.logger"
+local lease = require "luact.cluster.lease"
+local consensus = require "luact.cluster.consensus"
+local requests = require "luact.cluster.requests"
+
+local failover = {}
+
+local CHECK = 0.05              -- seconds between two looks at the registry
+
+local S = nil                   -- { members, state() }
+local gone_since = {}           -- boot -> local time this leader found the process gone
+local leader_since = nil
+local busy = {}                 -- key or "c" .. boot -> true while its proposal is in flight
+
+-- A string's hash (polynomial, modulo the largest prime below 2^32: exact in doubles).
+local function fnv(s)
+  local h = 7
+  for i = 1, #s do h = (h * 131 + s:byte(i)) % 4294967291 end
+  return h
+end
+
+-- The live member (address, boot) that `key` lands on, or nil.
+function failover.choose(key, hosts)
+  local best, best_h
+  for _, host in ipairs(hosts) do
+    local h = fnv(key .. "|" .. host.addr)
+    if not best_h or h > best_h or (h == best_h and host.addr < best.addr) then best, best_h = host, h end
+  end
+  return best
+end
+
+-- Members that may host: alive (not suspect), with a known boot id that is not condemned.
+local function hosts(R)
+  local out = {}
+  for _, m in ipairs(S.members.list()) do
+    if m.state == "alive" and m.boot and not R.condemned[m.boot] then
+      out[#out + 1] = { addr = m.address, boot = m.boot }
+    end
+  end
+  table.sort(out, function(a, b) return a.addr < b.addr end)
+  return out
+end
+
+-- true when the process `boot` at `addr` still runs as far as membership knows (or cannot tell
+-- yet: a member whose boot id has not reached this node).
+-- A boot id is "<process id>.<n>": n grows each time a process given up for dead hosts again
+-- (luact.cluster), so a newer id of the same process that membership has not heard of yet is
+-- not taken for a restart.
+local function same_or_newer(boot, known)
+  if boot == known then return true end
+  local p1, n1 = boot:match("^(.*)%.(%d+)$")
+  local p2, n2 = known:match("^(.*)%.(%d+)$")
+  return p1 ~= nil and p1 == p2 and tonumber(n1) > tonumber(n2)
+end
+
+local function still_there(addr, boot, R)
+  if R.condemned[boot] then return false end
+  local st = S.members.state(addr)
+  if st ~= "alive" and st ~= "suspect" then return false end
+  local meta = S.members.meta(addr)
+  return not (meta and meta.boot) or same_or_newer(boot, meta.boot)
+end
+failover.same_or_newer = same_or_newer
+failover.still_there = function(addr, boot) return S ~= nil and still_there(addr, boot, S.state()) end
+
+local function propose(tag, cmd, what)
+  busy[tag] = true
+  tentacle(function()
+    local ok, r = pcall(requests.run, "w", cmd, clock.get() + 5, what)
+    busy[tag] = nil
+    if not ok then logger.warn(("cluster: %s failed: %s"):format(what, tostring(r))) end
+  end)
+end
+
+local function check()
+  if not S then return false end
+  if not consensus.is_leader() then
+    leader_since, gone_since = nil, {}
+    return
+  end
+  local now = clock.get()
+  leader_since = leader_since or now
+  local R = S.state()
+  local live
+  for vid, entry in pairs(R.vids) do
+    for key, act in pairs(entry.acts) do
+      local boot = act.boot
+      if not still_there(act.node, boot, R) then
+        gone_since[boot] = gone_since[boot] or now
+        if not R.condemned[boot] then
+          if not busy["c" .. boot] then
+            logger.info(("cluster: %s (%s) is gone: condemning it"):format(act.node, boot))
+            propose("c" .. boot, { op = "vcondemn", boot = boot }, "condemning " .. act.node)
+          end
+        elseif not busy[key] then
+          local refused = S.members.refused_since(act.node, gone_since[boot] - 1)
+          if not refused then S.members.probe(act.node) end
+          local waited = now >= math.max(gone_since[boot], leader_since) + lease.LEASE_WAIT
+          if refused or waited then
+            if entry.multi then
+              propose(key, { op = "vunreg", vid = vid, key = key }, "dropping " .. key)
+            else
+              live = live or hosts(R)
+              local to = failover.choose(key, live)
+              if to then
+                logger.info(("cluster: moving %s from %s to %s (%s)"):format(key, act.node, to.addr,
+                  refused and "its address refused a connection" or "its lease ran out"))
+                propose(key, { op = "vplace", vid = vid, key = key, from_boot = boot, node = to.addr, boot = to.boot },
+                  "moving " .. key)
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+end
+
+-- opts: members (luact.cluster.members), state() (the applied registry).
+function failover.start(opts)
+  S = opts
+  S.timer = clock.timer(CHECK, check)
+end
+
+-- Moves this process's own activations elsewhere (graceful leave), handing over their state:
+-- what `handoff(act)` returns is passed to the new activation's constructor. Waits (bounded)
+-- until every move is committed.
+function failover.move_out(self_addr, boot, handoff, deadline)
+  local R = S.state()
+  local targets = {}
+  for _, h in ipairs(hosts(R)) do if h.addr ~= self_addr then targets[#targets + 1] = h end end
+  if #targets == 0 then return false, "no other member to move to" end
+  local all = true
+  for vid, entry in pairs(R.vids) do
+    for key, act in pairs(entry.acts) do
+      if act.boot == boot then
+        local cmd
+        if entry.multi then
+          cmd = { op = "vunreg", vid = vid, key = key }
+        else
+          local to = failover.choose(key, targets)
+          cmd = { op = "vplace", vid = vid, key = key, from_boot = boot, node = to.addr, boot = to.boot,
+                  handoff = handoff(act) }
+        end
+        local ok = pcall(requests.run, "w", cmd, deadline, "handing over " .. key)
+        all = all and ok
+      end
+    end
+  end
+  return all
+end
+
+function failover.stop()
+  if S and S.timer then S.timer:stop() end
+  S, gone_since, leader_since, busy = nil, {}, nil, {}
+end
+
+return failover

@@ -1,0 +1,115 @@
+-- luact.cluster.lease: the lease that lets a node serve its virtual actor activations, on
+-- thread 1. Every RENEW seconds a member asks the Raft leader ("LR", with its boot id and a
+-- sequence number, noting when it sent it); the leader answers ("LA") only after a ReadIndex
+-- round has confirmed, with a quorum, that it still leads, and only for a process that is not
+-- condemned in the registry and that its membership view holds alive. The member then holds
+-- its lease until send time + LEASE, on its own monotonic clock (src/lease.rs keeps it, with a
+-- generation, for every thread to check per call).
+--
+-- Why this gives at most one activation: the leader re-places the activations of a process
+-- only after condemning it (a registry entry: no leader acks it again) and then waiting
+-- LEASE_WAIT past the time it stopped acking it (luact.cluster.failover); a new leader waits
+-- LEASE_WAIT from its election. The member's lease started before its request was sent, the
+-- leader's wait after the last answer it sent, and LEASE_WAIT exceeds LEASE by 20 % plus
+-- 0.3 s: so the old activations stop serving before the new one can exist, as long as the two
+-- clocks' rates differ by less than 20 % (no clock synchronization is assumed). An isolated
+-- old leader cannot answer: its ReadIndex round needs a quorum.
+local lffi = require "luact.ffi"
+local C = lffi.C
+local loop = require "luact.loop"
+local clock = require "luact.clock"
+local wire = require "luact.cluster.wire"
+local consensus = require "luact.cluster.consensus"
+
+local lease = {}
+
+lease.LEASE = 1.5               -- seconds a confirmed renewal lets a node serve
+lease.RENEW = 0.25              -- a member asks this often
+lease.LEASE_WAIT = lease.LEASE * 1.2 + 0.3   -- the leader's wait before re-placing
+local GRANT_BATCH = 0.05        -- the leader confirms pending renewals this often (one ReadIndex)
+
+local S = nil                   -- { self_addr, boot = function, leader = function, may_grant = function(addr, boot) }
+local sent = {}                 -- seq -> monotonic time it was sent
+local seq = 0
+local pending = {}              -- leader: list of { addr, seq }
+local granting = false
+
+-- member side ------------------------------------------------------------------------------
+
+local function renew()
+  if not S then return false end
+  local leader = S.leader()
+  if not leader then return end
+  seq = seq + 1
+  sent[seq] = clock.get()
+  sent[seq - 40] = nil
+  wire.to_member(leader, { "LR", S.self_addr, S.boot(), seq })
+end
+
+loop.on("LA", function(msg)
+  local at = sent[msg[2]]
+  if not at or not S or msg[3] ~= S.boot() then return end
+  C.luact_lease_extend(at + lease.LEASE, clock.get())
+end)
+
+-- The generation an activation created now belongs to.
+function lease.current()
+  return C.luact_lease_current(C.luact_clock_monotonic())
+end
+
+-- true while activations of generation gen may serve.
+function lease.valid(gen)
+  return C.luact_lease_valid(gen, C.luact_clock_monotonic()) == 1
+end
+
+function lease.held()
+  return C.luact_lease_until() > C.luact_clock_monotonic()
+end
+
+-- Ends the lease now: every activation created under it stops serving for good.
+function lease.lapse()
+  return C.luact_lease_lapse()
+end
+
+-- leader side ------------------------------------------------------------------------------
+
+local function grant()
+  granting = false
+  if not S or #pending == 0 or not consensus.is_leader() then pending = {}; return end
+  local batch = pending
+  pending = {}
+  require("luact.tentacle")(function()
+    local index = consensus.read_index(clock.get() + 1)
+    if not index then return end                    -- not (or no longer) confirmed as leader
+    for _, r in ipairs(batch) do
+      if S and S.may_grant(r[1], r[3]) then wire.to_member(r[1], { "LA", r[2], r[3] }) end
+    end
+  end)
+end
+
+loop.on("LR", function(msg)
+  if not S or not consensus.is_leader() then return end
+  local addr, boot, n = msg[2], msg[3], msg[4]
+  if type(addr) ~= "string" or type(n) ~= "number" or not S.may_grant(addr, boot) then return end
+  pending[#pending + 1] = { addr, n, boot }
+  if not granting then
+    granting = true
+    clock.at(clock.get() + GRANT_BATCH, grant)
+  end
+end)
+
+-- opts: self_addr, boot() -> this process's boot id, leader() -> leader address or nil,
+-- may_grant(addr, boot) -> true when the leader may extend that process's lease.
+function lease.start(opts)
+  S = opts
+  S.timer = clock.timer(lease.RENEW, renew)
+end
+
+function lease.stop()
+  if S and S.timer then S.timer:stop() end
+  S = nil
+  pending, sent = {}, {}
+  C.luact_lease_lapse()
+end
+
+return lease

@@ -1,0 +1,104 @@
+-- luact.cluster.registry_vactors: the virtual actor entries of the registry (part of its
+-- replicated state machine, applied identically on every node; pure). An entry is
+--   vids[vid] = { ctor = bytecode or an encoded body, args = encoded arguments, opts = supervise
+--                 options, multi = bool, seq = n, acts = { [key] = activation } }
+-- and an activation { key =, node = "ip:port", boot = that process's boot id,
+--   state = "active" (t, e, l: its thread, epoch and local id there) | "pending" (placed on
+--   node, not created yet; `handoff` = state handed over by its previous activation) }.
+-- Every change marks the vid in `touched` (the node mirrors it into its name table).
+-- `condemned[boot]` lists processes that may host nothing any more (see luact.cluster.lease).
+local V = {}
+
+local function touch(s, vid) s.touched[vid] = true end
+
+local function new_act(entry, c, state)
+  entry.seq = entry.seq + 1
+  local key = c.vid .. "#" .. entry.seq
+  entry.acts[key] = { key = key, node = c.node, boot = c.boot, state = state,
+                      t = c.t, e = c.e, l = c.l }
+  return key
+end
+
+-- vreg vid ctor args opts multi node boot t e l -> the activation's key, or false when the name
+-- is taken (by a name that is not multi_actor on both sides)
+function V.vreg(s, c)
+  if type(c.vid) ~= "string" then return nil end
+  local entry = s.vids[c.vid]
+  if entry then
+    if not (entry.multi and c.multi) then return false end
+  else
+    entry = { ctor = c.ctor, args = c.args, opts = c.opts or {}, multi = c.multi and true or false,
+              seq = 0, acts = {} }
+    s.vids[c.vid] = entry
+  end
+  touch(s, c.vid)
+  return new_act(entry, c, "active")
+end
+
+-- vunreg vid [key | where = { node, t, e, l }] -> the activations removed (the whole name
+-- without key or where); a name left with no activation is removed
+local function matches(c, key, act)
+  if c.key ~= nil then return c.key == key end
+  local w = c.where
+  if w == nil then return true end
+  return act.node == w.node and act.t == w.t and act.e == w.e and act.l == w.l
+end
+
+function V.vunreg(s, c)
+  local entry = s.vids[c.vid]
+  if not entry then return {} end
+  local removed = {}
+  for key, act in pairs(entry.acts) do
+    if matches(c, key, act) then
+      removed[#removed + 1] = act
+      entry.acts[key] = nil
+    end
+  end
+  if next(entry.acts) == nil then s.vids[c.vid] = nil end
+  touch(s, c.vid)
+  return removed
+end
+
+-- vdrop vid key boot -> true when that activation (still of that process) was removed: it died
+-- for good; the name goes with its last activation
+function V.vdrop(s, c)
+  local entry = s.vids[c.vid]
+  local act = entry and entry.acts[c.key]
+  if not act or act.boot ~= c.boot then return false end
+  entry.acts[c.key] = nil
+  if next(entry.acts) == nil then s.vids[c.vid] = nil end
+  touch(s, c.vid)
+  return true
+end
+
+-- vplace vid key from_boot node boot [handoff] -> true when the activation, still held by the
+-- process from_boot, now waits for `node` to create it
+function V.vplace(s, c)
+  local entry = s.vids[c.vid]
+  local act = entry and entry.acts[c.key]
+  if not act or act.boot ~= c.from_boot then return false end
+  entry.acts[c.key] = { key = c.key, node = c.node, boot = c.boot, state = "pending", handoff = c.handoff }
+  touch(s, c.vid)
+  return true
+end
+
+-- vactive vid key boot t e l -> true when the pending activation placed on process boot is now
+-- the actor (t, e, l) there
+function V.vactive(s, c)
+  local entry = s.vids[c.vid]
+  local act = entry and entry.acts[c.key]
+  if not act or act.state ~= "pending" or act.boot ~= c.boot then return false end
+  act.state, act.t, act.e, act.l, act.handoff = "active", c.t, c.e, c.l, nil
+  touch(s, c.vid)
+  return true
+end
+
+-- vcondemn boot -> true: the process with that boot id may host no activation any more (no
+-- leader extends its lease again; its activations are re-placed once its lease ran out)
+function V.vcondemn(s, c)
+  if type(c.boot) ~= "string" then return false end
+  s.condemned[c.boot] = true
+  return true
+end
+
+return V

@@ -1,0 +1,219 @@
+-- Virtual actors in a cluster (3 voters 127.0.0.1-3 + 2 followers 127.0.0.4-5, real luajit
+-- processes of two threads): a name registered once answers from every node and thread and
+-- through the listeners, moves to another node when its host is killed, stopped or cut off,
+-- and never has two activations answering. The cases run in order on one cluster.
+local procs = require "helpers.cluster_procs"
+local process = require "helpers.process"
+
+local function addr_no(a) return tonumber(a:match("^127%.0%.0%.(%d+)")) end
+
+-- calls vid.method by name from member i (thread 1); returns ok, results...
+local function vcall(i, vid, method, t, ...)
+  return procs.value(i, "vcall", vid, method, t, ...)
+end
+
+-- The member hosting vid now (asked from member i).
+local function host_of(i, vid)
+  local ok, where = vcall(i, vid, "where", 10)
+  assert(ok, "where failed: " .. tostring(where))
+  return addr_no(where)
+end
+
+-- What each member knows (printed when a case fails, to tell why).
+local function diagnose(vid)
+  for i = 1, 5 do
+    if procs.pid(i) then
+      local ok, t = pcall(procs.value, i, "lease_info")
+      if ok then
+        print(("member %d: lease %.2f s left, gen %d, boot %s, leader %s, %s resolves: %s; called from there: %s"):format(
+          i, t.until_ - t.now, t.gen, t.boot, tostring(t.leader), vid, tostring(procs.value(i, "resolve", vid)),
+          table.concat({ tostring(select(1, vcall(i, vid, "where", 2))), tostring(select(2, vcall(i, vid, "where", 2))) }, " ")))
+      else
+        print(("member %d: %s"):format(i, tostring(t)))
+      end
+    end
+  end
+end
+
+local function leader_no()
+  local l = procs.wait_until(function() return procs.value(5, "leader") end, 10)
+  assert(l, "no leader known")
+  return addr_no(l)
+end
+
+-- a member other than those listed
+local function other_than(...)
+  local skip = {}
+  for _, x in ipairs({ ... }) do skip[x] = true end
+  for i = 1, 5 do if not skip[i] then return i end end
+end
+
+describe("luact virtual actors in a cluster", function()
+  setup(function()
+    procs.setup()
+    for i = 1, 5 do procs.start(i) end
+    assert.is_truthy(procs.wait_until(function()
+      for i = 1, 5 do
+        if #procs.value(i, "members") ~= 5 or not procs.value(i, "leader") then return nil end
+      end
+      return true
+    end, 20))
+  end)
+  teardown(function() procs.teardown() end)
+
+  it("registers once cluster-wide: first activation on the calling thread, taken everywhere else", function()
+    assert.is_true(procs.value(4, { "vreg", thread = 2 }, "/room/1", 1))
+    local where, thread = select(2, vcall(4, "/room/1", "where"))
+    assert.equal(procs.addr(4), where)
+    assert.equal(2, thread)
+    for i = 1, 5 do
+      assert.same({ false, "vid_registered" }, { procs.value(i, "try_vreg", "/room/1") })
+    end
+  end)
+
+  it("resolves on every thread of every node and through any node's listeners, one activation", function()
+    local n = 0
+    for i = 1, 5 do
+      for thread = 1, 2 do
+        n = n + 1
+        local ok, count, where = procs.value(i, { "vcall", thread = thread }, "/room/1", "join", 5, "p" .. n)
+        assert.is_true(ok)
+        assert.equal(n, count)
+        assert.equal(procs.addr(4), where)
+      end
+    end
+    -- a plain client of node 2's tcp:// listener, and curl on node 5's http:// listener
+    local r = require("helpers.runtime").start({ n_core = 1 }, function()
+      local luact = require "luact"
+      luact.stop(luact.ref("tcp://127.0.0.2:8002/room/1"):join("tcp-client"))
+    end)
+    assert.equal(n + 1, r)
+    local out = process.run([[curl -s -X POST -d '["http-client"]' http://127.0.0.5:9005/room/1/join]])
+    assert.matches("^%[" .. (n + 2) .. ",", out)
+  end)
+
+  it("moves to another node when its host (a follower) is killed; the next call answers there", function()
+    procs.kill(4)
+    finally(function() procs.start(4) end)
+    -- (a call sent before the death is noticed fails with actor_unreachable: it was in flight)
+    assert.is_truthy(procs.wait_until(function() return procs.state_seen(5, 4) == "dead" end, 10))
+    local ok, count, where = vcall(5, "/room/1", "join", 10, "after-kill")
+    if not ok then diagnose("/room/1") end
+    assert.is_true(ok, tostring(count))
+    assert.equal(1, count)                              -- a new activation: state starts afresh
+    assert.are_not.equal(procs.addr(4), where)
+  end)
+
+  it("moves when its host is the Raft leader, and when it is a follower voter", function()
+    for _, which in ipairs({ "leader", "voter" }) do
+      local vid = "/room/" .. which
+      local target = leader_no()
+      if which == "voter" then target = target == 1 and 2 or 1 end
+      assert.is_true(procs.value(target, "vreg", vid, 7))
+      assert.equal(target, host_of(5, vid))
+      procs.kill(target)
+      finally(function() if not procs.pid(target) then procs.start(target) end end)
+      local caller = other_than(target, 4)
+      assert.is_truthy(procs.wait_until(function() return procs.state_seen(caller, target) == "dead" end, 10))
+      local ok, where = vcall(caller, vid, "where", 10)
+      assert.is_true(ok, tostring(where))
+      assert.are_not.equal(procs.addr(target), where)
+      procs.start(target)
+      assert.is_truthy(procs.wait_until(function() return procs.state_seen(5, target) == "alive" end, 15))
+    end
+  end)
+
+  it("after SIGSTOP of its host, answers from a new node; the old activation never answers again", function()
+    local vid = "/room/stopped"
+    local victim = other_than(leader_no(), 5)
+    assert.is_true(procs.value(victim, "vreg", vid, 3))
+    assert.is_true(procs.value(5, "pin", vid))
+    procs.signal(victim, "STOP")
+    finally(function() procs.signal(victim, "CONT") end)
+    assert.is_truthy(procs.wait_until(function() return procs.state_seen(5, victim) == "dead" end, 15))
+    local ok, where = vcall(5, vid, "where", 15)
+    assert.is_true(ok, tostring(where))
+    assert.are_not.equal(procs.addr(victim), where)
+    procs.signal(victim, "CONT")
+    -- the old activation, called directly, refuses: its node's lease is gone for good
+    assert.is_truthy(procs.wait_until(function() return procs.state_seen(5, victim) == "alive" end, 15))
+    for _ = 1, 3 do
+      local dok, why = procs.value(5, "dcall", vid, "where", 2)
+      assert.is_false(dok)
+      assert.is_truthy(why == "actor_no_body" or why == "actor_temporary_fail" or why == "actor_unreachable", why)
+    end
+    local ok2, where2 = vcall(victim, vid, "where", 10)    -- by name, from the stopped node itself
+    assert.is_true(ok2)
+    assert.equal(where, where2)
+  end)
+
+  it("partitions: the isolated host stops answering before the majority's new activation first answers", function()
+    local vid = "/room/cut"
+    local victim = other_than(leader_no(), 5)
+    assert.is_true(procs.value(victim, "vreg", vid, 5))
+    assert.is_true(procs.value(victim, "pin", vid))
+    -- the isolated side keeps calling its own activation all along
+    assert.is_true(procs.value(victim, "start_hammer", vid, 8))
+    os.execute("sleep 0.3")
+    local boot_before = procs.value(victim, "lease_info").boot
+    procs.isolate(victim)
+    finally(function() procs.heal() end)
+    assert.is_truthy(procs.wait_until(function() return procs.state_seen(5, victim) == "dead" end, 15))
+    local ok, where = vcall(5, vid, "where", 20)
+    assert.is_true(ok, tostring(where))
+    assert.are_not.equal(procs.addr(victim), where)
+    local new_host = addr_no(where)
+    -- on its own node, the old activation now refuses
+    assert.is_true(procs.value(victim, "pin", vid) or true)
+    os.execute("sleep 8")                             -- the hammer has stopped
+    procs.heal()
+    -- every time the old activation served (isolated node's clock) came before the new one
+    -- first served (the same machine's clock)
+    local old_times = procs.value(victim, "served_log", 5)
+    local new_times = procs.value(new_host, "served_log", 5)
+    for _, t in ipairs(procs.value(new_host, { "served_log", thread = 2 }, 5)) do new_times[#new_times + 1] = t end
+    table.sort(new_times)
+    assert.is_true(#old_times > 0 and #new_times > 0)
+    assert.is_true(old_times[#old_times] < new_times[1],
+      ("old served until %.3f, new first at %.3f"):format(old_times[#old_times], new_times[1]))
+    assert.is_truthy(procs.wait_until(function() return procs.state_seen(1, victim) == "alive" end, 20))
+    assert.is_truthy(procs.wait_until(function() return (vcall(victim, vid, "where", 5)) end, 20))
+    -- given up for dead, it hosts again under a new boot id, with a lease
+    assert.is_truthy(procs.wait_until(function()
+      local t = procs.value(victim, "lease_info")
+      return t.boot ~= boot_before and t.until_ > t.now
+    end, 20))
+  end)
+
+  it("unregisters cluster-wide, and the name can be registered again on another node", function()
+    assert.is_true(procs.value(2, "vunreg", "/room/1"))
+    assert.is_truthy(procs.wait_until(function()
+      return select(2, vcall(5, "/room/1", "where", 1)) == "actor_no_body"
+    end, 10))
+    assert.is_true(procs.value(3, { "vreg", thread = 2 }, "/room/1", 9))
+    assert.equal(3, host_of(1, "/room/1"))
+  end)
+
+  it("spreads a multi_actor name round robin over the nodes that registered it", function()
+    for _, i in ipairs({ 1, 2, 5 }) do assert.is_true(procs.value(i, "vreg", "/pool", i, true)) end
+    local seen = {}
+    for _ = 1, 9 do
+      local ok, where = vcall(3, "/pool", "where", 5)
+      assert.is_true(ok)
+      seen[where] = (seen[where] or 0) + 1
+    end
+    assert.same({ [procs.addr(1)] = 3, [procs.addr(2)] = 3, [procs.addr(5)] = 3 }, seen)
+  end)
+
+  it("hands its state over when its node leaves gracefully, with no failed call", function()
+    local vid = "/room/moving"
+    assert.is_true(procs.value(5, "vreg", vid, 11))
+    for k = 1, 3 do assert.is_true((vcall(1, vid, "join", 5, "m" .. k))) end
+    assert.is_true(procs.value(5, "leave"))
+    local ok, count, where = vcall(1, vid, "join", 10, "after-leave")
+    if not ok then diagnose(vid) end
+    assert.is_true(ok, tostring(count))
+    assert.equal(4, count)                               -- the players came along
+    assert.are_not.equal(procs.addr(5), where)
+  end)
+end)
