@@ -208,7 +208,11 @@ describe("luact virtual actors in a cluster", function()
   it("hands its state over when its node leaves gracefully, with no failed call", function()
     local vid = "/room/moving"
     assert.is_true(procs.value(5, "vreg", vid, 11))
-    for k = 1, 3 do assert.is_true((vcall(1, vid, "join", 5, "m" .. k))) end
+    for k = 1, 3 do
+      local ok, n = vcall(1, vid, "join", 5, "m" .. k)
+      if not ok then diagnose(vid) end
+      assert.is_true(ok, tostring(n))
+    end
     assert.is_true(procs.value(5, "leave"))
     local ok, count, where = vcall(1, vid, "join", 10, "after-leave")
     if not ok then diagnose(vid) end

@@ -54,9 +54,9 @@ end
 
 loop.on("VA", function(msg)
   local vid, key = msg[2], msg[3]
-  local ok, r = pcall(create, vid, key, msg[4], msg[5], msg[6], msg[7])
+  local ok, r, rec = pcall(create, vid, key, msg[4], msg[5], msg[6], msg[7])
   if ok then
-    wire.send(host.MACHINE, 1, { "VC", key, my_tid(), host.EPOCH, r.l })
+    wire.send(host.MACHINE, 1, { "VC", key, my_tid(), host.EPOCH, rec.id })
   else
     logger.error(("cluster: cannot activate %s here: %s"):format(vid, tostring(r)))
     wire.send(host.MACHINE, 1, { "VC", key, false, tostring(r) })
@@ -142,9 +142,9 @@ local function activate(vid, key, entry, act)
   local t = thread_for(key)
   local msg = { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff }
   if t == 1 then
-    local ok, r = pcall(create, vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff)
+    local ok, r, rec = pcall(create, vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff)
     if ok then
-      activations.created(key, 1, host.EPOCH, r.l)
+      activations.created(key, 1, host.EPOCH, rec.id)
     else
       logger.error(("cluster: cannot activate %s here: %s"):format(vid, tostring(r)))
       activating[key] = nil
@@ -283,7 +283,7 @@ function activations.register(vid, opts, ctor, args, timeout)
   local r, rec = create(vid, nil, code, args_s, sup, nil)
   rec.superseded = true              -- not filed yet: its death needs no vdrop
   local ok, key = pcall(requests.call, "w", { op = "vreg", vid = vid, ctor = code, args = args_s, opts = sup,
-    multi = opts.multi_actor and true or false, node = addr, boot = boot, t = my_tid(), e = host.EPOCH, l = r.l },
+    multi = opts.multi_actor and true or false, node = addr, boot = boot, t = my_tid(), e = host.EPOCH, l = rec.id },
     timeout, "luact.register")
   if not ok or not key then
     host.kill(rec, nil)
@@ -307,7 +307,8 @@ function activations.unregister(vid, actor, timeout)
   local where = nil
   if actor then
     local node = require "luact.node"
-    where = { node = node.name(actor.m), t = actor.t, e = actor.e, l = actor.l }
+    local m, t, e, l = require("luact.actor.ref").parts(actor)
+    where = { node = node.name(m), t = t, e = e, l = l }
   end
   local removed = requests.call("w", { op = "vunreg", vid = vid, where = where }, timeout, "luact.unregister")
   return #removed > 0
