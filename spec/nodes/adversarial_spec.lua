@@ -129,6 +129,41 @@ describe("luact against listener clients", function()
     assert.equal("after the flood -> [True, 100]\naccept paused -> True\n", out)
   end)
 
+  -- finding 4: a notify_ to an actor of a process that died and restarted at the same address
+  it("fail a notify_ to an actor of a process that restarted at the same address, once the sender was told", function()
+    local cmd = ("luajit spec/nodes/serve.lua %s %s %s %s"):format(B.addr, SECRET, B.tcp, B.http)
+    local out = helpers.start({ n_core = 1, address = "127.0.0.1:7110", secret = SECRET, peer = B.tcp, b_pid = b.pid,
+                                cmd = cmd, timeout = 40 }, function()
+      local luact = require "luact"
+      local process = require "helpers.process"
+      local made = luact.ref(luact.opts.peer .. "/svc/factory"):make("old")
+      local out = { before = made:get() }
+      os.execute("kill -9 " .. luact.opts.b_pid)
+      luact.clock.sleep(0.3)
+      local again = process.spawn(luact.opts.cmd)          -- the same address, a new process
+      out.pid = again.pid
+      process.wait_for(again, "ready")
+      out.oks = 0
+      for _ = 1, 100 do                                     -- bounded: 100 tries, 5 s
+        local ok, e = pcall(made.notify_get, made)
+        if not ok then
+          out.name, out.message = e.name, e.message
+          break
+        end
+        out.oks = out.oks + 1
+        luact.clock.sleep(0.05)
+      end
+      luact.stop(out)
+    end)
+    b = { pid = out.pid }                                   -- after_each kills the new process
+    assert.equal("old", out.before)
+    assert.equal("actor_no_body", out.name)
+    assert.matches("is gone: its process on 127.0.0.2:7201 has restarted; notify_get was not sent", out.message, 1, true)
+    -- what is guaranteed: the notify_ (or few) sent before the sender was told are lost, as any
+    -- message in flight to a process that dies; never more than one round trip's worth
+    assert.is_true(out.oks >= 1 and out.oks < 100)
+  end)
+
   -- finding 4: requests that got no answer at all
   it("answer every call it refuses: too many arguments, a doubled map key, nesting too deep, a huge count", function()
     local out = process.run("/usr/bin/python3 spec/clients/luact_client.py 127.0.0.2 8080 --edges")

@@ -321,7 +321,33 @@ end
 call.new_corr = new_corr
 call.deadline_for = deadline_for
 
+-- Epochs of other machines' processes known to be gone: machine -> { [epoch] = true }. A
+-- notify_ that reaches a machine whose process has restarted since the reference was made is
+-- answered with { "ge", machine, epoch } (there is nobody to run it); from then on, a notify_ from
+-- this thread to a reference of that epoch fails at once with actor_no_body instead of being
+-- sent into the void. (Calls learn it from their actor_no_body reply.) At most GONE_MAX epochs
+-- are kept per machine.
+local gone = {}
+local GONE_MAX = 16
+
+loop.on("ge", function(msg)
+  local m, e = msg[2], msg[3]
+  local g = gone[m]
+  if not g or g.n >= GONE_MAX then
+    g = { n = 0 }
+    gone[m] = g
+  end
+  if not g[e] then
+    g[e], g.n = true, g.n + 1
+  end
+end)
+
 local function remote_notify(m, t, l, e, method, has_self, ...)
+  local g = gone[m]
+  if g and g[e] then
+    raise("actor_no_body", ("%s is gone: its process on %s has restarted; notify_%s was not sent"):format(
+      tostring(ref.new(m, t, e, l)), node().name(m), method))
+  end
   local p, len = encode_call(l, e, method, has_self, 0, 0, "notify_", ...)
   local rc = send_bytes_once(m, t, p, len)
   if rc == lffi.status.full then
@@ -502,6 +528,12 @@ local function arrived_for(l, e, method, corr, rt, rm, left)
   else
     call.stats.dropped_notifies = call.stats.dropped_notifies + 1
     log().warn(("notify_%s dropped: %s"):format(method, err.message))
+    if e ~= host.EPOCH and rm ~= host.MACHINE then
+      -- a reference from before this process started: tell the sender, so that its next
+      -- notify_ to that epoch fails instead of vanishing like this one
+      local p, len = codec.encode({ "ge", host.MACHINE, e })
+      send_bytes_once(rm, rt, p, len)
+    end
   end
   return nil
 end
@@ -695,6 +727,7 @@ end
 function call.reset()
   waiting.reset()
   watchers = {}
+  gone = {}
 end
 
 return call
