@@ -4,6 +4,7 @@
 # only, 127.0.0.1); every process it starts is killed by pid on exit.
 #   socket_http_hello  keep-alive HTTP "hello" on luact.socket (2 threads) under wrk -t2 -c64,
 #                      beside nginx + lua-nginx-module (2 workers, content_by_lua_block)
+#   http_listener_hello  the same through luact's http:// listener calling an actor (1 thread)
 #   socket_echo        TCP echo of 32-byte lines, 64 connections from another luact process
 #   socket_redis_p1/16 PING round trips through spec/examples/redis.lua, 64 connections,
 #                      beside redis-benchmark with the same connections and pipelining
@@ -32,6 +33,7 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' E
 wait_line() { for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 json() { printf '{"case":"%s","impl":"%s",%s}\n' "$1" "$2" "$3"; }
 wrk_rate() { wrk -t2 -c64 -d"${S}s" --latency "$1" 2>&1 | awk '/Requests\/sec/ {r=$2} /^ +99%/ {p=$2} END {printf "\"rate\":%s,\"p99\":\"%s\"", r, p}'; }
+wrk_rate_script() { wrk -t2 -c64 -d"${S}s" --latency -s "$1" "$2" 2>&1 | awk '/Requests\/sec/ {r=$2} /^ +99%/ {p=$2} /Non-2xx/ {e=$NF} END {printf "\"rate\":%s,\"p99\":\"%s\",\"non_2xx\":%d", r, p, e}'; }
 tmp=$(mktemp -d)
 
 # --- HTTP hello: luact.socket ---
@@ -71,6 +73,13 @@ CONF
 else
   json socket_http_hello nginx-lua '"error":"nginx or lua-nginx-module missing"'
 fi
+
+# --- HTTP hello: luact's own http:// listener calling an actor (one thread) ---
+luajit bench/http_listener_hello.lua 18083 $((S + 5)) >"$tmp/listener_http.log" 2>&1 & pids+=($!)
+if wait_line "$tmp/listener_http.log" ready; then
+  json http_listener_hello luact.listen "$(wrk_rate_script bench/http_listener_hello.wrk.lua http://127.0.0.1:18083/)"
+else json http_listener_hello luact.listen '"error":"server did not start"'; fi
+kill "${pids[-1]}" 2>/dev/null
 
 # --- TCP echo ---
 luajit bench/socket_echo.lua server 18082 $((S + 5)) >"$tmp/echo.log" 2>&1 & pids+=($!)
