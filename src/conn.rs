@@ -443,6 +443,7 @@ impl Conns {
         if conn.state == State::Closing {
             return self.maybe_free(ring, c);
         }
+        let res = if res == 0 { Self::pending_error(conn.fd) } else { res };
         if res < 0 {
             conn.err = -res;
             self.events.push_back(Event::Connected(c, res));
@@ -454,6 +455,17 @@ impl Conns {
         }
         self.arm_recv(ring, c);
         self.mark_dirty(c); // (a TLS client's hello goes out with the next flush)
+    }
+
+    /// The socket's pending error as a negative errno (0: none). A connect whose SYN was
+    /// answered by an ICMP error (host or network unreachable) can complete with 0 on io_uring
+    /// and leave the error here; without this check the first read would report it instead.
+    fn pending_error(fd: i32) -> i32 {
+        let mut err: i32 = 0;
+        let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `err`, a live i32.
+        let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut i32 as *mut _, &mut len) };
+        if rc == 0 && err != 0 { -err } else { 0 }
     }
 
     // ---- reading ---------------------------------------------------------------------------

@@ -129,6 +129,25 @@ describe("luact.socket", function()
     assert.equal("connection refused", err)
   end)
 
+  it("fails connects the network rejects with 'host unreachable' and 'network unreachable'", function()
+    -- nftables in this namespace answers SYNs to 127.0.0.1 ports 9 and 10 with ICMP errors
+    local nft = "nft add table inet luact_spec && " ..
+      "nft add chain inet luact_spec out '{ type filter hook output priority 0; }' && " ..
+      "nft add rule inet luact_spec out ip daddr 127.0.0.1 tcp dport 9 reject with icmp type host-unreachable && " ..
+      "nft add rule inet luact_spec out ip daddr 127.0.0.1 tcp dport 10 reject with icmp type net-unreachable"
+    assert(os.execute(nft .. " 2>/dev/null") == 0, "nft failed")
+    local ok, a, b = pcall(run, function()
+      local luact = require "luact"
+      local a = { luact.socket.connect("tcp://127.0.0.1:9", { timeout = 5 }) }
+      local b = { luact.socket.connect("tcp://127.0.0.1:10", { timeout = 5 }) }
+      luact.stop(a, b)
+    end)
+    os.execute("nft delete table inet luact_spec 2>/dev/null")
+    assert(ok, a)
+    assert.same({ nil, "host unreachable" }, a)
+    assert.same({ nil, "network unreachable" }, b)
+  end)
+
   it("fails a connect that gets no answer within its timeout with 'timeout'", function()
     local results = run(function()
       local luact = require "luact"
