@@ -14,7 +14,8 @@
 //! module: it has no knowledge of frames, handshakes or Lua.
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
-use crate::tls::TlsSession;
+use crate::tls::{ServerTls, TlsSession};
+use std::sync::Arc;
 use io_uring::{opcode, types};
 use slab::Slab;
 use std::collections::VecDeque;
@@ -219,6 +220,8 @@ struct Listener {
     closing: bool,
     max_connections: usize,
     live: usize,
+    /// A TLS listener: every accepted connection gets a server session from this.
+    tls: Option<Arc<ServerTls>>,
 }
 
 pub struct Conns {
@@ -359,9 +362,17 @@ impl Conns {
             }
         }
         let gen = self.gen();
-        let l = self.listeners.insert(Listener { fd, gen, accept_inflight: false, closing: false, max_connections: max_connections.max(1), live: 0 });
+        let l = self.listeners.insert(Listener { fd, gen, accept_inflight: false, closing: false, max_connections: max_connections.max(1), live: 0, tls: None });
         self.arm_accept(ring, l);
         Ok(l)
+    }
+
+    /// Makes a listener a TLS one: the connections it accepts from now on handshake with
+    /// `server`; `Event::Connected` says when that completed (or failed), after `Accepted`.
+    pub fn set_listener_tls(&mut self, l: usize, server: Arc<ServerTls>) {
+        if let Some(lis) = self.listeners.get_mut(l) {
+            lis.tls = Some(server);
+        }
     }
 
     fn arm_accept(&mut self, ring: &mut Ring, l: usize) {
@@ -390,8 +401,17 @@ impl Conns {
             // fails harmlessly on a Unix-domain socket).
             unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4) };
             lis.live += 1;
+            let session = lis.tls.as_ref().map(|t| t.session());
             let addr = SockAddr::of_fd(fd, true).unwrap_or(SockAddr { storage: unsafe_zeroed_storage(), len: 0 });
             let c = self.new_conn(fd, State::Open, addr, Some(l));
+            match session {
+                None => {}
+                Some(Ok(session)) => self.conns[c].tls = Some(Box::new(session)),
+                Some(Err(_)) => {
+                    self.close(ring, c, true);
+                    return self.arm_accept(ring, l);
+                }
+            }
             self.arm_recv(ring, c);
             self.events.push_back(Event::Accepted(l, c));
         } else if res == -libc::EMFILE || res == -libc::ENFILE || res == -libc::ENOMEM {

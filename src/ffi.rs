@@ -838,6 +838,32 @@ pub unsafe extern "C" fn luact_sock_listen(ctx: *mut ThreadCtx, family: i32, add
     })
 }
 
+/// Like `luact_sock_listen` for "ip:port", inside TLS: `cert`/`key` PEM files, and `ca` (may be
+/// empty) to require client certificates signed by it.
+///
+/// # Safety
+/// Every pointer points to its length of readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_sock_listen_tls(
+    ctx: *mut ThreadCtx,
+    addr: *const u8, len: usize,
+    backlog: i32, max_connections: i32, reuse_port: i32,
+    cert: *const u8, cert_len: usize,
+    key: *const u8, key_len: usize,
+    ca: *const u8, ca_len: usize,
+) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let addr = sock_address(0, addr, len)?;
+        if max_connections < 1 {
+            return Err(Error::new(Status::BadArgument, "max_connections must be at least 1"));
+        }
+        let text = |p, n| std::str::from_utf8(bytes(p, n)).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"));
+        let (cert, key, ca) = (text(cert, cert_len)?, text(key, key_len)?, text(ca, ca_len)?);
+        Ok(ctx.sockets.listen_tls(&mut ctx.ring, addr, backlog, max_connections as usize, reuse_port != 0, cert, key, ca)? as i32)
+    })
+}
+
 /// Queues up to `limit` bytes (minus those already queued) of `data` for sending with the
 /// turn's write; returns how many it took.
 ///

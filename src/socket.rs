@@ -95,6 +95,19 @@ impl Sockets {
         Ok(self.conn_handle(c))
     }
 
+    /// A TLS listener: `cert`/`key` PEM files; `client_ca` (may be empty) requires client
+    /// certificates signed by it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn listen_tls(&mut self, ring: &mut Ring, addr: SockAddr, backlog: i32, max_connections: usize, reuse_port: bool, cert: &str, key: &str, client_ca: &str) -> Result<u32> {
+        let ca = if client_ca.is_empty() { None } else { Some(client_ca) };
+        let server = std::sync::Arc::new(
+            crate::tls::ServerTls::from_files(cert, key, ca).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?,
+        );
+        let h = self.listen(ring, addr, backlog, max_connections, reuse_port)?;
+        self.conns.set_listener_tls(split(h).0, server);
+        Ok(h)
+    }
+
     pub fn listen(&mut self, ring: &mut Ring, addr: SockAddr, backlog: i32, max_connections: usize, reuse_port: bool) -> Result<u32> {
         let l = self.conns.listen(ring, addr, backlog, max_connections, reuse_port)?;
         Ok(handle(l, self.conns.listener_gen(l).unwrap_or(0), true))

@@ -72,6 +72,10 @@ int32_t luact_sock_connect_tls(luact_thread_ctx *ctx, const char *addr, size_t l
                                const char *cert, size_t cert_len, const char *key, size_t key_len);
 int32_t luact_sock_listen(luact_thread_ctx *ctx, int32_t family, const char *addr, size_t len,
                           int32_t backlog, int32_t max_connections, int32_t reuse_port);
+int32_t luact_sock_listen_tls(luact_thread_ctx *ctx, const char *addr, size_t len,
+                              int32_t backlog, int32_t max_connections, int32_t reuse_port,
+                              const char *cert, size_t cert_len, const char *key, size_t key_len,
+                              const char *ca, size_t ca_len);
 int32_t luact_sock_send(luact_thread_ctx *ctx, uint32_t h, const char *data, size_t len, size_t limit);
 int32_t luact_sock_view(luact_thread_ctx *ctx, uint32_t h, luact_sock_view_t *out);
 int32_t luact_sock_consume(luact_thread_ctx *ctx, uint32_t h, size_t n);

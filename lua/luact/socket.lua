@@ -62,7 +62,7 @@ local function parse_url(url, who)
     return 0, rest
   end
   rest = url:match("^tls://(.+)$")
-  if rest and who == "luact.socket.connect" then
+  if rest then
     if not rest:match("^[^:/]+:%d+$") then
       error(("bad 'url' argument to %s (tls://host:port expected, got '%s')"):format(who, url), 3)
     end
@@ -70,8 +70,7 @@ local function parse_url(url, who)
   end
   rest = url:match("^unix://(.+)$") or url:match("^unix:(.+)$")
   if rest then return 1, rest end
-  error(("bad 'url' argument to %s (tcp://host:port%s or unix:///path expected, got '%s')"):format(
-    who, who == "luact.socket.connect" and ", tls://host:port" or "", url), 3)
+  error(("bad 'url' argument to %s (tcp://host:port, tls://host:port or unix:///path expected, got '%s')"):format(who, url), 3)
 end
 
 local function check_opts(opts, who)
@@ -86,7 +85,7 @@ local function check_opts(opts, who)
       error(("bad '%s' option to %s (non-negative number expected, got %s)"):format(k, who, tostring(v)), 3)
     end
   end
-  for _, k in ipairs { "ca", "sni", "cert", "key" } do
+  for _, k in ipairs { "ca", "sni", "cert", "key", "client_ca" } do
     if opts[k] ~= nil and type(opts[k]) ~= "string" then
       error(("bad '%s' option to %s (string expected, got %s)"):format(k, who, type(opts[k])), 3)
     end
@@ -462,6 +461,14 @@ local function serve(l, h)
   local peer = port and port > 0 and (ip .. ":" .. port) or (ip or "")
   l.accepted = l.accepted + 1
   local t = tentacle(function()
+    if l.tls then
+      -- the handler runs once the TLS handshake completed (within the connect timeout)
+      local deadline = deadline_of(s.connect_timeout)
+      while s.connect_res == nil do
+        if not wait(s, "writer", deadline, "luact.socket.listen") then s:close(true); return end
+      end
+      if s.connect_res < 0 then s:close(true); return end
+    end
     local handler = l.handler
     local ok, err
     if type(handler) == "function" then
@@ -503,11 +510,18 @@ local function check_handler(handler, who, moving)
 end
 
 local function open_listener(ctx, family, addr, url, handler, opts, reuse)
-  local h = C.luact_sock_listen(ctx, family, addr, #addr, opts.backlog or DEFAULT_BACKLOG,
-                                opts.max_connections or DEFAULT_MAX_CONNECTIONS, reuse and 1 or 0)
+  local backlog, max = opts.backlog or DEFAULT_BACKLOG, opts.max_connections or DEFAULT_MAX_CONNECTIONS
+  local h
+  if family == 2 then
+    local ca = opts.client_ca or ""
+    h = C.luact_sock_listen_tls(ctx, addr, #addr, backlog, max, reuse and 1 or 0,
+                                opts.cert, #opts.cert, opts.key, #opts.key, ca, #ca)
+  else
+    h = C.luact_sock_listen(ctx, family, addr, #addr, backlog, max, reuse and 1 or 0)
+  end
   if h < 0 then return nil, lffi.last_error(), h end
   local l = setmetatable({ h = h, ctx = ctx, epoch = epoch, handler = handler, opts = opts, url = url,
-                           accepted = 0, closed = false }, Listener)
+                           accepted = 0, closed = false, tls = family == 2 }, Listener)
   C.luact_sock_address(ctx, h, 1, addr_out, 256, port_out)
   l.port = port_out[0]
   loop.on_io(h, function(res, flags)
@@ -527,12 +541,15 @@ function socket.listen(url, handler, opts)
   opts = check_opts(opts, "luact.socket.listen")
   local all = opts.threads == "all"
   check_handler(handler, "luact.socket.listen", all)
+  if family == 2 and not (opts.cert and opts.key) then
+    error("bad options to luact.socket.listen (tls:// needs 'cert' and 'key': PEM files)", 2)
+  end
   local ctx = loop.context()
   if ctx == nil then error("luact.socket.listen: luact is not running on this thread (call it inside luact.start)", 2) end
   local l, err, code = open_listener(ctx, family, addr, url, handler, opts, all)
   if not l then
     if code == lffi.status.bad_argument then
-      error("bad 'url' argument to luact.socket.listen (" .. err .. ")", 2)
+      error((family == 2 and "bad options to luact.socket.listen (" or "bad 'url' argument to luact.socket.listen (") .. err .. ")", 2)
     end
     return nil, err
   end
