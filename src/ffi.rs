@@ -496,6 +496,25 @@ pub unsafe extern "C" fn luact_net_event(ctx: *mut ThreadCtx, out: *mut NetEvent
     })
 }
 
+/// Why the event `luact_net_event` returned last happened (a connection's close reason: "peer
+/// closed: authentication failed (wrong cluster secret?)", a TLS error, ...); its length, with
+/// `*out` pointing at the bytes (valid until the next `luact_net_event`); 0 when there is none.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn luact_net_event_reason(ctx: *mut ThreadCtx, out: *mut *const u8) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        let reason = ctx.transport.last_event_reason();
+        if !out.is_null() {
+            // SAFETY: the caller passes a writable `out` (checked non-null here).
+            *out = reason.as_ptr();
+        }
+        Ok(reason.len() as i32)
+    })
+}
+
 // ---- identity -----------------------------------------------------------------------------
 
 /// This process's machine id: a running node's is its address (`ip << 16 | port`); otherwise

@@ -67,6 +67,10 @@ pub const EV_NODE_REFUSED: u32 = 5;
 /// A dialed connection closed before it authenticated: like EV_NODE_DOWN, but nothing queued
 /// on it reached the node (the calls waiting on it were never sent).
 pub const EV_NODE_UNREACHED: u32 = 6;
+/// A connection was refused before it could carry calls: a node that failed the handshake
+/// (wrong secret, other cluster, ...) before we knew which node it is, or a tls:// client whose
+/// TLS handshake failed. Lua logs its reason (`luact_net_event_reason`).
+pub const EV_CONN_REFUSED: u32 = 7;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Role {
@@ -155,9 +159,24 @@ struct Conn {
     calls_pending: u32,
     /// The port of the listener that accepted this client (0: not a listener client).
     listener_port: u16,
+    /// Why the connection closes once its last bytes are sent ("": nothing to say).
+    close_reason: String,
 }
 
 const NO_LISTENER: usize = usize::MAX;
+
+/// "ip:port" of a connected socket's peer ("?" when the kernel cannot tell).
+fn peer_name(fd: i32) -> String {
+    // SAFETY: sockaddr_in is a plain C struct: all zeros is a valid value of it.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: getpeername writes at most `len` bytes into `sa`, a sockaddr_in we own.
+    if unsafe { libc::getpeername(fd, &mut sa as *mut _ as *mut libc::sockaddr, &mut len) } != 0 {
+        return "?".into();
+    }
+    let ip = std::net::Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr));
+    format!("{ip}:{}", u16::from_be(sa.sin_port))
+}
 
 struct Listener {
     fd: i32,
@@ -206,7 +225,10 @@ pub struct Transport {
     quarantine: HashMap<u64, f64>,
     /// Losses in a row per node (reset by a completed handshake): the back-off exponent.
     losses: HashMap<u64, u32>,
-    events: VecDeque<NetEvent>,
+    /// Connection events for Lua, each with why it happened ("" when there is nothing to say).
+    events: VecDeque<(NetEvent, String)>,
+    /// The reason of the event `pop_event` returned last (`luact_net_event_reason`).
+    last_reason: String,
     next_gen: u32,
     dirty: Vec<usize>,
     /// HTTP connections whose reply went out: look for their next request.
@@ -313,6 +335,7 @@ impl Transport {
             quarantine: HashMap::new(),
             losses: HashMap::new(),
             events: VecDeque::new(),
+            last_reason: String::new(),
             next_gen: 1,
             dirty: Vec::new(),
             pending_http: Vec::new(),
@@ -326,7 +349,18 @@ impl Transport {
     }
 
     pub fn pop_event(&mut self) -> Option<NetEvent> {
-        self.events.pop_front()
+        let (ev, reason) = self.events.pop_front()?;
+        self.last_reason = reason;
+        Some(ev)
+    }
+
+    /// Why the event `pop_event` returned last happened ("" when there is nothing to say).
+    pub fn last_event_reason(&self) -> &str {
+        &self.last_reason
+    }
+
+    fn push_event(&mut self, kind: u32, c: usize, machine: f64, reason: &str) {
+        self.events.push_back((NetEvent { kind, conn: c as u32, machine }, reason.to_string()));
     }
 
     /// Connection events waiting for `pop_event`.
@@ -384,6 +418,7 @@ impl Transport {
             partial_since: 0.0,
             calls_pending: 0,
             listener_port: 0,
+            close_reason: String::new(),
         })
     }
 
@@ -668,7 +703,7 @@ impl Transport {
         if res < 0 {
             if res == -libc::ECONNREFUSED && self.conns[c].role == Role::Dialer {
                 let machine = self.conns[c].machine;
-                self.events.push_back(NetEvent { kind: EV_NODE_REFUSED, conn: c as u32, machine: machine as f64 });
+                self.push_event(EV_NODE_REFUSED, c, machine as f64, "connection refused");
             }
             let msg = std::io::Error::from_raw_os_error(-res).to_string();
             return self.close(c, &format!("connect failed: {msg}"));
@@ -899,6 +934,7 @@ impl Transport {
                     if conn.sending_tls.is_empty() {
                         return self.close(c, &why);
                     }
+                    conn.close_reason = why; // (closed once the TLS alert is sent)
                     self.mark_dirty(c);
                     return;
                 }
@@ -1067,7 +1103,7 @@ impl Transport {
             let held = std::mem::take(&mut conn.held);
             conn.wbuf.extend_from_slice(&held);
             self.mark_dirty(c);
-            self.events.push_back(NetEvent { kind: EV_NODE_UP, conn: c as u32, machine: peer.node_id as f64 });
+            self.push_event(EV_NODE_UP, c, peer.node_id as f64, "");
             let _ = ring;
         }
     }
@@ -1243,7 +1279,8 @@ impl Transport {
         conn.sending.clear();
         conn.sent = 0;
         if conn.wbuf.is_empty() && conn.sending_tls.is_empty() && conn.close_after_send {
-            return self.close(c, "done");
+            let why = if conn.close_reason.is_empty() { "done".to_string() } else { std::mem::take(&mut conn.close_reason) };
+            return self.close(c, &why);
         }
         self.arm_send(ring, c);
     }
@@ -1267,9 +1304,9 @@ impl Transport {
         self.close(c, reason);
     }
 
-    fn close(&mut self, c: usize, _reason: &str) {
+    fn close(&mut self, c: usize, reason: &str) {
         if std::env::var_os("LUACT_NET_DEBUG").is_some() {
-            let _ = crate::logger::write_line(format!("luact net: thread {} connection {c} closed: {_reason}\n", self.tid).as_bytes());
+            let _ = crate::logger::write_line(format!("luact net: thread {} connection {c} closed: {reason}\n", self.tid).as_bytes());
         }
         let now = crate::clock::monotonic();
         let Some(conn) = self.conns.get_mut(c) else { return };
@@ -1277,6 +1314,10 @@ impl Transport {
             return;
         }
         let was_ready = conn.state == State::Ready;
+        // refused before it could carry anything: a node's handshake, a tls:// client's TLS
+        let handshaking = conn.state == State::Handshaking;
+        let tls_refused = conn.tls.as_ref().is_some_and(|t| t.is_handshaking());
+        let peer = if handshaking || tls_refused { peer_name(conn.fd) } else { String::new() };
         conn.state = State::Closing;
         // SAFETY: shutting down our own socket makes in-flight operations complete promptly.
         unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
@@ -1292,11 +1333,14 @@ impl Transport {
                 self.quarantine.insert(machine, now + pause);
                 // a connection that never authenticated sent none of the messages queued on it
                 let kind = if was_ready { EV_NODE_DOWN } else { EV_NODE_UNREACHED };
-                self.events.push_back(NetEvent { kind, conn: c as u32, machine: machine as f64 });
+                self.push_event(kind, c, machine as f64, reason);
             }
             Role::Acceptor => {
                 if machine != 0 {
-                    self.events.push_back(NetEvent { kind: EV_NODE_DOWN, conn: c as u32, machine: machine as f64 });
+                    self.push_event(EV_NODE_DOWN, c, machine as f64, reason);
+                } else if handshaking {
+                    let why = format!("refused a node connection from {peer}: {reason}");
+                    self.push_event(EV_CONN_REFUSED, c, 0.0, &why);
                 }
             }
             Role::Caller => {
@@ -1304,10 +1348,14 @@ impl Transport {
                 if self.callers.get(&key) == Some(&c) {
                     self.callers.remove(&key);
                 }
-                self.events.push_back(NetEvent { kind: EV_REMOTE_LISTENER_DOWN, conn: c as u32, machine: machine as f64 });
+                self.push_event(EV_REMOTE_LISTENER_DOWN, c, machine as f64, reason);
             }
             Role::ListenerClient | Role::HttpClient => {
-                self.events.push_back(NetEvent { kind: EV_CLIENT_CLOSED, conn: c as u32, machine: 0.0 });
+                if tls_refused {
+                    let why = format!("refused a tls:// client from {peer}: {reason}");
+                    self.push_event(EV_CONN_REFUSED, c, 0.0, &why);
+                }
+                self.push_event(EV_CLIENT_CLOSED, c, 0.0, reason);
             }
         }
         self.maybe_free(c);

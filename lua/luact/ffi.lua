@@ -49,6 +49,7 @@ int32_t luact_net_call(luact_thread_ctx *ctx, const char *addr, size_t addr_len,
 int32_t luact_net_reply(luact_thread_ctx *ctx, uint32_t conn, uint32_t gen, uint32_t corr,
                         const uint8_t *msg, size_t len);
 int32_t luact_net_event(luact_thread_ctx *ctx, luact_net_event_t *out);
+int32_t luact_net_event_reason(luact_thread_ctx *ctx, const uint8_t **out);
 int32_t luact_net_drop(luact_thread_ctx *ctx, double machine);
 uint32_t luact_epoch(void);
 double luact_id_block(uint32_t n);

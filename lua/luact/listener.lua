@@ -252,8 +252,8 @@ loop.on("xr", function(msg)
 end)
 
 -- Our connection to a listener was lost: calls waiting on it fail.
-function listener.remote_lost(m)
-  call.machine_lost(m)
+function listener.remote_lost(m, why)
+  call.machine_lost(m, false, why)
 end
 
 local function resolve(url, rest, opts)

@@ -34,7 +34,20 @@ function node.machine_of(addr)
 end
 
 local EV_NODE_UP, EV_NODE_DOWN, EV_CLIENT_CLOSED, EV_REMOTE_LISTENER_DOWN, EV_NODE_REFUSED, EV_NODE_UNREACHED = 1, 2, 3, 4, 5, 6
+local EV_CONN_REFUSED = 7
 local ev = ffi.new("luact_net_event_t")
+local reason_out = ffi.new("const uint8_t *[1]")
+
+-- Why the event just taken happened ("" when there is nothing to say).
+local function event_reason(ctx)
+  local len = C.luact_net_event_reason(ctx, reason_out)
+  if len <= 0 then return "" end
+  return ffi.string(reason_out[0], len)
+end
+
+local function warn(msg)
+  require("luact.logger").warn(msg)
+end
 
 -- Upper layers that want to hear of nodes lost or refusing connections (the cluster's
 -- membership) register here: fn("down" | "refused", machine).
@@ -64,12 +77,20 @@ function node.drain_events(ctx)
   while C.luact_net_event(ctx, ev) == 1 do
     local kind, m, conn = ev.kind, ev.machine, ev.conn
     if kind == EV_NODE_DOWN or kind == EV_NODE_UNREACHED then
-      require("luact.actor.call").machine_lost(m, kind == EV_NODE_UNREACHED)
+      local why = event_reason(ctx)
+      warn(("lost the connection to node %s: %s"):format(node.name(m), why))
+      require("luact.actor.call").machine_lost(m, kind == EV_NODE_UNREACHED, why)
       if #watchers > 0 then tell("down", m) end
     elseif kind == EV_NODE_REFUSED then
       if #watchers > 0 then tell("refused", m) end
     elseif kind == EV_REMOTE_LISTENER_DOWN then
-      require("luact.listener").remote_lost(m)
+      local why = event_reason(ctx)
+      if why ~= "done" and why ~= "closed by peer" then
+        warn(("lost the connection to the listener at %s: %s"):format(node.name(m), why))
+      end
+      require("luact.listener").remote_lost(m, why)
+    elseif kind == EV_CONN_REFUSED then
+      warn(event_reason(ctx))
     end
   end
 end

@@ -190,18 +190,26 @@ describe("luact nodes", function()
     assert.equal(100, r.c_still)
   end)
 
-  it("refuse a node that does not know the secret", function()
-    local ok, name = helpers.start({ n_core = 1, address = "127.0.0.1:7103", secret = "wrong", peer = B.tcp }, function()
+  it("refuse a node that does not know the secret, saying why on both sides", function()
+    local log = os.tmpname()
+    local ok, name, message = helpers.start({ n_core = 1, address = "127.0.0.1:7103", secret = "wrong", peer = B.tcp, log = log }, function()
       local luact = require "luact"
+      luact.logger.redirect(luact.opts.log)
       -- the listener is the public door: names are reachable without the secret...
       local factory = luact.ref(luact.opts.peer .. "/svc/factory")
       local made = factory:make("x")
       -- ...but the actor it returns lives behind the node transport, which needs the secret
       local ok, e = pcall(made.get, made)
-      luact.stop(ok, e and e.name)
+      luact.logger.redirect()
+      luact.stop(ok, e and e.name, e and e.message)
     end)
     assert.is_false(ok)
     assert.equal("actor_unreachable", name)
+    assert.truthy(message:find("authentication failed (wrong cluster secret?)", 1, true), message)
+    local f = assert(io.open(log)); local mine = f:read("*a"); f:close(); os.remove(log)
+    assert.truthy(mine:find("WARN.-lost the connection to node 127%.0%.0%.2:7201: .-authentication failed"), mine)
+    -- (B logs when its loop takes the event: maybe after our call failed)
+    assert.truthy(process.wait_for(b, "WARN.-127%.0%.0%.1.-authentication failed", 5), process.output(b))
   end)
 
   it("speak TLS on tls:// and ssl:// listeners, with client certificates when asked", function()
@@ -213,7 +221,8 @@ describe("luact nodes", function()
       out.plain = plain:hoge()
       out.many = { plain:echo("a", nil, 3) }
       local wrong = luact.ref("tls://127.0.0.2:8443/svc/echo", { ca = dir .. "/other.pem" })
-      out.wrong_ca = select(2, pcall(wrong.hoge, wrong)).name
+      local e = select(2, pcall(wrong.hoge, wrong))
+      out.wrong_ca, out.wrong_ca_message = e.name, e.message
       local mutual = luact.ref("ssl://127.0.0.2:8444/svc/echo",
         { ca = dir .. "/ca.pem", cert = dir .. "/client.pem", key = dir .. "/client.key" })
       out.mutual = mutual:hoge()
@@ -222,6 +231,9 @@ describe("luact nodes", function()
     assert.equal(100, r.plain)
     assert.same({ "a", nil, 3 }, r.many)
     assert.equal("actor_unreachable", r.wrong_ca)
+    -- the reason reaches the caller, and the server logs the refusal
+    assert.truthy(r.wrong_ca_message:find("UnknownIssuer", 1, true), r.wrong_ca_message)
+    assert.truthy(process.wait_for(b, "WARN.-refused a tls:// client from 127%.0%.0%.1:%d+: .-UnknownCA", 5), process.output(b))
     assert.equal(100, r.mutual)
   end)
 

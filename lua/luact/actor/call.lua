@@ -290,7 +290,7 @@ function call.await(corr, m, deadline, method, t, e, l)
   if td ~= nil and td < deadline then me.at = td end
   waiting.add(corr, me)
   clock.schedule(me)
-  local r = scheduler.suspend_unguarded()
+  local r, because = scheduler.suspend_unguarded()
   clock.cancel(me)
   if r == NO_RESULTS then
     return
@@ -299,10 +299,10 @@ function call.await(corr, m, deadline, method, t, e, l)
   elseif r == TIMEOUT then
     raise("actor_timeout", ("%s did not reply to '%s' in time"):format(describe_target(m, t, e, l), method))
   elseif r == UNREACHABLE then
-    raise("actor_unreachable", ("lost the connection to %s during '%s'"):format(describe_target(m, t, e, l), method))
+    raise("actor_unreachable", ("lost the connection to %s during '%s'%s"):format(describe_target(m, t, e, l), method, because or ""))
   elseif r == UNSENT then
-    local e = exception.new("actor_unreachable", ("could not connect to %s for '%s' (the call was not sent)"):format(
-      describe_target(m, t, e, l), method))
+    local e = exception.new("actor_unreachable", ("could not connect to %s for '%s' (the call was not sent)%s"):format(
+      describe_target(m, t, e, l), method, because or ""))
     e.unsent = true
     error(e, 0)
   end
@@ -706,16 +706,19 @@ end)
 
 -- The connection to machine m was lost: calls waiting on it fail now, monitors of its actors
 -- fire with actor_unreachable. `unsent`: the connection never authenticated, so none of those
--- calls left (their exception says so: a caller may try elsewhere).
-function call.machine_lost(m, unsent)
-  local why = exception.new("actor_unreachable", ("lost the connection to machine %s"):format(node().name(m)))
+-- calls left (their exception says so: a caller may try elsewhere). reason: why it was lost, as
+-- the core said it ("peer closed: authentication failed (wrong cluster secret?)", a TLS error,
+-- ...), which the failed calls' messages carry.
+function call.machine_lost(m, unsent, reason)
+  local because = (reason and reason ~= "") and (": " .. reason) or ""
+  local why = exception.new("actor_unreachable", ("lost the connection to machine %s%s"):format(node().name(m), because))
   if unsent then why.unsent = true end
   for _, w in ipairs(waiting.remove_if(function(w) return w.machine == m end)) do
     if w.ev then
       clock.cancel(w.timer)
       w.ev:emit("reply", false, why)
     else
-      scheduler.wake(w, w.wait_token, unsent and UNSENT or UNREACHABLE)
+      scheduler.wake(w, w.wait_token, unsent and UNSENT or UNREACHABLE, because)
     end
   end
   for id, watcher in pairs(watchers) do
