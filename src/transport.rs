@@ -245,7 +245,17 @@ pub struct Transport {
     to_resume: Vec<usize>,
     /// Requests taken from listener clients so far (tells `on_recv` a read completed one).
     requests_taken: u64,
+    /// Listener connections freed since the allocator last gave memory back, and when it did.
+    freed_since_trim: usize,
+    last_trim: f64,
 }
+
+/// After this many listener connections were freed (and at most once per `TRIM_EVERY` s), the
+/// allocator returns free memory to the system: each connection's buffers are freed in the
+/// middle of the heap, which malloc otherwise keeps (2000 keep-alive clients left the RSS
+/// 110 MB higher after they all left).
+const TRIM_AFTER: usize = 64;
+const TRIM_EVERY: f64 = 1.0;
 
 fn os_error(what: &str) -> Error {
     Error::new(Status::Os, format!("{what}: {}", std::io::Error::last_os_error()))
@@ -345,6 +355,8 @@ impl Transport {
             stats: ListenStats::default(),
             to_resume: Vec::new(),
             requests_taken: 0,
+            freed_since_trim: 0,
+            last_trim: 0.0,
         }
     }
 
@@ -1370,6 +1382,7 @@ impl Transport {
         close_fd(conn.fd);
         if let Some(l) = self.listeners.get_mut(conn.listener) {
             l.open = l.open.saturating_sub(1);
+            self.freed_since_trim += 1;
         }
     }
 
@@ -1454,6 +1467,18 @@ impl Transport {
                 self.close(c, &why);
             } else {
                 self.close_with(c, &why);
+            }
+        }
+        if self.freed_since_trim > 0 {
+            let at = self.last_trim + TRIM_EVERY;
+            if now >= at && (self.freed_since_trim >= TRIM_AFTER || self.conns.is_empty() || now >= at + TRIM_EVERY) {
+                // SAFETY: malloc_trim only releases free memory of the allocator's arenas.
+                unsafe { libc::malloc_trim(0) };
+                self.freed_since_trim = 0;
+                self.last_trim = now;
+            } else {
+                let when = if now >= at { at + TRIM_EVERY } else { at };
+                next = Some(next.map_or(when, |n: f64| n.min(when)));
             }
         }
         for slot in 0..self.listeners.capacity() {

@@ -9,6 +9,7 @@ on a node through its tcp:// listener with MessagePack bodies.
     python3 luact_client.py HOST PORT --edges    calls that the node must refuse with a reply
     python3 luact_client.py HOST PORT --limits HTTP_PORT   against a node with small limits
     python3 luact_client.py HOST PORT --fds      more connections than the node has descriptors
+    python3 luact_client.py HOST PORT --rss HTTP_PORT PID   keep-alive clients come and go; RSS of PID
 
 Needs the `msgpack` package (Debian: python3-msgpack).
 """
@@ -207,6 +208,38 @@ def fds(host, port):
     print("accept paused ->", st["accept_pauses"] > 0)
 
 
+def rss(host, http_port, pid):
+    """800 keep-alive HTTP clients come and go: the node gives back what they took."""
+    import time
+    def mb():
+        for line in open("/proc/%s/status" % pid):
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024.0
+    req = b"POST /svc/echo/hoge HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n[]"
+    def served(s):
+        s.sendall(req)
+        d = b""
+        while b"[100]" not in d:
+            d += s.recv(4096)
+    w = socket.create_connection((host, http_port), timeout=10)
+    served(w)
+    w.close()
+    time.sleep(2.5)
+    base = mb()
+    for _ in range(2):
+        socks = [socket.create_connection((host, http_port), timeout=10) for _ in range(800)]
+        for s in socks:
+            served(s)
+        peak = mb()
+        for s in socks:
+            s.close()
+        time.sleep(2.5)
+    after = mb()
+    print("800 keep-alive clients took memory ->", peak - base > 20)
+    print("given back when they left ->", after - base < (peak - base) / 4)
+    print("# RSS %.0f MB, with the clients %.0f MB, after %.0f MB" % (base, peak, after))
+
+
 def refs(host, port):
     """A reference handed out by the node goes back to it; a forged or altered one does not."""
     c = Client(host, port)
@@ -250,6 +283,9 @@ def main():
             time.sleep(0.05)                                     # datagrams may reorder; keep them apart
         print("notes ->", Client(host, port).call("/svc/notes", "list"))
         return
+    if "--rss" in sys.argv:
+        i = sys.argv.index("--rss")
+        return rss(host, int(sys.argv[i + 1]), sys.argv[i + 2])
     if "--fds" in sys.argv:
         return fds(host, port)
     if "--limits" in sys.argv:
