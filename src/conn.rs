@@ -402,7 +402,7 @@ impl Conns {
             unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4) };
             lis.live += 1;
             let session = lis.tls.as_ref().map(|t| t.session());
-            let addr = SockAddr::of_fd(fd, true).unwrap_or(SockAddr { storage: unsafe_zeroed_storage(), len: 0 });
+            let addr = SockAddr::of_fd(fd, true).unwrap_or(SockAddr { storage: zeroed_storage(), len: 0 });
             let c = self.new_conn(fd, State::Open, addr, Some(l));
             match session {
                 None => {}
@@ -729,9 +729,10 @@ impl Conns {
         conn.inbuf = Vec::new();
         if abort || conn.err != 0 || was_connecting {
             conn.wbuf.clear();
-            // SAFETY: SO_LINGER with a zero timeout on our own descriptor: close sends a reset.
             if abort {
                 let lg = libc::linger { l_onoff: 1, l_linger: 0 };
+                // SAFETY: SO_LINGER with a zero timeout on our own descriptor (close then sends a
+                // reset); setsockopt reads `size_of::<linger>()` bytes from the live `lg`.
                 unsafe { libc::setsockopt(conn.fd, libc::SOL_SOCKET, libc::SO_LINGER, &lg as *const _ as *const _, std::mem::size_of::<libc::linger>() as u32) };
             }
         }
@@ -823,7 +824,7 @@ impl Conns {
                 std::mem::forget(std::mem::take(&mut conn.sending));
             }
             if conn.connect_inflight {
-                let addr = std::mem::replace(&mut conn.addr, Box::new(SockAddr { storage: unsafe_zeroed_storage(), len: 0 }));
+                let addr = std::mem::replace(&mut conn.addr, Box::new(SockAddr { storage: zeroed_storage(), len: 0 }));
                 std::mem::forget(addr);
             }
         }
@@ -836,7 +837,62 @@ impl Conns {
     }
 }
 
-fn unsafe_zeroed_storage() -> libc::sockaddr_storage {
+fn zeroed_storage() -> libc::sockaddr_storage {
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
     unsafe { std::mem::zeroed() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbox::Inbox;
+
+    #[test]
+    fn parses_inet_and_unix_addresses() {
+        assert_eq!(SockAddr::inet("127.0.0.1:6379").unwrap().text(), "127.0.0.1:6379");
+        assert_eq!(SockAddr::inet("localhost:80").unwrap().port(), 80);
+        assert!(SockAddr::inet("example.com:80").is_err());
+        assert!(SockAddr::inet("127.0.0.1").is_err());
+        assert!(SockAddr::inet("127.0.0.1:70000").is_err());
+        assert_eq!(SockAddr::unix("/tmp/x.sock").unwrap().text(), "/tmp/x.sock");
+        assert!(SockAddr::unix(&"x".repeat(200)).is_err());
+        assert!(SockAddr::unix("").is_err());
+    }
+
+    #[test]
+    fn ignores_a_completion_for_a_freed_or_reused_slot() {
+        let inbox = Inbox::new(4).unwrap();
+        let mut ring = Ring::new(64, inbox.doorbell_fd()).unwrap();
+        let mut conns = Conns::default();
+        let addr = SockAddr::inet("127.0.0.1:0").unwrap();
+        let l = conns.listen(&mut ring, addr, 4, 10, false).unwrap();
+        let gen = conns.listeners[l].gen;
+        let stale = user_data(OP_ACCEPT, l, gen);
+        // the accept completes as cancelled: the listener is freed
+        conns.close_listener(&mut ring, l);
+        conns.on_completion(&mut ring, stale, -libc::ECANCELED);
+        assert!(conns.listener_gen(l).is_none());
+        // a new listener takes the slot with a new generation: the old completion again (as if
+        // duplicated) must not touch it
+        let l2 = conns.listen(&mut ring, addr, 4, 10, false).unwrap();
+        assert_eq!(l, l2);
+        assert_ne!(conns.listeners[l2].gen, gen);
+        conns.on_completion(&mut ring, stale, 7); // "accepted fd 7" for the old listener
+        assert!(conns.pop_event().is_none());
+        assert!(conns.listeners[l2].accept_inflight);
+        conns.shutdown_all();
+    }
+
+    #[test]
+    fn send_takes_at_most_the_room_left_under_the_limit() {
+        let inbox = Inbox::new(4).unwrap();
+        let mut ring = Ring::new(64, inbox.doorbell_fd()).unwrap();
+        let mut conns = Conns::default();
+        // a connection that is not connected yet: sends queue (nothing is submitted)
+        let c = conns.connect(&mut ring, SockAddr::inet("127.0.0.1:9").unwrap()).unwrap();
+        assert_eq!(conns.send(c, &[1u8; 100], 64).unwrap(), 64);
+        assert_eq!(conns.send(c, &[1u8; 100], 64).unwrap(), 0);
+        assert_eq!(conns.conns[c].want_writable, 64);
+        conns.shutdown_all();
+    }
 }
