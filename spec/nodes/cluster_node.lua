@@ -44,6 +44,13 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
         local luact = require "luact"
         local target = luact.ref(url):me()
         self.probe = nil
+        -- first make sure the node transport reaches it (a connection lost in an earlier case
+        -- may still be in its reconnection pause)
+        local deadline = luact.clock.get() + 10
+        while not pcall(target.timed_thread, target, 1) do
+          if luact.clock.get() > deadline then error("cannot reach " .. url) end
+          luact.clock.sleep(0.1)
+        end
         luact.tentacle(function()
           local ok, e = pcall(target.timed_nap, target, timeout, timeout)
           self.probe = { ok, type(e) == "table" and e.name or tostring(e) }

@@ -148,6 +148,15 @@ end
 local function dispatch_cluster(vid, kind, method, has_self, ...)
   view_module = view_module or require "luact.cluster.view"
   local dead = view_module.dead_machines
+  -- while the cluster is calm (no membership change for a while), a name is called like the
+  -- reference it resolves to: no protection, no retries (this path stays compiled)
+  if clock.loop_time() >= view_module.turbulent_until and C.luact_names_pick(vid, #vid, addr_out) == 0 then
+    local a = addr_out[0]
+    local m = a.machine
+    if m ~= 0 and not dead[m] then
+      return call.dispatch(m, a.thread, a.epoch, a["local"], kind, method, has_self, ...)
+    end
+  end
   local deadline, args_from = nil, 1
   if kind == "timed" then
     local t = ...

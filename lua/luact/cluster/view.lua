@@ -16,7 +16,14 @@ local view = {
   active = false,     -- true while this node is a cluster member
   dead_machines = {}, -- machine id -> true while the member there is dead or left (calls by
                       -- name wait for its activations to move instead of sending to it)
+  turbulent_until = 0,-- loop time until which calls by name take the careful path (retrying
+                      -- what did not run): TURBULENCE seconds after any membership change
 }
+local TURBULENCE = 10
+local clock = require "luact.clock"
+local function turbulence()
+  view.turbulent_until = clock.get() + TURBULENCE
+end
 
 local events_ev = nil -- this thread's stream of membership events (made on first use)
 local EVENTS_PENDING = 1024
@@ -32,6 +39,7 @@ local function apply_state(members, leader)
 end
 
 local function apply_event(tp, member)
+  if tp ~= "leader" then turbulence() end
   local m = member and member.address and wire.machine(member.address)
   if m then
     if tp == "join" or tp == "alive" then view.dead_machines[m] = nil
@@ -41,6 +49,7 @@ local function apply_event(tp, member)
 end
 
 local function apply_death(addr)
+  turbulence()
   local m = wire.machine(addr)
   if not m then return end
   view.dead_machines[m] = true
@@ -77,6 +86,7 @@ end
 function view.reset()
   view.members, view.leader, view.active = {}, nil, false
   view.dead_machines = {}
+  view.turbulent_until = 0
   events_ev = nil
 end
 
