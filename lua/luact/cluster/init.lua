@@ -59,6 +59,8 @@ local function leave_here(timeout)
   timeout = timeout or 5
   local deadline = clock.get() + timeout
   -- hand this node's virtual actors over first: calls by name wait for the new activations
+  view.announce_moves(members.live())
+  clock.sleep(0.05)
   local moved, why = failover.move_out(S.self_addr, S.boot, activations.handoff, deadline)
   if not moved and why then logger.warn("cluster: leaving without moving its actors: " .. tostring(why)) end
   if S.voter then

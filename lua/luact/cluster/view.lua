@@ -57,6 +57,20 @@ local function apply_death(addr)
   call.machine_lost(m)       -- also when no connection was open: waiting calls fail now
 end
 
+-- "CT": another node is about to move actors (a graceful leave): calls by name take the
+-- careful path for a while; thread 1 passes it on to the other threads.
+loop.on("CT", function()
+  turbulence()
+  local rt = require "luact.runtime"
+  if rt.thread_id == 1 then wire.to_other_threads({ "CT" }, rt.n_core, 1) end
+end)
+
+-- For thread 1 of a node about to move its actors: every thread of every live member (and of
+-- this node) takes the careful path.
+function view.announce_moves(addresses)
+  for addr in pairs(addresses) do wire.to_member(addr, { "CT" }) end
+end
+
 loop.on("CS", function(msg) apply_state(msg[2], msg[3]) end)
 loop.on("CE", function(msg) apply_event(msg[2], msg[3]) end)
 loop.on("CD", function(msg) apply_death(msg[2]) end)
