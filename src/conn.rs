@@ -230,6 +230,8 @@ pub struct Conns {
     next_gen: u32,
     events: VecDeque<Event>,
     dirty: Vec<usize>,
+    /// Closed connections still sending: (slot, generation, when to give up).
+    lingering: Vec<(usize, u32, f64)>,
 }
 
 fn user_data(op: u64, slot: usize, gen: u32) -> u64 {
@@ -258,7 +260,7 @@ fn new_stream_socket(family: i32) -> Result<i32> {
 
 impl Default for Conns {
     fn default() -> Self {
-        Conns { conns: Slab::new(), listeners: Slab::new(), next_gen: 0, events: VecDeque::new(), dirty: Vec::new() }
+        Conns { conns: Slab::new(), listeners: Slab::new(), next_gen: 0, events: VecDeque::new(), dirty: Vec::new(), lingering: Vec::new() }
     }
 }
 
@@ -408,7 +410,7 @@ impl Conns {
                 None => {}
                 Some(Ok(session)) => self.conns[c].tls = Some(Box::new(session)),
                 Some(Err(_)) => {
-                    self.close(ring, c, true);
+                    self.close(ring, c, true, 0.0);
                     return self.arm_accept(ring, l);
                 }
             }
@@ -719,7 +721,26 @@ impl Conns {
 
     /// Closes a connection: what is queued is still sent unless `abort` (then it is dropped and
     /// the peer sees the connection end at once). No event about it follows.
-    pub fn close(&mut self, ring: &mut Ring, c: usize, abort: bool) {
+    /// Ends a closing connection at once: the peer gets a reset, the receive and the send in
+    /// flight are cancelled (a shutdown would send a FIN before the reset).
+    fn abort_now(ring: &mut Ring, c: usize, conn: &mut Conn) {
+        conn.wbuf.clear();
+        let lg = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: SO_LINGER with a zero timeout on our own descriptor (close then sends a
+        // reset); setsockopt reads `size_of::<linger>()` bytes from the live `lg`.
+        unsafe { libc::setsockopt(conn.fd, libc::SOL_SOCKET, libc::SO_LINGER, &lg as *const _ as *const _, std::mem::size_of::<libc::linger>() as u32) };
+        for (op, inflight) in [(OP_RECV, conn.recv_inflight), (OP_SEND, conn.send_inflight)] {
+            if inflight {
+                ring.push(opcode::AsyncCancel::new(user_data(op, c, conn.gen)).build().user_data(user_data(OP_CANCEL, c, 0)));
+            }
+        }
+    }
+
+    /// Closes a connection: what is queued is still sent unless `abort` (then it is dropped and
+    /// the peer sees the connection end at once). A graceful close whose bytes are not all sent
+    /// by `linger_until` (monotonic seconds; 0: no limit) is aborted then (see `tick`). No event
+    /// about it follows.
+    pub fn close(&mut self, ring: &mut Ring, c: usize, abort: bool, linger_until: f64) {
         let Some(conn) = self.conns.get_mut(c) else { return };
         if conn.state == State::Closing {
             return;
@@ -727,31 +748,17 @@ impl Conns {
         let was_connecting = conn.state == State::Connecting;
         conn.state = State::Closing;
         conn.inbuf = Vec::new();
-        if abort || conn.err != 0 || was_connecting {
+        if conn.err != 0 || was_connecting {
             conn.wbuf.clear();
-            if abort {
-                let lg = libc::linger { l_onoff: 1, l_linger: 0 };
-                // SAFETY: SO_LINGER with a zero timeout on our own descriptor (close then sends a
-                // reset); setsockopt reads `size_of::<linger>()` bytes from the live `lg`.
-                unsafe { libc::setsockopt(conn.fd, libc::SOL_SOCKET, libc::SO_LINGER, &lg as *const _ as *const _, std::mem::size_of::<libc::linger>() as u32) };
-            }
         }
-        // operations that would otherwise wait for the peer: a connect (always), and on an
-        // abort the receive and the send too (a shutdown would send a FIN before the reset)
-        let gen = conn.gen;
-        let cancel = [
-            (OP_CONNECT, conn.connect_inflight),
-            (OP_RECV, abort && conn.recv_inflight),
-            (OP_SEND, abort && conn.send_inflight),
-        ];
-        for (op, inflight) in cancel {
-            if inflight {
-                ring.push(opcode::AsyncCancel::new(user_data(op, c, gen)).build().user_data(user_data(OP_CANCEL, c, 0)));
-            }
+        if conn.connect_inflight {
+            ring.push(opcode::AsyncCancel::new(user_data(OP_CONNECT, c, conn.gen)).build().user_data(user_data(OP_CANCEL, c, 0)));
         }
         if abort {
+            Self::abort_now(ring, c, conn);
             return self.maybe_free(ring, c);
         }
+        let gen = conn.gen;
         if let Some(tls) = conn.tls.as_mut() {
             if conn.err == 0 && !was_connecting {
                 tls.close(); // close_notify goes out with what is queued
@@ -759,12 +766,38 @@ impl Conns {
         }
         if !conn.send_inflight {
             // send what is queued now; the shutdown follows its completion (on_send)
-            if conn.err == 0 && !was_connecting && Self::send_next(ring, c, conn) {
-                return;
+            if !(conn.err == 0 && !was_connecting && Self::send_next(ring, c, conn)) {
+                Self::shutdown(conn);
+                return self.maybe_free(ring, c);
             }
-            Self::shutdown(conn);
+        }
+        if linger_until > 0.0 {
+            self.lingering.push((c, gen, linger_until));
         }
         self.maybe_free(ring, c);
+    }
+
+    /// Aborts the closed connections whose linger time passed (their peer did not take what
+    /// was queued); returns the next such deadline.
+    pub fn tick(&mut self, ring: &mut Ring, now: f64) -> Option<f64> {
+        if self.lingering.is_empty() {
+            return None;
+        }
+        let mut next: Option<f64> = None;
+        for (c, gen, at) in std::mem::take(&mut self.lingering) {
+            let Some(conn) = self.conns.get_mut(c) else { continue };
+            if conn.gen != gen || conn.state != State::Closing {
+                continue;
+            }
+            if now >= at {
+                Self::abort_now(ring, c, conn);
+                self.maybe_free(ring, c);
+            } else {
+                next = Some(next.map_or(at, |n: f64| n.min(at)));
+                self.lingering.push((c, gen, at));
+            }
+        }
+        next
     }
 
     fn maybe_free(&mut self, ring: &mut Ring, c: usize) {

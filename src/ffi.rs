@@ -925,12 +925,14 @@ pub extern "C" fn luact_sock_consume(ctx: *mut ThreadCtx, h: u32, n: usize) -> i
     })
 }
 
-/// Closes a connection (queued bytes are still sent unless `abort`) or a listener.
+/// Closes a connection (queued bytes are still sent unless `abort`, for up to `linger`
+/// seconds: then it is aborted; 0: no limit) or a listener.
 #[no_mangle]
-pub extern "C" fn luact_sock_close(ctx: *mut ThreadCtx, h: u32, abort: i32) -> i32 {
+pub extern "C" fn luact_sock_close(ctx: *mut ThreadCtx, h: u32, abort: i32, linger: f64) -> i32 {
     guard(|| {
         let ctx = ctx_mut(ctx)?;
-        ctx.sockets.close(&mut ctx.ring, h, abort != 0)?;
+        let until = if linger > 0.0 { crate::clock::monotonic() + linger } else { 0.0 };
+        ctx.sockets.close(&mut ctx.ring, h, abort != 0, until)?;
         Ok(0)
     })
 }

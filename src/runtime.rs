@@ -267,6 +267,9 @@ impl ThreadCtx {
         if let Some(next) = self.transport.tick(&mut self.ring, &self.runtime.inboxes, now) {
             timeout = timeout.min((next - now).max(0.0));
         }
+        if let Some(next) = self.sockets.tick(&mut self.ring, now) {
+            timeout = timeout.min((next - now).max(0.0));
+        }
         self.transport.flush(&mut self.ring);
         self.sockets.flush(&mut self.ring);
         if self.sockets.pending() {

@@ -129,13 +129,13 @@ impl Sockets {
         Ok(())
     }
 
-    pub fn close(&mut self, ring: &mut Ring, h: u32, abort: bool) -> Result<()> {
+    pub fn close(&mut self, ring: &mut Ring, h: u32, abort: bool, linger_until: f64) -> Result<()> {
         if split(h).2 {
             let l = self.listener(h)?;
             self.conns.close_listener(ring, l);
         } else {
             let c = self.conn(h)?;
-            self.conns.close(ring, c, abort);
+            self.conns.close(ring, c, abort, linger_until);
         }
         Ok(())
     }
@@ -200,6 +200,11 @@ impl Sockets {
         self.conns.flush(ring);
     }
 
+    /// Aborts closed connections past their linger time; returns the next such deadline.
+    pub fn tick(&mut self, ring: &mut Ring, now: f64) -> Option<f64> {
+        self.conns.tick(ring, now)
+    }
+
     /// Whether events wait for Lua (the loop must not sleep then).
     pub fn pending(&self) -> bool {
         self.conns.has_events() || self.datagrams.has_events()
@@ -227,7 +232,7 @@ impl Sockets {
                 // closed by Lua meanwhile: nobody to tell (a connection its listener accepted
                 // after Lua closed the listener is closed too)
                 if let Event::Accepted(_, c) = ev {
-                    self.conns.close(ring, c, true);
+                    self.conns.close(ring, c, true, 0.0);
                 }
                 continue;
             };

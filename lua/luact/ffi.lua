@@ -80,7 +80,7 @@ int32_t luact_sock_listen_tls(luact_thread_ctx *ctx, const char *addr, size_t le
 int32_t luact_sock_send(luact_thread_ctx *ctx, uint32_t h, const char *data, size_t len, size_t limit);
 int32_t luact_sock_view(luact_thread_ctx *ctx, uint32_t h, luact_sock_view_t *out);
 int32_t luact_sock_consume(luact_thread_ctx *ctx, uint32_t h, size_t n);
-int32_t luact_sock_close(luact_thread_ctx *ctx, uint32_t h, int32_t abort);
+int32_t luact_sock_close(luact_thread_ctx *ctx, uint32_t h, int32_t abort, double linger);
 int32_t luact_sock_address(luact_thread_ctx *ctx, uint32_t h, int32_t local, uint8_t *out, size_t cap, int32_t *port);
 int32_t luact_udp_open(luact_thread_ctx *ctx, const char *addr, size_t len);
 int32_t luact_udp_sendto(luact_thread_ctx *ctx, uint32_t h, const char *data, size_t len, const char *to, size_t to_len);

@@ -21,6 +21,7 @@ local EV_CONNECTED, EV_READABLE, EV_WRITABLE, EV_ACCEPTED = 1, 2, 3, 4
 
 local DEFAULT_TIMEOUT = 60            -- seconds, each of connect / send / read (as OpenResty)
 local DEFAULT_SEND_BUFFER = 1024 * 1024
+local DEFAULT_LINGER = 10             -- seconds a closed socket may take to deliver what it queued
 local DEFAULT_MAX_CONNECTIONS = 1024
 local DEFAULT_BACKLOG = 511
 
@@ -79,7 +80,7 @@ local function check_opts(opts, who)
     error(("bad 'opts' argument to %s (table or nil expected, got %s)"):format(who, type(opts)), 3)
   end
   for _, k in ipairs { "timeout", "connect_timeout", "send_timeout", "read_timeout", "send_buffer",
-                       "max_connections", "backlog" } do
+                       "max_connections", "backlog", "linger" } do
     local v = opts[k]
     if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
       error(("bad '%s' option to %s (non-negative number expected, got %s)"):format(k, who, tostring(v)), 3)
@@ -164,6 +165,7 @@ local function new_socket(ctx, h, opts)
     h = h, ctx = ctx, epoch = epoch, tid = thread_id(), rb = buffer.new(), closed = false,
     connect_timeout = opts.connect_timeout or t, send_timeout = opts.send_timeout or t,
     read_timeout = opts.read_timeout or t, send_buffer = opts.send_buffer or DEFAULT_SEND_BUFFER,
+    linger = opts.linger or DEFAULT_LINGER,
   }, Socket)
   if s.send_buffer < 1 then s.send_buffer = 1 end
   loop.on_io(h, function(res, flags) on_event(s, res, flags) end)
@@ -374,7 +376,7 @@ function Socket:close(abort)
   check(self, "socket:close")
   if self.closed then return nil, "closed" end
   self.closed = true
-  C.luact_sock_close(self.ctx, self.h, (abort or self.stuck) and 1 or 0)
+  C.luact_sock_close(self.ctx, self.h, (abort or self.stuck) and 1 or 0, self.linger)
   loop.on_io(self.h, nil)
   wake(self, "reader")
   wake(self, "writer")
@@ -581,7 +583,7 @@ function Listener:close()
   if self.closed then return nil, "closed" end
   self.closed = true
   if self.epoch == epoch and self.ctx == loop.context() then
-    C.luact_sock_close(self.ctx, self.h, 0)
+    C.luact_sock_close(self.ctx, self.h, 0, 0)
     loop.on_io(self.h, nil)
   end
   return 1

@@ -300,6 +300,28 @@ describe("luact.socket", function()
     assert.same({ nil, "timeout" }, r)
   end)
 
+  it("aborts a closed connection whose peer does not take what was queued after its linger time", function()
+    local r = run(function()
+      local luact = require "luact"
+      -- one connection at a time; each gets a greeting and 32 MiB (queued at once: send_buffer
+      -- is larger), then the handler returns and the socket closes
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        sock:send("hi\n" .. ("x"):rep(32 * 1024 * 1024))
+      end, { max_connections = 1, send_buffer = 64 * 1024 * 1024, linger = 0.3 }))
+      local url = "tcp://127.0.0.1:" .. l.port
+      local a = assert(luact.socket.connect(url))     -- never reads: the close cannot finish
+      local b = assert(luact.socket.connect(url, { read_timeout = 5 }))
+      -- b is accepted only once a's connection is gone: 0.3 s after its close, not never
+      local r = { b:receive("*l") }
+      luact.clock.sleep(0.1)
+      r[4] = select(2, a:receive(64 * 1024 * 1024))   -- what a sees in the end
+      a:close(); b:close()
+      luact.stop(r)
+    end)
+    assert.equal("hi", r[1])
+    assert.equal("connection reset", r[4])
+  end)
+
   it("serves STAGE-style callbacks (accept, receive, close)", function()
     local r = run(function()
       local luact = require "luact"
