@@ -1070,9 +1070,12 @@ impl Transport {
                     Err(e) => {
                         if h.kind == frame::KIND_CALL {
                             self.conns[c].calls_pending -= 1; // answered here
-                            let err = edge::error_reply(h.codec, "bad_request", &e);
+                            // a codec-0 body that is not even string.buffer data comes from a
+                            // client that is not luact: its error goes back as JSON, which it can read
+                            let codec = edge::reply_codec_for_refused(h.codec, &body);
+                            let err = edge::error_reply(codec, "bad_request", &e);
                             if !self.unread_beyond_limit(c, err.len() + frame::HEADER_LEN) {
-                                let _ = self.queue_frame(c, frame::KIND_REPLY, h.codec, 0, h.corr, &err);
+                                let _ = self.queue_frame(c, frame::KIND_REPLY, codec, 0, h.corr, &err);
                             }
                         }
                     }

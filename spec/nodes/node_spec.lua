@@ -253,6 +253,9 @@ describe("luact nodes", function()
     end
     assert.equal('[100] 200', curl("-X POST -d '[]' http://127.0.0.2:8081/svc/echo/hoge"))
     assert.equal('[1,"a",null,true] 200', curl("-X POST -d '[1,\"a\",null,true]' http://127.0.0.2:8081/svc/echo/echo"))
+    -- the count of results is kept: trailing nils come back as null
+    assert.equal('[1,null,null] 200', curl("-X POST -d '[1,null,null]' http://127.0.0.2:8081/svc/echo/echo"))
+    assert.equal('ok 200', curl("http://127.0.0.2:8081/health"))
     local missing = curl("-X POST -d '[]' http://127.0.0.2:8081/svc/none/hoge")
     assert.truthy(missing:find('"error":"actor_no_body"', 1, true), missing)
     assert.truthy(missing:find(" 404$"), missing)

@@ -114,12 +114,15 @@ pub fn call_from_codec(body: &[u8], codec: u8, key: Option<&RefKey>) -> Result<V
     Ok(call_body(&path, &method, &items[2..]))
 }
 
-/// A luact reply `{ok, n, values...}`: (ok, values).
+/// A luact reply `{ok, n, values...}`: (ok, values), exactly n values: trailing nils (which the
+/// Lua table does not hold) come back as `Nil`, so other languages see the count of results
+/// (`[true, 1, null, null]` for `return 1, nil, nil`). n is bounded by [`MAX_ARGS`].
 pub fn split_reply(body: &[u8]) -> Result<(bool, Vec<Value>), String> {
     let items = sbuf::decode_array(body).map_err(|e| format!("bad reply: {e}"))?;
     let ok = items.first().map(|v| v.truthy()).unwrap_or(false);
-    let n = items.get(1).and_then(|v| v.as_int()).unwrap_or(0).clamp(0, items.len() as i64) as usize;
-    let values = items.iter().skip(2).take(n).cloned().collect::<Vec<_>>();
+    let n = items.get(1).and_then(|v| v.as_int()).unwrap_or(0).clamp(0, MAX_ARGS as i64) as usize;
+    let mut values = items.iter().skip(2).take(n).cloned().collect::<Vec<_>>();
+    values.resize(n, Value::Nil);
     Ok((ok, values))
 }
 
@@ -182,6 +185,16 @@ pub fn exception_value(name: &str, message: &str) -> Value {
 
 /// `[false, {"error": name, "message": text}]` in the client's codec (luact's codec: the reply
 /// `{false, 1, exception}`).
+/// The codec of the answer to a refused call in `codec`: its own, except a codec-0 body that
+/// LuaJIT's format does not even decode (a client that is not luact, which could not read a
+/// codec-0 answer): JSON.
+pub fn reply_codec_for_refused(codec: u8, body: &[u8]) -> u8 {
+    if codec == CODEC_LUACT && sbuf::decode(body).is_err() {
+        return CODEC_JSON;
+    }
+    codec
+}
+
 pub fn error_reply(codec: u8, name: &str, message: &str) -> Vec<u8> {
     let mut out = Vec::new();
     match codec {
@@ -227,6 +240,27 @@ mod tests {
         let out = reply_to_codec(&reply, CODEC_MSGPACK, None).unwrap();
         let m = rmpv::decode::read_value(&mut &out[..]).unwrap();
         assert_eq!(m, rmpv::Value::Array(vec![true.into(), 100.into(), "ok".into()]));
+    }
+
+    #[test]
+    fn a_reply_keeps_its_count_of_results() {
+        // `return 1, nil, nil` is { true, 3, 1 } in Lua (the nils are no table slots)
+        let mut reply = Vec::new();
+        sbuf::encode_array(&[Value::Bool(true), Value::int(3), Value::int(1)], &mut reply);
+        let out = reply_to_codec(&reply, CODEC_JSON, None).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "[true,1,null,null]");
+        let mut none = Vec::new();
+        sbuf::encode_array(&[Value::Bool(true), Value::int(2)], &mut none);
+        assert_eq!(String::from_utf8(reply_to_codec(&none, CODEC_JSON, None).unwrap()).unwrap(), "[true,null,null]");
+    }
+
+    #[test]
+    fn a_codec_0_call_that_is_not_string_buffer_data_is_answered_in_json() {
+        assert_eq!(reply_codec_for_refused(CODEC_LUACT, b"[\"/svc/echo\", \"hoge\"]"), CODEC_JSON);
+        let mut valid = Vec::new();
+        sbuf::encode_array(&[Value::str("/a"), Value::str("m"), Value::int(5000)], &mut valid);
+        assert_eq!(reply_codec_for_refused(CODEC_LUACT, &valid), CODEC_LUACT);
+        assert_eq!(reply_codec_for_refused(CODEC_MSGPACK, b"\xc1"), CODEC_MSGPACK);
     }
 
     #[test]
