@@ -54,7 +54,7 @@ local function apply_death(addr)
   if not m then return end
   view.dead_machines[m] = true
   node.drop(m)
-  call.machine_lost(m)       -- also when no connection was open: waiting calls fail now
+  call.machine_lost(m, false, "the cluster declared it dead")  -- also with no connection open
 end
 
 -- "CT": another node is about to move actors (a graceful leave): calls by name take the
