@@ -110,6 +110,26 @@ function procs.wait_until(fn, timeout)
   return nil
 end
 
+-- Waits (bounded) until every running member sees every running member alive, knows the
+-- leader, and holds its lease: a calm cluster to start a case from. true when it got there.
+function procs.settle(timeout)
+  return procs.wait_until(function()
+    local leader
+    for i in pairs(running) do
+      local ms = procs.call(i, "members")
+      if not ms[1] then return nil end
+      local alive = {}
+      for _, m in ipairs(ms[2]) do if m.state == "alive" then alive[m.address] = true end end
+      for j in pairs(running) do if not alive[procs.addr(j)] then return nil end end
+      local t = procs.call(i, "lease_info")
+      if not t[1] or not t[2].leader or t[2].until_ <= t[2].now then return nil end
+      if leader and t[2].leader ~= leader then return nil end
+      leader = t[2].leader
+    end
+    return true
+  end, timeout or 30)
+end
+
 -- Member i as seen by member j: "alive", "suspect", "dead", "left" or nil.
 function procs.state_seen(j, i)
   local r = procs.call(j, "member_state", procs.addr(i))

@@ -209,6 +209,25 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
         if not res[1] then return false, type(res[2]) == "table" and res[2].name or tostring(res[2]) end
         return unpack(res, 1, 3)
       end,
+      -- calls vid.where by name every 5 ms (each with a 0.5 s timeout) until an activation on
+      -- a node other than `old` answers; failover_result() is then that answer's wall time
+      start_failover_probe = function(self, vid, old, seconds)
+        local luact = require "luact"
+        self.failover = nil
+        local r = luact.ref(vid)
+        luact.tentacle(function()
+          local stop = luact.clock.get() + seconds
+          while luact.clock.get() < stop do
+            local ok, where = pcall(r.timed_where, r, 0.5)
+            if ok and where ~= old then self.failover = { luact.clock.walltime(), where }; return end
+            luact.clock.sleep(0.005)
+          end
+          self.failover = { false }
+        end)
+        return true
+      end,
+      failover_result = function(self) return self.failover end,
+      walltime = function(self) return require("luact").clock.walltime() end,
       lease_info = function(self)
         local C = require("luact.ffi").C
         return { until_ = C.luact_lease_until(), now = C.luact_clock_monotonic(),

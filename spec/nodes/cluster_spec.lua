@@ -12,6 +12,9 @@ describe("luact.cluster", function()
     for i = 1, 5 do procs.start(i) end
   end)
   teardown(function() procs.teardown() end)
+  -- every case starts from a calm cluster (the cases before may have killed, stopped or cut off
+  -- members)
+  before_each(function() assert.is_truthy(procs.settle(40), "the cluster did not settle") end)
 
   it("converges: every thread of every member sees 5 live members and the same leader", function()
     local leader = procs.wait_until(function()

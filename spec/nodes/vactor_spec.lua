@@ -60,6 +60,9 @@ describe("luact virtual actors in a cluster", function()
     end, 20))
   end)
   teardown(function() procs.teardown() end)
+  -- every case starts from a calm cluster (the cases before may have killed, stopped or cut off
+  -- members)
+  before_each(function() assert.is_truthy(procs.settle(40), "the cluster did not settle") end)
 
   it("registers once cluster-wide: first activation on the calling thread, taken everywhere else", function()
     assert.is_true(procs.value(4, { "vreg", thread = 2 }, "/room/1", 1))

@@ -5,7 +5,7 @@
 -- rendezvous hashing of the activation's key over them (the highest hash of key and address
 -- wins: stable, and spread evenly) once either
 --   - its address refused a connection since (nothing listens there: the process is dead), or
---   - LEASE_WAIT has passed since this leader stopped answering it (luact.cluster.lease), and
+--   - LEASE_WAIT has passed since this leader last answered it (luact.cluster.lease), and
 --     since this leader was elected (a previous leader may have answered it until then).
 -- A multi_actor name just loses the gone process's activations. The new host creates the
 -- activation (luact.cluster.activations) and calls by name reach it.
@@ -108,7 +108,9 @@ local function check()
         elseif not busy[key] then
           local refused = S.members.refused_since(act.node, gone_since[boot] - 1)
           if not refused then S.members.probe(act.node) end
-          local waited = now >= math.max(gone_since[boot], leader_since) + lease.LEASE_WAIT
+          -- the last lease this leader gave the process, or (never) any a previous leader gave
+          -- it before this one was elected, has run out on the process's own clock
+          local waited = now >= math.max(lease.last_grant(boot) or 0, leader_since) + lease.LEASE_WAIT
           if refused or waited then
             if entry.multi then
               propose(key, { op = "vunreg", vid = vid, key = key }, "dropping " .. key)

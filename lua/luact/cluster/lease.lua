@@ -31,8 +31,9 @@ local GRANT_BATCH = 0.05        -- the leader confirms pending renewals this oft
 local S = nil                   -- { self_addr, boot = function, leader = function, may_grant = function(addr, boot) }
 local sent = {}                 -- seq -> monotonic time it was sent
 local seq = 0
-local pending = {}              -- leader: list of { addr, seq }
+local pending = {}              -- leader: list of { addr, seq, boot }
 local granting = false
+local last_grant = {}           -- leader: boot -> when this leader last answered that process
 
 -- member side ------------------------------------------------------------------------------
 
@@ -82,7 +83,10 @@ local function grant()
     local index = consensus.read_index(clock.get() + 1)
     if not index then return end                    -- not (or no longer) confirmed as leader
     for _, r in ipairs(batch) do
-      if S and S.may_grant(r[1], r[3]) then wire.to_member(r[1], { "LA", r[2], r[3] }) end
+      if S and S.may_grant(r[1], r[3]) then
+        last_grant[r[3]] = clock.get()
+        wire.to_member(r[1], { "LA", r[2], r[3] })
+      end
     end
   end)
 end
@@ -98,6 +102,11 @@ loop.on("LR", function(msg)
   end
 end)
 
+-- Leader: when it last extended the lease of process `boot` (nil: never, as this leader).
+function lease.last_grant(boot)
+  return last_grant[boot]
+end
+
 -- opts: self_addr, boot() -> this process's boot id, leader() -> leader address or nil,
 -- may_grant(addr, boot) -> true when the leader may extend that process's lease.
 function lease.start(opts)
@@ -108,7 +117,7 @@ end
 function lease.stop()
   if S and S.timer then S.timer:stop() end
   S = nil
-  pending, sent = {}, {}
+  pending, sent, last_grant = {}, {}, {}
   C.luact_lease_lapse()
 end
 

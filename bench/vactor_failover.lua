@@ -1,0 +1,51 @@
+-- Failover of a virtual actor: 3 voters + 2 followers (the spec's cluster members,
+-- spec/nodes/cluster_node.lua, driven through spec/helpers/cluster_procs.lua), a name registered
+-- on a follower, a caller on another follower calling it by name every 5 ms; the host is killed
+-- (kill -9) or stopped (SIGSTOP), and the time from the signal to the first answer from the new
+-- activation (wall clock: one machine) is recorded. `luajit bench/vactor_failover.lua kill|stop
+-- [trials]`; prints one JSON line (median, p99, max). Opens sockets: run it inside a network
+-- namespace (bench/run does).
+package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;./?.lua;" .. package.path
+package.cpath = "./target/lua/?.so;" .. package.cpath
+local common = require "bench.common"
+local procs = require "helpers.cluster_procs"
+
+local mode = arg[1] or "kill"
+local trials = tonumber(arg[2]) or tonumber(os.getenv("BENCH_TRIALS")) or 20
+
+procs.setup()
+local ok, err = pcall(function()
+  for i = 1, 5 do procs.start(i) end
+  procs.wait_until(function()
+    for i = 1, 5 do if #procs.value(i, "members") ~= 5 or not procs.value(i, "leader") then return nil end end
+    return true
+  end, 30)
+  local samples = {}
+  for t = 1, trials do
+    local host, caller = t % 2 == 0 and 4 or 5, t % 2 == 0 and 5 or 4
+    local vid = ("/bench/failover/%s/%d"):format(mode, t)
+    assert(procs.value(host, "vreg", vid, t))
+    assert(procs.value(caller, "vcall", vid, "where", 5) == true)
+    assert(procs.value(caller, "start_failover_probe", vid, procs.addr(host), 30))
+    os.execute("sleep 0.2")
+    local t0 = procs.value(caller, "walltime")
+    if mode == "kill" then procs.kill(host) else procs.signal(host, "STOP") end
+    local r = procs.wait_until(function() return procs.value(caller, "failover_result") end, 40)
+    assert(r and r[1], "no new activation answered")
+    samples[#samples + 1] = r[1] - t0
+    if mode == "kill" then procs.start(host) else procs.signal(host, "CONT") end
+    -- back to a calm cluster of 5 before the next trial
+    procs.wait_until(function()
+      for i = 1, 5 do
+        if procs.state_seen(i == host and caller or host, i) ~= "alive" then return nil end
+      end
+      return true
+    end, 30)
+    os.execute("sleep 1")
+  end
+  table.sort(samples)
+  common.report("vactor_failover_" .. mode, { trials = #samples, median_s = common.percentile(samples, 0.5),
+    p99_s = common.percentile(samples, 0.99), max_s = samples[#samples] }, { "trials", "median_s", "p99_s", "max_s" })
+end)
+procs.teardown()
+if not ok then error(err, 0) end
