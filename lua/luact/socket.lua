@@ -222,8 +222,10 @@ function Socket:receive(pattern)
   busy(self, "reader", "socket:receive")
   local rb = self.rb
   local deadline = deadline_of(self.read_timeout)
+  -- (what is buffered is tried first and more is pulled from the core only when it does not
+  -- do: a reader taking little at a time never holds more than the core's read-ahead)
+  local eof, err, fresh = false, 0, false
   while true do
-    local eof, err = pull(self)
     if n then
       if #rb >= n then return rb:get(n) end
     elseif pattern == "*l" then
@@ -236,13 +238,19 @@ function Socket:receive(pattern)
         return line
       end
     end
-    if err ~= 0 then return read_failure(self, errname(err)) end
-    if eof then
-      if pattern == "*a" then return rb:get() end
-      return read_failure(self, "closed")
+    if not fresh then
+      eof, err = pull(self)
+      fresh = true
+    else
+      if err ~= 0 then return read_failure(self, errname(err)) end
+      if eof then
+        if pattern == "*a" then return rb:get() end
+        return read_failure(self, "closed")
+      end
+      if not wait(self, "reader", deadline, "socket:receive") then return read_failure(self, "timeout") end
+      if self.closed then return read_failure(self, "closed") end
+      fresh = false
     end
-    if not wait(self, "reader", deadline, "socket:receive") then return read_failure(self, "timeout") end
-    if self.closed then return read_failure(self, "closed") end
   end
 end
 
@@ -257,6 +265,7 @@ function Socket:receiveany(max)
   local rb = self.rb
   local deadline = deadline_of(self.read_timeout)
   while true do
+    if #rb > 0 then return rb:get(max) end
     local eof, err = pull(self)
     if #rb > 0 then return rb:get(max) end
     if err ~= 0 then return nil, errname(err) end
@@ -289,8 +298,8 @@ function Socket:receiveuntil(delim, opts)
     busy(s, "reader", "socket:receiveuntil's reader")
     local rb = s.rb
     local deadline = deadline_of(s.read_timeout)
+    local eof, err, fresh = false, 0, false
     while true do
-      local eof, err = pull(s)
       local p, len = rb:ref()
       local i = C.luact_memory_find(p, len, delim, dlen)
       if i >= 0 then
@@ -303,10 +312,16 @@ function Socket:receiveuntil(delim, opts)
       end
       -- (the last dlen - 1 bytes may start the delimiter: keep them)
       if size and len - (dlen - 1) >= size then return rb:get(size) end
-      if err ~= 0 then return read_failure(s, errname(err)) end
-      if eof then return read_failure(s, "closed") end
-      if not wait(s, "reader", deadline, "socket:receiveuntil's reader") then return read_failure(s, "timeout") end
-      if s.closed then return read_failure(s, "closed") end
+      if not fresh then
+        eof, err = pull(s)
+        fresh = true
+      else
+        if err ~= 0 then return read_failure(s, errname(err)) end
+        if eof then return read_failure(s, "closed") end
+        if not wait(s, "reader", deadline, "socket:receiveuntil's reader") then return read_failure(s, "timeout") end
+        if s.closed then return read_failure(s, "closed") end
+        fresh = false
+      end
     end
   end
 end

@@ -98,6 +98,26 @@ describe("luact.socket", function()
     assert.is_true(big_ok)
   end)
 
+  it("holds no more than the read-ahead for a reader that takes little at a time", function()
+    local most = run(function()
+      local luact = require "luact"
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        sock:send(("x"):rep(8 * 1024 * 1024))
+        sock:receive()
+      end, { send_buffer = 16 * 1024 * 1024 }))
+      local s = assert(luact.socket.connect("tcp://127.0.0.1:" .. l.port))
+      local most = 0
+      for _ = 1, 2000 do
+        assert(s:receive(100))
+        if #s.rb > most then most = #s.rb end   -- (the socket's Lua-side buffer)
+        if _ % 100 == 0 then luact.clock.sleep(0.002) end   -- the peer keeps sending meanwhile
+      end
+      s:close()
+      luact.stop(most)
+    end)
+    assert.is_true(most <= 256 * 1024 + 16 * 1024, "buffered " .. most)
+  end)
+
   it("returns nil, 'timeout' and the partial data when a read times out, and stays usable", function()
     local r = run(function()
       local luact = require "luact"
