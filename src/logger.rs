@@ -2,15 +2,16 @@
 //! interleave), to stderr or to a file, and the level filter every thread shares.
 use std::io::Write;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Mutex;
+// (parking_lot: a panic while a line is written cannot poison the sink for every thread)
+use parking_lot::Mutex;
 
-static SINK: Mutex<Option<std::fs::File>> = Mutex::new(None);
+static SINK: Mutex<Option<std::fs::File>> = parking_lot::const_mutex(None);
 /// Lines below this level are dropped (levels are numbered in `lua/luact/logger.lua`); the
 /// default is 2, "info" (README: `log_level`).
 static LEVEL: AtomicI32 = AtomicI32::new(2);
 
 pub fn write_line(line: &[u8]) -> std::io::Result<()> {
-    let mut sink = SINK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut sink = SINK.lock();
     match sink.as_mut() {
         Some(file) => file.write_all(line),
         None => std::io::stderr().lock().write_all(line),
@@ -23,13 +24,13 @@ pub fn redirect(path: Option<&str>) -> std::io::Result<()> {
         Some(p) => Some(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
         None => None,
     };
-    *SINK.lock().unwrap_or_else(|e| e.into_inner()) = file;
+    *SINK.lock() = file;
     Ok(())
 }
 
 /// True when lines go to a terminal (colours are used then only).
 pub fn is_tty() -> bool {
-    let redirected = SINK.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+    let redirected = SINK.lock().is_some();
     // SAFETY: isatty only inspects the descriptor.
     !redirected && unsafe { libc::isatty(2) } == 1
 }

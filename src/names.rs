@@ -4,7 +4,9 @@
 use crate::status::{Error, Result, Status};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::RwLock;
+// parking_lot's RwLock: no poisoning to unwrap, a one-word lock, and read locks that take one
+// atomic operation uncontended (every thread resolves names through this table).
+use parking_lot::RwLock;
 
 /// An actor address as the Lua side knows it (`lua/luact/actor/ref.lua`).
 #[repr(C)]
@@ -22,13 +24,13 @@ struct Entry {
     cursor: AtomicUsize,
 }
 
-static NAMES: RwLock<Option<HashMap<Vec<u8>, Entry>>> = RwLock::new(None);
+static NAMES: RwLock<Option<HashMap<Vec<u8>, Entry>>> = parking_lot::const_rwlock(None);
 
 /// Status of `add` for a name that is taken (and not multi on both sides).
 pub const TAKEN: i32 = 1;
 
 pub fn clear() {
-    *NAMES.write().unwrap_or_else(|e| e.into_inner()) = None;
+    *NAMES.write() = None;
 }
 
 /// Adds `addr` under `vid`; `Ok(TAKEN)` when the name exists and either side is not multi.
@@ -36,7 +38,7 @@ pub fn add(vid: &[u8], addr: Address, multi: bool) -> Result<i32> {
     if vid.is_empty() {
         return Err(Error::new(Status::BadArgument, "empty vid"));
     }
-    let mut names = NAMES.write().unwrap_or_else(|e| e.into_inner());
+    let mut names = NAMES.write();
     let names = names.get_or_insert_with(HashMap::new);
     match names.get_mut(vid) {
         Some(entry) => {
@@ -60,7 +62,7 @@ pub fn set(vid: &[u8], addrs: &[Address], multi: bool) -> Result<()> {
     if vid.is_empty() {
         return Err(Error::new(Status::BadArgument, "empty vid"));
     }
-    let mut names = NAMES.write().unwrap_or_else(|e| e.into_inner());
+    let mut names = NAMES.write();
     let names = names.get_or_insert_with(HashMap::new);
     if addrs.is_empty() {
         names.remove(vid);
@@ -80,7 +82,7 @@ pub fn set(vid: &[u8], addrs: &[Address], multi: bool) -> Result<()> {
 
 /// The next actor of `vid` (round robin), or None.
 pub fn pick(vid: &[u8]) -> Option<Address> {
-    let names = NAMES.read().unwrap_or_else(|e| e.into_inner());
+    let names = NAMES.read();
     let entry = names.as_ref()?.get(vid)?;
     let n = entry.actors.len();
     if n == 0 {
@@ -92,7 +94,7 @@ pub fn pick(vid: &[u8]) -> Option<Address> {
 
 /// Removes one actor (`Some`) or the whole name (`None`); returns how many actors were removed.
 pub fn remove(vid: &[u8], addr: Option<Address>) -> usize {
-    let mut names = NAMES.write().unwrap_or_else(|e| e.into_inner());
+    let mut names = NAMES.write();
     let Some(names) = names.as_mut() else { return 0 };
     let Some(entry) = names.get_mut(vid) else { return 0 };
     let removed = match addr {
@@ -111,7 +113,7 @@ pub fn remove(vid: &[u8], addr: Option<Address>) -> usize {
 
 /// Copies up to `out.len()` actors of `vid` into `out`; returns how many `vid` has.
 pub fn list(vid: &[u8], out: &mut [Address]) -> usize {
-    let names = NAMES.read().unwrap_or_else(|e| e.into_inner());
+    let names = NAMES.read();
     let Some(entry) = names.as_ref().and_then(|n| n.get(vid)) else { return 0 };
     for (slot, a) in out.iter_mut().zip(entry.actors.iter()) {
         *slot = *a;
