@@ -814,6 +814,10 @@ impl Transport {
         if conn.gen != gen || conn.state == State::Closing {
             return Ok(()); // the client left: nothing to answer
         }
+        // The idle clock of a listener client restarts when it is answered (a long call is not
+        // idleness).
+        self.conns[c].last_active = crate::clock::monotonic();
+        let conn = &self.conns[c];
         match conn.role {
             Role::ListenerClient => {
                 let codec = conn.codec;
