@@ -793,8 +793,12 @@ impl Transport {
         };
         let kind = if corr == 0 { frame::KIND_NOTIFY } else { frame::KIND_CALL };
         // References we pass are signed, so the listener's node can tell them from forgeries.
-        let signed = match (&self.ref_key, crate::wire::sbuf::decode(body)) {
-            (Some(key), Ok(mut v)) if trust::has_tags(&v) => {
+        let decoded = match &self.ref_key {
+            Some(_) if crate::wire::sbuf::may_have_tags(body) => crate::wire::sbuf::decode(body).ok(),
+            _ => None,
+        };
+        let signed = match (&self.ref_key, decoded) {
+            (Some(key), Some(mut v)) if trust::has_tags(&v) => {
                 trust::sign_refs(&mut v, key);
                 let mut out = Vec::with_capacity(body.len() + 64);
                 crate::wire::sbuf::encode(&v, &mut out);
@@ -1088,7 +1092,12 @@ impl Transport {
             (Role::Caller, frame::KIND_REPLY) => {
                 let mut m = edge::caller_reply_header(h.corr);
                 // The listener is outside what we trust: no function in its reply is loaded.
-                match crate::wire::sbuf::decode(&body).map_err(|e| format!("a malformed reply from the listener: {e}")).and_then(|v| trust::check_reply(&v)) {
+                let checked = if crate::wire::sbuf::may_have_tags(&body) {
+                    crate::wire::sbuf::decode(&body).map_err(|e| format!("a malformed reply from the listener: {e}")).and_then(|v| trust::check_reply(&v))
+                } else {
+                    Ok(()) // no table with a metatable, so no function (Lua's decoder checks the rest)
+                };
+                match checked {
                     Ok(()) => m.extend_from_slice(&body),
                     Err(e) => m.extend_from_slice(&edge::error_reply(frame::CODEC_LUACT, "actor_runtime_error", &e)),
                 }

@@ -144,6 +144,9 @@ pub fn split_reply_for_outsider(body: &[u8], key: Option<&RefKey>) -> Result<(bo
 pub fn reply_to_codec(body: &[u8], codec: u8, key: Option<&RefKey>) -> Result<Vec<u8>, String> {
     if codec == CODEC_LUACT {
         // One decode: the reply goes out as it came unless it holds tagged tables.
+        if !sbuf::may_have_tags(body) {
+            return Ok(body.to_vec());
+        }
         let mut v = sbuf::decode(body).map_err(|e| format!("bad reply: {e}"))?;
         if !trust::has_tags(&v) {
             return Ok(body.to_vec());

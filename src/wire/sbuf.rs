@@ -566,6 +566,13 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// False when `bytes` certainly hold no table with a metatable (no byte 0x0e anywhere): a cheap
+/// test before decoding a whole message just to look for tags. True may be a false alarm (the
+/// byte inside a string or a number).
+pub fn may_have_tags(bytes: &[u8]) -> bool {
+    bytes.contains(&TAG_DICT_MT)
+}
+
 /// Decodes exactly one value from `bytes` (what `buffer.decode` does; leftover bytes are an
 /// error).
 pub fn decode(bytes: &[u8]) -> Result<Value, SbufError> {
