@@ -483,6 +483,15 @@ local function call_record(rec, corr, rt, rm, left)
 end
 
 local function finish_call(t, c, deadline, ok, ...)
+  local cut = t.cut_at
+  if cut ~= nil and cut >= deadline then
+    -- the method caught the end of its wait at the deadline and returned: its results are
+    -- dropped and the caller told actor_timeout, as on the caller's own thread (end_local_sync),
+    -- even when this thread's deadline came a little before the caller's
+    t.cut_at = nil
+    return finish_call(t, c, deadline, false, exception.new("actor_timeout",
+      ("%s did not reply to its call in time"):format(tostring(c.rec.ref))))
+  end
   host.untrack(c.rec, t)
   local rm, rt, corr = c.rm, c.rt, c.corr
   c.rec = nil                                   -- (a pooled record keeps no actor alive)
