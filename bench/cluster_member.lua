@@ -7,7 +7,7 @@
 --                                and a leader
 --   {json}                       the result of a write/read command
 --   w START END OK               one per write of the `stream` command (wall-clock seconds)
--- and polls CTL_FILE every 10 ms for a command line "SEQ CMD ARGS..." (a new SEQ runs it once):
+-- and polls CTL_FILE every 10 ms (BENCH_CTL_POLL seconds) for a command line "SEQ CMD ARGS..." (a new SEQ runs it once):
 --   write C SECONDS [THREAD]     C tentacles doing luact.db.set for SECONDS, keys b/0..b/999
 --   read C SECONDS [THREAD]      C tentacles doing luact.db.get (linearizable) on b/0..b/999
 --   stream SECONDS               one writer, luact.db.timed_set(5, ...) back to back
@@ -139,7 +139,7 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
         local ok, err = pcall(run, cmd, a, b, t)
         if not ok then say("error " .. tostring(err):gsub("\n", " ")) end
       end
-      clock.sleep(0.01)
+      clock.sleep(tonumber(os.getenv("BENCH_CTL_POLL")) or 0.01)
     end
   end)
   say("started")
