@@ -227,6 +227,16 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
         return true
       end,
       failover_result = function(self) return self.failover end,
+      -- monitors the activation vid resolves to now; monitored() tells how it ended
+      monitor_name = function(self, vid)
+        local luact = require "luact"
+        self.monitored_reason = nil
+        luact.monitor(luact.ref(vid), function(_, reason)
+          self.monitored_reason = type(reason) == "table" and reason.name or tostring(reason)
+        end)
+        return true
+      end,
+      monitored = function(self) return self.monitored_reason end,
       walltime = function(self) return require("luact").clock.walltime() end,
       lease_info = function(self)
         local C = require("luact.ffi").C

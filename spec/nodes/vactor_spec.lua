@@ -96,6 +96,7 @@ describe("luact virtual actors in a cluster", function()
   end)
 
   it("moves to another node when its host (a follower) is killed; the next call answers there", function()
+    assert.is_true(procs.value(3, { "monitor_name", thread = 2 }, "/room/1"))
     procs.kill(4)
     finally(function() procs.start(4) end)
     -- (a call sent before the death is noticed fails with actor_unreachable: it was in flight)
@@ -105,6 +106,11 @@ describe("luact virtual actors in a cluster", function()
     assert.is_true(ok, tostring(count))
     assert.equal(1, count)                              -- a new activation: state starts afresh
     assert.are_not.equal(procs.addr(4), where)
+    -- a monitor on the name fired with the node's death
+    assert.equal("actor_unreachable", procs.wait_until(function() return procs.value(3, { "monitored", thread = 2 }) end, 10))
+    -- the http:// listener of a surviving node answers for it
+    local out = process.run([[curl -s -X POST -d '["http-client"]' http://127.0.0.2:9002/room/1/join]])
+    assert.matches("^%[2,", out)
   end)
 
   it("moves when its host is the Raft leader, and when it is a follower voter", function()
