@@ -54,12 +54,21 @@ TARGETS = [
     ("cluster_leader_loss",  "p50_ms",          None,                                   None, None),
     ("cluster_leader_loss",  "p99_ms",          None,                                   "<=", 2000),
     ("cluster_loss_false_dead", "false_dead",   None,                                   "<=", 0),
+    # Virtual actors (issue 16): bench/vactor_call.lua, bench/vactor_failover.lua.
+    ("cluster_vactor_call_1",  "rate_by_name",  ("cluster_vactor_call_1", "luact", "rate_direct"),  ">=", 0.9),
+    ("cluster_vactor_call_64", "rate_by_name",  ("cluster_vactor_call_64", "luact", "rate_direct"), ">=", 0.9),
+    ("cluster_vactor_call_1",  "registrations_per_s", None,                             None, None),
+    ("cluster_vactor_failover_kill", "median_s", None,                                  None, None),
+    ("cluster_vactor_failover_kill", "p99_s",    None,                                  "<=", 1.0),
+    ("cluster_vactor_failover_stop", "median_s", None,                                  None, None),
+    ("cluster_vactor_failover_stop", "p99_s",    None,                                  "<=", 5.0),
 ]
 
 # How each field is printed.
 UNITS = {"rate": "/s", "p50_us": "µs", "p99_us": "µs", "bytes_per_actor": "B",
          "cpu_percent": "%", "process_info_memory": "B", "p50_ms": "ms", "p99_ms": "ms",
-         "max_ms": "ms"}
+         "max_ms": "ms", "median_s": "s", "p99_s": "s", "max_s": "s", "rate_by_name": "/s",
+         "rate_direct": "/s", "registrations_per_s": "/s"}
 
 
 # Fields of a result line that describe the run rather than measure it.

@@ -62,6 +62,6 @@ local ok, by_name, direct, regs = pcall(luact.start, { n_core = 1, address = "12
 end)
 cleanup()
 if not ok then error(by_name, 0) end
-common.report("vactor_call_" .. callers, { callers = callers, rate_by_name = by_name, rate_direct = direct,
+common.report("cluster_vactor_call_" .. callers, { callers = callers, rate_by_name = by_name, rate_direct = direct,
   ratio = by_name / direct, registrations_per_s = regs },
   { "callers", "rate_by_name", "rate_direct", "ratio", "registrations_per_s" })

@@ -44,7 +44,7 @@ local ok, err = pcall(function()
     os.execute("sleep 1")
   end
   table.sort(samples)
-  common.report("vactor_failover_" .. mode, { trials = #samples, median_s = common.percentile(samples, 0.5),
+  common.report("cluster_vactor_failover_" .. mode, { trials = #samples, median_s = common.percentile(samples, 0.5),
     p99_s = common.percentile(samples, 0.99), max_s = samples[#samples] }, { "trials", "median_s", "p99_s", "max_s" })
 end)
 procs.teardown()
