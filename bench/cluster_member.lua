@@ -64,7 +64,7 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
   -- a body on each thread that runs a load there
   local loader = { run = function(self, kind, c, seconds) return run_load(kind, c, seconds) end }
   if luact.thread_id ~= 1 then
-    luact.register("/bench_loader" .. luact.thread_id, loader)
+    luact.register("/bench_loader" .. luact.thread_id, { scope = "node" }, loader)
     return
   end
 
