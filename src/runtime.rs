@@ -211,7 +211,11 @@ impl Runtime {
             runtime: self.clone(),
             inbox,
             ring,
-            transport: Transport::new(tid, self.node.clone()),
+            transport: {
+                let mut t = Transport::new(tid, self.node.clone());
+                t.set_max_queued_msgs(self.options.inbox_capacity);
+                t
+            },
             sockets: crate::socket::Sockets::default(),
             batch: Vec::new(),
             completions: vec![crate::ring::Completion::default(); 256],

@@ -169,6 +169,29 @@ describe("luact against listener clients", function()
     assert.is_true(out.oks >= 1 and out.oks < 100)
   end)
 
+  -- finding 5: what one node may queue for another is bounded in messages
+  it("refuse a notify_ flood to a blocked thread of another node after a bounded number of messages", function()
+    local out = helpers.start({ n_core = 1, address = "127.0.0.1:7111", secret = SECRET, peer = B.tcp, timeout = 60 }, function()
+      local luact = require "luact"
+      local blocked = luact.ref(luact.opts.peer .. "/svc/gates"):make()
+      blocked:notify_block(3)                                -- B's thread 2 stops reading its inbox
+      luact.clock.sleep(0.1)
+      local n, err = 0, nil
+      local t0 = luact.clock.get()
+      while n < 2000000 and luact.clock.get() - t0 < 20 do   -- bounded in count and time
+        local ok, e = pcall(blocked.notify_note, blocked, n)
+        if not ok then err = e.name; break end
+        n = n + 1
+        if n % 1000 == 0 then luact.clock.sleep(0) end
+      end
+      luact.stop({ n = n, err = err })
+    end)
+    assert.equal("actor_overload", out.err)
+    -- B's inbox (16384) + this sender's queue (inbox_size, 16384) + the kernel's buffers (1 MiB
+    -- each way); before the bound, 536 730 were accepted
+    assert.is_true(out.n < 100000, ("%d accepted"):format(out.n))
+  end)
+
   -- finding 4: requests that got no answer at all
   it("answer every call it refuses: too many arguments, a doubled map key, nesting too deep, a huge count", function()
     local out = process.run("/usr/bin/python3 spec/clients/luact_client.py 127.0.0.2 8080 --edges")
