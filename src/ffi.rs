@@ -620,6 +620,22 @@ pub unsafe extern "C" fn luact_names_set(vid: *const u8, len: usize, addrs: *con
     })
 }
 
+/// The name table's version: it grows with every change (a cached resolution stays right while
+/// it is the same).
+#[no_mangle]
+pub extern "C" fn luact_names_version() -> f64 {
+    crate::names::version() as f64
+}
+
+/// How many actors a name has now (0: unknown).
+///
+/// # Safety
+/// `vid` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_names_count(vid: *const u8, len: usize) -> i32 {
+    guard(|| Ok(crate::names::count(bytes(vid, len)) as i32))
+}
+
 // ---- the node's lease on its virtual actors (src/lease.rs) --------------------------------
 
 /// Extends this node's lease to `until` (monotonic seconds) at time `now`; returns the lease's

@@ -3,7 +3,7 @@
 //! this with a Raft-replicated registry; `lua/luact/actor/names.lua` is the only user.)
 use crate::status::{Error, Result, Status};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 // parking_lot's RwLock: no poisoning to unwrap, a one-word lock, and read locks that take one
 // atomic operation uncontended (every thread resolves names through this table).
 use parking_lot::RwLock;
@@ -26,11 +26,29 @@ struct Entry {
 
 static NAMES: RwLock<Option<HashMap<Vec<u8>, Entry>>> = parking_lot::const_rwlock(None);
 
+/// Grows with every change of the table: a thread may cache what a name resolved to while the
+/// version stays the same (lua/luact/actor/names.lua does, for calls by name in a cluster).
+static VERSION: AtomicU64 = AtomicU64::new(1);
+
+fn changed() {
+    VERSION.fetch_add(1, Ordering::Release);
+}
+
+pub fn version() -> u64 {
+    VERSION.load(Ordering::Acquire)
+}
+
+/// How many actors `vid` has now (0 when unknown).
+pub fn count(vid: &[u8]) -> usize {
+    NAMES.read().as_ref().and_then(|n| n.get(vid)).map_or(0, |e| e.actors.len())
+}
+
 /// Status of `add` for a name that is taken (and not multi on both sides).
 pub const TAKEN: i32 = 1;
 
 pub fn clear() {
     *NAMES.write() = None;
+    changed();
 }
 
 /// Adds `addr` under `vid`; `Ok(TAKEN)` when the name exists and either side is not multi.
@@ -53,6 +71,7 @@ pub fn add(vid: &[u8], addr: Address, multi: bool) -> Result<i32> {
             names.insert(vid.to_vec(), Entry { multi, actors: vec![addr], cursor: AtomicUsize::new(0) });
         }
     }
+    changed();
     Ok(0)
 }
 
@@ -64,6 +83,7 @@ pub fn set(vid: &[u8], addrs: &[Address], multi: bool) -> Result<()> {
     }
     let mut names = NAMES.write();
     let names = names.get_or_insert_with(HashMap::new);
+    changed();
     if addrs.is_empty() {
         names.remove(vid);
         return Ok(());
@@ -95,6 +115,7 @@ pub fn pick(vid: &[u8]) -> Option<Address> {
 /// Removes one actor (`Some`) or the whole name (`None`); returns how many actors were removed.
 pub fn remove(vid: &[u8], addr: Option<Address>) -> usize {
     let mut names = NAMES.write();
+    changed();
     let Some(names) = names.as_mut() else { return 0 };
     let Some(entry) = names.get_mut(vid) else { return 0 };
     let removed = match addr {

@@ -60,6 +60,8 @@ int32_t luact_names_pick(const char *vid, size_t len, luact_address_t *out);
 int32_t luact_names_remove(const char *vid, size_t len, luact_address_t addr, int32_t all);
 int32_t luact_names_list(const char *vid, size_t len, luact_address_t *out, int32_t max);
 int32_t luact_names_set(const char *vid, size_t len, const luact_address_t *addrs, int32_t n, int32_t multi);
+double luact_names_version(void);
+int32_t luact_names_count(const char *vid, size_t len);
 double luact_lease_extend(double until, double now);
 double luact_lease_lapse(void);
 double luact_lease_until(void);

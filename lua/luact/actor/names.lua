@@ -145,16 +145,31 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
+-- This thread's resolutions of single-actor names, kept while the name table's version stays
+-- the same (a multi_actor name is picked per call: round robin).
+local resolved, resolved_version = {}, -1
+
+local function resolve_cached(vid)
+  local v = C.luact_names_version()
+  if v ~= resolved_version then resolved, resolved_version = {}, v end
+  local r = resolved[vid]
+  if r then return r[1], r[2], r[3], r[4] end
+  if C.luact_names_pick(vid, #vid, addr_out) ~= 0 then return nil end
+  local a = addr_out[0]
+  local m, t, e, l = a.machine, a.thread, a.epoch, a["local"]
+  if C.luact_names_count(vid, #vid) == 1 then resolved[vid] = { m, t, e, l } end
+  return m, t, e, l
+end
+
 local function dispatch_cluster(vid, kind, method, has_self, ...)
   view_module = view_module or require "luact.cluster.view"
   local dead = view_module.dead_machines
   -- while the cluster is calm (no membership change for a while), a name is called like the
   -- reference it resolves to: no protection, no retries (this path stays compiled)
-  if clock.loop_time() >= view_module.turbulent_until and C.luact_names_pick(vid, #vid, addr_out) == 0 then
-    local a = addr_out[0]
-    local m = a.machine
-    if m ~= 0 and not dead[m] then
-      return call.dispatch(m, a.thread, a.epoch, a["local"], kind, method, has_self, ...)
+  if clock.loop_time() >= view_module.turbulent_until then
+    local m, t, e, l = resolve_cached(vid)
+    if m and m ~= 0 and not dead[m] then
+      return call.dispatch(m, t, e, l, kind, method, has_self, ...)
     end
   end
   local deadline, args_from = nil, 1
