@@ -133,7 +133,7 @@ local function cleanup()
   clock.reset()
   loop.reset()
   loop.detach()
-  runtime.thread_id, runtime.n_core, runtime.opts = nil, nil, nil
+  runtime.thread_id, runtime.n_core, runtime.opts, runtime.stopping = nil, nil, nil, nil
   running = false
 end
 
@@ -207,6 +207,12 @@ function runtime.stop(...)
   local ok, payload = pcall(buffer.encode, { n = select("#", ...), ... })
   if not ok then
     error("bad argument to luact.stop (values must be plain data: " .. tostring(payload) .. ")", 2)
+  end
+  -- a cluster member leaves first (handing its virtual actors over), when the caller can wait
+  if runtime.opts.seeds and scheduler.running() ~= nil and not runtime.stopping then
+    runtime.stopping = true
+    local left, err = pcall(require("luact.cluster").leave, runtime.opts.leave_timeout or 5)
+    if not left then logger.warn("luact.stop: leaving the cluster failed: " .. tostring(err)) end
   end
   C.luact_runtime_stop(payload, #payload)
 end

@@ -113,7 +113,16 @@ end
 -- Waits (bounded) until every running member sees every running member alive, knows the
 -- leader, and holds its lease: a calm cluster to start a case from. true when it got there.
 function procs.settle(timeout)
+  -- calm twice, a second apart (news of a healed partition can still be going round)
   return procs.wait_until(function()
+    if not procs.calm() then return nil end
+    os.execute("sleep 1")
+    return procs.calm()
+  end, timeout or 30)
+end
+
+function procs.calm()
+  return (function()
     local leader
     for i in pairs(running) do
       local ms = procs.call(i, "members")
@@ -127,7 +136,7 @@ function procs.settle(timeout)
       leader = t[2].leader
     end
     return true
-  end, timeout or 30)
+  end)()
 end
 
 -- Member i as seen by member j: "alive", "suspect", "dead", "left" or nil.

@@ -132,6 +132,18 @@ describe("luact virtual actors in a cluster", function()
     end
   end)
 
+  it("hands its state over when its node stops with luact.stop", function()
+    local vid = "/room/stopping"
+    assert.is_true(procs.value(4, "vreg", vid, 12))
+    for k = 1, 2 do assert.is_true((vcall(5, vid, "join", 5, "s" .. k))) end
+    procs.call(4, "stop")                                 -- (its answer may not make it out)
+    finally(function() procs.kill(4); procs.start(4) end)
+    local ok, count, where = vcall(5, vid, "join", 10, "after-stop")
+    assert.is_true(ok, tostring(count))
+    assert.equal(3, count)                                -- the players came along
+    assert.are_not.equal(procs.addr(4), where)
+  end)
+
   it("after SIGSTOP of its host, answers from a new node; the old activation never answers again", function()
     local vid = "/room/stopped"
     local victim = other_than(leader_no(), 5)
