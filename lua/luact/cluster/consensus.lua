@@ -86,6 +86,10 @@ function consensus.start(opts)
     storage = storage,
     snapshot_entries = opts.snapshot_entries or SNAPSHOT_ENTRIES,
     snapshot = function() return replica.state():snapshot() end,
+    -- the leader's new entries leave before its own fsync (followers write them meanwhile)
+    send_early = function(msgs)
+      for _, msg in ipairs(msgs) do wire.to_member(msg.to, { "R", msg }) end
+    end,
   })
   S = { n = n, self_addr = opts.self_addr, on_leader = opts.on_leader, leader = nil }
   S.ticker = clock.timer(opts.tick or TICK, function()

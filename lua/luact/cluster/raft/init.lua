@@ -94,6 +94,9 @@ function raft.new(opts)
   if opts.snapshot_entries ~= nil and type(opts.snapshot) ~= "function" then
     error("bad 'snapshot' option (function expected with snapshot_entries)", 2)
   end
+  if opts.send_early ~= nil and type(opts.send_early) ~= "function" then
+    error("bad 'send_early' option (function expected)", 2)
+  end
 
   local storage = opts.storage or storage_memory.new()
   local n = setmetatable({
@@ -105,6 +108,7 @@ function raft.new(opts)
     max_append = opts.max_append_entries or 64,
     snapshot_entries = opts.snapshot_entries,
     snapshot_fn = opts.snapshot,
+    send_early = opts.send_early,
     term = 0, vote = nil, lead = nil, role = "follower",
     commit = 0, applied = 0, handed = 0, stable = 0,
     msgs = {}, reads = {},
@@ -806,6 +810,20 @@ function Node:ready()
   if self.hs_dirty then
     storage:set_hard_state({ term = self.term, vote = self.vote, commit = self.commit })
     self.hs_dirty, wrote = false, true
+  end
+  if wrote and self.send_early and self.role == "leader" then
+    -- a leader's messages do not depend on its own disk (it counts its own log toward a quorum
+    -- only once durable, below): with send_early, its new entries leave before its fsync, so
+    -- followers write them meanwhile (Raft thesis 10.2.1)
+    if self.pending_bcast then
+      self:bcast_append(false)
+      self.pending_bcast = false
+    end
+    if #self.msgs > 0 then
+      local early = self.msgs
+      self.msgs = {}
+      self.send_early(early)
+    end
   end
   if wrote then storage:sync() end
   local grew = log:last_index() > self.stable
