@@ -42,12 +42,11 @@ local function offload(fn, ...)
   if type(fn) ~= "function" then
     error("bad 'fn' argument to luact.offload (function expected, got " .. type(fn) .. ")", 2)
   end
-  local info = debug.getinfo(fn, "uS")
-  if info.what == "C" then
+  local code, why, upvalue = codec.bytecode(fn)
+  if why == "C" then
     error("bad 'fn' argument to luact.offload (a C function cannot be moved to a pool thread)", 2)
-  end
-  if info.nups > 0 then
-    error(("bad 'fn' argument to luact.offload (fn runs in a pool thread's VM, so it must not capture upvalues; it captures '%s': pass it as an argument, or require modules inside fn)"):format(tostring(debug.getupvalue(fn, 1))), 2)
+  elseif why then
+    error(("bad 'fn' argument to luact.offload (fn runs in a pool thread's VM, so it must not capture upvalues; it captures '%s': pass it as an argument, or require modules inside fn)"):format(upvalue), 2)
   end
   local ctx = loop.context()
   if ctx == nil then error("luact.offload: luact is not running on this thread (call it inside luact.start)", 2) end
@@ -56,7 +55,7 @@ local function offload(fn, ...)
   next_corr = next_corr + 1
   local corr = next_corr
   local tid = package.loaded["luact.runtime"].thread_id
-  local ok, p, len = pcall(codec.encode, { "offload", tid, corr, string.dump(fn), select("#", ...), ... }, "luact.offload", 6)
+  local ok, p, len = pcall(codec.encode, { "offload", tid, corr, code, select("#", ...), ... }, "luact.offload", 6)
   if not ok then error("luact.offload: " .. tostring(p), 2) end
   local rc = C.luact_offload_submit(ctx, size, p, len)
   if rc < 0 then error("luact.offload: " .. lffi.describe(rc), 2) end

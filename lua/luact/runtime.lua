@@ -78,15 +78,13 @@ local function encode_payload(opts, main)
     if type(v) ~= "function" and type(v) ~= "userdata" and type(v) ~= "thread" then payload.opts[k] = v end
   end
   if type(main) == "function" then
-    local info = debug.getinfo(main, "uS")
-    if info.what == "C" then
+    local code, why, name = require("luact.actor.codec").bytecode(main)
+    if why == "C" then
       error("bad 'main' argument to luact.start (a C function cannot be moved to other threads)", 3)
+    elseif why then
+      error(("bad 'main' argument to luact.start (main is moved to every thread as bytecode, so it must not capture upvalues; it captures '%s': require modules inside main instead)"):format(name), 3)
     end
-    if info.nups > 0 then
-      local name = debug.getupvalue(main, 1)
-      error(("bad 'main' argument to luact.start (main is moved to every thread as bytecode, so it must not capture upvalues; it captures '%s': require modules inside main instead)"):format(tostring(name)), 3)
-    end
-    payload.main_code = string.dump(main)
+    payload.main_code = code
   elseif type(main) == "string" then
     local f, err = loadfile(main)
     if not f then error("bad 'main' argument to luact.start (cannot load file: " .. tostring(err) .. ")", 3) end

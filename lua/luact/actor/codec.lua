@@ -42,6 +42,16 @@ local METATABLES = { ref.Ref, ref.NamedRef, Exception, FnBox, ref.UrlRef }
 local enc = buffer.new({ metatable = METATABLES })
 local dec = buffer.new({ metatable = METATABLES })
 
+-- The bytecode of a Lua function that can run in another VM: code; or nil and why: "C" (a C
+-- function) or "upvalue" and the name of the first upvalue it captures (each caller says what
+-- that means for it).
+function codec.bytecode(fn)
+  local info = debug.getinfo(fn, "uS")
+  if info.what == "C" then return nil, "C" end
+  if info.nups > 0 then return nil, "upvalue", tostring(debug.getupvalue(fn, 1)) end
+  return string.dump(fn)
+end
+
 -- Copies `v`, boxing functions; raises naming the first value that cannot travel. `name(path)`
 -- turns the path of a value inside the message into words for the error.
 local function box(v, path, seen, name)
@@ -50,12 +60,10 @@ local function box(v, path, seen, name)
     error(("%s %s and cannot be sent to another VM"):format(name(path), what), 0)
   end
   if tv == "function" then
-    local info = debug.getinfo(v, "uS")
-    if info.what == "C" then refuse("is a C function") end
-    if info.nups > 0 then
-      refuse(("is a function with upvalues ('%s')"):format(tostring(debug.getupvalue(v, 1))))
-    end
-    return setmetatable({ code = string.dump(v) }, FnBox), true
+    local code, why, upvalue = codec.bytecode(v)
+    if why == "C" then refuse("is a C function") end
+    if why then refuse(("is a function with upvalues ('%s')"):format(upvalue)) end
+    return setmetatable({ code = code }, FnBox), true
   elseif tv == "table" then
     if seen[v] then return v, false end
     seen[v] = true

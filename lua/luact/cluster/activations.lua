@@ -248,16 +248,15 @@ local function check_ctor(ctor)
     error(("bad 'ctor' argument to luact.register (in a cluster the constructor must be a function: it runs " ..
            "again on another node when this one dies; got %s)"):format(type(ctor)), 0)
   end
-  local info = debug.getinfo(ctor, "uS")
-  if info.what == "C" then
+  local code, why, upvalue = codec.bytecode(ctor)
+  if why == "C" then
     error("bad 'ctor' argument to luact.register (a C function cannot be moved to another node)", 0)
-  end
-  if info.nups > 0 then
+  elseif why then
     error(("bad 'ctor' argument to luact.register (the constructor is stored as bytecode and runs on any node, " ..
            "so it must not capture upvalues; it captures '%s': require modules inside it and pass values as arguments)"):format(
-           tostring(debug.getupvalue(ctor, 1))), 0)
+           upvalue), 0)
   end
-  return string.dump(ctor)
+  return code
 end
 
 local function node_identity(timeout)
