@@ -52,16 +52,22 @@ local function create(vid, key, code, args_s, opts, handoff)
   return r, rec
 end
 
-loop.on("VA", function(msg)
-  local vid, key = msg[2], msg[3]
-  local ok, r, rec = pcall(create, vid, key, msg[4], msg[5], msg[6], msg[7])
-  if ok then
-    wire.send(host.MACHINE, 1, { "VC", key, my_tid(), host.EPOCH, rec.id })
+-- Creates the placed activation `key` on this thread and tells thread 1, which files it
+-- (directly on thread 1, else with a "VC" message).
+local function activate_here(vid, key, code, args_s, opts, handoff)
+  local ok, r, rec = pcall(create, vid, key, code, args_s, opts, handoff)
+  if not ok then logger.error(("cluster: cannot activate %s here: %s"):format(vid, tostring(r))) end
+  local t = my_tid()
+  if t ~= 1 then
+    wire.send(host.MACHINE, 1, ok and { "VC", key, t, host.EPOCH, rec.id } or { "VC", key, false, tostring(r) })
+  elseif ok then
+    activations.created(key, 1, host.EPOCH, rec.id)
   else
-    logger.error(("cluster: cannot activate %s here: %s"):format(vid, tostring(r)))
-    wire.send(host.MACHINE, 1, { "VC", key, false, tostring(r) })
+    activating[key] = nil
   end
-end)
+end
+
+loop.on("VA", function(msg) activate_here(msg[2], msg[3], msg[4], msg[5], msg[6], msg[7]) end)
 
 local function kill_here(l, e)
   local rec = host.get(l, e)
@@ -140,17 +146,10 @@ end
 local function activate(vid, key, entry, act)
   activating[key] = true
   local t = thread_for(key)
-  local msg = { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff }
   if t == 1 then
-    local ok, r, rec = pcall(create, vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff)
-    if ok then
-      activations.created(key, 1, host.EPOCH, rec.id)
-    else
-      logger.error(("cluster: cannot activate %s here: %s"):format(vid, tostring(r)))
-      activating[key] = nil
-    end
+    activate_here(vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff)
   else
-    wire.send(host.MACHINE, t, msg)
+    wire.send(host.MACHINE, t, { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff })
   end
 end
 
