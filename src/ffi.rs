@@ -68,6 +68,14 @@ unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     }
 }
 
+/// `bytes` as UTF-8 text (paths, PEM files, names), or BadArgument.
+///
+/// # Safety
+/// As `bytes`.
+unsafe fn utf8<'a>(ptr: *const u8, len: usize) -> std::result::Result<&'a str, Error> {
+    std::str::from_utf8(bytes(ptr, len)).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"))
+}
+
 fn running() -> Result<std::sync::Arc<runtime::Runtime>, Error> {
     runtime::current().ok_or_else(|| Error::new(Status::NotRunning, "luact is not running"))
 }
@@ -378,8 +386,7 @@ pub unsafe extern "C" fn luact_net_listen_tls(
         // SAFETY: `limits` is null or points to a luact_listen_limits_t (the caller's promise).
         let limits = ListenLimits::or_defaults(unsafe { limits.as_ref() });
         let ctx = ctx_mut(ctx)?;
-        let text = |p, n| std::str::from_utf8(bytes(p, n)).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"));
-        let (addr, cert, key, ca) = (text(addr, addr_len)?, text(cert, cert_len)?, text(key, key_len)?, text(ca, ca_len)?);
+        let (addr, cert, key, ca) = (utf8(addr, addr_len)?, utf8(cert, cert_len)?, utf8(key, key_len)?, utf8(ca, ca_len)?);
         let ca = if ca.is_empty() { None } else { Some(ca) };
         Ok(ctx.transport.listen_tls(&mut ctx.ring, addr, cert, key, ca, limits)? as i32)
     })
@@ -399,8 +406,7 @@ pub unsafe extern "C" fn luact_net_tls_client(
 ) -> i32 {
     guard(|| {
         let ctx = ctx_mut(ctx)?;
-        let text = |p, n| std::str::from_utf8(bytes(p, n)).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"));
-        let (ca, cert, key) = (text(ca, ca_len)?, text(cert, cert_len)?, text(key, key_len)?);
+        let (ca, cert, key) = (utf8(ca, ca_len)?, utf8(cert, cert_len)?, utf8(key, key_len)?);
         let pair = if cert.is_empty() || key.is_empty() { None } else { Some((cert, key)) };
         Ok(ctx.transport.add_client_tls(ca, pair)? as i32)
     })
@@ -850,8 +856,7 @@ pub unsafe extern "C" fn luact_sock_connect_tls(
     guard(|| {
         let ctx = ctx_mut(ctx)?;
         let addr = sock_address(0, addr, len)?;
-        let text = |p, n| std::str::from_utf8(bytes(p, n)).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"));
-        let (sni, ca, cert, key) = (text(sni, sni_len)?, text(ca, ca_len)?, text(cert, cert_len)?, text(key, key_len)?);
+        let (sni, ca, cert, key) = (utf8(sni, sni_len)?, utf8(ca, ca_len)?, utf8(cert, cert_len)?, utf8(key, key_len)?);
         Ok(ctx.sockets.connect_tls(&mut ctx.ring, addr, sni, ca, cert, key)? as i32)
     })
 }
@@ -893,8 +898,7 @@ pub unsafe extern "C" fn luact_sock_listen_tls(
         if max_connections < 1 {
             return Err(Error::new(Status::BadArgument, "max_connections must be at least 1"));
         }
-        let text = |p, n| std::str::from_utf8(bytes(p, n)).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"));
-        let (cert, key, ca) = (text(cert, cert_len)?, text(key, key_len)?, text(ca, ca_len)?);
+        let (cert, key, ca) = (utf8(cert, cert_len)?, utf8(key, key_len)?, utf8(ca, ca_len)?);
         Ok(ctx.sockets.listen_tls(&mut ctx.ring, addr, backlog, max_connections as usize, reuse_port != 0, cert, key, ca)? as i32)
     })
 }
