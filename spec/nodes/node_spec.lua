@@ -11,33 +11,7 @@ local C = { addr = "127.0.0.3:7301", tcp = "tcp://127.0.0.3:8080", http = "http:
 
 -- A CA, a server certificate for 127.0.0.2 and a client certificate, made with openssl (the
 -- commands documented at the top of src/tls.rs).
-local function make_certs()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. dir) == 0)
-  local script = [[
-set -e
-cd "$1"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj "/CN=luact test CA" -keyout ca.key -out ca.pem
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.2" -keyout server.key -out server.csr
-printf 'subjectAltName=IP:127.0.0.2
-basicConstraints=CA:FALSE
-extendedKeyUsage=serverAuth
-' > server.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 2 -days 30 -extfile server.ext -out server.pem
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=luact test client" -keyout client.key -out client.csr
-printf 'basicConstraints=CA:FALSE
-extendedKeyUsage=clientAuth
-' > client.ext
-openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -set_serial 3 -days 30 -extfile client.ext -out client.pem
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj "/CN=other CA" -keyout other.key -out other.pem
-]]
-  local f = assert(io.open(dir .. "/make.sh", "w"))
-  f:write(script)
-  f:close()
-  assert(os.execute("sh " .. dir .. "/make.sh " .. dir .. " >/dev/null 2>&1") == 0, "openssl failed")
-  return dir
-end
+local function make_certs() return require("helpers.certs").make("127.0.0.2") end
 local CERTS
 
 local function serve(node, secret, env)
