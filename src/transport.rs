@@ -169,14 +169,19 @@ struct Conn {
 
 const NO_LISTENER: usize = usize::MAX;
 
-/// "ip:port" of a connected socket's peer ("?" when the kernel cannot tell).
-fn peer_name(fd: i32) -> String {
+/// "ip:port" of a connection's peer: what the kernel says, or, once the peer has gone (then
+/// getpeername fails), the address the connection was accepted from or dialed to; "?" without
+/// either.
+fn peer_name(fd: i32, known: &libc::sockaddr_in) -> String {
     // SAFETY: sockaddr_in is a plain C struct: all zeros is a valid value of it.
     let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
     // SAFETY: getpeername writes at most `len` bytes into `sa`, a sockaddr_in we own.
     if unsafe { libc::getpeername(fd, &mut sa as *mut _ as *mut libc::sockaddr, &mut len) } != 0 {
-        return "?".into();
+        if known.sin_addr.s_addr == 0 {
+            return "?".into();
+        }
+        sa = *known;
     }
     let ip = std::net::Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr));
     format!("{ip}:{}", u16::from_be(sa.sin_port))
@@ -1388,7 +1393,7 @@ impl Transport {
         // refused before it could carry anything: a node's handshake, a tls:// client's TLS
         let handshaking = conn.state == State::Handshaking;
         let tls_refused = conn.tls.as_ref().is_some_and(|t| t.is_handshaking());
-        let peer = if handshaking || tls_refused { peer_name(conn.fd) } else { String::new() };
+        let peer = if handshaking || tls_refused { peer_name(conn.fd, &conn.addr) } else { String::new() };
         conn.state = State::Closing;
         // SAFETY: shutting down our own socket makes in-flight operations complete promptly.
         unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
