@@ -10,6 +10,7 @@ mod listen_limits;
 mod logger;
 mod memory;
 mod names;
+mod node_flow;
 mod offload;
 mod ring;
 mod runtime;

@@ -6,6 +6,7 @@
 //! must know (a node came up or went away) is queued as `NetEvent`s.
 use crate::inbox::Inbox;
 use crate::listen_limits::{ListenLimits, ListenStats};
+use crate::node_flow::{Acks, Credit, Delivery, Overflow};
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
 use crate::tls::{ClientTls, ServerTls, TlsSession};
@@ -86,14 +87,6 @@ enum Role {
     Caller,
 }
 
-/// Messages for one thread's inbox: the bodies of consecutive MSG frames, concatenated (an inbox
-/// entry may hold several luact messages; `count` says how many).
-struct Delivery {
-    tid: usize,
-    bytes: Vec<u8>,
-    count: usize,
-}
-
 /// A batch of MSG bodies is handed to the inbox at this size even if more frames follow.
 const DELIVERY_MAX_BYTES: usize = 256 * 1024;
 const DELIVERY_MAX_COUNT: usize = 256;
@@ -141,9 +134,14 @@ struct Conn {
     deadline: f64,
     /// Codec of the client's calls (replies use it).
     codec: u8,
-    /// A frame that could not be pushed because the target inbox was full (TCP back-pressure:
-    /// no more reads until it is delivered).
+    /// A listener client's call that could not be pushed because the inbox was full (TCP
+    /// back-pressure: no more reads until it is delivered).
     stalled: Option<Delivery>,
+    /// Node connections: flow control per receiving thread (`node_flow.rs`): the credit we use
+    /// sending, what we acknowledge receiving, and messages waiting for a full inbox.
+    credit: Credit,
+    acks: Acks,
+    overflow: Overflow,
     /// An HTTP call is with Lua; later pipelined requests wait for its reply.
     http_busy: bool,
     http_keep_alive: bool,
@@ -168,6 +166,14 @@ struct Conn {
 }
 
 const NO_LISTENER: usize = usize::MAX;
+
+impl Conn {
+    /// Whether reading must wait until what was received is delivered: a listener client's call
+    /// refused by a full inbox, or a node connection whose overflow is over its bound.
+    fn reading_held(&self) -> bool {
+        self.stalled.is_some() || self.overflow.is_over_limit()
+    }
+}
 
 /// "ip:port" of a connection's peer: what the kernel says, or, once the peer has gone (then
 /// getpeername fails), the address the connection was accepted from or dialed to; "?" without
@@ -453,6 +459,9 @@ impl Transport {
             deadline: 0.0,
             codec: 0,
             stalled: None,
+            credit: Credit::default(),
+            acks: Acks::default(),
+            overflow: Overflow::default(),
             http_busy: false,
             http_keep_alive: true,
             close_after_send: false,
@@ -781,9 +790,35 @@ impl Transport {
     }
 
     /// Queues a node message for thread `thread` of node `machine`.
+    /// Queues a message for thread `thread` of node `machine`; refused (`Status::Full`) when
+    /// that thread has not yet taken the window of messages already sent to it (`node_flow.rs`).
     pub fn send_node(&mut self, ring: &mut Ring, machine: u64, thread: u16, body: &[u8], now: f64) -> Result<()> {
         let c = self.node_conn(ring, machine, now)?;
-        self.queue_frame(c, frame::KIND_MSG, 0, thread, 0, body)
+        let max_msgs = self.max_queued_msgs;
+        if let Err((msgs, bytes)) = self.conns[c].credit.take(thread, body.len(), max_msgs) {
+            let why = format!("thread {thread} of node {} has not taken the {msgs} messages ({bytes} bytes) sent to it before", machine_name(machine));
+            return Err(Error::new(Status::Full, why));
+        }
+        let queued = self.queue_frame(c, frame::KIND_MSG, 0, thread, 0, body);
+        if queued.is_err() {
+            self.conns[c].credit.give_back(thread, 1, body.len() as u64);
+        }
+        queued
+    }
+
+    /// Records messages put into an inbox for the node at the other end of `c`, and sends ACKs
+    /// when they are due at once.
+    fn acknowledge(&mut self, c: usize, thread: u16, msgs: usize, bytes: usize, now: f64) {
+        if self.conns[c].acks.delivered(thread, msgs, bytes, now) {
+            self.send_acks(c);
+        }
+    }
+
+    /// Sends an ACK frame for every receiving thread with unacknowledged deliveries.
+    fn send_acks(&mut self, c: usize) {
+        for (thread, msgs, bytes) in self.conns[c].acks.take() {
+            let _ = self.queue_frame(c, frame::KIND_ACK, 0, thread, msgs, &bytes.to_le_bytes());
+        }
     }
 
     fn queue_frame(&mut self, c: usize, kind: u8, codec: u8, thread: u16, corr: u32, body: &[u8]) -> Result<()> {
@@ -962,7 +997,7 @@ impl Transport {
             return;
         }
         let conn = &mut self.conns[c];
-        if conn.recv_inflight || conn.state == State::Closing || conn.stalled.is_some() {
+        if conn.recv_inflight || conn.state == State::Closing || conn.reading_held() {
             return;
         }
         conn.recv_inflight = true;
@@ -1023,7 +1058,7 @@ impl Transport {
     fn process_frames(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
         let mut batch: Option<Delivery> = None;
         loop {
-            if !self.conns.contains(c) || self.conns[c].stalled.is_some() || self.conns[c].state == State::Closing {
+            if !self.conns.contains(c) || self.conns[c].reading_held() || self.conns[c].state == State::Closing {
                 return;
             }
             if batch.is_none() && self.read_paused(c) {
@@ -1039,7 +1074,7 @@ impl Transport {
                     && b.count < DELIVERY_MAX_COUNT;
                 if !joins {
                     let b = batch.take().expect("checked above");
-                    self.deliver(inboxes, c, b);
+                    self.deliver(inboxes, c, b, now);
                     continue;
                 }
             }
@@ -1051,7 +1086,7 @@ impl Transport {
                         b.bytes.extend_from_slice(&body);
                         b.count += 1;
                     }
-                    None => batch = Some(Delivery { tid: h.thread as usize, bytes: body, count: 1 }),
+                    None => batch = Some(Delivery { tid: h.thread as usize, hdr: h.thread, bytes: body, count: 1 }),
                 },
                 Ok(Some((h, body))) => self.on_frame(ring, inboxes, c, h, body, now),
                 Ok(None) => {
@@ -1060,14 +1095,14 @@ impl Transport {
                         conn.inbuf.clear();
                         conn.inpos = 0;
                         if let Some(b) = batch.take() {
-                            self.deliver(inboxes, c, b);
+                            self.deliver(inboxes, c, b, now);
                         }
                         return;
                     }
                 }
                 Err(e) => {
                     if let Some(b) = batch.take() {
-                        self.deliver(inboxes, c, b);
+                        self.deliver(inboxes, c, b, now);
                     }
                     return self.close_with(c, &e.to_string());
                 }
@@ -1075,7 +1110,7 @@ impl Transport {
         }
     }
 
-    fn on_frame(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, h: Header, body: Vec<u8>, _now: f64) {
+    fn on_frame(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, h: Header, body: Vec<u8>, now: f64) {
         let role = self.conns[c].role;
         let state = &self.conns[c].state;
         if *state == State::Handshaking {
@@ -1096,8 +1131,12 @@ impl Transport {
             (_, frame::KIND_PONG) => {}
             (_, frame::KIND_CLOSE) => self.close(c, &format!("peer closed: {}", String::from_utf8_lossy(&body))),
             (Role::Dialer | Role::Acceptor, frame::KIND_MSG) => {
-                self.deliver_one(inboxes, c, h.thread as usize, body);
+                self.deliver_one(inboxes, c, h.thread as usize, body, now);
             }
+            (Role::Dialer | Role::Acceptor, frame::KIND_ACK) => match <[u8; 8]>::try_from(body.as_slice()) {
+                Ok(bytes) => self.conns[c].credit.give_back(h.thread, h.corr, u64::from_le_bytes(bytes)),
+                Err(_) => self.close_with(c, &format!("bad ACK frame: a body of {} bytes (8 expected)", body.len())),
+            },
             (Role::ListenerClient, frame::KIND_CALL | frame::KIND_NOTIFY) => {
                 self.requests_taken += 1;
                 let conn = &mut self.conns[c];
@@ -1117,7 +1156,7 @@ impl Transport {
                     m
                 });
                 match msg {
-                    Ok(m) => self.deliver_one(inboxes, c, self.tid, m),
+                    Ok(m) => self.deliver_one(inboxes, c, self.tid, m, now),
                     Err(e) => {
                         if h.kind == frame::KIND_CALL {
                             self.conns[c].calls_pending -= 1; // answered here
@@ -1145,7 +1184,7 @@ impl Transport {
                     Err(e) => m.extend_from_slice(&edge::error_reply(frame::CODEC_LUACT, "actor_runtime_error", &e)),
                 }
                 let tid = self.tid;
-                self.deliver_one(inboxes, c, tid, m);
+                self.deliver_one(inboxes, c, tid, m, now);
             }
             _ => self.close_with(c, &format!("unexpected frame kind {}", h.kind)),
         }
@@ -1180,26 +1219,54 @@ impl Transport {
     }
 
     /// Pushes one message into thread `tid`'s inbox (see `deliver`).
-    fn deliver_one(&mut self, inboxes: &[Arc<Inbox>], c: usize, tid: usize, msg: Vec<u8>) {
-        self.deliver(inboxes, c, Delivery { tid, bytes: msg, count: 1 });
+    fn deliver_one(&mut self, inboxes: &[Arc<Inbox>], c: usize, tid: usize, msg: Vec<u8>, now: f64) {
+        self.deliver(inboxes, c, Delivery { tid, hdr: tid as u16, bytes: msg, count: 1 }, now);
     }
 
     /// Pushes messages into a thread's inbox (thread 0 or an unknown one: thread 1); when it is
     /// full, holds them and stops reading this connection until they are delivered (see
     /// `retry_stalled`).
-    fn deliver(&mut self, inboxes: &[Arc<Inbox>], c: usize, d: Delivery) {
+    fn deliver(&mut self, inboxes: &[Arc<Inbox>], c: usize, d: Delivery, now: f64) {
         let tid = if d.tid == 0 || d.tid > inboxes.len() { 1 } else { d.tid };
         let Some(inbox) = inboxes.get(tid - 1) else {
             return;
         };
-        if inbox.push_batch(&d.bytes, d.count) == Status::Full {
-            self.conns[c].stalled = Some(Delivery { tid, ..d });
+        let conn = &mut self.conns[c];
+        if !matches!(conn.role, Role::Dialer | Role::Acceptor) {
+            if inbox.push_batch(&d.bytes, d.count) == Status::Full {
+                conn.stalled = Some(Delivery { tid, ..d });
+            }
+            return;
+        }
+        // A node's messages: those for a full inbox wait in the overflow (behind any already
+        // waiting for the same inbox), and the connection goes on serving the other threads.
+        if (!conn.overflow.is_empty() && conn.overflow.holds(tid)) || inbox.push_batch(&d.bytes, d.count) == Status::Full {
+            conn.overflow.push(Delivery { tid, ..d });
+            return;
+        }
+        self.acknowledge(c, d.hdr, d.count, d.bytes.len(), now);
+    }
+
+    /// Offers a node connection's waiting messages to their inboxes again (in order per inbox),
+    /// acknowledges what went in, and resumes reading if the overflow was what held it.
+    fn retry_overflow(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
+        let held = self.conns[c].overflow.is_over_limit();
+        let mut went = Vec::new();
+        self.conns[c].overflow.retry(
+            |d| inboxes.get(d.tid - 1).is_some_and(|inbox| inbox.push_batch(&d.bytes, d.count) != Status::Full),
+            |d| went.push((d.hdr, d.count, d.bytes.len())),
+        );
+        for (hdr, count, bytes) in went {
+            self.acknowledge(c, hdr, count, bytes, now);
+        }
+        if held && !self.conns[c].reading_held() && self.conns[c].state != State::Closing {
+            self.resume(ring, inboxes, c, now);
         }
     }
 
     /// Parses the next HTTP request of a client, if complete: a call goes to Lua (one at a time:
     /// the next request is looked at after the reply), anything else is answered here.
-    fn serve_http(&mut self, inboxes: &[Arc<Inbox>], c: usize) {
+    fn serve_http(&mut self, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
         loop {
             let conn = &mut self.conns[c];
             if conn.state == State::Closing || conn.stalled.is_some() || conn.http_busy {
@@ -1256,7 +1323,7 @@ impl Transport {
                                 let port = self.conns[c].listener_port;
                                 let mut m = edge::client_call_header(c as u32, gen, 1, false, port, req.timeout);
                                 m.extend_from_slice(&edge::call_body(&vid, &method, &args));
-                                self.deliver_one(inboxes, c, self.tid, m);
+                                self.deliver_one(inboxes, c, self.tid, m, now);
                             }
                             return;
                         }
@@ -1482,7 +1549,19 @@ impl Transport {
         let mut unstall = Vec::new();
         let mut slow = Vec::new();
         let mut idle = Vec::new();
+        let mut overflowing = Vec::new();
+        let mut acks_due = Vec::new();
         for (c, conn) in self.conns.iter() {
+            if !conn.overflow.is_empty() && conn.state != State::Closing {
+                overflowing.push(c);
+            }
+            if let Some(at) = conn.acks.due() {
+                if now >= at {
+                    acks_due.push(c);
+                } else {
+                    next = Some(next.map_or(at, |n: f64| n.min(at)));
+                }
+            }
             if matches!(conn.state, State::Connecting | State::Handshaking) && conn.deadline > 0.0 {
                 if now >= conn.deadline {
                     expired.push(c);
@@ -1558,23 +1637,37 @@ impl Transport {
             }
         }
         for c in std::mem::take(&mut self.to_resume) {
-            if self.conns.contains(c) && self.conns[c].state != State::Closing && self.conns[c].stalled.is_none() {
+            if self.conns.contains(c) && self.conns[c].state != State::Closing && !self.conns[c].reading_held() {
                 self.resume(ring, inboxes, c, now);
                 self.update_partial(c, now, true);
             }
         }
         for c in std::mem::take(&mut self.pending_http) {
             if self.conns.contains(c) {
-                self.serve_http(inboxes, c);
+                self.serve_http(inboxes, c, now);
                 if self.conns.contains(c) && self.conns[c].state != State::Closing && self.conns[c].stalled.is_none() {
                     self.arm_recv(ring, c);
                 }
                 self.update_partial(c, now, true);
             }
         }
+        for c in overflowing {
+            if self.conns.contains(c) && self.conns[c].state != State::Closing {
+                self.retry_overflow(ring, inboxes, c, now);
+            }
+            // looked at again soon: nothing else wakes this thread when another makes room
+            if self.conns.contains(c) && !self.conns[c].overflow.is_empty() {
+                next = Some(next.map_or(now + 0.001, |n: f64| n.min(now + 0.001)));
+            }
+        }
+        for c in acks_due {
+            if self.conns.contains(c) && self.conns[c].state == State::Ready {
+                self.send_acks(c);
+            }
+        }
         for c in unstall {
             if let Some(d) = self.conns[c].stalled.take() {
-                self.deliver(inboxes, c, d);
+                self.deliver(inboxes, c, d, now);
                 if self.conns[c].stalled.is_none() {
                     // resume reading, and the frames already buffered (which may stall again)
                     self.resume(ring, inboxes, c, now);
@@ -1592,11 +1685,11 @@ impl Transport {
     /// Handles what `inbuf` holds, then reads again unless a delivery is stalled.
     fn resume(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
         if self.conns[c].role == Role::HttpClient {
-            self.serve_http(inboxes, c);
+            self.serve_http(inboxes, c, now);
         } else {
             self.process_frames(ring, inboxes, c, now);
         }
-        if self.conns.contains(c) && self.conns[c].state != State::Closing && self.conns[c].stalled.is_none() {
+        if self.conns.contains(c) && self.conns[c].state != State::Closing && !self.conns[c].reading_held() {
             self.arm_recv(ring, c);
         }
     }

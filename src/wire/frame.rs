@@ -35,8 +35,8 @@ pub const MAX_CLOSE_REASON: usize = 256;
 /// The first reservation for a body (smaller bodies get exactly their size).
 const FIRST_RESERVE: usize = 4 * 1024;
 
-// Frame kinds (the `kind` byte). 10.. are reserved (10 is set aside for KILL); a decoder
-// refuses them.
+// Frame kinds (the `kind` byte). 10 and 12.. are reserved (10 is set aside for KILL); a
+// decoder refuses them.
 /// Handshake: version, role, node id, nonce, cluster, address (`handshake.rs`).
 pub const KIND_HELLO: u8 = 1;
 /// Handshake: the HMAC proving the sender knows the cluster secret (`handshake.rs`).
@@ -54,8 +54,16 @@ pub const KIND_PING: u8 = 7;
 pub const KIND_PONG: u8 = 8;
 /// The sender is closing the connection; body: the reason, UTF-8 text.
 pub const KIND_CLOSE: u8 = 9;
+/// Node -> node: the receiver has put `corr` more messages (of `thread`, as the sender
+/// addressed them) into that thread's inbox; body: their byte count, u64 little-endian. The
+/// sender's credit for that thread grows back by as much (flow control per receiving thread).
+pub const KIND_ACK: u8 = 11;
 /// The highest kind a decoder accepts.
-pub const KIND_MAX: u8 = KIND_CLOSE;
+pub const KIND_MAX: u8 = KIND_ACK;
+/// A kind number this version sends or accepts (10 is reserved).
+pub fn is_known_kind(kind: u8) -> bool {
+    (KIND_HELLO..=KIND_CLOSE).contains(&kind) || kind == KIND_ACK
+}
 
 // Body codecs (the `codec` byte). HELLO, AUTH, PING, PONG and CLOSE carry 0; receivers ignore it.
 /// LuaJIT `string.buffer` encoding (node <-> node, and luact clients).
@@ -79,12 +87,13 @@ pub fn kind_name(kind: u8) -> &'static str {
         KIND_PING => "PING",
         KIND_PONG => "PONG",
         KIND_CLOSE => "CLOSE",
+        KIND_ACK => "ACK",
         _ => "?",
     }
 }
 
 /// A frame header. `body_len` is `len - 8`. A header that came out of `FrameDecoder` or
-/// `decode_header` has a known kind (1..=KIND_MAX) and codec (0..=CODEC_MAX).
+/// `decode_header` has a known kind (`is_known_kind`) and codec (0..=CODEC_MAX).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     pub kind: u8,
@@ -195,7 +204,7 @@ pub fn decode_header(b: &[u8; HEADER_LEN], limit: usize) -> Result<Header, Frame
         return Err(FrameError::TooLong { len, limit });
     }
     let (kind, codec) = (b[4], b[5]);
-    if !(KIND_HELLO..=KIND_MAX).contains(&kind) {
+    if !is_known_kind(kind) {
         return Err(FrameError::UnknownKind(kind));
     }
     if codec > CODEC_MAX {
@@ -511,11 +520,12 @@ mod tests {
 
     #[test]
     fn refusals() {
-        let cases: [([u8; HEADER_LEN], FrameError, &str); 4] = [
+        let cases: [([u8; HEADER_LEN], FrameError, &str); 5] = [
             ([7, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0], FrameError::TooShort { len: 7 },
                 "bad frame: length 7 is below the minimum of 8"),
             ([8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], FrameError::UnknownKind(0), "bad frame: unknown kind 0"),
             ([8, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0], FrameError::UnknownKind(10), "bad frame: unknown kind 10"),
+            ([8, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0], FrameError::UnknownKind(12), "bad frame: unknown kind 12"),
             ([8, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0], FrameError::UnknownCodec(3), "bad frame: unknown codec 3"),
         ];
         for (bytes, err, text) in cases {
@@ -585,7 +595,7 @@ mod tests {
                     Ok(Some((h, b))) => {
                         frames += 1;
                         assert_eq!(b.len(), h.body_len as usize);
-                        assert!(h.kind >= 1 && h.kind <= KIND_MAX && h.codec <= CODEC_MAX);
+                        assert!(is_known_kind(h.kind) && h.codec <= CODEC_MAX);
                     }
                     Ok(None) if rest.is_empty() => break,
                     Ok(None) => {}

@@ -28,8 +28,9 @@ use sha2::Sha256;
 
 use super::frame::{self, Header};
 
-/// The only protocol version this code speaks.
-pub const VERSION: u16 = 1;
+/// The only protocol version this code speaks. 2: node links carry ACK frames (credit per
+/// receiving thread); a version-1 node would close on the first one, so the two refuse each other.
+pub const VERSION: u16 = 2;
 /// Bytes in a nonce and in a MAC.
 pub const NONCE_LEN: usize = 32;
 pub const MAC_LEN: usize = 32;
@@ -543,7 +544,7 @@ mod tests {
         let (_, x_body) = frame_of(&x_hello);
         let mut forged = x_body.clone();
         forged[3..11].copy_from_slice(&9u64.to_le_bytes());
-        assert_eq!(forged, hello_body(1, 2, 9, nonce(2), b"prod", b"127.0.0.1:7002"));
+        assert_eq!(forged, hello_body(VERSION, 2, 9, nonce(2), b"prod", b"127.0.0.1:7002"));
         let (h, b) = hello_frame(&forged);
         let y_auth = send_of(y.on_frame(&h, &b));
         assert_eq!(feed(&mut x, &y_auth), Err(HandshakeError::BadMac));
@@ -559,7 +560,7 @@ mod tests {
         let (_, bytes) = Handshake::new(config(Role::Dialer, 0x0102, "a:1"), nonce(1)).unwrap();
         let (h, body) = frame_of(&bytes);
         assert_eq!((h.kind, h.codec, h.thread, h.corr), (frame::KIND_HELLO, 0, 0, 0));
-        assert_eq!(body, hello_body(1, 1, 0x0102, nonce(1), b"prod", b"a:1"));
+        assert_eq!(body, hello_body(VERSION, 1, 0x0102, nonce(1), b"prod", b"a:1"));
     }
 
     #[test]
@@ -625,7 +626,7 @@ mod tests {
         let (mut a, a_hello) = Handshake::new(config(Role::Acceptor, 2, "127.0.0.1:7002"), nonce(2)).unwrap();
         let d_auth = send_of(feed(&mut d, &a_hello));
         let (_, body) = frame_of(&d_hello);
-        let forged = hello_body(1, 1, 1, nonce(1), b"prod", b"127.0.0.1:6666");
+        let forged = hello_body(VERSION, 1, 1, nonce(1), b"prod", b"127.0.0.1:6666");
         assert_ne!(body, forged);
         let (h, b) = hello_frame(&forged);
         send_of(a.on_frame(&h, &b));
@@ -635,25 +636,25 @@ mod tests {
     #[test]
     fn refusals_with_their_texts() {
         let cases: Vec<(Vec<u8>, HandshakeError, &str)> = vec![
-            (hello_body(2, 1, 1, nonce(1), b"prod", b""), HandshakeError::Version(2),
-                "unsupported protocol version 2 (this node speaks 1)"),
-            (hello_body(1, 1, 1, nonce(1), b"test", b""),
+            (hello_body(1, 1, 1, nonce(1), b"prod", b""), HandshakeError::Version(1),
+                "unsupported protocol version 1 (this node speaks 2)"),
+            (hello_body(VERSION, 1, 1, nonce(1), b"test", b""),
                 HandshakeError::ClusterMismatch { ours: "prod".into(), theirs: "test".into() },
                 "cluster mismatch: the peer is in \"test\", this node is in \"prod\""),
-            (hello_body(1, 1, 2, nonce(1), b"prod", b""), HandshakeError::OwnNodeId(2),
+            (hello_body(VERSION, 1, 2, nonce(1), b"prod", b""), HandshakeError::OwnNodeId(2),
                 "the peer claims this node's own id 0x0000000000000002"),
-            (hello_body(1, 2, 1, nonce(1), b"prod", b""),
+            (hello_body(VERSION, 2, 1, nonce(1), b"prod", b""),
                 HandshakeError::RoleMismatch { ours: Role::Acceptor, theirs: Role::Acceptor },
                 "role mismatch: the peer is acceptor, this node is acceptor (exactly one must be acceptor)"),
-            (hello_body(1, 7, 1, nonce(1), b"prod", b""), HandshakeError::UnknownRole(7),
+            (hello_body(VERSION, 7, 1, nonce(1), b"prod", b""), HandshakeError::UnknownRole(7),
                 "malformed HELLO: unknown role 7"),
-            (hello_body(1, 1, 1, nonce(2), b"prod", b""), HandshakeError::EchoedNonce,
+            (hello_body(VERSION, 1, 1, nonce(2), b"prod", b""), HandshakeError::EchoedNonce,
                 "the peer sent this node's nonce back"),
-            (hello_body(1, 1, 1, nonce(1), b"prod", b"\xff:1"), HandshakeError::MalformedHello("the address is not UTF-8"),
+            (hello_body(VERSION, 1, 1, nonce(1), b"prod", b"\xff:1"), HandshakeError::MalformedHello("the address is not UTF-8"),
                 "malformed HELLO: the address is not UTF-8"),
-            ([hello_body(1, 1, 1, nonce(1), b"prod", b""), vec![0]].concat(),
+            ([hello_body(VERSION, 1, 1, nonce(1), b"prod", b""), vec![0]].concat(),
                 HandshakeError::MalformedHello("trailing bytes"), "malformed HELLO: trailing bytes"),
-            (hello_body(1, 1, 1, nonce(1), b"prod", b"")[..20].to_vec(),
+            (hello_body(VERSION, 1, 1, nonce(1), b"prod", b"")[..20].to_vec(),
                 HandshakeError::MalformedHello("truncated"), "malformed HELLO: truncated"),
             (vec![1], HandshakeError::MalformedHello("truncated"), "malformed HELLO: truncated"),
         ];
@@ -663,7 +664,7 @@ mod tests {
             assert_eq!(a.on_frame(&h, &b), Err(err.clone()));
             assert_eq!(err.to_string(), text);
             // Sticky: the handshake stays failed.
-            let (h, b) = hello_frame(&hello_body(1, 1, 1, nonce(1), b"prod", b""));
+            let (h, b) = hello_frame(&hello_body(VERSION, 1, 1, nonce(1), b"prod", b""));
             assert_eq!(a.on_frame(&h, &b), Err(err));
         }
     }
@@ -733,7 +734,7 @@ mod tests {
     #[test]
     fn random_garbage_never_panics_or_authenticates() {
         let mut rng = Rng(0x0123_4567_89ab_cdef);
-        let valid = hello_body(1, 1, 1, nonce(1), b"prod", b"127.0.0.1:7001");
+        let valid = hello_body(VERSION, 1, 1, nonce(1), b"prod", b"127.0.0.1:7001");
         for round in 0..20_000 {
             let mut a = acceptor();
             // Half the rounds start from a valid HELLO so that AUTH parsing runs too.
