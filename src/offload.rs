@@ -16,11 +16,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 
+/// How long a pool thread out of work looks for the next task before it parks.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
 pub struct Pool {
     injector: Injector<Vec<u8>>,
     stealers: Vec<Stealer<Vec<u8>>>,
     /// Pool threads waiting on `cv`; a submit notifies only when this is non-zero.
     sleepers: AtomicUsize,
+    /// 1 while a pool thread that ran out of work spins briefly before it parks (at most one
+    /// does: the next task of a caller that offloads one after another is taken without a
+    /// futex wake-up, and idle threads do not burn the cores the loops need).
+    spinning: AtomicUsize,
     lock: Mutex<()>,
     cv: Condvar,
     stopping: AtomicBool,
@@ -52,6 +59,7 @@ impl Pool {
             injector: Injector::new(),
             stealers: workers.iter().map(|w| w.stealer()).collect(),
             sleepers: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
             lock: Mutex::new(()),
             cv: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -80,7 +88,9 @@ impl Pool {
             return Err(Error::new(Status::NotRunning, "the offload pool is stopping"));
         }
         self.injector.push(task.to_vec());
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
+        // a spinning pool thread takes one task; more than that wakes a sleeper too
+        let spinner = self.spinning.load(Ordering::SeqCst) > 0;
+        if self.sleepers.load(Ordering::SeqCst) > 0 && (!spinner || self.injector.len() > 1) {
             let _g = lock(&self.lock);
             self.cv.notify_one();
         }
@@ -109,6 +119,16 @@ impl Pool {
             }
             if let Some(t) = self.find(me, local) {
                 return Some(t);
+            }
+            if self.spinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                let until = std::time::Instant::now() + SPIN;
+                while self.injector.is_empty() && std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                self.spinning.store(0, Ordering::SeqCst);
+                if !self.injector.is_empty() {
+                    continue;
+                }
             }
             let g = lock(&self.lock);
             self.sleepers.fetch_add(1, Ordering::SeqCst);
