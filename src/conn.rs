@@ -54,24 +54,47 @@ pub struct SockAddr {
 }
 
 impl SockAddr {
-    /// "a.b.c.d:port" or "localhost:port" (IPv4 only: a name other than localhost would need a
-    /// blocking DNS lookup, which has no place on the loop).
+    /// "a.b.c.d:port", "[ipv6]:port" or "localhost:port" (addresses only: a host name is
+    /// resolved before it gets here, off the loop: lua/luact/socket.lua asks the offload pool).
     pub fn inet(s: &str) -> Result<SockAddr> {
-        let bad = || Error::new(Status::BadArgument, format!("bad address '{s}' (expected a.b.c.d:port)"));
-        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
-        let port: u16 = port.parse().map_err(|_| bad())?;
-        let ip: std::net::Ipv4Addr = if host == "localhost" { std::net::Ipv4Addr::LOCALHOST } else { host.parse().map_err(|_| bad())? };
+        let bad = || Error::new(Status::BadArgument, format!("bad address '{s}' (expected a.b.c.d:port or [ipv6]:port)"));
+        let sa: std::net::SocketAddr = match s.strip_prefix("localhost:") {
+            Some(port) => std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port.parse::<u16>().map_err(|_| bad())?)),
+            None => s.parse().map_err(|_| bad())?,
+        };
         // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
         let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let sin = libc::sockaddr_in {
-            sin_family: libc::AF_INET as u16,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
-            sin_zero: [0; 8],
+        let len = match sa {
+            std::net::SocketAddr::V4(v4) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as u16,
+                    sin_port: v4.port().to_be(),
+                    sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+                unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            std::net::SocketAddr::V6(v6) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as u16,
+                    sin6_port: v6.port().to_be(),
+                    sin6_flowinfo: 0,
+                    sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
+                    sin6_scope_id: v6.scope_id(),
+                };
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+                unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
         };
-        // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-        unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
-        Ok(SockAddr { storage, len: std::mem::size_of::<libc::sockaddr_in>() as u32 })
+        Ok(SockAddr { storage, len: len as u32 })
+    }
+
+    /// Whether this is an IPv4 or IPv6 address (not a Unix path).
+    fn is_inet(&self) -> bool {
+        self.family() == libc::AF_INET || self.family() == libc::AF_INET6
     }
 
     /// A Unix-domain socket path.
@@ -92,7 +115,7 @@ impl SockAddr {
         Ok(SockAddr { storage, len })
     }
 
-    fn family(&self) -> i32 {
+    pub fn family(&self) -> i32 {
         self.storage.ss_family as i32
     }
 
@@ -122,9 +145,14 @@ impl SockAddr {
         self.len = len;
     }
 
-    /// "ip:port" or the Unix path.
+    /// "ip:port", "[ipv6]:port" or the Unix path.
     pub fn text(&self) -> String {
-        if self.family() == libc::AF_INET {
+        if self.family() == libc::AF_INET6 {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in6) };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            format!("[{ip}]:{}", u16::from_be(sin6.sin6_port))
+        } else if self.family() == libc::AF_INET {
             // SAFETY: the family says the storage holds a sockaddr_in.
             let sin = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in) };
             let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
@@ -149,8 +177,22 @@ impl SockAddr {
         (rc == 0).then_some(SockAddr { storage, len })
     }
 
-    /// The port of an IPv4 address (0 for a Unix one).
+    /// The IP address alone ("127.0.0.1", "::1"), or the Unix path.
+    pub fn ip_text(&self) -> String {
+        let text = self.text();
+        if !self.is_inet() {
+            return text;
+        }
+        let ip = text.rsplit_once(':').map_or("", |(ip, _)| ip);
+        ip.trim_start_matches('[').trim_end_matches(']').to_string()
+    }
+
+    /// The port of an IP address (0 for a Unix one).
     pub fn port(&self) -> u16 {
+        if self.family() == libc::AF_INET6 {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            return u16::from_be(unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in6) }.sin6_port);
+        }
         if self.family() != libc::AF_INET {
             return 0;
         }
@@ -250,7 +292,7 @@ fn new_stream_socket(family: i32) -> Result<i32> {
         if fd < 0 {
             return Err(os_error("socket"));
         }
-        if family == libc::AF_INET {
+        if family == libc::AF_INET || family == libc::AF_INET6 {
             let one: i32 = 1;
             libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4);
         }
@@ -346,7 +388,7 @@ impl Conns {
         // SAFETY: `fd` is ours; `addr` is a valid socket address for the duration of the calls.
         unsafe {
             let one: i32 = 1;
-            if addr.family() == libc::AF_INET {
+            if addr.is_inet() {
                 libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const i32 as *const _, 4);
             }
             if reuse_port {

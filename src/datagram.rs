@@ -76,7 +76,7 @@ impl Datagrams {
     /// A UDP socket bound to `addr` (port 0: any free port); returns its slot.
     pub fn open(&mut self, ring: &mut Ring, addr: SockAddr) -> Result<usize> {
         // SAFETY: plain syscalls on a fresh descriptor we own; results are checked.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        let fd = unsafe { libc::socket(addr.family(), libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
             return Err(Error::new(Status::Os, format!("socket: {}", std::io::Error::last_os_error())));
         }

@@ -968,8 +968,7 @@ pub unsafe extern "C" fn luact_sock_address(ctx: *mut ThreadCtx, h: u32, local: 
     guard(|| {
         let ctx = ctx_mut(ctx)?;
         let addr = ctx.sockets.address_of(h, local != 0)?;
-        let text = addr.text();
-        let ip = text.rsplit_once(':').filter(|_| addr.port() != 0).map(|(ip, _)| ip.to_string()).unwrap_or(text);
+        let ip = addr.ip_text();
         let n = ip.len().min(cap);
         if !out.is_null() {
             std::ptr::copy_nonoverlapping(ip.as_ptr(), out, n);
@@ -1023,8 +1022,7 @@ pub unsafe extern "C" fn luact_udp_take(ctx: *mut ThreadCtx, h: u32, data: *mut 
             return Err(Error::new(Status::BadArgument, "null output"));
         }
         *data = bytes.as_ptr();
-        let text = addr.text();
-        let ip = text.rsplit_once(':').map(|(ip, _)| ip).unwrap_or("");
+        let ip = addr.ip_text(); // (an IPv6 sender without brackets: "::1", as udp:sendto takes it)
         let n = ip.len().min(cap);
         std::ptr::copy_nonoverlapping(ip.as_ptr(), from, n);
         *from_len = n as i32;

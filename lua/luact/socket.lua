@@ -49,26 +49,29 @@ local function thread_id()
   return rt and rt.thread_id
 end
 
+-- A host and port: "name:port", "a.b.c.d:port" or "[ipv6]:port"; nil if malformed.
+local function host_port(rest)
+  local host, port = rest:match("^%[([%x:.]+)%]:(%d+)$")
+  if not host then host, port = rest:match("^([^:/%[%]]+):(%d+)$") end
+  return host, port
+end
+
 -- "tcp://host:port" -> 0, "host:port"; "tls://host:port" -> 2, "host:port"; "unix:///path"
--- (or unix:path) -> 1, "/path".
+-- (or unix:path) -> 1, "/path". host: a name, an IPv4 address or [an IPv6 address].
 local function parse_url(url, who)
   if type(url) ~= "string" then
     error(("bad 'url' argument to %s (string expected, got %s)"):format(who, type(url)), 3)
   end
-  local rest = url:match("^tcp://(.+)$")
-  if rest then
-    if not rest:match("^[^:/]+:%d+$") then
-      error(("bad 'url' argument to %s (tcp://host:port expected, got '%s')"):format(who, url), 3)
+  for scheme, family in pairs { tcp = 0, tls = 2 } do
+    local rest = url:match("^" .. scheme .. "://(.+)$")
+    if rest then
+      if not host_port(rest) then
+        error(("bad 'url' argument to %s (%s://host:port expected, got '%s')"):format(who, scheme, url), 3)
+      end
+      return family, rest
     end
-    return 0, rest
   end
-  rest = url:match("^tls://(.+)$")
-  if rest then
-    if not rest:match("^[^:/]+:%d+$") then
-      error(("bad 'url' argument to %s (tls://host:port expected, got '%s')"):format(who, url), 3)
-    end
-    return 2, rest
-  end
+  local rest
   rest = url:match("^unix://(.+)$") or url:match("^unix:(.+)$")
   if rest then return 1, rest end
   error(("bad 'url' argument to %s (tcp://host:port, tls://host:port or unix:///path expected, got '%s')"):format(who, url), 3)
@@ -411,20 +414,57 @@ function Socket:__tostring()
   return ("socket(%s)"):format(self.closed and "closed" or tostring(self.h))
 end
 
--- socket.connect(url[, opts]) -> sock | nil, err. url: tcp://host:port, tls://host:port or
--- unix:///path. opts: ca, sni (default: the host), cert and key (tls://), timeout (connect, send and read;
--- default 60 s, 0: none), connect_timeout, send_timeout, read_timeout, send_buffer (bytes
--- queued for the peer before send waits; default 1 MiB).
-function socket.connect(url, opts)
-  local family, addr = parse_url(url, "luact.socket.connect")
-  opts = check_opts(opts, "luact.socket.connect")
-  local ctx = context("luact.socket.connect")
+-- Runs in an offload pool thread (so it captures nothing: it is sent as bytecode): the system
+-- resolver (getaddrinfo: /etc/hosts, then DNS as /etc/resolv.conf says) for a host name; returns
+-- its addresses for TCP in the resolver's order, or nil and the resolver's message.
+local function resolve_on_pool(name)
+  local ffi = require "ffi"
+  if not pcall(ffi.typeof, "struct luact_addrinfo") then
+    ffi.cdef [[
+      struct luact_addrinfo { int ai_flags, ai_family, ai_socktype, ai_protocol; uint32_t ai_addrlen;
+                              void *ai_addr; char *ai_canonname; struct luact_addrinfo *ai_next; };
+      int getaddrinfo(const char *node, const char *service, const struct luact_addrinfo *hints,
+                      struct luact_addrinfo **res);
+      void freeaddrinfo(struct luact_addrinfo *res);
+      const char *gai_strerror(int errcode);
+      const char *inet_ntop(int af, const void *src, char *dst, uint32_t size);
+    ]]
+  end
+  local AF_INET, AF_INET6, SOCK_STREAM = 2, 10, 1
+  local hints = ffi.new("struct luact_addrinfo")
+  hints.ai_socktype = SOCK_STREAM
+  local res = ffi.new("struct luact_addrinfo *[1]")
+  local rc = ffi.C.getaddrinfo(name, nil, hints, res)
+  if rc ~= 0 then return nil, ffi.string(ffi.C.gai_strerror(rc)) end
+  local out, seen, buf = {}, {}, ffi.new("char[64]")
+  local ai = res[0]
+  while ai ~= nil do
+    local offset = ai.ai_family == AF_INET and 4 or ai.ai_family == AF_INET6 and 8
+    if offset and ffi.C.inet_ntop(ai.ai_family, ffi.cast("uint8_t *", ai.ai_addr) + offset, buf, 64) ~= nil then
+      local ip = ffi.string(buf)
+      if not seen[ip] then seen[ip] = true; out[#out + 1] = ip end
+    end
+    ai = ai.ai_next
+  end
+  ffi.C.freeaddrinfo(res[0])
+  if #out == 0 then return nil, "no address" end
+  return out
+end
+
+-- Whether `host` needs no resolver: an IPv4 or IPv6 address, or localhost (the core knows it).
+local function is_address(host)
+  return host == "localhost" or host:find(":", 1, true) ~= nil or host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil
+end
+
+-- Connects to one address ("ip:port", "[ipv6]:port" or a Unix path); `host` names the server
+-- for TLS (the default SNI and the certificate's name).
+local function connect_to(ctx, family, addr, host, opts)
   local h
   if family == 2 then
     if not opts.ca then
-      error("bad options to luact.socket.connect (tls:// needs 'ca': the CA bundle to trust; no system store is used)", 2)
+      error("bad options to luact.socket.connect (tls:// needs 'ca': the CA bundle to trust; no system store is used)", 3)
     end
-    local sni = opts.sni or addr:match("^(.*):%d+$")
+    local sni = opts.sni or host
     local cert, key = opts.cert or "", opts.key or ""
     h = C.luact_sock_connect_tls(ctx, addr, #addr, sni, #sni, opts.ca, #opts.ca, cert, #cert, key, #key)
   else
@@ -432,9 +472,9 @@ function socket.connect(url, opts)
   end
   if h < 0 then
     if h == lffi.status.bad_argument and family == 2 then
-      error("bad options to luact.socket.connect (" .. lffi.last_error() .. ")", 2)
+      error("bad options to luact.socket.connect (" .. lffi.last_error() .. ")", 3)
     elseif h == lffi.status.bad_argument then
-      error("bad 'url' argument to luact.socket.connect (" .. lffi.last_error() .. ")", 2)
+      error("bad 'url' argument to luact.socket.connect (" .. lffi.last_error() .. ")", 3)
     end
     return nil, lffi.last_error()
   end
@@ -451,6 +491,34 @@ function socket.connect(url, opts)
     return nil, errname(-s.connect_res)
   end
   return s
+end
+
+-- socket.connect(url[, opts]) -> sock | nil, err. url: tcp://host:port, tls://host:port or
+-- unix:///path; host is a name, an IPv4 address or [an IPv6 address]. A name is resolved by the
+-- system resolver on the offload pool (the loop never blocks on it), and its addresses are
+-- tried in order until one connects (err: the last failure, or "NAME could not be resolved
+-- (...)"). opts: ca, sni (default: the host), cert and key (tls://), timeout (connect, send and
+-- read; default 60 s, 0: none; each address gets the connect timeout), connect_timeout,
+-- send_timeout, read_timeout, send_buffer (bytes queued for the peer before send waits;
+-- default 1 MiB).
+function socket.connect(url, opts)
+  local family, addr = parse_url(url, "luact.socket.connect")
+  opts = check_opts(opts, "luact.socket.connect")
+  local ctx = context("luact.socket.connect")
+  if family == 1 then return connect_to(ctx, family, addr, "", opts) end
+  local host, port = host_port(addr)
+  if is_address(host) then return connect_to(ctx, family, addr, host, opts) end
+  local ok, ips, why = pcall(require "luact.offload", resolve_on_pool, host)
+  if not ok then return nil, ("%s could not be resolved (%s)"):format(host, tostring(ips)) end
+  if not ips then return nil, ("%s could not be resolved (%s)"):format(host, why) end
+  local err
+  for i = 1, #ips do
+    local ip = ips[i]
+    local s, e = connect_to(ctx, family, (ip:find(":", 1, true) and "[" .. ip .. "]" or ip) .. ":" .. port, host, opts)
+    if s then return s end
+    err = e
+  end
+  return nil, err
 end
 
 ---------------------------------------------------------------------------------------------
@@ -616,8 +684,8 @@ local from_len = ffi.new("int32_t[1]")
 -- socket.udp(url[, opts]) -> udp | nil, err: a UDP socket bound to udp://ip:port (port 0: any
 -- free port; `udp.port` says which). opts: timeout (of receivefrom; default 60 s, 0: none).
 function socket.udp(url, opts)
-  if type(url) ~= "string" or not url:match("^udp://[^:/]+:%d+$") then
-    error(("bad 'url' argument to luact.socket.udp (udp://ip:port expected, got %s)"):format(tostring(url)), 2)
+  if type(url) ~= "string" or not url:match("^udp://") or not host_port(url:sub(7)) then
+    error(("bad 'url' argument to luact.socket.udp (udp://ip:port or udp://[ipv6]:port expected, got %s)"):format(tostring(url)), 2)
   end
   opts = check_opts(opts, "luact.socket.udp")
   local ctx = loop.context()
@@ -652,7 +720,7 @@ function Udp:sendto(data, ip, port)
     error("bad 'port' argument to udp:sendto (1..65535 expected, got " .. tostring(port) .. ")", 2)
   end
   if self.closed then return nil, "closed" end
-  local to = ip .. ":" .. port
+  local to = (ip:find(":", 1, true) and "[" .. ip .. "]" or ip) .. ":" .. port
   local rc = C.luact_udp_sendto(self.ctx, self.h, data, #data, to, #to)
   if rc == lffi.status.full then return nil, "buffer full" end
   if rc < 0 then error("udp:sendto: " .. lffi.last_error(), 2) end

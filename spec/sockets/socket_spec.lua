@@ -149,6 +149,54 @@ describe("luact.socket", function()
     assert.equal("connection refused", err)
   end)
 
+  it("serves and connects over IPv6, and sends UDP datagrams to an IPv6 peer", function()
+    local r = run(function()
+      local luact = require "luact"
+      local l = assert(luact.socket.listen("tcp://[::1]:0", function(sock)
+        local line = sock:receive("*l")
+        sock:send(("%s from %s\n"):format(line, (sock:getpeername())))
+      end))
+      local s = assert(luact.socket.connect("tcp://[::1]:" .. l.port))
+      s:send("hi\n")
+      local r = { line = s:receive("*l"), peer = { s:getpeername() } }
+      s:close()
+      local u1, u2 = assert(luact.socket.udp("udp://[::1]:0")), assert(luact.socket.udp("udp://[::1]:0"))
+      r.sent = u1:sendto("ping", "::1", u2.port)
+      r.got = { u2:receivefrom() }
+      luact.stop(r)
+    end)
+    assert.equal("hi from ::1", r.line)
+    assert.equal("::1", r.peer[1])
+    assert.is_true(r.sent)
+    assert.equal("ping", r.got[1])
+    assert.equal("::1", r.got[2])
+  end)
+
+  it("resolves a host name off the loop and tries its addresses in order; an unknown name is an error", function()
+    local r = run(function()
+      local luact = require "luact"
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock) sock:send("hello\n") end))
+      local r = {}
+      -- a name from /etc/hosts (every Debian machine has one for 127.0.0.1): the system
+      -- resolver runs on an offload pool thread)
+      local name
+      for line in io.lines("/etc/hosts") do
+        local ip, names = line:match("^%s*127%.0%.0%.1%s+(.+)$")
+        for n in (names or ""):gmatch("%S+") do if n ~= "localhost" then name = name or n end end
+      end
+      r.name = name
+      if name then
+        local s, err = luact.socket.connect(("tcp://%s:%d"):format(name, l.port))
+        r.by_name = s and s:receive("*l") or err
+      end
+      r.unknown = { luact.socket.connect("tcp://no-such-host.invalid:80", { timeout = 5 }) }
+      luact.stop(r)
+    end)
+    if r.name then assert.equal("hello", r.by_name) end
+    assert.is_nil(r.unknown[1])
+    assert.matches("^no%-such%-host%.invalid could not be resolved %(.+%)$", r.unknown[2])
+  end)
+
   it("fails connects the network rejects with 'host unreachable' and 'network unreachable'", function()
     -- nftables in this namespace answers SYNs to 127.0.0.1 ports 9 and 10 with ICMP errors
     local nft = "nft add table inet luact_spec && " ..
