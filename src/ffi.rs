@@ -346,12 +346,13 @@ fn ctx_mut<'a>(ctx: *mut ThreadCtx) -> Result<&'a mut ThreadCtx, Error> {
 }
 
 /// Listens on `addr` ("ip:port") with `kind` 0 = node, 1 = tcp, 2 = http, 3 = udp; returns the
-/// port. `limits` (null: the defaults) bounds the listener's clients (src/listen_limits.rs).
+/// port. `limits` (null: the defaults) bounds the listener's clients (src/listen_limits.rs);
+/// `reuse_port` non-zero sets SO_REUSEPORT (a listener on every thread: `threads = "all"`).
 ///
 /// # Safety
 /// `addr` points to `len` readable bytes; `limits` is null or points to a luact_listen_limits_t.
 #[no_mangle]
-pub unsafe extern "C" fn luact_net_listen(ctx: *mut ThreadCtx, addr: *const u8, len: usize, kind: i32, limits: *const ListenLimits) -> i32 {
+pub unsafe extern "C" fn luact_net_listen(ctx: *mut ThreadCtx, addr: *const u8, len: usize, kind: i32, limits: *const ListenLimits, reuse_port: i32) -> i32 {
     guard(|| {
         // SAFETY: `limits` is null or points to a luact_listen_limits_t (the caller's promise).
         let limits = ListenLimits::or_defaults(unsafe { limits.as_ref() });
@@ -364,12 +365,12 @@ pub unsafe extern "C" fn luact_net_listen(ctx: *mut ThreadCtx, addr: *const u8, 
             3 => ListenerKind::Udp,
             _ => return Err(Error::new(Status::BadArgument, "unknown listener kind")),
         };
-        Ok(ctx.transport.listen(&mut ctx.ring, addr, kind, limits)? as i32)
+        Ok(ctx.transport.listen(&mut ctx.ring, addr, kind, limits, reuse_port != 0)? as i32)
     })
 }
 
 /// Listens on `addr` with TLS (the tcp:// protocol inside it); `ca` (may be empty) requires
-/// client certificates signed by it. Returns the port.
+/// client certificates signed by it; `reuse_port` as luact_net_listen. Returns the port.
 ///
 /// # Safety
 /// Every pointer points to its length of readable bytes.
@@ -381,6 +382,7 @@ pub unsafe extern "C" fn luact_net_listen_tls(
     key: *const u8, key_len: usize,
     ca: *const u8, ca_len: usize,
     limits: *const ListenLimits,
+    reuse_port: i32,
 ) -> i32 {
     guard(|| {
         // SAFETY: `limits` is null or points to a luact_listen_limits_t (the caller's promise).
@@ -388,7 +390,7 @@ pub unsafe extern "C" fn luact_net_listen_tls(
         let ctx = ctx_mut(ctx)?;
         let (addr, cert, key, ca) = (utf8(addr, addr_len)?, utf8(cert, cert_len)?, utf8(key, key_len)?, utf8(ca, ca_len)?);
         let ca = if ca.is_empty() { None } else { Some(ca) };
-        Ok(ctx.transport.listen_tls(&mut ctx.ring, addr, cert, key, ca, limits)? as i32)
+        Ok(ctx.transport.listen_tls(&mut ctx.ring, addr, cert, key, ca, limits, reuse_port != 0)? as i32)
     })
 }
 

@@ -479,8 +479,10 @@ impl Transport {
 
     // ---- listeners ---------------------------------------------------------------------
 
-    /// Listens on `addr`; connections are served by this thread. Returns the bound port.
-    pub fn listen(&mut self, ring: &mut Ring, addr: &str, kind: ListenerKind, limits: ListenLimits) -> Result<u16> {
+    /// Listens on `addr`; connections are served by this thread. With `reuse_port`
+    /// (SO_REUSEPORT) other threads may listen on the same port and the kernel spreads new
+    /// connections over them. Returns the bound port.
+    pub fn listen(&mut self, ring: &mut Ring, addr: &str, kind: ListenerKind, limits: ListenLimits, reuse_port: bool) -> Result<u16> {
         let sa = parse_addr(addr)?;
         let udp = kind == ListenerKind::Udp;
         let fd = if udp { new_datagram_socket()? } else { new_socket()? };
@@ -491,6 +493,9 @@ impl Transport {
         unsafe {
             let one: i32 = 1;
             libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const i32 as *const _, 4);
+            if reuse_port {
+                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, &one as *const i32 as *const _, 4);
+            }
             if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32) < 0 {
                 let e = os_error(&format!("bind {addr}"));
                 close_fd(fd);
@@ -528,9 +533,9 @@ impl Transport {
     }
 
     /// A tls:// listener: the luact protocol of tcp://, inside TLS.
-    pub fn listen_tls(&mut self, ring: &mut Ring, addr: &str, cert: &str, key: &str, client_ca: Option<&str>, limits: ListenLimits) -> Result<u16> {
+    pub fn listen_tls(&mut self, ring: &mut Ring, addr: &str, cert: &str, key: &str, client_ca: Option<&str>, limits: ListenLimits, reuse_port: bool) -> Result<u16> {
         let server = ServerTls::from_files(cert, key, client_ca).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
-        let port = self.listen(ring, addr, ListenerKind::Tcp, limits)?;
+        let port = self.listen(ring, addr, ListenerKind::Tcp, limits, reuse_port)?;
         if let Some((_, l)) = self.listeners.iter_mut().last() {
             l.tls = Some(Arc::new(server));
         }

@@ -36,10 +36,11 @@ typedef struct { uint32_t kind; uint32_t conn; double machine; } luact_net_event
 typedef struct { double header_timeout, idle_timeout, max_buffered, max_pipelined, max_connections; } luact_listen_limits_t;
 typedef struct { double header_timeouts, idle_timeouts, slow_readers, refused_connections, accept_pauses, read_pauses; } luact_listen_stats_t;
 int32_t luact_net_listen(luact_thread_ctx *ctx, const char *addr, size_t len, int32_t kind,
-                         const luact_listen_limits_t *limits);
+                         const luact_listen_limits_t *limits, int32_t reuse_port);
 int32_t luact_net_listen_tls(luact_thread_ctx *ctx, const char *addr, size_t addr_len,
                              const char *cert, size_t cert_len, const char *key, size_t key_len,
-                             const char *ca, size_t ca_len, const luact_listen_limits_t *limits);
+                             const char *ca, size_t ca_len, const luact_listen_limits_t *limits,
+                             int32_t reuse_port);
 int32_t luact_net_listen_stats(luact_thread_ctx *ctx, luact_listen_stats_t *out);
 int32_t luact_net_tls_client(luact_thread_ctx *ctx, const char *ca, size_t ca_len,
                              const char *cert, size_t cert_len, const char *key, size_t key_len);

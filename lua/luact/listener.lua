@@ -66,10 +66,34 @@ end
 -- luact.listen(url[, opts]) -> { url = ..., port = bound port }. tls:// (or ssl://) needs
 -- opts.cert and opts.key (PEM files); opts.client_ca requires client certificates signed by it.
 -- opts.header_timeout, idle_timeout, max_buffered, max_pipelined, max_connections bound the
--- listener's clients (README "Security" has the defaults).
+-- listener's clients (README "Security" has the defaults; each thread's listener has its own).
 -- opts.timeout: the deadline of each call through it, in seconds (default 5; a client may set
 -- its own per call: PROTOCOL.md).
+-- opts.threads = "all": every thread listens on the same port (SO_REUSEPORT), so the kernel
+-- spreads new connections over the threads; "this" (the default): only the calling thread.
 local call_timeouts = {}   -- listener port -> the default timeout of its calls (opts.timeout)
+
+-- Opens the listener on this thread. `raise` false: returns nil, err instead of raising (a
+-- thread asked by another to listen too logs it).
+local function open(scheme, host, port, opts, reuse, raise)
+  local kind = KINDS[scheme]
+  local limits = limits_of(opts)
+  local addr = host .. ":" .. port
+  local rc
+  if kind == 4 then
+    local ca = opts.client_ca or ""
+    rc = C.luact_net_listen_tls(loop.context(), addr, #addr, opts.cert, #opts.cert, opts.key, #opts.key, ca, #ca, limits, reuse and 1 or 0)
+  else
+    rc = C.luact_net_listen(loop.context(), addr, #addr, kind, limits, reuse and 1 or 0)
+  end
+  if rc < 0 then
+    local err = ("luact.listen: cannot listen on %s://%s: %s"):format(scheme, addr, lffi.describe(rc))
+    if raise then error(err, 3) end
+    return nil, err
+  end
+  call_timeouts[rc] = type(opts) == "table" and opts.timeout or nil
+  return { url = ("%s://%s:%d"):format(scheme, host, rc), port = rc }
+end
 
 function listener.listen(url, opts)
   local scheme, host, port = parse_url(url, "luact.listen")
@@ -81,25 +105,43 @@ function listener.listen(url, opts)
   if not kind then
     error(("luact.listen: unknown scheme '%s' (tcp, tls, ssl, http, udp)"):format(scheme), 2)
   end
-  local limits = limits_of(opts)
-  local addr = host .. ":" .. port
-  local rc
+  limits_of(opts)   -- raises on a bad limit before anything opens
+  local threads = type(opts) == "table" and opts.threads or nil
+  if threads ~= nil and threads ~= "all" and threads ~= "this" then
+    error(("bad 'threads' option to luact.listen ('all' or 'this' expected, got %s)"):format(tostring(threads)), 2)
+  end
   if kind == 4 then
     check_paths(opts, "luact.listen", { "cert", "key", "client_ca" })
     if not (opts and opts.cert and opts.key) then
       error("luact.listen: a tls:// listener needs opts.cert and opts.key (PEM files)", 2)
     end
-    local ca = opts.client_ca or ""
-    rc = C.luact_net_listen_tls(loop.context(), addr, #addr, opts.cert, #opts.cert, opts.key, #opts.key, ca, #ca, limits)
-  else
-    rc = C.luact_net_listen(loop.context(), addr, #addr, kind, limits)
   end
-  if rc < 0 then
-    error(("luact.listen: cannot listen on %s: %s"):format(url, lffi.describe(rc)), 2)
+  local all = threads == "all"
+  local l = open(scheme, host, port, opts, all, true)
+  if all then
+    -- the others bind the port this one got (port 0 picks one for all)
+    local rt = package.loaded["luact.runtime"]
+    local o = {}
+    for k, v in pairs(opts) do if k ~= "threads" then o[k] = v end end
+    for tid = 1, rt.n_core or 1 do
+      if tid ~= rt.thread_id then
+        loop.send(tid, { "listener_open", scheme, host, l.port, o }, "luact.listen's options", 5)
+      end
+    end
   end
-  call_timeouts[rc] = timeout
-  return { url = ("%s://%s:%d"):format(scheme, host, rc), port = rc }
+  return l
 end
+
+-- Another thread asked this one to listen too (threads = "all").
+loop.on("listener_open", function(msg)
+  local ok, l, err = pcall(open, msg[2], msg[3], msg[4], msg[5], true, false)
+  if not ok then err = l end
+  if not ok or not l then
+    local rt = package.loaded["luact.runtime"]
+    require("luact.logger").error(("luact.listen: thread %s cannot listen on %s://%s:%s too: %s"):format(
+      tostring(rt and rt.thread_id), msg[2], msg[3], tostring(msg[4]), tostring(err)))
+  end
+end)
 
 -- luact.listen_stats() -> what this thread's listener limits refused so far: { header_timeouts,
 -- idle_timeouts, slow_readers, refused_connections, accept_pauses, read_pauses }.

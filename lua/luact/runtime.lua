@@ -171,7 +171,7 @@ function runtime.start(opts, main)
   local ok, err = pcall(loop.attach, 1, opts.n_core, opts.inbox_size)
   host.refresh_machine()     -- a node's machine id is its address, known from now on
   if ok and opts.address then
-    local rc = C.luact_net_listen(loop.context(), opts.address, #opts.address, 0, nil)
+    local rc = C.luact_net_listen(loop.context(), opts.address, #opts.address, 0, nil, 0)
     if rc < 0 then ok, err = false, ("luact.start: cannot listen on %s: %s"):format(opts.address, lffi.describe(rc)) end
   end
   if ok and opts.seeds then
