@@ -165,21 +165,22 @@ local function reply(conn, gen, corr, ok, ...)
     if not exception.is_exception(e) then e = exception.new("actor_runtime_error", tostring(e)) end
     msg = { false, 1, e }
   end
-  local sent, p, len = pcall(codec.encode, msg, "the result", 3)
-  if not sent then
-    p, len = codec.encode({ false, 1, exception.new("actor_runtime_error", "cannot send the result: " .. tostring(p)) })
+  local p, len = codec.try_encode(msg, "the result", 3)
+  if not p then
+    p, len = codec.encode({ false, 1, exception.new("actor_runtime_error", "cannot send the result: " .. tostring(len)) })
   end
   C.luact_net_reply(loop.context(), conn, gen, corr, p, len)
 end
 
 -- Calls the method with the body's arguments (unpacked inside the protected call: a count the
--- VM cannot unpack is an error to report, not a lost request).
-local function invoke(fn, target, body, n)
-  return fn(target, unpack(body, 4, 3 + n))
+-- VM cannot unpack is an error to report, not a lost request). By name, with the named actor as
+-- self (as `luact.ref(vid):method(...)` does), without making a reference per request.
+local function invoke(vid, method, body, n)
+  return names.dispatch(vid, "notify", method, true, unpack(body, 4, 3 + n))
 end
 
-local function invoke_timed(fn, target, timeout, body, n)
-  return fn(target, timeout, unpack(body, 4, 3 + n))
+local function invoke_timed(vid, method, timeout, body, n)
+  return names.dispatch(vid, "timed", method, true, timeout, unpack(body, 4, 3 + n))
 end
 
 -- timeout: the call's deadline in seconds from now (the client's, else its listener's, else 5 s).
@@ -194,15 +195,14 @@ local function serve(conn, gen, corr, notify, body, timeout)
     if not notify then reply(conn, gen, corr, false, exception.new("actor_no_method", ("'%s' cannot be called through a listener"):format(method))) end
     return
   end
-  local target = ref.named(vid)
-  -- (through its prefix, so that the method is the one named, even when its name starts like
-  -- a prefix: a client's "timed_set" is the method timed_set, not set with a timeout)
+  -- (the kind is given, not parsed from a prefix, so that the method is the one named, even
+  -- when its name starts like a prefix: a client's "timed_set" is the method timed_set)
   if notify then
-    local ok, e = pcall(invoke, target["notify_" .. method], target, body, n)
+    local ok, e = pcall(invoke, vid, method, body, n)
     if not ok then require("luact.logger").warn(("listener notify %s.%s failed: %s"):format(vid, method, tostring(e))) end
     return
   end
-  reply(conn, gen, corr, pcall(invoke_timed, target["timed_" .. method], target, timeout, body, n))
+  reply(conn, gen, corr, pcall(invoke_timed, vid, method, timeout, body, n))
 end
 
 -- A call from a listener client. A body that cannot be decoded still gets an answer.

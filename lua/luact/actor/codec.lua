@@ -135,6 +135,16 @@ function codec.encode(msg, what, first_arg, prefix)
   return encode_slow(msg, what, first_arg, prefix)
 end
 
+-- codec.encode that returns nil, err instead of raising (for a caller on a hot path: a pcall
+-- around codec.encode would make its trace abort, "NYI: return to lower frame").
+function codec.try_encode(msg, what, first_arg, prefix)
+  enc:reset()
+  if pcall(enc.encode, enc, msg) then return enc:ref() end
+  local ok, p, len = pcall(encode_slow, msg, what, first_arg, prefix)
+  if ok then return p, len end
+  return nil, p
+end
+
 local function put_values(n, a1, a2, a3)
   if n >= 1 then
     enc:encode(a1)

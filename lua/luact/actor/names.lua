@@ -225,6 +225,9 @@ local function dispatch_named(vid, kind, method, has_self, ...)
 end
 
 ref.set_dispatch(call.dispatch, dispatch_named)
+-- names.dispatch(vid, kind, method, has_self, ...): a call by name without a reference (the
+-- listener's path: no reference, caller or cache per request).
+names.dispatch = dispatch_named
 
 local schemes = {}
 
