@@ -222,7 +222,8 @@ describe("luact virtual actors in a cluster", function()
     local seen = {}
     for _ = 1, 9 do
       local ok, where = vcall(3, "/pool", "where", 5)
-      assert.is_true(ok)
+      if not ok then diagnose("/pool") end
+      assert.is_true(ok, tostring(where))
       seen[where] = (seen[where] or 0) + 1
     end
     assert.same({ [procs.addr(1)] = 3, [procs.addr(2)] = 3, [procs.addr(5)] = 3 }, seen)
