@@ -62,13 +62,26 @@ TARGETS = [
     ("cluster_vactor_failover_kill", "p99_s",    None,                                  "<=", 1.0),
     ("cluster_vactor_failover_stop", "median_s", None,                                  None, None),
     ("cluster_vactor_failover_stop", "p99_s",    None,                                  "<=", 5.0),
+    # User sockets and offload (issue 17): bench/sockets.sh, its peers in the same run.
+    ("socket_http_hello",    "rate",            ("socket_http_hello", "nginx-lua", "rate"), ">=", 1.0),
+    ("socket_http_hello",    "p99_us",          ("socket_http_hello", "nginx-lua", "p99_us"), None, None),
+    ("http_listener_hello",  "rate",            ("socket_http_hello", "nginx-lua", "rate"), ">=", 0.7),
+    ("http_listener_hello_all", "rate",         ("socket_http_hello", "nginx-lua", "rate"), None, None),
+    ("socket_echo",          "rate",            None,                                   None, None),
+    ("socket_echo",          "p99_us",          None,                                   None, None),
+    ("socket_redis_p1",      "rate",            ("socket_redis_p1", "redis-benchmark", "rate"), None, None),
+    ("socket_redis_p16",     "rate",            ("socket_redis_p16", "redis-benchmark", "rate"), None, None),
+    ("offload_roundtrip",    "p50_us",          None,                                   "<=", 20),
+    ("offload_loop_stalls_control", "gaps_over_2ms", None,                              None, None),
+    ("offload_loop_stalls",  "gaps_over_2ms",   None,                                   "<=", 0),
+    ("offload_loop_stalls",  "worst_gap_ms",    None,                                   None, None),
 ]
 
 # How each field is printed.
 UNITS = {"rate": "/s", "p50_us": "µs", "p99_us": "µs", "bytes_per_actor": "B",
          "cpu_percent": "%", "process_info_memory": "B", "p50_ms": "ms", "p99_ms": "ms",
          "max_ms": "ms", "median_s": "s", "p99_s": "s", "max_s": "s", "rate_by_name": "/s",
-         "rate_direct": "/s", "registrations_per_s": "/s"}
+         "rate_direct": "/s", "registrations_per_s": "/s", "worst_gap_ms": "ms"}
 
 
 # Fields of a result line that describe the run rather than measure it.

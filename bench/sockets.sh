@@ -5,6 +5,7 @@
 #   socket_http_hello  keep-alive HTTP "hello" on luact.socket (2 threads) under wrk -t2 -c64,
 #                      beside nginx + lua-nginx-module (2 workers, content_by_lua_block)
 #   http_listener_hello  the same through luact's http:// listener calling an actor (1 thread)
+#   http_listener_hello_all  the same, 2 threads (threads = "all"), the actor on thread 1
 #   socket_echo        TCP echo of 32-byte lines, 64 connections from another luact process
 #   socket_redis_p1/16 PING round trips through spec/examples/redis.lua, 64 connections,
 #                      beside redis-benchmark with the same connections and pipelining
@@ -32,15 +33,20 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
 wait_line() { for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 json() { printf '{"case":"%s","impl":"%s",%s}\n' "$1" "$2" "$3"; }
-wrk_rate() { wrk -t2 -c64 -d"${S}s" --latency "$1" 2>&1 | awk '/Requests\/sec/ {r=$2} /^ +99%/ {p=$2} END {printf "\"rate\":%s,\"p99\":\"%s\"", r, p}'; }
-wrk_rate_script() { wrk -t2 -c64 -d"${S}s" --latency -s "$1" "$2" 2>&1 | awk '/Requests\/sec/ {r=$2} /^ +99%/ {p=$2} /Non-2xx/ {e=$NF} END {printf "\"rate\":%s,\"p99\":\"%s\",\"non_2xx\":%d", r, p, e}'; }
+# wrk's summary as JSON fields: rate (requests/s), p99_us (wrk prints 812.00us, 1.02ms or 1.20s),
+# non_2xx (responses that were not 2xx or 3xx).
+wrk_json() { awk '/Requests\/sec/ {r=$2} /^ +99%/ {p=$2} /Non-2xx/ {e=$NF}
+  END { u = p + 0; if (p ~ /ms$/) u *= 1000; else if (p ~ /[0-9]s$/) u *= 1000000; else if (p ~ /m$/) u *= 60000000
+        printf "\"rate\":%s,\"p99_us\":%.0f,\"non_2xx\":%d", r, u, e }'; }
+wrk_rate() { wrk -t2 -c64 -d"${S}s" --latency "$1" 2>&1 | wrk_json; }
+wrk_rate_script() { wrk -t2 -c64 -d"${S}s" --latency -s "$1" "$2" 2>&1 | wrk_json; }
 tmp=$(mktemp -d)
 
 # --- HTTP hello: luact.socket ---
 luajit bench/socket_http_hello.lua 18080 $((S + 5)) 2 >"$tmp/luact_http.log" 2>&1 & pids+=($!)
 if wait_line "$tmp/luact_http.log" ready; then
-  json socket_http_hello luact.socket "$(wrk_rate http://127.0.0.1:18080/)"
-else json socket_http_hello luact.socket '"error":"server did not start"'; fi
+  json socket_http_hello luact "$(wrk_rate http://127.0.0.1:18080/)"
+else json socket_http_hello luact '"error":"server did not start"'; fi
 kill "${pids[-1]}" 2>/dev/null
 
 # --- HTTP hello: nginx + lua-nginx-module ---
@@ -74,12 +80,15 @@ else
   json socket_http_hello nginx-lua '"error":"nginx or lua-nginx-module missing"'
 fi
 
-# --- HTTP hello: luact's own http:// listener calling an actor (one thread) ---
-luajit bench/http_listener_hello.lua 18083 $((S + 5)) >"$tmp/listener_http.log" 2>&1 & pids+=($!)
-if wait_line "$tmp/listener_http.log" ready; then
-  json http_listener_hello luact.listen "$(wrk_rate_script bench/http_listener_hello.wrk.lua http://127.0.0.1:18083/)"
-else json http_listener_hello luact.listen '"error":"server did not start"'; fi
-kill "${pids[-1]}" 2>/dev/null
+# --- HTTP hello: luact's own http:// listener calling an actor (one thread; two) ---
+for n in 1 2; do
+  c=http_listener_hello; [ "$n" = 2 ] && c=http_listener_hello_all
+  luajit bench/http_listener_hello.lua 18083 $((S + 5)) $n >"$tmp/listener_http.log" 2>&1 & pids+=($!)
+  if wait_line "$tmp/listener_http.log" ready; then
+    json $c luact "$(wrk_rate_script bench/http_listener_hello.wrk.lua http://127.0.0.1:18083/)"
+  else json $c luact '"error":"server did not start"'; fi
+  kill "${pids[-1]}" 2>/dev/null; wait "${pids[-1]}" 2>/dev/null
+done
 
 # --- TCP echo ---
 luajit bench/socket_echo.lua server 18082 $((S + 5)) >"$tmp/echo.log" 2>&1 & pids+=($!)
