@@ -50,7 +50,13 @@ impl RefKey {
             mac.update(&x.to_le_bytes());
         }
         let tag = mac.finalize().into_bytes();
-        tag[..SIG_HEX / 2].iter().map(|b| format!("{b:02x}")).collect()
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = String::with_capacity(SIG_HEX);
+        for b in &tag[..SIG_HEX / 2] {
+            hex.push(HEX[(b >> 4) as usize] as char);
+            hex.push(HEX[(b & 15) as usize] as char);
+        }
+        hex
     }
 
     fn verify(&self, nums: [f64; 4], sig: &[u8]) -> bool {
