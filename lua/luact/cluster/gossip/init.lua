@@ -282,6 +282,14 @@ function Node:_on_dead(u)
   if id == self.id then return self:_accused(inc) end
   local rec = self.ms:get(id)
   if not rec or inc < rec.inc or not is_live(rec.state) then return end
+  -- Another member's verdict on a member this node sees alive (it never heard it suspected) is
+  -- a suspicion here, which the member refutes if it lives. A member cut off by a partition
+  -- declares every other one dead; when the partition heals, its verdicts would otherwise
+  -- spread and kill the members that were fine all along. A real death was suspected
+  -- everywhere first (the suspicion is broadcast), so it is taken at once where it was.
+  if u.from ~= self.id and rec.state == "alive" then
+    return self:_on_suspect({ kind = "suspect", id = id, inc = inc, from = u.from })
+  end
   self.ms:set_state(rec, "dead")
   rec.inc, rec.since, rec.timer = inc, self.now, nil
   self:_event("dead", id)
