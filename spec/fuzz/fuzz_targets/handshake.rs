@@ -16,8 +16,9 @@ use frame::FrameDecoder;
 use handshake::{Config, Handshake, Role};
 
 fn config(role: Role, node_id: u64, addr: &str) -> Config {
-    // a dialer dialed node 2 (the genuine peer's id in mode 1)
-    let expect_peer = if role == Role::Dialer { Some(2) } else { None };
+    // a dialer dialed the other one: we are node 1, the genuine peer of mode 1 is node 2 (a
+    // dialer checks that the HELLO names the node it dialed before it proves anything)
+    let expect_peer = if role == Role::Dialer { Some(3 - node_id) } else { None };
     Config { role, node_id, cluster: "fuzz".into(), addr: addr.into(), secret: b"secret".to_vec(), expect_peer }
 }
 
