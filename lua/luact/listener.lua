@@ -287,10 +287,24 @@ end
 ref.set_url_dispatch(dispatch_url)
 
 -- A reply from another node's listener: { "xr", corr } followed by { ok, n, values... }.
+-- The listener is outside what this node trusts: a reply it cannot read fails the call at once
+-- (actor_runtime_error), rather than leaving the caller to its deadline.
+local MAX_REPLY_VALUES = 4096
+local function malformed_reply(corr, why)
+  call.on_reply({ "r", corr, false, 1, exception.new("actor_runtime_error", "a malformed reply from the listener: " .. why) })
+end
+
 loop.on("xr", function(msg)
-  local body = loop.decode_rest()
-  if type(body) ~= "table" then return end
-  call.on_reply({ "r", msg[2], body[1], body[2], unpack(body, 3, 2 + (body[2] or 0)) })
+  local corr = msg[2]
+  local ok, body = pcall(loop.decode_rest)
+  if not ok then return malformed_reply(corr, "cannot be decoded") end
+  if type(body) ~= "table" then return malformed_reply(corr, "not a table but a " .. type(body)) end
+  local done, n = body[1], body[2]
+  if type(done) ~= "boolean" then return malformed_reply(corr, "its first value is not a boolean") end
+  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 or n > MAX_REPLY_VALUES or (not done and n ~= 1) then
+    return malformed_reply(corr, ("a count of %s values"):format(tostring(n)))
+  end
+  call.on_reply({ "r", corr, done, n, unpack(body, 3, 2 + n) })
 end)
 
 -- Our connection to a listener was lost: calls waiting on it fail.
