@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 before=$(cd "$1" && pwd); rounds=${2:-3}
 after=$(pwd)
 for dir in "$before" "$after"; do
-  mkdir -p "$dir/target/lua" && cp "$dir/target/release/libluact.so" "$dir/target/lua/luact.so"
+  mkdir -p "$dir/target/lua" && cp --remove-destination "$dir/target/release/libluact.so" "$dir/target/lua/luact.so"
 done
 [ -e "$before/bench/listener_call.lua" ] || cp "$after/bench/listener_call.lua" "$before/bench/listener_call.lua"
 for r in $(seq "$rounds"); do

@@ -19,7 +19,7 @@ self=$(realpath "$0")
 cd "$(dirname "$self")/.."
 if [ "${1:-}" != "__inside" ]; then
   cargo build --release 2>&1 | tail -1 >&2
-  mkdir -p target/lua bench/out && cp target/release/libluact.so target/lua/luact.so
+  mkdir -p target/lua bench/out && cp --remove-destination target/release/libluact.so target/lua/luact.so
   if [ ! -f bench/out/ngxlua/root/usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
     mkdir -p bench/out/ngxlua && (cd bench/out/ngxlua && apt-get download -qq libnginx-mod-http-lua \
       libnginx-mod-http-ndk libluajit2-5.1-2 lua-resty-core lua-resty-lrucache >/dev/null 2>&1 &&
