@@ -62,6 +62,11 @@ TARGETS = [
     ("cluster_vactor_failover_kill", "p99_s",    None,                                  "<=", 1.0),
     ("cluster_vactor_failover_stop", "median_s", None,                                  None, None),
     ("cluster_vactor_failover_stop", "p99_s",    None,                                  "<=", 5.0),
+    # Limits under attack (issue 13): bench/edge_load.py.
+    ("edge_load",            "attack_p99_us",   None,                                   "<=", 10000),
+    ("edge_load",            "attack_p99_us",   ("edge_load", "luact", "control_p99_us"), None, None),
+    ("edge_load",            "rss_after_ratio", None,                                   "<=", 1.2),
+    ("edge_load",            "rss_peak_mb",     None,                                   None, None),
     # User sockets and offload (issue 17): bench/sockets.sh, its peers in the same run.
     ("socket_http_hello",    "rate",            ("socket_http_hello", "nginx-lua", "rate"), ">=", 1.0),
     ("socket_http_hello",    "p99_us",          ("socket_http_hello", "nginx-lua", "p99_us"), None, None),
@@ -81,7 +86,8 @@ TARGETS = [
 UNITS = {"rate": "/s", "p50_us": "µs", "p99_us": "µs", "bytes_per_actor": "B",
          "cpu_percent": "%", "process_info_memory": "B", "p50_ms": "ms", "p99_ms": "ms",
          "max_ms": "ms", "median_s": "s", "p99_s": "s", "max_s": "s", "rate_by_name": "/s",
-         "rate_direct": "/s", "registrations_per_s": "/s", "worst_gap_ms": "ms"}
+         "rate_direct": "/s", "registrations_per_s": "/s", "worst_gap_ms": "ms",
+         "attack_p99_us": "µs", "control_p99_us": "µs", "rss_peak_mb": "MB"}
 
 
 # Fields of a result line that describe the run rather than measure it.

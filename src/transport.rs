@@ -1620,6 +1620,9 @@ impl Transport {
         if self.freed_since_trim > 0 {
             let at = self.last_trim + TRIM_EVERY;
             if now >= at && (self.freed_since_trim >= TRIM_AFTER || self.conns.is_empty() || now >= at + TRIM_EVERY) {
+                // the slab keeps room for as many connections as it ever held (2000 clients:
+                // megabytes): give back the vacant slots at its end (live keys stay valid)
+                self.conns.shrink_to_fit();
                 // SAFETY: malloc_trim only releases free memory of the allocator's arenas.
                 unsafe { libc::malloc_trim(0) };
                 self.freed_since_trim = 0;
