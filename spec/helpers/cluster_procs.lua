@@ -112,12 +112,32 @@ end
 
 -- Waits (bounded) until every running member sees every running member alive, knows the
 -- leader, and holds its lease: a calm cluster to start a case from. true when it got there.
+-- The wall time of the newest membership event (join, alive, suspect, dead, leave) any running
+-- member saw, and how many there were.
+local function newest_change()
+  local newest, n = 0, 0
+  for i in pairs(running) do
+    local r = procs.call(i, "seen")
+    for _, e in ipairs(r[1] and r[2] or {}) do
+      if e[1] ~= "leader" then
+        n = n + 1
+        if e[3] > newest then newest = e[3] end
+      end
+    end
+  end
+  return newest, n
+end
+
 function procs.settle(timeout)
-  -- calm twice, a second apart (news of a healed partition can still be going round)
+  -- calm, then calm again 2 s later with no membership event in between anywhere: news of a
+  -- healed partition can still be going round (a member back from one is suspected, refutes,
+  -- ...) while every member already sees every other alive
   return procs.wait_until(function()
     if not procs.calm() then return nil end
-    os.execute("sleep 1")
-    return procs.calm()
+    local t, n = newest_change()
+    os.execute("sleep 2")
+    local t2, n2 = newest_change()
+    return t == t2 and n == n2 and procs.calm()
   end, timeout or 30)
 end
 
