@@ -10,7 +10,7 @@
 //! operations before the descriptor and the buffers go away.
 //!
 //! What happened is queued as `Event`s for the protocol on top (today: user sockets,
-//! `socket.rs`). Node links and listener clients (`transport.rs`) are meant to move onto this
+//! `socket.rs`). Node links and listener clients (`transport/`) are meant to move onto this
 //! module: it has no knowledge of frames, handshakes or Lua.
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};

@@ -1,5 +1,5 @@
 //! The bounds on what one listener's clients may hold (`luact.listen(url, opts)`), and the
-//! counters of what those bounds refused. Pure data: `transport.rs` enforces them. The C layout
+//! counters of what those bounds refused. Pure data: `transport/listener_clients.rs` enforces them. The C layout
 //! of both structs is declared in lua/luact/ffi.lua (`luact_listen_limits_t`,
 //! `luact_listen_stats_t`): change both together.
 

@@ -1,4 +1,4 @@
--- luact.node: this thread's side of the node transport (src/transport.rs). It sends luact
+-- luact.node: this thread's side of the node transport (src/transport/). It sends luact
 -- messages to a thread of another node, names machines, and turns the core's connection events
 -- into what the actor layer must do (fail calls to a lost node, fire its monitors).
 local lffi = require "luact.ffi"

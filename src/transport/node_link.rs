@@ -1,0 +1,202 @@
+//! Node links: dialing a node (with quarantine after losses), the handshake on a new
+//! connection, sending node messages under per-thread flow control (`node_flow.rs`: credit,
+//! ACK frames, the overflow of full inboxes), and dropping a node the cluster declared dead.
+//! The socket mechanics they use are in `mod.rs`.
+use super::*;
+
+impl Transport {
+    // ---- node connections ---------------------------------------------------------------
+
+    /// `expect_peer`: the node a dialer dialed (its HELLO must name it before we prove
+    /// anything: see `wire::handshake`).
+    pub(super) fn start_handshake(&mut self, c: usize, role: handshake::Role, expect_peer: Option<u64>, now: f64) -> bool {
+        let Some(node) = self.node.clone() else {
+            self.close(c, "this process is not a node (no address)");
+            return false;
+        };
+        let config = handshake::Config {
+            role,
+            node_id: node.machine_id,
+            cluster: node.cluster.clone(),
+            addr: node.addr.clone(),
+            secret: node.secret.clone(),
+            expect_peer,
+        };
+        let (hs, hello) = match Handshake::new(config, nonce()) {
+            Ok(x) => x,
+            Err(e) => {
+                self.close(c, &e.to_string());
+                return false;
+            }
+        };
+        let conn = &mut self.conns[c];
+        conn.handshake = Some(hs);
+        conn.state = State::Handshaking;
+        conn.deadline = now + HANDSHAKE_TIMEOUT;
+        conn.wbuf.extend_from_slice(&hello);
+        true
+    }
+
+    /// The dialed connection to `machine`, dialing it if needed.
+    pub(super) fn node_conn(&mut self, ring: &mut Ring, machine: u64, now: f64) -> Result<usize> {
+        if let Some(&c) = self.dialed.get(&machine) {
+            return Ok(c);
+        }
+        if let Some(&until) = self.quarantine.get(&machine) {
+            if now < until {
+                return Err(Error::new(Status::Unreachable, format!("node {} was lost", machine_name(machine))));
+            }
+            self.quarantine.remove(&machine);
+        }
+        if self.node.is_none() {
+            return Err(Error::new(Status::Unreachable, "this process is not a node: start it with an 'address' to call actors on other nodes"));
+        }
+        let fd = new_socket()?;
+        // Dial from this node's own IP (any port): a node's traffic carries its address both
+        // ways, so a firewall rule (or an nftables partition in the specs) can name a node.
+        if let Some(node) = &self.node {
+            if let Ok(mut own) = parse_addr(&node.addr) {
+                own.sin_port = 0;
+                // SAFETY: binds our fresh socket to a valid sockaddr_in of the right length.
+                let rc = unsafe { libc::bind(fd, &own as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32) };
+                if rc < 0 {
+                    close_fd(fd);
+                    return Err(os_error("bind"));
+                }
+            }
+        }
+        set_node_buffers(fd);
+        let c = self.new_conn(fd, Role::Dialer, addr_of_machine(machine));
+        self.conns[c].machine = machine;
+        self.start_handshake(c, handshake::Role::Dialer, Some(machine), now);
+        self.conns[c].state = State::Connecting;
+        self.dialed.insert(machine, c);
+        self.arm_connect(ring, c);
+        Ok(c)
+    }
+
+    pub(super) fn arm_connect(&mut self, ring: &mut Ring, c: usize) {
+        let conn = &mut self.conns[c];
+        conn.connect_inflight = true;
+        let entry = opcode::Connect::new(
+            types::Fd(conn.fd),
+            &*conn.addr as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
+        .build()
+        .user_data(user_data(OP_CONNECT, c, conn.gen));
+        ring.push(entry);
+    }
+
+    pub(super) fn on_connect(&mut self, ring: &mut Ring, c: usize, res: i32) {
+        self.conns[c].connect_inflight = false;
+        if self.conns[c].state == State::Closing {
+            return self.maybe_free(c);
+        }
+        if res < 0 {
+            if res == -libc::ECONNREFUSED && self.conns[c].role == Role::Dialer {
+                let machine = self.conns[c].machine;
+                self.push_event(EV_NODE_REFUSED, c, machine as f64, "connection refused");
+            }
+            let msg = std::io::Error::from_raw_os_error(-res).to_string();
+            return self.close(c, &format!("connect failed: {msg}"));
+        }
+        let conn = &mut self.conns[c];
+        conn.state = if conn.handshake.is_some() { State::Handshaking } else { State::Ready };
+        self.arm_recv(ring, c);
+        self.mark_dirty(c);
+    }
+
+    /// Closes every node connection to or from `machine` (the cluster declared it dead): each
+    /// raises EV_NODE_DOWN as a lost connection would, and sends to it wait out the quarantine.
+    /// Returns how many were closed.
+    pub fn drop_machine(&mut self, machine: u64, reason: &str) -> usize {
+        let victims: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.machine == machine && matches!(c.role, Role::Dialer | Role::Acceptor) && c.state != State::Closing)
+            .map(|(i, _)| i)
+            .collect();
+        for &c in &victims {
+            self.close_with(c, reason);
+        }
+        victims.len()
+    }
+
+    /// Queues a node message for thread `thread` of node `machine`.
+    /// Queues a message for thread `thread` of node `machine`; refused (`Status::Full`) when
+    /// that thread has not yet taken the window of messages already sent to it (`node_flow.rs`).
+    pub fn send_node(&mut self, ring: &mut Ring, machine: u64, thread: u16, body: &[u8], now: f64) -> Result<()> {
+        let c = self.node_conn(ring, machine, now)?;
+        let max_msgs = self.max_queued_msgs;
+        if let Err((msgs, bytes)) = self.conns[c].credit.take(thread, body.len(), max_msgs) {
+            let why = format!("thread {thread} of node {} has not taken the {msgs} messages ({bytes} bytes) sent to it before", machine_name(machine));
+            return Err(Error::new(Status::Full, why));
+        }
+        let queued = self.queue_frame(c, frame::KIND_MSG, 0, thread, 0, body);
+        if queued.is_err() {
+            self.conns[c].credit.give_back(thread, 1, body.len() as u64);
+        }
+        queued
+    }
+
+    /// Records messages put into an inbox for the node at the other end of `c`, and sends ACKs
+    /// when they are due at once.
+    pub(super) fn acknowledge(&mut self, c: usize, thread: u16, msgs: usize, bytes: usize, now: f64) {
+        if self.conns[c].acks.delivered(thread, msgs, bytes, now) {
+            self.send_acks(c);
+        }
+    }
+
+    /// Sends an ACK frame for every receiving thread with unacknowledged deliveries.
+    pub(super) fn send_acks(&mut self, c: usize) {
+        for (thread, msgs, bytes) in self.conns[c].acks.take() {
+            let _ = self.queue_frame(c, frame::KIND_ACK, 0, thread, msgs, &bytes.to_le_bytes());
+        }
+    }
+
+    pub(super) fn on_handshake_step(&mut self, ring: &mut Ring, c: usize, step: Step) {
+        if let Some(out) = step.send {
+            self.conns[c].wbuf.extend_from_slice(&out);
+            self.mark_dirty(c);
+        }
+        if let Some(peer) = step.done {
+            let conn = &mut self.conns[c];
+            // The machine id we dialed is the address we dialed: the peer must be that node.
+            if conn.role == Role::Dialer && peer.node_id != conn.machine {
+                let why = format!("dialed {} but the peer says it is {}", machine_name(conn.machine), machine_name(peer.node_id));
+                return self.close_with(c, &why);
+            }
+            conn.state = State::Ready;
+            conn.handshake = None;
+            conn.machine = peer.node_id;
+            conn.decoder.set_limit(self.max_frame);
+            if conn.role == Role::Dialer {
+                self.losses.remove(&peer.node_id);
+            }
+            let conn = &mut self.conns[c];
+            let held = std::mem::take(&mut conn.held);
+            conn.wbuf.extend_from_slice(&held);
+            self.mark_dirty(c);
+            self.push_event(EV_NODE_UP, c, peer.node_id as f64, "");
+            let _ = ring;
+        }
+    }
+
+    /// Offers a node connection's waiting messages to their inboxes again (in order per inbox),
+    /// acknowledges what went in, and resumes reading if the overflow was what held it.
+    pub(super) fn retry_overflow(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
+        let held = self.conns[c].overflow.is_over_limit();
+        let mut went = Vec::new();
+        self.conns[c].overflow.retry(
+            |d| inboxes.get(d.tid - 1).is_some_and(|inbox| inbox.push_batch(&d.bytes, d.count) != Status::Full),
+            |d| went.push((d.hdr, d.count, d.bytes.len())),
+        );
+        for (hdr, count, bytes) in went {
+            self.acknowledge(c, hdr, count, bytes, now);
+        }
+        if held && !self.conns[c].reading_held() && self.conns[c].state != State::Closing {
+            self.resume(ring, inboxes, c, now);
+        }
+    }
+}
