@@ -9,9 +9,11 @@
 //! queued and submitted once per loop turn (`flush`), and a close that waits for the in-flight
 //! operations before the descriptor and the buffers go away.
 //!
-//! What happened is queued as `Event`s for the protocol on top (today: user sockets,
-//! `socket.rs`). Node links and listener clients (`transport/`) are meant to move onto this
-//! module: it has no knowledge of frames, handshakes or Lua.
+//! What happened is queued as `Event`s for the protocol on top: user sockets (`socket.rs`) and
+//! the node transport (`transport/`: node links and listener clients) each own a `Conns` with
+//! their own tag bits. It has no knowledge of frames, handshakes or Lua. The owner decides when
+//! reading pauses (`hold_reading`) beyond the read-ahead bound, and how a connection ends:
+//! gracefully (what is queued still goes out), at once (`close_now`) or with a reset.
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
 use crate::tls::{ServerTls, TlsSession};
@@ -20,8 +22,9 @@ use io_uring::{opcode, types};
 use slab::Slab;
 use std::collections::VecDeque;
 
-/// Bit 62 marks an operation of this module in io_uring `user_data` (bit 63 is the node
-/// transport's; user_data without either is Lua's).
+/// Bit 62 marks an operation of this module in io_uring `user_data`; user sockets' have bit 62
+/// alone, the node transport's have bits 62 and 63 (`Conns::new`), user_data without either
+/// is Lua's.
 pub const TAG: u64 = 1 << 62;
 const OP_CONNECT: u64 = 1;
 const OP_RECV: u64 = 2;
@@ -29,9 +32,12 @@ const OP_SEND: u64 = 3;
 const OP_ACCEPT: u64 = 4;
 const OP_CANCEL: u64 = 5;
 
-/// Size of the buffer one receive lends the kernel (each connection has one: 16 KiB keeps
-/// 10 000 idle connections at 160 MiB, and a TLS record fits).
+/// Size of the buffer one receive lends the kernel for user sockets (each connection has one:
+/// 16 KiB keeps 10 000 idle connections at 160 MiB, and a TLS record fits).
 const READ_BUF: usize = 16 * 1024;
+/// The first and the longest pause of a listener that ran out of file descriptors.
+const ACCEPT_BACKOFF_MIN: f64 = 0.05;
+const ACCEPT_BACKOFF_MAX: f64 = 1.0;
 /// Received bytes a connection holds for its reader before it stops receiving (the peer then
 /// sees TCP back-pressure).
 pub const READ_AHEAD: usize = 256 * 1024;
@@ -225,6 +231,8 @@ enum State {
 struct Conn {
     fd: i32,
     gen: u32,
+    /// The owner's tag bits (its `Conns::tag`), in every user_data of this connection.
+    tag: u64,
     state: State,
     /// Lent to the kernel while `recv_inflight`.
     rbuf: Box<[u8]>,
@@ -247,6 +255,10 @@ struct Conn {
     eof: bool,
     /// The first failure (errno), 0 while none.
     err: i32,
+    /// What the TLS session said when it failed ("" while it did not).
+    tls_error: String,
+    /// The owner paused reading (`hold_reading`).
+    held: bool,
     /// A `send` was refused for lack of room: say `Writable` when there is some.
     want_writable: usize,
     /// The listener this connection came from (its live count drops when it is freed).
@@ -258,7 +270,11 @@ struct Conn {
 struct Listener {
     fd: i32,
     gen: u32,
+    tag: u64,
     accept_inflight: bool,
+    /// Out of file descriptors: accept again at this time (0: accepting), after `backoff` s.
+    retry_at: f64,
+    backoff: f64,
     closing: bool,
     max_connections: usize,
     live: usize,
@@ -267,6 +283,8 @@ struct Listener {
 }
 
 pub struct Conns {
+    tag: u64,
+    read_buf: usize,
     conns: Slab<Conn>,
     listeners: Slab<Listener>,
     next_gen: u32,
@@ -274,10 +292,12 @@ pub struct Conns {
     dirty: Vec<usize>,
     /// Closed connections still sending: (slot, generation, when to give up).
     lingering: Vec<(usize, u32, f64)>,
+    /// Times a listener paused accepting because descriptors ran out.
+    pub accept_pauses: u64,
 }
 
-fn user_data(op: u64, slot: usize, gen: u32) -> u64 {
-    TAG | (op << 56) | ((gen as u64 & 0xff_ffff) << 32) | slot as u64
+fn user_data(tag: u64, op: u64, slot: usize, gen: u32) -> u64 {
+    tag | (op << 56) | ((gen as u64 & 0xff_ffff) << 32) | slot as u64
 }
 
 fn close_fd(fd: i32) {
@@ -301,12 +321,29 @@ fn new_stream_socket(family: i32) -> Result<i32> {
 }
 
 impl Default for Conns {
+    /// User sockets' connections (tag bit 62 alone, 16 KiB reads).
     fn default() -> Self {
-        Conns { conns: Slab::new(), listeners: Slab::new(), next_gen: 0, events: VecDeque::new(), dirty: Vec::new(), lingering: Vec::new() }
+        Conns::new(TAG, READ_BUF)
     }
 }
 
 impl Conns {
+    /// Connections whose operations carry `tag` in their user_data (it must include `TAG`), each
+    /// reading up to `read_buf` bytes at a time.
+    pub fn new(tag: u64, read_buf: usize) -> Conns {
+        Conns {
+            tag: tag | TAG,
+            read_buf: read_buf.max(1024),
+            conns: Slab::new(),
+            listeners: Slab::new(),
+            next_gen: 0,
+            events: VecDeque::new(),
+            dirty: Vec::new(),
+            lingering: Vec::new(),
+            accept_pauses: 0,
+        }
+    }
+
     fn gen(&mut self) -> u32 {
         self.next_gen = (self.next_gen + 1) & 0xff_ffff;
         if self.next_gen == 0 {
@@ -334,11 +371,13 @@ impl Conns {
 
     fn new_conn(&mut self, fd: i32, state: State, addr: SockAddr, listener: Option<usize>) -> usize {
         let gen = self.gen();
+        let (tag, read_buf) = (self.tag, self.read_buf);
         self.conns.insert(Conn {
             fd,
             gen,
+            tag,
             state,
-            rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
+            rbuf: vec![0u8; read_buf].into_boxed_slice(),
             inbuf: Vec::new(),
             wbuf: Vec::new(),
             tls: None,
@@ -351,6 +390,8 @@ impl Conns {
             dirty: false,
             eof: false,
             err: 0,
+            tls_error: String::new(),
+            held: false,
             want_writable: 0,
             listener,
             addr: Box::new(addr),
@@ -361,13 +402,23 @@ impl Conns {
 
     /// Starts connecting to `addr`; `Event::Connected` tells how it went.
     pub fn connect(&mut self, ring: &mut Ring, addr: SockAddr) -> Result<usize> {
+        self.connect_with(ring, addr, |_| Ok(()))
+    }
+
+    /// Like `connect`, with `setup` called on the new socket before it connects (to bind it to
+    /// a local address, size its buffers): its error closes the socket and is returned.
+    pub fn connect_with(&mut self, ring: &mut Ring, addr: SockAddr, setup: impl FnOnce(i32) -> Result<()>) -> Result<usize> {
         let fd = new_stream_socket(addr.family())?;
+        if let Err(e) = setup(fd) {
+            close_fd(fd);
+            return Err(e);
+        }
         let c = self.new_conn(fd, State::Connecting, addr, None);
         let conn = &mut self.conns[c];
         conn.connect_inflight = true;
         let entry = opcode::Connect::new(types::Fd(fd), conn.addr.ptr(), conn.addr.len)
             .build()
-            .user_data(user_data(OP_CONNECT, c, conn.gen));
+            .user_data(user_data(conn.tag, OP_CONNECT, c, conn.gen));
         ring.push(entry);
         Ok(c)
     }
@@ -384,7 +435,14 @@ impl Conns {
     /// on the same port and the kernel spreads connections over them); accepts up to
     /// `max_connections` live connections at a time. Returns the listener's slot.
     pub fn listen(&mut self, ring: &mut Ring, addr: SockAddr, backlog: i32, max_connections: usize, reuse_port: bool) -> Result<usize> {
+        self.listen_with(ring, addr, backlog, max_connections, reuse_port, |_| {})
+    }
+
+    /// Like `listen`, with `setup` called on the socket before it binds (accepted connections
+    /// inherit options such as buffer sizes).
+    pub fn listen_with(&mut self, ring: &mut Ring, addr: SockAddr, backlog: i32, max_connections: usize, reuse_port: bool, setup: impl FnOnce(i32)) -> Result<usize> {
         let fd = new_stream_socket(addr.family())?;
+        setup(fd);
         // SAFETY: `fd` is ours; `addr` is a valid socket address for the duration of the calls.
         unsafe {
             let one: i32 = 1;
@@ -406,7 +464,8 @@ impl Conns {
             }
         }
         let gen = self.gen();
-        let l = self.listeners.insert(Listener { fd, gen, accept_inflight: false, closing: false, max_connections: max_connections.max(1), live: 0, tls: None });
+        let tag = self.tag;
+        let l = self.listeners.insert(Listener { fd, gen, tag, accept_inflight: false, retry_at: 0.0, backoff: 0.0, closing: false, max_connections: max_connections.max(1), live: 0, tls: None });
         self.arm_accept(ring, l);
         Ok(l)
     }
@@ -421,14 +480,14 @@ impl Conns {
 
     fn arm_accept(&mut self, ring: &mut Ring, l: usize) {
         let Some(lis) = self.listeners.get_mut(l) else { return };
-        if lis.accept_inflight || lis.closing || lis.live >= lis.max_connections {
+        if lis.accept_inflight || lis.closing || lis.live >= lis.max_connections || lis.retry_at > 0.0 {
             return;
         }
         lis.accept_inflight = true;
         let entry = opcode::Accept::new(types::Fd(lis.fd), std::ptr::null_mut(), std::ptr::null_mut())
             .flags(libc::SOCK_CLOEXEC)
             .build()
-            .user_data(user_data(OP_ACCEPT, l, lis.gen));
+            .user_data(user_data(lis.tag, OP_ACCEPT, l, lis.gen));
         ring.push(entry);
     }
 
@@ -445,6 +504,7 @@ impl Conns {
             // fails harmlessly on a Unix-domain socket).
             unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4) };
             lis.live += 1;
+            lis.backoff = 0.0;
             let session = lis.tls.as_ref().map(|t| t.session());
             let addr = SockAddr::of_fd(fd, true).unwrap_or(SockAddr { storage: zeroed_storage(), len: 0 });
             let c = self.new_conn(fd, State::Open, addr, Some(l));
@@ -458,11 +518,13 @@ impl Conns {
             }
             self.arm_recv(ring, c);
             self.events.push_back(Event::Accepted(l, c));
-        } else if res == -libc::EMFILE || res == -libc::ENFILE || res == -libc::ENOMEM {
-            // out of descriptors: accepting again at once would spin; the next close re-arms
-            if lis.live > 0 {
-                return;
-            }
+        } else if matches!(-res, libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) {
+            // Out of descriptors: accepting again at once would fail again at once (a spinning
+            // core). Pause, doubling up to a second; `tick` accepts again.
+            lis.backoff = (lis.backoff * 2.0).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+            lis.retry_at = crate::clock::monotonic() + lis.backoff;
+            self.accept_pauses += 1;
+            return;
         }
         self.arm_accept(ring, l);
     }
@@ -474,7 +536,7 @@ impl Conns {
         }
         lis.closing = true;
         if lis.accept_inflight {
-            let entry = opcode::AsyncCancel::new(user_data(OP_ACCEPT, l, lis.gen)).build().user_data(user_data(OP_CANCEL, l, 0));
+            let entry = opcode::AsyncCancel::new(user_data(lis.tag, OP_ACCEPT, l, lis.gen)).build().user_data(user_data(lis.tag, OP_CANCEL, l, 0));
             ring.push(entry);
         }
         self.maybe_free_listener(l);
@@ -536,13 +598,13 @@ impl Conns {
 
     fn arm_recv(&mut self, ring: &mut Ring, c: usize) {
         let conn = &mut self.conns[c];
-        if conn.recv_inflight || conn.eof || conn.err != 0 || conn.state != State::Open || conn.inbuf.len() >= READ_AHEAD {
+        if conn.recv_inflight || conn.held || conn.eof || conn.err != 0 || conn.state != State::Open || conn.inbuf.len() >= READ_AHEAD {
             return;
         }
         conn.recv_inflight = true;
         let entry = opcode::Recv::new(types::Fd(conn.fd), conn.rbuf.as_mut_ptr(), conn.rbuf.len() as u32)
             .build()
-            .user_data(user_data(OP_RECV, c, conn.gen));
+            .user_data(user_data(conn.tag, OP_RECV, c, conn.gen));
         ring.push(entry);
     }
 
@@ -604,7 +666,8 @@ impl Conns {
                     self.events.push_back(Event::Readable(c, 0));
                 }
             }
-            Err(_) => {
+            Err(e) => {
+                conn.tls_error = e.to_string();
                 conn.err = if conn.tls_ready { ERR_TLS } else { ERR_TLS_HANDSHAKE };
                 if conn.tls_ready {
                     self.events.push_back(Event::Readable(c, -conn.err));
@@ -627,6 +690,42 @@ impl Conns {
         Some((&conn.inbuf, conn.eof, conn.err))
     }
 
+    /// Moves the received bytes not consumed yet to the end of `into` (without copying when
+    /// `into` is empty: the buffers trade places); receiving resumes if it had paused for
+    /// read-ahead.
+    pub fn take_input(&mut self, ring: &mut Ring, c: usize, into: &mut Vec<u8>) {
+        let Some(conn) = self.conns.get_mut(c) else { return };
+        if into.is_empty() {
+            std::mem::swap(into, &mut conn.inbuf);
+        } else {
+            into.extend_from_slice(&conn.inbuf);
+        }
+        conn.inbuf.clear();
+        self.arm_recv(ring, c);
+    }
+
+    /// Pauses (`hold`) or resumes receiving on a connection, for an owner that cannot take more
+    /// yet (a receive already in flight still completes).
+    pub fn hold_reading(&mut self, ring: &mut Ring, c: usize, hold: bool) {
+        let Some(conn) = self.conns.get_mut(c) else { return };
+        if conn.held != hold {
+            conn.held = hold;
+            if !hold {
+                self.arm_recv(ring, c);
+            }
+        }
+    }
+
+    /// Whether a TLS connection's handshake has not completed yet.
+    pub fn tls_handshaking(&self, c: usize) -> bool {
+        self.conns.get(c).is_some_and(|x| x.tls.is_some() && !x.tls_ready)
+    }
+
+    /// What the TLS session of a connection said when it failed ("" if it did not).
+    pub fn tls_error(&self, c: usize) -> &str {
+        self.conns.get(c).map_or("", |x| &x.tls_error)
+    }
+
     /// Drops the first `n` received bytes (the owner took them); receiving resumes if it had
     /// paused for read-ahead.
     pub fn consume(&mut self, ring: &mut Ring, c: usize, n: usize) {
@@ -641,6 +740,28 @@ impl Conns {
     /// Bytes queued and in flight.
     fn queued(conn: &Conn) -> usize {
         conn.wbuf.len() + conn.sending.len().saturating_sub(conn.sent)
+    }
+
+    /// Bytes queued and in flight on a connection (0 for one that is gone).
+    pub fn unsent(&self, c: usize) -> usize {
+        self.conns.get(c).map_or(0, Self::queued)
+    }
+
+    /// Queues all of `data` (the owner bounds what it queues), leaving `data` empty: without
+    /// copying when nothing else is queued (the buffers trade places).
+    pub fn append(&mut self, c: usize, data: &mut Vec<u8>) {
+        let Some(conn) = self.conns.get_mut(c) else { return };
+        if conn.err != 0 || conn.state == State::Closing || data.is_empty() {
+            data.clear();
+            return;
+        }
+        if conn.wbuf.is_empty() {
+            std::mem::swap(&mut conn.wbuf, data);
+        } else {
+            conn.wbuf.extend_from_slice(data);
+        }
+        data.clear();
+        self.mark_dirty(c);
     }
 
     /// Queues up to `limit` bytes minus what is queued already; returns how many were taken.
@@ -711,7 +832,7 @@ impl Conns {
         let entry = opcode::Send::new(types::Fd(conn.fd), rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
-            .user_data(user_data(OP_SEND, c, conn.gen));
+            .user_data(user_data(conn.tag, OP_SEND, c, conn.gen));
         ring.push(entry);
     }
 
@@ -773,7 +894,7 @@ impl Conns {
         unsafe { libc::setsockopt(conn.fd, libc::SOL_SOCKET, libc::SO_LINGER, &lg as *const _ as *const _, std::mem::size_of::<libc::linger>() as u32) };
         for (op, inflight) in [(OP_RECV, conn.recv_inflight), (OP_SEND, conn.send_inflight)] {
             if inflight {
-                ring.push(opcode::AsyncCancel::new(user_data(op, c, conn.gen)).build().user_data(user_data(OP_CANCEL, c, 0)));
+                ring.push(opcode::AsyncCancel::new(user_data(conn.tag, op, c, conn.gen)).build().user_data(user_data(conn.tag, OP_CANCEL, c, 0)));
             }
         }
     }
@@ -793,8 +914,10 @@ impl Conns {
         if conn.err != 0 || was_connecting {
             conn.wbuf.clear();
         }
+        // a TLS failure leaves its alert in the session: it still goes out (send_next)
+        let tls_alert = matches!(conn.err, ERR_TLS | ERR_TLS_HANDSHAKE);
         if conn.connect_inflight {
-            ring.push(opcode::AsyncCancel::new(user_data(OP_CONNECT, c, conn.gen)).build().user_data(user_data(OP_CANCEL, c, 0)));
+            ring.push(opcode::AsyncCancel::new(user_data(conn.tag, OP_CONNECT, c, conn.gen)).build().user_data(user_data(conn.tag, OP_CANCEL, c, 0)));
         }
         if abort {
             Self::abort_now(ring, c, conn);
@@ -808,7 +931,7 @@ impl Conns {
         }
         if !conn.send_inflight {
             // send what is queued now; the shutdown follows its completion (on_send)
-            if !(conn.err == 0 && !was_connecting && Self::send_next(ring, c, conn)) {
+            if !((conn.err == 0 || tls_alert) && !was_connecting && Self::send_next(ring, c, conn)) {
                 Self::shutdown(conn);
                 return self.maybe_free(ring, c);
             }
@@ -819,13 +942,62 @@ impl Conns {
         self.maybe_free(ring, c);
     }
 
+    /// Closes a connection at once, dropping what is queued: `last_words` (a protocol's goodbye)
+    /// are tried once without waiting, unless a send is in flight (they would land in the middle
+    /// of it); on a TLS connection they go inside TLS, followed by close_notify. Then a FIN, and
+    /// the slot is freed once the operations in flight complete. No event about it follows.
+    pub fn close_now(&mut self, ring: &mut Ring, c: usize, last_words: &[u8]) {
+        let Some(conn) = self.conns.get_mut(c) else { return };
+        if conn.state == State::Closing {
+            return;
+        }
+        let was_open = conn.state == State::Open;
+        conn.state = State::Closing;
+        conn.inbuf = Vec::new();
+        conn.wbuf.clear();
+        if conn.connect_inflight {
+            ring.push(opcode::AsyncCancel::new(user_data(conn.tag, OP_CONNECT, c, conn.gen)).build().user_data(user_data(conn.tag, OP_CANCEL, c, 0)));
+        }
+        if was_open && !conn.send_inflight && conn.err == 0 {
+            let mut out = Vec::new();
+            match conn.tls.as_mut() {
+                Some(tls) => {
+                    if conn.tls_ready && !last_words.is_empty() {
+                        let _ = tls.write(last_words);
+                    }
+                    tls.close();
+                    out = tls.take_outgoing();
+                }
+                None => out.extend_from_slice(last_words),
+            }
+            if !out.is_empty() {
+                // SAFETY: a non-blocking send of our own bytes on our own descriptor; nothing
+                // else is sending on it (no send in flight).
+                unsafe { libc::send(conn.fd, out.as_ptr() as *const _, out.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+            }
+        }
+        Self::shutdown(conn);
+        self.maybe_free(ring, c);
+    }
+
     /// Aborts the closed connections whose linger time passed (their peer did not take what
     /// was queued); returns the next such deadline.
     pub fn tick(&mut self, ring: &mut Ring, now: f64) -> Option<f64> {
-        if self.lingering.is_empty() {
-            return None;
-        }
         let mut next: Option<f64> = None;
+        for l in 0..self.listeners.capacity() {
+            let Some(lis) = self.listeners.get_mut(l) else { continue };
+            if lis.retry_at > 0.0 {
+                if now >= lis.retry_at {
+                    lis.retry_at = 0.0;
+                    self.arm_accept(ring, l);
+                } else {
+                    next = Some(next.map_or(lis.retry_at, |n: f64| n.min(lis.retry_at)));
+                }
+            }
+        }
+        if self.lingering.is_empty() {
+            return next;
+        }
         for (c, gen, at) in std::mem::take(&mut self.lingering) {
             let Some(conn) = self.conns.get_mut(c) else { continue };
             if conn.gen != gen || conn.state != State::Closing {
@@ -886,6 +1058,11 @@ impl Conns {
         }
     }
 
+    /// Gives back the slab's vacant tail (after a burst of connections; live slots stay valid).
+    pub fn shrink(&mut self) {
+        self.conns.shrink_to_fit();
+    }
+
     /// Closes every descriptor (the thread is leaving). The buffers of operations still in
     /// flight are leaked, not freed: the kernel may write into them until the ring is gone.
     pub fn shutdown_all(&mut self) {
@@ -942,7 +1119,7 @@ mod tests {
         let addr = SockAddr::inet("127.0.0.1:0").unwrap();
         let l = conns.listen(&mut ring, addr, 4, 10, false).unwrap();
         let gen = conns.listeners[l].gen;
-        let stale = user_data(OP_ACCEPT, l, gen);
+        let stale = user_data(TAG, OP_ACCEPT, l, gen);
         // the accept completes as cancelled: the listener is freed
         conns.close_listener(&mut ring, l);
         conns.on_completion(&mut ring, stale, -libc::ECANCELED);

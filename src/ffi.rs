@@ -480,7 +480,7 @@ pub unsafe extern "C" fn luact_net_listen_stats(ctx: *mut ThreadCtx, out: *mut L
         let ctx = ctx_mut(ctx)?;
         // SAFETY: `out` is null or points to a writable luact_listen_stats_t.
         if let Some(out) = unsafe { out.as_mut() } {
-            *out = ctx.transport.stats;
+            *out = ctx.transport.listen_stats();
         }
         Ok(0)
     })

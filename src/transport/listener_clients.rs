@@ -11,12 +11,33 @@ impl Transport {
     /// (SO_REUSEPORT) other threads may listen on the same port and the kernel spreads new
     /// connections over them. Returns the bound port.
     pub fn listen(&mut self, ring: &mut Ring, addr: &str, kind: ListenerKind, limits: ListenLimits, reuse_port: bool) -> Result<u16> {
+        self.listen_as(ring, addr, kind, limits, reuse_port, None)
+    }
+
+    fn listen_as(&mut self, ring: &mut Ring, addr: &str, kind: ListenerKind, limits: ListenLimits, reuse_port: bool, tls: Option<ServerTls>) -> Result<u16> {
         let sa = parse_addr(addr)?;
-        let udp = kind == ListenerKind::Udp;
-        let fd = if udp { new_datagram_socket()? } else { new_socket()? };
-        if kind == ListenerKind::Node {
-            set_node_buffers(fd); // accepted connections inherit them
+        if kind == ListenerKind::Udp {
+            return self.listen_udp(ring, addr, sa, limits, reuse_port);
         }
+        // (the transport refuses a client past its listener's max_connections itself, with a
+        // word: `links` accepts them all)
+        let node = kind == ListenerKind::Node;
+        let link = self.links.listen_with(ring, SockAddr::inet(addr)?, 1024, usize::MAX, reuse_port, |fd| {
+            if node {
+                set_node_buffers(fd); // accepted connections inherit them
+            }
+        })?;
+        if let Some(server) = tls {
+            self.links.set_listener_tls(link, Arc::new(server));
+        }
+        let port = self.links.local_addr(Some(link), None).map_or(0, |a| a.port());
+        let slot = self.listeners.insert(Listener { fd: -1, kind, buf: Box::new([]), limits, open: 0, port });
+        self.by_link_listener.insert(link, slot);
+        Ok(port)
+    }
+
+    fn listen_udp(&mut self, ring: &mut Ring, addr: &str, sa: libc::sockaddr_in, limits: ListenLimits, reuse_port: bool) -> Result<u16> {
+        let fd = new_datagram_socket()?;
         // SAFETY: `fd` is ours; `sa` is a valid sockaddr_in for the duration of the calls.
         unsafe {
             let one: i32 = 1;
@@ -29,45 +50,17 @@ impl Transport {
                 close_fd(fd);
                 return Err(e);
             }
-            if !udp && libc::listen(fd, 1024) < 0 {
-                let e = os_error(&format!("listen {addr}"));
-                close_fd(fd);
-                return Err(e);
-            }
         }
-        let mut bound: libc::sockaddr_in = sa;
-        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        // SAFETY: getsockname writes at most `len` bytes into `bound`.
-        unsafe { libc::getsockname(fd, &mut bound as *mut _ as *mut libc::sockaddr, &mut len) };
-        let slot = self.listeners.insert(Listener {
-            fd,
-            kind,
-            buf: if udp { vec![0u8; 65536].into_boxed_slice() } else { Box::new([]) },
-            tls: None,
-            addr: Box::new(sa),
-            addr_len: Box::new(0),
-            limits,
-            open: 0,
-            retry_at: 0.0,
-            backoff: 0.0,
-            port: u16::from_be(bound.sin_port),
-        });
-        if udp {
-            self.arm_datagram(ring, slot);
-        } else {
-            self.arm_accept(ring, slot);
-        }
-        Ok(u16::from_be(bound.sin_port))
+        let port = SockAddr::of_fd(fd, false).map_or(0, |a| a.port());
+        let slot = self.listeners.insert(Listener { fd, kind: ListenerKind::Udp, buf: vec![0u8; 65536].into_boxed_slice(), limits, open: 0, port });
+        self.arm_datagram(ring, slot);
+        Ok(port)
     }
 
     /// A tls:// listener: the luact protocol of tcp://, inside TLS.
     pub fn listen_tls(&mut self, ring: &mut Ring, addr: &str, cert: &str, key: &str, client_ca: Option<&str>, limits: ListenLimits, reuse_port: bool) -> Result<u16> {
         let server = ServerTls::from_files(cert, key, client_ca).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
-        let port = self.listen(ring, addr, ListenerKind::Tcp, limits, reuse_port)?;
-        if let Some((_, l)) = self.listeners.iter_mut().last() {
-            l.tls = Some(Arc::new(server));
-        }
-        Ok(port)
+        self.listen_as(ring, addr, ListenerKind::Tcp, limits, reuse_port, Some(server))
     }
 
     /// A TLS client profile (CA to trust, optional client certificate); returns its id for
@@ -78,90 +71,43 @@ impl Transport {
         Ok(self.client_tls.len() as u32)
     }
 
-    pub(super) fn arm_accept(&mut self, ring: &mut Ring, slot: usize) {
-        let l = &mut self.listeners[slot];
-        *l.addr_len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        let entry = opcode::Accept::new(types::Fd(l.fd), &mut *l.addr as *mut _ as *mut libc::sockaddr, &mut *l.addr_len)
-            .flags(libc::SOCK_CLOEXEC)
-            .build()
-            .user_data(user_data(OP_ACCEPT, slot, 0));
-        ring.push(entry);
-    }
-
-    pub(super) fn on_accept(&mut self, ring: &mut Ring, slot: usize, res: i32, now: f64) {
-        if !self.listeners.contains(slot) {
+    /// Connection `link` accepted by listener `l` of `links` (its TLS session, if any, is
+    /// there already): refused with a word past the listener's `max_connections`, else served.
+    pub(super) fn on_accept(&mut self, ring: &mut Ring, l: usize, link: usize, now: f64) {
+        let Some(&slot) = self.by_link_listener.get(&l) else {
+            return self.links.close(ring, link, true, 0.0);
+        };
+        let (kind, max) = (self.listeners[slot].kind, self.listeners[slot].limits.max_connections());
+        if kind != ListenerKind::Node && self.listeners[slot].open >= max {
+            let msg: Vec<u8> = if kind == ListenerKind::Http {
+                http::error_response("actor_overload", "too many connections", false)
+            } else {
+                let mut out = Vec::new();
+                frame::write_close(&mut out, "too many connections");
+                out
+            };
+            self.links.close_now(ring, link, &msg);
+            self.stats.refused_connections += 1.0;
             return;
         }
-        if res < 0 && matches!(-res, libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) {
-            // Out of descriptors: accepting again at once would fail again at once (a spinning
-            // core). Pause, doubling up to a second; `tick` accepts again.
-            let l = &mut self.listeners[slot];
-            l.backoff = (l.backoff * 2.0).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
-            l.retry_at = now + l.backoff;
-            self.stats.accept_pauses += 1.0;
+        let role = match kind {
+            ListenerKind::Node => Role::Acceptor,
+            ListenerKind::Tcp => Role::ListenerClient,
+            ListenerKind::Http => Role::HttpClient,
+            ListenerKind::Udp => return,
+        };
+        let c = self.new_conn(link, role);
+        let (limits, port) = (self.listeners[slot].limits, self.listeners[slot].port);
+        self.listeners[slot].open += 1;
+        let conn = &mut self.conns[c];
+        conn.listener = slot;
+        conn.limits = limits;
+        conn.last_active = now;
+        conn.listener_port = port;
+        if role == Role::Acceptor && !self.start_handshake(c, handshake::Role::Acceptor, None, now) {
             return;
         }
-        self.listeners[slot].backoff = 0.0;
-        if res >= 0 {
-            let fd = res;
-            let (kind, max) = (self.listeners[slot].kind, self.listeners[slot].limits.max_connections());
-            if kind != ListenerKind::Node && self.listeners[slot].open >= max {
-                // Full: say so (best effort, non-blocking) and close.
-                let msg: Vec<u8> = if kind == ListenerKind::Http {
-                    http::error_response("actor_overload", "too many connections", false)
-                } else {
-                    let mut out = Vec::new();
-                    frame::write_close(&mut out, "too many connections");
-                    out
-                };
-                // SAFETY: a non-blocking send of our own bytes on the descriptor we just got,
-                // which we then close; nobody else uses it.
-                unsafe { libc::send(fd, msg.as_ptr() as *const _, msg.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
-                close_fd(fd);
-                self.stats.refused_connections += 1.0;
-                return self.arm_accept(ring, slot);
-            }
-            let one: i32 = 1;
-            // SAFETY: `fd` is the new connection's descriptor, ours from here on.
-            unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4) };
-            let (kind, addr, tls, port) = {
-                let l = &self.listeners[slot];
-                (l.kind, *l.addr, l.tls.clone(), l.port)
-            };
-            let role = match kind {
-                ListenerKind::Node => Role::Acceptor,
-                ListenerKind::Tcp => Role::ListenerClient,
-                ListenerKind::Http => Role::HttpClient,
-                ListenerKind::Udp => return,
-            };
-            let c = self.new_conn(fd, role, addr);
-            {
-                let limits = self.listeners[slot].limits;
-                self.listeners[slot].open += 1;
-                let conn = &mut self.conns[c];
-                conn.listener = slot;
-                conn.limits = limits;
-                conn.last_active = now;
-            }
-            self.conns[c].listener_port = port;
-            if let Some(server) = tls {
-                match server.session() {
-                    Ok(session) => self.conns[c].tls = Some(session),
-                    Err(e) => {
-                        self.close(c, &e.to_string());
-                        return self.arm_accept(ring, slot);
-                    }
-                }
-            }
-            if role == Role::Acceptor {
-                if !self.start_handshake(c, handshake::Role::Acceptor, None, now) {
-                    return self.arm_accept(ring, slot);
-                }
-            }
-            self.arm_recv(ring, c);
-            self.mark_dirty(c);
-        }
-        self.arm_accept(ring, slot);
+        self.mark_dirty(c);
     }
 
     // ---- client calls to other nodes' listeners ------------------------------------------
@@ -173,24 +119,20 @@ impl Transport {
         let c = match self.callers.get(&(key, tls)) {
             Some(&c) => c,
             None => {
-                let sa = parse_addr(addr)?;
-                let fd = new_socket()?;
-                let c = self.new_conn(fd, Role::Caller, sa);
+                let sa = SockAddr::inet(addr)?;
+                let link = match (tls as usize).checked_sub(1).and_then(|i| self.client_tls.get(i)) {
+                    Some(client) => {
+                        let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+                        let session = client.session(host).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
+                        self.links.connect_tls(ring, sa, session)?
+                    }
+                    None => self.links.connect(ring, sa)?,
+                };
+                let c = self.new_conn(link, Role::Caller);
                 self.conns[c].state = State::Connecting;
                 self.conns[c].machine = key;
                 self.conns[c].tls_profile = tls;
-                if let Some(client) = (tls as usize).checked_sub(1).and_then(|i| self.client_tls.get(i)) {
-                    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
-                    match client.session(host) {
-                        Ok(session) => self.conns[c].tls = Some(session),
-                        Err(e) => {
-                            self.close(c, &e.to_string());
-                            return Err(Error::new(Status::BadArgument, e.to_string()));
-                        }
-                    }
-                }
                 self.callers.insert((key, tls), c);
-                self.arm_connect(ring, c);
                 c
             }
         };
@@ -268,7 +210,7 @@ impl Transport {
     /// the connection stays open. One reply alone may exceed the limit.
     pub(super) fn unread_beyond_limit(&mut self, c: usize, more: usize) -> bool {
         let conn = &self.conns[c];
-        let queued = conn.wbuf.len() + conn.sending_tls.len() + conn.sending.len().saturating_sub(conn.sent);
+        let queued = conn.wbuf.len() + self.links.unsent(conn.link);
         if queued == 0 || queued + more <= conn.limits.max_buffered() {
             return false;
         }

@@ -5,20 +5,22 @@
 //! into the destination thread's inbox: Rust routes bytes and never looks inside them. What Lua
 //! must know (a node came up or went away) is queued as `NetEvent`s.
 //!
-//! This file owns the state (the slab of connections with generations, listeners, events) and
-//! the mechanics every protocol shares: reading into buffers owned by the operation, the frame
-//! dispatch, queueing and one write per loop turn (`flush`), closing once in-flight operations
-//! completed, timeouts (`tick`), and the completion entry point. Each protocol is a file:
-//! `node_link.rs` (dialing, handshake, node messages and their flow control),
-//! `listener_clients.rs` (listeners, their clients, HTTP, calls to other nodes' listeners),
-//! `datagrams.rs` (udp://). (`conn.rs` is the same mechanics for user sockets; moving these
-//! protocols onto it is the next step.)
+//! The sockets themselves are `conn.rs`'s (`links`: connect, accept with back-off, receive into
+//! buffers owned by the operation, TLS, one write per loop turn, closing once in-flight
+//! operations completed, stale completions ignored), the same module user sockets use. This
+//! file owns what the protocols share on top of it: each connection's protocol state (keyed by
+//! its own id and generation, which Lua sees), the frame dispatch, what a connection queues
+//! before the turn's flush hands it over, closing with a reason, timeouts (`tick`), and the
+//! completion entry point. Each protocol is a file: `node_link.rs` (dialing, handshake, node
+//! messages and their flow control), `listener_clients.rs` (listeners, their clients, HTTP, calls
+//! to other nodes' listeners), `datagrams.rs` (udp://, on its own socket).
+use crate::conn::{Conns, Event, SockAddr};
 use crate::inbox::Inbox;
 use crate::listen_limits::{ListenLimits, ListenStats};
 use crate::node_flow::{Acks, Credit, Delivery, Overflow};
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
-use crate::tls::{ClientTls, ServerTls, TlsSession};
+use crate::tls::{ClientTls, ServerTls};
 use crate::wire::frame::{self, FrameDecoder, Header};
 use crate::wire::handshake::{self, Handshake, Step};
 use crate::wire::{edge, http, trust};
@@ -31,15 +33,16 @@ mod datagrams;
 mod listener_clients;
 mod node_link;
 
-/// Bit 63 marks a transport operation in io_uring `user_data`.
+/// Bit 63 marks a transport operation in io_uring `user_data`: with bit 62 (`conn::TAG`) one of
+/// its connections' (`links`), without it a udp:// receive.
 pub const TAG: u64 = 1 << 63;
-const OP_ACCEPT: u64 = 1;
-const OP_CONNECT: u64 = 2;
-const OP_RECV: u64 = 3;
-const OP_SEND: u64 = 4;
 const OP_DATAGRAM: u64 = 5;
 
+/// What one receive of a node or listener connection reads at most.
 const READ_BUF: usize = 64 * 1024;
+/// How long a connection closed after its last bytes (an HTTP reply with `Connection: close`, a
+/// TLS alert, a refusal) may take to send them before it is reset.
+const LINGER: f64 = 5.0;
 /// Bytes a connection may queue for sending before `send` refuses (back-pressure).
 const MAX_QUEUED: usize = 32 * 1024 * 1024;
 /// How long a node connection may take to connect and authenticate.
@@ -114,36 +117,27 @@ enum State {
 }
 
 struct Conn {
-    fd: i32,
+    /// The connection in `links` (its slot there).
+    link: usize,
     gen: u32,
     role: Role,
     state: State,
     /// The peer node (Dialer/Acceptor once known).
     machine: u64,
     handshake: Option<Handshake>,
-    /// TLS (tls:// listeners and references): bytes from the socket go through it first, and
-    /// frames to send are encrypted by it.
-    tls: Option<TlsSession>,
-    /// The client TLS profile of a Caller connection (0: none).
+    /// The client TLS profile of a Caller connection (0: none; the session itself is in `links`).
     tls_profile: u32,
     decoder: FrameDecoder,
-    rbuf: Box<[u8]>,
     /// Bytes read but not yet taken by the decoder (kept while a delivery is stalled).
     inbuf: Vec<u8>,
     inpos: usize,
     http_continue_sent: bool,
-    /// Bytes waiting to be sent; `sending` is owned by the kernel while a send is in flight.
+    /// Bytes queued this loop turn; `flush` hands them to `links`, which sends them.
     wbuf: Vec<u8>,
-    /// TLS records ready for the socket (from `TlsSession::take_outgoing`).
-    sending_tls: Vec<u8>,
     /// Frames queued before the handshake completed (sent once the peer is authenticated).
     held: Vec<u8>,
-    sending: Vec<u8>,
-    sent: usize,
-    recv_inflight: bool,
-    send_inflight: bool,
-    connect_inflight: bool,
-    addr: Box<libc::sockaddr_in>,
+    /// Reading is paused (`sync_reading`).
+    read_held: bool,
     deadline: f64,
     /// Codec of the client's calls (replies use it).
     codec: u8,
@@ -168,8 +162,8 @@ struct Conn {
     partial_since: f64,
     /// Calls delivered to Lua and not answered yet (tcp:// clients).
     calls_pending: u32,
-    /// Frames queued (in `wbuf`/`held`) and being sent (in `sending`): a node connection takes
-    /// at most `max_queued_msgs` MSG frames (see `Transport::set_max_queued_msgs`).
+    /// Frames queued (in `wbuf`/`held`) and handed to `links` but not all sent yet: a node
+    /// connection takes at most `max_queued_msgs` MSG frames (see `set_max_queued_msgs`).
     queued_frames: usize,
     sending_frames: usize,
     /// The port of the listener that accepted this client (0: not a listener client).
@@ -188,39 +182,22 @@ impl Conn {
     }
 }
 
-/// "ip:port" of a connection's peer: what the kernel says, or, once the peer has gone (then
-/// getpeername fails), the address the connection was accepted from or dialed to; "?" without
-/// either.
-fn peer_name(fd: i32, known: &libc::sockaddr_in) -> String {
-    // SAFETY: sockaddr_in is a plain C struct: all zeros is a valid value of it.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: getpeername writes at most `len` bytes into `sa`, a sockaddr_in we own.
-    if unsafe { libc::getpeername(fd, &mut sa as *mut _ as *mut libc::sockaddr, &mut len) } != 0 {
-        if known.sin_addr.s_addr == 0 {
-            return "?".into();
-        }
-        sa = *known;
-    }
-    let ip = std::net::Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr));
-    format!("{ip}:{}", u16::from_be(sa.sin_port))
+/// How a connection `close` ended goes: at once (with a protocol's last words, tried once), or
+/// after what it queued is sent.
+enum Goodbye {
+    Now(Vec<u8>),
+    AfterSending,
 }
 
 struct Listener {
+    /// A udp:// listener's own socket (-1 for the others, whose socket is in `links`).
     fd: i32,
     kind: ListenerKind,
     /// A udp:// listener's datagram buffer (owned by the kernel while a receive is in flight).
     buf: Box<[u8]>,
-    /// A tls:// listener's server configuration.
-    tls: Option<Arc<ServerTls>>,
-    addr: Box<libc::sockaddr_in>,
-    addr_len: Box<libc::socklen_t>,
     limits: ListenLimits,
     /// Connections of this listener still open.
     open: usize,
-    /// Out of file descriptors: accept again at this time (0: accepting), after `backoff` s.
-    retry_at: f64,
-    backoff: f64,
     /// The bound port (its calls' default timeout is set per port in `lua/luact/listener.lua`).
     port: u16,
 }
@@ -239,10 +216,6 @@ fn set_node_buffers(fd: i32) {
     }
 }
 
-/// The first and the longest pause of a listener that ran out of file descriptors.
-const ACCEPT_BACKOFF_MIN: f64 = 0.05;
-const ACCEPT_BACKOFF_MAX: f64 = 1.0;
-
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ListenerKind {
     Node,
@@ -254,7 +227,15 @@ pub enum ListenerKind {
 pub struct Transport {
     tid: usize,
     node: Option<Arc<NodeConfig>>,
+    /// The sockets (connections and stream listeners) of all the protocols here.
+    links: Conns,
     conns: Slab<Conn>,
+    /// The connection id of each connection in `links` (by its slot there; NONE: not ours).
+    by_link: Vec<usize>,
+    /// The listener of each listener in `links` (by its slot there).
+    by_link_listener: HashMap<usize, usize>,
+    /// Connections closed in this turn: `sweep` ends them in `links` and frees their state.
+    closing: Vec<(usize, Goodbye)>,
     listeners: Slab<Listener>,
     /// Our dialed connection to each node.
     dialed: HashMap<u64, usize>,
@@ -332,24 +313,6 @@ pub fn machine_id_of(addr: &str) -> Result<u64> {
     Ok(((u32::from(*sa.ip()) as u64) << 16) | sa.port() as u64)
 }
 
-fn addr_of_machine(machine: u64) -> libc::sockaddr_in {
-    let ip = std::net::Ipv4Addr::from(((machine >> 16) & 0xffff_ffff) as u32);
-    sockaddr_of(ip, (machine & 0xffff) as u16)
-}
-
-fn new_socket() -> Result<i32> {
-    // SAFETY: plain syscalls on a fresh descriptor we own; results are checked.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(os_error("socket"));
-        }
-        let one: i32 = 1;
-        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const i32 as *const _, 4);
-        Ok(fd)
-    }
-}
-
 fn new_datagram_socket() -> Result<i32> {
     // SAFETY: a plain syscall; the result is checked.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
@@ -375,6 +338,8 @@ fn user_data(op: u64, slot: usize, gen: u32) -> u64 {
     TAG | (op << 56) | ((gen as u64 & 0xff_ffff) << 32) | slot as u64
 }
 
+const NONE: usize = usize::MAX;
+
 impl Transport {
     pub fn new(tid: usize, node: Option<Arc<NodeConfig>>) -> Transport {
         let max_frame = node.as_ref().map(|n| n.max_frame).unwrap_or(16 << 20);
@@ -382,7 +347,11 @@ impl Transport {
         Transport {
             tid,
             node,
+            links: Conns::new(TAG | crate::conn::TAG, READ_BUF),
             conns: Slab::new(),
+            by_link: Vec::new(),
+            by_link_listener: HashMap::new(),
+            closing: Vec::new(),
             listeners: Slab::new(),
             dialed: HashMap::new(),
             callers: HashMap::new(),
@@ -439,36 +408,34 @@ impl Transport {
         self.next_gen
     }
 
-    fn new_conn(&mut self, fd: i32, role: Role, addr: libc::sockaddr_in) -> usize {
+    /// What listener limits refused and paused so far (`luact.listen_stats()`).
+    pub fn listen_stats(&self) -> ListenStats {
+        ListenStats { accept_pauses: self.links.accept_pauses as f64, ..self.stats }
+    }
+
+    /// The protocol state of connection `link` of `links` (a new connection, dialed or accepted).
+    fn new_conn(&mut self, link: usize, role: Role) -> usize {
         let gen = self.gen();
         let limit = match role {
             Role::Dialer | Role::Acceptor => frame::PRE_AUTH_MAX_FRAME as usize,
             Role::ListenerClient | Role::HttpClient => CLIENT_MAX_FRAME.min(self.max_frame),
             Role::Caller => self.max_frame,
         };
-        self.conns.insert(Conn {
-            fd,
+        let c = self.conns.insert(Conn {
+            link,
             gen,
             role,
             state: State::Ready,
             machine: 0,
             handshake: None,
-            tls: None,
             tls_profile: 0,
             decoder: FrameDecoder::new(limit as usize),
-            rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
             inbuf: Vec::new(),
             inpos: 0,
             http_continue_sent: false,
             wbuf: Vec::new(),
-            sending_tls: Vec::new(),
             held: Vec::new(),
-            sending: Vec::new(),
-            sent: 0,
-            recv_inflight: false,
-            send_inflight: false,
-            connect_inflight: false,
-            addr: Box::new(addr),
+            read_held: false,
             deadline: 0.0,
             codec: 0,
             stalled: None,
@@ -487,13 +454,22 @@ impl Transport {
             sending_frames: 0,
             listener_port: 0,
             close_reason: String::new(),
-        })
+        });
+        if self.by_link.len() <= link {
+            self.by_link.resize(link + 1, NONE);
+        }
+        self.by_link[link] = c;
+        c
     }
 
     fn queue_frame(&mut self, c: usize, kind: u8, codec: u8, thread: u16, corr: u32, body: &[u8]) -> Result<()> {
         let max_msgs = self.max_queued_msgs;
         let conn = &mut self.conns[c];
-        if conn.wbuf.len() + conn.held.len() + conn.sending_tls.len() + body.len() > MAX_QUEUED {
+        let unsent = self.links.unsent(conn.link);
+        if unsent == 0 {
+            conn.sending_frames = 0; // all handed over were sent
+        }
+        if conn.wbuf.len() + conn.held.len() + unsent + body.len() > MAX_QUEUED {
             return Err(Error::new(Status::Full, "the connection's send queue is full"));
         }
         if kind == frame::KIND_MSG && conn.queued_frames + conn.sending_frames >= max_msgs {
@@ -510,63 +486,69 @@ impl Transport {
 
     // ---- reading ---------------------------------------------------------------------------
 
-    fn arm_recv(&mut self, ring: &mut Ring, c: usize) {
-        if self.read_paused(c) {
-            self.stats.read_pauses += 1.0;
+    /// Pauses or resumes reading a connection: paused while its listener limits say so
+    /// (`read_paused`) or while what it delivered waits for a full inbox (`reading_held`).
+    fn sync_reading(&mut self, ring: &mut Ring, c: usize) {
+        let Some(conn) = self.conns.get(c) else { return };
+        if conn.state == State::Closing {
             return;
         }
+        let paused = self.read_paused(c);
         let conn = &mut self.conns[c];
-        if conn.recv_inflight || conn.state == State::Closing || conn.reading_held() {
-            return;
+        let hold = paused || conn.reading_held();
+        if hold != conn.read_held {
+            conn.read_held = hold;
+            if paused {
+                self.stats.read_pauses += 1.0;
+            }
+            self.links.hold_reading(ring, conn.link, hold);
         }
-        conn.recv_inflight = true;
-        let entry = opcode::Recv::new(types::Fd(conn.fd), conn.rbuf.as_mut_ptr(), conn.rbuf.len() as u32)
-            .build()
-            .user_data(user_data(OP_RECV, c, conn.gen));
-        ring.push(entry);
     }
 
-    fn on_recv(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, res: i32, now: f64) {
-        self.conns[c].recv_inflight = false;
-        if self.conns[c].state == State::Closing {
-            return self.maybe_free(c);
+    /// What `links` says about one of our connections.
+    fn on_link_event(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], ev: Event, now: f64) {
+        let link = match ev {
+            Event::Accepted(l, link) => return self.on_accept(ring, l, link, now),
+            Event::Connected(link, _) | Event::Readable(link, _) | Event::Writable(link, _) => link,
+        };
+        let c = self.by_link.get(link).copied().unwrap_or(NONE);
+        match self.conns.get(c) {
+            Some(conn) if conn.link == link && conn.state != State::Closing => {}
+            _ => return, // a connection closed in this turn
         }
-        if res <= 0 {
-            let why = if res == 0 { "closed by peer".to_string() } else { std::io::Error::from_raw_os_error(-res).to_string() };
-            return self.close(c, &why);
-        }
-        let n = res as usize;
-        let conn = &mut self.conns[c];
-        conn.last_active = now;
-        let taken_before = self.requests_taken;
-        if let Some(tls) = conn.tls.as_mut() {
-            let fed = tls.feed(&conn.rbuf[..n]);
-            let out = tls.take_outgoing();
-            conn.sending_tls.extend_from_slice(&out);
-            match fed {
-                Ok(plain) => conn.inbuf.extend_from_slice(&plain),
-                Err(e) => {
-                    conn.close_after_send = true;
-                    let why = e.to_string();
-                    if conn.sending_tls.is_empty() {
-                        return self.close(c, &why);
-                    }
-                    conn.close_reason = why; // (closed once the TLS alert is sent)
-                    self.mark_dirty(c);
-                    return;
+        match ev {
+            Event::Connected(_, res) => self.on_connect(ring, c, res),
+            Event::Readable(_, n) if n > 0 => self.on_recv(ring, inboxes, c, now),
+            Event::Readable(_, 0) => self.close(c, "closed by peer"),
+            Event::Readable(_, err) => {
+                let why = self.link_error(c, -err);
+                if -err == crate::conn::ERR_TLS {
+                    self.close_as(c, &why, Goodbye::AfterSending); // (its alert goes out)
+                } else {
+                    self.close(c, &why);
                 }
             }
-            self.mark_dirty(c);
-        } else {
-            let (rbuf, inbuf) = (&conn.rbuf, &mut conn.inbuf);
-            inbuf.extend_from_slice(&rbuf[..n]);
+            _ => {} // Writable: the transport bounds its queues itself
         }
+    }
+
+    /// Why a connection failed: the TLS session's words, or the errno's.
+    fn link_error(&self, c: usize, errno: i32) -> String {
+        if errno == crate::conn::ERR_TLS || errno == crate::conn::ERR_TLS_HANDSHAKE {
+            let said = self.links.tls_error(self.conns[c].link);
+            return if said.is_empty() { "TLS failed".to_string() } else { said.to_string() };
+        }
+        std::io::Error::from_raw_os_error(errno).to_string()
+    }
+
+    fn on_recv(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
+        let taken_before = self.requests_taken;
+        let conn = &mut self.conns[c];
+        conn.last_active = now;
+        self.links.take_input(ring, conn.link, &mut conn.inbuf);
         self.resume(ring, inboxes, c, now);
         let progressed = self.requests_taken != taken_before;
         self.update_partial(c, now, progressed);
-        if self.conns.contains(c) && self.conns[c].tls.as_ref().is_some_and(|t| t.peer_closed()) {
-            self.close(c, "peer sent close_notify");
-        }
     }
 
     /// Decodes and handles the frames in `inbuf` until it is used up or a delivery stalls.
@@ -744,105 +726,42 @@ impl Transport {
         self.dirty.push(c);
     }
 
-    /// Submits a send for every connection with queued bytes (write batching: once per turn).
+    /// Hands what every connection queued this turn to `links` and has it sent (write batching:
+    /// one write per connection per turn), then ends the connections closed in this turn.
     pub fn flush(&mut self, ring: &mut Ring) {
-        let dirty = std::mem::take(&mut self.dirty);
-        for c in dirty {
-            self.arm_send(ring, c);
-        }
-    }
-
-    fn arm_send(&mut self, ring: &mut Ring, c: usize) {
-        let Some(conn) = self.conns.get_mut(c) else { return };
-        if conn.send_inflight || conn.state == State::Closing || conn.state == State::Connecting {
-            return;
-        }
-        if let Some(tls) = conn.tls.as_mut() {
+        for c in std::mem::take(&mut self.dirty) {
+            let Some(conn) = self.conns.get_mut(c) else { continue };
+            if conn.state == State::Closing {
+                continue;
+            }
             if !conn.wbuf.is_empty() {
-                if let Err(e) = tls.write(&conn.wbuf) {
-                    let why = e.to_string();
-                    return self.close(c, &why);
-                }
-                conn.wbuf.clear();
+                conn.sending_frames += std::mem::take(&mut conn.queued_frames);
+                self.links.append(conn.link, &mut conn.wbuf);
             }
-            let out = tls.take_outgoing();
-            conn.sending_tls.extend_from_slice(&out);
-            conn.sending_frames += std::mem::take(&mut conn.queued_frames);
-            if conn.sending_tls.is_empty() {
-                return;
+            if conn.close_after_send {
+                let why = if conn.close_reason.is_empty() { "done".to_string() } else { std::mem::take(&mut conn.close_reason) };
+                self.close_as(c, &why, Goodbye::AfterSending);
             }
-            std::mem::swap(&mut conn.sending, &mut conn.sending_tls);
-            conn.sending_tls.clear();
-        } else {
-            if conn.wbuf.is_empty() {
-                return;
-            }
-            std::mem::swap(&mut conn.sending, &mut conn.wbuf);
-            conn.sending_frames += std::mem::take(&mut conn.queued_frames);
-            conn.wbuf.clear();
         }
-        conn.sent = 0;
-        self.submit_send(ring, c);
-    }
-
-    /// Sends `sending[sent..]` (the buffer stays the kernel's until the completion).
-    fn submit_send(&mut self, ring: &mut Ring, c: usize) {
-        let conn = &mut self.conns[c];
-        conn.send_inflight = true;
-        let rest = &conn.sending[conn.sent..];
-        let entry = opcode::Send::new(types::Fd(conn.fd), rest.as_ptr(), rest.len() as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(user_data(OP_SEND, c, conn.gen));
-        ring.push(entry);
-    }
-
-    fn on_send(&mut self, ring: &mut Ring, c: usize, res: i32) {
-        let conn = &mut self.conns[c];
-        conn.send_inflight = false;
-        if conn.state == State::Closing {
-            return self.maybe_free(c);
-        }
-        if res < 0 {
-            let msg = std::io::Error::from_raw_os_error(-res).to_string();
-            return self.close(c, &format!("send failed: {msg}"));
-        }
-        conn.sent += res as usize;
-        if conn.sent < conn.sending.len() {
-            return self.submit_send(ring, c); // partial send: the rest of the same buffer
-        }
-        conn.sending.clear();
-        conn.sent = 0;
-        if conn.sending_tls.is_empty() {
-            conn.sending_frames = 0;
-        }
-        if conn.wbuf.is_empty() && conn.sending_tls.is_empty() && conn.close_after_send {
-            let why = if conn.close_reason.is_empty() { "done".to_string() } else { std::mem::take(&mut conn.close_reason) };
-            return self.close(c, &why);
-        }
-        self.arm_send(ring, c);
+        self.sweep(ring);
+        self.links.flush(ring);
     }
 
     // ---- closing -----------------------------------------------------------------------------
 
+    /// Closes a connection at once, telling the peer why with a CLOSE frame (best effort).
     fn close_with(&mut self, c: usize, reason: &str) {
-        if let Some(tls) = self.conns[c].tls.as_mut() {
-            // a plaintext CLOSE would be garbage inside TLS: say close_notify instead
-            tls.close();
-            let out = tls.take_outgoing();
-            // SAFETY: a plain non-blocking send of our own bytes on our own descriptor.
-            unsafe { libc::send(self.conns[c].fd, out.as_ptr() as *const _, out.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
-            return self.close(c, reason);
-        }
-        // tell the peer why (best effort: the socket is going away)
         let mut out = Vec::new();
         frame::write_close(&mut out, reason);
-        // SAFETY: a plain non-blocking send of our own bytes on our own descriptor.
-        unsafe { libc::send(self.conns[c].fd, out.as_ptr() as *const _, out.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
-        self.close(c, reason);
+        self.close_as(c, reason, Goodbye::Now(out));
     }
 
+    /// Closes a connection at once (what it queued is dropped), telling Lua why.
     fn close(&mut self, c: usize, reason: &str) {
+        self.close_as(c, reason, Goodbye::Now(Vec::new()));
+    }
+
+    fn close_as(&mut self, c: usize, reason: &str, goodbye: Goodbye) {
         if std::env::var_os("LUACT_NET_DEBUG").is_some() {
             let _ = crate::logger::write_line(format!("luact net: thread {} connection {c} closed: {reason}\n", self.tid).as_bytes());
         }
@@ -854,11 +773,10 @@ impl Transport {
         let was_ready = conn.state == State::Ready;
         // refused before it could carry anything: a node's handshake, a tls:// client's TLS
         let handshaking = conn.state == State::Handshaking;
-        let tls_refused = conn.tls.as_ref().is_some_and(|t| t.is_handshaking());
-        let peer = if handshaking || tls_refused { peer_name(conn.fd, &conn.addr) } else { String::new() };
+        let tls_refused = self.links.tls_handshaking(conn.link);
+        let peer = if handshaking || tls_refused { self.links.peer_addr(conn.link).map_or("?".to_string(), |a| a.text()) } else { String::new() };
         conn.state = State::Closing;
-        // SAFETY: shutting down our own socket makes in-flight operations complete promptly.
-        unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+        self.closing.push((c, goodbye));
         let machine = conn.machine;
         match conn.role {
             Role::Dialer => {
@@ -896,19 +814,34 @@ impl Transport {
                 self.push_event(EV_CLIENT_CLOSED, c, 0.0, reason);
             }
         }
-        self.maybe_free(c);
     }
 
-    fn maybe_free(&mut self, c: usize) {
-        let conn = &self.conns[c];
-        if conn.recv_inflight || conn.send_inflight || conn.connect_inflight {
+    /// Ends in `links` the connections closed in this turn and frees their state (kept until
+    /// now so that code running after a close still finds it, in state Closing).
+    fn sweep(&mut self, ring: &mut Ring) {
+        if self.closing.is_empty() {
             return;
         }
-        let conn = self.conns.remove(c);
-        close_fd(conn.fd);
-        if let Some(l) = self.listeners.get_mut(conn.listener) {
-            l.open = l.open.saturating_sub(1);
-            self.freed_since_trim += 1;
+        let now = crate::clock::monotonic();
+        for (c, goodbye) in std::mem::take(&mut self.closing) {
+            if !self.conns.contains(c) {
+                continue;
+            }
+            let mut conn = self.conns.remove(c);
+            if self.by_link.get(conn.link) == Some(&c) {
+                self.by_link[conn.link] = NONE;
+            }
+            match goodbye {
+                Goodbye::Now(words) => self.links.close_now(ring, conn.link, &words),
+                Goodbye::AfterSending => {
+                    self.links.append(conn.link, &mut conn.wbuf);
+                    self.links.close(ring, conn.link, false, now + LINGER);
+                }
+            }
+            if let Some(l) = self.listeners.get_mut(conn.listener) {
+                l.open = l.open.saturating_sub(1);
+                self.freed_since_trim += 1;
+            }
         }
     }
 
@@ -916,24 +849,17 @@ impl Transport {
 
     /// Handles one transport completion.
     pub fn on_completion(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], user_data: u64, res: i32, now: f64) {
-        let op = (user_data >> 56) & 0x7f;
-        let gen = ((user_data >> 32) & 0xff_ffff) as u32;
+        if user_data & crate::conn::TAG != 0 {
+            self.links.on_completion(ring, user_data, res);
+            while let Some(ev) = self.links.pop_event() {
+                self.on_link_event(ring, inboxes, ev, now);
+            }
+            return self.sweep(ring);
+        }
+        let op = (user_data >> 56) & 0x3f;
         let slot = (user_data & 0xffff_ffff) as usize;
-        if op == OP_ACCEPT {
-            return self.on_accept(ring, slot, res, now);
-        }
         if op == OP_DATAGRAM {
-            return self.on_datagram(ring, inboxes, slot, res);
-        }
-        match self.conns.get(slot) {
-            Some(conn) if conn.gen == gen => {}
-            _ => return, // a completion for a connection that is gone
-        }
-        match op {
-            OP_CONNECT => self.on_connect(ring, slot, res),
-            OP_RECV => self.on_recv(ring, inboxes, slot, res, now),
-            OP_SEND => self.on_send(ring, slot, res),
-            _ => {}
+            self.on_datagram(ring, inboxes, slot, res);
         }
     }
 
@@ -1013,6 +939,7 @@ impl Transport {
                 // the slab keeps room for as many connections as it ever held (2000 clients:
                 // megabytes): give back the vacant slots at its end (live keys stay valid)
                 self.conns.shrink_to_fit();
+                self.links.shrink();
                 // SAFETY: malloc_trim only releases free memory of the allocator's arenas.
                 unsafe { libc::malloc_trim(0) };
                 self.freed_since_trim = 0;
@@ -1022,17 +949,8 @@ impl Transport {
                 next = Some(next.map_or(when, |n: f64| n.min(when)));
             }
         }
-        for slot in 0..self.listeners.capacity() {
-            let Some(l) = self.listeners.get_mut(slot) else { continue };
-            if l.retry_at > 0.0 {
-                if now >= l.retry_at {
-                    l.retry_at = 0.0;
-                    self.arm_accept(ring, slot);
-                } else {
-                    let at = l.retry_at;
-                    next = Some(next.map_or(at, |n: f64| n.min(at)));
-                }
-            }
+        if let Some(at) = self.links.tick(ring, now) {
+            next = Some(next.map_or(at, |n: f64| n.min(at)));
         }
         for c in std::mem::take(&mut self.to_resume) {
             if self.conns.contains(c) && self.conns[c].state != State::Closing && !self.conns[c].reading_held() {
@@ -1043,9 +961,7 @@ impl Transport {
         for c in std::mem::take(&mut self.pending_http) {
             if self.conns.contains(c) {
                 self.serve_http(inboxes, c, now);
-                if self.conns.contains(c) && self.conns[c].state != State::Closing && self.conns[c].stalled.is_none() {
-                    self.arm_recv(ring, c);
-                }
+                self.sync_reading(ring, c);
                 self.update_partial(c, now, true);
             }
         }
@@ -1077,6 +993,7 @@ impl Transport {
                 next = Some(next.map_or(now + 0.001, |n: f64| n.min(now + 0.001)));
             }
         }
+        self.sweep(ring);
         next
     }
 
@@ -1087,25 +1004,18 @@ impl Transport {
         } else {
             self.process_frames(ring, inboxes, c, now);
         }
-        if self.conns.contains(c) && self.conns[c].state != State::Closing && !self.conns[c].reading_held() {
-            self.arm_recv(ring, c);
-        }
+        self.sync_reading(ring, c);
     }
 
     /// Closes everything (the thread is leaving its loop).
     pub fn shutdown(&mut self) {
-        for (_, conn) in self.conns.iter_mut() {
-            close_fd(conn.fd);
-            if conn.recv_inflight || conn.send_inflight || conn.connect_inflight {
-                // The kernel may still write into these buffers until the ring is torn down:
-                // leak them rather than free memory it could touch.
-                std::mem::forget(std::mem::take(&mut conn.rbuf));
-                std::mem::forget(std::mem::take(&mut conn.sending));
-                std::mem::forget(std::mem::replace(&mut conn.addr, Box::new(sockaddr_of(std::net::Ipv4Addr::UNSPECIFIED, 0))));
+        self.links.shutdown_all();
+        for (_, l) in self.listeners.iter_mut() {
+            if l.fd >= 0 {
+                close_fd(l.fd);
+                // the kernel may still write into a receive's buffer until the ring is gone
+                std::mem::forget(std::mem::take(&mut l.buf));
             }
-        }
-        for (_, l) in self.listeners.iter() {
-            close_fd(l.fd);
         }
         self.conns.clear();
         self.listeners.clear();

@@ -51,59 +51,55 @@ impl Transport {
         if self.node.is_none() {
             return Err(Error::new(Status::Unreachable, "this process is not a node: start it with an 'address' to call actors on other nodes"));
         }
-        let fd = new_socket()?;
         // Dial from this node's own IP (any port): a node's traffic carries its address both
         // ways, so a firewall rule (or an nftables partition in the specs) can name a node.
-        if let Some(node) = &self.node {
-            if let Ok(mut own) = parse_addr(&node.addr) {
-                own.sin_port = 0;
+        let own = self.node.as_ref().and_then(|n| parse_addr(&n.addr).ok()).map(|mut own| {
+            own.sin_port = 0;
+            own
+        });
+        let link = self.links.connect_with(ring, SockAddr::inet(&machine_name(machine))?, |fd| {
+            if let Some(own) = own {
                 // SAFETY: binds our fresh socket to a valid sockaddr_in of the right length.
                 let rc = unsafe { libc::bind(fd, &own as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32) };
                 if rc < 0 {
-                    close_fd(fd);
                     return Err(os_error("bind"));
                 }
             }
-        }
-        set_node_buffers(fd);
-        let c = self.new_conn(fd, Role::Dialer, addr_of_machine(machine));
+            set_node_buffers(fd);
+            Ok(())
+        })?;
+        let c = self.new_conn(link, Role::Dialer);
         self.conns[c].machine = machine;
         self.start_handshake(c, handshake::Role::Dialer, Some(machine), now);
         self.conns[c].state = State::Connecting;
         self.dialed.insert(machine, c);
-        self.arm_connect(ring, c);
         Ok(c)
     }
 
-    pub(super) fn arm_connect(&mut self, ring: &mut Ring, c: usize) {
-        let conn = &mut self.conns[c];
-        conn.connect_inflight = true;
-        let entry = opcode::Connect::new(
-            types::Fd(conn.fd),
-            &*conn.addr as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        )
-        .build()
-        .user_data(user_data(OP_CONNECT, c, conn.gen));
-        ring.push(entry);
-    }
-
+    /// A connect (and, for a TLS one, its TLS handshake) finished: 0 or a negative errno.
     pub(super) fn on_connect(&mut self, ring: &mut Ring, c: usize, res: i32) {
-        self.conns[c].connect_inflight = false;
-        if self.conns[c].state == State::Closing {
-            return self.maybe_free(c);
+        if self.conns[c].state != State::Connecting {
+            // an accepted TLS connection's handshake: nothing to do when it completed; when it
+            // failed, the client hears why (the alert goes out) and the connection ends
+            if res < 0 {
+                let why = self.link_error(c, -res);
+                self.close_as(c, &why, Goodbye::AfterSending);
+            }
+            return;
         }
         if res < 0 {
             if res == -libc::ECONNREFUSED && self.conns[c].role == Role::Dialer {
                 let machine = self.conns[c].machine;
                 self.push_event(EV_NODE_REFUSED, c, machine as f64, "connection refused");
             }
-            let msg = std::io::Error::from_raw_os_error(-res).to_string();
-            return self.close(c, &format!("connect failed: {msg}"));
+            let msg = self.link_error(c, -res);
+            // a failed TLS handshake's alert still goes out (the listener hears why)
+            let goodbye = if -res == crate::conn::ERR_TLS_HANDSHAKE { Goodbye::AfterSending } else { Goodbye::Now(Vec::new()) };
+            return self.close_as(c, &format!("connect failed: {msg}"), goodbye);
         }
         let conn = &mut self.conns[c];
         conn.state = if conn.handshake.is_some() { State::Handshaking } else { State::Ready };
-        self.arm_recv(ring, c);
+        self.sync_reading(ring, c);
         self.mark_dirty(c);
     }
 
