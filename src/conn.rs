@@ -1135,6 +1135,78 @@ mod tests {
         conns.shutdown_all();
     }
 
+    /// Runs the ring until `done` says the events seen so far are enough (at most 2 s); every
+    /// completion must carry the tag `conns` was made with.
+    fn pump(ring: &mut Ring, inbox: &Inbox, conns: &mut Conns, seen: &mut Vec<Event>, done: impl Fn(&[Event]) -> bool) {
+        let mut out = vec![crate::ring::Completion::default(); 64];
+        for _ in 0..200 {
+            if done(seen) {
+                return;
+            }
+            conns.flush(ring);
+            let n = ring.wait(inbox, 0.01, 0.0, &mut out).unwrap();
+            for c in &out[..n] {
+                if c.user_data & TAG != 0 {
+                    assert_eq!(c.user_data & conns.tag, conns.tag, "a completion without the owner's tag");
+                    conns.on_completion(ring, c.user_data, c.res);
+                }
+            }
+            while let Some(ev) = conns.pop_event() {
+                seen.push(ev);
+            }
+        }
+    }
+
+    #[test]
+    fn an_owner_holds_reading_hands_over_buffers_and_closes_with_last_words() {
+        let inbox = Inbox::new(4).unwrap();
+        let mut ring = Ring::new(64, inbox.doorbell_fd()).unwrap();
+        let mut conns = Conns::new(TAG | (1 << 63), 4096); // the node transport's tag
+        let l = conns.listen(&mut ring, SockAddr::inet("127.0.0.1:0").unwrap(), 4, usize::MAX, false).unwrap();
+        let port = conns.local_addr(Some(l), None).unwrap().port();
+        let client = conns.connect(&mut ring, SockAddr::inet(&format!("127.0.0.1:{port}")).unwrap()).unwrap();
+        let mut seen = Vec::new();
+        pump(&mut ring, &inbox, &mut conns, &mut seen, |e| {
+            e.contains(&Event::Connected(client, 0)) && e.iter().any(|x| matches!(x, Event::Accepted(..)))
+        });
+        let server = seen.iter().find_map(|x| if let Event::Accepted(_, s) = x { Some(*s) } else { None }).expect("accepted");
+        // a first message arrives and is handed over without a copy
+        let mut data = b"first".to_vec();
+        conns.append(client, &mut data);
+        assert!(data.is_empty());
+        assert_eq!(conns.unsent(client), 5);
+        seen.clear();
+        pump(&mut ring, &inbox, &mut conns, &mut seen, |e| e.iter().any(|x| matches!(x, Event::Readable(c, _) if *c == server)));
+        let mut got = Vec::new();
+        conns.take_input(&mut ring, server, &mut got);
+        assert_eq!(got, b"first");
+        assert_eq!(conns.unsent(client), 0);
+        // held: the receive in flight still completes, then nothing more is read
+        conns.hold_reading(&mut ring, server, true);
+        conns.append(client, &mut b"second".to_vec());
+        seen.clear();
+        pump(&mut ring, &inbox, &mut conns, &mut seen, |e| e.iter().any(|x| matches!(x, Event::Readable(c, _) if *c == server)));
+        conns.append(client, &mut b"third".to_vec());
+        seen.clear();
+        pump(&mut ring, &inbox, &mut conns, &mut seen, |_| false); // 200 turns: 2 s
+        assert!(!seen.iter().any(|x| matches!(x, Event::Readable(c, _) if *c == server)), "read while held: {seen:?}");
+        assert_eq!(conns.view(server).unwrap().0, b"second");
+        // resumed: the rest comes, appended after what the owner still holds
+        conns.hold_reading(&mut ring, server, false);
+        pump(&mut ring, &inbox, &mut conns, &mut seen, |e| e.iter().any(|x| matches!(x, Event::Readable(c, _) if *c == server)));
+        let mut got = b"s".to_vec();
+        conns.take_input(&mut ring, server, &mut got);
+        assert_eq!(got, b"ssecondthird");
+        // closed at once with last words: the peer reads them, then the end of the stream
+        conns.close_now(&mut ring, server, b"bye");
+        assert!(conns.conn_gen(server).is_none());
+        seen.clear();
+        pump(&mut ring, &inbox, &mut conns, &mut seen, |e| e.contains(&Event::Readable(client, 0)));
+        let (bytes, eof, err) = conns.view(client).unwrap();
+        assert_eq!((bytes, eof, err), (&b"bye"[..], true, 0));
+        conns.shutdown_all();
+    }
+
     #[test]
     fn send_takes_at_most_the_room_left_under_the_limit() {
         let inbox = Inbox::new(4).unwrap();
