@@ -353,6 +353,54 @@ describe("luact.socket", function()
     assert.same({ "hi", "hi", nil, "timeout", "hi", 2 }, r)
   end)
 
+  it("pauses accepting while out of file descriptors (no spinning core), and serves once one is back", function()
+    local r = run(function()
+      local luact = require "luact"
+      local ffi = require "ffi"
+      ffi.cdef [[
+        struct spec_rlimit { unsigned long cur, max; };
+        int getrlimit(int resource, struct spec_rlimit *r);
+        int setrlimit(int resource, const struct spec_rlimit *r);
+        struct spec_rusage { long utime_s, utime_us, stime_s, stime_us; long rest[14]; };
+        int getrusage(int who, struct spec_rusage *u);
+      ]]
+      local RLIMIT_NOFILE, RUSAGE_SELF = 7, 0
+      local function cpu_seconds()
+        local u = ffi.new("struct spec_rusage")
+        ffi.C.getrusage(RUSAGE_SELF, u)
+        return tonumber(u.utime_s + u.stime_s) + tonumber(u.utime_us + u.stime_us) / 1e6
+      end
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        sock:send("hi\n")
+        sock:receive("*l")
+        sock:close()
+      end))
+      local lim = ffi.new("struct spec_rlimit")
+      assert(ffi.C.getrlimit(RLIMIT_NOFILE, lim) == 0)
+      lim.cur = 256
+      assert(ffi.C.setrlimit(RLIMIT_NOFILE, lim) == 0)
+      local files = {}
+      for _ = 1, 300 do                                   -- bounded: the limit is 256
+        local f = io.open("/dev/null")
+        if not f then break end
+        files[#files + 1] = f
+      end
+      local full = #files < 300
+      table.remove(files):close()                         -- room for the client's socket alone
+      local sock = assert(luact.socket.connect("tcp://127.0.0.1:" .. l.port))
+      sock:settimeout(1)
+      local before = cpu_seconds()
+      local got, err = sock:receive("*l")                 -- the kernel connected it; accept fails
+      local spent = cpu_seconds() - before
+      for _, f in ipairs(files) do f:close() end
+      sock:settimeout(5)
+      local again = sock:receive("*l")                    -- accepted at the next retry (<= 1 s)
+      sock:close()
+      luact.stop({ full, got, err, again, spent < 0.5 or spent })
+    end)
+    assert.same({ true, nil, "timeout", "hi", true }, r)
+  end)
+
   it("bounds what a peer that does not read can make it queue (send_buffer), then times out", function()
     local r = run(function()
       local luact = require "luact"
