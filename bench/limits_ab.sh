@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# A/B of the transport before and after the security work (signed references, untrusted-body
-# checks, listener limits): `bench/limits_ab.sh BEFORE_CHECKOUT [ROUNDS]` runs node_call_1,
-# node_call_64, listener_call_1 and listener_call_64 alternately on BEFORE_CHECKOUT (a worktree
-# of an older commit, built with `cargo build --release`) and on this one, ROUNDS times (default
-# 3), inside `unshare -n`, and prints one JSON line per run with "build": "before" | "after".
+# A/B of the transport against an older commit (first made for the security work: signed
+# references, untrusted-body checks, listener limits; since used for the move onto conn.rs):
+# `bench/limits_ab.sh BEFORE_CHECKOUT [ROUNDS]` runs node_call_1, node_call_64, listener_call_1,
+# listener_call_64 and, when wrk is installed, http_listener_hello (wrk -t2 -c64 for 5 s against
+# bench/http_listener_hello.lua, 1 thread) alternately on BEFORE_CHECKOUT (a worktree of an
+# older commit, built with `cargo build --release`) and on this one, ROUNDS times (default 3),
+# inside `unshare -n`, and prints one JSON line per run with "build": "before" | "after".
 set -eu
 cd "$(dirname "$0")/.."
 before=$(cd "$1" && pwd); rounds=${2:-3}
@@ -19,5 +21,13 @@ for r in $(seq "$rounds"); do
       (cd "$dir" && unshare -n sh -c 'ip link set lo up && exec luajit bench/'"${c% *}"' '"${c#* }") \
         | sed "s/^{/{\"build\": \"$build\", \"round\": $r, /"
     done
+    if command -v wrk >/dev/null && [ -e "$dir/bench/http_listener_hello.lua" ]; then
+      rate=$(cd "$dir" && unshare -n sh -c 'ip link set lo up; log=$(mktemp)
+        luajit bench/http_listener_hello.lua 18083 12 1 >"$log" 2>&1 & p=$!
+        for _ in $(seq 50); do grep -q ready "$log" && break; sleep 0.1; done
+        wrk -t2 -c64 -d5s -s bench/http_listener_hello.wrk.lua http://127.0.0.1:18083/ | awk "/Requests\/sec/ {print \$2}"
+        kill $p; wait $p 2>/dev/null; rm -f "$log"')
+      echo "{\"build\": \"$build\", \"round\": $r, \"case\":\"http_listener_hello\",\"impl\":\"luact\",\"rate\":${rate:-0}}"
+    fi
   done
 done
