@@ -294,6 +294,8 @@ pub struct Conns {
     lingering: Vec<(usize, u32, f64)>,
     /// Times a listener paused accepting because descriptors ran out.
     pub accept_pauses: u64,
+    /// Connections freed so far (their buffers given back to the allocator).
+    pub freed: u64,
 }
 
 fn user_data(tag: u64, op: u64, slot: usize, gen: u32) -> u64 {
@@ -341,6 +343,7 @@ impl Conns {
             dirty: Vec::new(),
             lingering: Vec::new(),
             accept_pauses: 0,
+            freed: 0,
         }
     }
 
@@ -1022,6 +1025,7 @@ impl Conns {
         close_fd(conn.fd);
         let listener = conn.listener;
         self.conns.remove(c);
+        self.freed += 1;
         if let Some(l) = listener {
             if let Some(lis) = self.listeners.get_mut(l) {
                 lis.live = lis.live.saturating_sub(1);
@@ -1056,6 +1060,11 @@ impl Conns {
             }
             _ => {} // a cancel's own completion
         }
+    }
+
+    /// Whether no connection is in the table (open, or closing with operations in flight).
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
     }
 
     /// Gives back the slab's vacant tail (after a burst of connections; live slots stay valid).

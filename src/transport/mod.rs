@@ -271,8 +271,8 @@ pub struct Transport {
     /// MSG frames a node connection may hold unsent (`inbox_size`: as many as the receiving
     /// thread's inbox holds), beside the kernel's socket buffers, which `NODE_SOCKET_BUF` bounds.
     max_queued_msgs: usize,
-    /// Listener connections freed since the allocator last gave memory back, and when it did.
-    freed_since_trim: usize,
+    /// `links.freed` when the allocator last gave memory back, and when it did.
+    freed_at_trim: u64,
     last_trim: f64,
 }
 
@@ -369,7 +369,7 @@ impl Transport {
             stats: ListenStats::default(),
             to_resume: Vec::new(),
             requests_taken: 0,
-            freed_since_trim: 0,
+            freed_at_trim: 0,
             last_trim: 0.0,
             max_queued_msgs: usize::MAX,
         }
@@ -840,7 +840,6 @@ impl Transport {
             }
             if let Some(l) = self.listeners.get_mut(conn.listener) {
                 l.open = l.open.saturating_sub(1);
-                self.freed_since_trim += 1;
             }
         }
     }
@@ -933,16 +932,19 @@ impl Transport {
                 self.close_with(c, &why);
             }
         }
-        if self.freed_since_trim > 0 {
+        // (counted where the buffers are really freed: `links` frees a closed connection once
+        // its operations in flight completed, which may be turns after the close)
+        let freed = (self.links.freed - self.freed_at_trim) as usize;
+        if freed > 0 {
             let at = self.last_trim + TRIM_EVERY;
-            if now >= at && (self.freed_since_trim >= TRIM_AFTER || self.conns.is_empty() || now >= at + TRIM_EVERY) {
+            if now >= at && (freed >= TRIM_AFTER || self.links.is_empty() || now >= at + TRIM_EVERY) {
                 // the slab keeps room for as many connections as it ever held (2000 clients:
                 // megabytes): give back the vacant slots at its end (live keys stay valid)
                 self.conns.shrink_to_fit();
                 self.links.shrink();
                 // SAFETY: malloc_trim only releases free memory of the allocator's arenas.
                 unsafe { libc::malloc_trim(0) };
-                self.freed_since_trim = 0;
+                self.freed_at_trim = self.links.freed;
                 self.last_trim = now;
             } else {
                 let when = if now >= at { at + TRIM_EVERY } else { at };
