@@ -14,6 +14,7 @@ mod node_flow;
 mod offload;
 mod ring;
 mod runtime;
+mod sockaddr;
 mod socket;
 mod status;
 #[cfg(test)]
