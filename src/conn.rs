@@ -39,6 +39,8 @@ const READ_BUF: usize = 16 * 1024;
 /// The first and the longest pause of a listener that ran out of file descriptors.
 const ACCEPT_BACKOFF_MIN: f64 = 0.05;
 const ACCEPT_BACKOFF_MAX: f64 = 1.0;
+/// How long a connection closed after a TLS failure may take to send the session's alert.
+const ALERT_LINGER: f64 = 5.0;
 /// Received bytes a connection holds for its reader before it stops receiving (the peer then
 /// sees TCP back-pressure).
 pub const READ_AHEAD: usize = 256 * 1024;
@@ -76,8 +78,6 @@ enum State {
 struct Conn {
     fd: i32,
     gen: u32,
-    /// The owner's tag bits (its `Conns::tag`), in every user_data of this connection.
-    tag: u64,
     state: State,
     /// Lent to the kernel while `recv_inflight`.
     rbuf: Box<[u8]>,
@@ -115,7 +115,6 @@ struct Conn {
 struct Listener {
     fd: i32,
     gen: u32,
-    tag: u64,
     accept_inflight: bool,
     /// Out of file descriptors: accept again at this time (0: accepting), after `backoff` s.
     retry_at: f64,
@@ -219,11 +218,10 @@ impl Conns {
 
     fn new_conn(&mut self, fd: i32, state: State, addr: SockAddr, listener: Option<usize>) -> usize {
         let gen = self.gen();
-        let (tag, read_buf) = (self.tag, self.read_buf);
+        let read_buf = self.read_buf;
         self.conns.insert(Conn {
             fd,
             gen,
-            tag,
             state,
             rbuf: vec![0u8; read_buf].into_boxed_slice(),
             inbuf: Vec::new(),
@@ -266,7 +264,7 @@ impl Conns {
         conn.connect_inflight = true;
         let entry = opcode::Connect::new(types::Fd(fd), conn.addr.ptr(), conn.addr.socklen())
             .build()
-            .user_data(user_data(conn.tag, OP_CONNECT, c, conn.gen));
+            .user_data(user_data(self.tag, OP_CONNECT, c, conn.gen));
         ring.push(entry);
         Ok(c)
     }
@@ -312,8 +310,7 @@ impl Conns {
             }
         }
         let gen = self.gen();
-        let tag = self.tag;
-        let l = self.listeners.insert(Listener { fd, gen, tag, accept_inflight: false, retry_at: 0.0, backoff: 0.0, closing: false, max_connections: max_connections.max(1), live: 0, tls: None });
+        let l = self.listeners.insert(Listener { fd, gen, accept_inflight: false, retry_at: 0.0, backoff: 0.0, closing: false, max_connections: max_connections.max(1), live: 0, tls: None });
         self.arm_accept(ring, l);
         Ok(l)
     }
@@ -335,7 +332,7 @@ impl Conns {
         let entry = opcode::Accept::new(types::Fd(lis.fd), std::ptr::null_mut(), std::ptr::null_mut())
             .flags(libc::SOCK_CLOEXEC)
             .build()
-            .user_data(user_data(lis.tag, OP_ACCEPT, l, lis.gen));
+            .user_data(user_data(self.tag, OP_ACCEPT, l, lis.gen));
         ring.push(entry);
     }
 
@@ -384,7 +381,7 @@ impl Conns {
         }
         lis.closing = true;
         if lis.accept_inflight {
-            let entry = opcode::AsyncCancel::new(user_data(lis.tag, OP_ACCEPT, l, lis.gen)).build().user_data(user_data(lis.tag, OP_CANCEL, l, 0));
+            let entry = opcode::AsyncCancel::new(user_data(self.tag, OP_ACCEPT, l, lis.gen)).build().user_data(user_data(self.tag, OP_CANCEL, l, 0));
             ring.push(entry);
         }
         self.maybe_free_listener(l);
@@ -452,7 +449,7 @@ impl Conns {
         conn.recv_inflight = true;
         let entry = opcode::Recv::new(types::Fd(conn.fd), conn.rbuf.as_mut_ptr(), conn.rbuf.len() as u32)
             .build()
-            .user_data(user_data(conn.tag, OP_RECV, c, conn.gen));
+            .user_data(user_data(self.tag, OP_RECV, c, conn.gen));
         ring.push(entry);
     }
 
@@ -553,15 +550,17 @@ impl Conns {
     }
 
     /// Pauses (`hold`) or resumes receiving on a connection, for an owner that cannot take more
-    /// yet (a receive already in flight still completes).
-    pub fn hold_reading(&mut self, ring: &mut Ring, c: usize, hold: bool) {
-        let Some(conn) = self.conns.get_mut(c) else { return };
-        if conn.held != hold {
-            conn.held = hold;
-            if !hold {
-                self.arm_recv(ring, c);
-            }
+    /// yet (a receive already in flight still completes). Returns whether that changed anything.
+    pub fn hold_reading(&mut self, ring: &mut Ring, c: usize, hold: bool) -> bool {
+        let Some(conn) = self.conns.get_mut(c) else { return false };
+        if conn.held == hold {
+            return false;
         }
+        conn.held = hold;
+        if !hold {
+            self.arm_recv(ring, c);
+        }
+        true
     }
 
     /// Whether a TLS connection's handshake has not completed yet.
@@ -648,12 +647,12 @@ impl Conns {
             if conn.send_inflight || conn.state == State::Connecting {
                 continue;
             }
-            Self::send_next(ring, c, conn);
+            Self::send_next(ring, self.tag, c, conn);
         }
     }
 
     /// Starts sending what is queued (encrypted first on a TLS connection); false if nothing is.
-    fn send_next(ring: &mut Ring, c: usize, conn: &mut Conn) -> bool {
+    fn send_next(ring: &mut Ring, tag: u64, c: usize, conn: &mut Conn) -> bool {
         if let Some(tls) = conn.tls.as_mut() {
             if !conn.wbuf.is_empty() {
                 if tls.write(&conn.wbuf).is_err() && conn.err == 0 {
@@ -670,21 +669,22 @@ impl Conns {
         if conn.sending.is_empty() {
             return false;
         }
-        Self::submit_send(ring, c, conn);
+        Self::submit_send(ring, tag, c, conn);
         true
     }
 
-    fn submit_send(ring: &mut Ring, c: usize, conn: &mut Conn) {
+    fn submit_send(ring: &mut Ring, tag: u64, c: usize, conn: &mut Conn) {
         conn.send_inflight = true;
         let rest = &conn.sending[conn.sent..];
         let entry = opcode::Send::new(types::Fd(conn.fd), rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
-            .user_data(user_data(conn.tag, OP_SEND, c, conn.gen));
+            .user_data(user_data(tag, OP_SEND, c, conn.gen));
         ring.push(entry);
     }
 
     fn on_send(&mut self, ring: &mut Ring, c: usize, res: i32) {
+        let tag = self.tag;
         let conn = &mut self.conns[c];
         conn.send_inflight = false;
         if res < 0 && res != -libc::EINTR && res != -libc::EAGAIN {
@@ -702,12 +702,12 @@ impl Conns {
         }
         conn.sent += res.max(0) as usize;
         if conn.sent < conn.sending.len() {
-            return Self::submit_send(ring, c, conn);
+            return Self::submit_send(ring, tag, c, conn);
         }
         conn.sending.clear();
         conn.sent = 0;
         if conn.state == State::Closing {
-            if Self::send_next(ring, c, conn) {
+            if Self::send_next(ring, tag, c, conn) {
                 return;
             }
             Self::shutdown(conn);
@@ -730,11 +730,9 @@ impl Conns {
         unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
     }
 
-    /// Closes a connection: what is queued is still sent unless `abort` (then it is dropped and
-    /// the peer sees the connection end at once). No event about it follows.
     /// Ends a closing connection at once: the peer gets a reset, the receive and the send in
     /// flight are cancelled (a shutdown would send a FIN before the reset).
-    fn abort_now(ring: &mut Ring, c: usize, conn: &mut Conn) {
+    fn abort_now(ring: &mut Ring, tag: u64, c: usize, conn: &mut Conn) {
         conn.wbuf.clear();
         let lg = libc::linger { l_onoff: 1, l_linger: 0 };
         // SAFETY: SO_LINGER with a zero timeout on our own descriptor (close then sends a
@@ -742,9 +740,31 @@ impl Conns {
         unsafe { libc::setsockopt(conn.fd, libc::SOL_SOCKET, libc::SO_LINGER, &lg as *const _ as *const _, std::mem::size_of::<libc::linger>() as u32) };
         for (op, inflight) in [(OP_RECV, conn.recv_inflight), (OP_SEND, conn.send_inflight)] {
             if inflight {
-                ring.push(opcode::AsyncCancel::new(user_data(conn.tag, op, c, conn.gen)).build().user_data(user_data(conn.tag, OP_CANCEL, c, 0)));
+                ring.push(opcode::AsyncCancel::new(user_data(tag, op, c, conn.gen)).build().user_data(user_data(tag, OP_CANCEL, c, 0)));
             }
         }
+    }
+
+    /// What every close does first: the connection stops being usable (no event about it
+    /// follows), what it received goes, and so does what it queued if it never connected or
+    /// failed; a connect in flight is cancelled. Returns the state it was in (None: closing
+    /// already, or gone).
+    fn begin_close(&mut self, ring: &mut Ring, c: usize) -> Option<State> {
+        let tag = self.tag;
+        let conn = self.conns.get_mut(c)?;
+        let was = conn.state;
+        if was == State::Closing {
+            return None;
+        }
+        conn.state = State::Closing;
+        conn.inbuf = Vec::new();
+        if conn.err != 0 || was == State::Connecting {
+            conn.wbuf.clear();
+        }
+        if conn.connect_inflight {
+            ring.push(opcode::AsyncCancel::new(user_data(tag, OP_CONNECT, c, conn.gen)).build().user_data(user_data(tag, OP_CANCEL, c, 0)));
+        }
+        Some(was)
     }
 
     /// Closes a connection: what is queued is still sent unless `abort` (then it is dropped and
@@ -752,26 +772,22 @@ impl Conns {
     /// by `linger_until` (monotonic seconds; 0: no limit) is aborted then (see `tick`). No event
     /// about it follows.
     pub fn close(&mut self, ring: &mut Ring, c: usize, abort: bool, linger_until: f64) {
-        let Some(conn) = self.conns.get_mut(c) else { return };
-        if conn.state == State::Closing {
-            return;
-        }
-        let was_connecting = conn.state == State::Connecting;
-        conn.state = State::Closing;
-        conn.inbuf = Vec::new();
-        if conn.err != 0 || was_connecting {
-            conn.wbuf.clear();
-        }
-        // a TLS failure leaves its alert in the session: it still goes out (send_next)
-        let tls_alert = matches!(conn.err, ERR_TLS | ERR_TLS_HANDSHAKE);
-        if conn.connect_inflight {
-            ring.push(opcode::AsyncCancel::new(user_data(conn.tag, OP_CONNECT, c, conn.gen)).build().user_data(user_data(conn.tag, OP_CANCEL, c, 0)));
-        }
+        let Some(was) = self.begin_close(ring, c) else { return };
         if abort {
-            Self::abort_now(ring, c, conn);
+            Self::abort_now(ring, self.tag, c, &mut self.conns[c]);
             return self.maybe_free(ring, c);
         }
+        self.send_then_shutdown(ring, c, was == State::Connecting, linger_until);
+    }
+
+    /// The rest of a graceful close: what is queued (and, after a TLS failure, the session's
+    /// alert) goes out, then a FIN.
+    fn send_then_shutdown(&mut self, ring: &mut Ring, c: usize, was_connecting: bool, linger_until: f64) {
+        let tag = self.tag;
+        let conn = &mut self.conns[c];
         let gen = conn.gen;
+        // a TLS failure leaves its alert in the session: it still goes out (send_next)
+        let tls_alert = matches!(conn.err, ERR_TLS | ERR_TLS_HANDSHAKE);
         if let Some(tls) = conn.tls.as_mut() {
             if conn.err == 0 && !was_connecting {
                 tls.close(); // close_notify goes out with what is queued
@@ -779,7 +795,7 @@ impl Conns {
         }
         if !conn.send_inflight {
             // send what is queued now; the shutdown follows its completion (on_send)
-            if !((conn.err == 0 || tls_alert) && !was_connecting && Self::send_next(ring, c, conn)) {
+            if !((conn.err == 0 || tls_alert) && !was_connecting && Self::send_next(ring, tag, c, conn)) {
                 Self::shutdown(conn);
                 return self.maybe_free(ring, c);
             }
@@ -793,20 +809,18 @@ impl Conns {
     /// Closes a connection at once, dropping what is queued: `last_words` (a protocol's goodbye)
     /// are tried once without waiting, unless a send is in flight (they would land in the middle
     /// of it); on a TLS connection they go inside TLS, followed by close_notify. Then a FIN, and
-    /// the slot is freed once the operations in flight complete. No event about it follows.
+    /// the slot is freed once the operations in flight complete. After a TLS failure the
+    /// session's alert is what the peer must hear: it goes out as in a graceful close (aborted
+    /// after `ALERT_LINGER`). No event about it follows.
     pub fn close_now(&mut self, ring: &mut Ring, c: usize, last_words: &[u8]) {
-        let Some(conn) = self.conns.get_mut(c) else { return };
-        if conn.state == State::Closing {
-            return;
+        let Some(was) = self.begin_close(ring, c) else { return };
+        let conn = &mut self.conns[c];
+        if matches!(conn.err, ERR_TLS | ERR_TLS_HANDSHAKE) {
+            let until = crate::clock::monotonic() + ALERT_LINGER;
+            return self.send_then_shutdown(ring, c, was == State::Connecting, until);
         }
-        let was_open = conn.state == State::Open;
-        conn.state = State::Closing;
-        conn.inbuf = Vec::new();
         conn.wbuf.clear();
-        if conn.connect_inflight {
-            ring.push(opcode::AsyncCancel::new(user_data(conn.tag, OP_CONNECT, c, conn.gen)).build().user_data(user_data(conn.tag, OP_CANCEL, c, 0)));
-        }
-        if was_open && !conn.send_inflight && conn.err == 0 {
+        if was == State::Open && !conn.send_inflight && conn.err == 0 {
             let mut out = Vec::new();
             match conn.tls.as_mut() {
                 Some(tls) => {
@@ -852,7 +866,7 @@ impl Conns {
                 continue;
             }
             if now >= at {
-                Self::abort_now(ring, c, conn);
+                Self::abort_now(ring, self.tag, c, conn);
                 self.maybe_free(ring, c);
             } else {
                 next = Some(next.map_or(at, |n: f64| n.min(at)));

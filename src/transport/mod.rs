@@ -136,8 +136,6 @@ struct Conn {
     wbuf: Vec<u8>,
     /// Frames queued before the handshake completed (sent once the peer is authenticated).
     held: Vec<u8>,
-    /// Reading is paused (`sync_reading`).
-    read_held: bool,
     deadline: f64,
     /// Codec of the client's calls (replies use it).
     codec: u8,
@@ -435,7 +433,6 @@ impl Transport {
             http_continue_sent: false,
             wbuf: Vec::new(),
             held: Vec::new(),
-            read_held: false,
             deadline: 0.0,
             codec: 0,
             stalled: None,
@@ -494,14 +491,9 @@ impl Transport {
             return;
         }
         let paused = self.read_paused(c);
-        let conn = &mut self.conns[c];
         let hold = paused || conn.reading_held();
-        if hold != conn.read_held {
-            conn.read_held = hold;
-            if paused {
-                self.stats.read_pauses += 1.0;
-            }
-            self.links.hold_reading(ring, conn.link, hold);
+        if self.links.hold_reading(ring, conn.link, hold) && paused {
+            self.stats.read_pauses += 1.0;
         }
     }
 
@@ -522,11 +514,7 @@ impl Transport {
             Event::Readable(_, 0) => self.close(c, "closed by peer"),
             Event::Readable(_, err) => {
                 let why = self.link_error(c, -err);
-                if -err == crate::conn::ERR_TLS {
-                    self.close_as(c, &why, Goodbye::AfterSending); // (its alert goes out)
-                } else {
-                    self.close(c, &why);
-                }
+                self.close(c, &why); // (after a TLS failure `links` still sends its alert)
             }
             _ => {} // Writable: the transport bounds its queues itself
         }

@@ -80,10 +80,10 @@ impl Transport {
     pub(super) fn on_connect(&mut self, ring: &mut Ring, c: usize, res: i32) {
         if self.conns[c].state != State::Connecting {
             // an accepted TLS connection's handshake: nothing to do when it completed; when it
-            // failed, the client hears why (the alert goes out) and the connection ends
+            // failed, the connection ends (`links` still sends the alert: the client hears why)
             if res < 0 {
                 let why = self.link_error(c, -res);
-                self.close_as(c, &why, Goodbye::AfterSending);
+                self.close(c, &why);
             }
             return;
         }
@@ -93,9 +93,7 @@ impl Transport {
                 self.push_event(EV_NODE_REFUSED, c, machine as f64, "connection refused");
             }
             let msg = self.link_error(c, -res);
-            // a failed TLS handshake's alert still goes out (the listener hears why)
-            let goodbye = if -res == crate::conn::ERR_TLS_HANDSHAKE { Goodbye::AfterSending } else { Goodbye::Now(Vec::new()) };
-            return self.close_as(c, &format!("connect failed: {msg}"), goodbye);
+            return self.close(c, &format!("connect failed: {msg}"));
         }
         let conn = &mut self.conns[c];
         conn.state = if conn.handshake.is_some() { State::Handshaking } else { State::Ready };
