@@ -594,21 +594,19 @@ impl Conns {
         self.conns.get(c).map_or(0, Self::queued)
     }
 
-    /// Queues all of `data` (the owner bounds what it queues), leaving `data` empty: without
-    /// copying when nothing else is queued (the buffers trade places).
-    pub fn append(&mut self, c: usize, data: &mut Vec<u8>) {
-        let Some(conn) = self.conns.get_mut(c) else { return };
-        if conn.err != 0 || conn.state == State::Closing || data.is_empty() {
-            data.clear();
-            return;
+    /// The send queue of a connection, for an owner that writes into it directly and bounds
+    /// what it queues itself (`unsent`): what it writes goes out with the next `flush`. None for
+    /// a connection that failed or is closing (there is nobody to send to).
+    pub fn queue(&mut self, c: usize) -> Option<&mut Vec<u8>> {
+        let conn = self.conns.get_mut(c)?;
+        if conn.err != 0 || conn.state == State::Closing {
+            return None;
         }
-        if conn.wbuf.is_empty() {
-            std::mem::swap(&mut conn.wbuf, data);
-        } else {
-            conn.wbuf.extend_from_slice(data);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(c);
         }
-        data.clear();
-        self.mark_dirty(c);
+        Some(&mut conn.wbuf)
     }
 
     /// Queues up to `limit` bytes minus what is queued already; returns how many were taken.
@@ -1021,10 +1019,8 @@ mod tests {
             e.contains(&Event::Connected(client, 0)) && e.iter().any(|x| matches!(x, Event::Accepted(..)))
         });
         let server = seen.iter().find_map(|x| if let Event::Accepted(_, s) = x { Some(*s) } else { None }).expect("accepted");
-        // a first message arrives and is handed over without a copy
-        let mut data = b"first".to_vec();
-        conns.append(client, &mut data);
-        assert!(data.is_empty());
+        // a first message, written straight into the send queue, arrives
+        conns.queue(client).unwrap().extend_from_slice(b"first");
         assert_eq!(conns.unsent(client), 5);
         seen.clear();
         pump(&mut ring, &inbox, &mut conns, &mut seen, |e| e.iter().any(|x| matches!(x, Event::Readable(c, _) if *c == server)));
@@ -1034,10 +1030,10 @@ mod tests {
         assert_eq!(conns.unsent(client), 0);
         // held: the receive in flight still completes, then nothing more is read
         conns.hold_reading(&mut ring, server, true);
-        conns.append(client, &mut b"second".to_vec());
+        conns.queue(client).unwrap().extend_from_slice(b"second");
         seen.clear();
         pump(&mut ring, &inbox, &mut conns, &mut seen, |e| e.iter().any(|x| matches!(x, Event::Readable(c, _) if *c == server)));
-        conns.append(client, &mut b"third".to_vec());
+        conns.queue(client).unwrap().extend_from_slice(b"third");
         seen.clear();
         pump(&mut ring, &inbox, &mut conns, &mut seen, |_| false); // 200 turns: 2 s
         assert!(!seen.iter().any(|x| matches!(x, Event::Readable(c, _) if *c == server)), "read while held: {seen:?}");
@@ -1051,6 +1047,7 @@ mod tests {
         // closed at once with last words: the peer reads them, then the end of the stream
         conns.close_now(&mut ring, server, b"bye");
         assert!(conns.conn_gen(server).is_none());
+        assert!(conns.queue(server).is_none());
         seen.clear();
         pump(&mut ring, &inbox, &mut conns, &mut seen, |e| e.contains(&Event::Readable(client, 0)));
         let (bytes, eof, err) = conns.view(client).unwrap();

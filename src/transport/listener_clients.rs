@@ -104,10 +104,9 @@ impl Transport {
         conn.limits = limits;
         conn.last_active = now;
         conn.listener_port = port;
-        if role == Role::Acceptor && !self.start_handshake(c, handshake::Role::Acceptor, None, now) {
-            return;
+        if role == Role::Acceptor {
+            self.start_handshake(c, handshake::Role::Acceptor, None, now);
         }
-        self.mark_dirty(c);
     }
 
     // ---- client calls to other nodes' listeners ------------------------------------------
@@ -190,13 +189,8 @@ impl Transport {
                 if self.unread_beyond_limit(c, resp.len()) {
                     return Ok(());
                 }
-                let conn = &mut self.conns[c];
-                conn.wbuf.extend_from_slice(&resp);
-                if !keep {
-                    conn.close_after_send = true;
-                }
-                conn.http_busy = false;
-                self.mark_dirty(c);
+                self.conns[c].http_busy = false;
+                self.send_http(c, &resp, keep);
                 // the next pipelined request, if one is waiting
                 self.pending_http.push(c);
                 Ok(())
@@ -210,7 +204,7 @@ impl Transport {
     /// the connection stays open. One reply alone may exceed the limit.
     pub(super) fn unread_beyond_limit(&mut self, c: usize, more: usize) -> bool {
         let conn = &self.conns[c];
-        let queued = conn.wbuf.len() + self.links.unsent(conn.link);
+        let queued = self.links.unsent(conn.link);
         if queued == 0 || queued + more <= conn.limits.max_buffered() {
             return false;
         }
@@ -256,6 +250,16 @@ impl Transport {
         }
     }
 
+    /// Queues an HTTP response; without `keep_alive` the connection then closes once it is
+    /// sent. Returns whether the connection stays open.
+    fn send_http(&mut self, c: usize, resp: &[u8], keep_alive: bool) -> bool {
+        self.queue_bytes(c, resp);
+        if !keep_alive {
+            self.close_as(c, "done", Goodbye::AfterSending);
+        }
+        keep_alive
+    }
+
     /// Parses the next HTTP request of a client, if complete: a call goes to Lua (one at a time:
     /// the next request is looked at after the reply), anything else is answered here.
     pub(super) fn serve_http(&mut self, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
@@ -269,8 +273,7 @@ impl Transport {
                 Ok(http::Parsed::Incomplete { expect_continue }) => {
                     if expect_continue && !conn.http_continue_sent {
                         conn.http_continue_sent = true;
-                        conn.wbuf.extend_from_slice(http::CONTINUE);
-                        self.mark_dirty(c);
+                        self.queue_bytes(c, http::CONTINUE);
                     }
                     return;
                 }
@@ -286,12 +289,7 @@ impl Transport {
                     }
                     match req.immediate_response() {
                         Some(resp) => {
-                            conn.wbuf.extend_from_slice(&resp);
-                            if !req.keep_alive {
-                                conn.close_after_send = true;
-                            }
-                            self.mark_dirty(c);
-                            if !req.keep_alive {
+                            if !self.send_http(c, &resp, req.keep_alive) {
                                 return;
                             }
                         }
@@ -300,14 +298,9 @@ impl Transport {
                                 if let Err(e) = edge::admit_args(&mut args, self.ref_key.as_ref()) {
                                     let keep = req.keep_alive;
                                     let resp = http::reply_response(false, &[edge::exception_value("bad_request", &e)], keep);
-                                    let conn = &mut self.conns[c];
-                                    conn.wbuf.extend_from_slice(&resp);
-                                    if !keep {
-                                        conn.close_after_send = true;
-                                        self.mark_dirty(c);
+                                    if !self.send_http(c, &resp, keep) {
                                         return;
                                     }
-                                    self.mark_dirty(c);
                                     continue;
                                 }
                                 let gen = conn.gen;
@@ -326,9 +319,7 @@ impl Transport {
                     let conn = &mut self.conns[c];
                     conn.inbuf.clear();
                     conn.inpos = 0;
-                    conn.wbuf.extend_from_slice(&resp);
-                    conn.close_after_send = true;
-                    self.mark_dirty(c);
+                    self.send_http(c, &resp, false);
                     return;
                 }
             }

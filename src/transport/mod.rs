@@ -132,8 +132,6 @@ struct Conn {
     inbuf: Vec<u8>,
     inpos: usize,
     http_continue_sent: bool,
-    /// Bytes queued this loop turn; `flush` hands them to `links`, which sends them.
-    wbuf: Vec<u8>,
     /// Frames queued before the handshake completed (sent once the peer is authenticated).
     held: Vec<u8>,
     deadline: f64,
@@ -150,7 +148,6 @@ struct Conn {
     /// An HTTP call is with Lua; later pipelined requests wait for its reply.
     http_busy: bool,
     http_keep_alive: bool,
-    close_after_send: bool,
     /// The listener that accepted this connection (`NO_LISTENER` for dialed ones) and its
     /// limits (listener clients only: `listen_limits.rs`).
     listener: usize,
@@ -160,14 +157,12 @@ struct Conn {
     partial_since: f64,
     /// Calls delivered to Lua and not answered yet (tcp:// clients).
     calls_pending: u32,
-    /// Frames queued (in `wbuf`/`held`) and handed to `links` but not all sent yet: a node
-    /// connection takes at most `max_queued_msgs` MSG frames (see `set_max_queued_msgs`).
-    queued_frames: usize,
-    sending_frames: usize,
+    /// Frames held or queued in `links` and not all sent yet (0 again once `links` sent all and
+    /// nothing is held): a node connection takes at most `max_queued_msgs` MSG frames (see
+    /// `set_max_queued_msgs`).
+    unsent_frames: usize,
     /// The port of the listener that accepted this client (0: not a listener client).
     listener_port: u16,
-    /// Why the connection closes once its last bytes are sent ("": nothing to say).
-    close_reason: String,
 }
 
 const NO_LISTENER: usize = usize::MAX;
@@ -251,7 +246,6 @@ pub struct Transport {
     /// The reason of the event `pop_event` returned last (`luact_net_event_reason`).
     last_reason: String,
     next_gen: u32,
-    dirty: Vec<usize>,
     /// HTTP connections whose reply went out: look for their next request.
     pending_http: Vec<usize>,
     pub max_frame: usize,
@@ -359,7 +353,6 @@ impl Transport {
             events: VecDeque::new(),
             last_reason: String::new(),
             next_gen: 1,
-            dirty: Vec::new(),
             pending_http: Vec::new(),
             max_frame,
             dropped_datagrams: 0,
@@ -431,7 +424,6 @@ impl Transport {
             inbuf: Vec::new(),
             inpos: 0,
             http_continue_sent: false,
-            wbuf: Vec::new(),
             held: Vec::new(),
             deadline: 0.0,
             codec: 0,
@@ -441,16 +433,13 @@ impl Transport {
             overflow: Overflow::default(),
             http_busy: false,
             http_keep_alive: true,
-            close_after_send: false,
             listener: NO_LISTENER,
             limits: crate::listen_limits::DEFAULT,
             last_active: 0.0,
             partial_since: 0.0,
             calls_pending: 0,
-            queued_frames: 0,
-            sending_frames: 0,
+            unsent_frames: 0,
             listener_port: 0,
-            close_reason: String::new(),
         });
         if self.by_link.len() <= link {
             self.by_link.resize(link + 1, NONE);
@@ -463,22 +452,30 @@ impl Transport {
         let max_msgs = self.max_queued_msgs;
         let conn = &mut self.conns[c];
         let unsent = self.links.unsent(conn.link);
-        if unsent == 0 {
-            conn.sending_frames = 0; // all handed over were sent
+        if unsent == 0 && conn.held.is_empty() {
+            conn.unsent_frames = 0; // all were sent
         }
-        if conn.wbuf.len() + conn.held.len() + unsent + body.len() > MAX_QUEUED {
+        if conn.held.len() + unsent + body.len() > MAX_QUEUED {
             return Err(Error::new(Status::Full, "the connection's send queue is full"));
         }
-        if kind == frame::KIND_MSG && conn.queued_frames + conn.sending_frames >= max_msgs {
+        if kind == frame::KIND_MSG && conn.unsent_frames >= max_msgs {
             return Err(Error::new(Status::Full, "the connection's send queue is full (messages)"));
         }
-        conn.queued_frames += 1;
         let authenticated = !matches!(conn.role, Role::Dialer | Role::Acceptor) || conn.state == State::Ready;
-        let out = if authenticated { &mut conn.wbuf } else { &mut conn.held };
+        let out = if authenticated { self.links.queue(conn.link) } else { Some(&mut conn.held) };
+        // (no queue: the connection failed and its close is on the way, with what it carried)
+        let Some(out) = out else { return Ok(()) };
         frame::write_frame(out, &Header { kind, codec, thread, corr, body_len: 0 }, body)
             .map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
-        self.mark_dirty(c);
+        conn.unsent_frames += 1;
         Ok(())
+    }
+
+    /// Queues bytes that are not a frame (HTTP, a handshake message) on connection `c`.
+    fn queue_bytes(&mut self, c: usize, bytes: &[u8]) {
+        if let Some(out) = self.links.queue(self.conns[c].link) {
+            out.extend_from_slice(bytes);
+        }
     }
 
     // ---- reading ---------------------------------------------------------------------------
@@ -710,27 +707,9 @@ impl Transport {
 
     // ---- writing -----------------------------------------------------------------------------
 
-    fn mark_dirty(&mut self, c: usize) {
-        self.dirty.push(c);
-    }
-
-    /// Hands what every connection queued this turn to `links` and has it sent (write batching:
-    /// one write per connection per turn), then ends the connections closed in this turn.
+    /// Sends what the connections queued this turn (write batching: `links` makes one write
+    /// per connection per turn), after ending the connections closed in this turn.
     pub fn flush(&mut self, ring: &mut Ring) {
-        for c in std::mem::take(&mut self.dirty) {
-            let Some(conn) = self.conns.get_mut(c) else { continue };
-            if conn.state == State::Closing {
-                continue;
-            }
-            if !conn.wbuf.is_empty() {
-                conn.sending_frames += std::mem::take(&mut conn.queued_frames);
-                self.links.append(conn.link, &mut conn.wbuf);
-            }
-            if conn.close_after_send {
-                let why = if conn.close_reason.is_empty() { "done".to_string() } else { std::mem::take(&mut conn.close_reason) };
-                self.close_as(c, &why, Goodbye::AfterSending);
-            }
-        }
         self.sweep(ring);
         self.links.flush(ring);
     }
@@ -815,16 +794,13 @@ impl Transport {
             if !self.conns.contains(c) {
                 continue;
             }
-            let mut conn = self.conns.remove(c);
+            let conn = self.conns.remove(c);
             if self.by_link.get(conn.link) == Some(&c) {
                 self.by_link[conn.link] = NONE;
             }
             match goodbye {
                 Goodbye::Now(words) => self.links.close_now(ring, conn.link, &words),
-                Goodbye::AfterSending => {
-                    self.links.append(conn.link, &mut conn.wbuf);
-                    self.links.close(ring, conn.link, false, now + LINGER);
-                }
+                Goodbye::AfterSending => self.links.close(ring, conn.link, false, now + LINGER),
             }
             if let Some(l) = self.listeners.get_mut(conn.listener) {
                 l.open = l.open.saturating_sub(1);

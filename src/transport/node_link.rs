@@ -33,7 +33,7 @@ impl Transport {
         conn.handshake = Some(hs);
         conn.state = State::Handshaking;
         conn.deadline = now + HANDSHAKE_TIMEOUT;
-        conn.wbuf.extend_from_slice(&hello);
+        self.queue_bytes(c, &hello);
         true
     }
 
@@ -98,7 +98,6 @@ impl Transport {
         let conn = &mut self.conns[c];
         conn.state = if conn.handshake.is_some() { State::Handshaking } else { State::Ready };
         self.sync_reading(ring, c);
-        self.mark_dirty(c);
     }
 
     /// Closes every node connection to or from `machine` (the cluster declared it dead): each
@@ -151,8 +150,7 @@ impl Transport {
 
     pub(super) fn on_handshake_step(&mut self, ring: &mut Ring, c: usize, step: Step) {
         if let Some(out) = step.send {
-            self.conns[c].wbuf.extend_from_slice(&out);
-            self.mark_dirty(c);
+            self.queue_bytes(c, &out);
         }
         if let Some(peer) = step.done {
             let conn = &mut self.conns[c];
@@ -168,10 +166,8 @@ impl Transport {
             if conn.role == Role::Dialer {
                 self.losses.remove(&peer.node_id);
             }
-            let conn = &mut self.conns[c];
-            let held = std::mem::take(&mut conn.held);
-            conn.wbuf.extend_from_slice(&held);
-            self.mark_dirty(c);
+            let held = std::mem::take(&mut self.conns[c].held);
+            self.queue_bytes(c, &held);
             self.push_event(EV_NODE_UP, c, peer.node_id as f64, "");
             let _ = ring;
         }
