@@ -20,6 +20,11 @@ impl SockAddr {
             Some(port) => std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port.parse::<u16>().map_err(|_| bad())?)),
             None => s.parse().map_err(|_| bad())?,
         };
+        Ok(SockAddr::from_std(sa))
+    }
+
+    /// The kernel's form of an IPv4 or IPv6 address.
+    pub fn from_std(sa: std::net::SocketAddr) -> SockAddr {
         // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
         let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let len = match sa {
@@ -47,7 +52,7 @@ impl SockAddr {
                 std::mem::size_of::<libc::sockaddr_in6>()
             }
         };
-        Ok(SockAddr { storage, len: len as u32 })
+        SockAddr { storage, len: len as u32 }
     }
 
     /// Whether this is an IPv4 or IPv6 address (not a Unix path).

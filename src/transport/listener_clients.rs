@@ -15,14 +15,14 @@ impl Transport {
     }
 
     fn listen_as(&mut self, ring: &mut Ring, addr: &str, kind: ListenerKind, limits: ListenLimits, reuse_port: bool, tls: Option<ServerTls>) -> Result<u16> {
-        let sa = parse_addr(addr)?;
+        let sa = SockAddr::from_std(parse_v4(addr)?.into());
         if kind == ListenerKind::Udp {
-            return self.listen_udp(ring, addr, sa, limits, reuse_port);
+            return self.listen_udp(ring, sa, limits, reuse_port);
         }
         // (the transport refuses a client past its listener's max_connections itself, with a
         // word: `links` accepts them all)
         let node = kind == ListenerKind::Node;
-        let link = self.links.listen_with(ring, SockAddr::inet(addr)?, 1024, usize::MAX, reuse_port, |fd| {
+        let link = self.links.listen_with(ring, sa, 1024, usize::MAX, reuse_port, |fd| {
             if node {
                 set_node_buffers(fd); // accepted connections inherit them
             }
@@ -36,17 +36,17 @@ impl Transport {
         Ok(port)
     }
 
-    fn listen_udp(&mut self, ring: &mut Ring, addr: &str, sa: libc::sockaddr_in, limits: ListenLimits, reuse_port: bool) -> Result<u16> {
+    fn listen_udp(&mut self, ring: &mut Ring, sa: SockAddr, limits: ListenLimits, reuse_port: bool) -> Result<u16> {
         let fd = new_datagram_socket()?;
-        // SAFETY: `fd` is ours; `sa` is a valid sockaddr_in for the duration of the calls.
+        // SAFETY: `fd` is ours; `sa` is a valid socket address for the duration of the calls.
         unsafe {
             let one: i32 = 1;
             libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const i32 as *const _, 4);
             if reuse_port {
                 libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, &one as *const i32 as *const _, 4);
             }
-            if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32) < 0 {
-                let e = os_error(&format!("bind {addr}"));
+            if libc::bind(fd, sa.ptr(), sa.socklen()) < 0 {
+                let e = os_error(&format!("bind {}", sa.text()));
                 close_fd(fd);
                 return Err(e);
             }

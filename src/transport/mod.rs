@@ -255,7 +255,7 @@ pub struct Transport {
     /// (`None` in a process that is not a node: no reference passes).
     ref_key: Option<trust::RefKey>,
     /// What listener limits refused (`luact.listen_stats()`).
-    pub stats: ListenStats,
+    stats: ListenStats,
     /// Client connections whose reading paused for `max_pipelined` and may resume.
     to_resume: Vec<usize>,
     /// Requests taken from listener clients so far (tells `on_recv` a read completed one).
@@ -279,30 +279,21 @@ fn os_error(what: &str) -> Error {
     Error::new(Status::Os, format!("{what}: {}", std::io::Error::last_os_error()))
 }
 
-/// "a.b.c.d:port" -> sockaddr_in.
-pub fn parse_addr(s: &str) -> Result<libc::sockaddr_in> {
-    let sa: std::net::SocketAddrV4 = s
-        .parse()
-        .map_err(|_| Error::new(Status::BadArgument, format!("bad address '{s}' (expected a.b.c.d:port)")))?;
-    Ok(sockaddr_of(*sa.ip(), sa.port()))
-}
-
-fn sockaddr_of(ip: std::net::Ipv4Addr, port: u16) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as u16,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
-        sin_zero: [0; 8],
-    }
+/// "a.b.c.d:port": node and listener addresses are IPv4 (a machine id holds one).
+fn parse_v4(s: &str) -> Result<std::net::SocketAddrV4> {
+    s.parse().map_err(|_| Error::new(Status::BadArgument, format!("bad address '{s}' (expected a.b.c.d:port)")))
 }
 
 /// A node's machine id is its IPv4 address and port: `ip << 16 | port` (unique per node, and
 /// enough to dial it from anywhere a reference travels).
 pub fn machine_id_of(addr: &str) -> Result<u64> {
-    let sa: std::net::SocketAddrV4 = addr
-        .parse()
-        .map_err(|_| Error::new(Status::BadArgument, format!("bad address '{addr}' (expected a.b.c.d:port)")))?;
+    let sa = parse_v4(addr)?;
     Ok(((u32::from(*sa.ip()) as u64) << 16) | sa.port() as u64)
+}
+
+/// The address a machine id names (see `machine_id_of`).
+fn machine_addr(machine: u64) -> std::net::SocketAddrV4 {
+    std::net::SocketAddrV4::new(std::net::Ipv4Addr::from(((machine >> 16) & 0xffff_ffff) as u32), (machine & 0xffff) as u16)
 }
 
 fn new_datagram_socket() -> Result<i32> {
@@ -989,6 +980,5 @@ impl Transport {
 }
 
 fn machine_name(machine: u64) -> String {
-    let ip = std::net::Ipv4Addr::from(((machine >> 16) & 0xffff_ffff) as u32);
-    format!("{ip}:{}", machine & 0xffff)
+    machine_addr(machine).to_string()
 }

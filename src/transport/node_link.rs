@@ -53,14 +53,11 @@ impl Transport {
         }
         // Dial from this node's own IP (any port): a node's traffic carries its address both
         // ways, so a firewall rule (or an nftables partition in the specs) can name a node.
-        let own = self.node.as_ref().and_then(|n| parse_addr(&n.addr).ok()).map(|mut own| {
-            own.sin_port = 0;
-            own
-        });
-        let link = self.links.connect_with(ring, SockAddr::inet(&machine_name(machine))?, |fd| {
+        let own = self.node.as_ref().and_then(|n| parse_v4(&n.addr).ok()).map(|own| SockAddr::from_std(std::net::SocketAddrV4::new(*own.ip(), 0).into()));
+        let link = self.links.connect_with(ring, SockAddr::from_std(machine_addr(machine).into()), |fd| {
             if let Some(own) = own {
-                // SAFETY: binds our fresh socket to a valid sockaddr_in of the right length.
-                let rc = unsafe { libc::bind(fd, &own as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32) };
+                // SAFETY: binds our fresh socket to a valid socket address of its stated length.
+                let rc = unsafe { libc::bind(fd, own.ptr(), own.socklen()) };
                 if rc < 0 {
                     return Err(os_error("bind"));
                 }
