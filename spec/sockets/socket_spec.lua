@@ -353,9 +353,10 @@ describe("luact.socket", function()
     assert.same({ "hi", "hi", nil, "timeout", "hi", 2 }, r)
   end)
 
-  it("pauses accepting while out of file descriptors (no spinning core), and serves once one is back", function()
+  it("pauses accepting while out of file descriptors (no spinning core), and serves once one is back, on every thread", function()
     local r = run(function()
       local luact = require "luact"
+      if luact.thread_id ~= 1 then return end
       local ffi = require "ffi"
       ffi.cdef [[
         struct spec_rlimit { unsigned long cur, max; };
@@ -370,15 +371,27 @@ describe("luact.socket", function()
         ffi.C.getrusage(RUSAGE_SELF, u)
         return tonumber(u.utime_s + u.stime_s) + tonumber(u.utime_us + u.stime_us) / 1e6
       end
-      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
-        sock:send("hi\n")
-        sock:receive("*l")
-        sock:close()
-      end))
+      -- the limit first: an accept takes the limit of when it was submitted (io_uring reads it
+      -- then), and each thread submits its accept as soon as it listens
       local lim = ffi.new("struct spec_rlimit")
       assert(ffi.C.getrlimit(RLIMIT_NOFILE, lim) == 0)
       lim.cur = 256
       assert(ffi.C.setrlimit(RLIMIT_NOFILE, lim) == 0)
+      -- both threads listen (SO_REUSEPORT): the kernel may hand the client to either one
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function(sock)
+        sock:send("hi\n")
+        sock:receive("*l")
+        sock:close()
+      end, { threads = "all" }))
+      local listening = 0
+      for _ = 1, 100 do                                   -- bounded: 2 s for thread 2's listener
+        local ss = io.popen("ss -Hltn 'sport = :" .. l.port .. "'")
+        local out = ss:read("*a")
+        ss:close()
+        listening = select(2, out:gsub("LISTEN", ""))
+        if listening >= 2 then break end
+        luact.clock.sleep(0.02)
+      end
       local files = {}
       for _ = 1, 300 do                                   -- bounded: the limit is 256
         local f = io.open("/dev/null")
@@ -396,9 +409,9 @@ describe("luact.socket", function()
       sock:settimeout(5)
       local again = sock:receive("*l")                    -- accepted at the next retry (<= 1 s)
       sock:close()
-      luact.stop({ full, got, err, again, spent < 0.5 or spent })
-    end)
-    assert.same({ true, nil, "timeout", "hi", true }, r)
+      luact.stop({ listening, full, got, err, again, spent < 0.5 or spent })
+    end, 2)
+    assert.same({ 2, true, nil, "timeout", "hi", true }, r)
   end)
 
   it("bounds what a peer that does not read can make it queue (send_buffer), then times out", function()
