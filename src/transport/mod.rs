@@ -399,7 +399,7 @@ impl Transport {
     fn new_conn(&mut self, link: usize, role: Role) -> usize {
         let gen = self.gen();
         let limit = match role {
-            Role::Dialer | Role::Acceptor => frame::PRE_AUTH_MAX_FRAME as usize,
+            Role::Dialer | Role::Acceptor => frame::PRE_AUTH_MAX_FRAME,
             Role::ListenerClient | Role::HttpClient => CLIENT_MAX_FRAME.min(self.max_frame),
             Role::Caller => self.max_frame,
         };
@@ -411,7 +411,7 @@ impl Transport {
             machine: 0,
             handshake: None,
             tls_profile: 0,
-            decoder: FrameDecoder::new(limit as usize),
+            decoder: FrameDecoder::new(limit),
             inbuf: Vec::new(),
             inpos: 0,
             http_continue_sent: false,

@@ -31,7 +31,9 @@ impl Transport {
         };
         let conn = &mut self.conns[c];
         conn.handshake = Some(hs);
-        conn.state = State::Handshaking;
+        if conn.state != State::Connecting {
+            conn.state = State::Handshaking; // (a dialed one handshakes once connected: on_connect)
+        }
         conn.deadline = now + HANDSHAKE_TIMEOUT;
         self.queue_bytes(c, &hello);
         true
@@ -67,9 +69,12 @@ impl Transport {
         })?;
         let c = self.new_conn(link, Role::Dialer);
         self.conns[c].machine = machine;
-        self.start_handshake(c, handshake::Role::Dialer, Some(machine), now);
         self.conns[c].state = State::Connecting;
         self.dialed.insert(machine, c);
+        if !self.start_handshake(c, handshake::Role::Dialer, Some(machine), now) {
+            // (closed: the calls waiting on it fail with the reason, as for any lost dial)
+            return Err(Error::new(Status::Unreachable, format!("cannot start a handshake with {}", machine_name(machine))));
+        }
         Ok(c)
     }
 
