@@ -289,25 +289,15 @@ impl Conns {
     pub fn listen_with(&mut self, ring: &mut Ring, addr: SockAddr, backlog: i32, max_connections: usize, reuse_port: bool, setup: impl FnOnce(i32)) -> Result<usize> {
         let fd = new_stream_socket(addr.family())?;
         setup(fd);
-        // SAFETY: `fd` is ours; `addr` is a valid socket address for the duration of the calls.
-        unsafe {
-            let one: i32 = 1;
-            if addr.is_inet() {
-                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const i32 as *const _, 4);
-            }
-            if reuse_port {
-                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, &one as *const i32 as *const _, 4);
-            }
-            if libc::bind(fd, addr.ptr(), addr.socklen()) < 0 {
-                let e = os_error(&format!("bind {}", addr.text()));
-                close_fd(fd);
-                return Err(e);
-            }
-            if libc::listen(fd, backlog.max(1)) < 0 {
-                let e = os_error(&format!("listen {}", addr.text()));
-                close_fd(fd);
-                return Err(e);
-            }
+        if let Err(e) = addr.bind_listener(fd, reuse_port) {
+            close_fd(fd);
+            return Err(e);
+        }
+        // SAFETY: `fd` is ours and bound.
+        if unsafe { libc::listen(fd, backlog.max(1)) } < 0 {
+            let e = os_error(&format!("listen {}", addr.text()));
+            close_fd(fd);
+            return Err(e);
         }
         let gen = self.gen();
         let l = self.listeners.insert(Listener { fd, gen, accept_inflight: false, retry_at: 0.0, backoff: 0.0, closing: false, max_connections: max_connections.max(1), live: 0, tls: None });

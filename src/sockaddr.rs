@@ -55,8 +55,29 @@ impl SockAddr {
         SockAddr { storage, len: len as u32 }
     }
 
+    /// Binds socket `fd` (ours) to this address, as a listener does: with SO_REUSEADDR for an IP
+    /// address (a restarted server binds again at once), and SO_REUSEPORT when `reuse_port`
+    /// (several sockets, one per thread, on the same port).
+    pub fn bind_listener(&self, fd: i32, reuse_port: bool) -> Result<()> {
+        let one: i32 = 1;
+        // SAFETY: plain setsockopt calls on a descriptor the caller owns, each reading a live
+        // 4-byte int; bind reads `self.len` bytes of `self.storage`.
+        unsafe {
+            if self.is_inet() {
+                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const i32 as *const _, 4);
+            }
+            if reuse_port {
+                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, &one as *const i32 as *const _, 4);
+            }
+            if libc::bind(fd, self.ptr(), self.len) < 0 {
+                return Err(Error::new(Status::Os, format!("bind {}: {}", self.text(), std::io::Error::last_os_error())));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether this is an IPv4 or IPv6 address (not a Unix path).
-    pub fn is_inet(&self) -> bool {
+    fn is_inet(&self) -> bool {
         self.family() == libc::AF_INET || self.family() == libc::AF_INET6
     }
 

@@ -38,18 +38,9 @@ impl Transport {
 
     fn listen_udp(&mut self, ring: &mut Ring, sa: SockAddr, limits: ListenLimits, reuse_port: bool) -> Result<u16> {
         let fd = new_datagram_socket()?;
-        // SAFETY: `fd` is ours; `sa` is a valid socket address for the duration of the calls.
-        unsafe {
-            let one: i32 = 1;
-            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const i32 as *const _, 4);
-            if reuse_port {
-                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, &one as *const i32 as *const _, 4);
-            }
-            if libc::bind(fd, sa.ptr(), sa.socklen()) < 0 {
-                let e = os_error(&format!("bind {}", sa.text()));
-                close_fd(fd);
-                return Err(e);
-            }
+        if let Err(e) = sa.bind_listener(fd, reuse_port) {
+            close_fd(fd);
+            return Err(e);
         }
         let port = SockAddr::of_fd(fd, false).map_or(0, |a| a.port());
         let slot = self.listeners.insert(Listener { fd, kind: ListenerKind::Udp, buf: vec![0u8; 65536].into_boxed_slice(), limits, open: 0, port });
