@@ -27,6 +27,7 @@ local STARVE = 4 * lease.LEASE  -- a live host this leader has not renewed that 
 local S = nil                   -- { members, state() }
 local leader_since = nil
 local busy = {}                 -- key or "c" .. boot -> true while its proposal is in flight
+local hosting_since = {}        -- boot -> when this leader first saw that process host something
 
 -- A string's hash (polynomial, modulo the largest prime below 2^32: exact in doubles).
 local function fnv(s)
@@ -89,27 +90,30 @@ local function propose(tag, cmd, what)
 end
 
 -- true when this leader, which does renew leases (it answered some process lately), has not
--- renewed the process `boot` for STARVE seconds (nor since its election).
-local function starved(boot, now)
+-- renewed the process `boot` for STARVE seconds: not since its election, nor since it first saw
+-- that process host something (a process that just started has had no time to ask).
+local function starved(boot, now, hosting_from)
   return now - (lease.last_grant_any() or -math.huge) < 3 * lease.RENEW and
-         now - math.max(lease.last_grant(boot) or 0, leader_since) > STARVE
+         now - math.max(lease.last_grant(boot) or 0, leader_since, hosting_from) > STARVE
 end
 
 local function check()
   if not S then return false end
   if not consensus.is_leader() then
-    leader_since = nil
+    leader_since, hosting_since = nil, {}
     return
   end
   local now = clock.get()
   leader_since = leader_since or now
   local R = S.state()
   local live
+  local hosting = {}
   for vid, entry in pairs(R.vids) do
     for key, act in pairs(entry.acts) do
       local boot = act.boot
+      hosting[boot] = hosting_since[boot] or now
       local gone = not still_there(act.node, boot, R)
-      local starving = not gone and starved(boot, now)
+      local starving = not gone and starved(boot, now, hosting[boot])
       if gone or starving then
         if not R.condemned[boot] then
           if not busy["c" .. boot] then
@@ -137,6 +141,7 @@ local function check()
       end
     end
   end
+  hosting_since = hosting
 end
 
 -- opts: members (luact.cluster.members), state() (the applied registry).
@@ -175,7 +180,7 @@ end
 
 function failover.stop()
   if S and S.timer then S.timer:stop() end
-  S, leader_since, busy = nil, nil, {}
+  S, leader_since, busy, hosting_since = nil, nil, {}, {}
 end
 
 return failover
