@@ -37,9 +37,27 @@ local function step(op, s)
   error("unknown operation " .. tostring(op.op))
 end
 
+-- Each operation gets two random weights; the set of placed operations is memoized by their
+-- sums (mod a prime, exact in doubles): O(1) per step instead of a string of n flags (a false
+-- "seen" needs two 31-bit collisions at once).
+local P = 2147483647
+local function weights(n)
+  local w1, w2, x = {}, {}, 12345
+  for i = 1, n do
+    x = (x * 16807) % P; w1[i] = x
+    x = (x * 16807) % P; w2[i] = x
+  end
+  return w1, w2
+end
+
 -- true when `history` (a list of operations on one register, initially `init`) is linearizable;
--- else false and a description of the shortest prefix that could not be extended.
-function lin.check(history, init)
+-- else false and a description of the shortest prefix that could not be extended; or nil and
+-- "undecided" when the search visited more than `max_states` states (default 2e6).
+-- Operations with a known outcome are tried before unknown ones at each step (an unknown write
+-- is only placed where a read needs it), and the search is an explicit stack (histories of
+-- thousands of operations).
+function lin.check(history, init, max_states)
+  max_states = max_states or 2e6
   local ops = {}
   for _, o in ipairs(history) do
     -- an unknown get tells nothing
@@ -48,50 +66,77 @@ function lin.check(history, init)
   table.sort(ops, function(a, b) return a.call < b.call end)
   local n = #ops
   if n == 0 then return true end
+  local w1, w2 = weights(n)
   local done = {}
-  for i = 1, n do done[i] = false end
-  local seen = {}
+  local known_left = 0
+  for i = 1, n do
+    done[i] = false
+    if ops[i].ret then known_left = known_left + 1 end
+  end
+  local seen, states = {}, 0
+  local h1, h2 = 0, 0
   local deepest = 0
 
-  local function key(s)
-    local b = {}
-    for i = 1, n do b[i] = done[i] and "1" or "0" end
-    return table.concat(b) .. "|" .. tostring(s)
-  end
-
-  local function search(s, count)
-    if count > deepest then deepest = count end
-    -- finished when every operation with a known outcome is placed
+  -- the candidates at a state: not placed, called before the earliest return among the
+  -- unplaced known operations; known ones first
+  local function candidates()
     local min_ret = INF
-    local all_known_done = true
     for i = 1, n do
       if not done[i] then
         local r = ops[i].ret
-        if r then
-          all_known_done = false
-          if r < min_ret then min_ret = r end
-        end
+        if r and r < min_ret then min_ret = r end
       end
     end
-    if all_known_done then return true end
-    local k = key(s)
-    if seen[k] then return false end
-    seen[k] = true
+    local known, unknown = {}, {}
     for i = 1, n do
       local o = ops[i]
-      if not done[i] and o.call <= min_ret then
-        local s2, impossible = step(o, s)
-        if not impossible then
+      if o.call > min_ret then break end
+      if not done[i] then
+        if o.ret then known[#known + 1] = i else unknown[#unknown + 1] = i end
+      end
+    end
+    for _, i in ipairs(unknown) do known[#known + 1] = i end
+    return known
+  end
+
+  -- stack frames: { state, candidate list, next index, placed op (to undo) }
+  local stack = { { s = init, c = candidates(), k = 1 } }
+  seen[h1 .. ":" .. h2 .. "|" .. tostring(init)] = true
+  while #stack > 0 do
+    local f = stack[#stack]
+    if known_left == 0 then return true end
+    local i = f.c[f.k]
+    if i == nil then
+      -- exhausted: undo the operation that led here
+      stack[#stack] = nil
+      if f.placed then
+        local j = f.placed
+        done[j] = false
+        h1, h2 = (h1 - w1[j]) % P, (h2 - w2[j]) % P
+        if ops[j].ret then known_left = known_left + 1 end
+      end
+    else
+      f.k = f.k + 1
+      local s2, impossible = step(ops[i], f.s)
+      if not impossible then
+        local n1, n2 = (h1 + w1[i]) % P, (h2 + w2[i]) % P
+        local key = n1 .. ":" .. n2 .. "|" .. tostring(s2)
+        if not seen[key] then
+          seen[key] = true
+          states = states + 1
+          if states > max_states then
+            return nil, ("undecided: more than %d states searched (%d operations)"):format(max_states, n)
+          end
           done[i] = true
-          if search(s2, count + 1) then return true end
-          done[i] = false
+          h1, h2 = n1, n2
+          if ops[i].ret then known_left = known_left - 1 end
+          if #stack > deepest then deepest = #stack end
+          if known_left == 0 then return true end
+          stack[#stack + 1] = { s = s2, c = candidates(), k = 1, placed = i }
         end
       end
     end
-    return false
   end
-
-  if search(init, 0) then return true end
   return false, ("no linearization: at most %d of %d operations could be ordered"):format(deepest, n)
 end
 
