@@ -14,10 +14,11 @@ $SUDO apt-get update -qq
 # openssl for the http:// and tls:// specs; nftables for the cluster's partition specs;
 # etcd-server and wrk for the cluster benchmarks' etcd peer (bench/etcd.py; its service is not
 # started where there is no systemd, and the benchmarks run their own etcds in a namespace);
-# redis-server for the Redis client example (spec/examples starts its own in a namespace).
+# redis-server for the Redis client example (spec/examples starts its own in a namespace);
+# faketime (libfaketime) for the nemesis soak's slowed clock (spec/helpers/nemesis.lua).
 $SUDO apt-get install -y -qq luajit libluajit-5.1-dev luarocks lua-busted gcc \
   erlang-nox python3 python3-msgpack iproute2 util-linux curl openssl nftables \
-  etcd-server wrk redis-server >/dev/null
+  etcd-server wrk redis-server faketime >/dev/null
 
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] || curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
