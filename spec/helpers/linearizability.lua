@@ -53,9 +53,9 @@ end
 -- true when `history` (a list of operations on one register, initially `init`) is linearizable;
 -- else false and a description of the shortest prefix that could not be extended; or nil and
 -- "undecided" when the search visited more than `max_states` states (default 2e6).
--- Operations with a known outcome are tried before unknown ones at each step (an unknown write
--- is only placed where a read needs it), and the search is an explicit stack (histories of
--- thousands of operations).
+-- Operations with a known outcome are tried before unknown ones at each step, unknown ones only
+-- where they can matter (below), and the search is an explicit stack (histories of thousands of
+-- operations).
 function lin.check(history, init, max_states)
   max_states = max_states or 2e6
   local ops = {}
@@ -77,9 +77,23 @@ function lin.check(history, init, max_states)
   local h1, h2 = 0, 0
   local deepest = 0
 
-  -- the candidates at a state: not placed, called before the earliest return among the
+  -- The values some operation may have read: a known get's result, any cas's expected value.
+  -- An unknown write of a value nobody read can only matter by making a failed cas fail (the
+  -- state differs from what it expected): it is tried only right before such a cas, when the
+  -- state equals that cas's expected value (any linearization can be rearranged so: move the
+  -- write later, to just before the first cas that needs it). An unknown cas that cannot apply
+  -- in the state is a no-op and never tried. Both keep the search from trying every subset of
+  -- the unknown operations (one leader kill leaves dozens of them).
+  local read_values = {}
+  for _, o in ipairs(ops) do
+    if o.op == "get" and o.ret then read_values[tostring(o.result)] = true end
+    if o.op == "cas" then read_values[tostring(o.old)] = true end
+  end
+  local function written(o) if o.op == "set" then return o.v end return o.new end
+
+  -- the candidates at state s: not placed, called before the earliest return among the
   -- unplaced known operations; known ones first
-  local function candidates()
+  local function candidates(s)
     local min_ret = INF
     for i = 1, n do
       if not done[i] then
@@ -88,19 +102,27 @@ function lin.check(history, init, max_states)
       end
     end
     local known, unknown = {}, {}
+    local failed_cas_on_s = false
     for i = 1, n do
       local o = ops[i]
       if o.call > min_ret then break end
       if not done[i] then
-        if o.ret then known[#known + 1] = i else unknown[#unknown + 1] = i end
+        if o.ret then
+          known[#known + 1] = i
+          if o.op == "cas" and o.result == false and o.old == s then failed_cas_on_s = true end
+        elseif not (o.op == "cas" and o.old ~= s) then
+          unknown[#unknown + 1] = i
+        end
       end
     end
-    for _, i in ipairs(unknown) do known[#known + 1] = i end
+    for _, i in ipairs(unknown) do
+      if failed_cas_on_s or read_values[tostring(written(ops[i]))] then known[#known + 1] = i end
+    end
     return known
   end
 
   -- stack frames: { state, candidate list, next index, placed op (to undo) }
-  local stack = { { s = init, c = candidates(), k = 1 } }
+  local stack = { { s = init, c = candidates(init), k = 1 } }
   seen[h1 .. ":" .. h2 .. "|" .. tostring(init)] = true
   while #stack > 0 do
     local f = stack[#stack]
@@ -132,7 +154,7 @@ function lin.check(history, init, max_states)
           if ops[i].ret then known_left = known_left - 1 end
           if #stack > deepest then deepest = #stack end
           if known_left == 0 then return true end
-          stack[#stack + 1] = { s = s2, c = candidates(), k = 1, placed = i }
+          stack[#stack + 1] = { s = s2, c = candidates(s2), k = 1, placed = i }
         end
       end
     end

@@ -355,7 +355,7 @@ function nemesis.run(opts)
   local quiet = opts.quiet or (window + 2)
   local names, keys = opts.names or 4, opts.keys or 3
   local sched = nemesis.schedule(seed, duration, opts.classes or nemesis.CLASSES, quiet)
-  local dir = opts.dir or ("spec/tmp/nemesis/" .. seed)
+  local dir = opts.dir or ("spec/tmp/nemesis/%d-%d"):format(seed, os.time())
   local log = opts.log or function() end
   local c = nemesis.cluster({ dir = dir, life = duration + 300, slow = sched.slow })
   local client
