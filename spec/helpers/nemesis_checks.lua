@@ -116,11 +116,11 @@ function checks.single_activation(va)
         local A, B = list[i], list[j]
         if A.maxS >= B.minR and B.maxS >= A.minR then
           failures[#failures + 1] = ((
-            "two activations of %s answered at overlapping times: %s on %s (%d answers; a call " ..
-            "sent at %.3f was answered by it) and %s on %s (%d answers; first answer back at %.3f; " ..
-            "a call sent at %.3f answered by it, after A's first answer came back at %.3f); " ..
-            "callee clocks: A %.3f-%.3f, B %.3f-%.3f"):format(
-            vid, A.token, A.host, A.n, A.maxS, B.token, B.host, B.n, B.minR, B.maxS, A.minR,
+            "two activations of %s answered at overlapping times: A = %s on %s (%d answers), " ..
+            "B = %s on %s (%d answers); an answer of B came back at %.3f, before a call A answered " ..
+            "was sent at %.3f, and an answer of A came back at %.3f, before a call B answered was " ..
+            "sent at %.3f (the callers' clock); callee clocks: A answered %.3f-%.3f, B %.3f-%.3f"):format(
+            vid, A.token, A.host, A.n, B.token, B.host, B.n, B.minR, A.maxS, A.minR, B.maxS,
             A.first, A.last, B.first, B.last))
         end
       end
