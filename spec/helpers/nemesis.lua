@@ -16,6 +16,8 @@
 --   leader_only   cut one non-leader member off from the leader only (drop), both ways
 --   stop_leader   SIGSTOP the Raft leader
 --   majority_down kill -9 two voters (no majority for a while), restart both at the heal
+--   wipe          a voter's datadir deleted plus one more voter down (see damaged() below)
+--   flip          the same with one bit flipped in that voter's raft log instead
 --   clock         one member runs its whole life with its clock slowed to 0.8 (libfaketime):
 --                 not a round of its own, it runs under every other fault
 -- Node ports only (7001-7005) are cut: the control listeners (800x) that the clients and the
@@ -33,7 +35,7 @@ pcall(ffi.cdef, [[
 local nemesis = {}
 
 nemesis.CLASSES = { "kill", "stop", "drop", "reject", "oneway", "leader_alone", "leader_only",
-                    "stop_leader", "majority_down", "clock" }
+                    "stop_leader", "majority_down", "clock", "wipe", "flip" }
 nemesis.FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 nemesis.SLOW_RATE = 0.8
 
@@ -340,6 +342,48 @@ function apply.leader_only(c, pick)
   nemesis.cut(i, l, nemesis.DROP, false)
   return nemesis.heal, ("drop: member %d cut off from the leader (member %d) only"):format(i, l)
 end
+
+-- A voter's datadir damaged, with one more fault (issue 23 points 3 and 4: a damaged voter
+-- must not count toward a quorum for what it lost): voter b is killed and writes go on for 2 s
+-- (acknowledged by a and c); then a is killed and its datadir damaged, c is killed, a and b
+-- restart (a majority that holds the 2 s of writes only if a still does); c restarts at the heal.
+local function damaged(how)
+  return function(c, pick)
+    local a = pick % 3 + 1
+    local b = a % 3 + 1
+    local third = b % 3 + 1
+    c:kill(b)
+    sleep(2)
+    c:kill(a)
+    local what
+    if how == "wipe" then
+      sh(("rm -rf %s/data%d"):format(c.dir, a))
+      what = ("voter %d's datadir deleted"):format(a)
+    else
+      local path = ("%s/data%d/raft/log"):format(c.dir, a)
+      local f = io.open(path, "r+b")
+      local size = f and f:seek("end") or 0
+      if size > 0 then
+        local at = math.floor(size / 2) + pick % math.max(1, math.floor(size / 2))
+        f:seek("set", at)
+        local byte = f:read(1):byte()
+        f:seek("set", at)
+        f:write(string.char(bit.bxor(byte, 2 ^ (pick % 8))))
+        what = ("one bit flipped in voter %d's raft log at byte %d of %d"):format(a, at, size)
+      else
+        what = ("voter %d's raft log is empty: nothing flipped"):format(a)
+      end
+      if f then f:close() end
+    end
+    c:kill(third)
+    c:start(a)
+    c:start(b)
+    return function() c:start(third) end, ("voter %d killed, 2 s of writes, then voter %d killed and %s, voter %d killed; %d and %d restarted, %d at the heal"):format(
+      b, a, what, third, a, b, third)
+  end
+end
+apply.wipe = damaged("wipe")
+apply.flip = damaged("flip")
 
 ---------------------------------------------------------------------------------------------
 -- the soak

@@ -6,8 +6,8 @@
 -- have passed:
 --   - one luact.db client per member: random set/get/cas on nem/1..KEYS, each done on that
 --     member (thread 1 or 2 by turns) with a 1 s deadline there;
---   - one caller per virtual actor /nem/1..NAMES, calling `hit` by name from every member and
---     thread in turn with a 1.5 s deadline there.
+--   - per virtual actor /nem/1..NAMES, one caller through each member, calling `hit` by name
+--     (thread 1 or 2 at random) with a 1.5 s deadline there, every 80-160 ms.
 -- Each operation is one line appended to OUT when it ends, with this process's wall clock at
 -- send and at receipt (all clients share this one clock, which no fault slows):
 --   D client member thread key op a b call ret result      (ret "-": outcome unknown)
@@ -82,31 +82,33 @@ luact.start({ n_core = 1, timeout = duration + 60,
     end)
   end
 
+  -- per name, one caller through each member (an activation cut off with its host is still
+  -- called through that host's listener, and the others through theirs: both sides of a
+  -- partition keep calling)
   for v = 1, o.names do
-    running = running + 1
-    luact.tentacle(function()
-      local r = rng(o.seed * 37 + 100 + v)
-      local vid = "/nem/" .. v
-      local n = 0
-      while luact.clock.get() < stop_at do
-        n = n + 1
-        local m = (n + v) % 5 + 1
-        local th = r(1, 2)
-        local ctl = ctls[m][th]
-        local send = now()
-        local ok, okr, tok, host, hth, ct = pcall(ctl.timed_nhit, ctl, 2.5, vid, 1.5)
-        local recv = now()
-        if ok and okr then
-          emit("V", v, m, th, vid, ts(send), ts(recv), "true", tok, tostring(host) .. "/" .. tostring(hth), ts(ct), "-")
-        else
-          local why = ok and tok or (type(okr) == "table" and okr.name or tostring(okr))
-          emit("V", v, m, th, vid, ts(send), ts(recv), "false", "-", "-", "-", why)
-          if not ok then luact.clock.sleep(0.1) end
+    for m = 1, 5 do
+      running = running + 1
+      luact.tentacle(function()
+        local r = rng(o.seed * 37 + 100 + v * 5 + m)
+        local vid = "/nem/" .. v
+        while luact.clock.get() < stop_at do
+          local th = r(1, 2)
+          local ctl = ctls[m][th]
+          local send = now()
+          local ok, okr, tok, host, hth, ct = pcall(ctl.timed_nhit, ctl, 2.5, vid, 1.5)
+          local recv = now()
+          if ok and okr then
+            emit("V", v, m, th, vid, ts(send), ts(recv), "true", tok, tostring(host) .. "/" .. tostring(hth), ts(ct), "-")
+          else
+            local why = ok and tok or (type(okr) == "table" and okr.name or tostring(okr))
+            emit("V", v, m, th, vid, ts(send), ts(recv), "false", "-", "-", "-", why)
+            if not ok then luact.clock.sleep(0.2) end
+          end
+          luact.clock.sleep(0.08 + r() * 0.08)
         end
-        luact.clock.sleep(0.02 + r() * 0.03)
-      end
-      running = running - 1
-    end)
+        running = running - 1
+      end)
+    end
   end
 
   while running > 0 do luact.clock.sleep(0.1) end
