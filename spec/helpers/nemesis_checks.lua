@@ -161,14 +161,17 @@ function checks.available(va, heals, names, window)
   return failures
 end
 
--- (d) The lines of a member's output that say it failed (a Lua error, a panic, a crash).
-checks.BAD_LINES = { " ERROR ", " FATAL ", "panicked", "stack traceback", "Segmentation", "core dumped",
-                     "attempt to ", "Aborted" }
+-- (d) The lines of a member's output that say it failed: a logged error or fatal, a Lua error
+-- that reached the top (luajit prints "luajit: ..."), a Rust panic, a signal's crash. A
+-- traceback under a WARN line (e.g. "condemning ... failed: cluster_unavailable" while the
+-- majority is down) is not one.
+checks.BAD_LINES = { " ERROR ", " FATAL ", "^luajit: ", "panicked at", "Segmentation fault",
+                     "core dumped", "Aborted" }
 function checks.bad_lines(text)
   local out = {}
   for line in text:gmatch("[^\n]+") do
     for _, p in ipairs(checks.BAD_LINES) do
-      if line:find(p, 1, true) then out[#out + 1] = line; break end
+      if line:find(p) then out[#out + 1] = line; break end
     end
   end
   return out

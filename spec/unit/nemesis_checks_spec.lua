@@ -72,11 +72,13 @@ describe("nemesis checks", function()
   end)
 
   describe("bad_lines", function()
-    it("finds errors, panics and tracebacks, not warnings", function()
-      local text = "2026-12-07 10:00:00.000 WARN   [t1] lost the connection\n" ..
+    it("finds logged errors, Lua errors at the top and panics, not warnings with a traceback", function()
+      local text = "2026-12-07 10:00:00.000 WARN   [t1] condemning failed: cluster_unavailable\n" ..
+                   "    stack traceback:\n    \t./lua/luact/cluster/requests.lua:44: in function 'unavailable'\n" ..
                    "2026-12-07 10:00:00.000 ERROR  [t1] raft: boom\n" ..
-                   "thread '<unnamed>' panicked at src/x.rs:1:1\n"
-      assert.equal(2, #checks.bad_lines(text))
+                   "thread '<unnamed>' panicked at src/x.rs:1:1\n" ..
+                   "luajit: ./lua/luact/x.lua:1: attempt to index a nil value\n"
+      assert.equal(3, #checks.bad_lines(text))
     end)
   end)
 
