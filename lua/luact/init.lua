@@ -30,6 +30,7 @@ local luact = {
   listen = listener.listen,
   listen_stats = listener.stats,
   cluster = require "luact.cluster",
+  metrics = require("luact.observe").metrics,
   db = require "luact.db",
 }
 

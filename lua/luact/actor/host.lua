@@ -7,6 +7,8 @@ local ref = require "luact.actor.ref"
 local exception = require "luact.exception"
 local scheduler = require "luact.scheduler"
 local clock = require "luact.clock"
+local metrics = require "luact.metrics"
+local ACTORS = metrics.SLOT.actors
 
 local host = {}
 
@@ -76,6 +78,8 @@ function host.create(ctor, args, sup, id)
     rec.restarts = {}
   end
   actors[id] = rec
+  local mb = metrics.b
+  mb[ACTORS] = mb[ACTORS] + 1
   return r, rec
 end
 
@@ -108,6 +112,7 @@ end
 local function after_call(rec, ok, ...)
   if ok then return true, ... end
   local e = ...
+  metrics.error(e.name)
   if not e.recoverable and rec.state == "alive" then
     host.failed(rec, e)
   end
@@ -209,6 +214,8 @@ function host.kill(rec, reason)
   local was_alive = rec.state == "alive"
   rec.state = "dead"
   actors[rec.id] = nil
+  local mb = metrics.b
+  mb[ACTORS] = mb[ACTORS] - 1
   if rec.timer then clock.cancel(rec.timer) end
   if was_alive then destroy(rec, reason) end
   abort_calls(rec, exception.new("actor_no_body", ("%s was killed"):format(tostring(rec.ref))))
