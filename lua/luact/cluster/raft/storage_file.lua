@@ -5,7 +5,7 @@
 --                    rewritten on compaction)
 --   <dir>/hardstate  one record { term, vote, commit }, replaced atomically
 --   <dir>/snapshot   one record { index, term, conf, data }, replaced atomically
---   <dir>/identity   one record { sid, cid, recovering, form }, replaced atomically (only with
+--   <dir>/identity   one record { sid, cid, recovering, forms }, replaced atomically (only with
 --                    the `new_sid` option): who this directory is, see raft/README.md
 --
 -- The record format (CRC32C, format 2; format 1 datadirs still load and are migrated) lives in
@@ -172,7 +172,8 @@ function F:load_identity(fresh)
       -- a member always has a log file (created with the directory)
       damaged(self, self.log_path, "it is missing")
     end
-    return { sid = v[1], cid = v[2], recovering = v[3] == true, form = v[4] }
+    if v[4] ~= nil and type(v[4]) ~= "table" then damaged(self, self.id_path, "it does not decode") end
+    return { sid = v[1], cid = v[2], recovering = v[3] == true, forms = v[4] or {} }
   end
   local new_sid = self.opts.new_sid
   if not new_sid then return nil end
@@ -180,12 +181,12 @@ function F:load_identity(fresh)
   if type(sid) ~= "string" or sid == "" then error("raft storage: new_sid() returned no string", 0) end
   local id
   if fresh then
-    id = { sid = sid, recovering = false }
+    id = { sid = sid, recovering = false, forms = {} }
   else
     -- a directory written before identities existed: it holds its log, so it is a member
-    id = { sid = sid, cid = "legacy:" .. sid, recovering = false }
+    id = { sid = sid, cid = "legacy:" .. sid, recovering = false, forms = {} }
   end
-  self:replace(self.id_path, record.file(encode(id.sid, id.cid, id.recovering, id.form)))
+  self:replace(self.id_path, record.file(encode(id.sid, id.cid, id.recovering, id.forms)))
   return id
 end
 
@@ -278,7 +279,7 @@ function F:load()
   return { hard_state = { term = hs.term, vote = hs.vote, commit = hs.commit },
            snapshot = snap, entries = entries,
            identity = id and { sid = id.sid, cid = id.cid, recovering = id.recovering,
-                               form = id.form },
+                               forms = { unpack(id.forms) } },
            torn = scan.torn and { offset = scan.torn.offset, bytes = scan.torn.bytes } }
 end
 
@@ -318,10 +319,10 @@ function F:set_hard_state(hs)
   if not w or w.term ~= hs.term or w.vote ~= hs.vote then self.pending_hs = true end
 end
 
--- id = { sid, cid, recovering, form }: made durable by the next sync()
+-- id = { sid, cid, recovering, forms }: made durable by the next sync()
 function F:set_identity(id)
   self.identity = { sid = id.sid, cid = id.cid, recovering = id.recovering == true,
-                    form = id.form }
+                    forms = { unpack(id.forms or {}) } }
   self.pending_id = true
 end
 
@@ -333,7 +334,7 @@ function F:sync()
   end
   if self.pending_id then
     local id = self.identity
-    self:replace(self.id_path, record.file(encode(id.sid, id.cid, id.recovering, id.form)))
+    self:replace(self.id_path, record.file(encode(id.sid, id.cid, id.recovering, id.forms)))
     self.pending_id = false
   end
   if self.pending_hs then

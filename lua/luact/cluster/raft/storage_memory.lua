@@ -10,7 +10,8 @@ local function copy_hs(hs)
 end
 
 local function copy_id(id)
-  return id and { sid = id.sid, cid = id.cid, recovering = id.recovering == true, form = id.form }
+  return id and { sid = id.sid, cid = id.cid, recovering = id.recovering == true,
+                  forms = { unpack(id.forms or {}) } }
 end
 
 -- opts.sid: give the storage an identity (a string unique to this storage; see README.md,
@@ -18,11 +19,11 @@ end
 function M.new(opts)
   local sid = opts and opts.sid
   return setmetatable({ hs = { term = 0, commit = 0 }, snap = nil, ents = {}, offset = 0,
-                        syncs = 0, identity = sid and { sid = sid, recovering = false } }, M)
+                        syncs = 0, identity = sid and { sid = sid, recovering = false, forms = {} } }, M)
 end
 
 -- { hard_state =, snapshot = nil|{index,term,conf,data}, entries = { after the snapshot },
---   identity = nil|{ sid, cid, recovering, form } }
+--   identity = nil|{ sid, cid, recovering, forms } }
 function M:load()
   local ents = {}
   for i = 1, #self.ents do ents[i] = self.ents[i] end
