@@ -164,8 +164,8 @@ function consensus.step_down(live, timeout)
   if not consensus.is_leader() then return true end
   local st = S.n:status()
   for _, v in ipairs(st.voters) do
-    if v ~= S.self_addr and live[v] then
-      S.n:transfer_leader(v)
+    -- (a voter still recovering a lost storage refuses: try the next one)
+    if v ~= S.self_addr and live[v] and S.n:transfer_leader(v) then
       schedule_process()
       local deadline = clock.get() + (timeout or 2)
       while consensus.is_leader() and clock.get() < deadline do clock.sleep(TICK) end

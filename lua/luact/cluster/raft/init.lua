@@ -764,11 +764,13 @@ function Node:propose_conf(change)
 end
 
 -- hand leadership to voter `to`: it is brought up to date, then told to campaign at once.
--- Proposals are refused meanwhile; the attempt is abandoned after an election timeout.
+-- Proposals are refused meanwhile; the attempt is abandoned after an election timeout. Returns
+-- true, or nil and "not_leader" / "not_member" / "recovering" (`to` may not campaign yet).
 function Node:transfer_leader(to)
   if self.role ~= "leader" then return nil, "not_leader" end
   if to == self.id then return true end
   if not self.is_voter[to] then return nil, "not_member" end
+  if not identity.counts(self.prs[to]) then return nil, "recovering" end
   self.lead_transferee = to
   self.election_elapsed = 0
   local pr = self.prs[to]
