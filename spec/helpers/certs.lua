@@ -29,12 +29,12 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 end
 
 -- A node certificate for node links (`luact.start{ tls = ... }`) in `dir` (made by certs.make):
--- NAME.pem and NAME.key, for the IP addresses in `ips` (a list), usable as a TLS server and a
+-- NAME.pem and NAME.key, for the IP addresses in `ips` (a list; "DNS:name" entries too), usable as a TLS server and a
 -- TLS client, signed by the CA `ca` of that directory ("ca", the default, or "other"). Extra
 -- lines of the extension file may be given in `ext` (e.g. "extendedKeyUsage=serverAuth" alone).
 function certs.node(dir, name, ips, ca, ext)
   local sans = {}
-  for i, ip in ipairs(ips) do sans[i] = "IP:" .. ip end
+  for i, ip in ipairs(ips) do sans[i] = ip:find(":") and ip or ("IP:" .. ip) end   -- ("DNS:x" as is)
   ext = ext or "extendedKeyUsage=serverAuth,clientAuth"
   local script = ([[
 set -e
