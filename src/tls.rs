@@ -314,11 +314,21 @@ impl TlsSession {
     /// record or a handshake message), or an error after which the connection must be closed
     /// (send `take_outgoing()` first: it may hold an alert). Bytes after the peer's close_notify
     /// are ignored. Call `take_outgoing()` afterwards in any case (handshake replies).
+    #[allow(dead_code)] // the transport uses feed_into; the tests read plaintext this way
     pub fn feed(&mut self, ciphertext: &[u8]) -> Result<Vec<u8>, TlsError> {
+        let mut plaintext = Vec::new();
+        self.feed_into(ciphertext, &mut plaintext)?;
+        Ok(plaintext)
+    }
+
+    /// `feed`, appending the plaintext to `plaintext` (no buffer of its own: the transport's
+    /// input buffer); returns how many bytes it appended. After an error what was appended
+    /// before it is still there (the caller closes the connection and drops it).
+    pub fn feed_into(&mut self, ciphertext: &[u8], plaintext: &mut Vec<u8>) -> Result<usize, TlsError> {
         if self.failed {
             return Err(TlsError::Closed);
         }
-        let mut plaintext = Vec::new();
+        let before = plaintext.len();
         let mut input = ciphertext;
         while !input.is_empty() {
             match self.conn.read_tls(&mut input) {
@@ -344,12 +354,12 @@ impl TlsSession {
             if state.peer_has_closed() {
                 self.peer_closed = true;
             }
-            if let Err(e) = self.drain_plaintext(&mut plaintext) {
+            if let Err(e) = self.drain_plaintext(plaintext) {
                 self.failed = true;
                 return Err(e);
             }
         }
-        Ok(plaintext)
+        Ok(plaintext.len() - before)
     }
 
     fn drain_plaintext(&mut self, plaintext: &mut Vec<u8>) -> Result<(), TlsError> {

@@ -272,6 +272,35 @@ EOF]]) == 0, "nft failed")
     assert.are_not.equal(r.payload, r.seen[2])
   end)
 
+  it("run a cluster of three voters over TLS links: one leader, writes from each read back on each", function()
+    local procs = require "helpers.cluster_procs"
+    procs.setup()
+    local ok, err = pcall(function()
+      for i = 1, 3 do
+        local cert, key = certs.node(DIR, "m" .. i, { ("127.0.0.%d"):format(i) })
+        procs.start(i, ("LUACT_SPEC_NODE_TLS='%s %s %s' "):format(cert, key, DIR .. "/ca.pem"))
+      end
+      assert.is_truthy(procs.settle(40), "the cluster did not settle")
+      for i = 1, 3 do
+        for thread = 1, 2 do
+          assert.is_true(procs.value(i, { "set", thread = thread }, ("tls/%d/%d"):format(i, thread), i * 10 + thread))
+        end
+      end
+      for j = 1, 3 do
+        for i = 1, 3 do
+          assert.equal(i * 10 + 2, procs.value(j, "get", ("tls/%d/2"):format(i)))
+        end
+      end
+      for i = 1, 3 do
+        local out = procs.output(i)
+        -- (a member dialing one not started yet logs "Connection refused": not a refusal of ours)
+        assert.falsy(out:find("refused a node connection") or out:find("tls:"), out)
+      end
+    end)
+    procs.teardown()
+    assert(ok, err)
+  end)
+
   it("refuse bad 'tls' options at start with a clear error", function()
     local luact = require "luact"
     local ca = DIR .. "/ca.pem"
