@@ -662,11 +662,10 @@ pub unsafe extern "C" fn luact_names_count(vid: *const u8, len: usize) -> i32 {
 
 // ---- the node's lease on its virtual actors (src/lease.rs) --------------------------------
 
-/// Extends this node's lease to `until` (monotonic seconds) at time `now`; returns the lease's
-/// generation (new when the lease had lapsed).
+/// Extends this node's lease to `until` (monotonic seconds); returns the lease's generation.
 #[no_mangle]
-pub extern "C" fn luact_lease_extend(until: f64, now: f64) -> f64 {
-    crate::lease::extend(until, now) as f64
+pub extern "C" fn luact_lease_extend(until: f64) -> f64 {
+    crate::lease::extend(until) as f64
 }
 
 /// Ends the lease now; returns the new generation.
@@ -681,10 +680,10 @@ pub extern "C" fn luact_lease_until() -> f64 {
     crate::lease::until()
 }
 
-/// The generation an activation created at `now` belongs to.
+/// The generation an activation created now belongs to.
 #[no_mangle]
-pub extern "C" fn luact_lease_current(now: f64) -> f64 {
-    crate::lease::current(now) as f64
+pub extern "C" fn luact_lease_current() -> f64 {
+    crate::lease::current() as f64
 }
 
 /// 1 while an activation of generation `gen` may serve at `now`, else 0.

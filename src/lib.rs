@@ -20,6 +20,8 @@ mod socket;
 mod status;
 #[cfg(test)]
 mod test_rng;
+#[cfg(test)]
+mod test_tools;
 mod tls;
 mod transport;
 mod vm;

@@ -65,10 +65,10 @@ int32_t luact_names_list(const char *vid, size_t len, luact_address_t *out, int3
 int32_t luact_names_set(const char *vid, size_t len, const luact_address_t *addrs, int32_t n, int32_t multi);
 double luact_names_version(void);
 int32_t luact_names_count(const char *vid, size_t len);
-double luact_lease_extend(double until, double now);
+double luact_lease_extend(double until);
 double luact_lease_lapse(void);
 double luact_lease_until(void);
-double luact_lease_current(double now);
+double luact_lease_current(void);
 int32_t luact_lease_valid(double gen, double now);
 
 typedef struct { const uint8_t *data; size_t len; int32_t eof, err; } luact_sock_view_t;

@@ -111,18 +111,22 @@ local function grow_tasks()
   task_head, task_tail = 0, n
 end
 
--- Tasks a runner runs before it lets the loop take a turn.
-local SLICE = 1024
+-- Tasks run per loop turn, by all runners together: when a turn's budget is spent, the runner
+-- steps aside until the next turn (see scheduler.new_turn), so timers, I/O and other threads'
+-- messages get their turn after at most this many tasks.
+local TURN_TASKS = 1024
+local tasks_left = TURN_TASKS  -- of this turn's budget
+local deferred = nil           -- the runner that spent the turn's budget, resumed on the next turn
 
 local DRAINED, HANDED_OFF, MORE = 1, 2, 3
 
 -- Runs queued tasks until the queue is empty (DRAINED), a task waited and t handed the queue on
--- (HANDED_OFF), or SLICE tasks were run (MORE). (A loop of its own, with no wait inside, so the
--- JIT compiles it tight.)
+-- (HANDED_OFF), or the turn's task budget is spent (MORE). (A loop of its own, with no wait
+-- inside, so the JIT compiles it tight.)
 local function drain_tasks(t)
-  local stop = task_head + SLICE * STRIDE
   while task_head < task_tail do
-    if task_head >= stop then return MORE end
+    if tasks_left <= 0 then return MORE end
+    tasks_left = tasks_left - 1           -- (spent before the call: a task may wait or raise)
     local q = tasks                     -- (a task may have grown the ring)
     local i = band(task_head, mask) + 1
     local fn, n = q[i], q[i + 1]
@@ -160,10 +164,11 @@ local function run_tasks(t)
       if not t.is_runner then return end
     else
       -- MORE: let the loop have its turn (timers, I/O, other threads' messages, stop) before
-      -- going on, so tasks that keep queuing tasks cannot starve the thread
+      -- going on, so tasks that keep queuing tasks cannot starve the thread: new_turn queues it
+      -- again (not this turn's queue: scheduler.run would resume it again at once)
       t.status = "ready"
       t.rv = NO_VALUES
-      push(t)
+      deferred = t
       co_yield(WAIT)
     end
   end
@@ -271,7 +276,16 @@ function scheduler.kill(t)
 end
 
 function scheduler.has_ready()
-  return head <= tail
+  return head <= tail or deferred ~= nil
+end
+
+-- Starts a loop turn: a fresh task budget, and the runner that spent the last one queued again.
+function scheduler.new_turn()
+  tasks_left = TURN_TASKS
+  if deferred ~= nil then
+    push(deferred)
+    deferred = nil
+  end
 end
 
 local function resume(t)
@@ -338,6 +352,8 @@ function scheduler.reset()
   head, tail = 1, 0
   current = nil
   tasks, task_head, task_tail, runner, runner_idle = {}, 0, 0, nil, false
+  if deferred then deferred.status = "dead"; deferred.co = nil end
+  deferred, tasks_left = nil, TURN_TASKS
   cap, mask = TASKS_CAP, TASKS_CAP - 1
 end
 

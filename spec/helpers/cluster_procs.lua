@@ -165,21 +165,32 @@ function procs.state_seen(j, i)
   return r[1] and r[2] or nil
 end
 
--- Cuts member i off from every other member (node ports only: the specs' control connections
--- stay up), with nftables rules on loopback.
-function procs.isolate(i)
-  local ip = "127.0.0." .. i
-  local rules = {
-    "add table inet luact_part",
-    "add chain inet luact_part input { type filter hook input priority 0 ; }",
-    ("add rule inet luact_part input ip saddr %s tcp dport 7001-7005 drop"):format(ip),
-    ("add rule inet luact_part input ip saddr %s tcp sport 7001-7005 drop"):format(ip),
-    ("add rule inet luact_part input ip daddr %s tcp dport 7001-7005 drop"):format(ip),
-    ("add rule inet luact_part input ip daddr %s tcp sport 7001-7005 drop"):format(ip),
-  }
-  for _, r in ipairs(rules) do
-    assert(os.execute("nft '" .. r .. "'") == 0, "nft failed: " .. r)
+-- nftables on loopback: each rule a (source ip, destination ip) pair of node ports; the specs'
+-- control connections (listeners on 800x) stay up. how = "drop" (silence: the default) or
+-- "reject" (dials refused and connections reset, as many firewalls and dead routes answer).
+local function cut(pairs_, how)
+  local verdict = how == "reject" and "reject with tcp reset" or "drop"
+  os.execute("nft 'add table inet luact_part'")
+  os.execute("nft 'add chain inet luact_part input { type filter hook input priority 0 ; }'")
+  for _, p in ipairs(pairs_) do
+    local src, dst = p[1] and ("ip saddr " .. p[1] .. " ") or "", p[2] and ("ip daddr " .. p[2] .. " ") or ""
+    for _, ports in ipairs({ "tcp dport 7001-7005", "tcp sport 7001-7005" }) do
+      local r = ("add rule inet luact_part input %s%s%s %s"):format(src, dst, ports, verdict)
+      assert(os.execute("nft '" .. r .. "'") == 0, "nft failed: " .. r)
+    end
   end
+end
+
+-- Cuts member i off from every other member.
+function procs.isolate(i, how)
+  local ip = "127.0.0." .. i
+  cut({ { ip, nil }, { nil, ip } }, how)
+end
+
+-- Cuts members i and j off from each other only (both directions); each still talks to the rest.
+function procs.cut_pair(i, j, how)
+  local a, b = "127.0.0." .. i, "127.0.0." .. j
+  cut({ { a, b }, { b, a } }, how)
 end
 
 function procs.heal()

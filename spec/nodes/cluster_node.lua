@@ -248,7 +248,7 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
       lease_info = function(self)
         local C = require("luact.ffi").C
         return { until_ = C.luact_lease_until(), now = C.luact_clock_monotonic(),
-                 gen = C.luact_lease_current(C.luact_clock_monotonic()),
+                 gen = C.luact_lease_current(),
                  boot = require("luact").cluster.boot_of_node(), leader = require("luact").cluster.leader() }
       end,
       stop = function() require("luact").stop() end,

@@ -61,6 +61,52 @@ describe("luact.scheduler tasks", function()
     assert.is_true(r.woke_at < 0.5, "a 50 ms sleep took " .. r.woke_at .. " s")
     assert.is_true(r.call_ok)
   end)
+  it("runs at most 1024 tasks per loop turn: a 10 ms timer fires while 64 tentacles flood one thread", function()
+    -- 64 tentacles each queue 1024 notify_ to one actor, and each message queues the next until
+    -- the timer fires: 64 x 1024 tasks stay queued while the run queue holds only the task
+    -- runner. A timer due 10 ms after the first message runs must fire in the first turn after
+    -- its deadline: after at most 1024 tasks (a turn's budget) have run past the deadline.
+    local r = helpers.start({ n_core = 1, timeout = 60 }, function()
+      local luact = require "luact"
+      local loop = require "luact.loop"
+      local clock = luact.clock
+      local CAP = 20000000          -- messages at most (a bound if the timer never fires)
+      local deadline, fired, fired_after = nil, false, nil
+      local handled, late = 0, 0
+      local turn, in_turn, max_in_turn = -1, 0, 0
+      local ended = luact.event.new()
+      local sink
+      sink = luact({ hit = function()
+        handled = handled + 1
+        local t = loop.stats.turns
+        if t ~= turn then turn, in_turn = t, 0 end
+        in_turn = in_turn + 1
+        if in_turn > max_in_turn then max_in_turn = in_turn end
+        if deadline == nil then      -- the flood reached the actor: the timer starts now
+          deadline = clock.get() + 0.01
+          clock.at(deadline, function() fired = true; fired_after = handled; ended:emit("fired") end)
+        elseif not fired and clock.get() >= deadline then
+          late = late + 1
+        end
+        if not fired and handled < CAP then sink:notify_hit() end
+      end })
+      local flooders = {}
+      for i = 1, 64 do
+        flooders[i] = luact.tentacle(function()
+          for _ = 1, 1024 do sink:notify_hit() end
+        end)
+      end
+      for i = 1, 64 do luact.event.wait(nil, flooders[i]) end
+      if not fired then luact.event.wait(nil, ended) end
+      luact.stop({ fired = fired, fired_after = fired_after, handled = handled, late = late,
+                   max_in_turn = max_in_turn, cap = CAP })
+    end)
+    assert.is_true(r.fired, "the timer never fired while the flood went on")
+    assert.is_true(r.fired_after < r.cap, "the flood ran to its end before the timer fired")
+    assert.is_true(r.max_in_turn <= 1024, r.max_in_turn .. " tasks ran in one loop turn")
+    assert.is_true(r.late <= 1024, r.late .. " tasks ran after the timer's deadline before it fired")
+  end)
+
   it("queues a task of more values than it keeps inline without a per-task blow-up", function()
     -- 7 values spill into a table; built as `{ ... }` from a call site with fixed arguments,
     -- LuaJIT's compiled code made that table 13-26 KB

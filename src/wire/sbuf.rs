@@ -1234,16 +1234,11 @@ mod tests {
 
     // --- against the real LuaJIT ------------------------------------------------------------
 
-    fn luajit(script: &str) -> Option<String> {
-        let out = match std::process::Command::new("luajit").arg("-e").arg(script).output() {
-            Ok(o) => o,
-            Err(_) => {
-                eprintln!("skipped: `luajit` is not on PATH");
-                return None;
-            }
-        };
+    /// Runs `script` in `luajit` and returns what it wrote; a missing `luajit` fails the test.
+    fn luajit(script: &str) -> String {
+        let out = crate::test_tools::run_tool("luajit", &["-e", script]);
         assert!(out.status.success(), "luajit failed: {}", String::from_utf8_lossy(&out.stderr));
-        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     const LUA_HEX: &str = r#"
@@ -1297,7 +1292,7 @@ mod tests {
         for (expr, _) in &cases {
             script.push_str(&format!("put({expr})\n"));
         }
-        let Some(out) = luajit(&script) else { return };
+        let out = luajit(&script);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), cases.len());
         for ((expr, want), line) in cases.iter().zip(lines) {
@@ -1327,7 +1322,7 @@ mod tests {
         let json_args = args_from_json(&json!([{"a": [1, {"b": null}]}, 0.1])).unwrap().unwrap();
         let mut jcall = Vec::new();
         encode_call("x", &[], &json_args, &mut jcall);
-        let Some(_) = luajit("") else { return };
+        crate::test_tools::require_tool("luajit");
         let dir = std::env::temp_dir().join(format!("luact-sbuf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut script = LUA_HEX.to_string();
@@ -1346,6 +1341,6 @@ mod tests {
         script.push_str("io.write('ok')");
         let out = luajit(&script);
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(out.as_deref(), Some("ok"));
+        assert_eq!(out, "ok");
     }
 }
