@@ -26,7 +26,7 @@ local DEFAULTS = { n_core = 1, inbox_size = 16384, spin = 5e-4, join_timeout = 5
 local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number", join_timeout = "number",
                        log_level = "string", timeout = "number", address = "string", secret = "string",
                        cluster = "string", max_frame = "number", seeds = "table", datadir = "string",
-                       offload_threads = "number" }
+                       offload_threads = "number", tls = "table" }
 
 local running = false   -- this VM is inside start (or is a worker)
 
@@ -67,6 +67,22 @@ local function check_options(opts)
     for _, s in ipairs(o.seeds) do if s == o.address then voter = true end end
     if voter and not o.datadir then
       error(("bad 'datadir' option to luact.start (%s is a seed, so a Raft voter: it needs a 'datadir' for its log)"):format(o.address), 3)
+    end
+  end
+  if o.tls ~= nil then
+    if not o.address then
+      error("bad 'tls' option to luact.start (TLS is for node links: it needs an 'address')", 3)
+    end
+    for k in pairs(o.tls) do
+      if k ~= "cert" and k ~= "key" and k ~= "ca" then
+        error(("bad 'tls' option to luact.start (unknown field '%s': cert, key and ca expected)"):format(tostring(k)), 3)
+      end
+    end
+    for _, k in ipairs { "cert", "key", "ca" } do
+      local v = o.tls[k]
+      if type(v) ~= "string" or v == "" then
+        error(("bad 'tls' option to luact.start (tls.%s: the path of a PEM file expected, got %s)"):format(k, type(v) == "string" and "\"\"" or type(v)), 3)
+      end
     end
   end
   return o
@@ -161,12 +177,19 @@ function runtime.start(opts, main)
       error("bad 'secret' option to luact.start (a node needs a non-empty secret shared by its cluster)", 2)
     end
     local cluster = opts.cluster or "luact"
+    local t = opts.tls or {}
     node_opts = lffi.ffi.new("luact_node_options_t", { opts.address, #opts.address, opts.secret, #opts.secret,
-                                                      cluster, #cluster, opts.max_frame or 0 })
+                                                      cluster, #cluster, opts.max_frame or 0,
+                                                      t.cert, t.cert and #t.cert or 0, t.key, t.key and #t.key or 0,
+                                                      t.ca, t.ca and #t.ca or 0 })
   end
   local rc = C.luact_runtime_start(opts.n_core, opts.inbox_size, opts.spin, payload, #payload, node_opts)
   if rc ~= 0 then
-    error("luact.start: " .. lffi.describe(rc), 2)
+    local why = lffi.last_error()
+    if opts.tls and why:find("^%a+: tls: ") then   -- a certificate, key or CA file the core refused
+      error(("bad 'tls' option to luact.start (%s)"):format((why:gsub("^%a+: ", ""))), 2)
+    end
+    error("luact.start: " .. lffi.status_name(rc) .. ": " .. why, 2)
   end
   running = true
   runtime.n_core, runtime.opts = opts.n_core, opts
