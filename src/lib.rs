@@ -13,6 +13,7 @@ mod memory;
 mod metrics;
 mod names;
 mod node_flow;
+mod node_tls;
 mod offload;
 mod ring;
 mod runtime;
