@@ -5,6 +5,14 @@ use crate::metrics;
 use crate::status::{Error, Status};
 use std::cell::RefCell;
 
+/// The snapshot of the running runtime (no runtime: one thread, empty inbox).
+fn snapshot() -> metrics::Snapshot {
+    match crate::runtime::current() {
+        Some(rt) => metrics::Snapshot { n_core: rt.options.n_core, inbox_depth: rt.inboxes.iter().map(|i| i.len()).collect() },
+        None => metrics::Snapshot { n_core: 1, inbox_depth: vec![0] },
+    }
+}
+
 thread_local! {
     /// The last text `luact_metrics_render` made on this thread (valid until its next call).
     static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
@@ -22,7 +30,7 @@ pub extern "C" fn luact_metrics_block(b: i32) -> *mut f64 {
 #[no_mangle]
 pub extern "C" fn luact_metrics_inbox_depth(tid: i32) -> i32 {
     guard_value(0, || {
-        let s = metrics::snapshot();
+        let s = snapshot();
         (tid as usize).checked_sub(1).and_then(|i| s.inbox_depth.get(i)).map_or(0, |&d| d.min(i32::MAX as usize) as i32)
     })
 }
@@ -38,7 +46,7 @@ pub unsafe extern "C" fn luact_metrics_render(out: *mut *const u8) -> i64 {
         if out.is_null() {
             return Err(Error::new(Status::BadArgument, "null output pointer"));
         }
-        let text = metrics::render(metrics::snapshot());
+        let text = metrics::render(snapshot());
         let len = text.len().min(i32::MAX as usize) as i32;
         TEXT.with(|t| {
             *t.borrow_mut() = text;

@@ -152,7 +152,8 @@ pub fn reset(n_core: usize) {
     }
 }
 
-/// What a scrape reads besides the blocks: the current inbox depths and the node's address.
+/// What a scrape reads besides the blocks: the number of threads and their inbox depths now
+/// (the caller reads them: this module knows nothing of the runtime).
 #[derive(Debug)]
 pub struct Snapshot {
     pub n_core: usize,
@@ -294,12 +295,3 @@ pub fn render(s: Snapshot) -> String {
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
     out
 }
-
-/// The snapshot of the running runtime (no runtime: one thread, empty inbox).
-pub fn snapshot() -> Snapshot {
-    match crate::runtime::current() {
-        Some(rt) => Snapshot { n_core: rt.options.n_core, inbox_depth: rt.inboxes.iter().map(|i| i.len()).collect() },
-        None => Snapshot { n_core: 1, inbox_depth: vec![0] },
-    }
-}
-

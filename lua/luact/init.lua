@@ -31,6 +31,7 @@ local luact = {
   listen_stats = listener.stats,
   cluster = require "luact.cluster",
   metrics = require("luact.observe").metrics,
+  inspect = require "luact.inspect",
   db = require "luact.db",
 }
 

@@ -13,7 +13,7 @@ local replica = require "luact.cluster.replica"
 local observe = {}
 
 local STATES = { alive = "alive", suspect = "suspect", dead = "dead", left = "left" }
-local last_leader, leader_changes = nil, 0
+local last_leader = nil
 
 -- Activations per node of the registry (thread 1, once a second: one pass over the names).
 local function activations_by_node(R)
@@ -38,10 +38,10 @@ local function refresh_cluster(c, K)
   c[K.member] = view.active and 1 or 0
   for s, n in pairs(counts) do c[K[s]] = n end
   if view.leader ~= last_leader then
-    if view.leader ~= nil then leader_changes = leader_changes + 1 end
+    -- (counted in the block, which each luact.start zeroes)
+    if view.leader ~= nil then c[K.raft_leader_changes] = c[K.raft_leader_changes] + 1 end
     last_leader = view.leader
   end
-  c[K.raft_leader_changes] = leader_changes
   local st = consensus.status()
   if st then
     c[K.raft_term], c[K.raft_commit_index] = st.term or 0, st.commit or 0
@@ -65,11 +65,6 @@ metrics.on_refresh(refresh_cluster)
 -- luact.metrics([format]): see luact.metrics.read.
 function observe.metrics(format)
   return metrics.read(runtime.n_core or 1, format)
-end
-
--- Forgets what was seen of the cluster (between two runs of luact.start).
-function observe.reset()
-  last_leader, leader_changes = nil, 0
 end
 
 return observe

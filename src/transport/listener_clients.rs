@@ -284,7 +284,10 @@ impl Transport {
                     }
                     if req.route == http::Route::Metrics {
                         let resp = if conn.limits.expose_metrics() {
-                            http::metrics_response(&crate::metrics::render(crate::metrics::snapshot()), req.keep_alive)
+                            {
+                            let s = crate::metrics::Snapshot { n_core: inboxes.len(), inbox_depth: inboxes.iter().map(|i| i.len()).collect() };
+                            http::metrics_response(&crate::metrics::render(s), req.keep_alive)
+                        }
                         } else {
                             let refused = http::Request { route: http::Route::metrics_refused(), ..req.clone() };
                             refused.immediate_response().unwrap_or_default()

@@ -66,7 +66,8 @@ function host.create(ctor, args, sup, id)
   local body = make_body(ctor, args)
   id = id or new_id()
   local r = ref.new(host.MACHINE, thread_id(), EPOCH, id)
-  local rec = { id = id, body = body, ref = r, state = "alive", calls = nil, monitors = nil }
+  local rec = { id = id, body = body, ref = r, state = "alive", calls = nil, monitors = nil,
+                served = 0, last_error = nil }
   if sup then
     local opts = {}
     for k, v in pairs(SUPERVISE_DEFAULTS) do opts[k] = v end
@@ -87,6 +88,23 @@ function host.get(l, e)
   local rec = actors[l]
   if rec and e == EPOCH then return rec end
   return nil
+end
+
+-- Up to `limit` records of this thread's actors with ids above `after`, in id order (one pass
+-- over the actors, keeping the lowest ids: the cost of a page is the number of actors, never
+-- a sort of all of them), and the number of actors.
+function host.page(after, limit)
+  local best, n = {}, 0
+  for id, rec in pairs(actors) do
+    n = n + 1
+    if id > after and (#best < limit or id < best[#best].id) then
+      local i = #best
+      if i == limit then best[i] = nil; i = i - 1 end
+      while i >= 1 and best[i].id > id do best[i + 1] = best[i]; i = i - 1 end
+      best[i + 1] = rec
+    end
+  end
+  return best, n
 end
 
 function host.count()
@@ -112,6 +130,7 @@ local function after_call(rec, ok, ...)
   if ok then return true, ... end
   local e = ...
   metrics.error(e.name)
+  rec.last_error = e
   if not e.recoverable and rec.state == "alive" then
     host.failed(rec, e)
   end
@@ -139,6 +158,7 @@ end
 
 -- Runs body[method] in the calling tentacle: returns true, results... or false, exception.
 function host.invoke(rec, method, has_self, ...)
+  rec.served = rec.served + 1
   if rec.lease_gen then
     local refused = lease_refusal(rec, method)
     if refused then return false, refused end
