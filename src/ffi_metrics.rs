@@ -1,5 +1,5 @@
 //! The FFI exports of the metrics (`src/metrics.rs`): the block pointers Lua bumps and the
-//! scrape text. Declared in lua/luact/ffi.lua.
+//! scrape text; and of the stall watchdog (`src/stall.rs`). Declared in lua/luact/ffi.lua.
 use crate::ffi::{guard, guard_value};
 use crate::metrics;
 use crate::status::{Error, Status};
@@ -70,4 +70,31 @@ pub unsafe extern "C" fn luact_metrics_set_activations(text: *const u8, len: usi
         metrics::set_activations(t);
         Ok(0)
     })
+}
+
+/// Starts the stall watchdog of the running runtime: a thread whose loop has not turned for
+/// `warn` seconds while not waiting is reported (see src/stall.rs). Once per run (thread 1).
+#[no_mangle]
+pub extern "C" fn luact_stall_watch(warn: f64) -> i32 {
+    guard(|| {
+        if !(warn > 0.0) || !warn.is_finite() {
+            return Err(Error::new(Status::BadArgument, "stall_warn must be a positive number of seconds"));
+        }
+        let rt = crate::runtime::current().ok_or_else(|| Error::new(Status::NotRunning, "luact is not running"))?;
+        let (r1, r2) = (rt.clone(), rt.clone());
+        crate::stall::watch(
+            rt.options.n_core,
+            warn,
+            move || r1.is_stopping(),
+            move |tid| r2.waiting[tid - 1].0.load(std::sync::atomic::Ordering::Relaxed) == 1,
+        )
+        .map_err(|e| Error::new(Status::Os, format!("cannot start the stall watchdog: {e}")))?;
+        Ok(0)
+    })
+}
+
+/// When thread tid's current stall began (monotonic seconds; 0: none known).
+#[no_mangle]
+pub extern "C" fn luact_stall_since(tid: i32) -> f64 {
+    guard_value(0.0, || if tid < 0 { 0.0 } else { crate::stall::since(tid as usize) })
 }

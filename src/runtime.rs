@@ -207,6 +207,7 @@ impl Runtime {
             .ok_or_else(|| Error::new(Status::BadArgument, format!("no thread {tid}")))?
             .clone();
         let ring = Ring::new(self.options.ring_entries, inbox.doorbell_fd())?;
+        crate::stall::attach(tid);
         Ok(Box::new(ThreadCtx {
             tid,
             runtime: self.clone(),
@@ -258,6 +259,7 @@ const SPIN_WINDOW: f64 = 0.002;
 
 impl Drop for ThreadCtx {
     fn drop(&mut self) {
+        crate::stall::detach(self.tid);
         self.transport.shutdown();
         self.sockets.shutdown();
     }

@@ -32,6 +32,7 @@ local luact = {
   cluster = require "luact.cluster",
   metrics = require("luact.observe").metrics,
   inspect = require "luact.inspect",
+  stall = require "luact.stall",
   db = require "luact.db",
 }
 

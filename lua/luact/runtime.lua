@@ -168,6 +168,11 @@ function runtime.start(opts, main)
   opts = check_options(opts)
   local payload = encode_payload(opts, main)
   if opts.log_level then logger.level(opts.log_level) end
+  local stall_warn = opts.stall_warn
+  if stall_warn == nil then stall_warn = 0.1 end
+  if stall_warn ~= false and (type(stall_warn) ~= "number" or not (stall_warn > 0) or stall_warn == math.huge) then
+    error(("bad 'stall_warn' option to luact.start (seconds above 0, or false, expected, got %s)"):format(tostring(opts.stall_warn)), 2)
+  end
   local node_opts = nil
   if opts.address then
     if not opts.address:match("^%d+%.%d+%.%d+%.%d+:%d+$") then
@@ -193,6 +198,9 @@ function runtime.start(opts, main)
   end
   running = true
   runtime.n_core, runtime.opts = opts.n_core, opts
+  if stall_warn and C.luact_stall_watch(stall_warn) ~= 0 then
+    logger.warn("luact.start: no stall watchdog: " .. lffi.last_error())
+  end
   local ok, err = pcall(loop.attach, 1, opts.n_core, opts.inbox_size)
   host.refresh_machine()     -- a node's machine id is its address, known from now on
   if ok and opts.address then
