@@ -836,6 +836,17 @@ pub extern "C" fn luact_log_level() -> i32 {
     crate::logger::level()
 }
 
+/// 0: text lines, 1: one JSON object per line (process-wide, like the level).
+#[no_mangle]
+pub extern "C" fn luact_log_set_format(format: i32) {
+    crate::logger::set_format(format)
+}
+
+#[no_mangle]
+pub extern "C" fn luact_log_format() -> i32 {
+    crate::logger::format()
+}
+
 #[no_mangle]
 pub extern "C" fn luact_log_is_tty() -> i32 {
     guard_value(0, || crate::logger::is_tty() as i32)

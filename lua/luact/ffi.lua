@@ -125,6 +125,8 @@ int32_t luact_log_write(const char *line, size_t len);
 int32_t luact_log_redirect(const char *path, size_t len);
 void luact_log_set_level(int32_t level);
 int32_t luact_log_level(void);
+void luact_log_set_format(int32_t format);
+int32_t luact_log_format(void);
 int32_t luact_log_is_tty(void);
 ]]
 

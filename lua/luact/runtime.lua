@@ -119,6 +119,8 @@ end
 
 -- Runs `main` in a tentacle, reports its failure, and runs the loop until stop.
 local function run_thread(tid, main)
+  local call = package.loaded["luact.actor.call"]   -- (loaded by the facade; counts same-thread calls?)
+  if call then call.count_local(runtime.opts.local_call_metrics == true) end
   runtime.thread_id, thread.id = tid, tid
   local t = tentacle(main)
   t.name = "main"
@@ -168,6 +170,12 @@ function runtime.start(opts, main)
   opts = check_options(opts)
   local payload = encode_payload(opts, main)
   if opts.log_level then logger.level(opts.log_level) end
+  if opts.log_format ~= nil then
+    if opts.log_format ~= "text" and opts.log_format ~= "json" then
+      error(("bad 'log_format' option to luact.start ('text' or 'json' expected, got %s)"):format(tostring(opts.log_format)), 2)
+    end
+    logger.format(opts.log_format)
+  end
   local stall_warn = opts.stall_warn
   if stall_warn == nil then stall_warn = 0.1 end
   if stall_warn ~= false and (type(stall_warn) ~= "number" or not (stall_warn > 0) or stall_warn == math.huge) then

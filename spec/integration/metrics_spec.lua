@@ -3,7 +3,7 @@ local helpers = require "spec.helpers.runtime"
 
 describe("luact.metrics", function()
   it("counts calls, notifies, replies and errors on the thread that made or served them", function()
-    local m = helpers.start({ n_core = 3 }, function()
+    local m = helpers.start({ n_core = 3, local_call_metrics = true }, function()
       local luact = require "luact"
       local h = require "spec.helpers.actors"
       if luact.thread_id ~= 1 then
@@ -44,6 +44,21 @@ describe("luact.metrics", function()
     assert.is_true(t1.lua_memory_bytes > 0)
     assert.truthy(m.text:find('luact_calls_received_total{thread="2"} 41.0', 1, true), m.text)
     assert.truthy(m.text:find("# EOF\n$"))
+  end)
+
+  it("does not count same-thread sync calls unless local_call_metrics is set", function()
+    local t1 = helpers.run(function()
+      local luact = require "luact"
+      local a = luact({ ping = function(self, x) return x end })
+      for i = 1, 10 do a:ping(i) end
+      a:notify_ping(1)
+      luact.clock.sleep(0.01)
+      luact.stop(luact.metrics().threads[1])
+    end)
+    assert.equal(1, t1.notifies_sent)
+    assert.equal(1, t1.notifies_received)
+    assert.equal(0, t1.calls_sent)
+    assert.equal(0, t1.calls_received)
   end)
 
   it("rejects a bad format and a metrics option on a listener that is not http://", function()

@@ -158,7 +158,6 @@ end
 
 -- Runs body[method] in the calling tentacle: returns true, results... or false, exception.
 function host.invoke(rec, method, has_self, ...)
-  rec.served = rec.served + 1
   if rec.lease_gen then
     local refused = lease_refusal(rec, method)
     if refused then return false, refused end
