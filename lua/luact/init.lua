@@ -137,6 +137,26 @@ function luact.unmonitor(handle)
   return call.unmonitor(handle)
 end
 
+-- luact.save(state) / luact.timed_save(t, state): inside a method of a persistent virtual actor
+-- (luact.register(vid, { persist = true }, ctor, ...)), saves its state durably; returns true
+-- once a majority of the Raft voters committed it (luact.cluster.saves).
+local saves_module
+local function saves()
+  saves_module = saves_module or require "luact.cluster.saves"
+  return saves_module
+end
+
+function luact.save(state)
+  return saves().save(state, saves().DEFAULT_TIMEOUT, "luact.save")
+end
+
+function luact.timed_save(t, state)
+  if type(t) ~= "number" or t <= 0 or t ~= t then
+    error(("bad timeout argument to 'luact.timed_save' (positive number expected, got %s)"):format(tostring(t)), 2)
+  end
+  return saves().save(state, t, "luact.timed_save")
+end
+
 local dynamic = {
   thread_id = function() return runtime.thread_id end,
   n_core = function() return runtime.n_core end,

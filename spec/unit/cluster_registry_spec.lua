@@ -59,4 +59,58 @@ describe("luact.cluster.registry", function()
     assert.is_true(copy:apply(3, { op = "set", k = "a", v = 9, req = "q:1" }))
     assert.equal(1, copy:get("a"))             -- the retry was answered, not applied
   end)
+
+  describe("saves of a persistent virtual actor", function()
+    local function reg()
+      return r:apply(1, { op = "vreg", vid = "/c", ctor = "", args = "", persist = true,
+                          node = "n1", boot = "b1", t = 1, e = 7, l = 100 })
+    end
+    local function save(index, key, seq, data, where)
+      where = where or {}
+      local item = { vid = "/c", key = key, boot = where.boot or "b1", t = where.t or 1, e = 7, l = where.l or 100,
+                     seq = seq, data = data }
+      return r:apply(index, { op = "vsaves", items = { item } })[1]
+    end
+
+    it("keeps the last save, in the order the activation made them", function()
+      local key = reg()
+      assert.is_true(r:apply(2, { op = "vsaves", items = {
+        { vid = "/c", key = key, boot = "b1", t = 1, e = 7, l = 100, seq = 1, data = "one" },
+        { vid = "/c", key = key, boot = "b1", t = 1, e = 7, l = 100, seq = 2, data = "two" } } })[2])
+      assert.equal("two", r:vid("/c").saved)
+      assert.is_true(save(3, key, 1, "one again"))      -- an older save arriving late: superseded
+      assert.equal("two", r:vid("/c").saved)
+      assert.is_true(save(4, key, 3, "three"))
+      assert.equal("three", r:vid("/c").saved)
+    end)
+
+    it("refuses saves from an activation the name is no longer placed on, and keeps the state for the next", function()
+      local key = reg()
+      assert.is_true(save(2, key, 1, "1"))
+      assert.equal("moved", save(3, key, 2, "2", { l = 101 }))         -- another actor of that process
+      assert.is_true(r:apply(4, { op = "vcondemn", boot = "b1" }))
+      assert.equal("moved", save(5, key, 2, "2"))                      -- condemned, not moved yet
+      assert.is_true(r:apply(6, { op = "vplace", vid = "/c", key = key, from_boot = "b1", node = "n2", boot = "b2" }))
+      assert.equal("moved", save(7, key, 3, "3"))
+      assert.equal("moved", save(8, key, 1, "x", { boot = "b2" }))    -- placed there, not created yet
+      assert.is_true(r:apply(9, { op = "vactive", vid = "/c", key = key, boot = "b2", t = 1, e = 7, l = 5 }))
+      assert.equal("1", r:vid("/c").saved)                             -- what the new activation starts from
+      assert.is_true(save(10, key, 1, "4", { boot = "b2", l = 5 }))   -- its own saves count from 1
+      assert.equal("4", r:vid("/c").saved)
+      local copy = registry.new()
+      copy:restore(r:snapshot(), 10)
+      assert.equal("4", copy:vid("/c").saved)
+      assert.is_true(r:apply(11, { op = "vunreg", vid = "/c" }) ~= nil)
+      assert.equal("gone", save(12, key, 2, "5", { boot = "b2", l = 5 }))
+    end)
+
+    it("bounds the state and touches no name", function()
+      local key = reg()
+      r:take_touched()
+      assert.equal("too_large", save(2, key, 1, ("x"):rep(64 * 1024 + 1)))
+      assert.is_true(save(3, key, 2, ("x"):rep(64 * 1024)))
+      assert.same({}, r:take_touched())
+      assert.equal("bad", r:apply(4, { op = "vsaves", items = { 5 } })[1])
+    end)
+  end)
 end)

@@ -31,11 +31,18 @@ local function my_tid() return runtime().thread_id or 1 end
 ---------------------------------------------------------------------------------------------
 -- every thread: creating and killing activations
 
--- Runs on the activation's thread: creates it and marks it virtual.
-local function create(vid, key, code, args_s, opts, handoff)
+-- Runs on the activation's thread: creates it and marks it virtual. A persistent one (p: { boot
+-- = the process it belongs to, saved = its name's last saved state, encoded, or nil}) gets the
+-- state handed over, else the saved one (nil: none yet) as one more argument.
+local function create(vid, key, code, args_s, opts, handoff, p)
   local ctor = assert(loadstring(code, "=" .. vid))
   local args = codec.from_string(args_s)
-  if handoff ~= nil then
+  if p then
+    local st = handoff
+    if st == nil and p.saved then st = codec.from_string(p.saved) end
+    args.n = args.n + 1
+    args[args.n] = st
+  elseif handoff ~= nil then
     args.n = args.n + 1
     args[args.n] = handoff
   end
@@ -44,6 +51,7 @@ local function create(vid, key, code, args_s, opts, handoff)
   local sup = next(opts) and opts or nil
   local r, rec = host.create(ctor, args, sup, id)
   rec.lease_gen, rec.vid, rec.vkey = gen, vid, key
+  if p then rec.persist, rec.vboot = true, p.boot end
   host.on_death(rec, function(dead)
     if dead.superseded then return end
     -- it died for good here: the name loses this activation (thread 1 proposes it)
@@ -54,8 +62,8 @@ end
 
 -- Creates the placed activation `key` on this thread and tells thread 1, which files it
 -- (directly on thread 1, else with a "VC" message).
-local function activate_here(vid, key, code, args_s, opts, handoff)
-  local ok, r, rec = pcall(create, vid, key, code, args_s, opts, handoff)
+local function activate_here(vid, key, code, args_s, opts, handoff, p)
+  local ok, r, rec = pcall(create, vid, key, code, args_s, opts, handoff, p)
   if not ok then logger.error(("cluster: cannot activate %s here: %s"):format(vid, tostring(r))) end
   local t = my_tid()
   if t ~= 1 then
@@ -67,7 +75,7 @@ local function activate_here(vid, key, code, args_s, opts, handoff)
   end
 end
 
-loop.on("VA", function(msg) activate_here(msg[2], msg[3], msg[4], msg[5], msg[6], msg[7]) end)
+loop.on("VA", function(msg) activate_here(msg[2], msg[3], msg[4], msg[5], msg[6], msg[7], msg[8] or nil) end)
 
 local function kill_here(l, e)
   local rec = host.get(l, e)
@@ -146,10 +154,11 @@ end
 local function activate(vid, key, entry, act)
   activating[key] = true
   local t = thread_for(key)
+  local p = entry.persist and { boot = act.boot, saved = entry.saved } or false
   if t == 1 then
-    activate_here(vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff)
+    activate_here(vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff, p or nil)
   else
-    wire.send(host.MACHINE, t, { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff })
+    wire.send(host.MACHINE, t, { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff, p })
   end
 end
 
@@ -271,18 +280,22 @@ local function node_identity(timeout)
   end
 end
 
+-- Options of luact.register that are not supervise's.
+activations.OPTIONS = { multi_actor = true, scope = true, persist = true }
+
 -- luact.register in a cluster: returns the first activation (on this thread).
 function activations.register(vid, opts, ctor, args, timeout)
   local code = check_ctor(ctor)
   local args_s = codec.to_string(args, "argument to luact.register")
   local sup = {}
-  for k, v in pairs(opts) do if k ~= "multi_actor" and k ~= "scope" then sup[k] = v end end
+  for k, v in pairs(opts) do if not activations.OPTIONS[k] then sup[k] = v end end
+  local persist = opts.persist and true or false
   local boot, addr = node_identity(timeout)
-  local r, rec = create(vid, nil, code, args_s, sup, nil)
+  local r, rec = create(vid, nil, code, args_s, sup, nil, persist and { boot = boot } or nil)
   rec.superseded = true              -- not filed yet: its death needs no vdrop
   local ok, key = pcall(requests.call, "w", { op = "vreg", vid = vid, ctor = code, args = args_s, opts = sup,
-    multi = opts.multi_actor and true or false, node = addr, boot = boot, t = my_tid(), e = host.EPOCH, l = rec.id },
-    timeout, "luact.register")
+    multi = opts.multi_actor and true or false, persist = persist or nil, node = addr, boot = boot, t = my_tid(),
+    e = host.EPOCH, l = rec.id }, timeout, "luact.register")
   if not ok or not key then
     host.kill(rec, nil)
     if not ok then error(key, 0) end
