@@ -157,6 +157,20 @@ function luact.timed_save(t, state)
   return saves().save(state, t, "luact.timed_save")
 end
 
+-- luact.reminder(vid, name, { every = s, at = wall time, method =, data = }) -> true: a durable
+-- timer owned by the name (luact.cluster.reminders); opts nil removes it (true when it existed).
+-- luact.timed_reminder(t, vid, name, opts) waits at most t seconds for the registry.
+function luact.reminder(vid, name, opts)
+  return require("luact.cluster.reminders").set(vid, name, opts, 5.0, "luact.reminder")
+end
+
+function luact.timed_reminder(t, vid, name, opts)
+  if type(t) ~= "number" or t <= 0 or t ~= t then
+    error(("bad timeout argument to 'luact.timed_reminder' (positive number expected, got %s)"):format(tostring(t)), 2)
+  end
+  return require("luact.cluster.reminders").set(vid, name, opts, t, "luact.timed_reminder")
+end
+
 local dynamic = {
   thread_id = function() return runtime.thread_id end,
   n_core = function() return runtime.n_core end,

@@ -113,4 +113,28 @@ describe("luact.cluster.registry", function()
       assert.equal("bad", r:apply(4, { op = "vsaves", items = { 5 } })[1])
     end)
   end)
+
+  describe("reminders of a virtual actor", function()
+    it("keeps them with the name, with a revision, and removes a one-shot only at the revision that fired", function()
+      local key = r:apply(1, { op = "vreg", vid = "/r", ctor = "", args = "", node = "n1", boot = "b1", t = 1, e = 7, l = 1 })
+      r:take_touched()
+      assert.is_true(r:apply(2, { op = "vremind", vid = "/r", name = "a", spec = { at = 10 } }))
+      assert.same({ ["/r"] = true }, r:take_touched())            -- its host re-arms its timers
+      local rev = r:vid("/r").reminders.a.rev
+      assert.is_true(r:apply(3, { op = "vremind", vid = "/r", name = "a", spec = { at = 20 } }))   -- replaced
+      assert.is_false(r:apply(4, { op = "vremind", vid = "/r", name = "a", rev = rev }))         -- an old firing
+      assert.equal(20, r:vid("/r").reminders.a.at)
+      assert.is_true(r:apply(5, { op = "vremind", vid = "/r", name = "a", rev = r:vid("/r").reminders.a.rev }))
+      assert.is_nil(r:vid("/r").reminders)
+      assert.is_false(r:apply(6, { op = "vremind", vid = "/r", name = "a" }))
+      assert.equal("no_name", r:apply(7, { op = "vremind", vid = "/nobody", name = "a", spec = { at = 1 } }))
+      -- a placed activation is marked so (its host owes periodic reminders a beat at once)
+      assert.is_true(r:apply(8, { op = "vremind", vid = "/r", name = "b", spec = { every = 1, at = 1 } }))
+      assert.is_true(r:apply(9, { op = "vplace", vid = "/r", key = key, from_boot = "b1", node = "n2", boot = "b2" }))
+      assert.is_true(r:vid("/r").acts[key].placed)
+      local copy = registry.new()
+      copy:restore(r:snapshot(), 9)
+      assert.equal(1, copy:vid("/r").reminders.b.every)
+    end)
+  end)
 end)

@@ -18,6 +18,7 @@ local tentacle = require "luact.tentacle"
 local wire = require "luact.cluster.wire"
 local lease = require "luact.cluster.lease"
 local requests = require "luact.cluster.requests"
+local reminders = require "luact.cluster.reminders"
 
 local activations = {}
 
@@ -171,6 +172,7 @@ function activations.sync(touched)
     -- this process was given up for dead (stopped or cut off too long): what it hosted lives
     -- elsewhere now; it hosts again under a new boot id
     lease.lapse()
+    reminders.stop()
     for key in pairs(hosted) do kill_hosted(key) end
     S.on_condemned()
     boot = S.boot()
@@ -199,6 +201,12 @@ function activations.sync(touched)
         hosted[key] = { vid = vid, t = act.t, l = act.l }
       end
     end
+    -- the reminders of the name follow its activation
+    local here = nil
+    for key, act in pairs(mine) do
+      if act.state == "active" and hosted[key] and act.e == host.EPOCH then here = act end
+    end
+    reminders.sync(vid, entry, here)
   end
 end
 
@@ -334,6 +342,7 @@ function activations.start(opts)
 end
 
 function activations.stop()
+  reminders.stop()
   S, hosted, activating = nil, {}, {}
 end
 

@@ -82,7 +82,8 @@ function V.vplace(s, c)
   local entry = s.vids[c.vid]
   local act = entry and entry.acts[c.key]
   if not act or act.boot ~= c.from_boot then return false end
-  entry.acts[c.key] = { key = c.key, node = c.node, boot = c.boot, state = "pending", handoff = c.handoff }
+  entry.acts[c.key] = { key = c.key, node = c.node, boot = c.boot, state = "pending", handoff = c.handoff,
+                        placed = true }
   touch(s, c.vid)
   return true
 end
@@ -103,6 +104,39 @@ end
 function V.vcondemn(s, c)
   if type(c.boot) ~= "string" then return false end
   s.condemned[c.boot] = true
+  return true
+end
+
+V.MAX_REMINDERS = 1000        -- per name
+
+-- vremind vid name [spec] [rev] -> true when the reminder `name` of vid was set to spec ({ every
+-- =, at =, method =, data = }; it gets a revision number `rev`) or, without spec, removed (only
+-- if its revision is `rev`, when given: the removal of a one-shot that fired never removes a
+-- newer one); false when there was nothing to remove; "no_name" (no such name, or multi_actor),
+-- "too_many".
+function V.vremind(s, c)
+  local entry = s.vids[c.vid]
+  if not entry or entry.multi or type(c.name) ~= "string" then return "no_name" end
+  local rs = entry.reminders
+  if c.spec == nil then
+    local old = rs and rs[c.name]
+    if not old or (c.rev ~= nil and old.rev ~= c.rev) then return false end
+    rs[c.name] = nil
+    if next(rs) == nil then entry.reminders = nil end
+  else
+    if type(c.spec) ~= "table" then return false end
+    rs = rs or {}
+    if rs[c.name] == nil then
+      local n = 0
+      for _ in pairs(rs) do n = n + 1 end
+      if n >= V.MAX_REMINDERS then return "too_many" end
+    end
+    entry.reminders = rs
+    entry.rseq = (entry.rseq or 0) + 1
+    c.spec.rev = entry.rseq
+    rs[c.name] = c.spec
+  end
+  touch(s, c.vid)
   return true
 end
 

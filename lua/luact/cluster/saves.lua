@@ -55,6 +55,7 @@ local function check_plain(v, who, path, seen)
   local what = tv == "table" and "a table with a metatable" or ("a " .. tv)
   error(("bad 'state' argument to %s (%s is %s: plain data expected)"):format(who, path, what), 0)
 end
+saves.check_plain = function(v, who, path) return check_plain(v, who, path, {}) end
 
 local WHY = {
   moved = "the registry no longer places the name on this activation (its node was given up for dead, or " ..
