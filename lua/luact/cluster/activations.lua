@@ -18,9 +18,13 @@ local tentacle = require "luact.tentacle"
 local wire = require "luact.cluster.wire"
 local lease = require "luact.cluster.lease"
 local requests = require "luact.cluster.requests"
-local reminders = require "luact.cluster.reminders"
 
 local activations = {}
+
+-- Hooks of the layer above (luact.cluster.reminders registers them when it loads):
+-- sync(vid, entry, act) after each applied change of a name (act: its activation when this
+-- process hosts it, else nil), stop() when this process hosts nothing any more.
+activations.hooks = { sync = function() end, stop = function() end }
 
 local S = nil                    -- thread 1: { self_addr, boot(), state() -> registry }
 local hosted = {}                -- thread 1: key -> { vid, t, l } activations this process runs
@@ -173,7 +177,7 @@ function activations.sync(touched)
     -- this process was given up for dead (stopped or cut off too long): what it hosted lives
     -- elsewhere now; it hosts again under a new boot id
     lease.lapse()
-    reminders.stop()
+    activations.hooks.stop()
     for key in pairs(hosted) do kill_hosted(key) end
     S.on_condemned()
     boot = S.boot()
@@ -207,7 +211,7 @@ function activations.sync(touched)
     for key, act in pairs(mine) do
       if act.state == "active" and hosted[key] and act.e == host.EPOCH then here = act end
     end
-    reminders.sync(vid, entry, here)
+    activations.hooks.sync(vid, entry, here)
   end
 end
 
@@ -343,7 +347,7 @@ function activations.start(opts)
 end
 
 function activations.stop()
-  reminders.stop()
+  activations.hooks.stop()
   S, hosted, activating = nil, {}, {}
 end
 

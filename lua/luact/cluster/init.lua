@@ -12,7 +12,6 @@ local requests = require "luact.cluster.requests"
 local lease = require "luact.cluster.lease"
 local failover = require "luact.cluster.failover"
 local activations = require "luact.cluster.activations"
-require "luact.cluster.saves"          -- (thread 1 batches this node's saves of persistent actors)
 local clock = require "luact.clock"
 local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"

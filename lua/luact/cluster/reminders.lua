@@ -17,6 +17,7 @@ local logger = require "luact.logger"
 local exception = require "luact.exception"
 local requests = require "luact.cluster.requests"
 local saves = require "luact.cluster.saves"
+local activations = require "luact.cluster.activations"
 
 local reminders = {}
 
@@ -185,5 +186,8 @@ end
 function reminders.stop()
   for vid in pairs(armed) do disarm(vid) end
 end
+
+activations.hooks.sync = reminders.sync
+activations.hooks.stop = reminders.stop
 
 return reminders
