@@ -234,9 +234,9 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
       dcall_result = function(self, tag) return self.dcall_res[tag] end,
       -- a persistent counter: incr saves n + 1 (t: the save's timeout) and only then counts it;
       -- slow_incr waits `pause` seconds between reading n and saving
-      preg = function(self, vid)
+      preg = function(self, vid, idle)
         local luact = require "luact"
-        local a = luact.register(vid, { persist = true }, function(saved)
+        local a = luact.register(vid, { persist = true, idle_timeout = idle }, function(saved)
           local luact = require "luact"
           return { n = saved and saved.n or 0, started_from = saved and saved.n or false,
             incr = function(self, t, pause)
@@ -275,6 +275,21 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         local ok, r = pcall(require("luact").reminder, vid, name, opts)
         if not ok then return false, type(r) == "table" and r.name or tostring(r) end
         return r
+      end,
+      -- the states of vid's activations in this node's replica, sorted
+      vstates = function(self, vid)
+        local entry = require("luact.cluster.replica").state():vid(vid)
+        local out = {}
+        for _, act in pairs(entry and entry.acts or {}) do out[#out + 1] = act.state end
+        table.sort(out)
+        return out
+      end,
+      -- a call to `url` (tcp://node/vid: through that node's listener): ok, results or false, error name
+      ucall = function(self, url, method, t)
+        local r = require("luact").ref(url)
+        local res = { pcall(r["timed_" .. method], r, t or 10) }
+        if not res[1] then return false, type(res[2]) == "table" and res[2].name or tostring(res[2]) end
+        return unpack(res, 1, 3)
       end,
       -- the state the registry holds for vid on this node's replica (decoded), or nil
       saved = function(self, vid)
