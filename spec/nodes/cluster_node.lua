@@ -297,7 +297,8 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         return entry and entry.saved and require("luact.actor.codec").from_string(entry.saved) or nil
       end,
       -- calls vid.incr by name n times (pause s between calls, each with a 1 s timeout): every
-      -- acknowledged value, and the error names of the failed calls, in order
+      -- acknowledged value ({ value, where, wall time }), and the error names of the failed
+      -- calls, in order
       start_counter = function(self, vid, n, pause)
         local luact = require "luact"
         local c = { acked = {}, failed = {}, done = false }
@@ -307,7 +308,7 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         luact.tentacle(function()
           for _ = 1, n do
             local ok, v, where = pcall(r.timed_incr, r, 1.0)
-            if ok then c.acked[#c.acked + 1] = { v, where } else
+            if ok then c.acked[#c.acked + 1] = { v, where, luact.clock.walltime() } else
               c.failed[#c.failed + 1] = type(v) == "table" and v.name or tostring(v)
             end
             if pause > 0 then luact.clock.sleep(pause) end
