@@ -13,7 +13,8 @@
 --   reject        the same, answering with a TCP reset (`reject with tcp reset`)
 --   oneway        drop everything one member sends to another (the other way still works)
 --   leader_alone  cut the Raft leader off from every other member (drop)
---   leader_only   cut one non-leader member off from the leader only (drop), both ways
+--   leader_only   cut one non-leader member off from the leader only, both ways (drop or
+--                 reject, by the seed)
 --   stop_leader   SIGSTOP the Raft leader
 --   majority_down kill -9 two voters (no majority for a while), restart both at the heal
 --   wipe          a voter's datadir deleted plus one more voter down (see damaged() below)
@@ -361,8 +362,9 @@ end
 function apply.leader_only(c, pick)
   local l = c:leader() or 1
   local i = others({ [l] = true }, pick)
-  nemesis.cut(i, l, nemesis.DROP, false)
-  return nemesis.heal, ("drop: member %d cut off from the leader (member %d) only"):format(i, l)
+  local reject = math.floor(pick / 7) % 2 == 1
+  nemesis.cut(i, l, reject and nemesis.RESET or nemesis.DROP, false)
+  return nemesis.heal, ("%s: member %d cut off from the leader (member %d) only"):format(reject and "reject" or "drop", i, l)
 end
 
 -- A voter's datadir damaged, with one more fault (issue 23 points 3 and 4: a damaged voter
