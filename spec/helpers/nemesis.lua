@@ -152,20 +152,26 @@ function Cluster:start(i)
   error(("member %d did not get ready; output:\n%s"):format(i, read(log)))
 end
 
--- Starts member i from a datadir the nemesis damaged: true when it got ready; else false and
--- its last output lines, and it stays down (refusing a damaged datadir with a clear error is
--- what it should do: its exit and its ERROR lines are then not counted as a crash, a panic is).
+-- Starts member i from a datadir the nemesis damaged: true when it got ready. A voter that
+-- refuses its damaged storage (what it should do: its exit and its ERROR lines are then not
+-- counted as a crash, a panic is) is started again the way its README tells an operator to:
+-- its raft directory moved away, so that it rejoins as a recovering member; then true, and the
+-- refusal's last output lines. false and those lines when that fails too (it stays down).
 function Cluster:start_damaged(i)
   self.gone[i] = nil
-  local ok = pcall(self.start, self, i)
-  if ok then return true end
-  self.gone[i] = true
+  if pcall(self.start, self, i) then return true end
   local l = self.logs[#self.logs]
   l.refused = true
   self.expected_exits[l.pid] = true
   self:kill(i)
-  local out = read(l.log)
-  return false, out:sub(-600)
+  local why = read(l.log):sub(-600)
+  sh(("mv %s/data%d/raft %s/data%d/raft.damaged.%d 2>/dev/null"):format(self.dir, i, self.dir, i, self.incarnations[i]))
+  if pcall(self.start, self, i) then return true, why end
+  self.gone[i] = true
+  local l2 = self.logs[#self.logs]
+  self.expected_exits[l2.pid] = true
+  self:kill(i)
+  return false, why .. "\n(with its raft directory moved away:)\n" .. read(l2.log):sub(-600)
 end
 
 function Cluster:signal(i, sig)
@@ -401,8 +407,9 @@ local function damaged(how)
     end
     c:kill(third)
     local started, why = c:start_damaged(a)
-    if not started then
-      what = what .. (" (voter %d refused to start and stays down: ...%s)"):format(a, why:gsub("%s+", " "):sub(-200))
+    if why then
+      what = what .. (" (voter %d refused to start: ...%s; %s)"):format(a, why:gsub("%s+", " "):sub(-300),
+        started and "restarted with its raft directory moved away" or "it stays down")
     end
     c:start(b)
     return function() c:start(third) end, ("voter %d killed, 2 s of writes, then voter %d killed and %s, voter %d killed; %d and %d restarted, %d at the heal"):format(
