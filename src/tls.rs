@@ -94,7 +94,10 @@ impl fmt::Display for TlsError {
                     "tls: invalid server name {name:?} (want a DNS name or an IP address)"
                 )
             }
-            TlsError::Protocol(e) => write!(f, "tls: {e}"),
+            TlsError::Protocol(e) => match hint(e) {
+                Some(h) => write!(f, "tls: {e} ({h})"),
+                None => write!(f, "tls: {e}"),
+            },
             TlsError::Backlog { queued, limit } => write!(
                 f,
                 "tls: {queued} bytes written before the handshake completed (limit {limit})"
@@ -106,6 +109,27 @@ impl fmt::Display for TlsError {
 }
 
 impl std::error::Error for TlsError {}
+
+impl TlsError {
+    /// The peer's first bytes were not a TLS record: it does not speak TLS at all.
+    pub fn peer_not_tls(&self) -> bool {
+        matches!(self, TlsError::Protocol(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)))
+    }
+}
+
+/// What a protocol failure most likely means, for the log line (rustls' words stay first).
+fn hint(e: &rustls::Error) -> Option<&'static str> {
+    use rustls::AlertDescription as A;
+    match e {
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => Some("the peer does not speak TLS"),
+        rustls::Error::AlertReceived(A::UnknownCA | A::BadCertificate | A::CertificateUnknown | A::CertificateRequired | A::AccessDenied | A::CertificateExpired | A::UnsupportedCertificate) => {
+            Some("the peer refused our certificate")
+        }
+        rustls::Error::AlertReceived(A::BadRecordMac | A::DecryptError) => Some("the peer could not authenticate what we sent: altered on the way?"),
+        rustls::Error::DecryptError => Some("a record failed its integrity check: altered on the way?"),
+        _ => None,
+    }
+}
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -127,7 +151,7 @@ fn read_pem_file(path: &str) -> Result<Vec<u8>, TlsError> {
     Ok(bytes)
 }
 
-fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = read_pem_file(path)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -157,7 +181,7 @@ fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-fn load_roots(path: &str) -> Result<RootCertStore, TlsError> {
+pub(crate) fn load_roots(path: &str) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(path)? {
         roots.add(cert).map_err(|e| TlsError::Pem {
@@ -290,11 +314,21 @@ impl TlsSession {
     /// record or a handshake message), or an error after which the connection must be closed
     /// (send `take_outgoing()` first: it may hold an alert). Bytes after the peer's close_notify
     /// are ignored. Call `take_outgoing()` afterwards in any case (handshake replies).
+    #[allow(dead_code)] // the transport uses feed_into; the tests read plaintext this way
     pub fn feed(&mut self, ciphertext: &[u8]) -> Result<Vec<u8>, TlsError> {
+        let mut plaintext = Vec::new();
+        self.feed_into(ciphertext, &mut plaintext)?;
+        Ok(plaintext)
+    }
+
+    /// `feed`, appending the plaintext to `plaintext` (no buffer of its own: the transport's
+    /// input buffer); returns how many bytes it appended. After an error what was appended
+    /// before it is still there (the caller closes the connection and drops it).
+    pub fn feed_into(&mut self, ciphertext: &[u8], plaintext: &mut Vec<u8>) -> Result<usize, TlsError> {
         if self.failed {
             return Err(TlsError::Closed);
         }
-        let mut plaintext = Vec::new();
+        let before = plaintext.len();
         let mut input = ciphertext;
         while !input.is_empty() {
             match self.conn.read_tls(&mut input) {
@@ -320,12 +354,12 @@ impl TlsSession {
             if state.peer_has_closed() {
                 self.peer_closed = true;
             }
-            if let Err(e) = self.drain_plaintext(&mut plaintext) {
+            if let Err(e) = self.drain_plaintext(plaintext) {
                 self.failed = true;
                 return Err(e);
             }
         }
-        Ok(plaintext)
+        Ok(plaintext.len() - before)
     }
 
     fn drain_plaintext(&mut self, plaintext: &mut Vec<u8>) -> Result<(), TlsError> {

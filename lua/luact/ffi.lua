@@ -11,6 +11,8 @@ const uint8_t *luact_last_error(size_t *len);
 typedef struct {
   const char *addr; size_t addr_len; const char *secret; size_t secret_len;
   const char *cluster; size_t cluster_len; uint32_t max_frame;
+  const char *tls_cert; size_t tls_cert_len; const char *tls_key; size_t tls_key_len;
+  const char *tls_ca; size_t tls_ca_len;
 } luact_node_options_t;
 int32_t luact_runtime_start(int32_t n_core, int32_t inbox_capacity, double spin_seconds,
                             const char *payload, size_t payload_len, const luact_node_options_t *node);
@@ -53,6 +55,7 @@ int32_t luact_net_event(luact_thread_ctx *ctx, luact_net_event_t *out);
 int32_t luact_net_event_reason(luact_thread_ctx *ctx, const uint8_t **out);
 int32_t luact_net_drop(luact_thread_ctx *ctx, double machine);
 uint32_t luact_epoch(void);
+int32_t luact_uuid_v4(uint8_t *out);
 double luact_id_block(uint32_t n);
 
 typedef struct { double machine; uint32_t thread; uint32_t epoch; double local; } luact_address_t;
@@ -166,4 +169,5 @@ return {
   last_error = last_error,
   set_error = set_error,
   describe = describe,
+  status_name = function(code) return status_name[code] or tostring(code) end,
 }

@@ -12,7 +12,14 @@ local luact = require "luact"
 local seeds = {}
 for s in arg[2]:gmatch("[^,]+") do seeds[#seeds + 1] = s end
 
-luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
+-- LUACT_SPEC_NODE_TLS="CERT KEY CA": node links in mutual TLS (the `tls` option).
+local node_tls
+do
+  local cert, key, ca = (os.getenv("LUACT_SPEC_NODE_TLS") or ""):match("^(%S+) (%S+) (%S+)$")
+  if cert then node_tls = { cert = cert, key = key, ca = ca } end
+end
+
+luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tls = node_tls,
               datadir = arg[3] ~= "-" and arg[3] or nil, ctl = arg[4],
               life = tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120,
               snapshot_entries = tonumber(os.getenv("LUACT_SPEC_SNAPSHOT")),

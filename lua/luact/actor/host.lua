@@ -52,11 +52,10 @@ local function make_body(ctor, args)
   return body
 end
 
-local runtime   -- luact.runtime, looked up once (it requires this module; a `require` per actor
-                -- created would keep the spawn path interpreted)
+local thread = require "luact.thread"   -- (not luact.runtime, which requires this module: a
+                                        -- lazy `require` here would keep the spawn path interpreted)
 local function thread_id()
-  runtime = runtime or require "luact.runtime"
-  return runtime.thread_id or 1
+  return thread.id or 1
 end
 
 -- Creates an actor on this thread from a body (table/cdata) or a constructor and its args;

@@ -36,7 +36,7 @@ lease.LEASE = 0.5               -- seconds a confirmed renewal lets a node serve
 lease.RENEW = 0.1               -- a member asks this often (4 tries before its lease runs out)
 lease.MARGIN = 0.2              -- covers a call that began just before the lease ran out
 lease.LEASE_WAIT = lease.LEASE * 1.2 + lease.MARGIN   -- the leader's wait before re-placing
-local GRANT_BATCH = 0.03        -- the leader confirms pending renewals this often (one ReadIndex)
+local GRANT_BATCH = 0.05        -- the leader confirms pending renewals this often (one ReadIndex)
 
 local S = nil                   -- { self_addr, boot = function, leader = function, may_grant = function(addr, boot) }
 local sent = {}                 -- seq -> monotonic time it was sent
