@@ -558,6 +558,25 @@ pub extern "C" fn luact_machine_id() -> f64 {
     ((1u64 << 48) + r as u64) as f64
 }
 
+/// Writes a new random UUID (version 4, RFC 9562) as 36 ASCII bytes into `out`: the identity
+/// a Raft storage directory gets when it is created (lua/luact/cluster/raft/identity.lua).
+///
+/// # Safety
+/// `out` points to 36 writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_uuid_v4(out: *mut u8) -> i32 {
+    guard(|| {
+        let text = uuid::Uuid::new_v4().hyphenated().to_string();
+        let b = text.as_bytes();
+        if b.len() != 36 {
+            return Err(Error::new(Status::BadArgument, "uuid is not 36 bytes"));
+        }
+        // SAFETY: the caller provides 36 writable bytes at `out`, and `b` holds exactly 36.
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), out, 36) };
+        Ok(0)
+    })
+}
+
 /// A random non-zero number fixed for the life of the process: part of every actor id, so an
 /// id from an earlier run of a process never names an actor of a later one.
 #[no_mangle]

@@ -55,6 +55,7 @@ int32_t luact_net_event(luact_thread_ctx *ctx, luact_net_event_t *out);
 int32_t luact_net_event_reason(luact_thread_ctx *ctx, const uint8_t **out);
 int32_t luact_net_drop(luact_thread_ctx *ctx, double machine);
 uint32_t luact_epoch(void);
+int32_t luact_uuid_v4(uint8_t *out);
 double luact_id_block(uint32_t n);
 
 typedef struct { double machine; uint32_t thread; uint32_t epoch; double local; } luact_address_t;

@@ -39,6 +39,33 @@ function procs.start(i, env)
   return p
 end
 
+-- Starts member i when it may refuse to start: waits (bounded) until it is ready (returns true;
+-- it then runs as after procs.start) or its process has exited (returns false and what it
+-- printed). Errors if neither happens within `timeout` s.
+function procs.start_or_refused(i, env, timeout)
+  local dir = i <= 3 and (datadir .. "/n" .. i) or "-"
+  local p = process.spawn(("LUACT_SPEC_SNAPSHOT=40 %sluajit spec/nodes/cluster_node.lua %s %s %s tcp://127.0.0.%d:800%d"):format(
+    env or "", procs.addr(i), procs.SEEDS, dir, i, i))
+  local deadline = os.time() + (timeout or 20)
+  while os.time() <= deadline do
+    local out = process.output(p)
+    if out:find("ready") then
+      running[i] = p
+      return true, out
+    end
+    if os.execute(("kill -0 %d 2>/dev/null"):format(p.pid)) ~= 0 then
+      process.cleanup(p)
+      return false, out
+    end
+    os.execute("sleep 0.1")
+  end
+  process.cleanup(p)
+  error(("member %d neither started nor exited in time"):format(i), 2)
+end
+
+-- Member i's datadir (voters only).
+function procs.datadir(i) return datadir .. "/n" .. i end
+
 function procs.pid(i) return running[i] and running[i].pid end
 
 function procs.signal(i, sig)
