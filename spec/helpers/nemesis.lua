@@ -408,7 +408,8 @@ local function damaged(how)
     c:kill(third)
     local started, why = c:start_damaged(a)
     if why then
-      what = what .. (" (voter %d refused to start: ...%s; %s)"):format(a, why:gsub("%s+", " "):sub(-300),
+      local first = why:match("(raft storage: [^\n]-Refusing to start)") or why:gsub("%s+", " "):sub(-200)
+      what = what .. (" (voter %d refused to start: %s; %s)"):format(a, first,
         started and "restarted with its raft directory moved away" or "it stays down")
     end
     c:start(b)
@@ -455,16 +456,28 @@ function nemesis.run(opts)
     client = process.spawn(("luajit spec/helpers/nemesis_client.lua %s %s %d %d %d"):format(out, duration, seed, names, keys))
     local t0 = now()
     log(nemesis.describe(sched))
+    -- (a heal that took long, e.g. restarts under load, pushes the next round back: each heal
+    -- gets its full quiet period; rounds that no longer fit before the clients stop are skipped)
+    local quiet_until = 0
     for _, rd in ipairs(sched.rounds) do
-      while now() < t0 + rd.start do c:sample_rss(); sleep(math.min(1, t0 + rd.start - now())) end
-      local undo, did = apply[rd.class](c, rd.pick)
-      rd.did = did
-      log(("%6.1f s: %s"):format(now() - t0, did))
-      local until_ = now() + rd.hold
-      while now() < until_ do c:sample_rss(); sleep(math.min(1, until_ - now())) end
-      undo()
-      heals[#heals + 1] = { t = now(), label = ("round at %.1f s, %s"):format(rd.start, did) }
-      log(("%6.1f s: healed"):format(now() - t0))
+      local start = math.max(t0 + rd.start, quiet_until)
+      if start + rd.hold + quiet > t0 + duration then
+        rd.did = "skipped: no time left after the earlier heals"
+        goto next_round
+      end
+      while now() < start do c:sample_rss(); sleep(math.min(1, start - now())) end
+      do
+        local undo, did = apply[rd.class](c, rd.pick)
+        rd.did = did
+        log(("%6.1f s: %s"):format(now() - t0, did))
+        local until_ = now() + rd.hold
+        while now() < until_ do c:sample_rss(); sleep(math.min(1, until_ - now())) end
+        undo()
+        heals[#heals + 1] = { t = now(), label = ("round at %.1f s, %s"):format(rd.start, did) }
+        quiet_until = now() + quiet
+        log(("%6.1f s: healed"):format(now() - t0))
+      end
+      ::next_round::
     end
     -- the clients stop by themselves at `duration`
     while now() < t0 + duration + 15 do
