@@ -64,6 +64,10 @@ function names.register(vid, opts, ...)
     error("bad 'persist' option to luact.register (a multi_actor name cannot persist: its activations would " ..
           "share one state)", 2)
   end
+  if opts.idle_timeout ~= nil and (opts.scope == "node" or not clustered()) then
+    error("bad 'idle_timeout' option to luact.register (only a name registered in the cluster is deactivated " ..
+          "and activated again on demand)", 2)
+  end
   if opts.persist and (opts.scope == "node" or not clustered()) then
     error("bad 'persist' option to luact.register (durable state is kept by the cluster's registry: start the node " ..
           "as a cluster member, and do not use scope = \"node\")", 2)
