@@ -15,7 +15,7 @@ local node = require "luact.node"
 local clock = require "luact.clock"
 local exception = require "luact.exception"
 local metrics = require "luact.metrics"
-local runtime = require "luact.runtime"
+local thread = require "luact.thread"
 local view = require "luact.cluster.view"
 local wire = require "luact.cluster.wire"
 local consensus = require "luact.cluster.consensus"
@@ -37,7 +37,7 @@ local function cut(s)
   return s
 end
 
-local function my_tid() return runtime.thread_id or 1 end
+local function my_tid() return thread.id or 1 end
 
 local function error_text(e)
   if e == nil then return nil end
@@ -102,13 +102,13 @@ end
 
 function answer.threads()
   local out = {}
-  for tid = 1, runtime.n_core or 1 do out[tid] = thread_row(tid) end
+  for tid = 1, thread.n_core or 1 do out[tid] = thread_row(tid) end
   return out
 end
 
 -- (thread 1: where the cluster services run)
 function answer.cluster()
-  local out = { member = view.active, self = view.active and (runtime.opts or {}).address or nil,
+  local out = { member = view.active, self = view.active and (thread.opts or {}).address or nil,
                 leader = view.leader, members = {} }
   for i, m in ipairs(view.members or {}) do
     out.members[i] = { address = m.address, state = m.state, voter = m.voter, incarnation = m.incarnation }
@@ -147,7 +147,7 @@ function answer.where(vid)
   local n = C.luact_names_list(vid, #vid, addr_buf, MAX_LOCAL)
   for i = 0, n - 1 do
     local a = addr_buf[i]
-    out.activations[#out.activations + 1] = { node = (runtime.opts or {}).address, thread = a.thread,
+    out.activations[#out.activations + 1] = { node = (thread.opts or {}).address, thread = a.thread,
       ref = tostring(ref.new(a.machine, a.thread, a.epoch, a["local"])) }
   end
   return out
@@ -201,7 +201,7 @@ end
 
 local function check_thread(tid, who, addr)
   if tid == nil then return my_tid() end
-  local n = addr and 1024 or (runtime.n_core or 1)
+  local n = addr and 1024 or (thread.n_core or 1)
   if type(tid) ~= "number" or tid < 1 or tid > n or tid % 1 ~= 0 then
     error(("bad 'thread' option to %s (1..%d expected, got %s)"):format(who, n, tostring(tid)), 3)
   end

@@ -5,7 +5,7 @@
 local lffi = require "luact.ffi"
 local C = lffi.C
 local metrics = require "luact.metrics"
-local runtime = require "luact.runtime"
+local thread = require "luact.thread"
 local view = require "luact.cluster.view"
 local consensus = require "luact.cluster.consensus"
 local replica = require "luact.cluster.replica"
@@ -51,7 +51,7 @@ local function refresh_cluster(c, K)
   if R then
     c[K.raft_applied_index] = R.applied or 0
     local by, names = activations_by_node(R)
-    local self_addr = (runtime.opts or {}).address
+    local self_addr = (thread.opts or {}).address
     c[K.activations] = self_addr and by[self_addr] or 0
     c[K.registered_names] = names
     local lines = {}
@@ -64,7 +64,7 @@ metrics.on_refresh(refresh_cluster)
 
 -- luact.metrics([format]): see luact.metrics.read.
 function observe.metrics(format)
-  return metrics.read(runtime.n_core or 1, format)
+  return metrics.read(thread.n_core or 1, format)
 end
 
 return observe

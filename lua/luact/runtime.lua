@@ -151,7 +151,7 @@ local function cleanup()
   loop.reset()
   loop.detach()
   runtime.thread_id, runtime.n_core, runtime.opts, runtime.stopping = nil, nil, nil, nil
-  thread.id = nil
+  thread.id, thread.n_core, thread.opts = nil, nil, nil
   running = false
 end
 
@@ -206,6 +206,7 @@ function runtime.start(opts, main)
   end
   running = true
   runtime.n_core, runtime.opts = opts.n_core, opts
+  thread.n_core, thread.opts = opts.n_core, opts
   if stall_warn and C.luact_stall_watch(stall_warn) ~= 0 then
     logger.warn("luact.start: no stall watchdog: " .. lffi.last_error())
   end
@@ -262,7 +263,7 @@ function runtime.worker_main(tid, payload_bytes)
   local opts = payload.opts
   running = true
   runtime.n_core, runtime.opts, runtime.thread_id = opts.n_core, opts, tid
-  thread.id = tid
+  thread.id, thread.n_core, thread.opts = tid, opts.n_core, opts
   local ok, err = pcall(loop.attach, tid, opts.n_core, opts.inbox_size)
   if not ok then fail(tostring(err)); cleanup(); return end
   host.refresh_machine()     -- a node's machine id is its address, known from now on

@@ -9,7 +9,7 @@ local C = lffi.C
 local host = require "luact.actor.host"
 local logger = require "luact.logger"
 local metrics = require "luact.metrics"
-local runtime = require "luact.runtime"
+local thread = require "luact.thread"
 
 local stall = {}
 
@@ -29,7 +29,7 @@ local function running_method()
 end
 
 function stall.report()
-  local tid = runtime.thread_id or 1
+  local tid = thread.id or 1
   local since = C.luact_stall_since(tid)
   local held = since > 0 and C.luact_clock_monotonic() - since or 0
   local b = metrics.b
