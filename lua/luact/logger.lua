@@ -61,10 +61,8 @@ local function json_line(t, level, fields, ...)
     '{"time":' .. json_string(os.date("!%Y-%m-%dT%H:%M:%S", secs) .. (".%03dZ"):format(math.floor((t - secs) * 1000))),
     '"level":' .. json_string(LEVELS[level]),
   }
-  local runtime = package.loaded["luact.runtime"]
-  local tid = type(runtime) == "table" and runtime.thread_id
-  parts[#parts + 1] = '"thread":' .. json_value(tid or nil)
-  local opts = type(runtime) == "table" and runtime.opts
+  parts[#parts + 1] = '"thread":' .. json_value(thread.id)
+  local opts = thread.opts
   parts[#parts + 1] = '"node":' .. json_value(type(opts) == "table" and opts.address or nil)
   parts[#parts + 1] = '"message":' .. json_string(format_args(...))
   if fields then

@@ -2,7 +2,7 @@
 -- `stall_warn` seconds (luact.start's option, default 0.1; false: no watchdog), the core makes
 -- the stalled VM call this module's report at its next interpreted instruction, in the stalled
 -- code's own coroutine. It logs once per stall: the thread, the actor and method being run (the
--- innermost luact.actor.host.invoke on the stack), the time held so far and the traceback; the
+-- innermost frame of luact.actor.host's method runner on the stack), the time held so far and the traceback; the
 -- core has counted it in the thread's metrics (luact_stalls_total).
 local lffi = require "luact.ffi"
 local C = lffi.C
@@ -20,7 +20,7 @@ local function running_method()
   for level = 3, MAX_LEVELS do
     local info = debug.getinfo(level, "f")
     if not info then return nil end
-    if info.func == host.invoke then
+    if info.func == host.invoke_frame or info.func == host.invoke then
       local _, rec = debug.getlocal(level, 1)
       local _, method = debug.getlocal(level, 2)
       return rec, method

@@ -204,6 +204,9 @@ invoke_body = function(rec, method, has_self, ...)
   end
   return after_call(rec, xpcall(fn, to_exception, ...))
 end
+-- (luact.stall finds the method a stalled thread runs by this function's frame: its first two
+-- locals are the actor's record and the method)
+host.invoke_frame = invoke_body
 
 local function destroy(rec, reason)
   local body = rec.body
