@@ -10,6 +10,8 @@
 -- and polls CTL_FILE every 10 ms (BENCH_CTL_POLL seconds) for a command line "SEQ CMD ARGS..." (a new SEQ runs it once):
 --   write C SECONDS [THREAD]     C tentacles doing luact.db.set for SECONDS, keys b/0..b/999
 --   read C SECONDS [THREAD]      C tentacles doing luact.db.get (linearizable) on b/0..b/999
+--   save C SECONDS [THREAD]      C tentacles calling bump (one luact.save each) on 1000
+--                                persistent virtual actors registered on thread 1 (thread 1 only)
 --   stream SECONDS               one writer, luact.db.timed_set(5, ...) back to back
 -- THREAD (1 or 2) is the thread the tentacles run on. It stops by itself after BENCH_LIFE s.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -30,6 +32,10 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
   -- C tentacles on this thread running op(i) for `seconds`; returns { n, seconds, lat (C == 1) }
   local function load(c, seconds, op)
     for i = 1, 200 do op(i) end                       -- warm up (connections, traces)
+    -- this member's own fsyncs during the load (its Raft storage runs on thread 1: counted
+    -- only when the load runs there too)
+    local sf = package.loaded["luact.cluster.raft.storage_file"]
+    local fsyncs0 = sf and sf.fsyncs
     local n, lat, stop_at = 0, {}, clock.get() + seconds
     local t0 = clock.get()
     local ts = {}
@@ -46,19 +52,46 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
       end)
     end
     luact.event.join(nil, unpack(ts))
-    return { n = n, seconds = clock.get() - t0, lat = lat }
+    return { n = n, seconds = clock.get() - t0, lat = lat, fsyncs = fsyncs0 and sf.fsyncs - fsyncs0 }
+  end
+
+  -- persistent virtual actors /bsave/0..999 (registered on this thread): bump saves its count
+  local savers = {}
+  local function register_savers()
+    if savers[0] then return end
+    local ts = {}
+    for w = 1, 64 do
+      ts[w] = luact.tentacle(function()
+        for i = w - 1, KEYS - 1, 64 do
+          luact.register("/bsave/" .. i, { persist = true }, function(saved)
+            local luact = require "luact"
+            return { n = saved and saved.n or 0,
+              bump = function(self)
+                local n = self.n + 1
+                luact.save({ n = n })
+                self.n = n
+                return n
+              end }
+          end)
+          savers[i] = luact.ref("/bsave/" .. i)
+        end
+      end)
+    end
+    luact.event.join(nil, unpack(ts))
   end
 
   local ops = {
     write = function(i) luact.db.set("b/" .. i % KEYS, i) end,
     read = function(i) luact.db.get("b/" .. i % KEYS) end,
+    save = function(i) savers[i % KEYS]:bump() end,
   }
   local function run_load(kind, c, seconds)
     if kind == "read" then for i = 0, KEYS - 1 do luact.db.set("b/" .. i, i) end end
+    if kind == "save" then register_savers() end
     local r = load(c, seconds, ops[kind])
     table.sort(r.lat)
     local function pct(p) return #r.lat > 0 and r.lat[math.max(1, math.ceil(p * #r.lat))] * 1e6 or nil end
-    return { n = r.n, seconds = r.seconds, p50 = pct(0.5), p99 = pct(0.99) }
+    return { n = r.n, seconds = r.seconds, p50 = pct(0.5), p99 = pct(0.99), fsyncs = r.fsyncs }
   end
 
   -- a body on each thread that runs a load there
@@ -94,7 +127,7 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
 
   local function json(case, f)
     local parts = { ('"case":"%s"'):format(case), '"impl":"luact"' }
-    for _, k in ipairs({ "n", "callers", "thread", "seconds", "rate", "p50_us", "p99_us" }) do
+    for _, k in ipairs({ "n", "callers", "thread", "seconds", "rate", "p50_us", "p99_us", "fsyncs", "fsyncs_per_write" }) do
       if f[k] then parts[#parts + 1] = ('"%s":%s'):format(k, f[k] == math.floor(f[k]) and ("%d"):format(f[k]) or ("%.6g"):format(f[k])) end
     end
     say("{" .. table.concat(parts, ",") .. "}")
@@ -114,7 +147,7 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
       say("stream done")
       return
     end
-    if cmd ~= "write" and cmd ~= "read" then say("bad command " .. tostring(cmd)); return end
+    if cmd ~= "write" and cmd ~= "read" and cmd ~= "save" then say("bad command " .. tostring(cmd)); return end
     local c, seconds, thread = tonumber(a), tonumber(b), tonumber(t) or 1
     local r
     if thread == 1 then
@@ -124,7 +157,8 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
       r = l:timed_run(seconds + 60, cmd, c, seconds)
     end
     json(("cluster_%s_%d"):format(cmd, c), { n = r.n, callers = c, thread = thread, seconds = r.seconds,
-      rate = r.n / r.seconds, p50_us = r.p50, p99_us = r.p99 })
+      rate = r.n / r.seconds, p50_us = r.p50, p99_us = r.p99, fsyncs = r.fsyncs,
+      fsyncs_per_write = cmd == "write" and r.fsyncs and r.n > 0 and r.fsyncs / r.n or nil })
   end
 
   luact.tentacle(function()

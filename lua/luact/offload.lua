@@ -6,6 +6,7 @@
 -- the first offload of a run: `opts.offload_threads` threads (default: the number of CPUs, at
 -- least 4). The pool VMs' side is luact.offload_worker.
 local lffi = require "luact.ffi"
+local thread = require "luact.thread"
 local C = lffi.C
 local loop = require "luact.loop"
 local codec = require "luact.actor.codec"
@@ -28,8 +29,7 @@ loop.on("offload_reply", function(msg)
 end)
 
 local function pool_size()
-  local rt = package.loaded["luact.runtime"]
-  local n = rt and rt.opts and rt.opts.offload_threads
+  local n = thread.opts and thread.opts.offload_threads
   if n == nil then
     n = math.max(4, C.luact_util_n_cpu())
   elseif type(n) ~= "number" or n < 1 or n % 1 ~= 0 or n > 256 then
@@ -54,7 +54,7 @@ local function offload(fn, ...)
   local size = pool_size()
   next_corr = next_corr + 1
   local corr = next_corr
-  local tid = package.loaded["luact.runtime"].thread_id
+  local tid = thread.id
   local ok, p, len = pcall(codec.encode, { "offload", tid, corr, code, select("#", ...), ... }, "luact.offload", 6)
   if not ok then error("luact.offload: " .. tostring(p), 2) end
   local rc = C.luact_offload_submit(ctx, size, p, len)

@@ -12,6 +12,7 @@ local event = require "luact.event"
 local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
 local host = require "luact.actor.host"
+local thread = require "luact.thread"
 local socket = require "luact.socket"   -- (every thread answers luact.socket.listen's threads = "all")
 require "luact.offload"                  -- (every thread takes the offload pool's replies)
 
@@ -118,7 +119,7 @@ end
 
 -- Runs `main` in a tentacle, reports its failure, and runs the loop until stop.
 local function run_thread(tid, main)
-  runtime.thread_id = tid
+  runtime.thread_id, thread.id = tid, tid
   local t = tentacle(main)
   t.name = "main"
   t.watched = true     -- its failure is reported below, not as an unobserved tentacle
@@ -148,6 +149,7 @@ local function cleanup()
   loop.reset()
   loop.detach()
   runtime.thread_id, runtime.n_core, runtime.opts, runtime.stopping = nil, nil, nil, nil
+  thread.id, thread.n_core, thread.opts = nil, nil, nil
   running = false
 end
 
@@ -191,6 +193,7 @@ function runtime.start(opts, main)
   end
   running = true
   runtime.n_core, runtime.opts = opts.n_core, opts
+  thread.n_core, thread.opts = opts.n_core, opts
   local ok, err = pcall(loop.attach, 1, opts.n_core, opts.inbox_size)
   host.refresh_machine()     -- a node's machine id is its address, known from now on
   if ok and opts.address then
@@ -244,6 +247,7 @@ function runtime.worker_main(tid, payload_bytes)
   local opts = payload.opts
   running = true
   runtime.n_core, runtime.opts, runtime.thread_id = opts.n_core, opts, tid
+  thread.id, thread.n_core, thread.opts = tid, opts.n_core, opts
   local ok, err = pcall(loop.attach, tid, opts.n_core, opts.inbox_size)
   if not ok then fail(tostring(err)); cleanup(); return end
   host.refresh_machine()     -- a node's machine id is its address, known from now on

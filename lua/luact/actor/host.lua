@@ -52,11 +52,10 @@ local function make_body(ctor, args)
   return body
 end
 
-local runtime   -- luact.runtime, looked up once (it requires this module; a `require` per actor
-                -- created would keep the spawn path interpreted)
+local thread = require "luact.thread"   -- (not luact.runtime, which requires this module: a
+                                        -- lazy `require` here would keep the spawn path interpreted)
 local function thread_id()
-  runtime = runtime or require "luact.runtime"
-  return runtime.thread_id or 1
+  return thread.id or 1
 end
 
 -- Creates an actor on this thread from a body (table/cdata) or a constructor and its args;
@@ -121,7 +120,7 @@ local function lease_refusal(rec, method)
   if rec.moving and method == "__actor_handoff__" then return nil end
   if not rec.moving and C.luact_lease_valid(rec.lease_gen, C.luact_clock_monotonic()) == 1 then return nil end
   if rec.moving then
-    return exception.new("actor_temporary_fail", ("'%s' (%s) is moving to another node"):format(
+    return exception.new("actor_temporary_fail", ("'%s' (%s) is moving to another node (or going idle)"):format(
       tostring(rec.vid), tostring(rec.ref)))
   end
   if C.luact_lease_current() ~= rec.lease_gen then
@@ -133,12 +132,44 @@ local function lease_refusal(rec, method)
     "leader confirmed it lately); it serves again once renewed"):format(tostring(rec.vid), tostring(rec.ref), tostring(method)))
 end
 
+-- The persistent virtual actor whose method runs in each coroutine now (luact.save finds its
+-- actor here): set around the method, restored after it (calls on one thread nest).
+local serving = setmetatable({}, { __mode = "k" })
+local MAIN = {}
+
+local invoke_body
+
+local function restore_serving(co, prev, ...)
+  serving[co] = prev
+  return ...
+end
+
+local function invoke_serving(rec, method, has_self, ...)
+  local co = coroutine.running() or MAIN
+  local prev = serving[co]
+  serving[co] = rec
+  return restore_serving(co, prev, invoke_body(rec, method, has_self, ...))
+end
+
+-- The record of the persistent virtual actor whose method is running in this coroutine, or nil.
+function host.serving()
+  local rec = serving[coroutine.running() or MAIN]
+  if rec and rec.state == "alive" then return rec end
+  return nil
+end
+
 -- Runs body[method] in the calling tentacle: returns true, results... or false, exception.
 function host.invoke(rec, method, has_self, ...)
   if rec.lease_gen then
     local refused = lease_refusal(rec, method)
     if refused then return false, refused end
+    if rec.idle then rec.used = clock.get() end
+    if rec.persist then return invoke_serving(rec, method, has_self, ...) end
   end
+  return invoke_body(rec, method, has_self, ...)
+end
+
+invoke_body = function(rec, method, has_self, ...)
   local body = rec.body
   local fn = body[method]
   if fn == nil then
@@ -171,6 +202,7 @@ local function abort_calls(rec, e)
     if t ~= current then
       -- a call runs in a tentacle or in a task runner (which has no end event to fire)
       local tentacle = require "luact.tentacle"
+      if t.co then serving[t.co] = nil end      -- (its method never returns to restore it)
       if tentacle.is_tentacle(t) then tentacle.cancel(t) else scheduler.kill(t) end
       if hooks.abort then hooks.abort(call, e) end
     end

@@ -18,24 +18,42 @@ local tentacle = require "luact.tentacle"
 local wire = require "luact.cluster.wire"
 local lease = require "luact.cluster.lease"
 local requests = require "luact.cluster.requests"
+local view = require "luact.cluster.view"
+local ref = require "luact.actor.ref"
+local names = require "luact.actor.names"
+local node = require "luact.node"
 
 local activations = {}
+
+-- Hooks of the layer above (luact.cluster.reminders registers them when it loads):
+-- sync(vid, entry, act) after each applied change of a name (act: its activation when this
+-- process hosts it, else nil), stop() when this process hosts nothing any more.
+activations.hooks = { sync = function() end, stop = function() end }
 
 local S = nil                    -- thread 1: { self_addr, boot(), state() -> registry }
 local hosted = {}                -- thread 1: key -> { vid, t, l } activations this process runs
 local activating = {}            -- thread 1: key -> true while its creation is under way
 
-local function runtime() return require "luact.runtime" end
-local function my_tid() return runtime().thread_id or 1 end
+local thread = require "luact.thread"
+local function my_tid() return thread.id or 1 end
 
 ---------------------------------------------------------------------------------------------
 -- every thread: creating and killing activations
 
--- Runs on the activation's thread: creates it and marks it virtual.
-local function create(vid, key, code, args_s, opts, handoff)
+-- Runs on the activation's thread: creates it and marks it virtual. A persistent one (p: { boot
+-- = the process it belongs to, saved = its name's last saved state, encoded, or nil}) gets the
+-- state handed over, else the saved one (nil: none yet) as one more argument.
+local watch_idle
+
+local function create(vid, key, code, args_s, opts, handoff, p, idle)
   local ctor = assert(loadstring(code, "=" .. vid))
   local args = codec.from_string(args_s)
-  if handoff ~= nil then
+  if p then
+    local st = handoff
+    if st == nil and p.saved then st = codec.from_string(p.saved) end
+    args.n = args.n + 1
+    args[args.n] = st
+  elseif handoff ~= nil then
     args.n = args.n + 1
     args[args.n] = handoff
   end
@@ -44,6 +62,8 @@ local function create(vid, key, code, args_s, opts, handoff)
   local sup = next(opts) and opts or nil
   local r, rec = host.create(ctor, args, sup, id)
   rec.lease_gen, rec.vid, rec.vkey = gen, vid, key
+  if p then rec.persist, rec.vboot = true, p.boot end
+  if idle then watch_idle(rec, idle) end
   host.on_death(rec, function(dead)
     if dead.superseded then return end
     -- it died for good here: the name loses this activation (thread 1 proposes it)
@@ -54,8 +74,8 @@ end
 
 -- Creates the placed activation `key` on this thread and tells thread 1, which files it
 -- (directly on thread 1, else with a "VC" message).
-local function activate_here(vid, key, code, args_s, opts, handoff)
-  local ok, r, rec = pcall(create, vid, key, code, args_s, opts, handoff)
+local function activate_here(vid, key, code, args_s, opts, handoff, p, idle)
+  local ok, r, rec = pcall(create, vid, key, code, args_s, opts, handoff, p, idle)
   if not ok then logger.error(("cluster: cannot activate %s here: %s"):format(vid, tostring(r))) end
   local t = my_tid()
   if t ~= 1 then
@@ -67,7 +87,29 @@ local function activate_here(vid, key, code, args_s, opts, handoff)
   end
 end
 
-loop.on("VA", function(msg) activate_here(msg[2], msg[3], msg[4], msg[5], msg[6], msg[7]) end)
+loop.on("VA", function(msg) activate_here(msg[2], msg[3], msg[4], msg[5], msg[6], msg[7], msg[8] or nil, msg[9] or nil) end)
+
+-- An activation of a name with idle_timeout: when no call began for that long, it stops
+-- serving (calls by name wait) and asks thread 1 to file it idle ("VI"); the registry then has
+-- no activation of the name until a call wakes it (luact.cluster.activations.wake).
+watch_idle = function(rec, idle)
+  rec.idle, rec.used = idle, clock.get()
+  clock.timer(math.max(idle / 4, 0.02), function()
+    if rec.state == "dead" then return false end
+    if rec.moving or not rec.vkey or clock.get() - rec.used < idle or (rec.calls and next(rec.calls)) then return end
+    rec.moving = true
+    local _, t, e, l = require("luact.actor.ref").parts(rec.ref)
+    if t == 1 then activations.going_idle(rec.vid, rec.vkey, t, e, l) else
+      wire.send(host.MACHINE, 1, { "VI", rec.vid, rec.vkey, t, e, l })
+    end
+  end)
+end
+
+-- It stays: serve again.
+loop.on("VU", function(msg)
+  local rec = host.get(msg[2], msg[3])
+  if rec and rec.vid then rec.moving, rec.used = nil, clock.get() end
+end)
 
 local function kill_here(l, e)
   local rec = host.get(l, e)
@@ -91,7 +133,7 @@ loop.on("VM", function(msg) mark_moving(msg[2], msg[3]) end)
 function activations.handoff(act)
   if act.state ~= "active" then return act.handoff end
   if act.t == 1 then mark_moving(act.l, act.e) else wire.send(host.MACHINE, act.t, { "VM", act.l, act.e }) end
-  local r = require("luact.actor.ref").new(host.MACHINE, act.t, act.e, act.l)
+  local r = ref.new(host.MACHINE, act.t, act.e, act.l)
   local ok, data = pcall(r["timed___actor_handoff__"], r, 2)
   if ok then return data end
   return nil
@@ -120,9 +162,12 @@ local function mirror(vid, entry)
       n = n + 1
     end
     if n == 0 then
-      -- known but placed nowhere yet (failing over): callers by name wait for it
+      -- known but placed nowhere yet (failing over): callers by name wait for it; thread 1
+      -- marks a name deactivated for idleness: the caller wakes it
+      local asleep = 0
+      for _, act in pairs(entry.acts) do if act.state == "idle" then asleep = 1 end end
       local a = addr_buf[0]
-      a.machine, a.thread, a.epoch, a["local"] = 0, 0, 0, 0
+      a.machine, a.thread, a.epoch, a["local"] = 0, asleep, 0, 0
       n = 1
     end
   end
@@ -137,7 +182,7 @@ local function kill_hosted(key)
 end
 
 local function thread_for(key)
-  local n = runtime().n_core or 1
+  local n = thread.n_core or 1
   local h = 0
   for i = 1, #key do h = (h * 31 + key:byte(i)) % 2147483647 end
   return h % n + 1
@@ -146,11 +191,55 @@ end
 local function activate(vid, key, entry, act)
   activating[key] = true
   local t = thread_for(key)
+  local p = entry.persist and { boot = act.boot, saved = entry.saved } or false
   if t == 1 then
-    activate_here(vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff)
+    activate_here(vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff, p or nil, entry.idle)
   else
-    wire.send(host.MACHINE, t, { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff })
+    wire.send(host.MACHINE, t, { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff, p,
+                                 entry.idle or false })
   end
+end
+
+-- Thread 1: the activation (t, e, l) of `key` has been idle: file it so, or let it serve again.
+function activations.going_idle(vid, key, t, e, l)
+  if not S then return end
+  tentacle(function()
+    local ok, r = pcall(requests.run, "w", { op = "vsleep", vid = vid, key = key, boot = S.boot(), t = t, e = e, l = l },
+      clock.get() + 5, "deactivating " .. key)
+    if ok and r then
+      logger.info(("cluster: %s went idle here"):format(key))
+    elseif t == 1 then
+      local rec = host.get(l, e)
+      if rec then rec.moving, rec.used = nil, clock.get() end
+    else
+      wire.send(host.MACHINE, t, { "VU", l, e })
+    end
+  end)
+end
+loop.on("VI", function(msg) activations.going_idle(msg[2], msg[3], msg[4], msg[5], msg[6]) end)
+
+-- Thread 1: a call wants the idle name `vid`: place it on a live member (rendezvous hashing of
+-- its key, as failover does). true when this call woke it.
+requests.local_ops.wake = function(vid, deadline)
+  if not S then return false end
+  local R = S.state()
+  local entry = R.vids[vid]
+  local key
+  for k, act in pairs(entry and entry.acts or {}) do if act.state == "idle" then key = k end end
+  if not key then return false end
+  local live = {}
+  for _, m in ipairs(S.members.list()) do
+    if m.state == "alive" and m.boot and not R.condemned[m.boot] then live[#live + 1] = { addr = m.address, boot = m.boot } end
+  end
+  table.sort(live, function(a, b) return a.addr < b.addr end)
+  local to = require("luact.cluster.failover").choose(key, live)
+  if not to then return false end
+  return requests.run("w", { op = "vwake", vid = vid, node = to.addr, boot = to.boot }, deadline, "waking " .. vid)
+end
+
+-- Any thread: asks thread 1 to wake the idle name vid (best effort within `timeout`).
+function activations.wake(vid, timeout)
+  return requests.call("wake", vid, timeout, "waking " .. vid)
 end
 
 -- After each applied batch: mirror the names that changed; create and kill activations.
@@ -162,6 +251,7 @@ function activations.sync(touched)
     -- this process was given up for dead (stopped or cut off too long): what it hosted lives
     -- elsewhere now; it hosts again under a new boot id
     lease.lapse()
+    activations.hooks.stop()
     for key in pairs(hosted) do kill_hosted(key) end
     S.on_condemned()
     boot = S.boot()
@@ -190,6 +280,12 @@ function activations.sync(touched)
         hosted[key] = { vid = vid, t = act.t, l = act.l }
       end
     end
+    -- the reminders of the name follow its activation
+    local here = nil
+    for key, act in pairs(mine) do
+      if act.state == "active" and hosted[key] and act.e == host.EPOCH then here = act end
+    end
+    activations.hooks.sync(vid, entry, here)
   end
 end
 
@@ -258,11 +354,21 @@ local function check_ctor(ctor)
   return code
 end
 
+-- This node's boot id and address, on any thread (nil until it is a member): thread 1 knows
+-- them; the other threads find its boot id in the view thread 1 publishes.
+function activations.identity()
+  local addr = view.active and (thread.opts or {}).address or nil
+  if S then return S.boot(), addr end
+  for _, m in ipairs(view.members) do
+    if m.address == addr then return m.boot, addr end
+  end
+  return nil, addr
+end
+
 local function node_identity(timeout)
-  local cluster = require "luact.cluster"
   local deadline = clock.get() + timeout
   while true do
-    local boot, addr = cluster.boot_of_node(), cluster.self()
+    local boot, addr = activations.identity()
     if boot and addr then return boot, addr end
     if clock.get() >= deadline then
       exception.raise("cluster_unavailable", "this node has not joined its cluster yet")
@@ -271,18 +377,30 @@ local function node_identity(timeout)
   end
 end
 
+-- Options of luact.register that are not supervise's.
+activations.OPTIONS = { multi_actor = true, scope = true, persist = true, idle_timeout = true }
+
 -- luact.register in a cluster: returns the first activation (on this thread).
 function activations.register(vid, opts, ctor, args, timeout)
   local code = check_ctor(ctor)
   local args_s = codec.to_string(args, "argument to luact.register")
   local sup = {}
-  for k, v in pairs(opts) do if k ~= "multi_actor" and k ~= "scope" then sup[k] = v end end
+  for k, v in pairs(opts) do if not activations.OPTIONS[k] then sup[k] = v end end
+  local persist = opts.persist and true or false
   local boot, addr = node_identity(timeout)
-  local r, rec = create(vid, nil, code, args_s, sup, nil)
+  local idle = opts.idle_timeout
+  if idle ~= nil and (type(idle) ~= "number" or idle ~= idle or idle <= 0) then
+    error(("bad 'idle_timeout' option to luact.register (positive number of seconds expected, got %s)"):format(
+      tostring(idle)), 0)
+  end
+  if idle and opts.multi_actor then
+    error("bad 'idle_timeout' option to luact.register (a multi_actor name is not deactivated)", 0)
+  end
+  local r, rec = create(vid, nil, code, args_s, sup, nil, persist and { boot = boot } or nil, idle)
   rec.superseded = true              -- not filed yet: its death needs no vdrop
   local ok, key = pcall(requests.call, "w", { op = "vreg", vid = vid, ctor = code, args = args_s, opts = sup,
-    multi = opts.multi_actor and true or false, node = addr, boot = boot, t = my_tid(), e = host.EPOCH, l = rec.id },
-    timeout, "luact.register")
+    multi = opts.multi_actor and true or false, persist = persist or nil, idle = idle, node = addr, boot = boot, t = my_tid(),
+    e = host.EPOCH, l = rec.id }, timeout, "luact.register")
   if not ok or not key then
     host.kill(rec, nil)
     if not ok then error(key, 0) end
@@ -304,8 +422,7 @@ end
 function activations.unregister(vid, actor, timeout)
   local where = nil
   if actor then
-    local node = require "luact.node"
-    local m, t, e, l = require("luact.actor.ref").parts(actor)
+    local m, t, e, l = ref.parts(actor)
     where = { node = node.name(m), t = t, e = e, l = l }
   end
   local removed = requests.call("w", { op = "vunreg", vid = vid, where = where }, timeout, "luact.unregister")
@@ -321,7 +438,11 @@ function activations.start(opts)
 end
 
 function activations.stop()
+  activations.hooks.stop()
   S, hosted, activating = nil, {}, {}
 end
+
+names.use_cluster({ register = activations.register, unregister = activations.unregister,
+                    sync_registry = activations.sync_registry, view = view })
 
 return activations

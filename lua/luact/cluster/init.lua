@@ -15,6 +15,8 @@ local activations = require "luact.cluster.activations"
 local clock = require "luact.clock"
 local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
+local thread = require "luact.thread"
+local util = require "luact.util"
 
 local cluster = {}
 
@@ -51,7 +53,7 @@ end
 
 -- luact.cluster.self() -> this node's address when it is a cluster member, else nil.
 function cluster.self()
-  return view.active and (require("luact.runtime").opts or {}).address or nil
+  return view.active and (thread.opts or {}).address or nil
 end
 
 local function leave_here(timeout)
@@ -79,23 +81,12 @@ function cluster.leave(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout <= 0) then
     error("bad 'timeout' argument to luact.cluster.leave (positive number expected)", 2)
   end
-  local rt = require "luact.runtime"
-  if not view.active and rt.thread_id ~= 1 then return false end
-  if rt.thread_id == 1 then return leave_here(timeout) end
+  if not view.active and thread.id ~= 1 then return false end
+  if thread.id == 1 then return leave_here(timeout) end
   return requests.call("leave", timeout or 5, (timeout or 5) + 1, "luact.cluster.leave")
 end
 requests.local_ops.leave = function(timeout) return leave_here(timeout) end
 requests.local_ops.local_get = function(k) return replica.state():get(k) end
-
-local function boot_id()
-  local f = io.open("/dev/urandom", "rb")
-  local bytes = f and f:read(16)
-  if f then f:close() end
-  if not bytes or #bytes < 16 then
-    bytes = tostring(os.time()) .. tostring(os.clock()) .. tostring({})
-  end
-  return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end)):sub(1, 32)
-end
 
 -- The leader drops the guards of nodes that are dead, left, or alive under a new boot id
 -- (restarted: the guards belonged to the previous process).
@@ -132,7 +123,7 @@ function cluster.start(opts)
   table.sort(voters)
   local self_addr = opts.address
   local voter = voter_set[self_addr] == true
-  local process = boot_id()
+  local process = util.uuid()      -- unique across machines and restarts
   local boot = process .. ".0"
   S = { self_addr = self_addr, voter = voter, boot = boot, process = process, voters = voters }
   local function leader()
@@ -143,7 +134,7 @@ function cluster.start(opts)
   members.start({ address = self_addr, seeds = voters, voters = voter_set,
                   meta = { boot = boot, voter = voter }, tick = opts.gossip_tick })
   local function my_boot() return S.boot end
-  activations.start({ self_addr = self_addr, boot = my_boot, state = replica.state,
+  activations.start({ self_addr = self_addr, boot = my_boot, state = replica.state, members = members,
                       on_condemned = function()
                         S.rebirths = (S.rebirths or 0) + 1
                         S.boot = S.process .. "." .. S.rebirths
@@ -176,12 +167,7 @@ end
 
 -- This node's boot id (unique per start of a node; guards carry it), on any thread.
 function cluster.boot_of_node()
-  if S then return S.boot end
-  local me = cluster.self()
-  for _, m in ipairs(view.members) do
-    if m.address == me then return m.boot end
-  end
-  return nil
+  return (activations.identity())
 end
 
 -- Stops the services (luact.stop) and forgets the view (every thread).

@@ -9,6 +9,7 @@
 -- registry applies a command at most once however often it is retried, and answers a retry
 -- with the first result. Past the deadline the caller gets `cluster_unavailable`.
 local loop = require "luact.loop"
+local thread = require "luact.thread"
 local clock = require "luact.clock"
 local exception = require "luact.exception"
 local host = require "luact.actor.host"
@@ -97,10 +98,13 @@ end
 -- the registry index it reflects, once this node's replica applied that index. op: "w" (arg: a
 -- command table, given a request id here), "get" (a key), "keys" (a prefix), "sync" (nothing:
 -- this node's replica catches up with the leader).
-function requests.run(op, arg, deadline, what)
+-- `leader_applied`: a write returns once the leader applied it (committed by a majority),
+-- without waiting for this node's replica to apply it too (it learns the commit with the
+-- leader's next message: up to a heartbeat later); for writes whose writer reads nothing back.
+function requests.run(op, arg, deadline, what, leader_applied)
   if not S then unavailable(what, "this node is not a cluster member") end
   local here_only = requests.local_ops[op]
-  if here_only then return here_only(arg) end
+  if here_only then return here_only(arg, deadline) end
   if op == "w" and arg.req == nil then arg.req = new_req() end
   local why
   while true do
@@ -112,7 +116,7 @@ function requests.run(op, arg, deadline, what)
     elseif leader then
       local ok, r, index = forward(leader, op, arg, deadline)
       if ok then
-        if index then replica.await_index(index, deadline) end
+        if index and not leader_applied then replica.await_index(index, deadline) end
         return r, index
       end
       why = r
@@ -148,11 +152,10 @@ end)
 
 -- From any thread: runs the request on this node's thread 1 and returns its result.
 function requests.call(op, arg, timeout, what)
-  local rt = require "luact.runtime"
   local deadline = clock.get() + timeout
-  if rt.thread_id == 1 then return (requests.run(op, arg, deadline, what)) end
+  if thread.id == 1 then return (requests.run(op, arg, deadline, what)) end
   local corr = call.new_corr()
-  if not wire.send(host.MACHINE, 1, { "CQ", corr, rt.thread_id, host.MACHINE, op, arg, timeout }) then
+  if not wire.send(host.MACHINE, 1, { "CQ", corr, thread.id, host.MACHINE, op, arg, timeout }) then
     unavailable(what, "thread 1's inbox is full")
   end
   local ok, r = pcall(call.await, corr, host.MACHINE, deadline + 0.5, what, 1, 0, 0)
