@@ -14,6 +14,7 @@ local call = require "luact.actor.call"
 local exception = require "luact.exception"
 local event = require "luact.event"
 local node = require "luact.node"
+local util = require "luact.util"
 
 local listener = {}
 
@@ -95,8 +96,11 @@ local function open(scheme, host, port, opts, reuse, raise)
   return { url = ("%s://%s:%d"):format(scheme, host, rc), port = rc }
 end
 
+local LISTEN_OPTIONS = util.set({ "timeout", "threads", "cert", "key", "client_ca" }, LIMITS)
+
 function listener.listen(url, opts)
   local scheme, host, port = parse_url(url, "luact.listen")
+  util.check_options(opts, LISTEN_OPTIONS, "luact.listen", 2)
   local timeout = type(opts) == "table" and opts.timeout or nil
   if timeout ~= nil and (type(timeout) ~= "number" or not (timeout > 0)) then
     error(("bad 'timeout' option to luact.listen (seconds above 0 expected, got %s)"):format(tostring(timeout)), 2)
@@ -312,8 +316,14 @@ function listener.remote_lost(m, why)
   call.machine_lost(m, false, why)
 end
 
+local REF_OPTIONS = util.set { "ca", "cert", "key" }
+
 local function resolve(url, rest, opts)
   local scheme, host, port, path = parse_url(url, "luact.ref")
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad 'opts' argument to luact.ref (table or nil expected, got %s)"):format(type(opts)), 3)
+  end
+  util.check_options(opts, REF_OPTIONS, "luact.ref", 3)
   if path == "" or path:sub(1, 1) ~= "/" then
     error(("bad 'url' argument to luact.ref (a name after the address expected: %s)"):format(url), 3)
   end

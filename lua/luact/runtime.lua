@@ -11,6 +11,7 @@ local loop = require "luact.loop"
 local event = require "luact.event"
 local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
+local util = require "luact.util"
 local host = require "luact.actor.host"
 local socket = require "luact.socket"   -- (every thread answers luact.socket.listen's threads = "all")
 require "luact.offload"                  -- (every thread takes the offload pool's replies)
@@ -27,6 +28,12 @@ local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number"
                        cluster = "string", max_frame = "number", seeds = "table", datadir = "string",
                        offload_threads = "number" }
 
+-- Every option luact.start reads (the cluster's own included); a key one or two edits away from
+-- one of these is taken for a typo and raises, any other key is the application's (luact.opts).
+local START_OPTIONS = util.set({ "snapshot_entries", "fsync", "gossip_tick", "raft_tick", "leave_timeout" })
+for k in pairs(DEFAULTS) do START_OPTIONS[k] = true end
+for k in pairs(OPTION_TYPES) do START_OPTIONS[k] = true end
+
 local running = false   -- this VM is inside start (or is a worker)
 
 local function check_options(opts)
@@ -34,6 +41,7 @@ local function check_options(opts)
   if type(opts) ~= "table" then
     error("bad 'opts' argument to luact.start (table expected, got " .. type(opts) .. ")", 3)
   end
+  util.check_options(opts, START_OPTIONS, "luact.start", 3, true)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   for k, d in pairs(DEFAULTS) do if o[k] == nil then o[k] = d end end

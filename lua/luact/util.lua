@@ -1,4 +1,5 @@
--- luact.util: small helpers from C: formatting, a blocking sleep, the process id, CPU count.
+-- luact.util: small helpers: formatting, a blocking sleep, the process id, CPU count (from C),
+-- and the check every public options table goes through (unknown keys raise).
 local C = require("luact.ffi").C
 
 local util = {}
@@ -20,6 +21,73 @@ end
 
 function util.n_cpu()
   return C.luact_util_n_cpu()
+end
+
+-- Edit distance between two short strings (insertions, deletions, substitutions and swaps of
+-- two neighbours each cost 1: "log_levle" is 1 from "log_level").
+local function distance(a, b)
+  local la, lb = #a, #b
+  local d = {}
+  for i = 0, la do d[i] = { [0] = i } end
+  for j = 0, lb do d[0][j] = j end
+  for i = 1, la do
+    local ai = a:byte(i)
+    for j = 1, lb do
+      local cost = ai == b:byte(j) and 0 or 1
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and ai == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
+    end
+  end
+  return d[la][lb]
+end
+
+-- The known name closest to `name` (ties: the first in sorted order) and its distance.
+local function closest(name, known)
+  local best, bd
+  local names = {}
+  for k in pairs(known) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local dk = distance(name:lower(), k)
+    if bd == nil or dk < bd then best, bd = k, dk end
+  end
+  return best, bd
+end
+
+-- A name this close to a known one is taken for a typo of it.
+local function is_typo(name, d)
+  return d <= (#name <= 4 and 1 or 2)
+end
+
+-- Raises on a key of `opts` that is not in `known` (a set: name -> true), naming the key and the
+-- closest known option: "bad 'n_cores' option to luact.start (unknown option; did you mean
+-- 'n_core'?)". `level`: error's level as seen from the caller of util.check_options (so 2 blames
+-- the function that called the API). `typos_only`: keys not close to any known name are
+-- allowed (luact.start passes them on as the application's options).
+function util.check_options(opts, known, who, level, typos_only)
+  if type(opts) ~= "table" then return end
+  for k in pairs(opts) do
+    if not known[k] then
+      if type(k) ~= "string" then
+        error(("bad options to %s (option names are strings, got %s %s)"):format(who, type(k), tostring(k)), level + 1)
+      end
+      local best, d = closest(k, known)
+      if not typos_only or (best and is_typo(k, d)) then
+        error(("bad '%s' option to %s (unknown option; did you mean '%s'?)"):format(k, who, tostring(best)), level + 1)
+      end
+    end
+  end
+end
+
+-- A set from a list of names (for util.check_options).
+function util.set(list, ...)
+  local s = {}
+  for _, k in ipairs(list) do s[k] = true end
+  for i = 1, select("#", ...) do for _, k in ipairs((select(i, ...))) do s[k] = true end end
+  return s
 end
 
 return util

@@ -39,6 +39,7 @@ end
 host.new_id = new_id
 
 local SUPERVISE_DEFAULTS = { maxr = 5, maxt = 5.0, restart_pause = 0.05, restart_pause_max = 5.0 }
+host.SUPERVISE_OPTIONS = { "maxr", "maxt", "restart_pause", "restart_pause_max" }  -- (luact.supervise, luact.register)
 
 local function make_body(ctor, args)
   local body = ctor

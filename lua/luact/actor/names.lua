@@ -9,6 +9,8 @@ local ref = require "luact.actor.ref"
 local host = require "luact.actor.host"
 local call = require "luact.actor.call"
 local exception = require "luact.exception"
+local util = require "luact.util"
+local REGISTER_OPTIONS = util.set({ "scope", "multi_actor" }, host.SUPERVISE_OPTIONS)
 
 local names = {}
 
@@ -54,6 +56,7 @@ function names.register(vid, opts, ...)
   if tc ~= "function" and tc ~= "table" and tc ~= "cdata" then
     error("bad 'ctor' argument to luact.register (function, table or cdata expected, got " .. tc .. ")", 2)
   end
+  util.check_options(opts, REGISTER_OPTIONS, "luact.register", 2)
   if opts.scope ~= nil and opts.scope ~= "node" and opts.scope ~= "cluster" then
     error("bad 'scope' option to luact.register (\"node\" or \"cluster\" expected, got " .. tostring(opts.scope) .. ")", 2)
   end
