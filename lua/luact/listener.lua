@@ -268,9 +268,7 @@ local function dispatch_url(addr, vid, tls, kind, method, has_self, ...)
   local timeout = call.DEFAULT_TIMEOUT
   if kind == "timed" then
     timeout = ...
-    if type(timeout) ~= "number" or timeout < 0 then
-      error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method, type(timeout)), 3)
-    end
+    call.check_timeout(method, timeout)
     return (function(...)
       local corr = call.new_corr()
       local deadline, now = call.deadline_for(timeout)
@@ -326,6 +324,13 @@ local function resolve(url, rest, opts)
   util.check_options(opts, REF_OPTIONS, "luact.ref", 3)
   if path == "" or path:sub(1, 1) ~= "/" then
     error(("bad 'url' argument to luact.ref (a name after the address expected: %s)"):format(url), 3)
+  end
+  -- what the transport can dial: an IPv4 address (host names are not resolved) and a port
+  local a, b, c, d = host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  local ip_ok = a and tonumber(a) < 256 and tonumber(b) < 256 and tonumber(c) < 256 and tonumber(d) < 256
+  if not ip_ok or port < 1 or port > 65535 then
+    error(("bad 'url' argument to luact.ref (an IPv4 address and a port 1..65535 expected, got '%s:%s' in %s%s)"):format(
+      host, port, url, host == "localhost" and "; use 127.0.0.1" or ": names are not resolved"), 3)
   end
   local tls
   if scheme == "tls" or scheme == "ssl" then

@@ -178,9 +178,7 @@ local function dispatch_cluster(vid, kind, method, has_self, ...)
   local deadline, args_from = nil, 1
   if kind == "timed" then
     local t = ...
-    if type(t) ~= "number" or t < 0 then
-      error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method, type(t)), 3)
-    end
+    call.check_timeout(method, t)
     deadline, args_from = clock.get() + t, 2
   else
     deadline = clock.get() + call.DEFAULT_TIMEOUT
