@@ -43,8 +43,13 @@ local function traceback(err)
   return debug.traceback(tostring(err), 2)
 end
 
--- Entry point of pool thread `id` (called by the core in a fresh VM).
-function worker.main(id)
+-- Entry point of pool thread `id` (called by the core in a fresh VM); `start_payload`: what
+-- luact.start gave the core (luact.runtime), for thread 1's package.path and cpath.
+function worker.main(id, start_payload)
+  if start_payload and #start_payload > 0 then
+    local payload = require("string.buffer").decode(start_payload)
+    package.path, package.cpath = payload.path, payload.cpath
+  end
   package.loaded["luact"] = facade(id)
   local ref = require "luact.actor.ref"
   ref.set_dispatch(no_actor, no_actor)

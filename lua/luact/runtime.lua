@@ -81,7 +81,8 @@ end
 
 -- What moves to the other threads: main as bytecode (or a path) and the options.
 local function encode_payload(opts, main)
-  local payload = { opts = {} }
+  -- (thread 1's module paths: every thread, and every offload pool VM, resolves `require` alike)
+  local payload = { opts = {}, path = package.path, cpath = package.cpath }
   for k, v in pairs(opts) do
     if type(v) ~= "function" and type(v) ~= "userdata" and type(v) ~= "thread" then payload.opts[k] = v end
   end
@@ -226,6 +227,7 @@ end
 -- Entry point of threads 2..n (called by the core in a fresh VM).
 function runtime.worker_main(tid, payload_bytes)
   local payload = buffer.decode(payload_bytes)
+  package.path, package.cpath = payload.path, payload.cpath
   local opts = payload.opts
   running = true
   runtime.n_core, runtime.opts, runtime.thread_id = opts.n_core, opts, tid
