@@ -82,6 +82,63 @@ pub enum TlsError {
     Io(String),
 }
 
+/// rustls' text of a failure, without its Rust names: rustls prints some causes with `{:?}`
+/// (`invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))`, `UnknownIssuer`,
+/// `received fatal alert: BadCertificate`); those become words ("unknown issuer").
+fn protocol_text(e: &rustls::Error) -> String {
+    let text = match e {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) => {
+            format!("invalid peer certificate: {o}")
+        }
+        e => e.to_string(),
+    };
+    text.split(' ').map(camel_to_words).collect::<Vec<_>>().join(" ")
+}
+
+/// "UnknownIssuer" -> "unknown issuer"; any other word (with a lowercase start, digits or
+/// punctuation inside) unchanged.
+fn camel_to_words(word: &str) -> String {
+    let (core, trail) = match word.find(|c: char| !c.is_ascii_alphanumeric()) {
+        Some(i) => word.split_at(i),
+        None => (word, ""),
+    };
+    let camel = core.len() > 1
+        && core.starts_with(|c: char| c.is_ascii_uppercase())
+        && core.chars().all(|c| c.is_ascii_alphanumeric())
+        && core.chars().nth(1).is_some_and(|c| c.is_ascii_lowercase())
+        && core.chars().skip(1).any(|c| c.is_ascii_uppercase());
+    if !camel || !trail.chars().all(|c| matches!(c, ',' | ';' | ':' | '.' | ')')) {
+        return word.to_string();
+    }
+    let mut out = String::new();
+    for (i, c) in core.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out + trail
+}
+
+#[cfg(test)]
+mod protocol_text_tests {
+    use super::*;
+
+    #[test]
+    fn names_no_rust_types() {
+        let unknown = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        assert_eq!(protocol_text(&unknown), "invalid peer certificate: unknown issuer");
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::BadCertificate);
+        assert_eq!(protocol_text(&alert), "received fatal alert: bad certificate");
+        let other = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+            std::sync::Arc::new(std::io::Error::other("the CA was used as an end entity")),
+        )));
+        assert_eq!(protocol_text(&other), "invalid peer certificate: the CA was used as an end entity");
+        assert_eq!(camel_to_words("IPv4"), "IPv4");
+        assert_eq!(camel_to_words("NotValidYet,"), "not valid yet,");
+    }
+}
+
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -94,7 +151,7 @@ impl fmt::Display for TlsError {
                     "tls: invalid server name {name:?} (want a DNS name or an IP address)"
                 )
             }
-            TlsError::Protocol(e) => write!(f, "tls: {e}"),
+            TlsError::Protocol(e) => write!(f, "tls: {}", protocol_text(e)),
             TlsError::Backlog { queued, limit } => write!(
                 f,
                 "tls: {queued} bytes written before the handshake completed (limit {limit})"

@@ -152,9 +152,12 @@ local function set_error(msg)
   lua_error = msg
 end
 
--- Turns a negative status into "name: message" (for error messages).
+-- The message of a failed call (a negative status): the core's text (short, with no Rust
+-- names in it: src/status.rs), or the status's name when the core gave none.
 local function describe(code)
-  return (status_name[code] or tostring(code)) .. ": " .. last_error()
+  local msg = last_error()
+  if msg ~= "" then return msg end
+  return (status_name[code] or ("status " .. tostring(code))):gsub("_", " ")
 end
 
 return {

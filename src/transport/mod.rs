@@ -514,7 +514,7 @@ impl Transport {
             let said = self.links.tls_error(self.conns[c].link);
             return if said.is_empty() { "TLS failed".to_string() } else { said.to_string() };
         }
-        std::io::Error::from_raw_os_error(errno).to_string()
+        crate::status::os_error_text(errno)
     }
 
     fn on_recv(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
