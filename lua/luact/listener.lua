@@ -166,7 +166,9 @@ local function reply(conn, gen, corr, ok, ...)
     msg = { ok, select("#", ...), ... }
   else
     local e = ...
-    if not exception.is_exception(e) then e = exception.new("actor_runtime_error", tostring(e)) end
+    if not exception.is_exception(e) and not (type(e) == "table" and getmetatable(e) == nil) then
+      e = exception.new("actor_runtime_error", tostring(e))
+    end
     msg = { false, 1, e }
   end
   local p, len = codec.try_encode(msg, "the result", 3)

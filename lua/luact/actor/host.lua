@@ -106,10 +106,19 @@ local function to_exception(err)
   return e
 end
 
+-- What a failed method's caller gets: a plain table (no metatable: `error({ code = 1 })`) as
+-- it was raised, on every placement (the codec moves it like any result); anything else as an
+-- exception with the callee's traceback (a string: actor_runtime_error with that message).
+local function to_error(err)
+  if type(err) == "table" and getmetatable(err) == nil then return err end
+  return to_exception(err)
+end
+
 local function after_call(rec, ok, ...)
   if ok then return true, ... end
   local e = ...
-  if not e.recoverable and rec.state == "alive" then
+  -- (a plain table is the application's own error value: recoverable, as a Lua error is)
+  if not e.recoverable and exception.is_exception(e) and rec.state == "alive" then
     host.failed(rec, e)
   end
   return false, e
@@ -141,9 +150,9 @@ function host.invoke(rec, method, has_self, ...)
     return false, exception.new("actor_no_method", ("the actor has no method '%s'"):format(tostring(method)))
   end
   if has_self then
-    return after_call(rec, xpcall(fn, to_exception, body, ...))
+    return after_call(rec, xpcall(fn, to_error, body, ...))
   end
-  return after_call(rec, xpcall(fn, to_exception, ...))
+  return after_call(rec, xpcall(fn, to_error, ...))
 end
 
 local function destroy(rec, reason)
