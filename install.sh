@@ -14,10 +14,14 @@ $SUDO apt-get update -qq
 # openssl for the http:// and tls:// specs; nftables for the cluster's partition specs;
 # etcd-server and wrk for the cluster benchmarks' etcd peer (bench/etcd.py; its service is not
 # started where there is no systemd, and the benchmarks run their own etcds in a namespace);
-# redis-server for the Redis client example (spec/examples starts its own in a namespace).
+# redis-server for the Redis client example (spec/examples starts its own in a namespace) and
+# the benchmarks' Redis peer; nginx-light for the benchmarks' nginx + lua-nginx-module peer (the
+# module itself is unpacked below: every peer bench/run compares with is installed here);
+# faketime (libfaketime) for the nemesis soak's slowed clock (spec/helpers/nemesis.lua).
 $SUDO apt-get install -y -qq luajit libluajit-5.1-dev luarocks lua-busted gcc \
   erlang-nox python3 python3-msgpack iproute2 util-linux curl openssl nftables \
-  etcd-server wrk redis-server >/dev/null
+  etcd-server wrk redis-server nginx-light faketime >/dev/null
+# (nginx-light's package starts a service where there is systemd; the benchmarks run their own)
 
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] || curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
@@ -27,6 +31,17 @@ fi
 # OpenResty's maintained LuaJIT branch beside Debian's, for spec/run's second pass (the two
 # packages conflict: the .debs are unpacked into ~/.cache/luact/luajit2, not installed)
 spec/install_luajit2
+# lua-nginx-module with OpenResty's LuaJIT, unpacked into ~/.cache/luact/ngxlua for the same reason
+bench/install_ngxlua
+
+# Fuzzing (spec/fuzz/run, which .ci/run runs): a nightly toolchain for the sanitizer build and
+# cargo-fuzz (built from crates.io, about 30 s to 2 minutes). Without them spec/fuzz/run fails.
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
 
 $SUDO env "PATH=$PATH" luarocks make rockspec/luact-scm-1.rockspec >/dev/null
 echo "luact installed: $(luajit -e 'print(require("luact").version)')"

@@ -36,6 +36,13 @@ TARGETS = [
     ("node_call_1",          "p99_us",          ("dist_pingpong_1", "erlang", "p99_us"), None, None),
     ("node_call_64",         "rate",            ("node_call_1", "luact", "rate"),       ">=", 20.0),
     ("node_call_64",         "rate",            ("dist_pingpong_64", "erlang", "rate"), None, None),
+    # Node links in mutual TLS (issue 26): against plain links, and Erlang's TLS distribution.
+    ("node_call_tls_64",     "rate",            ("node_call_64", "luact", "rate"),      ">=", 0.8),
+    ("node_call_tls_64",     "rate",            ("dist_tls_pingpong_64", "erlang", "rate"), ">=", 5.0),
+    ("node_call_tls_64",     "cpu_us_per_call", ("node_call_64", "luact", "cpu_us_per_call"), None, None),
+    ("node_call_tls_1",      "rate",            ("node_call_1", "luact", "rate"),       None, None),
+    ("node_call_tls_1",      "rate",            ("dist_tls_pingpong_1", "erlang", "rate"), None, None),
+    ("node_call_tls_1",      "p50_us",          ("node_call_1", "luact", "p50_us"),     None, None),
     ("idle_cpu",             "cpu_percent",     None,                                   "<", 1.0),
     ("idle_cpu",             "cpu_percent",     ("idle_cpu", "erlang", "cpu_percent"),  None, None),
     # The cluster (issue 15; bench/cluster.py against bench/etcd.py, run with `bench/run cluster`).

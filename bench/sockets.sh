@@ -10,9 +10,10 @@
 #   socket_redis_p1/16 PING round trips through spec/examples/redis.lua, 64 connections,
 #                      beside redis-benchmark with the same connections and pipelining
 #   offload_*          luact.offload round trip and loop stalls (no sockets)
-# lua-nginx-module is NOT installed system-wide: Debian's build links OpenResty's luajit2,
-# which conflicts with the luajit package luact needs. Its .debs are downloaded (apt-get
-# download) and unpacked with dpkg -x under bench/out/ngxlua instead.
+# lua-nginx-module is NOT installed system-wide: OpenResty's LuaJIT (libluajit2), which it is
+# meant to run on, conflicts with the luajit package luact needs. install.sh installs nginx-light
+# and runs bench/install_ngxlua, which unpacks the module's .debs into ~/.cache/luact/ngxlua
+# ($LUACT_NGXLUA); this script runs it too when they are not there yet.
 # Env: BENCH_SECONDS (per measurement, default 5).
 set -u
 self=$(realpath "$0")
@@ -20,11 +21,7 @@ cd "$(dirname "$self")/.."
 if [ "${1:-}" != "__inside" ]; then
   cargo build --release 2>&1 | tail -1 >&2
   mkdir -p target/lua bench/out && cp --remove-destination target/release/libluact.so target/lua/luact.so
-  if [ ! -f bench/out/ngxlua/root/usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
-    mkdir -p bench/out/ngxlua && (cd bench/out/ngxlua && apt-get download -qq libnginx-mod-http-lua \
-      libnginx-mod-http-ndk libluajit2-5.1-2 lua-resty-core lua-resty-lrucache >/dev/null 2>&1 &&
-      mkdir -p root && for f in *.deb; do dpkg -x "$f" root; done) || echo "bench/sockets.sh: cannot fetch lua-nginx-module" >&2
-  fi
+  bench/install_ngxlua >/dev/null || echo "bench/sockets.sh: cannot unpack lua-nginx-module (bench/install_ngxlua)" >&2
   exec unshare -n "$self" __inside
 fi
 ip link set lo up
@@ -50,7 +47,7 @@ else json socket_http_hello luact '"error":"server did not start"'; fi
 kill "${pids[-1]}" 2>/dev/null
 
 # --- HTTP hello: nginx + lua-nginx-module ---
-root=$(realpath bench/out/ngxlua/root 2>/dev/null)
+root=${LUACT_NGXLUA:-$HOME/.cache/luact/ngxlua}
 if [ -n "$root" ] && [ -f "$root/usr/lib/nginx/modules/ngx_http_lua_module.so" ] && command -v nginx >/dev/null; then
   mkdir -p "$tmp/ngx/logs"
   cat >"$tmp/ngx/nginx.conf" <<CONF

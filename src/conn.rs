@@ -102,6 +102,8 @@ struct Conn {
     err: i32,
     /// What the TLS session said when it failed ("" while it did not).
     tls_error: String,
+    /// It failed because the peer does not speak TLS (its first bytes were no TLS record).
+    tls_peer_plain: bool,
     /// The owner paused reading (`hold_reading`).
     held: bool,
     /// A `send` was refused for lack of room: say `Writable` when there is some.
@@ -237,6 +239,7 @@ impl Conns {
             eof: false,
             err: 0,
             tls_error: String::new(),
+            tls_peer_plain: false,
             held: false,
             want_writable: 0,
             listener,
@@ -272,7 +275,12 @@ impl Conns {
     /// Like `connect`, then a TLS handshake with `session`: `Event::Connected` comes once the
     /// handshake completed (or failed: `-ERR_TLS_HANDSHAKE`).
     pub fn connect_tls(&mut self, ring: &mut Ring, addr: SockAddr, session: TlsSession) -> Result<usize> {
-        let c = self.connect(ring, addr)?;
+        self.connect_tls_with(ring, addr, session, |_| Ok(()))
+    }
+
+    /// `connect_tls` with `connect_with`'s `setup`.
+    pub fn connect_tls_with(&mut self, ring: &mut Ring, addr: SockAddr, session: TlsSession, setup: impl FnOnce(i32) -> Result<()>) -> Result<usize> {
+        let c = self.connect_with(ring, addr, setup)?;
         self.conns[c].tls = Some(Box::new(session));
         Ok(c)
     }
@@ -483,18 +491,18 @@ impl Conns {
     fn on_tls_recv(&mut self, ring: &mut Ring, c: usize, n: usize) {
         let conn = &mut self.conns[c];
         let Some(tls) = conn.tls.as_mut() else { return };
-        let fed = tls.feed(&conn.rbuf[..n]);
+        // (decrypted straight into the input buffer: node links read megabytes a second)
+        let fed = tls.feed_into(&conn.rbuf[..n], &mut conn.inbuf);
         let handshaking = tls.is_handshaking();
         let peer_closed = tls.peer_closed();
         match fed {
             Ok(plain) => {
-                conn.inbuf.extend_from_slice(&plain);
                 if !conn.tls_ready && !handshaking {
                     conn.tls_ready = true;
                     self.events.push_back(Event::Connected(c, 0));
                 }
-                if !plain.is_empty() {
-                    self.events.push_back(Event::Readable(c, plain.len() as i32));
+                if plain > 0 {
+                    self.events.push_back(Event::Readable(c, plain as i32));
                 }
                 if peer_closed {
                     conn.eof = true;
@@ -503,6 +511,7 @@ impl Conns {
             }
             Err(e) => {
                 conn.tls_error = e.to_string();
+                conn.tls_peer_plain = !conn.tls_ready && e.peer_not_tls();
                 conn.err = if conn.tls_ready { ERR_TLS } else { ERR_TLS_HANDSHAKE };
                 if conn.tls_ready {
                     self.events.push_back(Event::Readable(c, -conn.err));
@@ -556,6 +565,24 @@ impl Conns {
     /// Whether a TLS connection's handshake has not completed yet.
     pub fn tls_handshaking(&self, c: usize) -> bool {
         self.conns.get(c).is_some_and(|x| x.tls.is_some() && !x.tls_ready)
+    }
+
+    /// Whether a TLS connection's handshake failed because the peer does not speak TLS.
+    pub fn tls_peer_plain(&self, c: usize) -> bool {
+        self.conns.get(c).is_some_and(|x| x.tls_peer_plain)
+    }
+
+    /// Drops the TLS session of a connection whose peer does not speak TLS (`tls_peer_plain`),
+    /// so that `close_now`'s last words reach it in clear (the protocol on top can then say why
+    /// in the peer's own language); what was queued for the session goes with it.
+    pub fn drop_tls_for_plain_peer(&mut self, c: usize) {
+        if let Some(conn) = self.conns.get_mut(c) {
+            if conn.tls_peer_plain {
+                conn.tls = None;
+                conn.err = 0;
+                conn.wbuf.clear();
+            }
+        }
     }
 
     /// What the TLS session of a connection said when it failed ("" if it did not).

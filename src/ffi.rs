@@ -132,7 +132,16 @@ pub unsafe extern "C" fn luact_runtime_start(
                     .map_err(|_| Error::new(Status::BadArgument, "address is not UTF-8"))?
                     .to_string();
                 let cluster = String::from_utf8_lossy(bytes(n.cluster, n.cluster_len)).into_owned();
+                // node link TLS: the three paths together, or none (Lua checked the option)
+                let tls = if n.tls_cert.is_null() {
+                    None
+                } else {
+                    let (cert, key, ca) = (utf8(n.tls_cert, n.tls_cert_len)?, utf8(n.tls_key, n.tls_key_len)?, utf8(n.tls_ca, n.tls_ca_len)?);
+                    let loaded = crate::node_tls::NodeTls::load(cert, key, ca, &addr).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
+                    Some(loaded)
+                };
                 Some(NodeConfig {
+                    tls,
                     machine_id: crate::transport::machine_id_of(&addr)?,
                     addr,
                     secret: bytes(n.secret, n.secret_len).to_vec(),
@@ -336,6 +345,13 @@ pub struct NodeOptions {
     pub cluster: *const u8,
     pub cluster_len: usize,
     pub max_frame: u32,
+    /// Node link TLS (`opts.tls`): PEM paths, all three null for plain links.
+    pub tls_cert: *const u8,
+    pub tls_cert_len: usize,
+    pub tls_key: *const u8,
+    pub tls_key_len: usize,
+    pub tls_ca: *const u8,
+    pub tls_ca_len: usize,
 }
 
 // ---- network ------------------------------------------------------------------------------
@@ -542,6 +558,25 @@ pub extern "C" fn luact_machine_id() -> f64 {
     ((1u64 << 48) + r as u64) as f64
 }
 
+/// Writes a new random UUID (version 4, RFC 9562) as 36 ASCII bytes into `out`: the identity
+/// a Raft storage directory gets when it is created (lua/luact/cluster/raft/identity.lua).
+///
+/// # Safety
+/// `out` points to 36 writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_uuid_v4(out: *mut u8) -> i32 {
+    guard(|| {
+        let text = uuid::Uuid::new_v4().hyphenated().to_string();
+        let b = text.as_bytes();
+        if b.len() != 36 {
+            return Err(Error::new(Status::BadArgument, "uuid is not 36 bytes"));
+        }
+        // SAFETY: the caller provides 36 writable bytes at `out`, and `b` holds exactly 36.
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), out, 36) };
+        Ok(0)
+    })
+}
+
 /// A random non-zero number fixed for the life of the process: part of every actor id, so an
 /// id from an earlier run of a process never names an actor of a later one.
 #[no_mangle]
@@ -646,11 +681,10 @@ pub unsafe extern "C" fn luact_names_count(vid: *const u8, len: usize) -> i32 {
 
 // ---- the node's lease on its virtual actors (src/lease.rs) --------------------------------
 
-/// Extends this node's lease to `until` (monotonic seconds) at time `now`; returns the lease's
-/// generation (new when the lease had lapsed).
+/// Extends this node's lease to `until` (monotonic seconds); returns the lease's generation.
 #[no_mangle]
-pub extern "C" fn luact_lease_extend(until: f64, now: f64) -> f64 {
-    crate::lease::extend(until, now) as f64
+pub extern "C" fn luact_lease_extend(until: f64) -> f64 {
+    crate::lease::extend(until) as f64
 }
 
 /// Ends the lease now; returns the new generation.
@@ -665,10 +699,10 @@ pub extern "C" fn luact_lease_until() -> f64 {
     crate::lease::until()
 }
 
-/// The generation an activation created at `now` belongs to.
+/// The generation an activation created now belongs to.
 #[no_mangle]
-pub extern "C" fn luact_lease_current(now: f64) -> f64 {
-    crate::lease::current(now) as f64
+pub extern "C" fn luact_lease_current() -> f64 {
+    crate::lease::current() as f64
 }
 
 /// 1 while an activation of generation `gen` may serve at `now`, else 0.

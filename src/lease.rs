@@ -1,30 +1,27 @@
 //! This node's lease on its virtual actor activations (the cluster's at-most-one-activation
 //! rule): the monotonic time until which the Raft leader has confirmed this node as a member in
-//! good standing, and a generation that grows each time the lease lapses. An activation records
-//! the generation it was created under and serves calls only while that generation is current
-//! and the lease has not run out, so an activation that outlived a lapse (a SIGSTOP, a
-//! partition) never answers again, whichever thread it lives on. Process-wide atomics: thread 1
-//! writes them (lua/luact/cluster/lease.lua), every thread reads them per call to such an actor.
+//! good standing, and a generation. An activation records the generation it was created under
+//! and serves calls only while that generation is current and the lease has not run out.
+//!
+//! Two ways a lease ends, with different outcomes:
+//! - it *runs out* (no confirmed renewal for a while: the leader was unreachable, a majority was
+//!   down, this process was stopped): its activations stop serving, and serve again once a
+//!   renewal arrives. That is safe because the leader renews only a process that is not
+//!   condemned, and it places a process's activations elsewhere only after condemning it: a
+//!   renewal proves that nothing of this process was re-placed meanwhile.
+//! - it is *ended* (`lapse`: this process was condemned, leaves, or stops): the generation moves
+//!   on and every activation created under the old one never answers again, whichever thread it
+//!   lives on.
+//!
+//! Process-wide atomics: thread 1 writes them (lua/luact/cluster/lease.lua), every thread reads
+//! them per call to such an actor.
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static UNTIL: AtomicU64 = AtomicU64::new(0); // f64 bits; 0.0: no lease
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
-/// A lease that ran out by `now` lapses: the generation moves on (once, whichever thread sees
-/// it first).
-fn settle(now: f64) {
-    let bits = UNTIL.load(Ordering::Acquire);
-    let cur = f64::from_bits(bits);
-    if cur > 0.0 && cur <= now && UNTIL.compare_exchange(bits, 0f64.to_bits(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
-        GENERATION.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
-/// Extends the lease to `until` (monotonic seconds; never shortens it). A lease that had run
-/// out by `now` lapses first, so activations of the lapsed lease stay superseded. Returns the
-/// generation.
-pub fn extend(until: f64, now: f64) -> u64 {
-    settle(now);
+/// Extends the lease to `until` (monotonic seconds; never shortens it). Returns the generation.
+pub fn extend(until: f64) -> u64 {
     let mut bits = UNTIL.load(Ordering::Acquire);
     while until > f64::from_bits(bits) {
         match UNTIL.compare_exchange(bits, until.to_bits(), Ordering::AcqRel, Ordering::Acquire) {
@@ -35,9 +32,8 @@ pub fn extend(until: f64, now: f64) -> u64 {
     GENERATION.load(Ordering::Acquire)
 }
 
-/// The generation activations created now belong to (after a lapse by `now` is settled).
-pub fn current(now: f64) -> u64 {
-    settle(now);
+/// The generation activations created now belong to.
+pub fn current() -> u64 {
     GENERATION.load(Ordering::Acquire)
 }
 
@@ -46,7 +42,8 @@ pub fn valid(gen: u64, now: f64) -> bool {
     GENERATION.load(Ordering::Acquire) == gen && f64::from_bits(UNTIL.load(Ordering::Acquire)) > now
 }
 
-/// Ends the lease now (the node leaves or was superseded): the generation moves on.
+/// Ends the lease now (this process was condemned, leaves or stops): the generation moves on,
+/// so the activations created under the old one never serve again.
 pub fn lapse() -> u64 {
     UNTIL.store(0f64.to_bits(), Ordering::Release);
     GENERATION.fetch_add(1, Ordering::AcqRel) + 1
@@ -56,26 +53,24 @@ pub fn until() -> f64 {
     f64::from_bits(UNTIL.load(Ordering::Acquire))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_lease_runs_out_into_a_new_generation_and_is_never_shortened() {
+    fn a_lease_that_ran_out_serves_again_when_renewed_and_an_ended_one_never() {
         let g0 = lapse();
-        assert_eq!(extend(10.0, 5.0), g0); // from no lease: the same generation
+        assert_eq!(extend(10.0), g0); // from no lease: the same generation
         assert!(valid(g0, 9.0));
-        assert!(!valid(g0, 10.0)); // ran out
-        assert_eq!(extend(12.0, 6.0), g0); // still valid at 6: longer, same generation
-        assert_eq!(extend(11.0, 7.0), g0); // never shortened
+        assert!(!valid(g0, 10.0)); // ran out: no serving...
+        assert_eq!(extend(12.0), g0);
+        assert!(valid(g0, 11.0)); // ...until renewed, under the same generation
+        assert_eq!(extend(11.0), g0); // never shortened
         assert_eq!(until(), 12.0);
-        let g1 = extend(20.0, 13.0); // it ran out at 12 < 13: a new generation
-        assert!(g1 > g0);
-        assert!(!valid(g0, 14.0) && valid(g1, 14.0));
-        assert_eq!(current(21.0), g1 + 1); // ran out at 20
-        assert!(!valid(g1, 15.0));
-        let g2 = lapse();
-        assert!(g2 > g1 + 1 && !valid(g2, 0.5));
+        assert_eq!(current(), g0);
+        let g1 = lapse(); // ended: the old generation never serves again
+        assert!(g1 > g0 && !valid(g1, 0.5));
+        assert_eq!(extend(20.0), g1);
+        assert!(valid(g1, 13.0) && !valid(g0, 13.0));
     }
 }

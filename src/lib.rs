@@ -11,6 +11,7 @@ mod logger;
 mod memory;
 mod names;
 mod node_flow;
+mod node_tls;
 mod offload;
 mod ring;
 mod runtime;

@@ -7,7 +7,8 @@
 %%   spawn            spawn rate of idle processes and memory per idle process
 %%   ring             1000 processes in a ring pass a token 1 000 000 hops
 %%   dist_pingpong    from node a to the echo process of node b (started with `dist_server`):
-%%                    1 caller (rate, p50/p99 µs), then 64 concurrent callers (rate)
+%%                    1 caller (rate, p50/p99 µs), then 64 concurrent callers (rate); with
+%%                    `tls` after the peer's name, as dist_tls_pingpong_* (TLS distribution)
 %%   dist_server      node b: registers the echo process and halts when node a goes away
 %% Every loop is bounded; a watchdog halts the node if a case hangs.
 -module(luact_bench).
@@ -52,7 +53,11 @@ run("gen_server_call", N, _) -> gen_server_call(N);
 run("send_oneway", N, _) -> send_oneway(N);
 run("spawn", N, _) -> spawn_idle(N);
 run("ring", N, _) -> ring(?RING_SIZE, N);
-run("dist_pingpong", N, [Peer | _]) -> dist_pingpong(N, list_to_atom(Peer));
+run("dist_pingpong", N, [Peer | Rest]) ->
+    %% "tls" after the peer: the nodes run the TLS distribution (-proto_dist inet_tls), and the
+    %% cases are named dist_tls_pingpong_*
+    Name = case Rest of ["tls" | _] -> "dist_tls_pingpong"; _ -> "dist_pingpong" end,
+    dist_pingpong(N, list_to_atom(Peer), Name);
 run("dist_server", _, _) -> dist_server().
 
 %% --- output -------------------------------------------------------------------------------
@@ -210,7 +215,7 @@ connect(Peer, Tries) ->
         _ -> timer:sleep(100), connect(Peer, Tries - 1)
     end.
 
-dist_pingpong(N, Peer) ->
+dist_pingpong(N, Peer, Name) ->
     connect(Peer, 100),
     Echo = {luact_echo, Peer},
     %% 1 caller: latency of every round trip.
@@ -221,7 +226,7 @@ dist_pingpong(N, Peer) ->
                                     {now_ns() - T, L}
                             end),
     Sorted = lists:sort(Lat),
-    emit("dist_pingpong_1", N, Ns1,
+    emit(Name ++ "_1", N, Ns1,
          [{"p50_us", percentile(Sorted, 0.50) / 1000}, {"p99_us", percentile(Sorted, 0.99) / 1000}]),
     %% 64 callers, each doing Per round trips at once.
     Per = max(1, (N * 4) div ?DIST_CALLERS),
@@ -234,7 +239,7 @@ dist_pingpong(N, Peer) ->
                                || P <- Ps],
                               now_ns() - T
                       end),
-    emit("dist_pingpong_64", Per * ?DIST_CALLERS, Ns64, [{"callers", ?DIST_CALLERS}]).
+    emit(Name ++ "_64", Per * ?DIST_CALLERS, Ns64, [{"callers", ?DIST_CALLERS}]).
 
 timed_calls(_, 0, Acc) -> Acc;
 timed_calls(Echo, K, Acc) ->

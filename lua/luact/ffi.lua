@@ -11,6 +11,8 @@ const uint8_t *luact_last_error(size_t *len);
 typedef struct {
   const char *addr; size_t addr_len; const char *secret; size_t secret_len;
   const char *cluster; size_t cluster_len; uint32_t max_frame;
+  const char *tls_cert; size_t tls_cert_len; const char *tls_key; size_t tls_key_len;
+  const char *tls_ca; size_t tls_ca_len;
 } luact_node_options_t;
 int32_t luact_runtime_start(int32_t n_core, int32_t inbox_capacity, double spin_seconds,
                             const char *payload, size_t payload_len, const luact_node_options_t *node);
@@ -53,6 +55,7 @@ int32_t luact_net_event(luact_thread_ctx *ctx, luact_net_event_t *out);
 int32_t luact_net_event_reason(luact_thread_ctx *ctx, const uint8_t **out);
 int32_t luact_net_drop(luact_thread_ctx *ctx, double machine);
 uint32_t luact_epoch(void);
+int32_t luact_uuid_v4(uint8_t *out);
 double luact_id_block(uint32_t n);
 
 typedef struct { double machine; uint32_t thread; uint32_t epoch; double local; } luact_address_t;
@@ -63,10 +66,10 @@ int32_t luact_names_list(const char *vid, size_t len, luact_address_t *out, int3
 int32_t luact_names_set(const char *vid, size_t len, const luact_address_t *addrs, int32_t n, int32_t multi);
 double luact_names_version(void);
 int32_t luact_names_count(const char *vid, size_t len);
-double luact_lease_extend(double until, double now);
+double luact_lease_extend(double until);
 double luact_lease_lapse(void);
 double luact_lease_until(void);
-double luact_lease_current(double now);
+double luact_lease_current(void);
 int32_t luact_lease_valid(double gen, double now);
 
 typedef struct { const uint8_t *data; size_t len; int32_t eof, err; } luact_sock_view_t;
@@ -157,7 +160,7 @@ end
 local function describe(code)
   local msg = last_error()
   if msg ~= "" then return msg end
-  return (status_name[code] or ("status " .. tostring(code))):gsub("_", " ")
+  return ((status_name[code] or ("status " .. tostring(code))):gsub("_", " "))
 end
 
 return {
@@ -169,4 +172,5 @@ return {
   last_error = last_error,
   set_error = set_error,
   describe = describe,
+  status_name = function(code) return status_name[code] or tostring(code) end,
 }

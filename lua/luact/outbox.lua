@@ -39,6 +39,11 @@ function outbox.attach(c, n_core, inbox_size)
   waiting = C.luact_wait_flags(c, stride_out)
   if waiting == nil then error("luact: " .. lffi.last_error(), 0) end
   stride = stride_out[0]
+  -- every thread's batch now, not at the first send to it: `buffer.new` is a C function the JIT
+  -- cannot compile, and a root trace LuaJIT starts at send's entry on that first send would end
+  -- in a stitch there, which keeps every loop that sends from becoming a looping trace (see
+  -- luact.thread)
+  for tid = 1, n_threads do batches[tid] = { buf = buffer.new(), n = 0, woken = -1 } end
 end
 
 function outbox.detach()
@@ -63,13 +68,9 @@ end
 -- full), or another status.
 function outbox.send(tid, p, len)
   local b = batches[tid]
-  if b == nil then
-    if type(tid) ~= "number" or tid < 1 or tid > n_threads or tid % 1 ~= 0 then
-      lffi.set_error(("no thread %s (threads are 1..%d)"):format(tostring(tid), n_threads))
-      return BAD_ARGUMENT
-    end
-    b = { buf = buffer.new(), n = 0, woken = -1 }
-    batches[tid] = b
+  if b == nil then               -- (attach made one for every thread)
+    lffi.set_error(("no thread %s (threads are 1..%d)"):format(tostring(tid), n_threads))
+    return BAD_ARGUMENT
   end
   local n = b.n
   if n >= batch_max then

@@ -13,6 +13,7 @@ local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
 local util = require "luact.util"
 local host = require "luact.actor.host"
+local thread = require "luact.thread"
 local socket = require "luact.socket"   -- (every thread answers luact.socket.listen's threads = "all")
 require "luact.offload"                  -- (every thread takes the offload pool's replies)
 
@@ -26,7 +27,7 @@ local DEFAULTS = { n_core = 1, inbox_size = 16384, spin = 5e-4, join_timeout = 5
 local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number", join_timeout = "number",
                        log_level = "string", timeout = "number", address = "string", secret = "string",
                        cluster = "string", max_frame = "number", seeds = "table", datadir = "string",
-                       offload_threads = "number" }
+                       offload_threads = "number", tls = "table" }
 
 -- Every option luact.start reads (the cluster's own included); a key one or two edits away from
 -- one of these is taken for a typo and raises, any other key is the application's (luact.opts).
@@ -76,6 +77,22 @@ local function check_options(opts)
       error(("bad 'datadir' option to luact.start (%s is a seed, so a Raft voter: it needs a 'datadir' for its log)"):format(o.address), 3)
     end
   end
+  if o.tls ~= nil then
+    if not o.address then
+      error("bad 'tls' option to luact.start (TLS is for node links: it needs an 'address')", 3)
+    end
+    for k in pairs(o.tls) do
+      if k ~= "cert" and k ~= "key" and k ~= "ca" then
+        error(("bad 'tls' option to luact.start (unknown field '%s': cert, key and ca expected)"):format(tostring(k)), 3)
+      end
+    end
+    for _, k in ipairs { "cert", "key", "ca" } do
+      local v = o.tls[k]
+      if type(v) ~= "string" or v == "" then
+        error(("bad 'tls' option to luact.start (tls.%s: the path of a PEM file expected, got %s)"):format(k, type(v) == "string" and "\"\"" or type(v)), 3)
+      end
+    end
+  end
   return o
 end
 
@@ -111,7 +128,7 @@ end
 
 -- Runs `main` in a tentacle, reports its failure, and runs the loop until stop.
 local function run_thread(tid, main)
-  runtime.thread_id = tid
+  runtime.thread_id, thread.id = tid, tid
   local t = tentacle(main)
   t.name = "main"
   t.watched = true     -- its failure is reported below, not as an unobserved tentacle
@@ -141,6 +158,7 @@ local function cleanup()
   loop.reset()
   loop.detach()
   runtime.thread_id, runtime.n_core, runtime.opts, runtime.stopping = nil, nil, nil, nil
+  thread.id = nil
   running = false
 end
 
@@ -168,12 +186,19 @@ function runtime.start(opts, main)
       error("bad 'secret' option to luact.start (a node needs a non-empty secret shared by its cluster)", 2)
     end
     local cluster = opts.cluster or "luact"
+    local t = opts.tls or {}
     node_opts = lffi.ffi.new("luact_node_options_t", { opts.address, #opts.address, opts.secret, #opts.secret,
-                                                      cluster, #cluster, opts.max_frame or 0 })
+                                                      cluster, #cluster, opts.max_frame or 0,
+                                                      t.cert, t.cert and #t.cert or 0, t.key, t.key and #t.key or 0,
+                                                      t.ca, t.ca and #t.ca or 0 })
   end
   local rc = C.luact_runtime_start(opts.n_core, opts.inbox_size, opts.spin, payload, #payload, node_opts)
   if rc ~= 0 then
-    error("luact.start: " .. lffi.describe(rc), 2)
+    local why = lffi.describe(rc)
+    if opts.tls and why:find("^tls: ") then   -- a certificate, key or CA file the core refused
+      error(("bad 'tls' option to luact.start (%s)"):format(why), 2)
+    end
+    error("luact.start: " .. why, 2)
   end
   running = true
   runtime.n_core, runtime.opts = opts.n_core, opts
@@ -231,6 +256,7 @@ function runtime.worker_main(tid, payload_bytes)
   local opts = payload.opts
   running = true
   runtime.n_core, runtime.opts, runtime.thread_id = opts.n_core, opts, tid
+  thread.id = tid
   local ok, err = pcall(loop.attach, tid, opts.n_core, opts.inbox_size)
   if not ok then fail(tostring(err)); cleanup(); return end
   host.refresh_machine()     -- a node's machine id is its address, known from now on

@@ -39,6 +39,33 @@ function procs.start(i, env)
   return p
 end
 
+-- Starts member i when it may refuse to start: waits (bounded) until it is ready (returns true;
+-- it then runs as after procs.start) or its process has exited (returns false and what it
+-- printed). Errors if neither happens within `timeout` s.
+function procs.start_or_refused(i, env, timeout)
+  local dir = i <= 3 and (datadir .. "/n" .. i) or "-"
+  local p = process.spawn(("LUACT_SPEC_SNAPSHOT=40 %sluajit spec/nodes/cluster_node.lua %s %s %s tcp://127.0.0.%d:800%d"):format(
+    env or "", procs.addr(i), procs.SEEDS, dir, i, i))
+  local deadline = os.time() + (timeout or 20)
+  while os.time() <= deadline do
+    local out = process.output(p)
+    if out:find("ready") then
+      running[i] = p
+      return true, out
+    end
+    if os.execute(("kill -0 %d 2>/dev/null"):format(p.pid)) ~= 0 then
+      process.cleanup(p)
+      return false, out
+    end
+    os.execute("sleep 0.1")
+  end
+  process.cleanup(p)
+  error(("member %d neither started nor exited in time"):format(i), 2)
+end
+
+-- Member i's datadir (voters only).
+function procs.datadir(i) return datadir .. "/n" .. i end
+
 function procs.pid(i) return running[i] and running[i].pid end
 
 function procs.signal(i, sig)
@@ -165,21 +192,32 @@ function procs.state_seen(j, i)
   return r[1] and r[2] or nil
 end
 
--- Cuts member i off from every other member (node ports only: the specs' control connections
--- stay up), with nftables rules on loopback.
-function procs.isolate(i)
-  local ip = "127.0.0." .. i
-  local rules = {
-    "add table inet luact_part",
-    "add chain inet luact_part input { type filter hook input priority 0 ; }",
-    ("add rule inet luact_part input ip saddr %s tcp dport 7001-7005 drop"):format(ip),
-    ("add rule inet luact_part input ip saddr %s tcp sport 7001-7005 drop"):format(ip),
-    ("add rule inet luact_part input ip daddr %s tcp dport 7001-7005 drop"):format(ip),
-    ("add rule inet luact_part input ip daddr %s tcp sport 7001-7005 drop"):format(ip),
-  }
-  for _, r in ipairs(rules) do
-    assert(os.execute("nft '" .. r .. "'") == 0, "nft failed: " .. r)
+-- nftables on loopback: each rule a (source ip, destination ip) pair of node ports; the specs'
+-- control connections (listeners on 800x) stay up. how = "drop" (silence: the default) or
+-- "reject" (dials refused and connections reset, as many firewalls and dead routes answer).
+local function cut(pairs_, how)
+  local verdict = how == "reject" and "reject with tcp reset" or "drop"
+  os.execute("nft 'add table inet luact_part'")
+  os.execute("nft 'add chain inet luact_part input { type filter hook input priority 0 ; }'")
+  for _, p in ipairs(pairs_) do
+    local src, dst = p[1] and ("ip saddr " .. p[1] .. " ") or "", p[2] and ("ip daddr " .. p[2] .. " ") or ""
+    for _, ports in ipairs({ "tcp dport 7001-7005", "tcp sport 7001-7005" }) do
+      local r = ("add rule inet luact_part input %s%s%s %s"):format(src, dst, ports, verdict)
+      assert(os.execute("nft '" .. r .. "'") == 0, "nft failed: " .. r)
+    end
   end
+end
+
+-- Cuts member i off from every other member.
+function procs.isolate(i, how)
+  local ip = "127.0.0." .. i
+  cut({ { ip, nil }, { nil, ip } }, how)
+end
+
+-- Cuts members i and j off from each other only (both directions); each still talks to the rest.
+function procs.cut_pair(i, j, how)
+  local a, b = "127.0.0." .. i, "127.0.0." .. j
+  cut({ { a, b }, { b, a } }, how)
 end
 
 function procs.heal()

@@ -12,7 +12,14 @@ local luact = require "luact"
 local seeds = {}
 for s in arg[2]:gmatch("[^,]+") do seeds[#seeds + 1] = s end
 
-luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
+-- LUACT_SPEC_NODE_TLS="CERT KEY CA": node links in mutual TLS (the `tls` option).
+local node_tls
+do
+  local cert, key, ca = (os.getenv("LUACT_SPEC_NODE_TLS") or ""):match("^(%S+) (%S+) (%S+)$")
+  if cert then node_tls = { cert = cert, key = key, ca = ca } end
+end
+
+luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tls = node_tls,
               datadir = arg[3] ~= "-" and arg[3] or nil, ctl = arg[4],
               life = tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120,
               snapshot_entries = tonumber(os.getenv("LUACT_SPEC_SNAPSHOT")),
@@ -238,10 +245,43 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds,
       end,
       monitored = function(self) return self.monitored_reason end,
       walltime = function(self) return require("luact").clock.walltime() end,
+      -- for the nemesis soak (spec/helpers/nemesis.lua): one db operation with an inner
+      -- deadline, answering ok, result or false, the error's name
+      dbop = function(self, op, t, key, a, b)
+        local db = require("luact").db
+        local ok, r
+        if op == "set" then ok, r = pcall(db.timed_set, t, key, a)
+        elseif op == "get" then ok, r = pcall(db.timed_get, t, key)
+        else ok, r = pcall(db.timed_cas, t, key, a, b) end
+        if ok then return true, r end
+        return false, type(r) == "table" and r.name or tostring(r)
+      end,
+      -- a virtual actor whose every activation draws a random token in its constructor and
+      -- answers `hit` with it, where it runs and its own wall time
+      nreg = function(self, vid)
+        local a = require("luact").register(vid, function(name)
+          local luact = require "luact"
+          local f = io.open("/dev/urandom", "rb")
+          local tok = (f:read(8):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+          f:close()
+          return { name = name, token = tok,
+            hit = function(self)
+              return self.token, luact.cluster.self(), luact.thread_id, luact.clock.walltime()
+            end }
+        end, vid)
+        return a ~= nil
+      end,
+      -- vid:hit() by name with deadline t: true, token, host, thread, callee time; or false, why
+      nhit = function(self, vid, t)
+        local r = require("luact").ref(vid)
+        local ok, tok, host, th, ct = pcall(r.timed_hit, r, t)
+        if not ok then return false, type(tok) == "table" and tok.name or tostring(tok) end
+        return true, tok, host, th, ct
+      end,
       lease_info = function(self)
         local C = require("luact.ffi").C
         return { until_ = C.luact_lease_until(), now = C.luact_clock_monotonic(),
-                 gen = C.luact_lease_current(C.luact_clock_monotonic()),
+                 gen = C.luact_lease_current(),
                  boot = require("luact").cluster.boot_of_node(), leader = require("luact").cluster.leader() }
       end,
       stop = function() require("luact").stop() end,

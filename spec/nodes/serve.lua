@@ -1,13 +1,20 @@
 -- A node for the node specs: `luajit spec/nodes/serve.lua ADDRESS SECRET TCP_URL
 -- [HTTP_URL [UDP_URL [TLS_CERT_DIR]]]`. Two threads; registers /svc/echo, /svc/factory, /svc/slow,
 -- /svc/gates (thread 2), /svc/gates1 (thread 1), /svc/caller and /svc/fields, listens, prints "ready", and stops by itself after 60 s.
--- LUACT_SPEC_INBOX in the environment sets the inbox size (to make back-pressure easy to reach).
+-- LUACT_SPEC_INBOX in the environment sets the inbox size (to make back-pressure easy to reach);
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./target/lua/?.so;" .. package.cpath
 local luact = require "luact"
 
+-- LUACT_SPEC_NODE_TLS="CERT KEY CA" makes its node links mutual TLS (`tls` option).
+local node_tls
+do
+  local cert, key, ca = (os.getenv("LUACT_SPEC_NODE_TLS") or ""):match("^(%S+) (%S+) (%S+)$")
+  if cert then node_tls = { cert = cert, key = key, ca = ca } end
+end
 luact.start({ n_core = 2, address = arg[1], secret = arg[2], tcp = arg[3], http = arg[4], udp = arg[5],
-              tls_dir = arg[6], timeout = 90, inbox_size = tonumber(os.getenv("LUACT_SPEC_INBOX")) }, function()
+              tls_dir = arg[6], timeout = 90, inbox_size = tonumber(os.getenv("LUACT_SPEC_INBOX")),
+              tls = node_tls }, function()
   local luact = require "luact"
   -- a gate: an actor that can block its whole thread and records what it is sent
   local function gate()

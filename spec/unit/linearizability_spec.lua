@@ -37,4 +37,19 @@ describe("spec.helpers.linearizability", function()
     -- but not before it was called
     assert.is_false(lin.check({ set(1, 0, 1), get(2, 2, 3), set(2, 4, nil) }))
   end)
+
+  it("lets an unknown write nobody read make a failed cas fail", function()
+    -- set 7 failed (unknown) and was never read: only it explains why cas(1 -> 2) failed
+    assert.is_true(lin.check({ set(1, 0, 1), set(7, 1.5, nil), cas(1, 2, false, 2, 3), set(3, 4, 5), get(3, 6, 7) }))
+    -- without it, the same history is not linearizable
+    assert.is_false(lin.check({ set(1, 0, 1), cas(1, 2, false, 2, 3), set(3, 4, 5), get(3, 6, 7) }))
+  end)
+
+  it("decides (not undecided) a history with many unknown writes and a stale read", function()
+    local h = { set(0, 0, 1) }
+    for i = 1, 40 do h[#h + 1] = set(100 + i, i, nil) end        -- 40 failed writes, never read
+    for i = 1, 40 do h[#h + 1] = set(i, 50 + 2 * i, 51 + 2 * i) end
+    h[#h + 1] = get(5, 200, 201)                                   -- stale: 40 was written last
+    assert.is_false(lin.check(h, 0))      -- (false: decided, not nil: undecided)
+  end)
 end)

@@ -2,6 +2,8 @@
 
 local storage_file = require "luact.cluster.raft.storage_file"
 local raft = require "luact.cluster.raft"
+local record = require "luact.cluster.raft.record"
+local bit = require "bit"
 
 local counter = 0
 local function tmpdir()
@@ -211,5 +213,184 @@ describe("luact.cluster.raft.storage_file", function()
     assert.same({ "a", "b" }, applied)
     assert.equal("leader", n2:status().role)
     assert.is_true(n2:status().term > term)
+  end)
+
+  -- flips one bit of the file at byte offset `at` (0-based)
+  local function flip(path, at, mask)
+    local full = read(path)
+    local b = full:byte(at + 1)
+    local f = assert(io.open(path, "wb"))
+    f:write(full:sub(1, at) .. string.char(bit.bxor(b, mask or 4)) .. full:sub(at + 2))
+    f:close()
+  end
+
+  local function write_log(n)
+    local s = storage_file.open(dir)
+    s:load()
+    s:append(1, ents(1, n, 1))
+    s:set_hard_state({ term = 1, vote = 1, commit = n })
+    s:sync()
+    local offsets = {}
+    for i = 1, n do offsets[i] = s.offsets[i] end
+    s:close()
+    return offsets
+  end
+
+  it("computes CRC32C (the iSCSI check value)", function()
+    assert.equal(0xE3069283, record.crc32c("123456789"))
+    assert.equal(0, record.crc32c(""))
+  end)
+
+  it("refuses to load a log with one flipped bit in a middle record, naming file, record and " ..
+     "offset", function()
+    local offsets = write_log(10)
+    flip(dir .. "/log", offsets[4] + 12) -- inside entry 4's payload
+    local ok, err = pcall(function() storage_file.open(dir):load() end)
+    assert.is_false(ok)
+    assert.truthy(err:find(dir .. "/log is damaged: record 4 (byte offset " .. offsets[4] ..
+      ") its checksum fails", 1, true), err)
+    assert.truthy(err:find("Refusing to start", 1, true))
+    assert.truthy(err:find("move the directory " .. dir .. " away", 1, true))
+    -- nothing was cut: the file still holds all ten records for whoever inspects it
+    assert.equal(offsets[10] + #record.encode_entry(ents(10, 10, 1)[1]), #read(dir .. "/log"))
+  end)
+
+  it("refuses a flipped bit in a length field, and in the last complete record", function()
+    local offsets = write_log(5)
+    flip(dir .. "/log", offsets[2] + 1, 128) -- entry 2's length now runs far past the end
+    local ok, err = pcall(function() storage_file.open(dir):load() end)
+    assert.is_false(ok)
+    assert.truthy(err:find("record 2 (byte offset " .. offsets[2] .. ") its length fails its " ..
+      "checksum", 1, true), err)
+    os.execute("rm -rf " .. dir)
+    offsets = write_log(5)
+    flip(dir .. "/log", offsets[5] + 9)
+    ok, err = pcall(function() storage_file.open(dir):load() end)
+    assert.is_false(ok)
+    assert.truthy(err:find("record 5 (byte offset " .. offsets[5] .. ") its checksum fails",
+      1, true), err)
+  end)
+
+  it("refuses a damaged hard state or snapshot", function()
+    write_log(3)
+    flip(dir .. "/hardstate", #record.MAGIC + 10)
+    local ok, err = pcall(function() storage_file.open(dir):load() end)
+    assert.is_false(ok)
+    assert.truthy(err:find(dir .. "/hardstate is damaged: bad checksum", 1, true), err)
+    os.execute("rm -rf " .. dir)
+    local s = storage_file.open(dir)
+    s:load()
+    s:append(1, ents(1, 3, 1))
+    s:save_snapshot({ index = 2, term = 1, conf = { voters = { 1 } }, data = "state" })
+    s:close()
+    flip(dir .. "/snapshot", #read(dir .. "/snapshot") - 6)
+    ok, err = pcall(function() storage_file.open(dir):load() end)
+    assert.is_false(ok)
+    assert.truthy(err:find(dir .. "/snapshot is damaged", 1, true), err)
+  end)
+
+  it("cuts a torn tail (partial record or zeros) and reports it, then appends after it",
+     function()
+    for _, tail in ipairs({ "partial", "zeros", "header" }) do
+      os.execute("rm -rf " .. dir)
+      local offsets = write_log(4)
+      local full = read(dir .. "/log")
+      local f = assert(io.open(dir .. "/log", "wb"))
+      if tail == "partial" then
+        f:write(full:sub(1, #full - 5))
+      elseif tail == "zeros" then
+        f:write(full:sub(1, offsets[4]) .. string.rep("\0", 300))
+      else
+        f:write(full:sub(1, offsets[4] + 3))
+      end
+      f:close()
+      local lines = {}
+      local s = storage_file.open(dir, { log = function(level, line)
+        lines[#lines + 1] = level .. " " .. line
+      end })
+      local st = s:load()
+      assert.equal(3, #st.entries)
+      assert.equal(offsets[4], st.torn.offset)
+      assert.equal(1, #lines)
+      assert.truthy(lines[1]:find("^warn raft storage: " .. dir .. "/log: cut a torn tail of %d+ " ..
+        "bytes at byte offset " .. offsets[4] .. " after record 3"), lines[1])
+      s:append(4, ents(4, 5, 2))
+      s:sync()
+      s:close()
+      st = storage_file.open(dir):load()
+      assert.equal(5, #st.entries)
+      assert.equal(2, st.entries[5].term)
+      assert.is_nil(st.torn)
+    end
+  end)
+
+  it("gives a new directory an identity, keeps it across restarts, and a wiped one a new one",
+     function()
+    local n = 0
+    local function new_sid() n = n + 1; return "sid-" .. n end
+    local s = storage_file.open(dir, { new_sid = new_sid })
+    local st = s:load()
+    assert.same({ sid = "sid-1", recovering = false, forms = {} }, st.identity)
+    s:set_identity({ sid = "sid-1", cid = "c1", recovering = true, forms = { "f", "g" } })
+    s:sync()
+    s:close()
+    st = storage_file.open(dir, { new_sid = new_sid }):load()
+    assert.same({ sid = "sid-1", cid = "c1", recovering = true, forms = { "f", "g" } }, st.identity)
+    os.execute("rm -rf " .. dir)
+    st = storage_file.open(dir, { new_sid = new_sid }):load()
+    assert.same({ sid = "sid-2", recovering = false, forms = {} }, st.identity)
+    -- without new_sid a directory has no identity (and a node acts as before identities)
+    assert.is_nil(storage_file.open(dir .. "x"):load().identity)
+    os.execute("rm -rf " .. dir .. "x")
+  end)
+
+  it("refuses a member directory whose log file was deleted", function()
+    local s = storage_file.open(dir, { new_sid = function() return "a" end })
+    s:load()
+    s:append(1, ents(1, 2, 1))
+    s:set_identity({ sid = "a", cid = "c" })
+    s:sync()
+    s:close()
+    os.remove(dir .. "/log")
+    local ok, err = pcall(function() storage_file.open(dir):load() end)
+    assert.is_false(ok)
+    assert.truthy(err:find(dir .. "/log is damaged: it is missing", 1, true), err)
+  end)
+
+  it("loads a format 1 directory (FNV-1a records) and migrates its log to format 2", function()
+    os.execute("mkdir -p " .. dir)
+    local function frame1(payload)
+      local function u32(n) return string.char(n % 256, math.floor(n / 256) % 256,
+        math.floor(n / 65536) % 256, math.floor(n / 16777216) % 256) end
+      return u32(#payload) .. payload .. u32(record.fnv(payload))
+    end
+    local log = {}
+    for i = 1, 3 do log[i] = frame1(record.encode(i, 1, "e" .. i, nil)) end
+    local f = assert(io.open(dir .. "/log", "wb")); f:write(table.concat(log)); f:close()
+    f = assert(io.open(dir .. "/hardstate", "wb")); f:write(frame1(record.encode(1, 2, 3))); f:close()
+    local lines = {}
+    local s = storage_file.open(dir, { new_sid = function() return "z" end,
+                                      log = function(_, l) lines[#lines + 1] = l end })
+    local st = s:load()
+    assert.same({ term = 1, vote = 2, commit = 3 }, st.hard_state)
+    assert.equal(3, #st.entries)
+    assert.equal("e3", st.entries[3].data)
+    -- an old directory holds its log: it is a member, never mistaken for a fresh one
+    assert.same({ sid = "z", cid = "legacy:z", recovering = false, forms = {} }, st.identity)
+    assert.truthy(lines[1]:find("migrated 3 records to format 2", 1, true))
+    s:append(4, ents(4, 4, 1))
+    s:sync()
+    s:close()
+    assert.equal(record.MAGIC, read(dir .. "/log"):sub(1, #record.MAGIC))
+    st = storage_file.open(dir):load()
+    assert.equal(4, #st.entries)
+    -- a flipped bit in a format 1 record is damage too
+    os.execute("rm -rf " .. dir .. " && mkdir -p " .. dir)
+    local bad = log[2]:sub(1, 6) .. "X" .. log[2]:sub(8)
+    f = assert(io.open(dir .. "/log", "wb")); f:write(log[1] .. bad .. log[3]); f:close()
+    local ok, err = pcall(function() storage_file.open(dir):load() end)
+    assert.is_false(ok)
+    assert.truthy(err:find("record 2 (byte offset " .. #log[1] .. ") its checksum fails", 1, true),
+      err)
   end)
 end)

@@ -29,6 +29,9 @@ impl Transport {
         })?;
         if let Some(server) = tls {
             self.links.set_listener_tls(link, Arc::new(server));
+        } else if let Some(node_tls) = self.node.as_ref().and_then(|n| n.tls.as_ref()).filter(|_| node) {
+            // node links in mutual TLS: every node that dials us shows a certificate of our CA
+            self.links.set_listener_tls(link, node_tls.server());
         }
         let port = self.links.local_addr(Some(link), None).map_or(0, |a| a.port());
         let slot = self.listeners.insert(Listener { fd: -1, kind, buf: Box::new([]), limits, open: 0, port });

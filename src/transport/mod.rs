@@ -61,6 +61,8 @@ pub struct NodeConfig {
     pub secret: Vec<u8>,
     pub cluster: String,
     pub max_frame: usize,
+    /// Node links in mutual TLS (`opts.tls`), or plain TCP (None).
+    pub tls: Option<crate::node_tls::NodeTls>,
 }
 
 /// What Lua learns about connections (`luact_net_event_t` in lua/luact/ffi.lua).
@@ -581,6 +583,11 @@ impl Transport {
                     if let Some(b) = batch.take() {
                         self.deliver(inboxes, c, b, now);
                     }
+                    let conn = &self.conns[c];
+                    let node_handshake = conn.state == State::Handshaking && matches!(conn.role, Role::Dialer | Role::Acceptor);
+                    if node_handshake && looks_like_tls(&conn.inbuf) {
+                        return self.close_with(c, &format!("{e} (the peer speaks TLS: is it a node started with the 'tls' option, and this one without?)"));
+                    }
                     return self.close_with(c, &e.to_string());
                 }
             }
@@ -977,6 +984,12 @@ impl Transport {
         self.conns.clear();
         self.listeners.clear();
     }
+}
+
+/// Whether received bytes start like a TLS record (a handshake or an alert, TLS 1.0-1.3), which
+/// a plain node reads as a frame far over the pre-authentication limit.
+fn looks_like_tls(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x15 | 0x16, 0x03, 0x01..=0x04, ..])
 }
 
 fn machine_name(machine: u64) -> String {

@@ -56,7 +56,7 @@ impl Transport {
         // Dial from this node's own IP (any port): a node's traffic carries its address both
         // ways, so a firewall rule (or an nftables partition in the specs) can name a node.
         let own = self.node.as_ref().and_then(|n| parse_v4(&n.addr).ok()).map(|own| SockAddr::from_std(std::net::SocketAddrV4::new(*own.ip(), 0).into()));
-        let link = self.links.connect_with(ring, SockAddr::from_std(machine_addr(machine).into()), |fd| {
+        let setup = |fd| {
             if let Some(own) = own {
                 // SAFETY: binds our fresh socket to a valid socket address of its stated length.
                 let rc = unsafe { libc::bind(fd, own.ptr(), own.socklen()) };
@@ -66,7 +66,16 @@ impl Transport {
             }
             set_node_buffers(fd);
             Ok(())
-        })?;
+        };
+        let to = machine_addr(machine);
+        let link = match self.node.as_ref().and_then(|n| n.tls.as_ref()) {
+            // mutual TLS: the node's certificate must be of our CA and name the IP we dial
+            Some(tls) => {
+                let session = tls.dial(*to.ip()).map_err(|e| Error::new(Status::Unreachable, e.to_string()))?;
+                self.links.connect_tls_with(ring, SockAddr::from_std(to.into()), session, setup)?
+            }
+            None => self.links.connect_with(ring, SockAddr::from_std(to.into()), setup)?,
+        };
         let c = self.new_conn(link, Role::Dialer);
         self.conns[c].machine = machine;
         self.conns[c].state = State::Connecting;
@@ -85,6 +94,15 @@ impl Transport {
             // failed, the connection ends (`links` still sends the alert: the client hears why)
             if res < 0 {
                 let why = self.link_error(c, -res);
+                let link = self.conns[c].link;
+                if self.conns[c].role == Role::Acceptor && self.links.tls_peer_plain(link) {
+                    // a plain node dialed our TLS node address: tell it why, in a CLOSE frame it
+                    // can read (nothing else is sent in clear, and nothing it sent is read)
+                    self.links.drop_tls_for_plain_peer(link);
+                    let mut out = Vec::new();
+                    frame::write_close(&mut out, "this node's links are TLS: start the dialing node with the 'tls' option too");
+                    return self.close_as(c, &why, Goodbye::Now(out));
+                }
                 self.close(c, &why);
             }
             return;

@@ -35,10 +35,9 @@ local OVERLOAD_RETRY = 0.001         -- first pause when a target inbox is full 
 local ARGS = 11                      -- first argument in a "c" message
 call.stats = { late_replies = 0, dropped_notifies = 0 }
 
-local runtime
+local thread = require "luact.thread"
 local function my_tid()
-  runtime = runtime or require "luact.runtime"
-  return runtime.thread_id or 1
+  return thread.id or 1
 end
 
 local function raise(name, ...)
@@ -72,15 +71,19 @@ local function log()
 end
 
 -- (modules that require this one are looked up once, lazily: a `require` call is a C function
--- the JIT cannot compile, and it would make every remote call run interpreted)
+-- the JIT cannot compile, and it would make every remote call run interpreted. They are found
+-- in package.loaded, a plain table read, when already loaded, as they are once luact started:
+-- a root trace that LuaJIT starts on the first call of one of these helpers must not end in a
+-- stitch at `require`, or no loop calling it could become a looping trace; see luact.thread)
+local loaded = package.loaded
 local node_module, tentacle_module
 local function node()
-  node_module = node_module or require "luact.node"
+  node_module = node_module or loaded["luact.node"] or require "luact.node"
   return node_module
 end
 
 local function tentacle()
-  tentacle_module = tentacle_module or require "luact.tentacle"
+  tentacle_module = tentacle_module or loaded["luact.tentacle"] or require "luact.tentacle"
   return tentacle_module
 end
 

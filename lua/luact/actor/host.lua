@@ -53,11 +53,10 @@ local function make_body(ctor, args)
   return body
 end
 
-local runtime   -- luact.runtime, looked up once (it requires this module; a `require` per actor
-                -- created would keep the spawn path interpreted)
+local thread = require "luact.thread"   -- (not luact.runtime, which requires this module: a
+                                        -- lazy `require` here would keep the spawn path interpreted)
 local function thread_id()
-  runtime = runtime or require "luact.runtime"
-  return runtime.thread_id or 1
+  return thread.id or 1
 end
 
 -- Creates an actor on this thread from a body (table/cdata) or a constructor and its args;
@@ -124,18 +123,23 @@ local function after_call(rec, ok, ...)
   return false, e
 end
 
--- A virtual actor's activation (the cluster) whose node's lease does not let it serve now.
+-- A virtual actor's activation (the cluster) whose node's lease does not let it serve now: a
+-- lease that ran out refuses until it is renewed (actor_temporary_fail: the call did not run,
+-- calls by name retry); an ended one (its process was condemned, left or stops) for good.
 local function lease_refusal(rec, method)
   if rec.moving and method == "__actor_handoff__" then return nil end
   if not rec.moving and C.luact_lease_valid(rec.lease_gen, C.luact_clock_monotonic()) == 1 then return nil end
   if rec.moving then
-    return exception.new("actor_temporary_fail", ("%s is moving to another node"):format(tostring(rec.ref)))
+    return exception.new("actor_temporary_fail", ("'%s' (%s) is moving to another node"):format(
+      tostring(rec.vid), tostring(rec.ref)))
   end
-  if C.luact_lease_current(C.luact_clock_monotonic()) ~= rec.lease_gen then
+  if C.luact_lease_current() ~= rec.lease_gen then
     rec.superseded = true
-    return exception.new("actor_no_body", ("%s was superseded: its node lost its lease"):format(tostring(rec.ref)))
+    return exception.new("actor_no_body", ("'%s' (%s) was superseded: its node's lease ended (the node was given " ..
+      "up for dead, or left): the name lives elsewhere now"):format(tostring(rec.vid), tostring(rec.ref)))
   end
-  return exception.new("actor_temporary_fail", ("%s: its node holds no lease now"):format(tostring(rec.ref)))
+  return exception.new("actor_temporary_fail", ("'%s' (%s) did not run '%s': its node's lease ran out (no Raft " ..
+    "leader confirmed it lately); it serves again once renewed"):format(tostring(rec.vid), tostring(rec.ref), tostring(method)))
 end
 
 -- Runs body[method] in the calling tentacle: returns true, results... or false, exception.

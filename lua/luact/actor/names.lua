@@ -168,10 +168,12 @@ local function dispatch_cluster(vid, kind, method, has_self, ...)
   view_module = view_module or require "luact.cluster.view"
   local dead = view_module.dead_machines
   -- while the cluster is calm (no membership change for a while), a name is called like the
-  -- reference it resolves to: no protection, no retries (this path stays compiled)
+  -- reference it resolves to: no protection, no retries (this path stays compiled). An
+  -- activation of an earlier process on this machine (this node restarted and the name has not
+  -- moved yet) takes the careful path.
   if clock.loop_time() >= view_module.turbulent_until then
     local m, t, e, l = resolve_cached(vid)
-    if m and m ~= 0 and not dead[m] then
+    if m and m ~= 0 and not dead[m] and (m ~= host.MACHINE or e == host.EPOCH) then
       return call.dispatch(m, t, e, l, kind, method, has_self, ...)
     end
   end

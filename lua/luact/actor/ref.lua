@@ -107,7 +107,7 @@ function Ref.__eq(a, b)
 end
 
 function Ref.__tostring(self)
-  return ("actor(%d:%d:%.0f)"):format(self[M], self[T], self[L])
+  return ("actor(%d:%d:%.0f@%.0f)"):format(self[M], self[T], self[L], self[E])
 end
 
 local function make_named_caller(vid, kind, method)

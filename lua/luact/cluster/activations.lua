@@ -26,7 +26,8 @@ local hosted = {}                -- thread 1: key -> { vid, t, l } activations t
 local activating = {}            -- thread 1: key -> true while its creation is under way
 
 local function runtime() return require "luact.runtime" end
-local function my_tid() return runtime().thread_id or 1 end
+local thread = require "luact.thread"
+local function my_tid() return thread.id or 1 end
 
 ---------------------------------------------------------------------------------------------
 -- every thread: creating and killing activations

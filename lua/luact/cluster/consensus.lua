@@ -3,7 +3,12 @@
 -- `datadir/raft` (fsynced before the messages that depend on them leave), carries its messages
 -- over the node transport ("R" messages), applies committed entries to the registry replica,
 -- and offers proposals and ReadIndex reads to luact.cluster.requests. Ready output is processed
--- once per loop turn, so proposals and messages of one turn share one fsync.
+-- once per loop turn, so proposals and messages of one turn share one fsync. The storage
+-- directory gets a random identity (a uuid from the core) when it is created, so that a voter
+-- whose datadir was lost rejoins as a recovering member (raft/identity.lua); a damaged log
+-- refuses to start (raft/storage_file.lua).
+local ffi = require "ffi"
+local core = require("luact.ffi").C
 local raft = require "luact.cluster.raft"
 local loop = require "luact.loop"
 local clock = require "luact.clock"
@@ -66,6 +71,18 @@ loop.on("R", function(msg)
   schedule_process()
 end)
 
+-- a new random uuid (v4) from the core
+local function new_uuid()
+  local buf = ffi.new("uint8_t[36]")
+  if core.luact_uuid_v4(buf) ~= 0 then error("cluster: cannot make a storage identity", 0) end
+  return ffi.string(buf, 36)
+end
+
+local function log_line(level, line)
+  local f = logger[level] or logger.info
+  f(line)
+end
+
 local function mkdir_p(dir)
   local ok = os.execute(("mkdir -p '%s'"):format(dir:gsub("'", "'\\''")))
   return ok == 0 or ok == true
@@ -78,8 +95,10 @@ function consensus.start(opts)
   if not mkdir_p(opts.datadir) then
     error(("luact.start: cannot create datadir '%s'"):format(opts.datadir), 0)
   end
-  local storage = raft.storage_file(opts.datadir .. "/raft", { fsync = opts.fsync ~= false })
+  local storage = raft.storage_file(opts.datadir .. "/raft", { fsync = opts.fsync ~= false,
+                                                              new_sid = new_uuid, log = log_line })
   local n = raft.new({
+    log = log_line,
     id = opts.self_addr,
     peers = opts.voters,
     random = function(lo, hi) return math.random(lo, hi) end,
@@ -145,8 +164,8 @@ function consensus.step_down(live, timeout)
   if not consensus.is_leader() then return true end
   local st = S.n:status()
   for _, v in ipairs(st.voters) do
-    if v ~= S.self_addr and live[v] then
-      S.n:transfer_leader(v)
+    -- (a voter still recovering a lost storage refuses: try the next one)
+    if v ~= S.self_addr and live[v] and S.n:transfer_leader(v) then
       schedule_process()
       local deadline = clock.get() + (timeout or 2)
       while consensus.is_leader() and clock.get() < deadline do clock.sleep(TICK) end

@@ -1,12 +1,15 @@
 -- luact.cluster.failover: on the Raft leader, moves virtual actor activations away from
 -- processes that are gone. A process is gone when membership holds its address dead or left,
--- or alive under another boot id (it restarted). Its boot id is first condemned in the registry
+-- or alive under another boot id (it restarted), or when this leader, renewing other leases,
+-- has not renewed its lease for STARVE seconds (cut off from the leader alone: it cannot serve,
+-- so its names move rather than stay silent). Its boot id is first condemned in the registry
 -- (no leader extends its lease again); its activations are then placed on live members by
 -- rendezvous hashing of the activation's key over them (the highest hash of key and address
--- wins: stable, and spread evenly) once either
---   - its address refused a connection since (nothing listens there: the process is dead), or
---   - LEASE_WAIT has passed since this leader last answered it (luact.cluster.lease), and
---     since this leader was elected (a previous leader may have answered it until then).
+-- wins: stable, and spread evenly) once LEASE_WAIT has passed since this leader last answered
+-- it (luact.cluster.lease), and since this leader was elected (a previous leader may have
+-- answered it until then). That wait is the only proof that the old activations stopped
+-- serving: a refused connection is not one (a partition may answer with resets while the
+-- process runs on), so it only speeds up finding the process gone.
 -- A multi_actor name just loses the gone process's activations. The new host creates the
 -- activation (luact.cluster.activations) and calls by name reach it.
 local clock = require "luact.clock"
@@ -19,11 +22,12 @@ local requests = require "luact.cluster.requests"
 local failover = {}
 
 local CHECK = 0.05              -- seconds between two looks at the registry
+local STARVE = 4 * lease.LEASE  -- a live host this leader has not renewed that long is gone
 
 local S = nil                   -- { members, state() }
-local gone_since = {}           -- boot -> local time this leader found the process gone
 local leader_since = nil
 local busy = {}                 -- key or "c" .. boot -> true while its proposal is in flight
+local hosting_since = {}        -- boot -> when this leader first saw that process host something
 
 -- A string's hash (polynomial, modulo the largest prime below 2^32: exact in doubles).
 local function fnv(s)
@@ -85,41 +89,49 @@ local function propose(tag, cmd, what)
   end)
 end
 
+-- true when this leader, which does renew leases (it answered some process lately), has not
+-- renewed the process `boot` for STARVE seconds: not since its election, nor since it first saw
+-- that process host something (a process that just started has had no time to ask).
+local function starved(boot, now, hosting_from)
+  return now - (lease.last_grant_any() or -math.huge) < 3 * lease.RENEW and
+         now - math.max(lease.last_grant(boot) or 0, leader_since, hosting_from) > STARVE
+end
+
 local function check()
   if not S then return false end
   if not consensus.is_leader() then
-    leader_since, gone_since = nil, {}
+    leader_since, hosting_since = nil, {}
     return
   end
   local now = clock.get()
   leader_since = leader_since or now
   local R = S.state()
   local live
+  local hosting = {}
   for vid, entry in pairs(R.vids) do
     for key, act in pairs(entry.acts) do
       local boot = act.boot
-      if not still_there(act.node, boot, R) then
-        gone_since[boot] = gone_since[boot] or now
+      hosting[boot] = hosting_since[boot] or now
+      local gone = not still_there(act.node, boot, R)
+      local starving = not gone and starved(boot, now, hosting[boot])
+      if gone or starving then
         if not R.condemned[boot] then
           if not busy["c" .. boot] then
-            logger.info(("cluster: %s (%s) is gone: condemning it"):format(act.node, boot))
+            logger.info(("cluster: %s (%s) is %s: condemning it"):format(act.node, boot,
+              gone and "gone" or ("alive but its lease was not renewed for %.1f s (cut off from the leader?)"):format(STARVE)))
             propose("c" .. boot, { op = "vcondemn", boot = boot }, "condemning " .. act.node)
           end
         elseif not busy[key] then
-          local refused = S.members.refused_since(act.node, gone_since[boot] - 1)
-          if not refused then S.members.probe(act.node) end
           -- the last lease this leader gave the process, or (never) any a previous leader gave
           -- it before this one was elected, has run out on the process's own clock
-          local waited = now >= math.max(lease.last_grant(boot) or 0, leader_since) + lease.LEASE_WAIT
-          if refused or waited then
+          if now >= math.max(lease.last_grant(boot) or 0, leader_since) + lease.LEASE_WAIT then
             if entry.multi then
               propose(key, { op = "vunreg", vid = vid, key = key }, "dropping " .. key)
             else
               live = live or hosts(R)
               local to = failover.choose(key, live)
               if to then
-                logger.info(("cluster: moving %s from %s to %s (%s)"):format(key, act.node, to.addr,
-                  refused and "its address refused a connection" or "its lease ran out"))
+                logger.info(("cluster: moving %s from %s to %s (its lease ran out)"):format(key, act.node, to.addr))
                 propose(key, { op = "vplace", vid = vid, key = key, from_boot = boot, node = to.addr, boot = to.boot },
                   "moving " .. key)
               end
@@ -129,6 +141,7 @@ local function check()
       end
     end
   end
+  hosting_since = hosting
 end
 
 -- opts: members (luact.cluster.members), state() (the applied registry).
@@ -167,7 +180,7 @@ end
 
 function failover.stop()
   if S and S.timer then S.timer:stop() end
-  S, gone_since, leader_since, busy = nil, {}, nil, {}
+  S, leader_since, busy, hosting_since = nil, nil, {}, {}
 end
 
 return failover

@@ -8,12 +8,19 @@
 --
 -- Why this gives at most one activation: the leader re-places the activations of a process
 -- only after condemning it (a registry entry: no leader acks it again) and then waiting
--- LEASE_WAIT past the time it stopped acking it (luact.cluster.failover); a new leader waits
+-- LEASE_WAIT past the time it last acked it (luact.cluster.failover); a new leader waits
 -- LEASE_WAIT from its election. The member's lease started before its request was sent, the
 -- leader's wait after the last answer it sent, and LEASE_WAIT exceeds LEASE by 20 % plus
--- 0.3 s: so the old activations stop serving before the new one can exist, as long as the two
+-- MARGIN: so the old activations stop serving before the new one can exist, as long as the two
 -- clocks' rates differ by less than 20 % (no clock synchronization is assumed). An isolated
--- old leader cannot answer: its ReadIndex round needs a quorum.
+-- old leader cannot answer: its ReadIndex round needs a quorum. Nothing else is proof that a
+-- process stopped serving: a refused connection is not (a firewall answers with resets too).
+--
+-- A lease that runs out is not the end of the activations: they refuse calls
+-- (actor_temporary_fail: calls by name wait and retry) until a renewal arrives, and a renewal
+-- proves they were not re-placed meanwhile (nothing is re-placed before its process is
+-- condemned, and a condemned process is never renewed). Only a condemned, leaving or stopping
+-- process ends its lease for good (lease.lapse()).
 local lffi = require "luact.ffi"
 local C = lffi.C
 local loop = require "luact.loop"
@@ -21,11 +28,14 @@ local clock = require "luact.clock"
 local wire = require "luact.cluster.wire"
 local consensus = require "luact.cluster.consensus"
 
+local logger = require "luact.logger"
+
 local lease = {}
 
-lease.LEASE = 1.5               -- seconds a confirmed renewal lets a node serve
-lease.RENEW = 0.25              -- a member asks this often
-lease.LEASE_WAIT = lease.LEASE * 1.2 + 0.3   -- the leader's wait before re-placing
+lease.LEASE = 0.5               -- seconds a confirmed renewal lets a node serve
+lease.RENEW = 0.1               -- a member asks this often (4 tries before its lease runs out)
+lease.MARGIN = 0.2              -- covers a call that began just before the lease ran out
+lease.LEASE_WAIT = lease.LEASE * 1.2 + lease.MARGIN   -- the leader's wait before re-placing
 local GRANT_BATCH = 0.05        -- the leader confirms pending renewals this often (one ReadIndex)
 
 local S = nil                   -- { self_addr, boot = function, leader = function, may_grant = function(addr, boot) }
@@ -34,11 +44,20 @@ local seq = 0
 local pending = {}              -- leader: list of { addr, seq, boot }
 local granting = false
 local last_grant = {}           -- leader: boot -> when this leader last answered that process
+local last_grant_any = nil      -- leader: when it last answered any process
+local lapsed_at = nil           -- member: when its lease was seen run out (logged once)
 
 -- member side ------------------------------------------------------------------------------
 
 local function renew()
   if not S then return false end
+  local now = clock.get()
+  local held_until = C.luact_lease_until()
+  if held_until > 0 and held_until <= now and not lapsed_at then
+    lapsed_at = held_until
+    logger.warn(("cluster: this node's lease ran out (no renewal confirmed by the leader %s for %.2f s): " ..
+      "its virtual actors refuse calls until it is renewed"):format(tostring(S.leader()), now - held_until + lease.LEASE))
+  end
   local leader = S.leader()
   if not leader then return end
   seq = seq + 1
@@ -50,12 +69,19 @@ end
 loop.on("LA", function(msg)
   local at = sent[msg[2]]
   if not at or not S or msg[3] ~= S.boot() then return end
-  C.luact_lease_extend(at + lease.LEASE, clock.get())
+  local now = clock.get()
+  if at + lease.LEASE <= now then return end        -- an answer too late to extend anything
+  if lapsed_at then
+    logger.info(("cluster: this node holds its lease again (it had none for %.2f s): its virtual actors serve again")
+      :format(now - lapsed_at))
+    lapsed_at = nil
+  end
+  C.luact_lease_extend(at + lease.LEASE)
 end)
 
 -- The generation an activation created now belongs to.
 function lease.current()
-  return C.luact_lease_current(C.luact_clock_monotonic())
+  return C.luact_lease_current()
 end
 
 -- true while activations of generation gen may serve.
@@ -85,6 +111,7 @@ local function grant()
     for _, r in ipairs(batch) do
       if S and S.may_grant(r[1], r[3]) then
         last_grant[r[3]] = clock.get()
+        last_grant_any = last_grant[r[3]]
         wire.to_member(r[1], { "LA", r[2], r[3] })
       end
     end
@@ -107,6 +134,11 @@ function lease.last_grant(boot)
   return last_grant[boot]
 end
 
+-- Leader: when it last extended any process's lease (nil: never, as this leader).
+function lease.last_grant_any()
+  return last_grant_any
+end
+
 -- opts: self_addr, boot() -> this process's boot id, leader() -> leader address or nil,
 -- may_grant(addr, boot) -> true when the leader may extend that process's lease.
 function lease.start(opts)
@@ -118,6 +150,7 @@ function lease.stop()
   if S and S.timer then S.timer:stop() end
   S = nil
   pending, sent, last_grant = {}, {}, {}
+  lapsed_at, last_grant_any = nil, nil
   C.luact_lease_lapse()
 end
 

@@ -4,8 +4,10 @@
 -- into what the runtime does: a member declared dead is dropped on every thread (calls waiting
 -- on it fail with actor_unreachable, monitors fire), even while its TCP connections stay open
 -- (SIGSTOP, a partition). A dial refused by a member's address (no process listens there any
--- more) declares it dead at once: a killed process is detected in about a quarantine period
--- (0.2 s), not a suspicion timeout.
+-- more, or a firewall answers with resets) declares it dead at once: a killed process is
+-- detected in about a quarantine period (0.2 s), not a suspicion timeout. A member that was
+-- only cut off refutes it later; nothing is re-placed on that verdict alone (luact.cluster.failover
+-- waits for the lease).
 local gossip = require "luact.cluster.gossip"
 local loop = require "luact.loop"
 local clock = require "luact.clock"
@@ -87,12 +89,9 @@ loop.on("G", function(msg)
 end)
 loop.on("Gp", function() end)    -- a probe dial's message: nothing to do
 
-local refused_at = {}           -- address -> when a dial to it was last refused
-
 local function on_node(what, m)
   if not S then return end
   local addr = node.name(m)
-  if what == "refused" then refused_at[addr] = clock.get() end
   local state = S.g:members()[addr]
   if state ~= "alive" and state ~= "suspect" then return end
   if what == "refused" then
@@ -139,17 +138,6 @@ function members.set_leader(addr)
   S.leader = addr
   view.publish_event("leader", addr and { address = addr } or nil)
   publish()
-end
-
--- true when a dial to addr was refused at or after time t (nothing listened there).
-function members.refused_since(addr, t)
-  local r = refused_at[addr]
-  return r ~= nil and r >= t
-end
-
--- Dials addr (if no connection is open) to learn whether it refuses.
-function members.probe(addr)
-  wire.to_member(addr, { "Gp" })
 end
 
 -- The member list (as luact.cluster.members() shows it, with boot ids).

@@ -35,11 +35,13 @@ function view.events()
 end
 
 local function apply_state(members, leader)
+  -- a node that just joined knows nothing of recent changes: calls by name start careful
+  if not view.active then turbulence() end
   view.members, view.leader, view.active = members, leader, true
 end
 
 local function apply_event(tp, member)
-  if tp ~= "leader" then turbulence() end
+  turbulence()   -- also a new leader: leases may have run out meanwhile
   local m = member and member.address and wire.machine(member.address)
   if m then
     if tp == "join" or tp == "alive" then view.dead_machines[m] = nil

@@ -9,6 +9,7 @@ local Log = require "luact.cluster.raft.log"
 local Progress = require "luact.cluster.raft.progress"
 local message = require "luact.cluster.raft.message"
 local storage_memory = require "luact.cluster.raft.storage_memory"
+local identity = require "luact.cluster.raft.identity"
 
 local min, max, floor = math.min, math.max, math.floor
 local valid_msg, is_id, valid_conf = message.valid, message.is_id, message.valid_conf
@@ -97,6 +98,9 @@ function raft.new(opts)
   if opts.send_early ~= nil and type(opts.send_early) ~= "function" then
     error("bad 'send_early' option (function expected)", 2)
   end
+  if opts.log ~= nil and type(opts.log) ~= "function" then
+    error("bad 'log' option (function expected)", 2)
+  end
 
   local storage = opts.storage or storage_memory.new()
   local n = setmetatable({
@@ -150,6 +154,7 @@ function raft.new(opts)
   end
   n.handed = n.applied
   n:recompute_conf()
+  identity.init(n, st.identity, opts.log)
   n:become_follower(n.term, nil)
   return n
 end
@@ -194,6 +199,7 @@ function Node:become_candidate()
   self:reset(self.term + 1)
   self.vote, self.hs_dirty = self.id, true
   self.role = "candidate"
+  identity.on_become_candidate(self)
 end
 
 function Node:become_leader()
@@ -201,6 +207,7 @@ function Node:become_leader()
   self:reset(self.term)
   self.lead = self.id
   self.role = "leader"
+  identity.on_become_leader(self)
   self.prs = {}
   self:set_voters(self.voters)
   local last = self.log:last_index()
@@ -215,7 +222,7 @@ function Node:become_leader()
 end
 
 function Node:promotable()
-  return self.is_voter[self.id] == true
+  return self.is_voter[self.id] == true and identity.promotable(self)
 end
 
 -- kind: "pre" (pre-vote), "elect" (real election), "transfer" (forced by TimeoutNow)
@@ -249,7 +256,8 @@ function Node:request_votes()
   for _, id in ipairs(self.voters) do
     if id ~= self.id and self.votes[id] == nil then
       self:send({ to = id, type = pre and "prevote" or "vote", term = vote_term,
-                  last_index = li, last_term = lt, force = self.campaign_force })
+                  last_index = li, last_term = lt, force = self.campaign_force,
+                  form = identity.form_for(self, vote_term) })
     end
   end
 end
@@ -274,6 +282,7 @@ end
 function Node:send(m)
   m.from = self.id
   if m.term == nil then m.term = self.term end
+  identity.stamp(self, m)
   self.msgs[#self.msgs + 1] = m
 end
 
@@ -321,7 +330,7 @@ function Node:send_append(id, allow_empty)
   local entries = log:slice(pr.next, hi)
   if #entries == 0 and not allow_empty then return end
   self:send({ to = id, type = "append", prev_index = prev, prev_term = prev_term,
-              entries = entries, commit = self.commit })
+              entries = entries, commit = self.commit, ok = identity.ok_for(self, pr) })
   if pr.state == "replicate" then
     if #entries > 0 then pr.next = hi + 1 end
   else
@@ -340,7 +349,8 @@ function Node:bcast_heartbeat()
   for _, id in ipairs(self.voters) do
     if id ~= self.id then
       local pr = self.prs[id]
-      self:send({ to = id, type = "heartbeat", commit = min(pr.match, self.commit), ctx = ctx })
+      self:send({ to = id, type = "heartbeat", commit = min(pr.match, self.commit), ctx = ctx,
+                  ok = identity.ok_for(self, pr) })
     end
   end
 end
@@ -352,7 +362,11 @@ function Node:maybe_commit()
   local matches = {}
   for _, id in ipairs(self.voters) do
     if id == self.id then matches[#matches + 1] = self.stable
-    else matches[#matches + 1] = self.prs[id].match end
+    else
+      -- a recovering peer's log does not count (raft/identity.lua)
+      local pr = self.prs[id]
+      matches[#matches + 1] = identity.counts(pr) and pr.match or 0
+    end
   end
   if #matches == 0 then return false end
   table.sort(matches, descending)
@@ -376,6 +390,10 @@ function Node:step(m)
   if not valid_msg(m, self.id) then
     self.dropped_bad = self.dropped_bad + 1
     return false
+  end
+  if identity.on_message(self, m) and self.role ~= "follower" then
+    -- it has just learned that its storage is new to an existing cluster: stop campaigning
+    self:become_follower(self.term, nil)
   end
   local t = m.type
   if m.term > self.term then
@@ -407,7 +425,8 @@ function Node:step(m)
     local can_vote = self.vote == m.from or (self.vote == nil and self.lead == nil) or
                      (t == "prevote" and m.term > self.term and self:prevote_free(m))
     local resp = t == "vote" and "vote_resp" or "prevote_resp"
-    if can_vote and self.log:is_up_to_date(m.last_index, m.last_term) then
+    if can_vote and identity.may_vote(self, m) and
+       self.log:is_up_to_date(m.last_index, m.last_term) then
       self:send({ to = m.from, type = resp, term = m.term, reject = false })
       if t == "prevote" then
         self.prevote_grant = { term = m.term, id = m.from, tick = self.ticks }
@@ -415,6 +434,7 @@ function Node:step(m)
       if t == "vote" then
         self.election_elapsed = 0
         self.vote, self.hs_dirty = m.from, true
+        identity.on_grant(self, m)
       end
     else
       self:send({ to = m.from, type = resp, reject = true })
@@ -496,9 +516,11 @@ step_follower = function(self, m)
   if t == "append" then
     self.election_elapsed, self.lead = 0, m.from
     self:handle_append(m)
+    identity.maybe_caught_up(self, m)
   elseif t == "heartbeat" then
     self.election_elapsed, self.lead = 0, m.from
     self:commit_to(min(m.commit, self.log:last_index()))
+    identity.maybe_caught_up(self, m)
     self:send({ to = m.from, type = "heartbeat_resp", ctx = m.ctx })
   elseif t == "snapshot" then
     self.election_elapsed, self.lead = 0, m.from
@@ -580,7 +602,8 @@ function Node:handle_read_ack(from, seq)
   local reads = self.pending_reads
   for i = 1, #reads do
     local r = reads[i]
-    if r.seq <= seq and not r.acks[from] and self.is_voter[from] then
+    if r.seq <= seq and not r.acks[from] and self.is_voter[from] and
+       identity.counts(self.prs[from]) then
       r.acks[from] = true
       r.n = r.n + 1
     end
@@ -625,6 +648,9 @@ step_leader = function(self, m)
   end
   local pr = self.prs[m.from]
   if not pr then return end
+  if (t == "append_resp" or t == "heartbeat_resp") and not identity.observe(self, m, pr) then
+    return -- from a storage this peer no longer has
+  end
   if t == "append_resp" then
     pr.recent_active = true
     self:handle_append_resp(m, pr)
@@ -659,7 +685,8 @@ tick_heartbeat = function(self)
     -- check quorum: step down if a quorum has not been heard from for an election timeout
     local active = 0
     for _, id in ipairs(self.voters) do
-      if id == self.id or self.prs[id].recent_active then active = active + 1 end
+      local pr = self.prs[id]
+      if id == self.id or (pr.recent_active and identity.counts(pr)) then active = active + 1 end
       if id ~= self.id then self.prs[id].recent_active = false end
     end
     if self.is_voter[self.id] and active < self:quorum() then
@@ -737,11 +764,13 @@ function Node:propose_conf(change)
 end
 
 -- hand leadership to voter `to`: it is brought up to date, then told to campaign at once.
--- Proposals are refused meanwhile; the attempt is abandoned after an election timeout.
+-- Proposals are refused meanwhile; the attempt is abandoned after an election timeout. Returns
+-- true, or nil and "not_leader" / "not_member" / "recovering" (`to` may not campaign yet).
 function Node:transfer_leader(to)
   if self.role ~= "leader" then return nil, "not_leader" end
   if to == self.id then return true end
   if not self.is_voter[to] then return nil, "not_member" end
+  if not identity.counts(self.prs[to]) then return nil, "recovering" end
   self.lead_transferee = to
   self.election_elapsed = 0
   local pr = self.prs[to]
@@ -788,6 +817,7 @@ end
 
 function Node:has_ready()
   return #self.msgs > 0 or #self.reads > 0 or self.unstable_from ~= nil or self.hs_dirty or
+         self.id_dirty or
          self.snap_dirty or self.pending_bcast or self.handed < self.commit or
          self.restore_snapshot ~= nil
 end
@@ -810,6 +840,12 @@ function Node:ready()
   if self.hs_dirty then
     storage:set_hard_state({ term = self.term, vote = self.vote, commit = self.commit })
     self.hs_dirty, wrote = false, true
+  end
+  if self.id_dirty then
+    -- a founding vote, a cluster id learned, recovering begun or ended: durable before any
+    -- message that depends on it leaves
+    storage:set_identity(identity.identity(self))
+    self.id_dirty, wrote = false, true
   end
   if wrote and self.send_early and self.role == "leader" then
     -- a leader's messages do not depend on its own disk (it counts its own log toward a quorum
@@ -888,7 +924,8 @@ function Node:status()
            applied = self.applied, last_index = self.log:last_index(),
            snapshot_index = self.log.offset, voters = copy_list(self.voters),
            vote = self.vote, dropped_bad = self.dropped_bad,
-           transferring = self.lead_transferee }
+           transferring = self.lead_transferee,
+           sid = self.sid, cid = self.cid, recovering = self.recovering == true }
 end
 
 -- the cheap part of status(), without allocating: role, term, leader

@@ -17,6 +17,10 @@ local function is_id(v)
 end
 M.is_id = is_id
 
+local function opt_str(v)
+  return v == nil or (type(v) == "string" and #v > 0)
+end
+
 local function valid_conf(c)
   if type(c) ~= "table" or type(c.voters) ~= "table" then return false end
   local n = #c.voters
@@ -88,6 +92,11 @@ local checks = {
 function M.valid(m, id)
   if type(m) ~= "table" or m.to ~= id or not is_id(m.from) or m.from == id then return false end
   if not is_int(m.term) then return false end
+  -- identity fields (raft/identity.lua): storage id, cluster id, founding proposal, "caught up"
+  if not (opt_str(m.sid) and opt_str(m.cid) and opt_str(m.form) and opt_str(m.ok)) or
+     (m.rec ~= nil and m.rec ~= true) then
+    return false
+  end
   local check = checks[m.type]
   if not check then return false end
   return check(m)

@@ -1,22 +1,30 @@
 -- luact.cluster.raft.storage_file: durable Raft storage in one directory, written through libc
--- (LuaJIT FFI: open/write/fsync/rename/ftruncate). Same five methods as storage_memory.
+-- (LuaJIT FFI: open/write/fsync/rename/ftruncate). Same methods as storage_memory.
 --
 --   <dir>/log        append-only records, one per entry (truncated in place on conflicts,
 --                    rewritten on compaction)
 --   <dir>/hardstate  one record { term, vote, commit }, replaced atomically
 --   <dir>/snapshot   one record { index, term, conf, data }, replaced atomically
+--   <dir>/identity   one record { sid, cid, recovering, forms }, replaced atomically (only with
+--                    the `new_sid` option): who this directory is, see raft/README.md
 --
--- A record is: u32 length (little endian) | payload | u32 FNV-1a of payload. A torn or corrupt
--- tail of the log is cut off at load. "Replaced atomically" = write <name>.tmp, fsync it,
--- rename it over <name>, fsync the directory. sync() fsyncs the log, then writes the hard
--- state; Raft calls it before it returns messages that depend on what it wrote.
--- The hard state file is rewritten only when term or vote change: a stale commit index is safe
--- (the node learns the real one from the leader), and it saves an fsync per round.
+-- The record format (CRC32C, format 2; format 1 datadirs still load and are migrated) lives in
+-- record.lua. At load, a torn tail of the log (a crash mid-append: never acknowledged, since
+-- sync() fsyncs before acknowledgements leave) is cut off and reported; damage (a complete
+-- record that fails its checksum, or garbage followed by more data) refuses to load with an
+-- error naming the file, the record and its byte offset, and what the operator can do.
+-- "Replaced atomically" = write <name>.tmp, fsync it, rename it over <name>, fsync the
+-- directory. sync() fsyncs the log, then writes the identity and the hard state; Raft calls it
+-- before it returns messages that depend on what it wrote. The hard state file is rewritten
+-- only when term or vote change: a stale commit index is safe (the node learns the real one
+-- from the leader), and it saves an fsync per round.
 
 local ffi = require "ffi"
-local bit = require "bit"
-local bxor, band, rshift = bit.bxor, bit.band, bit.rshift
-local byte, char, sub, concat = string.byte, string.char, string.sub, table.concat
+local record = require "luact.cluster.raft.record"
+local sub, concat = string.sub, table.concat
+local encode, decode, frame = record.encode, record.decode, record.frame
+local encode_entry, decode_entry = record.encode_entry, record.decode_entry
+local MAGIC = record.MAGIC
 
 for _, decl in ipairs({
   "int open(const char *pathname, int flags, int mode);",
@@ -73,104 +81,14 @@ local function read_file(path)
   return s
 end
 
----------------------------------------------------------------------------------------------
--- encoding
----------------------------------------------------------------------------------------------
-
-local function u32le(n)
-  return char(n % 256, rshift(n, 8) % 256, rshift(n, 16) % 256, rshift(n, 24) % 256)
-end
-
-local function read_u32(s, pos)
-  local a, b, c, d = byte(s, pos, pos + 3)
-  return a + b * 256 + c * 65536 + d * 16777216
-end
-
-local function fnv(s)
-  local h = 2166136261
-  for i = 1, #s do
-    h = bxor(h, byte(s, i))
-    -- h * 16777619 mod 2^32 = h * 2^24 + h * 403 (both exact in doubles after tobit)
-    h = bit.tobit(bit.lshift(h, 24) + (h % 4294967296) * 403)
-  end
-  return h % 4294967296
-end
-
-local function frame(payload)
-  return u32le(#payload) .. payload .. u32le(fnv(payload))
-end
-
--- the record at pos, or nil if torn or corrupt; returns payload, next_pos
-local function unframe(s, pos)
-  if pos + 3 > #s then return nil end
-  local len = read_u32(s, pos)
-  local stop = pos + 4 + len
-  if stop + 3 > #s then return nil end
-  local payload = sub(s, pos + 4, stop - 1)
-  if read_u32(s, stop) ~= fnv(payload) then return nil end
-  return payload, stop + 4
-end
-
--- values: nil, integer numbers, other numbers, strings, lists of those
-local function enc(v, out)
-  local t = type(v)
-  if v == nil then
-    out[#out + 1] = "z"
-  elseif t == "number" then
-    out[#out + 1] = ("n%.17g;"):format(v)
-  elseif t == "string" then
-    out[#out + 1] = "s" .. #v .. ":" .. v
-  elseif t == "boolean" then
-    out[#out + 1] = v and "T" or "F"
-  elseif t == "table" then
-    out[#out + 1] = "l" .. #v .. ":"
-    for i = 1, #v do enc(v[i], out) end
-  else
-    error("raft storage: cannot encode a " .. t, 3)
-  end
-end
-
-local function dec(s, pos)
-  local tag = sub(s, pos, pos)
-  if tag == "z" then return nil, pos + 1 end
-  if tag == "T" then return true, pos + 1 end
-  if tag == "F" then return false, pos + 1 end
-  if tag == "n" then
-    local e = s:find(";", pos, true)
-    return tonumber(sub(s, pos + 1, e - 1)), e + 1
-  end
-  local colon = s:find(":", pos, true)
-  local n = tonumber(sub(s, pos + 1, colon - 1))
-  if tag == "s" then return sub(s, colon + 1, colon + n), colon + 1 + n end
-  if tag == "l" then
-    local list, p = {}, colon + 1
-    for i = 1, n do list[i], p = dec(s, p) end
-    return list, p
-  end
-  error("raft storage: corrupt record", 0)
-end
-
-local function encode(...)
-  local out = {}
-  for i = 1, select("#", ...) do enc((select(i, ...)), out) end
-  return concat(out)
-end
-
-local function decode(s, count)
-  local vals, p = {}, 1
-  for i = 1, count do vals[i], p = dec(s, p) end
-  return vals
-end
-
-local function encode_entry(e)
-  return frame(encode(e.index, e.term, e.data, e.conf and e.conf.voters))
-end
-
-local function decode_entry(payload)
-  local v = decode(payload, 4)
-  local e = { index = v[1], term = v[2], data = v[3] }
-  if v[4] then e.conf = { voters = v[4] } end
-  return e
+-- the error a damaged file raises: what is wrong, why the node stops, what to do
+local function damaged(self, path, what)
+  error(("raft storage: %s is damaged: %s. Refusing to start: it may have lost entries or votes"
+    .. " this voter acknowledged, and a voter must never count toward a quorum for what it no"
+    .. " longer holds. To recover, move the directory %s away (keep it for inspection) and"
+    .. " start the node again: it rejoins as a recovering member, copies the log from the"
+    .. " others, and votes again once it has caught up with a leader"):format(
+    path, what, self.dir), 0)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -183,19 +101,27 @@ F.__index = F
 local M = {}
 
 -- open (creating if needed) the storage directory `dir`. opts.fsync = false skips every fsync
--- (for tests that exercise the format, never for data you keep)
+-- (for tests that exercise the format, never for data you keep). opts.new_sid: a function
+-- returning a fresh unique string (a uuid); with it the directory gets an identity (see
+-- raft/README.md, "Identity"). opts.log(level, line): where load() reports what it repaired.
 function M.open(dir, opts)
   if type(dir) ~= "string" or dir == "" then error("bad 'dir' argument (path expected)", 2) end
+  opts = opts or {}
+  if opts.new_sid ~= nil and type(opts.new_sid) ~= "function" then
+    error("bad 'new_sid' option (function expected)", 2)
+  end
   if C.mkdir(dir, 493) ~= 0 and ffi.errno() ~= EEXIST then fail("mkdir", dir) end
   local self = setmetatable({
-    dir = dir, opts = opts or {},
+    dir = dir, opts = opts,
     log_path = dir .. "/log", hs_path = dir .. "/hardstate", snap_path = dir .. "/snapshot",
+    id_path = dir .. "/identity",
     offsets = {},  -- index -> byte offset of its record in the log file
     terms = {},    -- index -> term
     first = 1, last = 0, size = 0,
     hs = { term = 0, commit = 0 }, written_hs = nil, pending_hs = nil,
+    identity = nil, pending_id = false,
     log_dirty = false, snap = nil, syncs = 0,
-    no_fsync = opts ~= nil and opts.fsync == false,
+    no_fsync = opts.fsync == false,
   }, F)
   self.fd = nil
   return self
@@ -222,70 +148,139 @@ function F:replace(path, data)
   self:sync_dir()
 end
 
+function F:note(level, line)
+  local log = self.opts.log
+  if log then log(level, line) end
+end
+
+-- the values of a one-record file, or nil if it does not exist; raises if it is damaged
+function F:read_one(path, count)
+  local s = read_file(path)
+  if not s then return nil end
+  local payload, why = record.unfile(s)
+  if not payload then damaged(self, path, why) end
+  local ok, v = pcall(decode, payload, count)
+  if not ok then damaged(self, path, "its record does not decode") end
+  return v
+end
+
+function F:load_identity(fresh)
+  local v = self:read_one(self.id_path, 4)
+  if v then
+    if type(v[1]) ~= "string" then damaged(self, self.id_path, "it holds no identity") end
+    if v[2] ~= nil and not read_file(self.log_path) then
+      -- a member always has a log file (created with the directory)
+      damaged(self, self.log_path, "it is missing")
+    end
+    if v[4] ~= nil and type(v[4]) ~= "table" then damaged(self, self.id_path, "it does not decode") end
+    return { sid = v[1], cid = v[2], recovering = v[3] == true, forms = v[4] or {} }
+  end
+  local new_sid = self.opts.new_sid
+  if not new_sid then return nil end
+  local sid = new_sid()
+  if type(sid) ~= "string" or sid == "" then error("raft storage: new_sid() returned no string", 0) end
+  local id
+  if fresh then
+    id = { sid = sid, recovering = false, forms = {} }
+  else
+    -- a directory written before identities existed: it holds its log, so it is a member
+    id = { sid = sid, cid = "legacy:" .. sid, recovering = false, forms = {} }
+  end
+  self:replace(self.id_path, record.file(encode(id.sid, id.cid, id.recovering, id.forms)))
+  return id
+end
+
 function F:load()
   local hs = { term = 0, commit = 0 }
-  local s = read_file(self.hs_path)
-  if s then
-    local payload = unframe(s, 1)
-    if not payload then error("raft storage: corrupt " .. self.hs_path, 2) end
-    local v = decode(payload, 3)
-    hs = { term = v[1], vote = v[2], commit = v[3] }
-  end
+  local v = self:read_one(self.hs_path, 3)
+  if v then hs = { term = v[1], vote = v[2], commit = v[3] } end
   self.hs, self.written_hs = hs, { term = hs.term, vote = hs.vote }
 
   local snap
-  s = read_file(self.snap_path)
-  if s then
-    local payload = unframe(s, 1)
-    if not payload then error("raft storage: corrupt " .. self.snap_path, 2) end
-    local v = decode(payload, 4)
-    snap = { index = v[1], term = v[2], conf = { voters = v[3] }, data = v[4] }
-  end
+  v = self:read_one(self.snap_path, 4)
+  if v then snap = { index = v[1], term = v[2], conf = { voters = v[3] }, data = v[4] } end
   self.snap = snap
   local base = snap and snap.index or 0
 
-  -- the log: keep the longest run of good records that continues the snapshot
-  local entries, offsets, terms = {}, {}, {}
+  -- the log: every record must read back, except a torn tail
   local data = read_file(self.log_path) or ""
-  local pos, good = 1, 0
-  local expect = nil
-  while true do
-    local payload, nxt = unframe(data, pos)
-    if not payload then break end
-    local ok, e = pcall(decode_entry, payload)
-    if not ok or type(e.index) ~= "number" then break end
-    if expect and e.index ~= expect then break end
+  self.identity = self:load_identity(#data == 0 and not snap and hs.term == 0)
+  local scan = record.scan(data)
+  local function bad(rec, why)
+    local after = #data - scan.offsets[rec]
+    damaged(self, self.log_path, ("record %d (byte offset %d) %s, and %d bytes follow it")
+      :format(rec, scan.offsets[rec], why, after))
+  end
+  if scan.damage then
+    local d = scan.damage
+    damaged(self, self.log_path, ("record %d (byte offset %d) %s, and %d bytes follow it")
+      :format(d.record, d.offset, d.why, #data - d.offset))
+  end
+  local entries, offsets, terms = {}, {}, {}
+  local expect, reset = nil, false
+  local payloads = scan.payloads
+  for rec = 1, #payloads do
+    local ok, e = pcall(decode_entry, payloads[rec])
+    if not ok then bad(rec, "passes its checksum but does not decode") end
+    if expect and e.index ~= expect then
+      bad(rec, ("holds index %d where %d should follow"):format(e.index, expect))
+    end
     if e.index <= base then
       if e.index == base and snap and e.term ~= snap.term then
-        -- the log diverged from the snapshot: nothing in it is usable
-        entries, offsets, terms = {}, {}, {}
-        good = nxt - 1
+        -- the log diverged from the snapshot (a crash between installing a snapshot and
+        -- rewriting the log): nothing in it is usable
+        reset = true
         break
       end
     else
-      if #entries == 0 and e.index ~= base + 1 then break end
+      if #entries == 0 and e.index ~= base + 1 then
+        bad(rec, ("holds index %d, but the snapshot ends at %d"):format(e.index, base))
+      end
       entries[#entries + 1] = e
     end
-    offsets[e.index], terms[e.index] = pos - 1, e.term
+    offsets[e.index], terms[e.index] = scan.offsets[rec], e.term
     expect = e.index + 1
-    good = nxt - 1
-    pos = nxt
   end
-  self.offsets, self.terms = offsets, terms
+  if scan.torn then
+    self:note("warn", ("raft storage: %s: cut a torn tail of %d bytes at byte offset %d after"
+      .. " record %d (a write interrupted by a crash; it was never acknowledged)"):format(
+      self.log_path, scan.torn.bytes, scan.torn.offset, #payloads))
+  end
   self.first = base + 1
   self.last = base + #entries
-  -- reopen for appending, cutting a torn tail (or a diverged log) off
   self:close()
-  self.fd = open(self.log_path, O_WRONLY + O_CREAT + O_APPEND)
-  if #entries == 0 then
-    if C.ftruncate(self.fd, 0) ~= 0 then fail("ftruncate", self.log_path) end
-    self.offsets, self.terms, self.size = {}, {}, 0
+  if reset or #entries == 0 or scan.version ~= 2 then
+    -- start the file again in format 2 with what is kept
+    local parts, off = { MAGIC }, #MAGIC
+    offsets, terms = {}, {}
+    for i = 1, #entries do
+      local e = entries[i]
+      parts[#parts + 1] = encode_entry(e)
+      offsets[e.index], terms[e.index] = off, e.term
+      off = off + #parts[#parts]
+    end
+    if scan.version ~= 2 and #payloads > 0 then
+      self:note("info", ("raft storage: %s: migrated %d records to format 2 (CRC32C)"):format(
+        self.log_path, #entries))
+    end
+    if reset then entries = {}; offsets, terms = {}, {}; self.last = base; parts = { MAGIC } end
+    local body = concat(parts)
+    if body ~= data then self:replace(self.log_path, body) end
+    self.size = #body
   else
-    if good < #data and C.ftruncate(self.fd, good) ~= 0 then fail("ftruncate", self.log_path) end
-    self.size = good
+    self.size = scan.good
   end
+  self.offsets, self.terms = offsets, terms
+  self.fd = open(self.log_path, O_WRONLY + O_CREAT + O_APPEND)
+  if self.size < #data and scan.version == 2 and not reset and #entries > 0 then
+    if C.ftruncate(self.fd, self.size) ~= 0 then fail("ftruncate", self.log_path) end
+  end
+  local id = self.identity
   return { hard_state = { term = hs.term, vote = hs.vote, commit = hs.commit },
-           snapshot = snap, entries = entries }
+           snapshot = snap, entries = entries,
+           identity = id and { sid = id.sid, cid = id.cid, recovering = id.recovering,
+                               forms = { unpack(id.forms) } },
+           torn = scan.torn and { offset = scan.torn.offset, bytes = scan.torn.bytes } }
 end
 
 function F:ensure_open()
@@ -324,15 +319,27 @@ function F:set_hard_state(hs)
   if not w or w.term ~= hs.term or w.vote ~= hs.vote then self.pending_hs = true end
 end
 
+-- id = { sid, cid, recovering, forms }: made durable by the next sync()
+function F:set_identity(id)
+  self.identity = { sid = id.sid, cid = id.cid, recovering = id.recovering == true,
+                    forms = { unpack(id.forms or {}) } }
+  self.pending_id = true
+end
+
 function F:sync()
   self:ensure_open()
   if self.log_dirty then
     fsync(self.fd, self.log_path, self.no_fsync)
     self.log_dirty = false
   end
+  if self.pending_id then
+    local id = self.identity
+    self:replace(self.id_path, record.file(encode(id.sid, id.cid, id.recovering, id.forms)))
+    self.pending_id = false
+  end
   if self.pending_hs then
     local hs = self.hs
-    self:replace(self.hs_path, frame(encode(hs.term, hs.vote, hs.commit)))
+    self:replace(self.hs_path, record.file(encode(hs.term, hs.vote, hs.commit)))
     self.written_hs, self.pending_hs = { term = hs.term, vote = hs.vote }, false
   end
   self.syncs = self.syncs + 1
@@ -341,7 +348,8 @@ end
 -- store snap and drop the log up to it (all of it if `reset` or if it disagrees with snap)
 function F:save_snapshot(snap, reset)
   self:ensure_open()
-  self:replace(self.snap_path, frame(encode(snap.index, snap.term, snap.conf.voters, snap.data)))
+  self:replace(self.snap_path,
+    record.file(encode(snap.index, snap.term, snap.conf.voters, snap.data)))
   self.snap = snap
   local keep = not reset and self.terms[snap.index] == snap.term and snap.index < self.last
   local tail = ""
@@ -349,23 +357,23 @@ function F:save_snapshot(snap, reset)
     local data = read_file(self.log_path) or ""
     tail = sub(data, self.offsets[snap.index + 1] + 1, self.size)
   end
-  self:replace(self.log_path, tail)
+  self:replace(self.log_path, MAGIC .. tail)
   self:close()
   self.fd = open(self.log_path, O_WRONLY + O_CREAT + O_APPEND)
   local offsets, terms = {}, {}
   if keep then
-    local shift = self.offsets[snap.index + 1]
+    local shift = self.offsets[snap.index + 1] - #MAGIC
     for i = snap.index + 1, self.last do
       offsets[i], terms[i] = self.offsets[i] - shift, self.terms[i]
     end
-    self.size = #tail
+    self.size = #MAGIC + #tail
   else
     self.last = snap.index
-    self.size = 0
+    self.size = #MAGIC
   end
   self.offsets, self.terms, self.first = offsets, terms, snap.index + 1
   self.log_dirty = false
 end
 
-M.frame, M.unframe, M.encode, M.decode = frame, unframe, encode, decode
+M.frame, M.unfile, M.encode, M.decode = frame, record.unfile, encode, decode
 return M

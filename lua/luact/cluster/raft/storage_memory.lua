@@ -9,17 +9,29 @@ local function copy_hs(hs)
   return { term = hs.term or 0, vote = hs.vote, commit = hs.commit or 0 }
 end
 
-function M.new()
-  return setmetatable({ hs = { term = 0, commit = 0 }, snap = nil, ents = {}, offset = 0,
-                        syncs = 0 }, M)
+local function copy_id(id)
+  return id and { sid = id.sid, cid = id.cid, recovering = id.recovering == true,
+                  forms = { unpack(id.forms or {}) } }
 end
 
--- { hard_state =, snapshot = nil|{index,term,conf,data}, entries = { after the snapshot } }
+-- opts.sid: give the storage an identity (a string unique to this storage; see README.md,
+-- "Identity"); without it the node behaves as before identities existed
+function M.new(opts)
+  local sid = opts and opts.sid
+  return setmetatable({ hs = { term = 0, commit = 0 }, snap = nil, ents = {}, offset = 0,
+                        syncs = 0, identity = sid and { sid = sid, recovering = false, forms = {} } }, M)
+end
+
+-- { hard_state =, snapshot = nil|{index,term,conf,data}, entries = { after the snapshot },
+--   identity = nil|{ sid, cid, recovering, forms } }
 function M:load()
   local ents = {}
   for i = 1, #self.ents do ents[i] = self.ents[i] end
-  return { hard_state = copy_hs(self.hs), snapshot = self.snap, entries = ents }
+  return { hard_state = copy_hs(self.hs), snapshot = self.snap, entries = ents,
+           identity = copy_id(self.identity) }
 end
+
+function M:set_identity(id) self.identity = copy_id(id) end
 
 -- replace every stored entry with index >= from by `entries` (which start at `from`)
 function M:append(from, entries)
