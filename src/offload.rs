@@ -170,10 +170,10 @@ impl Pool {
 
 fn run(pool: Arc<Pool>, me: usize, local: Worker<Vec<u8>>) {
     LOCAL.with(|l| *l.borrow_mut() = Some((pool.clone(), me, local, Vec::new())));
+    // luact.start's payload: the pool VM takes thread 1's package.path and cpath from it
+    let payload = pool.runtime.upgrade().map(|rt| rt.start_payload.clone()).unwrap_or_default();
     let outcome = std::panic::catch_unwind(|| -> std::result::Result<(), String> {
         let vm = crate::vm::WorkerVm::new()?;
-        // luact.start's payload: the pool VM takes thread 1's package.path and cpath from it
-        let payload = pool.runtime.upgrade().map(|rt| rt.start_payload.clone()).unwrap_or_default();
         vm.call("luact.offload_worker", "main", me + 1, &payload)
     });
     let msg = match outcome {
