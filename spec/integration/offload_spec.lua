@@ -136,6 +136,27 @@ describe("luact.offload", function()
     end
   end)
 
+  it("keeps no more than a bounded amount of dead data in a pool VM between tasks", function()
+    -- 6 tasks with a 32 MiB argument on a one-thread pool (one VM): each reports the VM's heap
+    -- when it starts, i.e. what the tasks before it left behind
+    local heaps = helpers.start({ n_core = 1, offload_threads = 1, timeout = 60 }, function()
+      local luact = require "luact"
+      local big = string.rep("x", 32 * 1024 * 1024)
+      local heaps = {}
+      for i = 1, 6 do
+        heaps[i] = luact.offload(function(s)
+          local before = collectgarbage("count") * 1024
+          return before + #s * 0    -- (s is this task's own live argument, counted in `before`)
+        end, big .. i)
+      end
+      luact.stop(heaps)
+    end)
+    for i = 2, 6 do
+      -- the live argument (32 MiB) plus at most the 16 MiB bound and the VM's own few MiB
+      assert.is_true(heaps[i] < (32 + 16 + 8) * 1024 * 1024, ("task %d started with %.0f MiB in the VM"):format(i, heaps[i] / 2^20))
+    end
+  end)
+
   it("raises outside luact.start and for a bad offload_threads option", function()
     local luact = require "luact"
     assert.has_error(function() luact.offload(function() end) end,
