@@ -96,7 +96,8 @@ int32_t luact_udp_close(luact_thread_ctx *ctx, uint32_t h);
 int32_t luact_udp_port(luact_thread_ctx *ctx, uint32_t h);
 double luact_memory_find(const void *p, size_t len, const char *needle, size_t nlen);
 
-int32_t luact_offload_submit(luact_thread_ctx *ctx, int32_t size, const uint8_t *task, size_t len);
+int32_t luact_offload_submit(luact_thread_ctx *ctx, int32_t size, int32_t max, const uint8_t *task, size_t len);
+int32_t luact_offload_stats(luact_thread_ctx *ctx, uint64_t *out);
 int32_t luact_offload_take(const uint8_t **out);
 int32_t luact_offload_reply(int32_t tid, const uint8_t *msg, size_t len);
 

@@ -23,6 +23,7 @@ local luact = {
   future = require "luact.future",
   socket = require "luact.socket",
   offload = require "luact.offload",
+  offload_stats = require "luact.offload_stats",
   version = require("luact.ffi").version,
   register = names.register,
   unregister = names.unregister,

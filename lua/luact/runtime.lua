@@ -27,7 +27,7 @@ local DEFAULTS = { n_core = 1, inbox_size = 16384, spin = 5e-4, join_timeout = 5
 local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number", join_timeout = "number",
                        log_level = "string", timeout = "number", address = "string", secret = "string",
                        cluster = "string", max_frame = "number", seeds = "table", datadir = "string",
-                       offload_threads = "number", tls = "table" }
+                       offload_threads = "number", offload_max_threads = "number", tls = "table" }
 
 -- Every option luact.start reads (the cluster's own included); a key one or two edits away from
 -- one of these is taken for a typo and raises, any other key is the application's (luact.opts).

@@ -157,6 +157,36 @@ describe("luact.offload", function()
     end
   end)
 
+  it("grows past stuck pool threads up to offload_max_threads, and counts them", function()
+    -- 3 tasks that block for 3 s on a pool of 2 (max 4): after 1.3 s two are stuck, one queued;
+    -- a plain offload then gets a new thread and returns before any stuck task ends
+    local r = helpers.start({ n_core = 1, offload_threads = 2, offload_max_threads = 4, timeout = 60 }, function()
+      local luact = require "luact"
+      local ended, r = {}, {}
+      local stuck = {}
+      for i = 1, 3 do
+        stuck[i] = luact.tentacle(function()
+          luact.offload(function() require("luact").util.sleep(3) end)
+          ended[#ended + 1] = "stuck"
+        end)
+      end
+      r.before = luact.offload_stats()
+      luact.clock.sleep(1.3)
+      r.stuck = luact.offload_stats()
+      r.plain = luact.offload(function(x) return x * 2 end, 21)
+      ended[#ended + 1] = "plain"
+      r.after = luact.offload_stats()
+      for i = 1, 3 do luact.event.wait(nil, stuck[i]) end
+      r.ended = ended
+      luact.stop(r)
+    end)
+    assert.same({ threads = 0, max_threads = 0, busy = 0, stuck = 0, queued = 0, grown = 0 }, r.before)
+    assert.same({ threads = 2, max_threads = 4, busy = 2, stuck = 2, queued = 1, grown = 0 }, r.stuck)
+    assert.equal(42, r.plain)
+    assert.equal("plain", r.ended[1])
+    assert.is_true(r.after.grown >= 1 and r.after.threads == 2 + r.after.grown and r.after.threads <= 4)
+  end)
+
   it("raises outside luact.start and for a bad offload_threads option", function()
     local luact = require "luact"
     assert.has_error(function() luact.offload(function() end) end,
