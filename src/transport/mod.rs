@@ -798,7 +798,7 @@ impl Transport {
             }
             match goodbye {
                 Goodbye::Now(words) => self.links.close_now(ring, conn.link, &words),
-                Goodbye::AfterSending => self.links.close(ring, conn.link, false, now + LINGER),
+                Goodbye::AfterSending => self.links.close_draining(ring, conn.link, now + LINGER),
             }
             if let Some(l) = self.listeners.get_mut(conn.listener) {
                 l.open = l.open.saturating_sub(1);
