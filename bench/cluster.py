@@ -7,6 +7,9 @@ figure. Opens sockets: run it inside a network namespace with loopback up (bench
       cluster_write_1, cluster_write_64   luact.db.set/s, 1 or 64 tentacles on thread 1 of a
                                           voter that is not the leader (3 voters)
       cluster_read_1, cluster_read_64     luact.db.get/s (linearizable), the same way
+      cluster_save_1, cluster_save_64     luact.save/s across 1000 persistent virtual actors
+                                          registered on that voter (one save per call; against
+                                          etcd's cluster_write_C, measured the same way)
       cluster_converge                    cold start of 3 voters + 2 followers, all spawned at
                                           once -> every member sees 5 alive and a leader
       cluster_detect_kill                 kill -9 of one member -> every survivor sees it dead
@@ -318,7 +321,7 @@ def main():
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     case = sys.argv[1]
-    if case.startswith("cluster_write_") or case.startswith("cluster_read_"):
+    if case.startswith("cluster_write_") or case.startswith("cluster_read_") or case.startswith("cluster_save_"):
         _, kind, callers = case.split("_")
         load_case(kind, int(callers))
     elif case == "cluster_converge":

@@ -10,6 +10,8 @@
 -- and polls CTL_FILE every 10 ms (BENCH_CTL_POLL seconds) for a command line "SEQ CMD ARGS..." (a new SEQ runs it once):
 --   write C SECONDS [THREAD]     C tentacles doing luact.db.set for SECONDS, keys b/0..b/999
 --   read C SECONDS [THREAD]      C tentacles doing luact.db.get (linearizable) on b/0..b/999
+--   save C SECONDS [THREAD]      C tentacles calling bump (one luact.save each) on 1000
+--                                persistent virtual actors registered on thread 1 (thread 1 only)
 --   stream SECONDS               one writer, luact.db.timed_set(5, ...) back to back
 -- THREAD (1 or 2) is the thread the tentacles run on. It stops by itself after BENCH_LIFE s.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -49,12 +51,39 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
     return { n = n, seconds = clock.get() - t0, lat = lat }
   end
 
+  -- persistent virtual actors /bsave/0..999 (registered on this thread): bump saves its count
+  local savers = {}
+  local function register_savers()
+    if savers[0] then return end
+    local ts = {}
+    for w = 1, 64 do
+      ts[w] = luact.tentacle(function()
+        for i = w - 1, KEYS - 1, 64 do
+          luact.register("/bsave/" .. i, { persist = true }, function(saved)
+            local luact = require "luact"
+            return { n = saved and saved.n or 0,
+              bump = function(self)
+                local n = self.n + 1
+                luact.save({ n = n })
+                self.n = n
+                return n
+              end }
+          end)
+          savers[i] = luact.ref("/bsave/" .. i)
+        end
+      end)
+    end
+    luact.event.join(nil, unpack(ts))
+  end
+
   local ops = {
     write = function(i) luact.db.set("b/" .. i % KEYS, i) end,
     read = function(i) luact.db.get("b/" .. i % KEYS) end,
+    save = function(i) savers[i % KEYS]:bump() end,
   }
   local function run_load(kind, c, seconds)
     if kind == "read" then for i = 0, KEYS - 1 do luact.db.set("b/" .. i, i) end end
+    if kind == "save" then register_savers() end
     local r = load(c, seconds, ops[kind])
     table.sort(r.lat)
     local function pct(p) return #r.lat > 0 and r.lat[math.max(1, math.ceil(p * #r.lat))] * 1e6 or nil end
@@ -114,7 +143,7 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
       say("stream done")
       return
     end
-    if cmd ~= "write" and cmd ~= "read" then say("bad command " .. tostring(cmd)); return end
+    if cmd ~= "write" and cmd ~= "read" and cmd ~= "save" then say("bad command " .. tostring(cmd)); return end
     local c, seconds, thread = tonumber(a), tonumber(b), tonumber(t) or 1
     local r
     if thread == 1 then

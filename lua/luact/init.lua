@@ -9,6 +9,9 @@ local names = require "luact.actor.names"
 local ref = require "luact.actor.ref"
 local listener = require "luact.listener"
 local util = require "luact.util"
+-- (loaded in every VM: thread 1 batches its node's saves and fires the reminders it hosts)
+local saves = require "luact.cluster.saves"
+local reminders = require "luact.cluster.reminders"
 
 local luact = {
   start = runtime.start,
@@ -140,6 +143,34 @@ function luact.unmonitor(handle)
     error("bad 'handle' argument to luact.unmonitor (a handle from luact.monitor expected)", 2)
   end
   return call.unmonitor(handle)
+end
+
+-- luact.save(state) / luact.timed_save(t, state): inside a method of a persistent virtual actor
+-- (luact.register(vid, { persist = true }, ctor, ...)), saves its state durably; returns true
+-- once a majority of the Raft voters committed it (luact.cluster.saves).
+function luact.save(state)
+  return saves.save(state, saves.DEFAULT_TIMEOUT, "luact.save")
+end
+
+function luact.timed_save(t, state)
+  if type(t) ~= "number" or t <= 0 or t ~= t then
+    error(("bad timeout argument to 'luact.timed_save' (positive number expected, got %s)"):format(tostring(t)), 2)
+  end
+  return saves.save(state, t, "luact.timed_save")
+end
+
+-- luact.reminder(vid, name, { every = s, at = wall time, method =, data = }) -> true: a durable
+-- timer owned by the name (luact.cluster.reminders); opts nil removes it (true when it existed).
+-- luact.timed_reminder(t, vid, name, opts) waits at most t seconds for the registry.
+function luact.reminder(vid, name, opts)
+  return reminders.set(vid, name, opts, 5.0, "luact.reminder")
+end
+
+function luact.timed_reminder(t, vid, name, opts)
+  if type(t) ~= "number" or t <= 0 or t ~= t then
+    error(("bad timeout argument to 'luact.timed_reminder' (positive number expected, got %s)"):format(tostring(t)), 2)
+  end
+  return reminders.set(vid, name, opts, t, "luact.timed_reminder")
 end
 
 local dynamic = {

@@ -1,6 +1,8 @@
--- luact.util: small helpers: formatting, a blocking sleep, the process id, CPU count (from C),
--- and the check every public options table goes through (unknown keys raise).
-local C = require("luact.ffi").C
+-- luact.util: small helpers: formatting, a blocking sleep, the process id, CPU count, random
+-- identities (from C), and the check every public options table goes through (unknown keys
+-- raise).
+local lffi = require "luact.ffi"
+local ffi, C = lffi.ffi, lffi.C
 
 local util = {}
 
@@ -88,6 +90,14 @@ function util.set(list, ...)
   for _, k in ipairs(list) do s[k] = true end
   for i = 1, select("#", ...) do for _, k in ipairs((select(i, ...))) do s[k] = true end end
   return s
+end
+
+-- A new random uuid (v4, 36 characters): an identity unique across machines and restarts (a
+-- Raft storage directory, a process's boot id).
+local uuid_buf = ffi.new("uint8_t[36]")
+function util.uuid()
+  if C.luact_uuid_v4(uuid_buf) ~= 0 then error("luact.util.uuid: the core could not make a uuid", 2) end
+  return ffi.string(uuid_buf, 36)
 end
 
 return util

@@ -209,12 +209,101 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         end)
         return true
       end,
-      -- a call to the pinned activation of vid by direct reference (not by name)
-      dcall = function(self, vid, method, t)
+      -- a call to the pinned activation of vid by direct reference (not by name): ok, results...
+      -- or false, the error's name, its message
+      dcall = function(self, vid, method, t, ...)
         local target = self.pins[vid]
-        local res = { pcall(target["timed_" .. method], target, t or 2) }
-        if not res[1] then return false, type(res[2]) == "table" and res[2].name or tostring(res[2]) end
+        local res = { pcall(target["timed_" .. method], target, t or 2, ...) }
+        if not res[1] then
+          return false, type(res[2]) == "table" and res[2].name or tostring(res[2]),
+                 type(res[2]) == "table" and res[2].message or nil
+        end
         return unpack(res, 1, 3)
+      end,
+      -- the same in the background; dcall_result() tells how it ended
+      start_dcall = function(self, tag, vid, method, t, ...)
+        local luact = require "luact"
+        self.dcall_res = self.dcall_res or {}
+        self.dcall_res[tag] = nil
+        local args = { n = select("#", ...), ... }
+        luact.tentacle(function()
+          self.dcall_res[tag] = { self.dcall(self, vid, method, t, unpack(args, 1, args.n)) }
+        end)
+        return true
+      end,
+      dcall_result = function(self, tag) return self.dcall_res[tag] end,
+      -- a persistent counter: incr saves n + 1 (t: the save's timeout) and only then counts it;
+      -- slow_incr waits `pause` seconds between reading n and saving
+      preg = function(self, vid)
+        local luact = require "luact"
+        local a = luact.register(vid, { persist = true }, function(saved)
+          local luact = require "luact"
+          return { n = saved and saved.n or 0, started_from = saved and saved.n or false,
+            incr = function(self, t, pause)
+              local n = self.n + 1
+              if pause then luact.clock.sleep(pause) end
+              if t then luact.timed_save(t, { n = n }) else luact.save({ n = n }) end
+              self.n = n
+              return n, luact.cluster.self()
+            end,
+            get = function(self) return self.n, luact.cluster.self(), self.started_from end,
+            save_bad = function(self, what)
+              local v = what == "function" and { f = function() end } or ("x"):rep(70000)
+              local ok, e = pcall(luact.save, v)
+              return ok, tostring(e)
+            end,
+          }
+        end)
+        return a ~= nil
+      end,
+      -- a name whose __actor_reminder__ logs (in this VM, outliving the activation) the wall
+      -- time and reminder of each call it gets; ring_log(vid) reads that log
+      rreg = function(self, vid)
+        local luact = require "luact"
+        return luact.register(vid, function(vid)
+          local luact = require "luact"
+          return { __actor_reminder__ = function(self, name, data)
+            local logs = rawget(_G, "RINGS") or {}
+            rawset(_G, "RINGS", logs)
+            logs[vid] = logs[vid] or {}
+            table.insert(logs[vid], { luact.clock.walltime(), name, data, luact.cluster.self() })
+          end }
+        end, vid) ~= nil
+      end,
+      ring_log = function(self, vid) return (rawget(_G, "RINGS") or {})[vid] or {} end,
+      remind = function(self, vid, name, opts)
+        local ok, r = pcall(require("luact").reminder, vid, name, opts)
+        if not ok then return false, type(r) == "table" and r.name or tostring(r) end
+        return r
+      end,
+      -- the state the registry holds for vid on this node's replica (decoded), or nil
+      saved = function(self, vid)
+        local entry = require("luact.cluster.replica").state():vid(vid)
+        return entry and entry.saved and require("luact.actor.codec").from_string(entry.saved) or nil
+      end,
+      -- calls vid.incr by name n times (pause s between calls, each with a 1 s timeout): every
+      -- acknowledged value, and the error names of the failed calls, in order
+      start_counter = function(self, vid, n, pause)
+        local luact = require "luact"
+        local c = { acked = {}, failed = {}, done = false }
+        self.counters = self.counters or {}
+        self.counters[vid] = c
+        local r = luact.ref(vid)
+        luact.tentacle(function()
+          for _ = 1, n do
+            local ok, v, where = pcall(r.timed_incr, r, 1.0)
+            if ok then c.acked[#c.acked + 1] = { v, where } else
+              c.failed[#c.failed + 1] = type(v) == "table" and v.name or tostring(v)
+            end
+            if pause > 0 then luact.clock.sleep(pause) end
+          end
+          c.done = true
+        end)
+        return true
+      end,
+      counter = function(self, vid)
+        local c = self.counters[vid]
+        return c.done, c.acked, c.failed
       end,
       -- calls vid.where by name every 5 ms (each with a 0.5 s timeout) until an activation on
       -- a node other than `old` answers; failover_result() is then that answer's wall time

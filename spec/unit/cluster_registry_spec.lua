@@ -59,4 +59,82 @@ describe("luact.cluster.registry", function()
     assert.is_true(copy:apply(3, { op = "set", k = "a", v = 9, req = "q:1" }))
     assert.equal(1, copy:get("a"))             -- the retry was answered, not applied
   end)
+
+  describe("saves of a persistent virtual actor", function()
+    local function reg()
+      return r:apply(1, { op = "vreg", vid = "/c", ctor = "", args = "", persist = true,
+                          node = "n1", boot = "b1", t = 1, e = 7, l = 100 })
+    end
+    local function save(index, key, seq, data, where)
+      where = where or {}
+      local item = { vid = "/c", key = key, boot = where.boot or "b1", t = where.t or 1, e = 7, l = where.l or 100,
+                     seq = seq, data = data }
+      return r:apply(index, { op = "vsaves", items = { item } })[1]
+    end
+
+    it("keeps the last save, in the order the activation made them", function()
+      local key = reg()
+      assert.is_true(r:apply(2, { op = "vsaves", items = {
+        { vid = "/c", key = key, boot = "b1", t = 1, e = 7, l = 100, seq = 1, data = "one" },
+        { vid = "/c", key = key, boot = "b1", t = 1, e = 7, l = 100, seq = 2, data = "two" } } })[2])
+      assert.equal("two", r:vid("/c").saved)
+      assert.is_true(save(3, key, 1, "one again"))      -- an older save arriving late: superseded
+      assert.equal("two", r:vid("/c").saved)
+      assert.is_true(save(4, key, 3, "three"))
+      assert.equal("three", r:vid("/c").saved)
+    end)
+
+    it("refuses saves from an activation the name is no longer placed on, and keeps the state for the next", function()
+      local key = reg()
+      assert.is_true(save(2, key, 1, "1"))
+      assert.equal("moved", save(3, key, 2, "2", { l = 101 }))         -- another actor of that process
+      assert.is_true(r:apply(4, { op = "vcondemn", boot = "b1" }))
+      assert.equal("moved", save(5, key, 2, "2"))                      -- condemned, not moved yet
+      assert.is_true(r:apply(6, { op = "vplace", vid = "/c", key = key, from_boot = "b1", node = "n2", boot = "b2" }))
+      assert.equal("moved", save(7, key, 3, "3"))
+      assert.equal("moved", save(8, key, 1, "x", { boot = "b2" }))    -- placed there, not created yet
+      assert.is_true(r:apply(9, { op = "vactive", vid = "/c", key = key, boot = "b2", t = 1, e = 7, l = 5 }))
+      assert.equal("1", r:vid("/c").saved)                             -- what the new activation starts from
+      assert.is_true(save(10, key, 1, "4", { boot = "b2", l = 5 }))   -- its own saves count from 1
+      assert.equal("4", r:vid("/c").saved)
+      local copy = registry.new()
+      copy:restore(r:snapshot(), 10)
+      assert.equal("4", copy:vid("/c").saved)
+      assert.is_true(r:apply(11, { op = "vunreg", vid = "/c" }) ~= nil)
+      assert.equal("gone", save(12, key, 2, "5", { boot = "b2", l = 5 }))
+    end)
+
+    it("bounds the state and touches no name", function()
+      local key = reg()
+      r:take_touched()
+      assert.equal("too_large", save(2, key, 1, ("x"):rep(64 * 1024 + 1)))
+      assert.is_true(save(3, key, 2, ("x"):rep(64 * 1024)))
+      assert.same({}, r:take_touched())
+      assert.equal("bad", r:apply(4, { op = "vsaves", items = { 5 } })[1])
+    end)
+  end)
+
+  describe("reminders of a virtual actor", function()
+    it("keeps them with the name, with a revision, and removes a one-shot only at the revision that fired", function()
+      local key = r:apply(1, { op = "vreg", vid = "/r", ctor = "", args = "", node = "n1", boot = "b1", t = 1, e = 7, l = 1 })
+      r:take_touched()
+      assert.is_true(r:apply(2, { op = "vremind", vid = "/r", name = "a", spec = { at = 10 } }))
+      assert.same({ ["/r"] = true }, r:take_touched())            -- its host re-arms its timers
+      local rev = r:vid("/r").reminders.a.rev
+      assert.is_true(r:apply(3, { op = "vremind", vid = "/r", name = "a", spec = { at = 20 } }))   -- replaced
+      assert.is_false(r:apply(4, { op = "vremind", vid = "/r", name = "a", rev = rev }))         -- an old firing
+      assert.equal(20, r:vid("/r").reminders.a.at)
+      assert.is_true(r:apply(5, { op = "vremind", vid = "/r", name = "a", rev = r:vid("/r").reminders.a.rev }))
+      assert.is_nil(r:vid("/r").reminders)
+      assert.is_false(r:apply(6, { op = "vremind", vid = "/r", name = "a" }))
+      assert.equal("no_name", r:apply(7, { op = "vremind", vid = "/nobody", name = "a", spec = { at = 1 } }))
+      -- a placed activation is marked so (its host owes periodic reminders a beat at once)
+      assert.is_true(r:apply(8, { op = "vremind", vid = "/r", name = "b", spec = { every = 1, at = 1 } }))
+      assert.is_true(r:apply(9, { op = "vplace", vid = "/r", key = key, from_boot = "b1", node = "n2", boot = "b2" }))
+      assert.is_true(r:vid("/r").acts[key].placed)
+      local copy = registry.new()
+      copy:restore(r:snapshot(), 9)
+      assert.equal(1, copy:vid("/r").reminders.b.every)
+    end)
+  end)
 end)

@@ -142,12 +142,43 @@ local function lease_refusal(rec, method)
     "leader confirmed it lately); it serves again once renewed"):format(tostring(rec.vid), tostring(rec.ref), tostring(method)))
 end
 
+-- The persistent virtual actor whose method runs in each coroutine now (luact.save finds its
+-- actor here): set around the method, restored after it (calls on one thread nest).
+local serving = setmetatable({}, { __mode = "k" })
+local MAIN = {}
+
+local invoke_body
+
+local function restore_serving(co, prev, ...)
+  serving[co] = prev
+  return ...
+end
+
+local function invoke_serving(rec, method, has_self, ...)
+  local co = coroutine.running() or MAIN
+  local prev = serving[co]
+  serving[co] = rec
+  return restore_serving(co, prev, invoke_body(rec, method, has_self, ...))
+end
+
+-- The record of the persistent virtual actor whose method is running in this coroutine, or nil.
+function host.serving()
+  local rec = serving[coroutine.running() or MAIN]
+  if rec and rec.state == "alive" then return rec end
+  return nil
+end
+
 -- Runs body[method] in the calling tentacle: returns true, results... or false, exception.
 function host.invoke(rec, method, has_self, ...)
   if rec.lease_gen then
     local refused = lease_refusal(rec, method)
     if refused then return false, refused end
+    if rec.persist then return invoke_serving(rec, method, has_self, ...) end
   end
+  return invoke_body(rec, method, has_self, ...)
+end
+
+invoke_body = function(rec, method, has_self, ...)
   local body = rec.body
   local fn = body[method]
   if fn == nil then
@@ -180,6 +211,7 @@ local function abort_calls(rec, e)
     if t ~= current then
       -- a call runs in a tentacle or in a task runner (which has no end event to fire)
       local tentacle = require "luact.tentacle"
+      if t.co then serving[t.co] = nil end      -- (its method never returns to restore it)
       if tentacle.is_tentacle(t) then tentacle.cancel(t) else scheduler.kill(t) end
       if hooks.abort then hooks.abort(call, e) end
     end

@@ -60,6 +60,17 @@ function names.register(vid, opts, ...)
   if opts.scope ~= nil and opts.scope ~= "node" and opts.scope ~= "cluster" then
     error("bad 'scope' option to luact.register (\"node\" or \"cluster\" expected, got " .. tostring(opts.scope) .. ")", 2)
   end
+  if opts.persist ~= nil and type(opts.persist) ~= "boolean" then
+    error("bad 'persist' option to luact.register (boolean expected, got " .. type(opts.persist) .. ")", 2)
+  end
+  if opts.persist and opts.multi_actor then
+    error("bad 'persist' option to luact.register (a multi_actor name cannot persist: its activations would " ..
+          "share one state)", 2)
+  end
+  if opts.persist and (opts.scope == "node" or not clustered()) then
+    error("bad 'persist' option to luact.register (durable state is kept by the cluster's registry: start the node " ..
+          "as a cluster member, and do not use scope = \"node\")", 2)
+  end
   if clustered() and opts.scope ~= "node" then
     -- the cluster's registry: the name holds cluster-wide, and the actor moves when its node dies
     local ok, r = pcall(activations().register, vid, opts, ctor, args, call.DEFAULT_TIMEOUT)
@@ -76,7 +87,7 @@ function names.register(vid, opts, ...)
     error("luact.register: " .. lffi.describe(rc), 2)
   end
   local sup = {}
-  for k, v in pairs(opts) do if k ~= "multi_actor" and k ~= "scope" then sup[k] = v end end
+  for k, v in pairs(opts) do if k ~= "multi_actor" and k ~= "scope" and k ~= "persist" then sup[k] = v end end
   local ok, created, rec = pcall(host.create, ctor, args, sup, id)
   if not ok then
     C.luact_names_remove(vid, #vid, address_of(r), 0)

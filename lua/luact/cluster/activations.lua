@@ -21,6 +21,11 @@ local requests = require "luact.cluster.requests"
 
 local activations = {}
 
+-- Hooks of the layer above (luact.cluster.reminders registers them when it loads):
+-- sync(vid, entry, act) after each applied change of a name (act: its activation when this
+-- process hosts it, else nil), stop() when this process hosts nothing any more.
+activations.hooks = { sync = function() end, stop = function() end }
+
 local S = nil                    -- thread 1: { self_addr, boot(), state() -> registry }
 local hosted = {}                -- thread 1: key -> { vid, t, l } activations this process runs
 local activating = {}            -- thread 1: key -> true while its creation is under way
@@ -32,11 +37,18 @@ local function my_tid() return thread.id or 1 end
 ---------------------------------------------------------------------------------------------
 -- every thread: creating and killing activations
 
--- Runs on the activation's thread: creates it and marks it virtual.
-local function create(vid, key, code, args_s, opts, handoff)
+-- Runs on the activation's thread: creates it and marks it virtual. A persistent one (p: { boot
+-- = the process it belongs to, saved = its name's last saved state, encoded, or nil}) gets the
+-- state handed over, else the saved one (nil: none yet) as one more argument.
+local function create(vid, key, code, args_s, opts, handoff, p)
   local ctor = assert(loadstring(code, "=" .. vid))
   local args = codec.from_string(args_s)
-  if handoff ~= nil then
+  if p then
+    local st = handoff
+    if st == nil and p.saved then st = codec.from_string(p.saved) end
+    args.n = args.n + 1
+    args[args.n] = st
+  elseif handoff ~= nil then
     args.n = args.n + 1
     args[args.n] = handoff
   end
@@ -45,6 +57,7 @@ local function create(vid, key, code, args_s, opts, handoff)
   local sup = next(opts) and opts or nil
   local r, rec = host.create(ctor, args, sup, id)
   rec.lease_gen, rec.vid, rec.vkey = gen, vid, key
+  if p then rec.persist, rec.vboot = true, p.boot end
   host.on_death(rec, function(dead)
     if dead.superseded then return end
     -- it died for good here: the name loses this activation (thread 1 proposes it)
@@ -55,8 +68,8 @@ end
 
 -- Creates the placed activation `key` on this thread and tells thread 1, which files it
 -- (directly on thread 1, else with a "VC" message).
-local function activate_here(vid, key, code, args_s, opts, handoff)
-  local ok, r, rec = pcall(create, vid, key, code, args_s, opts, handoff)
+local function activate_here(vid, key, code, args_s, opts, handoff, p)
+  local ok, r, rec = pcall(create, vid, key, code, args_s, opts, handoff, p)
   if not ok then logger.error(("cluster: cannot activate %s here: %s"):format(vid, tostring(r))) end
   local t = my_tid()
   if t ~= 1 then
@@ -68,7 +81,7 @@ local function activate_here(vid, key, code, args_s, opts, handoff)
   end
 end
 
-loop.on("VA", function(msg) activate_here(msg[2], msg[3], msg[4], msg[5], msg[6], msg[7]) end)
+loop.on("VA", function(msg) activate_here(msg[2], msg[3], msg[4], msg[5], msg[6], msg[7], msg[8] or nil) end)
 
 local function kill_here(l, e)
   local rec = host.get(l, e)
@@ -147,10 +160,11 @@ end
 local function activate(vid, key, entry, act)
   activating[key] = true
   local t = thread_for(key)
+  local p = entry.persist and { boot = act.boot, saved = entry.saved } or false
   if t == 1 then
-    activate_here(vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff)
+    activate_here(vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff, p or nil)
   else
-    wire.send(host.MACHINE, t, { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff })
+    wire.send(host.MACHINE, t, { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff, p })
   end
 end
 
@@ -163,6 +177,7 @@ function activations.sync(touched)
     -- this process was given up for dead (stopped or cut off too long): what it hosted lives
     -- elsewhere now; it hosts again under a new boot id
     lease.lapse()
+    activations.hooks.stop()
     for key in pairs(hosted) do kill_hosted(key) end
     S.on_condemned()
     boot = S.boot()
@@ -191,6 +206,12 @@ function activations.sync(touched)
         hosted[key] = { vid = vid, t = act.t, l = act.l }
       end
     end
+    -- the reminders of the name follow its activation
+    local here = nil
+    for key, act in pairs(mine) do
+      if act.state == "active" and hosted[key] and act.e == host.EPOCH then here = act end
+    end
+    activations.hooks.sync(vid, entry, here)
   end
 end
 
@@ -272,18 +293,22 @@ local function node_identity(timeout)
   end
 end
 
+-- Options of luact.register that are not supervise's.
+activations.OPTIONS = { multi_actor = true, scope = true, persist = true }
+
 -- luact.register in a cluster: returns the first activation (on this thread).
 function activations.register(vid, opts, ctor, args, timeout)
   local code = check_ctor(ctor)
   local args_s = codec.to_string(args, "argument to luact.register")
   local sup = {}
-  for k, v in pairs(opts) do if k ~= "multi_actor" and k ~= "scope" then sup[k] = v end end
+  for k, v in pairs(opts) do if not activations.OPTIONS[k] then sup[k] = v end end
+  local persist = opts.persist and true or false
   local boot, addr = node_identity(timeout)
-  local r, rec = create(vid, nil, code, args_s, sup, nil)
+  local r, rec = create(vid, nil, code, args_s, sup, nil, persist and { boot = boot } or nil)
   rec.superseded = true              -- not filed yet: its death needs no vdrop
   local ok, key = pcall(requests.call, "w", { op = "vreg", vid = vid, ctor = code, args = args_s, opts = sup,
-    multi = opts.multi_actor and true or false, node = addr, boot = boot, t = my_tid(), e = host.EPOCH, l = rec.id },
-    timeout, "luact.register")
+    multi = opts.multi_actor and true or false, persist = persist or nil, node = addr, boot = boot, t = my_tid(),
+    e = host.EPOCH, l = rec.id }, timeout, "luact.register")
   if not ok or not key then
     host.kill(rec, nil)
     if not ok then error(key, 0) end
@@ -322,6 +347,7 @@ function activations.start(opts)
 end
 
 function activations.stop()
+  activations.hooks.stop()
   S, hosted, activating = nil, {}, {}
 end
 

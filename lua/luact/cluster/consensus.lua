@@ -7,13 +7,12 @@
 -- directory gets a random identity (a uuid from the core) when it is created, so that a voter
 -- whose datadir was lost rejoins as a recovering member (raft/identity.lua); a damaged log
 -- refuses to start (raft/storage_file.lua).
-local ffi = require "ffi"
-local core = require("luact.ffi").C
 local raft = require "luact.cluster.raft"
 local loop = require "luact.loop"
 local clock = require "luact.clock"
 local event = require "luact.event"
 local logger = require "luact.logger"
+local util = require "luact.util"
 local wire = require "luact.cluster.wire"
 local replica = require "luact.cluster.replica"
 
@@ -71,13 +70,6 @@ loop.on("R", function(msg)
   schedule_process()
 end)
 
--- a new random uuid (v4) from the core
-local function new_uuid()
-  local buf = ffi.new("uint8_t[36]")
-  if core.luact_uuid_v4(buf) ~= 0 then error("cluster: cannot make a storage identity", 0) end
-  return ffi.string(buf, 36)
-end
-
 local function log_line(level, line)
   local f = logger[level] or logger.info
   f(line)
@@ -96,7 +88,7 @@ function consensus.start(opts)
     error(("luact.start: cannot create datadir '%s'"):format(opts.datadir), 0)
   end
   local storage = raft.storage_file(opts.datadir .. "/raft", { fsync = opts.fsync ~= false,
-                                                              new_sid = new_uuid, log = log_line })
+                                                              new_sid = util.uuid, log = log_line })
   local n = raft.new({
     log = log_line,
     id = opts.self_addr,

@@ -15,6 +15,7 @@ local activations = require "luact.cluster.activations"
 local clock = require "luact.clock"
 local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
+local util = require "luact.util"
 
 local cluster = {}
 
@@ -87,16 +88,6 @@ end
 requests.local_ops.leave = function(timeout) return leave_here(timeout) end
 requests.local_ops.local_get = function(k) return replica.state():get(k) end
 
-local function boot_id()
-  local f = io.open("/dev/urandom", "rb")
-  local bytes = f and f:read(16)
-  if f then f:close() end
-  if not bytes or #bytes < 16 then
-    bytes = tostring(os.time()) .. tostring(os.clock()) .. tostring({})
-  end
-  return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end)):sub(1, 32)
-end
-
 -- The leader drops the guards of nodes that are dead, left, or alive under a new boot id
 -- (restarted: the guards belonged to the previous process).
 local sweeping = {}
@@ -132,7 +123,7 @@ function cluster.start(opts)
   table.sort(voters)
   local self_addr = opts.address
   local voter = voter_set[self_addr] == true
-  local process = boot_id()
+  local process = util.uuid()      -- unique across machines and restarts
   local boot = process .. ".0"
   S = { self_addr = self_addr, voter = voter, boot = boot, process = process, voters = voters }
   local function leader()

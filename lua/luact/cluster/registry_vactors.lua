@@ -7,7 +7,12 @@
 --   node, not created yet; `handoff` = state handed over by its previous activation) }.
 -- Every change marks the vid in `touched` (the node mirrors it into its name table).
 -- `condemned[boot]` lists processes that may host nothing any more (see luact.cluster.lease).
+-- A persistent name (`persist = true`) also keeps `saved`: the state its activation saved last
+-- (codec-encoded, at most MAX_STATE bytes), which every next activation starts from; saves are
+-- applied only from the activation the registry places the name on now (vsaves below).
 local V = {}
+
+V.MAX_STATE = 64 * 1024       -- bytes of encoded state per persistent name
 
 local function touch(s, vid) s.touched[vid] = true end
 
@@ -28,7 +33,7 @@ function V.vreg(s, c)
     if not (entry.multi and c.multi) then return false end
   else
     entry = { ctor = c.ctor, args = c.args, opts = c.opts or {}, multi = c.multi and true or false,
-              seq = 0, acts = {} }
+              persist = (c.persist and not c.multi) and true or nil, seq = 0, acts = {} }
     s.vids[c.vid] = entry
   end
   touch(s, c.vid)
@@ -77,7 +82,8 @@ function V.vplace(s, c)
   local entry = s.vids[c.vid]
   local act = entry and entry.acts[c.key]
   if not act or act.boot ~= c.from_boot then return false end
-  entry.acts[c.key] = { key = c.key, node = c.node, boot = c.boot, state = "pending", handoff = c.handoff }
+  entry.acts[c.key] = { key = c.key, node = c.node, boot = c.boot, state = "pending", handoff = c.handoff,
+                        placed = true }
   touch(s, c.vid)
   return true
 end
@@ -99,6 +105,70 @@ function V.vcondemn(s, c)
   if type(c.boot) ~= "string" then return false end
   s.condemned[c.boot] = true
   return true
+end
+
+V.MAX_REMINDERS = 1000        -- per name
+
+-- vremind vid name [spec] [rev] -> true when the reminder `name` of vid was set to spec ({ every
+-- =, at =, method =, data = }; it gets a revision number `rev`) or, without spec, removed (only
+-- if its revision is `rev`, when given: the removal of a one-shot that fired never removes a
+-- newer one); false when there was nothing to remove; "no_name" (no such name, or multi_actor),
+-- "too_many".
+function V.vremind(s, c)
+  local entry = s.vids[c.vid]
+  if not entry or entry.multi or type(c.name) ~= "string" then return "no_name" end
+  local rs = entry.reminders
+  if c.spec == nil then
+    local old = rs and rs[c.name]
+    if not old or (c.rev ~= nil and old.rev ~= c.rev) then return false end
+    rs[c.name] = nil
+    if next(rs) == nil then entry.reminders = nil end
+  else
+    if type(c.spec) ~= "table" then return false end
+    rs = rs or {}
+    if rs[c.name] == nil then
+      local n = 0
+      for _ in pairs(rs) do n = n + 1 end
+      if n >= V.MAX_REMINDERS then return "too_many" end
+    end
+    entry.reminders = rs
+    entry.rseq = (entry.rseq or 0) + 1
+    c.spec.rev = entry.rseq
+    rs[c.name] = c.spec
+  end
+  touch(s, c.vid)
+  return true
+end
+
+-- One save: true when applied (or superseded by a later save of the same activation, already
+-- applied: saves of one activation never go backwards), else why it was refused: "gone" (the
+-- name was unregistered), "moved" (the name is not placed on that activation now: its process
+-- was condemned, or it moved), "too_large", "bad".
+local function save_one(s, it)
+  if type(it) ~= "table" or type(it.data) ~= "string" or type(it.seq) ~= "number" then return "bad" end
+  local entry = s.vids[it.vid]
+  if not entry then return "gone" end
+  if not entry.persist then return "bad" end
+  local act = entry.acts[it.key]
+  if not act or act.boot ~= it.boot or act.state ~= "active" or act.t ~= it.t or act.e ~= it.e or act.l ~= it.l
+     or s.condemned[it.boot] then
+    return "moved"
+  end
+  if #it.data > V.MAX_STATE then return "too_large" end
+  if act.saved_seq and it.seq <= act.saved_seq then return true end
+  act.saved_seq = it.seq
+  entry.saved = it.data
+  return true
+end
+
+-- vsaves items -> a list of results, one per item, applied in order (one Raft entry carries
+-- the saves a node batched). item: { vid, key, boot, t, e, l (the activation), seq (its
+-- saves' order), data (the encoded state) }. A save changes no name: nothing is touched.
+function V.vsaves(s, c)
+  local out = {}
+  if type(c.items) ~= "table" then return out end
+  for i, it in ipairs(c.items) do out[i] = save_one(s, it) end
+  return out
 end
 
 return V

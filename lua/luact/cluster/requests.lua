@@ -100,7 +100,7 @@ end
 function requests.run(op, arg, deadline, what)
   if not S then unavailable(what, "this node is not a cluster member") end
   local here_only = requests.local_ops[op]
-  if here_only then return here_only(arg) end
+  if here_only then return here_only(arg, deadline) end
   if op == "w" and arg.req == nil then arg.req = new_req() end
   local why
   while true do

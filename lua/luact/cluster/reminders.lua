@@ -1,0 +1,193 @@
+-- luact.cluster.reminders: durable timers owned by a virtual actor's name. `luact.reminder(vid,
+-- name, { every = s, at = wall time, method =, data = })` files the reminder in the registry
+-- (the name's entry: luact.cluster.registry_vactors' vremind), so it outlives any activation and
+-- any process. Thread 1 of the node hosting the name's activation keeps one timer per reminder
+-- on its own clock and, when it is due, calls `method(self, name, data)` on that activation
+-- (default `__actor_reminder__`). A periodic reminder is due at at + k * every (its first time,
+-- then every `every` seconds of the wall clock); a one-shot (`at` without `every`) is removed
+-- from the registry once a call to it returned, and retried until then. An activation that
+-- replaces another (failover, graceful leave, a restarted cluster) gets each periodic reminder
+-- once at once (the beats due while no activation lived collapse into that one), and each
+-- one-shot that came due meanwhile.
+local host = require "luact.actor.host"
+local ref = require "luact.actor.ref"
+local clock = require "luact.clock"
+local tentacle = require "luact.tentacle"
+local logger = require "luact.logger"
+local exception = require "luact.exception"
+local requests = require "luact.cluster.requests"
+local saves = require "luact.cluster.saves"
+local activations = require "luact.cluster.activations"
+
+local reminders = {}
+
+reminders.DEFAULT_METHOD = "__actor_reminder__"
+reminders.MIN_EVERY = 0.01       -- seconds
+local RETRY = 0.1                -- a one-shot whose call failed is tried again this often
+local CALL_TIMEOUT = 5.0
+
+---------------------------------------------------------------------------------------------
+-- the API (any thread)
+
+local function check(vid, name, opts, who)
+  if type(vid) ~= "string" or vid == "" then
+    error(("bad 'vid' argument to %s (non-empty string expected, got %s)"):format(who, type(vid)), 3)
+  end
+  if type(name) ~= "string" or name == "" or #name > 256 then
+    error(("bad 'name' argument to %s (non-empty string of at most 256 bytes expected)"):format(who), 3)
+  end
+  if opts == nil then return nil end
+  if type(opts) ~= "table" then
+    error(("bad 'opts' argument to %s (table or nil expected, got %s)"):format(who, type(opts)), 3)
+  end
+  local every, at = opts.every, opts.at
+  if every ~= nil and (type(every) ~= "number" or every ~= every or every < reminders.MIN_EVERY) then
+    error(("bad 'every' option to %s (a number of seconds >= %g expected, got %s)"):format(who, reminders.MIN_EVERY,
+      tostring(every)), 3)
+  end
+  if at ~= nil and (type(at) ~= "number" or at ~= at) then
+    error(("bad 'at' option to %s (a wall clock time in seconds since the epoch expected, got %s)"):format(who,
+      tostring(at)), 3)
+  end
+  if every == nil and at == nil then
+    error(("bad 'opts' argument to %s ('every' or 'at' expected)"):format(who), 3)
+  end
+  if opts.method ~= nil and (type(opts.method) ~= "string" or opts.method == "") then
+    error(("bad 'method' option to %s (non-empty string expected)"):format(who), 3)
+  end
+  local ok, err = pcall(saves.check_plain, opts.data, who, "data")
+  if not ok then error((err:gsub("bad 'state' argument", "bad 'data' option")), 3) end
+  -- the first time it is due: `at`, else one period from now
+  return { every = every, at = at or (clock.walltime() + every), method = opts.method or reminders.DEFAULT_METHOD,
+           data = opts.data }
+end
+
+-- luact.reminder(vid, name, opts) -> true (opts = nil: removes it; true when it existed).
+function reminders.set(vid, name, opts, timeout, who)
+  local spec = check(vid, name, opts, who)
+  local r = requests.call("w", { op = "vremind", vid = vid, name = name, spec = spec }, timeout, who)
+  if r == "no_name" then
+    exception.raise("actor_no_body", ("no virtual actor is registered under '%s' (a reminder belongs to a " ..
+      "name registered in the cluster, not multi_actor)"):format(vid))
+  elseif r == "too_many" then
+    error(("%s: '%s' has too many reminders already"):format(who, vid), 0)
+  end
+  return r == true
+end
+
+---------------------------------------------------------------------------------------------
+-- thread 1: timers for the reminders of the activations this node hosts
+
+local armed = {}                -- vid -> { key =, act = { t, e, l }, by = { [name] = state } }
+
+-- The first due time after `now` (wall clock) of a spec, or its one time.
+local function next_due(sp, now)
+  if not sp.every then return sp.at end
+  if now < sp.at then return sp.at end
+  return sp.at + (math.floor((now - sp.at) / sp.every) + 1) * sp.every
+end
+
+local schedule
+
+local function remove_one_shot(vid, name, rev)
+  tentacle(function()
+    pcall(requests.run, "w", { op = "vremind", vid = vid, name = name, rev = rev }, clock.get() + 5,
+      "removing a reminder that fired")
+  end)
+end
+
+local function fire(st)
+  st.timer = nil
+  if st.dead then return end
+  local sp = st.sp
+  if not st.running then
+    st.running = true
+    tentacle(function()
+      local a = st.act
+      local r = ref.new(host.MACHINE, a.t, a.e, a.l)
+      local ok, err = pcall(r["timed_" .. sp.method], r, CALL_TIMEOUT, st.name, sp.data)
+      st.running = false
+      if st.dead then return end
+      if not ok then
+        local now = clock.get()
+        if not st.warned or now - st.warned > 10 then
+          st.warned = now
+          logger.warn(("cluster: reminder '%s' of %s failed: %s"):format(st.name, st.vid,
+            exception.is_exception(err) and (err.name .. ": " .. err.message) or tostring(err)))
+        end
+      end
+      if not sp.every then
+        if ok then
+          st.dead = true
+          remove_one_shot(st.vid, st.name, sp.rev)
+        else
+          schedule(st, clock.walltime() + RETRY)
+        end
+      end
+    end)
+  end
+  if sp.every then schedule(st, next_due(sp, clock.walltime())) end
+end
+
+schedule = function(st, due)
+  if st.timer then clock.cancel(st.timer) end
+  local wait = due - clock.walltime()
+  if wait < 0 then wait = 0 end
+  st.timer = clock.at(clock.get() + wait, function() fire(st) end)
+end
+
+local function disarm(vid)
+  local a = armed[vid]
+  if not a then return end
+  armed[vid] = nil
+  for _, st in pairs(a.by) do
+    st.dead = true
+    if st.timer then clock.cancel(st.timer) end
+  end
+end
+
+-- After a change of `vid`: `act` is its activation when this node hosts it (active), else nil.
+function reminders.sync(vid, entry, act)
+  local rs = entry and entry.reminders
+  if not act or not rs or not next(rs) then return disarm(vid) end
+  local a = armed[vid]
+  if a and (a.key ~= act.key or a.act.t ~= act.t or a.act.e ~= act.e or a.act.l ~= act.l) then
+    disarm(vid)
+    a = nil
+  end
+  local fresh = a == nil
+  if fresh then
+    a = { key = act.key, act = { t = act.t, e = act.e, l = act.l }, by = {} }
+    armed[vid] = a
+  end
+  local now = clock.walltime()
+  for name, st in pairs(a.by) do
+    if not rs[name] or rs[name].rev ~= st.sp.rev then
+      st.dead = true
+      if st.timer then clock.cancel(st.timer) end
+      a.by[name] = nil
+    end
+  end
+  for name, sp in pairs(rs) do
+    if not a.by[name] then
+      local st = { vid = vid, name = name, sp = sp, act = a.act }
+      a.by[name] = st
+      -- an activation that took over (act.placed) owes each periodic reminder one beat now
+      if fresh and act.placed and sp.every and sp.at <= now then
+        schedule(st, now)
+      else
+        schedule(st, next_due(sp, now))
+      end
+    end
+  end
+end
+
+-- This node hosts nothing any more (condemned, stopping).
+function reminders.stop()
+  for vid in pairs(armed) do disarm(vid) end
+end
+
+activations.hooks.sync = reminders.sync
+activations.hooks.stop = reminders.stop
+
+return reminders
