@@ -29,11 +29,14 @@ local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number"
                        cluster = "string", max_frame = "number", seeds = "table", datadir = "string",
                        offload_threads = "number", offload_max_threads = "number", tls = "table" }
 
--- Every option luact.start reads (the cluster's own included); a key one or two edits away from
--- one of these is taken for a typo and raises, any other key is the application's (luact.opts).
-local START_OPTIONS = util.set({ "snapshot_entries", "fsync", "gossip_tick", "raft_tick", "leave_timeout" })
-for k in pairs(DEFAULTS) do START_OPTIONS[k] = true end
-for k in pairs(OPTION_TYPES) do START_OPTIONS[k] = true end
+-- Every option luact.start reads (the cluster's own included) and the type it takes: a key near
+-- one of these with a value of that type is taken for a typo and raises; any other key is the
+-- application's (luact.opts). See util.check_options.
+local START_TYPES = { snapshot_entries = "number", fsync = "boolean", gossip_tick = "number", raft_tick = "number",
+                      leave_timeout = "number" }
+for k, tp in pairs(OPTION_TYPES) do START_TYPES[k] = tp end
+local START_OPTIONS = {}
+for k in pairs(START_TYPES) do START_OPTIONS[k] = true end
 
 local running = false   -- this VM is inside start (or is a worker)
 
@@ -42,7 +45,7 @@ local function check_options(opts)
   if type(opts) ~= "table" then
     error("bad 'opts' argument to luact.start (table expected, got " .. type(opts) .. ")", 3)
   end
-  util.check_options(opts, START_OPTIONS, "luact.start", 3, true)
+  util.check_options(opts, START_OPTIONS, "luact.start", 3, START_TYPES)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   for k, d in pairs(DEFAULTS) do if o[k] == nil then o[k] = d end end

@@ -59,28 +59,33 @@ local function closest(name, known)
   return best, bd
 end
 
--- A name this close to a known one is taken for a typo of it.
-local function is_typo(name, d)
-  return d <= (#name <= 4 and 1 or 2)
+-- A name this close to a known one may be a typo of it (1 edit for names of up to 7 bytes, 2
+-- for longer ones; never a name of 1 or 2 bytes).
+local function is_near(name, d)
+  return #name > 2 and d <= (#name <= 7 and 1 or 2)
 end
 
 -- Raises on a key of `opts` that is not in `known` (a set: name -> true), naming the key and the
 -- closest known option: "bad 'n_cores' option to luact.start (unknown option; did you mean
--- 'n_core'?)". `level`: error's level as seen from the caller of util.check_options (so 2 blames
--- the function that called the API). `typos_only`: keys not close to any known name are
--- allowed (luact.start passes them on as the application's options).
-function util.check_options(opts, known, who, level, typos_only)
+-- 'n_core'?)". `level`: what the calling function would give error() (2 blames its caller).
+-- `app_types` (luact.start): other keys are the application's, except a typo: a key near a
+-- known option (see is_near) whose value has the type that option takes (app_types[option]:
+-- a type name, or nil for any), so `n_cores = 3` raises while `seed = 42` (seeds: a table) or
+-- `counter = 1` (cluster: a string) pass.
+function util.check_options(opts, known, who, level, app_types)
   if type(opts) ~= "table" then return end
-  for k in pairs(opts) do
+  for k, v in pairs(opts) do
     if not known[k] then
       if type(k) ~= "string" then
+        if app_types then goto continue end
         error(("bad options to %s (option names are strings, got %s %s)"):format(who, type(k), tostring(k)), level + 1)
       end
       local best, d = closest(k, known)
-      if not typos_only or (best and is_typo(k, d)) then
+      if not app_types or (best and is_near(k, d) and (app_types[best] == nil or app_types[best] == type(v))) then
         error(("bad '%s' option to %s (unknown option; did you mean '%s'?)"):format(k, who, tostring(best)), level + 1)
       end
     end
+    ::continue::
   end
 end
 

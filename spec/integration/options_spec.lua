@@ -12,12 +12,14 @@ describe("options", function()
       "bad 'log_levle' option to luact.start (unknown option; did you mean 'log_level'?)")
     assert.has_error(function() luact.start({ offload_thread = 2, timeout = 5 }, function() end) end,
       "bad 'offload_thread' option to luact.start (unknown option; did you mean 'offload_threads'?)")
-    -- the application's own keys still reach every thread
-    local got = helpers.start({ n_core = 2, callers = 64 }, function()
+    -- the application's own keys still reach every thread, also one near an option's name
+    -- whose value is not of that option's type (seeds: a table)
+    local got, seed = helpers.start({ n_core = 2, callers = 64, seed = 42 }, function()
       local luact = require "luact"
-      if luact.thread_id == 2 then luact.stop(luact.opts.callers) end
+      if luact.thread_id == 2 then luact.stop(luact.opts.callers, luact.opts.seed) end
     end)
     assert.equal(64, got)
+    assert.equal(42, seed)
   end)
 
   it("every other options table raises on an unknown key", function()
