@@ -16,11 +16,12 @@ $SUDO apt-get update -qq
 # started where there is no systemd, and the benchmarks run their own etcds in a namespace);
 # redis-server for the Redis client example (spec/examples starts its own in a namespace) and
 # the benchmarks' Redis peer; nginx-light for the benchmarks' nginx + lua-nginx-module peer (the
-# module itself is unpacked below: every peer bench/run compares with is installed here);
+# module itself is unpacked below, and libpcre3 is the one library it needs that nginx-light
+# lacks: every peer bench/run compares with is installed here).
 # faketime (libfaketime) for the nemesis soak's slowed clock (spec/helpers/nemesis.lua).
 $SUDO apt-get install -y -qq luajit libluajit-5.1-dev luarocks lua-busted gcc \
   erlang-nox python3 python3-msgpack iproute2 util-linux curl openssl nftables \
-  etcd-server wrk redis-server nginx-light faketime >/dev/null
+  etcd-server wrk redis-server nginx-light libpcre3 faketime >/dev/null
 # (nginx-light's package starts a service where there is systemd; the benchmarks run their own)
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -32,6 +32,10 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
   -- C tentacles on this thread running op(i) for `seconds`; returns { n, seconds, lat (C == 1) }
   local function load(c, seconds, op)
     for i = 1, 200 do op(i) end                       -- warm up (connections, traces)
+    -- this member's own fsyncs during the load (its Raft storage runs on thread 1: counted
+    -- only when the load runs there too)
+    local sf = package.loaded["luact.cluster.raft.storage_file"]
+    local fsyncs0 = sf and sf.fsyncs
     local n, lat, stop_at = 0, {}, clock.get() + seconds
     local t0 = clock.get()
     local ts = {}
@@ -48,7 +52,7 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
       end)
     end
     luact.event.join(nil, unpack(ts))
-    return { n = n, seconds = clock.get() - t0, lat = lat }
+    return { n = n, seconds = clock.get() - t0, lat = lat, fsyncs = fsyncs0 and sf.fsyncs - fsyncs0 }
   end
 
   -- persistent virtual actors /bsave/0..999 (registered on this thread): bump saves its count
@@ -87,7 +91,7 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
     local r = load(c, seconds, ops[kind])
     table.sort(r.lat)
     local function pct(p) return #r.lat > 0 and r.lat[math.max(1, math.ceil(p * #r.lat))] * 1e6 or nil end
-    return { n = r.n, seconds = r.seconds, p50 = pct(0.5), p99 = pct(0.99) }
+    return { n = r.n, seconds = r.seconds, p50 = pct(0.5), p99 = pct(0.99), fsyncs = r.fsyncs }
   end
 
   -- a body on each thread that runs a load there
@@ -123,7 +127,7 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
 
   local function json(case, f)
     local parts = { ('"case":"%s"'):format(case), '"impl":"luact"' }
-    for _, k in ipairs({ "n", "callers", "thread", "seconds", "rate", "p50_us", "p99_us" }) do
+    for _, k in ipairs({ "n", "callers", "thread", "seconds", "rate", "p50_us", "p99_us", "fsyncs", "fsyncs_per_write" }) do
       if f[k] then parts[#parts + 1] = ('"%s":%s'):format(k, f[k] == math.floor(f[k]) and ("%d"):format(f[k]) or ("%.6g"):format(f[k])) end
     end
     say("{" .. table.concat(parts, ",") .. "}")
@@ -153,7 +157,8 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
       r = l:timed_run(seconds + 60, cmd, c, seconds)
     end
     json(("cluster_%s_%d"):format(cmd, c), { n = r.n, callers = c, thread = thread, seconds = r.seconds,
-      rate = r.n / r.seconds, p50_us = r.p50, p99_us = r.p99 })
+      rate = r.n / r.seconds, p50_us = r.p50, p99_us = r.p99, fsyncs = r.fsyncs,
+      fsyncs_per_write = cmd == "write" and r.fsyncs and r.n > 0 and r.fsyncs / r.n or nil })
   end
 
   luact.tentacle(function()

@@ -101,21 +101,25 @@ def main():
                                   "--", mode], capture_output=True, text=True, timeout=d + 60)
             for line in out.stdout.splitlines():
                 if line.startswith("wrk-result "):
-                    n, secs, errors, p50, p99 = line.split()[1:]
-                    return int(n), float(secs), int(errors), float(p50), float(p99)
+                    n, secs, errors, p50, p99, ok2xx, non2xx = line.split()[1:]
+                    return int(n), float(secs), int(errors), float(p50), float(p99), int(ok2xx), int(non2xx)
             raise RuntimeError("wrk printed no result: " + out.stdout[-300:] + out.stderr[-300:])
         wrk(callers, 1)                                   # warm up
         fsyncs_before = wal_fsyncs(target)
-        n, secs, errors, p50, p99 = wrk(callers, int(seconds))
+        requests, secs, errors, p50, p99, n, non2xx = wrk(callers, int(seconds))
         fsyncs_after = wal_fsyncs(target)
         after = post(target, "/v3/maintenance/status", {})
+        # n and rate count only the 2xx answers (a request the gateway answered with an error
+        # status is not a write); requests and non_2xx say how many there were in all
         f = {"case": case, "impl": "etcd", "n": n, "callers": callers, "seconds": secs,
-             "rate": round(n / secs, 1), "errors": errors,
+             "rate": round(n / secs, 1), "requests": requests, "non_2xx": non2xx, "errors": errors,
              "leader_changed": 0 if after["leader"] == leader else 1}
         # the WAL fsyncs of the member under load (etcd_disk_wal_fsync_duration_seconds): the
         # evidence that etcd syncs as luact does, and what a sync costs on this disk now
         count, total = fsyncs_after[0] - fsyncs_before[0], fsyncs_after[1] - fsyncs_before[1]
         f["wal_fsyncs"] = count
+        if kind == "write" and n:
+            f["fsyncs_per_write"] = round(count / n, 3)
         if count:
             f["wal_fsync_us"] = round(total / count * 1e6, 1)
         if callers == 1:

@@ -4,12 +4,15 @@
 -- put: POST /v3/kv/put {"key","value"}; range: POST /v3/kv/range {"key"} (linearizable: the
 -- gateway's default, serializable = false); srange: the same with "serializable": true (served
 -- by the member alone: what the client path itself costs). done() prints one line:
---   wrk-result REQUESTS SECONDS ERRORS P50_US P99_US
+--   wrk-result REQUESTS SECONDS ERRORS P50_US P99_US OK_2XX NON_2XX
+-- (OK_2XX: the responses with a 2xx status, the only ones bench/etcd.py counts as done; each
+-- wrk thread has its own Lua state, so the counts are globals read back with thread:get)
 local KEYS = 1000
 local mode = "put"
 local bodies = {}
 local counter = 0
-local non200 = 0
+ok2xx, non2xx = 0, 0            -- globals: done() reads them from each thread
+local threads = {}
 
 local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 local function b64(s)
@@ -23,6 +26,10 @@ local function b64(s)
     for i = 1, 6 do c = c + (x:sub(i, i) == "1" and 2 ^ (6 - i) or 0) end
     return b64chars:sub(c + 1, c + 1)
   end) .. ({ "", "==", "=" })[#s % 3 + 1])
+end
+
+function setup(thread)
+  threads[#threads + 1] = thread
 end
 
 function init(args)
@@ -47,12 +54,14 @@ function request()
 end
 
 function response(status, headers, body)
-  if status ~= 200 then non200 = non200 + 1 end
+  if status >= 200 and status < 300 then ok2xx = ok2xx + 1 else non2xx = non2xx + 1 end
 end
 
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(("wrk-result %d %.6f %d %.1f %.1f\n"):format(summary.requests, summary.duration / 1e6,
+  local ok, bad = 0, 0
+  for _, t in ipairs(threads) do ok, bad = ok + (t:get("ok2xx") or 0), bad + (t:get("non2xx") or 0) end
+  io.write(("wrk-result %d %.6f %d %.1f %.1f %d %d\n"):format(summary.requests, summary.duration / 1e6,
     e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(50),
-    latency:percentile(99)))
+    latency:percentile(99), ok, bad))
 end

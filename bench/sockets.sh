@@ -3,7 +3,9 @@
 # per figure on stdout. Runs itself inside a fresh network namespace (unshare -n, loopback
 # only, 127.0.0.1); every process it starts is killed by pid on exit.
 #   socket_http_hello  keep-alive HTTP "hello" on luact.socket (2 threads) under wrk -t2 -c64,
-#                      beside nginx + lua-nginx-module (2 workers, content_by_lua_block)
+#                      beside nginx + lua-nginx-module (2 workers, content_by_lua_block). Equal
+#                      work: both parse the request line and headers and route on the path
+#                      ("/" says hello, any other path is a 404: checked before measuring)
 #   http_listener_hello  the same through luact's http:// listener calling an actor (1 thread)
 #   http_listener_hello_all  the same, 2 threads (threads = "all"), the actor on thread 1
 #   socket_echo        TCP echo of 32-byte lines, 64 connections from another luact process
@@ -38,11 +40,15 @@ wrk_json() { awk '/Requests\/sec/ {r=$2} /^ +99%/ {p=$2} /Non-2xx/ {e=$NF}
 wrk_rate() { wrk -t2 -c64 -d"${S}s" --latency "$1" 2>&1 | wrk_json; }
 wrk_rate_script() { wrk -t2 -c64 -d"${S}s" --latency -s "$1" "$2" 2>&1 | wrk_json; }
 tmp=$(mktemp -d)
+# both HTTP servers route on the path: "/" says hello, another path is a 404
+routes_ok() { curl -s "$1/" | grep -q hello && [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/nope")" = 404 ]; }
 
 # --- HTTP hello: luact.socket ---
 luajit bench/socket_http_hello.lua 18080 $((S + 5)) 2 >"$tmp/luact_http.log" 2>&1 & pids+=($!)
 if wait_line "$tmp/luact_http.log" ready; then
-  json socket_http_hello luact "$(wrk_rate http://127.0.0.1:18080/)"
+  if routes_ok http://127.0.0.1:18080; then
+    json socket_http_hello luact "$(wrk_rate http://127.0.0.1:18080/)"
+  else json socket_http_hello luact '"error":"the luact server does not route on the path"'; fi
 else json socket_http_hello luact '"error":"server did not start"'; fi
 kill "${pids[-1]}" 2>/dev/null
 
@@ -63,13 +69,14 @@ http {
   lua_package_path "$root/usr/share/lua/5.1/?.lua;;";
   server {
     listen 127.0.0.1:18081;
-    location / { default_type text/plain; content_by_lua_block { ngx.say("hello") } }
+    location = / { default_type text/plain; content_by_lua_block { ngx.say("hello") } }
+    location / { return 404; }
   }
 }
 CONF
   LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu" nginx -p "$tmp/ngx" -c "$tmp/ngx/nginx.conf" -e stderr >"$tmp/ngx.log" 2>&1 & pids+=($!)
   sleep 1
-  if curl -s http://127.0.0.1:18081/ | grep -q hello; then
+  if routes_ok http://127.0.0.1:18081; then
     json socket_http_hello nginx-lua "$(wrk_rate http://127.0.0.1:18081/)"
   else json socket_http_hello nginx-lua "\"error\":\"nginx did not serve: $(head -c 200 "$tmp/ngx.log" | tr '\n"' ' _')\""; fi
   kill "${pids[-1]}" 2>/dev/null

@@ -688,7 +688,8 @@ impl Conns {
                 }
                 conn.wbuf.clear();
             }
-            conn.sending = tls.take_outgoing();
+            conn.sending.clear();
+            tls.take_outgoing_into(&mut conn.sending);
         } else {
             std::mem::swap(&mut conn.sending, &mut conn.wbuf);
             conn.wbuf.clear();

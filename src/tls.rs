@@ -461,6 +461,18 @@ impl TlsSession {
         std::mem::take(&mut self.out)
     }
 
+    /// `take_outgoing`, appended to `out` (a send buffer whose capacity is reused: one
+    /// allocation less per write on a busy connection).
+    pub fn take_outgoing_into(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.out);
+        while self.conn.wants_write() {
+            match self.conn.write_tls(out) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// True until the handshake has completed (for a client: until it has sent its Finished; a
     /// server may still refuse its certificate afterwards, which the next `feed` reports).
     #[allow(dead_code)] // for metrics and tests; the transport does not need it

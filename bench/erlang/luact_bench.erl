@@ -3,6 +3,11 @@
 %% Run: erl -noshell +S 2 -pa bench/out -run luact_bench main CASE [N]
 %%   pingpong         raw send/receive round trips between two processes
 %%   gen_server_call  gen_server:call round trips to luact_bench_server
+%%   gen_server_call_64  one caller, gen_server:call to 64 luact_bench_servers in turn (each
+%%                    counts its calls; the counts are checked at the end): the shape of luact's
+%%                    call_same_thread (64 actors called in turn, nothing to hoist)
+%%   pingpong_64      64 caller processes share one echo process, each doing N/64 round trips:
+%%                    the shape of luact's call_cross_thread_64 (64 callers, one actor)
 %%   send_oneway      one-way sends; the receiver counts them and acks once at the end
 %%   spawn            spawn rate of idle processes and memory per idle process
 %%   ring             1000 processes in a ring pass a token 1 000 000 hops
@@ -42,6 +47,8 @@ tl_or_empty([_ | T]) -> T.
 
 default_n("pingpong") -> 3000000;
 default_n("gen_server_call") -> 1500000;
+default_n("gen_server_call_64") -> 1500000;
+default_n("pingpong_64") -> 3000000;
 default_n("send_oneway") -> 10000000;
 default_n("spawn") -> 200000;
 default_n("ring") -> 1000000;
@@ -50,6 +57,8 @@ default_n("dist_server") -> 0.
 
 run("pingpong", N, _) -> pingpong(N);
 run("gen_server_call", N, _) -> gen_server_call(N);
+run("gen_server_call_64", N, _) -> gen_server_call_64(N);
+run("pingpong_64", N, _) -> pingpong_64(N);
 run("send_oneway", N, _) -> send_oneway(N);
 run("spawn", N, _) -> spawn_idle(N);
 run("ring", N, _) -> ring(?RING_SIZE, N);
@@ -112,6 +121,41 @@ gen_server_call(N) ->
 
 call_loop(_, 0) -> ok;
 call_loop(S, K) -> K = gen_server:call(S, K), call_loop(S, K - 1).
+
+-define(SERVERS, 64).
+
+%% One caller calls 64 servers in turn (a tuple, indexed by K rem 64); every server counts its
+%% calls, and the counts must add up to the calls made (warm-up included).
+gen_server_call_64(N) ->
+    Ss = list_to_tuple([begin {ok, S} = luact_bench_server:start_link(), S end
+                        || _ <- lists:seq(1, ?SERVERS)]),
+    Ns = in_process(fun() -> rr_loop(Ss, 1000), T = now_ns(), rr_loop(Ss, N), now_ns() - T end),
+    Calls = lists:sum([gen_server:call(S, count) || S <- tuple_to_list(Ss)]),
+    Calls = N + 1000,
+    [gen_server:cast(S, stop) || S <- tuple_to_list(Ss)],
+    emit("gen_server_call_64", N, Ns, [{"actors", ?SERVERS}]).
+
+rr_loop(_, 0) -> ok;
+rr_loop(Ss, K) ->
+    K = gen_server:call(element(K rem ?SERVERS + 1, Ss), K),
+    rr_loop(Ss, K - 1).
+
+%% 64 callers share one echo process; the time runs until the last caller is done.
+pingpong_64(N) ->
+    Echo = spawn_link(fun echo/0),
+    Per = max(1, N div ?SERVERS),
+    Ns = in_process(fun() ->
+                            pingpong_loop(Echo, 1000),
+                            Self = self(),
+                            T = now_ns(),
+                            Ps = [spawn_link(fun() -> pingpong_loop(Echo, Per), Self ! {self(), done} end)
+                                  || _ <- lists:seq(1, ?SERVERS)],
+                            [receive {P, done} -> ok after ?WATCHDOG_MS -> exit(pingpong_64_timeout) end
+                             || P <- Ps],
+                            now_ns() - T
+                    end),
+    Echo ! stop,
+    emit("pingpong_64", Per * ?SERVERS, Ns, [{"callers", ?SERVERS}]).
 
 send_oneway(N) ->
     Ns = in_process(fun() ->

@@ -234,9 +234,9 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
       dcall_result = function(self, tag) return self.dcall_res[tag] end,
       -- a persistent counter: incr saves n + 1 (t: the save's timeout) and only then counts it;
       -- slow_incr waits `pause` seconds between reading n and saving
-      preg = function(self, vid)
+      preg = function(self, vid, idle)
         local luact = require "luact"
-        local a = luact.register(vid, { persist = true }, function(saved)
+        local a = luact.register(vid, { persist = true, idle_timeout = idle }, function(saved)
           local luact = require "luact"
           return { n = saved and saved.n or 0, started_from = saved and saved.n or false,
             incr = function(self, t, pause)
@@ -276,13 +276,29 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         if not ok then return false, type(r) == "table" and r.name or tostring(r) end
         return r
       end,
+      -- the states of vid's activations in this node's replica, sorted
+      vstates = function(self, vid)
+        local entry = require("luact.cluster.replica").state():vid(vid)
+        local out = {}
+        for _, act in pairs(entry and entry.acts or {}) do out[#out + 1] = act.state end
+        table.sort(out)
+        return out
+      end,
+      -- a call to `url` (tcp://node/vid: through that node's listener): ok, results or false, error name
+      ucall = function(self, url, method, t)
+        local r = require("luact").ref(url)
+        local res = { pcall(r["timed_" .. method], r, t or 10) }
+        if not res[1] then return false, type(res[2]) == "table" and res[2].name or tostring(res[2]) end
+        return unpack(res, 1, 3)
+      end,
       -- the state the registry holds for vid on this node's replica (decoded), or nil
       saved = function(self, vid)
         local entry = require("luact.cluster.replica").state():vid(vid)
         return entry and entry.saved and require("luact.actor.codec").from_string(entry.saved) or nil
       end,
       -- calls vid.incr by name n times (pause s between calls, each with a 1 s timeout): every
-      -- acknowledged value, and the error names of the failed calls, in order
+      -- acknowledged value ({ value, where, wall time }), and the error names of the failed
+      -- calls, in order
       start_counter = function(self, vid, n, pause)
         local luact = require "luact"
         local c = { acked = {}, failed = {}, done = false }
@@ -292,7 +308,7 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         luact.tentacle(function()
           for _ = 1, n do
             local ok, v, where = pcall(r.timed_incr, r, 1.0)
-            if ok then c.acked[#c.acked + 1] = { v, where } else
+            if ok then c.acked[#c.acked + 1] = { v, where, luact.clock.walltime() } else
               c.failed[#c.failed + 1] = type(v) == "table" and v.name or tostring(v)
             end
             if pause > 0 then luact.clock.sleep(pause) end

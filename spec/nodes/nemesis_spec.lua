@@ -7,21 +7,17 @@
 -- `NEMESIS_SEED=<n> spec/run spec/nodes/nemesis_spec.lua` replays it (NEMESIS_DURATION and
 -- NEMESIS_CLASSES too; the long soak is bench/nemesis).
 --
--- Fault classes enabled here: those that pass on main today (CLASSES below: kill -9 and restart
--- from the same datadir, with one member's clock slowed to 0.8 x all along). Held back, each
--- seen failing on main (seeds and schedules in /work/notes/nemesis-findings.md), to be enabled
--- when issue 23's fixes land:
---   stop, stop_leader, drop, oneway, leader_alone, leader_only, majority_down: a member whose
---     lease lapsed while it was stopped or cut off from the leader never serves its names
---     again and nothing places them elsewhere (issue 23 point 1; checker (c) fails: "did not
---     answer within 5 s of the heal"); `stop` passed most seeds but not all;
---   reject: a refused dial places a new activation while the old one still holds its lease
---     (point 2; checker (b)).
--- Not in the nemesis at all yet: damaged and wiped voter datadirs (points 3 and 4).
+-- Fault classes enabled here: all of spec/helpers/nemesis.lua's (nemesis.CLASSES). On main
+-- before issue 23's lease fixes (a57f481) stop, stop_leader, drop, reject, oneway, leader_alone
+-- and leader_only all failed checker (c) (a member whose lease lapsed never served its names
+-- again, and nothing placed them elsewhere), and before its storage fixes (480ea0e) wipe and
+-- flip failed checker (a) (acknowledged writes lost). Since those fixes (4351dee, 294918a) each
+-- class passed alone and all of them mixed (seeds 101-103), and 10 minutes of all but wipe and
+-- flip passed (bench/nemesis, seed 91). Nothing is held back.
 local nemesis = require "helpers.nemesis"
 local process = require "helpers.process"
 
-local CLASSES = { "kill", "clock" }
+local CLASSES = nemesis.CLASSES
 
 describe("luact cluster under a nemesis", function()
   it("keeps the registry linearizable, one activation per name, names answering after every heal, no crash, bounded memory", function()

@@ -114,12 +114,18 @@ describe("luact node links in TLS", function()
       local mine = work()
       local ok, theirs = other:get()
       if not ok then theirs = tostring(theirs) end
+      -- a 2 MiB message each way (many TLS records per frame)
+      local g = luact.ref(luact.opts.peer .. "/svc/gates"):make()
+      local big = string.rep("0123456789abcdef", 2 ^ 17)
+      g:note(big)
+      local seen = g:list()
       luact.logger.redirect()
-      luact.stop({ mine, theirs })
+      luact.stop({ mine, theirs, big = #seen == 1 and seen[1] == big })
     end)
     for tid = 1, 2 do
       assert.same({ n = 200, back = 200, on2 = 200 }, r[tid], "thread " .. tid)
     end
+    assert.is_true(r.big)
     -- no link was refused or lost on either side
     local mine = read(log); os.remove(log)
     assert.falsy(mine:find("WARN"), mine)

@@ -115,7 +115,10 @@ describe("luact persistent virtual actors", function()
     assert.is_true(procs.value(c, "start_counter", vid, 200, 0.01))
     os.execute("sleep 0.7")
     procs.kill(leader)
-    finally(function() if not procs.pid(leader) then procs.start(leader) end end)
+    -- (one finally per case: busted keeps the last one given)
+    finally(function()
+      for _, i in ipairs({ leader, h }) do if not procs.pid(i) then procs.start(i) end end
+    end)
     local acked = counter_result(c, vid)
     assert.is_true(#acked > 0, "nothing was acknowledged")
     local last = assert_never_backwards(acked, 0, "leader killed")
@@ -124,7 +127,6 @@ describe("luact persistent virtual actors", function()
     assert.is_true(n >= last)
     -- every acknowledged save reached the registry: a new activation starts from it
     procs.kill(h)
-    finally(function() if not procs.pid(h) then procs.start(h) end end)
     local n2, where
     assert.is_truthy(procs.wait_until(function()
       -- (a call sent to the killed host before its death was known fails: it may have run)
@@ -192,5 +194,37 @@ describe("luact persistent virtual actors", function()
     local gok, n = procs.value(h, "vcall", vid, "get", 10)
     assert.is_true(gok)
     assert.equal(last, n)
+  end)
+
+  it("an idle activation goes away; the next call, from any node and thread or through a listener, activates it from its saved state", function()
+    local vid = "/durable/idle"
+    assert.is_true(procs.value(4, "preg", vid, 0.5))
+    for k = 1, 3 do
+      local ok, n = procs.value(4, "vcall", vid, "incr", 5)
+      assert.is_true(ok)
+      assert.equal(k, n)
+    end
+    local function idle_everywhere()
+      return procs.wait_until(function()
+        for _, i in ipairs({ 1, 5 }) do
+          local st = procs.value(i, "vstates", vid)
+          if not (#st == 1 and st[1] == "idle") then return nil end
+        end
+        return true
+      end, 15)
+    end
+    local want = 3
+    local callers = {
+      function() return procs.value(2, { "vcall", thread = 2 }, vid, "incr", 10) end,
+      function() return procs.value(5, "vcall", vid, "incr", 10) end,
+      function() return procs.value(3, "ucall", "tcp://127.0.0.1:8001" .. vid, "incr", 10) end,
+    }
+    for k, call in ipairs(callers) do
+      assert.is_truthy(idle_everywhere(), ("round %d: the activation did not go idle"):format(k))
+      want = want + 1
+      local ok, n = call()
+      assert.is_true(ok, ("round %d: %s"):format(k, tostring(n)))
+      assert.equal(want, n)
+    end
   end)
 end)

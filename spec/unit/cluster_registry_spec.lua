@@ -137,4 +137,25 @@ describe("luact.cluster.registry", function()
       assert.equal(1, copy:vid("/r").reminders.b.every)
     end)
   end)
+
+  describe("idle activations", function()
+    it("files an idle activation with no node, and a call's wake places it once", function()
+      local key = r:apply(1, { op = "vreg", vid = "/i", ctor = "", args = "", persist = true, idle = 0.5,
+                               node = "n1", boot = "b1", t = 1, e = 7, l = 1 })
+      assert.equal(0.5, r:vid("/i").idle)
+      assert.is_false(r:apply(2, { op = "vsleep", vid = "/i", key = key, boot = "b1", t = 1, e = 7, l = 2 }))  -- another actor
+      assert.is_true(r:apply(3, { op = "vsleep", vid = "/i", key = key, boot = "b1", t = 1, e = 7, l = 1 }))
+      assert.same({ key = key, state = "idle" }, r:vid("/i").acts[key])
+      assert.equal("moved", r:apply(4, { op = "vsaves", items = { { vid = "/i", key = key, boot = "b1", t = 1, e = 7, l = 1,
+                                                                 seq = 1, data = "x" } } })[1])
+      assert.is_true(r:apply(5, { op = "vwake", vid = "/i", node = "n2", boot = "b2" }))
+      assert.is_false(r:apply(6, { op = "vwake", vid = "/i", node = "n3", boot = "b3" }))   -- woken already
+      assert.equal("n2", r:vid("/i").acts[key].node)
+      assert.equal("pending", r:vid("/i").acts[key].state)
+      -- a name with reminders stays
+      assert.is_true(r:apply(7, { op = "vactive", vid = "/i", key = key, boot = "b2", t = 1, e = 7, l = 9 }))
+      assert.is_true(r:apply(8, { op = "vremind", vid = "/i", name = "x", spec = { at = 1 } }))
+      assert.is_false(r:apply(9, { op = "vsleep", vid = "/i", key = key, boot = "b2", t = 1, e = 7, l = 9 }))
+    end)
+  end)
 end)

@@ -130,7 +130,7 @@ local function lease_refusal(rec, method)
   if rec.moving and method == "__actor_handoff__" then return nil end
   if not rec.moving and C.luact_lease_valid(rec.lease_gen, C.luact_clock_monotonic()) == 1 then return nil end
   if rec.moving then
-    return exception.new("actor_temporary_fail", ("'%s' (%s) is moving to another node"):format(
+    return exception.new("actor_temporary_fail", ("'%s' (%s) is moving to another node (or going idle)"):format(
       tostring(rec.vid), tostring(rec.ref)))
   end
   if C.luact_lease_current() ~= rec.lease_gen then
@@ -173,6 +173,7 @@ function host.invoke(rec, method, has_self, ...)
   if rec.lease_gen then
     local refused = lease_refusal(rec, method)
     if refused then return false, refused end
+    if rec.idle then rec.used = clock.get() end
     if rec.persist then return invoke_serving(rec, method, has_self, ...) end
   end
   return invoke_body(rec, method, has_self, ...)

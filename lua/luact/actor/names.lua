@@ -67,6 +67,10 @@ function names.register(vid, opts, ...)
     error("bad 'persist' option to luact.register (a multi_actor name cannot persist: its activations would " ..
           "share one state)", 2)
   end
+  if opts.idle_timeout ~= nil and (opts.scope == "node" or not clustered()) then
+    error("bad 'idle_timeout' option to luact.register (only a name registered in the cluster is deactivated " ..
+          "and activated again on demand)", 2)
+  end
   if opts.persist and (opts.scope == "node" or not clustered()) then
     error("bad 'persist' option to luact.register (durable state is kept by the cluster's registry: start the node " ..
           "as a cluster member, and do not use scope = \"node\")", 2)
@@ -198,6 +202,7 @@ local function dispatch_cluster(vid, kind, method, has_self, ...)
   end
   local in_tentacle = scheduler.running() ~= nil
   local synced = false
+  local woken_at = nil
   while true do
     local found = C.luact_names_pick(vid, #vid, addr_out) == 0
     if not found and in_tentacle and not synced then
@@ -222,6 +227,10 @@ local function dispatch_cluster(vid, kind, method, has_self, ...)
       if not retry_after(r[2]) or clock.get() + RETRY_PAUSE >= deadline or not in_tentacle then error(r[2], 0) end
     elseif not in_tentacle then
       exception.raise("actor_temporary_fail", ("'%s' is being placed on another node"):format(vid))
+    elseif m == 0 and a.thread == 1 and (woken_at == nil or clock.get() - woken_at > 1) then
+      -- deactivated for idleness: this call activates it (and waits for it, as for a move)
+      woken_at = clock.get()
+      pcall(activations().wake, vid, math.max(deadline - clock.get(), 0.01))
     elseif clock.get() + RETRY_PAUSE >= deadline then
       timeout_error(vid, method)
     end

@@ -40,7 +40,9 @@ local function my_tid() return thread.id or 1 end
 -- Runs on the activation's thread: creates it and marks it virtual. A persistent one (p: { boot
 -- = the process it belongs to, saved = its name's last saved state, encoded, or nil}) gets the
 -- state handed over, else the saved one (nil: none yet) as one more argument.
-local function create(vid, key, code, args_s, opts, handoff, p)
+local watch_idle
+
+local function create(vid, key, code, args_s, opts, handoff, p, idle)
   local ctor = assert(loadstring(code, "=" .. vid))
   local args = codec.from_string(args_s)
   if p then
@@ -58,6 +60,7 @@ local function create(vid, key, code, args_s, opts, handoff, p)
   local r, rec = host.create(ctor, args, sup, id)
   rec.lease_gen, rec.vid, rec.vkey = gen, vid, key
   if p then rec.persist, rec.vboot = true, p.boot end
+  if idle then watch_idle(rec, idle) end
   host.on_death(rec, function(dead)
     if dead.superseded then return end
     -- it died for good here: the name loses this activation (thread 1 proposes it)
@@ -68,8 +71,8 @@ end
 
 -- Creates the placed activation `key` on this thread and tells thread 1, which files it
 -- (directly on thread 1, else with a "VC" message).
-local function activate_here(vid, key, code, args_s, opts, handoff, p)
-  local ok, r, rec = pcall(create, vid, key, code, args_s, opts, handoff, p)
+local function activate_here(vid, key, code, args_s, opts, handoff, p, idle)
+  local ok, r, rec = pcall(create, vid, key, code, args_s, opts, handoff, p, idle)
   if not ok then logger.error(("cluster: cannot activate %s here: %s"):format(vid, tostring(r))) end
   local t = my_tid()
   if t ~= 1 then
@@ -81,7 +84,29 @@ local function activate_here(vid, key, code, args_s, opts, handoff, p)
   end
 end
 
-loop.on("VA", function(msg) activate_here(msg[2], msg[3], msg[4], msg[5], msg[6], msg[7], msg[8] or nil) end)
+loop.on("VA", function(msg) activate_here(msg[2], msg[3], msg[4], msg[5], msg[6], msg[7], msg[8] or nil, msg[9] or nil) end)
+
+-- An activation of a name with idle_timeout: when no call began for that long, it stops
+-- serving (calls by name wait) and asks thread 1 to file it idle ("VI"); the registry then has
+-- no activation of the name until a call wakes it (luact.cluster.activations.wake).
+watch_idle = function(rec, idle)
+  rec.idle, rec.used = idle, clock.get()
+  clock.timer(math.max(idle / 4, 0.02), function()
+    if rec.state == "dead" then return false end
+    if rec.moving or not rec.vkey or clock.get() - rec.used < idle or (rec.calls and next(rec.calls)) then return end
+    rec.moving = true
+    local _, t, e, l = require("luact.actor.ref").parts(rec.ref)
+    if t == 1 then activations.going_idle(rec.vid, rec.vkey, t, e, l) else
+      wire.send(host.MACHINE, 1, { "VI", rec.vid, rec.vkey, t, e, l })
+    end
+  end)
+end
+
+-- It stays: serve again.
+loop.on("VU", function(msg)
+  local rec = host.get(msg[2], msg[3])
+  if rec and rec.vid then rec.moving, rec.used = nil, clock.get() end
+end)
 
 local function kill_here(l, e)
   local rec = host.get(l, e)
@@ -134,9 +159,12 @@ local function mirror(vid, entry)
       n = n + 1
     end
     if n == 0 then
-      -- known but placed nowhere yet (failing over): callers by name wait for it
+      -- known but placed nowhere yet (failing over): callers by name wait for it; thread 1
+      -- marks a name deactivated for idleness: the caller wakes it
+      local asleep = 0
+      for _, act in pairs(entry.acts) do if act.state == "idle" then asleep = 1 end end
       local a = addr_buf[0]
-      a.machine, a.thread, a.epoch, a["local"] = 0, 0, 0, 0
+      a.machine, a.thread, a.epoch, a["local"] = 0, asleep, 0, 0
       n = 1
     end
   end
@@ -162,10 +190,53 @@ local function activate(vid, key, entry, act)
   local t = thread_for(key)
   local p = entry.persist and { boot = act.boot, saved = entry.saved } or false
   if t == 1 then
-    activate_here(vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff, p or nil)
+    activate_here(vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff, p or nil, entry.idle)
   else
-    wire.send(host.MACHINE, t, { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff, p })
+    wire.send(host.MACHINE, t, { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff, p,
+                                 entry.idle or false })
   end
+end
+
+-- Thread 1: the activation (t, e, l) of `key` has been idle: file it so, or let it serve again.
+function activations.going_idle(vid, key, t, e, l)
+  if not S then return end
+  tentacle(function()
+    local ok, r = pcall(requests.run, "w", { op = "vsleep", vid = vid, key = key, boot = S.boot(), t = t, e = e, l = l },
+      clock.get() + 5, "deactivating " .. key)
+    if ok and r then
+      logger.info(("cluster: %s went idle here"):format(key))
+    elseif t == 1 then
+      local rec = host.get(l, e)
+      if rec then rec.moving, rec.used = nil, clock.get() end
+    else
+      wire.send(host.MACHINE, t, { "VU", l, e })
+    end
+  end)
+end
+loop.on("VI", function(msg) activations.going_idle(msg[2], msg[3], msg[4], msg[5], msg[6]) end)
+
+-- Thread 1: a call wants the idle name `vid`: place it on a live member (rendezvous hashing of
+-- its key, as failover does). true when this call woke it.
+requests.local_ops.wake = function(vid, deadline)
+  if not S then return false end
+  local R = S.state()
+  local entry = R.vids[vid]
+  local key
+  for k, act in pairs(entry and entry.acts or {}) do if act.state == "idle" then key = k end end
+  if not key then return false end
+  local live = {}
+  for _, m in ipairs(S.members.list()) do
+    if m.state == "alive" and m.boot and not R.condemned[m.boot] then live[#live + 1] = { addr = m.address, boot = m.boot } end
+  end
+  table.sort(live, function(a, b) return a.addr < b.addr end)
+  local to = require("luact.cluster.failover").choose(key, live)
+  if not to then return false end
+  return requests.run("w", { op = "vwake", vid = vid, node = to.addr, boot = to.boot }, deadline, "waking " .. vid)
+end
+
+-- Any thread: asks thread 1 to wake the idle name vid (best effort within `timeout`).
+function activations.wake(vid, timeout)
+  return requests.call("wake", vid, timeout, "waking " .. vid)
 end
 
 -- After each applied batch: mirror the names that changed; create and kill activations.
@@ -294,7 +365,7 @@ local function node_identity(timeout)
 end
 
 -- Options of luact.register that are not supervise's.
-activations.OPTIONS = { multi_actor = true, scope = true, persist = true }
+activations.OPTIONS = { multi_actor = true, scope = true, persist = true, idle_timeout = true }
 
 -- luact.register in a cluster: returns the first activation (on this thread).
 function activations.register(vid, opts, ctor, args, timeout)
@@ -304,10 +375,18 @@ function activations.register(vid, opts, ctor, args, timeout)
   for k, v in pairs(opts) do if not activations.OPTIONS[k] then sup[k] = v end end
   local persist = opts.persist and true or false
   local boot, addr = node_identity(timeout)
-  local r, rec = create(vid, nil, code, args_s, sup, nil, persist and { boot = boot } or nil)
+  local idle = opts.idle_timeout
+  if idle ~= nil and (type(idle) ~= "number" or idle ~= idle or idle <= 0) then
+    error(("bad 'idle_timeout' option to luact.register (positive number of seconds expected, got %s)"):format(
+      tostring(idle)), 0)
+  end
+  if idle and opts.multi_actor then
+    error("bad 'idle_timeout' option to luact.register (a multi_actor name is not deactivated)", 0)
+  end
+  local r, rec = create(vid, nil, code, args_s, sup, nil, persist and { boot = boot } or nil, idle)
   rec.superseded = true              -- not filed yet: its death needs no vdrop
   local ok, key = pcall(requests.call, "w", { op = "vreg", vid = vid, ctor = code, args = args_s, opts = sup,
-    multi = opts.multi_actor and true or false, persist = persist or nil, node = addr, boot = boot, t = my_tid(),
+    multi = opts.multi_actor and true or false, persist = persist or nil, idle = idle, node = addr, boot = boot, t = my_tid(),
     e = host.EPOCH, l = rec.id }, timeout, "luact.register")
   if not ok or not key then
     host.kill(rec, nil)

@@ -111,6 +111,7 @@ local function check()
   for vid, entry in pairs(R.vids) do
     for key, act in pairs(entry.acts) do
       local boot = act.boot
+      if boot == nil then goto asleep end       -- (deactivated for idleness: hosted nowhere)
       hosting[boot] = hosting_since[boot] or now
       local gone = not still_there(act.node, boot, R)
       local starving = not gone and starved(boot, now, hosting[boot])
@@ -139,6 +140,7 @@ local function check()
           end
         end
       end
+      ::asleep::
     end
   end
   hosting_since = hosting

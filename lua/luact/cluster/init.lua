@@ -134,7 +134,7 @@ function cluster.start(opts)
   members.start({ address = self_addr, seeds = voters, voters = voter_set,
                   meta = { boot = boot, voter = voter }, tick = opts.gossip_tick })
   local function my_boot() return S.boot end
-  activations.start({ self_addr = self_addr, boot = my_boot, state = replica.state,
+  activations.start({ self_addr = self_addr, boot = my_boot, state = replica.state, members = members,
                       on_condemned = function()
                         S.rebirths = (S.rebirths or 0) + 1
                         S.boot = S.process .. "." .. S.rebirths

@@ -4,7 +4,8 @@
 --                 options, multi = bool, seq = n, acts = { [key] = activation } }
 -- and an activation { key =, node = "ip:port", boot = that process's boot id,
 --   state = "active" (t, e, l: its thread, epoch and local id there) | "pending" (placed on
---   node, not created yet; `handoff` = state handed over by its previous activation) }.
+--   node, not created yet; `handoff` = state handed over by its previous activation) |
+--   "idle" (no node: deactivated for idleness, woken by the next call) }.
 -- Every change marks the vid in `touched` (the node mirrors it into its name table).
 -- `condemned[boot]` lists processes that may host nothing any more (see luact.cluster.lease).
 -- A persistent name (`persist = true`) also keeps `saved`: the state its activation saved last
@@ -33,7 +34,8 @@ function V.vreg(s, c)
     if not (entry.multi and c.multi) then return false end
   else
     entry = { ctor = c.ctor, args = c.args, opts = c.opts or {}, multi = c.multi and true or false,
-              persist = (c.persist and not c.multi) and true or nil, seq = 0, acts = {} }
+              persist = (c.persist and not c.multi) and true or nil,
+              idle = (type(c.idle) == "number" and not c.multi) and c.idle or nil, seq = 0, acts = {} }
     s.vids[c.vid] = entry
   end
   touch(s, c.vid)
@@ -105,6 +107,36 @@ function V.vcondemn(s, c)
   if type(c.boot) ~= "string" then return false end
   s.condemned[c.boot] = true
   return true
+end
+
+-- vsleep vid key boot t e l -> true when that activation (active, of that process) went away
+-- for idleness: the name keeps its entry (constructor, arguments, saved state) with the
+-- activation `idle` (no node) until a call wakes it (vwake). A name with reminders stays.
+function V.vsleep(s, c)
+  local entry = s.vids[c.vid]
+  local act = entry and entry.acts[c.key]
+  if not act or act.state ~= "active" or act.boot ~= c.boot or act.t ~= c.t or act.e ~= c.e or act.l ~= c.l
+     or entry.reminders then
+    return false
+  end
+  entry.acts[c.key] = { key = c.key, state = "idle" }
+  touch(s, c.vid)
+  return true
+end
+
+-- vwake vid node boot -> true when the name's idle activation now waits for `node` (process
+-- boot) to create it; false when it was not idle (another call woke it first)
+function V.vwake(s, c)
+  local entry = s.vids[c.vid]
+  if not entry then return false end
+  for key, act in pairs(entry.acts) do
+    if act.state == "idle" then
+      entry.acts[key] = { key = key, node = c.node, boot = c.boot, state = "pending", placed = true }
+      touch(s, c.vid)
+      return true
+    end
+  end
+  return false
 end
 
 V.MAX_REMINDERS = 1000        -- per name

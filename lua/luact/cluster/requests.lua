@@ -97,7 +97,10 @@ end
 -- the registry index it reflects, once this node's replica applied that index. op: "w" (arg: a
 -- command table, given a request id here), "get" (a key), "keys" (a prefix), "sync" (nothing:
 -- this node's replica catches up with the leader).
-function requests.run(op, arg, deadline, what)
+-- `leader_applied`: a write returns once the leader applied it (committed by a majority),
+-- without waiting for this node's replica to apply it too (it learns the commit with the
+-- leader's next message: up to a heartbeat later); for writes whose writer reads nothing back.
+function requests.run(op, arg, deadline, what, leader_applied)
   if not S then unavailable(what, "this node is not a cluster member") end
   local here_only = requests.local_ops[op]
   if here_only then return here_only(arg, deadline) end
@@ -112,7 +115,7 @@ function requests.run(op, arg, deadline, what)
     elseif leader then
       local ok, r, index = forward(leader, op, arg, deadline)
       if ok then
-        if index then replica.await_index(index, deadline) end
+        if index and not leader_applied then replica.await_index(index, deadline) end
         return r, index
       end
       why = r

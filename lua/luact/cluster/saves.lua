@@ -118,7 +118,9 @@ local function flush()
     if w.deadline > deadline then deadline = w.deadline end
   end
   tentacle(function()
-    local ok, r = pcall(requests.run, "w", { op = "vsaves", items = items }, deadline, "luact.save")
+    -- (the saving activation reads nothing back: the leader's answer is the commit; the next
+    -- activation, wherever it starts, applies the save before the move that placed it)
+    local ok, r = pcall(requests.run, "w", { op = "vsaves", items = items }, deadline, "luact.save", true)
     for i, w in ipairs(batch) do
       if ok then w.ev:emit("done", true, type(r) == "table" and r[i] or "bad") else w.ev:emit("done", false, r) end
     end

@@ -40,6 +40,8 @@ for _, decl in ipairs({
 end
 local C = ffi.C
 
+local M = { fsyncs = 0 }   -- the module (M.fsyncs: see fsync below)
+
 -- Linux values (same on x86_64 and aarch64)
 local O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_APPEND = 0, 1, 64, 512, 1024
 local EEXIST = 17
@@ -68,8 +70,11 @@ local function write_all(fd, s, path)
   end
 end
 
+-- M.fsyncs counts the fsync calls this process made through any storage (files and directories;
+-- the benchmarks report it per write beside etcd's WAL fsyncs)
 local function fsync(fd, path, off)
   if off then return end
+  M.fsyncs = M.fsyncs + 1
   if C.fsync(fd) ~= 0 then fail("fsync", path) end
 end
 
@@ -97,8 +102,6 @@ end
 
 local F = {}
 F.__index = F
-
-local M = {}
 
 -- open (creating if needed) the storage directory `dir`. opts.fsync = false skips every fsync
 -- (for tests that exercise the format, never for data you keep). opts.new_sid: a function
@@ -134,6 +137,7 @@ end
 function F:sync_dir()
   if self.no_fsync then return end
   local fd = open(self.dir, O_RDONLY)
+  M.fsyncs = M.fsyncs + 1
   C.fsync(fd) -- some filesystems refuse fsync on a directory; the rename is still ordered
   C.close(fd)
 end

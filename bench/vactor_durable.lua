@@ -1,0 +1,62 @@
+-- Persistent virtual actors under kill -9 of their host: 3 voters + 2 followers (the spec's
+-- cluster members, spec/nodes/cluster_node.lua, driven through spec/helpers/cluster_procs.lua),
+-- a persistent counter registered on a follower, a caller on the other follower calling its
+-- `incr` (one luact.save per call) by name every 10 ms; the host is killed (kill -9) after
+-- 0.7 s. Per trial: acknowledged saves lost (an acknowledged value not exceeded by every later
+-- one: the counter went backwards), and the time from the kill to the first answer of the new
+-- activation (which started from the saved state). `luajit bench/vactor_durable.lua [trials]`;
+-- prints one JSON line. Opens sockets: run it inside a network namespace (bench/run does).
+package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;./?.lua;" .. package.path
+package.cpath = "./target/lua/?.so;" .. package.cpath
+local common = require "bench.common"
+local procs = require "helpers.cluster_procs"
+
+local trials = tonumber(arg[1]) or tonumber(os.getenv("BENCH_TRIALS")) or 20
+
+procs.setup()
+local ok, err = pcall(function()
+  for i = 1, 5 do procs.start(i) end
+  procs.wait_until(function()
+    for i = 1, 5 do if #procs.value(i, "members") ~= 5 or not procs.value(i, "leader") then return nil end end
+    return true
+  end, 30)
+  local samples, lost, acked_total, missed = {}, 0, 0, 0
+  for t = 1, trials do
+    local host, caller = t % 2 == 0 and 4 or 5, t % 2 == 0 and 5 or 4
+    local vid = ("/bench/durable/%d"):format(t)
+    assert(procs.value(host, "preg", vid))
+    assert(procs.value(caller, "vcall", vid, "incr", 5) == true)
+    assert(procs.value(caller, "start_counter", vid, 400, 0.01))
+    os.execute("sleep 0.7")
+    local t0 = procs.value(caller, "walltime")
+    procs.kill(host)
+    local acked
+    procs.wait_until(function()
+      local done, a = procs.value(caller, "counter", vid)
+      acked = a
+      return done
+    end, 60)
+    local last, first_new = 1, nil
+    for _, a in ipairs(acked) do
+      if a[1] <= last then lost = lost + 1 end
+      if a[1] > last then last = a[1] end
+      if not first_new and a[2] ~= procs.addr(host) and a[3] > t0 then first_new = a[3] end
+    end
+    acked_total = acked_total + #acked
+    if first_new then samples[#samples + 1] = first_new - t0 else missed = missed + 1 end
+    procs.start(host)
+    procs.wait_until(function()
+      for i = 1, 5 do
+        if procs.state_seen(i == host and caller or host, i) ~= "alive" then return nil end
+      end
+      return true
+    end, 30)
+    os.execute("sleep 1")
+  end
+  table.sort(samples)
+  common.report("cluster_vactor_durable_kill", { trials = trials, acked = acked_total, lost_acked = lost,
+    missed = missed, median_s = common.percentile(samples, 0.5), p99_s = common.percentile(samples, 0.99),
+    max_s = samples[#samples] }, { "trials", "acked", "lost_acked", "missed", "median_s", "p99_s", "max_s" })
+end)
+procs.teardown()
+if not ok then error(err, 0) end
