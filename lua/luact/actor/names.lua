@@ -10,7 +10,7 @@ local host = require "luact.actor.host"
 local call = require "luact.actor.call"
 local exception = require "luact.exception"
 local util = require "luact.util"
-local REGISTER_OPTIONS = util.set({ "scope", "multi_actor", "persist" }, host.SUPERVISE_OPTIONS)
+local REGISTER_OPTIONS = util.set({ "scope", "multi_actor", "persist", "idle_timeout" }, host.SUPERVISE_OPTIONS)
 
 local names = {}
 
