@@ -5,6 +5,7 @@
 -- { "x", conn, gen, corr, notify, port, timeout } followed by the body { vid, method, n, args... }; the reply
 -- goes back with luact_net_reply. This module also makes the calls of `tcp://` references.
 local lffi = require "luact.ffi"
+local thread = require "luact.thread"
 local ffi, C = lffi.ffi, lffi.C
 local loop = require "luact.loop"
 local codec = require "luact.actor.codec"
@@ -124,10 +125,9 @@ function listener.listen(url, opts)
   local l = open(scheme, host, port, opts, all, true)
   if all then
     -- the others bind the port this one got (port 0 picks one for all)
-    local rt = package.loaded["luact.runtime"]
     local o = {}
     for k, v in pairs(opts) do if k ~= "threads" then o[k] = v end end
-    for tid = 1, rt.n_core or 1 do
+    for tid = 1, thread.n_core or 1 do
       if tid ~= rt.thread_id then
         loop.send(tid, { "listener_open", scheme, host, l.port, o }, "luact.listen's options", 5)
       end
@@ -141,9 +141,8 @@ loop.on("listener_open", function(msg)
   local ok, l, err = pcall(open, msg[2], msg[3], msg[4], msg[5], true, false)
   if not ok then err = l end
   if not ok or not l then
-    local rt = package.loaded["luact.runtime"]
     require("luact.logger").error(("luact.listen: thread %s cannot listen on %s://%s:%s too: %s"):format(
-      tostring(rt and rt.thread_id), msg[2], msg[3], tostring(msg[4]), tostring(err)))
+      tostring(thread.id), msg[2], msg[3], tostring(msg[4]), tostring(err)))
   end
 end)
 
@@ -347,5 +346,7 @@ end
 names.add_scheme("tcp", resolve)
 names.add_scheme("tls", resolve)
 names.add_scheme("ssl", resolve)
+
+node.on_listener_lost(listener.remote_lost)
 
 return listener

@@ -161,7 +161,7 @@ local function cleanup()
   loop.reset()
   loop.detach()
   runtime.thread_id, runtime.n_core, runtime.opts, runtime.stopping = nil, nil, nil, nil
-  thread.id = nil
+  thread.id, thread.n_core, thread.opts = nil, nil, nil
   running = false
 end
 
@@ -205,6 +205,7 @@ function runtime.start(opts, main)
   end
   running = true
   runtime.n_core, runtime.opts = opts.n_core, opts
+  thread.n_core, thread.opts = opts.n_core, opts
   local ok, err = pcall(loop.attach, 1, opts.n_core, opts.inbox_size)
   host.refresh_machine()     -- a node's machine id is its address, known from now on
   if ok and opts.address then
@@ -259,7 +260,7 @@ function runtime.worker_main(tid, payload_bytes)
   local opts = payload.opts
   running = true
   runtime.n_core, runtime.opts, runtime.thread_id = opts.n_core, opts, tid
-  thread.id = tid
+  thread.id, thread.n_core, thread.opts = tid, opts.n_core, opts
   local ok, err = pcall(loop.attach, tid, opts.n_core, opts.inbox_size)
   if not ok then fail(tostring(err)); cleanup(); return end
   host.refresh_machine()     -- a node's machine id is its address, known from now on

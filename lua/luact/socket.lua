@@ -7,6 +7,7 @@
 -- suspends the calling tentacle, never the thread. A socket belongs to the thread (and the run
 -- of luact.start) that opened it.
 local lffi = require "luact.ffi"
+local thread = require "luact.thread"
 local ffi, C = lffi.ffi, lffi.C
 local buffer = require "string.buffer"
 local loop = require "luact.loop"
@@ -46,8 +47,7 @@ local char_p = ffi.typeof("const char*")
 local epoch = {}   -- replaced by socket.reset: sockets of an earlier run of luact.start are stale
 
 local function thread_id()
-  local rt = package.loaded["luact.runtime"]
-  return rt and rt.thread_id
+  return thread.id
 end
 
 -- A host and port: "name:port", "a.b.c.d:port" or "[ipv6]:port"; nil if malformed.
@@ -652,11 +652,10 @@ function socket.listen(url, handler, opts)
     return nil, err
   end
   if all then
-    local rt = package.loaded["luact.runtime"]
     local bound = family == 0 and (addr:match("^(.*):%d+$") .. ":" .. l.port) or addr
     local o = {}
     for k, v in pairs(opts) do if k ~= "threads" then o[k] = v end end
-    for tid = 1, rt.n_core or 1 do
+    for tid = 1, thread.n_core or 1 do
       if tid ~= rt.thread_id then
         loop.send(tid, { "socket_listen", family, bound, url, handler, o }, "luact.socket.listen's handler", 5)
       end
