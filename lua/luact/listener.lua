@@ -128,7 +128,7 @@ function listener.listen(url, opts)
     local o = {}
     for k, v in pairs(opts) do if k ~= "threads" then o[k] = v end end
     for tid = 1, thread.n_core or 1 do
-      if tid ~= rt.thread_id then
+      if tid ~= thread.id then
         loop.send(tid, { "listener_open", scheme, host, l.port, o }, "luact.listen's options", 5)
       end
     end

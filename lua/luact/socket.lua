@@ -656,7 +656,7 @@ function socket.listen(url, handler, opts)
     local o = {}
     for k, v in pairs(opts) do if k ~= "threads" then o[k] = v end end
     for tid = 1, thread.n_core or 1 do
-      if tid ~= rt.thread_id then
+      if tid ~= thread.id then
         loop.send(tid, { "socket_listen", family, bound, url, handler, o }, "luact.socket.listen's handler", 5)
       end
     end
