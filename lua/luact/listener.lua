@@ -15,6 +15,7 @@ local call = require "luact.actor.call"
 local exception = require "luact.exception"
 local event = require "luact.event"
 local node = require "luact.node"
+local util = require "luact.util"
 
 local listener = {}
 
@@ -101,8 +102,11 @@ local function open(scheme, host, port, opts, reuse, raise)
   return { url = ("%s://%s:%d"):format(scheme, host, rc), port = rc }
 end
 
+local LISTEN_OPTIONS = util.set({ "timeout", "threads", "cert", "key", "client_ca" }, LIMITS)
+
 function listener.listen(url, opts)
   local scheme, host, port = parse_url(url, "luact.listen")
+  util.check_options(opts, LISTEN_OPTIONS, "luact.listen", 2)
   local timeout = type(opts) == "table" and opts.timeout or nil
   if timeout ~= nil and (type(timeout) ~= "number" or not (timeout > 0)) then
     error(("bad 'timeout' option to luact.listen (seconds above 0 expected, got %s)"):format(tostring(timeout)), 2)
@@ -132,7 +136,7 @@ function listener.listen(url, opts)
     local o = {}
     for k, v in pairs(opts) do if k ~= "threads" then o[k] = v end end
     for tid = 1, thread.n_core or 1 do
-      if tid ~= rt.thread_id then
+      if tid ~= thread.id then
         loop.send(tid, { "listener_open", scheme, host, l.port, o }, "luact.listen's options", 5)
       end
     end
@@ -169,7 +173,9 @@ local function reply(conn, gen, corr, ok, ...)
     msg = { ok, select("#", ...), ... }
   else
     local e = ...
-    if not exception.is_exception(e) then e = exception.new("actor_runtime_error", tostring(e)) end
+    if not exception.is_exception(e) and not (type(e) == "table" and getmetatable(e) == nil) then
+      e = exception.new("actor_runtime_error", tostring(e))
+    end
     msg = { false, 1, e }
   end
   local p, len = codec.try_encode(msg, "the result", 3)
@@ -271,9 +277,7 @@ local function dispatch_url(addr, vid, tls, kind, method, has_self, ...)
   local timeout = call.DEFAULT_TIMEOUT
   if kind == "timed" then
     timeout = ...
-    if type(timeout) ~= "number" or timeout < 0 then
-      error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method, type(timeout)), 3)
-    end
+    call.check_timeout(method, timeout)
     return (function(...)
       local corr = call.new_corr()
       local deadline, now = call.deadline_for(timeout)
@@ -319,10 +323,23 @@ function listener.remote_lost(m, why)
   call.machine_lost(m, false, why)
 end
 
+local REF_OPTIONS = util.set { "ca", "cert", "key" }
+
 local function resolve(url, rest, opts)
   local scheme, host, port, path = parse_url(url, "luact.ref")
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad 'opts' argument to luact.ref (table or nil expected, got %s)"):format(type(opts)), 3)
+  end
+  util.check_options(opts, REF_OPTIONS, "luact.ref", 3)
   if path == "" or path:sub(1, 1) ~= "/" then
     error(("bad 'url' argument to luact.ref (a name after the address expected: %s)"):format(url), 3)
+  end
+  -- what the transport can dial: an IPv4 address (host names are not resolved) and a port
+  local a, b, c, d = host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  local ip_ok = a and tonumber(a) < 256 and tonumber(b) < 256 and tonumber(c) < 256 and tonumber(d) < 256
+  if not ip_ok or port < 1 or port > 65535 then
+    error(("bad 'url' argument to luact.ref (an IPv4 address and a port 1..65535 expected, got '%s:%s' in %s%s)"):format(
+      host, port, url, host == "localhost" and "; use 127.0.0.1" or ": names are not resolved"), 3)
   end
   local tls
   if scheme == "tls" or scheme == "ssl" then

@@ -28,6 +28,7 @@ loop.on("offload_reply", function(msg)
   scheduler.wake(w[1], w[2], msg)
 end)
 
+-- The pool's threads at first and the most it grows to past stuck ones (src/offload.rs).
 local function pool_size()
   local n = thread.opts and thread.opts.offload_threads
   if n == nil then
@@ -35,7 +36,13 @@ local function pool_size()
   elseif type(n) ~= "number" or n < 1 or n % 1 ~= 0 or n > 256 then
     error("bad 'offload_threads' option to luact.start (integer 1..256 expected, got " .. tostring(n) .. ")", 4)
   end
-  return n
+  local max = thread.opts and thread.opts.offload_max_threads
+  if max == nil then
+    max = math.min(2 * n, 256)
+  elseif type(max) ~= "number" or max < n or max % 1 ~= 0 or max > 256 then
+    error(("bad 'offload_max_threads' option to luact.start (integer %d..256 expected, got %s)"):format(n, tostring(max)), 4)
+  end
+  return n, max
 end
 
 local function offload(fn, ...)
@@ -51,13 +58,13 @@ local function offload(fn, ...)
   local ctx = loop.context()
   if ctx == nil then error("luact.offload: luact is not running on this thread (call it inside luact.start)", 2) end
   if scheduler.running() == nil then error("luact.offload: must be called inside a tentacle", 2) end
-  local size = pool_size()
+  local size, max = pool_size()
   next_corr = next_corr + 1
   local corr = next_corr
   local tid = thread.id
   local ok, p, len = pcall(codec.encode, { "offload", tid, corr, code, select("#", ...), ... }, "luact.offload", 6)
   if not ok then error("luact.offload: " .. tostring(p), 2) end
-  local rc = C.luact_offload_submit(ctx, size, p, len)
+  local rc = C.luact_offload_submit(ctx, size, max, p, len)
   if rc < 0 then error("luact.offload: " .. lffi.describe(rc), 2) end
   local t, token = scheduler.prepare_wait("luact.offload")
   pending[corr] = { t, token }

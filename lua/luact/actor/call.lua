@@ -640,6 +640,16 @@ loop.on_frames(on_call_frame, on_reply_frame)
 ---------------------------------------------------------------------------------------------
 -- the entry point of every reference call
 
+-- Raises (blaming the caller of the timed_ method) unless `timeout` is a number >= 0; every kind
+-- of reference checks its timed_ calls here.
+local function check_timeout(method, timeout)
+  if type(timeout) ~= "number" or not (timeout >= 0) then
+    error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method,
+      type(timeout) == "number" and tostring(timeout) or type(timeout)), 4)
+  end
+end
+call.check_timeout = check_timeout
+
 local function dispatch(m, t, e, l, kind, method, has_self, ...)
   local here = m == host.MACHINE and t == my_tid()
   local mb = metrics.b
@@ -650,9 +660,7 @@ local function dispatch(m, t, e, l, kind, method, has_self, ...)
   end
   if kind == "timed" then
     local timeout = ...
-    if type(timeout) ~= "number" or timeout < 0 then
-      error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method, type(timeout)), 3)
-    end
+    check_timeout(method, timeout)
     local deadline, now = deadline_for(timeout)
     if here then
       local rec = host.get(l, e)

@@ -10,6 +10,8 @@ local host = require "luact.actor.host"
 local call = require "luact.actor.call"
 local exception = require "luact.exception"
 local thread = require "luact.thread"
+local util = require "luact.util"
+local REGISTER_OPTIONS = util.set({ "scope", "multi_actor", "persist", "idle_timeout" }, host.SUPERVISE_OPTIONS)
 
 local names = {}
 
@@ -59,6 +61,7 @@ function names.register(vid, opts, ...)
   if tc ~= "function" and tc ~= "table" and tc ~= "cdata" then
     error("bad 'ctor' argument to luact.register (function, table or cdata expected, got " .. tc .. ")", 2)
   end
+  util.check_options(opts, REGISTER_OPTIONS, "luact.register", 2)
   if opts.scope ~= nil and opts.scope ~= "node" and opts.scope ~= "cluster" then
     error("bad 'scope' option to luact.register (\"node\" or \"cluster\" expected, got " .. tostring(opts.scope) .. ")", 2)
   end
@@ -198,9 +201,7 @@ local function dispatch_cluster(vid, kind, method, has_self, ...)
   local deadline, args_from = nil, 1
   if kind == "timed" then
     local t = ...
-    if type(t) ~= "number" or t < 0 then
-      error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method, type(t)), 3)
-    end
+    call.check_timeout(method, t)
     deadline, args_from = clock.get() + t, 2
   else
     deadline = clock.get() + call.DEFAULT_TIMEOUT
