@@ -102,7 +102,7 @@ local function open(scheme, host, port, opts, reuse, raise)
   return { url = ("%s://%s:%d"):format(scheme, host, rc), port = rc }
 end
 
-local LISTEN_OPTIONS = util.set({ "timeout", "threads", "cert", "key", "client_ca" }, LIMITS)
+local LISTEN_OPTIONS = util.set({ "timeout", "threads", "cert", "key", "client_ca", "metrics" }, LIMITS)
 
 function listener.listen(url, opts)
   local scheme, host, port = parse_url(url, "luact.listen")

@@ -33,7 +33,8 @@ local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number"
 -- one of these with a value of that type is taken for a typo and raises; any other key is the
 -- application's (luact.opts). See util.check_options.
 local START_TYPES = { snapshot_entries = "number", fsync = "boolean", gossip_tick = "number", raft_tick = "number",
-                      leave_timeout = "number" }
+                      leave_timeout = "number", stall_warn = "number", local_call_metrics = "boolean",
+                      log_format = "string" }
 for k, tp in pairs(OPTION_TYPES) do START_TYPES[k] = tp end
 local START_OPTIONS = {}
 for k in pairs(START_TYPES) do START_OPTIONS[k] = true end
