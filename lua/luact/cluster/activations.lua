@@ -443,6 +443,6 @@ function activations.stop()
 end
 
 names.use_cluster({ register = activations.register, unregister = activations.unregister,
-                    sync_registry = activations.sync_registry, view = view })
+                    sync_registry = activations.sync_registry, wake = activations.wake, view = view })
 
 return activations
