@@ -25,7 +25,8 @@ local ok, err = pcall(function()
     local host, caller = t % 2 == 0 and 4 or 5, t % 2 == 0 and 5 or 4
     local vid = ("/bench/durable/%d"):format(t)
     assert(procs.value(host, "preg", vid))
-    assert(procs.value(caller, "vcall", vid, "incr", 5) == true)
+    local first = { procs.value(caller, "vcall", vid, "incr", 5) }
+    assert(first[1] == true, ("trial %d: the first call failed: %s"):format(t, tostring(first[2])))
     assert(procs.value(caller, "start_counter", vid, 400, 0.01))
     os.execute("sleep 0.7")
     local t0 = procs.value(caller, "walltime")
