@@ -106,6 +106,13 @@ struct Conn {
     tls_peer_plain: bool,
     /// The owner paused reading (`hold_reading`).
     held: bool,
+    /// A graceful close (`close_draining`) reads and drops what the peer still sends, from the
+    /// close until the peer's FIN or the linger deadline, and ends with a FIN of its own once
+    /// what was queued went out: closing with unread input would send a reset, which can cost
+    /// the peer what it had not read yet (replies, a CLOSE frame); and a peer blocked writing
+    /// to us would never read what we send. `may_drain`: the close asked for that.
+    draining: bool,
+    may_drain: bool,
     /// A `send` was refused for lack of room: say `Writable` when there is some.
     want_writable: usize,
     /// The listener this connection came from (its live count drops when it is freed).
@@ -241,6 +248,8 @@ impl Conns {
             tls_error: String::new(),
             tls_peer_plain: false,
             held: false,
+            draining: false,
+            may_drain: false,
             want_writable: 0,
             listener,
             addr: Box::new(addr),
@@ -455,6 +464,10 @@ impl Conns {
         let conn = &mut self.conns[c];
         conn.recv_inflight = false;
         if conn.state == State::Closing {
+            if conn.draining && res > 0 {
+                Self::drain(ring, self.tag, c, conn); // dropped: the connection is closing
+                return;
+            }
             return self.maybe_free(ring, c);
         }
         if res > 0 && conn.tls.is_some() {
@@ -726,7 +739,7 @@ impl Conns {
             if Self::send_next(ring, tag, c, conn) {
                 return;
             }
-            Self::shutdown(conn);
+            Self::finish_graceful(conn);
             return self.maybe_free(ring, c);
         }
         if !conn.wbuf.is_empty() || conn.tls.is_some() {
@@ -744,6 +757,26 @@ impl Conns {
     fn shutdown(conn: &mut Conn) {
         // SAFETY: `fd` is ours; shutdown ends the in-flight receive (it completes with 0).
         unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+    }
+
+    /// The end of a graceful close once everything queued went out: a FIN. A draining
+    /// connection keeps reading (and dropping) the peer's input until its FIN or the linger
+    /// deadline (`tick` aborts it); any other is shut down both ways.
+    fn finish_graceful(conn: &mut Conn) {
+        if !conn.draining || conn.err != 0 {
+            return Self::shutdown(conn);
+        }
+        // SAFETY: `fd` is ours; SHUT_WR sends the FIN and leaves the receive side open.
+        unsafe { libc::shutdown(conn.fd, libc::SHUT_WR) };
+    }
+
+    /// Submits a receive into the connection's own buffer, whose bytes are dropped (draining).
+    fn drain(ring: &mut Ring, tag: u64, c: usize, conn: &mut Conn) {
+        conn.recv_inflight = true;
+        let entry = opcode::Recv::new(types::Fd(conn.fd), conn.rbuf.as_mut_ptr(), conn.rbuf.len() as u32)
+            .build()
+            .user_data(user_data(tag, OP_RECV, c, conn.gen));
+        ring.push(entry);
     }
 
     /// Ends a closing connection at once: the peer gets a reset, the receive and the send in
@@ -796,6 +829,18 @@ impl Conns {
         self.send_then_shutdown(ring, c, was == State::Connecting, linger_until);
     }
 
+    /// `close` without abort, whose end reads and drops the peer's input until its FIN (see
+    /// `Conn::draining`), within `linger_until` (which must be set: a peer that never closes
+    /// is then aborted).
+    pub fn close_draining(&mut self, ring: &mut Ring, c: usize, linger_until: f64) {
+        if let Some(conn) = self.conns.get_mut(c) {
+            if conn.state != State::Closing && linger_until > 0.0 {
+                conn.may_drain = true;
+            }
+        }
+        self.close(ring, c, false, linger_until);
+    }
+
     /// The rest of a graceful close: what is queued (and, after a TLS failure, the session's
     /// alert) goes out, then a FIN.
     fn send_then_shutdown(&mut self, ring: &mut Ring, c: usize, was_connecting: bool, linger_until: f64) {
@@ -809,11 +854,19 @@ impl Conns {
                 tls.close(); // close_notify goes out with what is queued
             }
         }
+        if conn.may_drain && linger_until > 0.0 && conn.err == 0 && !was_connecting && !conn.eof {
+            conn.draining = true;
+            if !conn.recv_inflight {
+                Self::drain(ring, tag, c, conn);
+            }
+        }
         if !conn.send_inflight {
             // send what is queued now; the shutdown follows its completion (on_send)
             if !((conn.err == 0 || tls_alert) && !was_connecting && Self::send_next(ring, tag, c, conn)) {
-                Self::shutdown(conn);
-                return self.maybe_free(ring, c);
+                Self::finish_graceful(conn);
+                if !conn.draining {
+                    return self.maybe_free(ring, c);
+                }
             }
         }
         if linger_until > 0.0 {

@@ -1104,19 +1104,46 @@ pub unsafe extern "C" fn luact_memory_find(p: *const u8, len: usize, needle: *co
 // ---- offload pool (luact.offload) -------------------------------------------------------------
 
 /// Queues a task (bytes encoded by lua/luact/offload.lua) for the run's offload pool, starting
-/// it with `size` threads if it is not running yet.
+/// it with `size` threads (growing up to `max` past stuck ones) if it is not running yet.
 ///
 /// # Safety
 /// `task` points to `len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn luact_offload_submit(ctx: *mut ThreadCtx, size: i32, task: *const u8, len: usize) -> i32 {
+pub unsafe extern "C" fn luact_offload_submit(ctx: *mut ThreadCtx, size: i32, max: i32, task: *const u8, len: usize) -> i32 {
     guard(|| {
         let ctx = ctx_mut(ctx)?;
         if len > i32::MAX as usize {
             return Err(Error::new(Status::BadArgument, "an offload task is at most 2 GiB"));
         }
-        let pool = ctx.runtime.offload_pool(size.max(1) as usize)?;
+        let pool = ctx.runtime.offload_pool(size.max(1) as usize, max.max(1) as usize)?;
         pool.submit(bytes(task, len))?;
+        Ok(0)
+    })
+}
+
+/// Writes the offload pool's counters into `out[0..6]`: threads, max threads, busy, stuck,
+/// queued, grown (all 0 before the run's first offload).
+///
+/// # Safety
+/// `out` points to 6 writable u64.
+#[no_mangle]
+pub unsafe extern "C" fn luact_offload_stats(ctx: *mut ThreadCtx, out: *mut u64) -> i32 {
+    guard(|| {
+        let ctx = ctx_mut(ctx)?;
+        if out.is_null() {
+            return Err(Error::new(Status::BadArgument, "null out"));
+        }
+        let v = match ctx.runtime.offload_pool_if_started() {
+            Some(p) => {
+                let s = p.stats();
+                [s.threads, s.max, s.busy, s.stuck, s.queued, s.grown]
+            }
+            None => [0; 6],
+        };
+        for (i, x) in v.iter().enumerate() {
+            // SAFETY: the caller gives 6 writable u64 at `out` (checked non-null above).
+            unsafe { *out.add(i) = *x as u64 };
+        }
         Ok(0)
     })
 }

@@ -8,16 +8,25 @@
 //!
 //! One pool per runtime, started by the first `luact.offload` of a run and stopped when the run
 //! finishes (pool threads still blocked in a task are left detached, like stuck workers).
+//!
+//! A task that never returns holds its pool thread for good. So the pool grows: when a submit
+//! finds more work (running and queued tasks) than threads while at least one thread is stuck
+//! (one task has held it for `STUCK_AFTER` or more), it starts threads up to `max`. The extra
+//! threads take tasks from the injector and the others' deques one at a time (nobody steals
+//! from them). `stats` counts threads, busy, stuck and queued tasks (`luact.offload_stats`).
 use crate::runtime::Runtime;
 use crate::status::{Error, Result, Status};
 use crossbeam_deque::{Injector, Stealer, Worker};
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 
 /// How long a pool thread out of work looks for the next task before it parks.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// A pool thread that has run one task this long is stuck (counted, and lets the pool grow).
+const STUCK_AFTER_MS: u64 = 1000;
 
 pub struct Pool {
     injector: Injector<Vec<u8>>,
@@ -34,7 +43,16 @@ pub struct Pool {
     handles: Mutex<Vec<JoinHandle<()>>>,
     finished: Mutex<usize>,
     finished_cv: Condvar,
+    /// Threads started at first (each with a deque the others steal from).
     pub size: usize,
+    /// The most threads the pool grows to (`size` and the extra ones).
+    max: usize,
+    /// Threads started so far (`size` plus those the pool grew by).
+    threads: AtomicUsize,
+    /// Per thread slot (`max` of them): 1 + the milliseconds since `epoch` when its current task
+    /// started; 0 while it has no task.
+    busy_since: Vec<AtomicU64>,
+    epoch: std::time::Instant,
     /// Whose inboxes replies go to (a pool thread left behind by a finished run must not
     /// reply into the next run's).
     runtime: Weak<Runtime>,
@@ -51,9 +69,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Pool {
-    /// Starts `size` pool threads for runtime `rt`.
-    pub fn start(rt: &Arc<Runtime>, size: usize) -> Result<Arc<Pool>> {
+    /// Starts `size` pool threads for runtime `rt`; it may grow to `max` threads.
+    pub fn start(rt: &Arc<Runtime>, size: usize, max: usize) -> Result<Arc<Pool>> {
         let size = size.clamp(1, 256);
+        let max = max.clamp(size, 256);
         let workers: Vec<Worker<Vec<u8>>> = (0..size).map(|_| Worker::new_fifo()).collect();
         let pool = Arc::new(Pool {
             injector: Injector::new(),
@@ -67,6 +86,10 @@ impl Pool {
             finished: Mutex::new(0),
             finished_cv: Condvar::new(),
             size,
+            max,
+            threads: AtomicUsize::new(size),
+            busy_since: (0..max).map(|_| AtomicU64::new(0)).collect(),
+            epoch: std::time::Instant::now(),
             runtime: Arc::downgrade(rt),
         });
         let mut handles = Vec::new();
@@ -82,12 +105,19 @@ impl Pool {
         Ok(pool)
     }
 
-    /// Queues a task for any pool thread.
-    pub fn submit(&self, task: &[u8]) -> Result<()> {
+    /// Queues a task for any pool thread (and grows the pool when stuck threads leave too few).
+    pub fn submit(self: &Arc<Self>, task: &[u8]) -> Result<()> {
         if self.stopping.load(Ordering::Acquire) {
             return Err(Error::new(Status::NotRunning, "the offload pool is stopping"));
         }
         self.injector.push(task.to_vec());
+        let threads = self.threads.load(Ordering::SeqCst);
+        if threads < self.max {
+            let s = self.stats();
+            if s.stuck > 0 && s.busy + s.queued > threads {
+                self.grow((s.busy + s.queued - threads).min(self.max - threads));
+            }
+        }
         // a spinning pool thread takes one task; more than that wakes a sleeper too
         let spinner = self.spinning.load(Ordering::SeqCst) > 0;
         if self.sleepers.load(Ordering::SeqCst) > 0 && (!spinner || self.injector.len() > 1) {
@@ -97,9 +127,67 @@ impl Pool {
         Ok(())
     }
 
+    /// Starts `n` extra threads (not past `max`).
+    fn grow(self: &Arc<Self>, n: usize) {
+        let mut handles = lock(&self.handles);
+        for _ in 0..n {
+            let i = self.threads.load(Ordering::SeqCst);
+            if i >= self.max || self.stopping.load(Ordering::Acquire) {
+                break;
+            }
+            let p = self.clone();
+            match std::thread::Builder::new().name(format!("luact-offload-{}", i + 1)).spawn(move || run(p, i, Worker::new_fifo())) {
+                Ok(h) => {
+                    self.threads.fetch_add(1, Ordering::SeqCst);
+                    handles.push(h);
+                }
+                Err(e) => {
+                    crate::logger::write_line(format!("luact: cannot grow the offload pool: {e}\n").as_bytes()).ok();
+                    break;
+                }
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Marks pool thread `me` as running a task (true) or free (false).
+    fn set_busy(&self, me: usize, busy: bool) {
+        let v = if busy { 1 + self.now_ms() } else { 0 };
+        self.busy_since[me].store(v, Ordering::SeqCst);
+    }
+
+    /// The pool's counters now.
+    pub fn stats(&self) -> PoolStats {
+        let now = self.now_ms();
+        let (mut busy, mut stuck) = (0, 0);
+        for b in &self.busy_since {
+            let since = b.load(Ordering::SeqCst);
+            if since > 0 {
+                busy += 1;
+                if now + 1 >= since + STUCK_AFTER_MS {
+                    stuck += 1;
+                }
+            }
+        }
+        let queued = self.injector.len() + self.stealers.iter().map(|s| s.len()).sum::<usize>();
+        let threads = self.threads.load(Ordering::SeqCst);
+        PoolStats { threads, max: self.max, busy, stuck, queued, grown: threads - self.size }
+    }
+
     /// The next task for pool thread `me`: its own deque, a batch from the injector, or one
-    /// stolen from another pool thread (crossbeam-deque's `find_task`).
+    /// stolen from another pool thread (crossbeam-deque's `find_task`). A thread the pool grew
+    /// by takes one task at a time (nobody steals from its deque).
     fn find(&self, me: usize, local: &Worker<Vec<u8>>) -> Option<Vec<u8>> {
+        if me >= self.size {
+            return std::iter::repeat_with(|| {
+                self.injector.steal().or_else(|| self.stealers.iter().map(|s| s.steal()).collect())
+            })
+            .find(|s| !s.is_retry())
+            .and_then(|s| s.success());
+        }
         local.pop().or_else(|| {
             std::iter::repeat_with(|| {
                 self.injector.steal_batch_and_pop(local).or_else(|| {
@@ -150,7 +238,7 @@ impl Pool {
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(timeout.max(0.0));
         let mut finished = lock(&self.finished);
-        while *finished < self.size {
+        while *finished < self.threads.load(Ordering::SeqCst) {
             let now = std::time::Instant::now();
             if now >= deadline {
                 break;
@@ -159,20 +247,33 @@ impl Pool {
         }
         let done = *finished;
         drop(finished);
+        let threads = self.threads.load(Ordering::SeqCst);
         for h in lock(&self.handles).drain(..) {
-            if done == self.size || h.is_finished() {
+            if done == threads || h.is_finished() {
                 let _ = h.join();
             }
         }
-        self.size - done
+        threads - done
     }
+}
+
+/// What `Pool::stats` counts (`luact.offload_stats`).
+pub struct PoolStats {
+    pub threads: usize,
+    pub max: usize,
+    pub busy: usize,
+    pub stuck: usize,
+    pub queued: usize,
+    pub grown: usize,
 }
 
 fn run(pool: Arc<Pool>, me: usize, local: Worker<Vec<u8>>) {
     LOCAL.with(|l| *l.borrow_mut() = Some((pool.clone(), me, local, Vec::new())));
+    // luact.start's payload: the pool VM takes thread 1's package.path and cpath from it
+    let payload = pool.runtime.upgrade().map(|rt| rt.start_payload.clone()).unwrap_or_default();
     let outcome = std::panic::catch_unwind(|| -> std::result::Result<(), String> {
         let vm = crate::vm::WorkerVm::new()?;
-        vm.call("luact.offload_worker", "main", me + 1, &[])
+        vm.call("luact.offload_worker", "main", me + 1, &payload)
     });
     let msg = match outcome {
         Ok(Ok(())) => None,
@@ -193,8 +294,10 @@ pub fn take_task() -> Result<Option<(*const u8, usize)>> {
     LOCAL.with(|l| {
         let mut l = l.borrow_mut();
         let (pool, me, local, current) = l.as_mut().ok_or_else(|| Error::new(Status::BadArgument, "not an offload pool thread"))?;
+        pool.set_busy(*me, false);
         match pool.take(*me, local) {
             Some(t) => {
+                pool.set_busy(*me, true);
                 *current = t;
                 Ok(Some((current.as_ptr(), current.len())))
             }

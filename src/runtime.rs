@@ -187,7 +187,7 @@ impl Runtime {
     }
 
     /// The run's offload pool, started with `size` threads if it is not running yet.
-    pub fn offload_pool(self: &Arc<Self>, size: usize) -> Result<Arc<crate::offload::Pool>> {
+    pub fn offload_pool(self: &Arc<Self>, size: usize, max: usize) -> Result<Arc<crate::offload::Pool>> {
         let mut pool = lock(&self.offload);
         if let Some(p) = pool.as_ref() {
             return Ok(p.clone());
@@ -195,9 +195,14 @@ impl Runtime {
         if self.is_stopping() {
             return Err(Error::new(Status::NotRunning, "luact is stopping"));
         }
-        let p = crate::offload::Pool::start(self, size)?;
+        let p = crate::offload::Pool::start(self, size, max)?;
         *pool = Some(p.clone());
         Ok(p)
+    }
+
+    /// The run's offload pool, if it started.
+    pub fn offload_pool_if_started(&self) -> Option<Arc<crate::offload::Pool>> {
+        lock(&self.offload).clone()
     }
 
     pub fn attach(self: &Arc<Self>, tid: usize) -> Result<Box<ThreadCtx>> {

@@ -82,6 +82,32 @@ pub enum TlsError {
     Io(String),
 }
 
+/// rustls' text of a failure, without a Rust type in it: rustls prints a certificate check that
+/// failed for a cause of its own as `invalid peer certificate: Other(OtherError(..))`; that
+/// becomes the cause's words. (Other causes keep rustls' names, e.g. `UnknownIssuer`.)
+fn protocol_text(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) => {
+            format!("invalid peer certificate: {o}")
+        }
+        e => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod protocol_text_tests {
+    use super::*;
+
+    #[test]
+    fn names_no_rust_types() {
+        let other = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+            std::sync::Arc::new(std::io::Error::other("the CA was used as an end entity")),
+        )));
+        assert_eq!(rustls::Error::to_string(&other), "invalid peer certificate: Other(OtherError(Custom { kind: Other, error: \"the CA was used as an end entity\" }))");
+        assert_eq!(protocol_text(&other), "invalid peer certificate: the CA was used as an end entity");
+    }
+}
+
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -95,8 +121,8 @@ impl fmt::Display for TlsError {
                 )
             }
             TlsError::Protocol(e) => match hint(e) {
-                Some(h) => write!(f, "tls: {e} ({h})"),
-                None => write!(f, "tls: {e}"),
+                Some(h) => write!(f, "tls: {} ({h})", protocol_text(e)),
+                None => write!(f, "tls: {}", protocol_text(e)),
             },
             TlsError::Backlog { queued, limit } => write!(
                 f,

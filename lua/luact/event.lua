@@ -9,6 +9,7 @@
 --   queue (up to `max_pending`, then the oldest is dropped and counted in `ev.dropped`) for
 --   the next wait.
 local scheduler = require "luact.scheduler"
+local util = require "luact.util"
 local select, unpack = select, unpack
 
 local event = {}
@@ -34,10 +35,12 @@ function event.init(t, oneshot, max_pending)
   return t
 end
 
+local EVENT_OPTIONS = util.set { "max_pending" }
 function event.new(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad 'opts' argument to event.new (table expected, got " .. type(opts) .. ")", 2)
   end
+  util.check_options(opts, EVENT_OPTIONS, "event.new", 2)
   local max_pending = opts and opts.max_pending
   if max_pending ~= nil and (type(max_pending) ~= "number" or max_pending < 0) then
     error("bad 'max_pending' option to event.new (non-negative number expected)", 2)

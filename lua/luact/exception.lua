@@ -1,6 +1,9 @@
 -- luact.exception: luact's error values. An exception has a registered name, a message built
 -- from its arguments and the traceback where it was made; `e:is(name)` tests its kind.
+local util = require "luact.util"
+
 local exception = {}
+local DEFINE_OPTIONS = util.set { "recoverable", "message" }
 
 local definitions = {}
 local Exception = {}
@@ -31,6 +34,7 @@ function exception.define(name, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad 'opts' argument to exception.define (table expected, got " .. type(opts) .. ")", 2)
   end
+  util.check_options(opts, DEFINE_OPTIONS, "exception.define", 2)
   opts = opts or {}
   definitions[name] = { recoverable = opts.recoverable and true or false, message = opts.message }
 end

@@ -96,7 +96,8 @@ int32_t luact_udp_close(luact_thread_ctx *ctx, uint32_t h);
 int32_t luact_udp_port(luact_thread_ctx *ctx, uint32_t h);
 double luact_memory_find(const void *p, size_t len, const char *needle, size_t nlen);
 
-int32_t luact_offload_submit(luact_thread_ctx *ctx, int32_t size, const uint8_t *task, size_t len);
+int32_t luact_offload_submit(luact_thread_ctx *ctx, int32_t size, int32_t max, const uint8_t *task, size_t len);
+int32_t luact_offload_stats(luact_thread_ctx *ctx, uint64_t *out);
 int32_t luact_offload_take(const uint8_t **out);
 int32_t luact_offload_reply(int32_t tid, const uint8_t *msg, size_t len);
 
@@ -155,9 +156,12 @@ local function set_error(msg)
   lua_error = msg
 end
 
--- Turns a negative status into "name: message" (for error messages).
+-- The message of a failed call (a negative status): the core's text (short, with no Rust
+-- names in it: src/status.rs), or the status's name when the core gave none.
 local function describe(code)
-  return (status_name[code] or tostring(code)) .. ": " .. last_error()
+  local msg = last_error()
+  if msg ~= "" then return msg end
+  return ((status_name[code] or ("status " .. tostring(code))):gsub("_", " "))
 end
 
 return {

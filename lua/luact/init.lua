@@ -8,6 +8,7 @@ local call = require "luact.actor.call"
 local names = require "luact.actor.names"
 local ref = require "luact.actor.ref"
 local listener = require "luact.listener"
+local util = require "luact.util"
 -- (loaded in every VM: thread 1 batches its node's saves and fires the reminders it hosts)
 local saves = require "luact.cluster.saves"
 local reminders = require "luact.cluster.reminders"
@@ -20,11 +21,12 @@ local luact = {
   clock = require "luact.clock",
   exception = require "luact.exception",
   memory = require "luact.memory",
-  util = require "luact.util",
+  util = util,
   logger = require "luact.logger",
   future = require "luact.future",
   socket = require "luact.socket",
   offload = require "luact.offload",
+  offload_stats = require "luact.offload_stats",
   version = require("luact.ffi").version,
   register = names.register,
   unregister = names.unregister,
@@ -55,6 +57,8 @@ local function new_actor(_, body, ...)
   return create("luact", body, nil, ...)
 end
 
+local SUPERVISE_OPTIONS = util.set(host.SUPERVISE_OPTIONS)
+
 -- luact.supervise(body, opts, ...): restarted under the same id after a non-recoverable error
 -- (opts: maxr = 5 restarts within maxt = 5.0 s, restart_pause = 0.05 s doubling up to
 -- restart_pause_max = 5.0 s).
@@ -62,6 +66,7 @@ function luact.supervise(body, opts, ...)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad 'opts' argument to luact.supervise (table or nil expected, got " .. type(opts) .. ")", 2)
   end
+  util.check_options(opts, SUPERVISE_OPTIONS, "luact.supervise", 2)
   for k, v in pairs(opts or {}) do
     if type(v) ~= "number" or v < 0 then
       error(("bad '%s' option to luact.supervise (non-negative number expected, got %s)"):format(tostring(k), tostring(v)), 2)

@@ -5,6 +5,7 @@
 -- { "x", conn, gen, corr, notify, port, timeout } followed by the body { vid, method, n, args... }; the reply
 -- goes back with luact_net_reply. This module also makes the calls of `tcp://` references.
 local lffi = require "luact.ffi"
+local thread = require "luact.thread"
 local ffi, C = lffi.ffi, lffi.C
 local loop = require "luact.loop"
 local codec = require "luact.actor.codec"
@@ -14,6 +15,7 @@ local call = require "luact.actor.call"
 local exception = require "luact.exception"
 local event = require "luact.event"
 local node = require "luact.node"
+local util = require "luact.util"
 
 local listener = {}
 
@@ -95,8 +97,11 @@ local function open(scheme, host, port, opts, reuse, raise)
   return { url = ("%s://%s:%d"):format(scheme, host, rc), port = rc }
 end
 
+local LISTEN_OPTIONS = util.set({ "timeout", "threads", "cert", "key", "client_ca" }, LIMITS)
+
 function listener.listen(url, opts)
   local scheme, host, port = parse_url(url, "luact.listen")
+  util.check_options(opts, LISTEN_OPTIONS, "luact.listen", 2)
   local timeout = type(opts) == "table" and opts.timeout or nil
   if timeout ~= nil and (type(timeout) ~= "number" or not (timeout > 0)) then
     error(("bad 'timeout' option to luact.listen (seconds above 0 expected, got %s)"):format(tostring(timeout)), 2)
@@ -120,11 +125,10 @@ function listener.listen(url, opts)
   local l = open(scheme, host, port, opts, all, true)
   if all then
     -- the others bind the port this one got (port 0 picks one for all)
-    local rt = package.loaded["luact.runtime"]
     local o = {}
     for k, v in pairs(opts) do if k ~= "threads" then o[k] = v end end
-    for tid = 1, rt.n_core or 1 do
-      if tid ~= rt.thread_id then
+    for tid = 1, thread.n_core or 1 do
+      if tid ~= thread.id then
         loop.send(tid, { "listener_open", scheme, host, l.port, o }, "luact.listen's options", 5)
       end
     end
@@ -137,9 +141,8 @@ loop.on("listener_open", function(msg)
   local ok, l, err = pcall(open, msg[2], msg[3], msg[4], msg[5], true, false)
   if not ok then err = l end
   if not ok or not l then
-    local rt = package.loaded["luact.runtime"]
     require("luact.logger").error(("luact.listen: thread %s cannot listen on %s://%s:%s too: %s"):format(
-      tostring(rt and rt.thread_id), msg[2], msg[3], tostring(msg[4]), tostring(err)))
+      tostring(thread.id), msg[2], msg[3], tostring(msg[4]), tostring(err)))
   end
 end)
 
@@ -162,7 +165,9 @@ local function reply(conn, gen, corr, ok, ...)
     msg = { ok, select("#", ...), ... }
   else
     local e = ...
-    if not exception.is_exception(e) then e = exception.new("actor_runtime_error", tostring(e)) end
+    if not exception.is_exception(e) and not (type(e) == "table" and getmetatable(e) == nil) then
+      e = exception.new("actor_runtime_error", tostring(e))
+    end
     msg = { false, 1, e }
   end
   local p, len = codec.try_encode(msg, "the result", 3)
@@ -264,9 +269,7 @@ local function dispatch_url(addr, vid, tls, kind, method, has_self, ...)
   local timeout = call.DEFAULT_TIMEOUT
   if kind == "timed" then
     timeout = ...
-    if type(timeout) ~= "number" or timeout < 0 then
-      error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method, type(timeout)), 3)
-    end
+    call.check_timeout(method, timeout)
     return (function(...)
       local corr = call.new_corr()
       local deadline, now = call.deadline_for(timeout)
@@ -312,10 +315,23 @@ function listener.remote_lost(m, why)
   call.machine_lost(m, false, why)
 end
 
+local REF_OPTIONS = util.set { "ca", "cert", "key" }
+
 local function resolve(url, rest, opts)
   local scheme, host, port, path = parse_url(url, "luact.ref")
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad 'opts' argument to luact.ref (table or nil expected, got %s)"):format(type(opts)), 3)
+  end
+  util.check_options(opts, REF_OPTIONS, "luact.ref", 3)
   if path == "" or path:sub(1, 1) ~= "/" then
     error(("bad 'url' argument to luact.ref (a name after the address expected: %s)"):format(url), 3)
+  end
+  -- what the transport can dial: an IPv4 address (host names are not resolved) and a port
+  local a, b, c, d = host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  local ip_ok = a and tonumber(a) < 256 and tonumber(b) < 256 and tonumber(c) < 256 and tonumber(d) < 256
+  if not ip_ok or port < 1 or port > 65535 then
+    error(("bad 'url' argument to luact.ref (an IPv4 address and a port 1..65535 expected, got '%s:%s' in %s%s)"):format(
+      host, port, url, host == "localhost" and "; use 127.0.0.1" or ": names are not resolved"), 3)
   end
   local tls
   if scheme == "tls" or scheme == "ssl" then
@@ -330,5 +346,7 @@ end
 names.add_scheme("tcp", resolve)
 names.add_scheme("tls", resolve)
 names.add_scheme("ssl", resolve)
+
+node.on_listener_lost(listener.remote_lost)
 
 return listener

@@ -3,6 +3,7 @@
 -- one process-wide sink in the core, so lines from many threads never interleave, and the level
 -- filter and the redirection apply to every thread at once.
 local C = require("luact.ffi").C
+local thread = require "luact.thread"
 
 local logger = {}
 
@@ -13,8 +14,7 @@ local COLOURS = { "\27[90m", "\27[32m", "\27[36m", "\27[33m", "\27[31m", "\27[1;
 local RESET = "\27[0m"
 
 local function thread_label()
-  local runtime = package.loaded["luact.runtime"]
-  local tid = type(runtime) == "table" and runtime.thread_id
+  local tid = thread.id
   return tid and ("t" .. tid) or "t-"
 end
 

@@ -10,9 +10,17 @@ local codec = require "luact.actor.codec"
 local outbox = require "luact.outbox"
 local scheduler = require "luact.scheduler"
 local clock = require "luact.clock"
-local node -- luact.node (required lazily: it requires this module)
 
 local loop = {}
+
+-- Messages queued for other nodes so far (luact.node counts them): a turn that sent some polls
+-- sooner.
+loop.node_sends = 0
+
+-- The node transport's connection events, drained after each poll that saw some (luact.node,
+-- which requires this module, sets it).
+local node_events = function() end
+function loop.on_node_events(fn) node_events = fn end
 
 -- Tentacle resumes per turn before the loop looks at I/O and sends what they produced: a short
 -- turn lets the peer start on the first calls sooner instead of both sides taking turns with
@@ -176,7 +184,7 @@ local function poll_and_dispatch()
     local h = io_handlers[tonumber(c.user_data)]
     if h then h(c.res, c.flags) end
   end
-  if turn_state.events > 0 then node.drain_events(ctx) end
+  if turn_state.events > 0 then node_events(ctx) end
   if turn_state.stopping ~= 0 then return false end
   local drained = turn_state.drained
   if drained > 0 then
@@ -190,14 +198,13 @@ end
 
 -- Runs until luact.stop is called (from any thread).
 function loop.run()
-  node = require "luact.node"
   local stats = loop.stats
   clock.set_loop_time(C.luact_clock_monotonic())
   repeat
     stats.turns = stats.turns + 1
-    local node_sends = node.sends
+    local node_sends = loop.node_sends
     scheduler.new_turn()
-    if scheduler.run(RUN_BUDGET) == RUN_BUDGET and node.sends == node_sends then
+    if scheduler.run(RUN_BUDGET) == RUN_BUDGET and loop.node_sends == node_sends then
       scheduler.run(RUN_BUDGET)
     end
   until not poll_and_dispatch()

@@ -1,21 +1,28 @@
 -- luact.node: this thread's side of the node transport (src/transport/). It sends luact
 -- messages to a thread of another node, names machines, and turns the core's connection events
--- into what the actor layer must do (fail calls to a lost node, fire its monitors).
+-- into what the layers above must do (fail calls to a lost node, fire its monitors: luact.actor.call;
+-- a remote listener lost: luact.listener), through hooks they register here; it requires
+-- neither, and it gives the loop its event drain (luact.loop requires nothing above it).
 local lffi = require "luact.ffi"
 local ffi, C = lffi.ffi, lffi.C
 local loop = require "luact.loop"
 
 local node = {}
 
--- Messages queued for other nodes so far (the loop polls sooner after a turn that sent some).
-node.sends = 0
-
 -- Queues one message already encoded (len bytes at p) for thread tid of machine m; returns the
--- core's status (0, full, unreachable).
+-- core's status (0, full, unreachable). The loop counts them (it polls sooner after a turn that
+-- sent some).
 function node.send_bytes(m, tid, p, len)
-  node.sends = node.sends + 1
+  loop.node_sends = loop.node_sends + 1
   return C.luact_net_send(loop.context(), m, tid, p, len)
 end
+
+-- The layers above: lost(machine, unreached, why) when a node's connection is lost, and
+-- listener_lost(machine, why) when a remote listener's is.
+local on_lost = function() end
+local on_listener_lost = function() end
+function node.on_lost(fn) on_lost = fn end
+function node.on_listener_lost(fn) on_listener_lost = fn end
 
 -- "ip:port" of a node's machine id (a node's id is ip << 16 | port).
 function node.name(m)
@@ -79,7 +86,7 @@ function node.drain_events(ctx)
     if kind == EV_NODE_DOWN or kind == EV_NODE_UNREACHED then
       local why = event_reason(ctx)
       warn(("lost the connection to node %s: %s"):format(node.name(m), why))
-      require("luact.actor.call").machine_lost(m, kind == EV_NODE_UNREACHED, why)
+      on_lost(m, kind == EV_NODE_UNREACHED, why)
       if #watchers > 0 then tell("down", m) end
     elseif kind == EV_NODE_REFUSED then
       if #watchers > 0 then tell("refused", m) end
@@ -88,11 +95,13 @@ function node.drain_events(ctx)
       if why ~= "done" and why ~= "closed by peer" then
         warn(("lost the connection to the listener at %s: %s"):format(node.name(m), why))
       end
-      require("luact.listener").remote_lost(m, why)
+      on_listener_lost(m, why)
     elseif kind == EV_CONN_REFUSED then
       warn(event_reason(ctx))
     end
   end
 end
+
+loop.on_node_events(node.drain_events)
 
 return node

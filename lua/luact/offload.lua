@@ -6,6 +6,7 @@
 -- the first offload of a run: `opts.offload_threads` threads (default: the number of CPUs, at
 -- least 4). The pool VMs' side is luact.offload_worker.
 local lffi = require "luact.ffi"
+local thread = require "luact.thread"
 local C = lffi.C
 local loop = require "luact.loop"
 local codec = require "luact.actor.codec"
@@ -27,15 +28,21 @@ loop.on("offload_reply", function(msg)
   scheduler.wake(w[1], w[2], msg)
 end)
 
+-- The pool's threads at first and the most it grows to past stuck ones (src/offload.rs).
 local function pool_size()
-  local rt = package.loaded["luact.runtime"]
-  local n = rt and rt.opts and rt.opts.offload_threads
+  local n = thread.opts and thread.opts.offload_threads
   if n == nil then
     n = math.max(4, C.luact_util_n_cpu())
   elseif type(n) ~= "number" or n < 1 or n % 1 ~= 0 or n > 256 then
     error("bad 'offload_threads' option to luact.start (integer 1..256 expected, got " .. tostring(n) .. ")", 4)
   end
-  return n
+  local max = thread.opts and thread.opts.offload_max_threads
+  if max == nil then
+    max = math.min(2 * n, 256)
+  elseif type(max) ~= "number" or max < n or max % 1 ~= 0 or max > 256 then
+    error(("bad 'offload_max_threads' option to luact.start (integer %d..256 expected, got %s)"):format(n, tostring(max)), 4)
+  end
+  return n, max
 end
 
 local function offload(fn, ...)
@@ -51,13 +58,13 @@ local function offload(fn, ...)
   local ctx = loop.context()
   if ctx == nil then error("luact.offload: luact is not running on this thread (call it inside luact.start)", 2) end
   if scheduler.running() == nil then error("luact.offload: must be called inside a tentacle", 2) end
-  local size = pool_size()
+  local size, max = pool_size()
   next_corr = next_corr + 1
   local corr = next_corr
-  local tid = package.loaded["luact.runtime"].thread_id
+  local tid = thread.id
   local ok, p, len = pcall(codec.encode, { "offload", tid, corr, code, select("#", ...), ... }, "luact.offload", 6)
   if not ok then error("luact.offload: " .. tostring(p), 2) end
-  local rc = C.luact_offload_submit(ctx, size, p, len)
+  local rc = C.luact_offload_submit(ctx, size, max, p, len)
   if rc < 0 then error("luact.offload: " .. lffi.describe(rc), 2) end
   local t, token = scheduler.prepare_wait("luact.offload")
   pending[corr] = { t, token }

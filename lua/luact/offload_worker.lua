@@ -9,6 +9,12 @@ local select, unpack = select, unpack
 
 local worker = {}
 
+-- Bytes of arguments and results a pool VM moves before it runs a full collection between two
+-- tasks. LuaJIT's collector lets a heap grow to twice what survived its last cycle, so a VM
+-- idle after a task with a 32 MiB argument kept that garbage (12 such calls: 462 MB of RSS);
+-- this bounds the dead data a pool VM holds between tasks to about GC_AFTER_BYTES.
+local GC_AFTER_BYTES = 16 * 1024 * 1024
+
 local NO_LOOP = "(an offload pool thread has no loop: actors, tentacles, sockets and timers live on luact's threads; return what they need to the caller)"
 
 local function facade(id)
@@ -43,8 +49,13 @@ local function traceback(err)
   return debug.traceback(tostring(err), 2)
 end
 
--- Entry point of pool thread `id` (called by the core in a fresh VM).
-function worker.main(id)
+-- Entry point of pool thread `id` (called by the core in a fresh VM); `start_payload`: what
+-- luact.start gave the core (luact.runtime), for thread 1's package.path and cpath.
+function worker.main(id, start_payload)
+  if start_payload and #start_payload > 0 then
+    local payload = require("string.buffer").decode(start_payload)
+    package.path, package.cpath = payload.path, payload.cpath
+  end
   package.loaded["luact"] = facade(id)
   local ref = require "luact.actor.ref"
   ref.set_dispatch(no_actor, no_actor)
@@ -55,6 +66,7 @@ function worker.main(id)
   local out = ffi.new("const uint8_t*[1]")
   local r
   local function collect(ok, ...) r = { ok = ok, n = select("#", ...), ... } end
+  local moved = 0     -- argument and result bytes since the last full collection
   while true do
     local n = C.luact_offload_take(out)
     if n == -1 then break end
@@ -90,6 +102,12 @@ function worker.main(id)
     -- a full inbox makes this pool thread wait (never the caller's loop); a finished run drops it
     while C.luact_offload_reply(tid, p, len) == lffi.status.full do
       C.luact_util_sleep(0.0005)
+    end
+    moved = moved + n + len
+    if moved >= GC_AFTER_BYTES then
+      p = nil
+      collectgarbage()
+      moved = 0
     end
   end
 end

@@ -11,6 +11,7 @@ local loop = require "luact.loop"
 local event = require "luact.event"
 local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
+local util = require "luact.util"
 local host = require "luact.actor.host"
 local thread = require "luact.thread"
 local socket = require "luact.socket"   -- (every thread answers luact.socket.listen's threads = "all")
@@ -26,7 +27,16 @@ local DEFAULTS = { n_core = 1, inbox_size = 16384, spin = 5e-4, join_timeout = 5
 local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number", join_timeout = "number",
                        log_level = "string", timeout = "number", address = "string", secret = "string",
                        cluster = "string", max_frame = "number", seeds = "table", datadir = "string",
-                       offload_threads = "number", tls = "table" }
+                       offload_threads = "number", offload_max_threads = "number", tls = "table" }
+
+-- Every option luact.start reads (the cluster's own included) and the type it takes: a key near
+-- one of these with a value of that type is taken for a typo and raises; any other key is the
+-- application's (luact.opts). See util.check_options.
+local START_TYPES = { snapshot_entries = "number", fsync = "boolean", gossip_tick = "number", raft_tick = "number",
+                      leave_timeout = "number" }
+for k, tp in pairs(OPTION_TYPES) do START_TYPES[k] = tp end
+local START_OPTIONS = {}
+for k in pairs(START_TYPES) do START_OPTIONS[k] = true end
 
 local running = false   -- this VM is inside start (or is a worker)
 
@@ -35,6 +45,7 @@ local function check_options(opts)
   if type(opts) ~= "table" then
     error("bad 'opts' argument to luact.start (table expected, got " .. type(opts) .. ")", 3)
   end
+  util.check_options(opts, START_OPTIONS, "luact.start", 3, START_TYPES)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   for k, d in pairs(DEFAULTS) do if o[k] == nil then o[k] = d end end
@@ -90,7 +101,8 @@ end
 
 -- What moves to the other threads: main as bytecode (or a path) and the options.
 local function encode_payload(opts, main)
-  local payload = { opts = {} }
+  -- (thread 1's module paths: every thread, and every offload pool VM, resolves `require` alike)
+  local payload = { opts = {}, path = package.path, cpath = package.cpath }
   for k, v in pairs(opts) do
     if type(v) ~= "function" and type(v) ~= "userdata" and type(v) ~= "thread" then payload.opts[k] = v end
   end
@@ -149,7 +161,7 @@ local function cleanup()
   loop.reset()
   loop.detach()
   runtime.thread_id, runtime.n_core, runtime.opts, runtime.stopping = nil, nil, nil, nil
-  thread.id = nil
+  thread.id, thread.n_core, thread.opts = nil, nil, nil
   running = false
 end
 
@@ -185,14 +197,15 @@ function runtime.start(opts, main)
   end
   local rc = C.luact_runtime_start(opts.n_core, opts.inbox_size, opts.spin, payload, #payload, node_opts)
   if rc ~= 0 then
-    local why = lffi.last_error()
-    if opts.tls and why:find("^%a+: tls: ") then   -- a certificate, key or CA file the core refused
-      error(("bad 'tls' option to luact.start (%s)"):format((why:gsub("^%a+: ", ""))), 2)
+    local why = lffi.describe(rc)
+    if opts.tls and why:find("^tls: ") then   -- a certificate, key or CA file the core refused
+      error(("bad 'tls' option to luact.start (%s)"):format(why), 2)
     end
-    error("luact.start: " .. lffi.status_name(rc) .. ": " .. why, 2)
+    error("luact.start: " .. why, 2)
   end
   running = true
   runtime.n_core, runtime.opts = opts.n_core, opts
+  thread.n_core, thread.opts = opts.n_core, opts
   local ok, err = pcall(loop.attach, 1, opts.n_core, opts.inbox_size)
   host.refresh_machine()     -- a node's machine id is its address, known from now on
   if ok and opts.address then
@@ -243,10 +256,11 @@ end
 -- Entry point of threads 2..n (called by the core in a fresh VM).
 function runtime.worker_main(tid, payload_bytes)
   local payload = buffer.decode(payload_bytes)
+  package.path, package.cpath = payload.path, payload.cpath
   local opts = payload.opts
   running = true
   runtime.n_core, runtime.opts, runtime.thread_id = opts.n_core, opts, tid
-  thread.id = tid
+  thread.id, thread.n_core, thread.opts = tid, opts.n_core, opts
   local ok, err = pcall(loop.attach, tid, opts.n_core, opts.inbox_size)
   if not ok then fail(tostring(err)); cleanup(); return end
   host.refresh_machine()     -- a node's machine id is its address, known from now on

@@ -7,12 +7,14 @@
 -- suspends the calling tentacle, never the thread. A socket belongs to the thread (and the run
 -- of luact.start) that opened it.
 local lffi = require "luact.ffi"
+local thread = require "luact.thread"
 local ffi, C = lffi.ffi, lffi.C
 local buffer = require "string.buffer"
 local loop = require "luact.loop"
 local scheduler = require "luact.scheduler"
 local clock = require "luact.clock"
 local tentacle = require "luact.tentacle"
+local util = require "luact.util"
 
 local socket = {}
 
@@ -45,8 +47,7 @@ local char_p = ffi.typeof("const char*")
 local epoch = {}   -- replaced by socket.reset: sockets of an earlier run of luact.start are stale
 
 local function thread_id()
-  local rt = package.loaded["luact.runtime"]
-  return rt and rt.thread_id
+  return thread.id
 end
 
 -- A host and port: "name:port", "a.b.c.d:port" or "[ipv6]:port"; nil if malformed.
@@ -77,11 +78,21 @@ local function parse_url(url, who)
   error(("bad 'url' argument to %s (tcp://host:port, tls://host:port or unix:///path expected, got '%s')"):format(who, url), 3)
 end
 
+-- The options each function takes (README "Sockets").
+local CONNECT_OPTIONS = { "timeout", "connect_timeout", "send_timeout", "read_timeout", "send_buffer", "linger",
+                          "ca", "sni", "cert", "key" }
+local OPTIONS = {
+  ["luact.socket.connect"] = util.set(CONNECT_OPTIONS),
+  ["luact.socket.listen"] = util.set(CONNECT_OPTIONS, { "max_connections", "backlog", "threads", "client_ca" }),
+  ["luact.socket.udp"] = util.set { "timeout" },
+}
+
 local function check_opts(opts, who)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
     error(("bad 'opts' argument to %s (table or nil expected, got %s)"):format(who, type(opts)), 3)
   end
+  util.check_options(opts, OPTIONS[who], who, 3)
   for _, k in ipairs { "timeout", "connect_timeout", "send_timeout", "read_timeout", "send_buffer",
                        "max_connections", "backlog", "linger" } do
     local v = opts[k]
@@ -281,6 +292,7 @@ end
 -- sock:receiveuntil(delimiter[, { inclusive = true }]) -> reader. reader() returns the data
 -- before the next delimiter (which it consumes) or nil, err, partial. reader(size) returns it
 -- in pieces of at most size bytes, then nil (no error) once the delimiter was reached.
+local RECEIVEUNTIL_OPTIONS = util.set { "inclusive" }
 function Socket:receiveuntil(delim, opts)
   check(self, "socket:receiveuntil")
   if type(delim) ~= "string" or #delim == 0 then
@@ -289,6 +301,7 @@ function Socket:receiveuntil(delim, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad 'opts' argument to socket:receiveuntil (table or nil expected)", 2)
   end
+  util.check_options(opts, RECEIVEUNTIL_OPTIONS, "socket:receiveuntil", 2)
   local inclusive = opts and opts.inclusive
   local s, dlen, finished = self, #delim, false
   return function(size)
@@ -639,12 +652,11 @@ function socket.listen(url, handler, opts)
     return nil, err
   end
   if all then
-    local rt = package.loaded["luact.runtime"]
     local bound = family == 0 and (addr:match("^(.*):%d+$") .. ":" .. l.port) or addr
     local o = {}
     for k, v in pairs(opts) do if k ~= "threads" then o[k] = v end end
-    for tid = 1, rt.n_core or 1 do
-      if tid ~= rt.thread_id then
+    for tid = 1, thread.n_core or 1 do
+      if tid ~= thread.id then
         loop.send(tid, { "socket_listen", family, bound, url, handler, o }, "luact.socket.listen's handler", 5)
       end
     end

@@ -145,7 +145,9 @@ def limits(host, port, http_port):
     c.sock.sendall(big)
     got = sorted(c.read_frame()[1] for _ in range(40))
     print("40 pipelined calls ->", got == list(range(1, 41)))
-    # a client that does not read its replies (max_buffered=262144): closed, not silently short
+    # a client that does not read its replies (max_buffered=262144): closed, not silently
+    # short, and gracefully: the replies queued before, then a CLOSE frame saying why, then EOF
+    # (a reset could cost it the replies and the reason)
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect((host, port))
@@ -165,16 +167,17 @@ def limits(host, port, http_port):
                 ending = "closed"
                 break
             if f[0] == KIND_CLOSE:
-                ending = "closed: " + f[2].decode()
+                ending = "CLOSE '%s'" % f[2].decode().split(" (")[0]
+                ending += ", then EOF" if r.read_frame() is None else ", then more"
                 break
             replies += 1
             if replies == 80:
                 break
     except (ConnectionResetError, BrokenPipeError):
-        ending = "closed"
+        ending += ", reset"
     except socket.timeout:
-        ending = "open"
-    print("unread replies ->", "all 80" if replies == 80 else "closed" if ending.startswith("closed") else "LOST (%d, %s)" % (replies, ending))
+        ending += ", open"
+    print("unread replies ->", "all 80" if replies == 80 else "%s replies, then %s" % ("some" if replies > 0 else "no", ending))
     # HTTP requests pipelined behind a slow call: reading pauses (max_buffered), none is lost
     s = socket.create_connection((host, http_port), timeout=20)
     one = b"POST /svc/echo/hoge HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n[]"

@@ -224,4 +224,27 @@ function procs.heal()
   os.execute("nft delete table inet luact_part 2>/dev/null")
 end
 
+-- Member number of "127.0.0.N:port".
+function procs.addr_no(a) return tonumber(a:match("^127%.0%.0%.(%d+)")) end
+
+-- Calls vid.method by name from member i (thread 1), with a timeout; returns ok, results...
+-- (or false and the error's name).
+function procs.vcall(i, vid, method, t, ...)
+  return procs.value(i, "vcall", vid, method, t, ...)
+end
+
+-- The Raft leader's member number, as member 5 knows it (bounded wait).
+function procs.leader_no()
+  local l = procs.wait_until(function() return procs.value(5, "leader") end, 10)
+  assert(l, "no leader known")
+  return procs.addr_no(l)
+end
+
+-- The first member (1..5) other than those listed.
+function procs.other_than(...)
+  local skip = {}
+  for _, x in ipairs({ ... }) do skip[x] = true end
+  for i = 1, 5 do if not skip[i] then return i end end
+end
+
 return procs

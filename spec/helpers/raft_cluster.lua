@@ -435,6 +435,19 @@ local function chaos_run(seed, opts)
         crashed[id] = true
       end
     end
+    if opts.pause and rng:random(1, 100) <= opts.pause then
+      -- pause a node (SIGSTOP: it keeps its volatile state) or resume a paused one
+      local id = c.ids[rng:random(1, n)]
+      local down = 0
+      for _, v in pairs(crashed) do if v then down = down + 1 end end
+      if crashed[id] == "paused" then
+        c.net:restart(id)
+        crashed[id] = false
+      elseif not crashed[id] and down < (n - 1) / 2 then
+        c.net:crash(id)
+        crashed[id] = "paused"
+      end
+    end
     if opts.wipe and rng:random(1, 1000) <= opts.wipe then
       -- lose one live voter's storage, unless one is still recovering from an earlier loss
       local id = c.ids[rng:random(1, n)]

@@ -25,6 +25,29 @@ describe("luact actor failures", function()
     end
   end)
 
+  it("deliver an error raised as a plain table intact, on this thread, another thread and by name; the actor lives", function()
+    local r = helpers.start({ n_core = 2 }, function()
+      local luact = require "luact"
+      local h = require "spec.helpers.actors"
+      local body = function()
+        return { fail = function(self, code) error({ code = code, why = { "plain", "data" } }) end,
+                 ok = function() return "alive" end }
+      end
+      if luact.thread_id == 2 then luact.register("/spec/fails_data", body); return end
+      local there = h.wait_for("/spec/fails_data")
+      local out = {}
+      for i, a in ipairs { luact(body), there, luact.ref("/spec/fails_data") } do
+        local ok, e = pcall(a.fail, a, i)
+        local ok2, e2 = pcall(a.timed_fail, a, 1, i)      -- the same through timed_
+        out[i] = { ok, e, ok2, e2, a:ok() }
+      end
+      luact.stop(out)
+    end)
+    for i = 1, 3 do
+      assert.same({ false, { code = i, why = { "plain", "data" } }, false, { code = i, why = { "plain", "data" } }, "alive" }, r[i])
+    end
+  end)
+
   it("kill the actor on a non-recoverable exception, calling __actor_destroy__ once", function()
     local r = helpers.start({ n_core = 2 }, function()
       local luact = require "luact"

@@ -136,6 +136,57 @@ describe("luact.offload", function()
     end
   end)
 
+  it("keeps no more than a bounded amount of dead data in a pool VM between tasks", function()
+    -- 6 tasks with a 32 MiB argument on a one-thread pool (one VM): each reports the VM's heap
+    -- when it starts, i.e. what the tasks before it left behind
+    local heaps = helpers.start({ n_core = 1, offload_threads = 1, timeout = 60 }, function()
+      local luact = require "luact"
+      local big = string.rep("x", 32 * 1024 * 1024)
+      local heaps = {}
+      for i = 1, 6 do
+        heaps[i] = luact.offload(function(s)
+          local before = collectgarbage("count") * 1024
+          return before + #s * 0    -- (s is this task's own live argument, counted in `before`)
+        end, big .. i)
+      end
+      luact.stop(heaps)
+    end)
+    for i = 2, 6 do
+      -- the live argument (32 MiB) plus at most the 16 MiB bound and the VM's own few MiB
+      assert.is_true(heaps[i] < (32 + 16 + 8) * 1024 * 1024, ("task %d started with %.0f MiB in the VM"):format(i, heaps[i] / 2^20))
+    end
+  end)
+
+  it("grows past stuck pool threads up to offload_max_threads, and counts them", function()
+    -- 3 tasks that block for 3 s on a pool of 2 (max 4): after 1.3 s two are stuck, one queued;
+    -- a plain offload then gets a new thread and returns before any stuck task ends
+    local r = helpers.start({ n_core = 1, offload_threads = 2, offload_max_threads = 4, timeout = 60 }, function()
+      local luact = require "luact"
+      local ended, r = {}, {}
+      local stuck = {}
+      for i = 1, 3 do
+        stuck[i] = luact.tentacle(function()
+          luact.offload(function() require("luact").util.sleep(3) end)
+          ended[#ended + 1] = "stuck"
+        end)
+      end
+      r.before = luact.offload_stats()
+      luact.clock.sleep(1.3)
+      r.stuck = luact.offload_stats()
+      r.plain = luact.offload(function(x) return x * 2 end, 21)
+      ended[#ended + 1] = "plain"
+      r.after = luact.offload_stats()
+      for i = 1, 3 do luact.event.wait(nil, stuck[i]) end
+      r.ended = ended
+      luact.stop(r)
+    end)
+    assert.same({ threads = 0, max_threads = 0, busy = 0, stuck = 0, queued = 0, grown = 0 }, r.before)
+    assert.same({ threads = 2, max_threads = 4, busy = 2, stuck = 2, queued = 1, grown = 0 }, r.stuck)
+    assert.equal(42, r.plain)
+    assert.equal("plain", r.ended[1])
+    assert.is_true(r.after.grown >= 1 and r.after.threads == 2 + r.after.grown and r.after.threads <= 4)
+  end)
+
   it("raises outside luact.start and for a bad offload_threads option", function()
     local luact = require "luact"
     assert.has_error(function() luact.offload(function() end) end,

@@ -74,6 +74,51 @@ describe("luact.start", function()
     assert.equal(2, b)
   end)
 
+  it("resolves require on every thread and offload pool VM as thread 1 does", function()
+    -- a module next to the app, found through the package.path the app set before start
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir) == 0)
+    local f = assert(io.open(dir .. "/i24_nextdoor.lua", "w"))
+    f:write("return { answer = 42 }\n")
+    f:close()
+    local old_path, old_cpath = package.path, package.cpath
+    package.path = dir .. "/?.lua;" .. package.path
+    package.cpath = dir .. "/?.so;" .. package.cpath
+    local ok, got = pcall(helpers.start, { n_core = 3 }, function()
+      local luact = require "luact"
+      local function probe()
+        local ok, m = pcall(require, "i24_nextdoor")
+        return ok and m.answer or tostring(m), package.cpath
+      end
+      if luact.thread_id ~= 1 then
+        local answer, cpath = probe()
+        luact.ref("/spec/report"):report(luact.thread_id, answer, cpath)
+        return
+      end
+      local got, ev = {}, luact.event.new()
+      luact.register("/spec/report", { report = function(_, tid, answer, cpath)
+        got[tid] = { answer, cpath }
+        ev:emit("got")
+      end })
+      got[1] = { probe() }
+      got.offload = { luact.offload(function()
+        local ok, m = pcall(require, "i24_nextdoor")
+        return ok and m.answer or tostring(m), package.cpath
+      end) }
+      while not (got[2] and got[3]) do luact.event.wait(nil, ev) end
+      luact.stop(got)
+    end)
+    package.path, package.cpath = old_path, old_cpath
+    os.remove(dir .. "/i24_nextdoor.lua")
+    os.remove(dir)
+    assert(ok, got)
+    for _, who in ipairs { 1, 2, 3, "offload" } do
+      assert.equal(42, got[who][1], tostring(who))
+      assert.equal(dir .. "/?.so;" .. old_cpath, got[who][2], tostring(who))
+    end
+  end)
+
   it("refuses a main that captures upvalues, naming the upvalue", function()
     local captured = 1
     assert.has_error(function()

@@ -115,7 +115,7 @@ describe("luact against listener clients", function()
       "connection 9 -> closed",
       "after they left -> [True, 100]",
       "40 pipelined calls -> True",
-      "unread replies -> closed",
+      "unread replies -> some replies, then CLOSE 'the client does not read its replies', then EOF",
       "3001 pipelined http requests -> 3001",
       "stats -> {'accept_pauses': False, 'header_timeouts': True, 'idle_timeouts': True, 'read_pauses': True, "
         .. "'refused_connections': True, 'slow_readers': True}",

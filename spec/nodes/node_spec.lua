@@ -71,6 +71,25 @@ describe("luact nodes", function()
     assert.equal("actor_no_body", r.missing)
   end)
 
+  it("deliver an error raised as a plain table intact, through a listener and over the node transport", function()
+    local r = helpers.start({ n_core = 1, address = "127.0.0.1:7101", secret = SECRET, peer = B.tcp }, function()
+      local luact = require "luact"
+      local peer = luact.opts.peer
+      local echo = luact.ref(peer .. "/svc/echo")
+      local out = {}
+      local _, e = pcall(echo.fail_data, echo, 1)        -- through the tcp:// listener
+      out.listener = e
+      local made = luact.ref(peer .. "/svc/factory"):make("x")
+      _, e = pcall(made.fail_data, made, 2)             -- over the node transport
+      out.node = e
+      out.alive = made:get()                            -- a plain error does not kill the actor
+      luact.stop(out)
+    end)
+    assert.same({ code = 1, why = { "plain", "data" } }, r.listener)
+    assert.same({ code = 2, why = { "plain", "data" } }, r.node)
+    assert.equal("x", r.alive)
+  end)
+
   it("call methods named like a reference's fields through tcp:// references and the references they return", function()
     local r = helpers.start({ n_core = 1, address = "127.0.0.1:7101", secret = SECRET, peer = B.tcp }, function()
       local luact = require "luact"

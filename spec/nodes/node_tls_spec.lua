@@ -326,7 +326,7 @@ EOF]]) == 0, "nft failed")
       { { cert = NODE.a.cert, key = NODE.a.key, ca = "" }, "bad 'tls' option to luact.start (tls.ca: the path of a PEM file expected, got \"\")" },
       { { cert = NODE.a.cert, key = NODE.a.key, ca = ca, verify = false }, "bad 'tls' option to luact.start (unknown field 'verify': cert, key and ca expected)" },
       { "yes", "bad 'tls' option to luact.start (table expected, got string)" },
-      { { cert = DIR .. "/missing.pem", key = NODE.a.key, ca = ca }, "bad 'tls' option to luact.start (tls: cannot read " .. DIR .. "/missing.pem: No such file or directory (os error 2))" },
+      { { cert = DIR .. "/missing.pem", key = NODE.a.key, ca = ca }, "bad 'tls' option to luact.start (tls: cannot read " .. DIR .. "/missing.pem: No such file or directory)" },
       { { cert = junk, key = NODE.a.key, ca = ca }, "bad 'tls' option to luact.start (tls: " .. junk .. ": no certificate (-----BEGIN CERTIFICATE-----) found)" },
       { { cert = NODE.a.cert, key = junk, ca = ca }, "bad 'tls' option to luact.start (tls: " .. junk .. ": no private key (PKCS#8, PKCS#1 or SEC1 PEM) found)" },
       { { cert = NODE.a.cert, key = NODE.a.key, ca = junk }, "bad 'tls' option to luact.start (tls: " .. junk .. ": no certificate (-----BEGIN CERTIFICATE-----) found)" },

@@ -36,10 +36,12 @@ luact.start({ n_core = 2, address = arg[1], secret = arg[2], tcp = arg[3], http 
       echo = function(self, ...) return ... end,
       where = function() return require("luact").machine_id, require("luact").thread_id end,
       fail = function() error("remote failure") end,
+      fail_data = function(self, code) error({ code = code, why = { "plain", "data" } }) end,
     }
   end, 100)
   luact.register("/svc/factory", { make = function(self, v)
-    return require("luact")({ v = v, get = function(self) return self.v end })
+    return require("luact")({ v = v, get = function(self) return self.v end,
+      fail_data = function(self, code) error({ code = code, why = { "plain", "data" } }) end })
   end })
   luact.register("/svc/caller", { call_back = function(self, target, ...) return target:echo(...) end,
     get_of = function(self, target) return target:get() end })

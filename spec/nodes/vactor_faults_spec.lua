@@ -6,26 +6,7 @@
 -- overlapping times (the old activation's last answer precedes the new one's first, on the
 -- wall clock all processes of this machine share). The cases run in order on one cluster.
 local procs = require "helpers.cluster_procs"
-
-local function addr_no(a) return tonumber(a:match("^127%.0%.0%.(%d+)")) end
-
--- calls vid.method by name from member i (thread 1); returns ok, results...
-local function vcall(i, vid, method, t, ...)
-  return procs.value(i, "vcall", vid, method, t, ...)
-end
-
-local function leader_no()
-  local l = procs.wait_until(function() return procs.value(5, "leader") end, 10)
-  assert(l, "no leader known")
-  return addr_no(l)
-end
-
--- a member other than those listed
-local function other_than(...)
-  local skip = {}
-  for _, x in ipairs({ ... }) do skip[x] = true end
-  for i = 1, 5 do if not skip[i] then return i end end
-end
+local addr_no, vcall, leader_no, other_than = procs.addr_no, procs.vcall, procs.leader_no, procs.other_than
 
 -- Waits (bounded) until vid answers `where` by name from member i; returns the host's address.
 local function answers_from(i, vid, timeout)

@@ -3,14 +3,8 @@
 -- through the listeners, moves to another node when its host is killed, stopped or cut off,
 -- and never has two activations answering. The cases run in order on one cluster.
 local procs = require "helpers.cluster_procs"
+local addr_no, vcall, leader_no, other_than = procs.addr_no, procs.vcall, procs.leader_no, procs.other_than
 local process = require "helpers.process"
-
-local function addr_no(a) return tonumber(a:match("^127%.0%.0%.(%d+)")) end
-
--- calls vid.method by name from member i (thread 1); returns ok, results...
-local function vcall(i, vid, method, t, ...)
-  return procs.value(i, "vcall", vid, method, t, ...)
-end
 
 -- The member hosting vid now (asked from member i).
 local function host_of(i, vid)
@@ -33,19 +27,6 @@ local function diagnose(vid)
       end
     end
   end
-end
-
-local function leader_no()
-  local l = procs.wait_until(function() return procs.value(5, "leader") end, 10)
-  assert(l, "no leader known")
-  return addr_no(l)
-end
-
--- a member other than those listed
-local function other_than(...)
-  local skip = {}
-  for _, x in ipairs({ ... }) do skip[x] = true end
-  for i = 1, 5 do if not skip[i] then return i end end
 end
 
 describe("luact virtual actors in a cluster", function()

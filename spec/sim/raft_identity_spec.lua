@@ -142,10 +142,11 @@ describe("luact.cluster.raft.identity (simulated cluster)", function()
       "index %d+%): it votes and counts toward quorums again$"), ended[1].line)
   end)
 
-  it("stays safe under random partitions, crashes of a minority and lost storages", function()
+  it("stays safe under random partitions, crashes and pauses of a minority and lost storages",
+     function()
     local wiped = 0
     simnet.for_seeds(SEEDS, function(seed)
-      local c = chaos_run(seed, { crash = true, wipe = 15, identity = true,
+      local c = chaos_run(seed, { crash = true, wipe = 15, pause = 2, identity = true,
                                   snapshot_entries = 20 })
       wiped = wiped + (c.wiped or 0)
     end, 32001)

@@ -140,6 +140,36 @@ describe("luact.socket", function()
     assert.same({ nil, "timeout", "partial", " line" }, r)
   end)
 
+  it("says why an OS call or a dial failed in short words, with no Rust names or codes", function()
+    local r = run(function()
+      local luact = require "luact"
+      local r = {}
+      local l = assert(luact.socket.listen("tcp://127.0.0.1:0", function() end))
+      r.port = l.port
+      r.socket_listen = select(2, luact.socket.listen("tcp://127.0.0.1:" .. l.port, function() end))
+      r.listen = select(2, pcall(luact.listen, "tcp://127.0.0.1:" .. l.port))
+      local u = assert(luact.socket.udp("udp://127.0.0.1:0"))
+      r.udp = select(2, luact.socket.udp("udp://127.0.0.1:" .. u.port))
+      r.udp_port = u.port
+      local ok, e = pcall(function() return luact.ref("tcp://127.0.0.1:9/x"):timed_hi(1) end)
+      r.unreachable = tostring(e)
+      luact.stop(r)
+    end)
+    local p = r.port
+    assert.equal(("bind 127.0.0.1:%d: Address already in use"):format(p), r.socket_listen)
+    assert.matches(("luact.listen: cannot listen on tcp://127.0.0.1:%d: bind 127.0.0.1:%d: Address already in use$"):format(p, p), r.listen)
+    assert.equal(("bind 127.0.0.1:%d: Address already in use"):format(r.udp_port), r.udp)
+    for k, v in pairs(r) do
+      if k ~= "port" and k ~= "udp_port" then
+        v = tostring(v)
+        for _, rust in ipairs { "Os:", "os:", "os error", "BadArgument", "Unreachable:", "OtherError", "Other(" } do
+          assert.falsy(v:find(rust, 1, true), k .. ": " .. v)
+        end
+      end
+    end
+    assert.truthy(r.unreachable:find("actor_unreachable", 1, true), r.unreachable)
+  end)
+
   it("fails a connect to a port nobody listens on with 'connection refused'", function()
     local sock, err = run(function()
       local luact = require "luact"

@@ -195,7 +195,9 @@ impl Transport {
 
     /// A listener client that has not read earlier replies and would now hold more than
     /// `max_buffered` unsent bytes is closed (and counted): its replies are never dropped while
-    /// the connection stays open. One reply alone may exceed the limit.
+    /// the connection stays open. One reply alone may exceed the limit. The close is graceful:
+    /// the replies queued already, then a CLOSE frame saying why (tcp://), then a FIN, all
+    /// within `LINGER` seconds (past that the connection is reset).
     pub(super) fn unread_beyond_limit(&mut self, c: usize, more: usize) -> bool {
         let conn = &self.conns[c];
         let queued = self.links.unsent(conn.link);
@@ -204,7 +206,13 @@ impl Transport {
         }
         self.stats.slow_readers += 1.0;
         let why = format!("the client does not read its replies ({} bytes unsent)", queued + more);
-        self.close_with(c, &why);
+        if conn.role == Role::ListenerClient {
+            let link = conn.link;
+            if let Some(q) = self.links.queue(link) {
+                frame::write_close(q, &why);
+            }
+        }
+        self.close_as(c, &why, Goodbye::AfterSending);
         true
     }
 

@@ -516,7 +516,7 @@ impl Transport {
             let said = self.links.tls_error(self.conns[c].link);
             return if said.is_empty() { "TLS failed".to_string() } else { said.to_string() };
         }
-        std::io::Error::from_raw_os_error(errno).to_string()
+        crate::status::os_error_text(errno)
     }
 
     fn on_recv(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
@@ -798,7 +798,7 @@ impl Transport {
             }
             match goodbye {
                 Goodbye::Now(words) => self.links.close_now(ring, conn.link, &words),
-                Goodbye::AfterSending => self.links.close(ring, conn.link, false, now + LINGER),
+                Goodbye::AfterSending => self.links.close_draining(ring, conn.link, now + LINGER),
             }
             if let Some(l) = self.listeners.get_mut(conn.listener) {
                 l.open = l.open.saturating_sub(1);

@@ -16,6 +16,7 @@
 --   { "m", l, e, rt, watch_id, rm }              monitor;  { "u", l, e, rt, watch_id, rm }
 --   { "d", watch_id, target, reason }            a monitored actor died
 local lffi = require "luact.ffi"
+local node = require "luact.node"
 local loop = require "luact.loop"
 local codec = require "luact.actor.codec"
 local scheduler = require "luact.scheduler"
@@ -76,11 +77,7 @@ end
 -- a root trace that LuaJIT starts on the first call of one of these helpers must not end in a
 -- stitch at `require`, or no loop calling it could become a looping trace; see luact.thread)
 local loaded = package.loaded
-local node_module, tentacle_module
-local function node()
-  node_module = node_module or loaded["luact.node"] or require "luact.node"
-  return node_module
-end
+local tentacle_module
 
 local function tentacle()
   tentacle_module = tentacle_module or loaded["luact.tentacle"] or require "luact.tentacle"
@@ -191,13 +188,13 @@ end
 
 local function send_bytes_once(m, tid, p, len)
   if m == host.MACHINE then return loop.send_bytes(tid, p, len) end
-  return node().send_bytes(m, tid, p, len)
+  return node.send_bytes(m, tid, p, len)
 end
 
 -- (raised before the message left: `unsent` tells a caller that may try elsewhere, such as a
 -- call by name in a cluster, that the target did not run it)
 local function unreachable(m, tid, rc)
-  local e = exception.new("actor_unreachable", ("machine %s thread %d: %s"):format(node().name(m), tid, lffi.describe(rc)))
+  local e = exception.new("actor_unreachable", ("machine %s thread %d: %s"):format(node.name(m), tid, lffi.describe(rc)))
   e.unsent = true
   error(e, 0)
 end
@@ -349,7 +346,7 @@ local function remote_notify(m, t, l, e, method, has_self, ...)
   local g = gone[m]
   if g and g[e] then
     raise("actor_no_body", ("%s is gone: its process on %s has restarted; notify_%s was not sent"):format(
-      tostring(ref.new(m, t, e, l)), node().name(m), method))
+      tostring(ref.new(m, t, e, l)), node.name(m), method))
   end
   local p, len = encode_call(l, e, method, has_self, 0, 0, "notify_", ...)
   local rc = send_bytes_once(m, t, p, len)
@@ -574,13 +571,21 @@ loop.on_frames(on_call_frame, on_reply_frame)
 ---------------------------------------------------------------------------------------------
 -- the entry point of every reference call
 
+-- Raises (blaming the caller of the timed_ method) unless `timeout` is a number >= 0; every kind
+-- of reference checks its timed_ calls here.
+local function check_timeout(method, timeout)
+  if type(timeout) ~= "number" or not (timeout >= 0) then
+    error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method,
+      type(timeout) == "number" and tostring(timeout) or type(timeout)), 4)
+  end
+end
+call.check_timeout = check_timeout
+
 local function dispatch(m, t, e, l, kind, method, has_self, ...)
   local here = m == host.MACHINE and t == my_tid()
   if kind == "timed" then
     local timeout = ...
-    if type(timeout) ~= "number" or timeout < 0 then
-      error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method, type(timeout)), 3)
-    end
+    check_timeout(method, timeout)
     local deadline, now = deadline_for(timeout)
     if here then
       local rec = host.get(l, e)
@@ -723,7 +728,7 @@ end)
 -- ...), which the failed calls' messages carry.
 function call.machine_lost(m, unsent, reason)
   local because = (reason and reason ~= "") and (": " .. reason) or ""
-  local why = exception.new("actor_unreachable", ("lost the connection to machine %s%s"):format(node().name(m), because))
+  local why = exception.new("actor_unreachable", ("lost the connection to machine %s%s"):format(node.name(m), because))
   if unsent then why.unsent = true end
   for _, w in ipairs(waiting.remove_if(function(w) return w.machine == m end)) do
     if w.ev then
@@ -744,5 +749,7 @@ function call.reset()
   watchers = {}
   gone = {}
 end
+
+node.on_lost(call.machine_lost)
 
 return call

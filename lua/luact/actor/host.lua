@@ -39,6 +39,7 @@ end
 host.new_id = new_id
 
 local SUPERVISE_DEFAULTS = { maxr = 5, maxt = 5.0, restart_pause = 0.05, restart_pause_max = 5.0 }
+host.SUPERVISE_OPTIONS = { "maxr", "maxt", "restart_pause", "restart_pause_max" }  -- (luact.supervise, luact.register)
 
 local function make_body(ctor, args)
   local body = ctor
@@ -104,10 +105,19 @@ local function to_exception(err)
   return e
 end
 
+-- What a failed method's caller gets: a plain table (no metatable: `error({ code = 1 })`) as
+-- it was raised, on every placement (the codec moves it like any result); anything else as an
+-- exception with the callee's traceback (a string: actor_runtime_error with that message).
+local function to_error(err)
+  if type(err) == "table" and getmetatable(err) == nil then return err end
+  return to_exception(err)
+end
+
 local function after_call(rec, ok, ...)
   if ok then return true, ... end
   local e = ...
-  if not e.recoverable and rec.state == "alive" then
+  -- (a plain table is the application's own error value: recoverable, as a Lua error is)
+  if not e.recoverable and exception.is_exception(e) and rec.state == "alive" then
     host.failed(rec, e)
   end
   return false, e
@@ -176,9 +186,9 @@ invoke_body = function(rec, method, has_self, ...)
     return false, exception.new("actor_no_method", ("the actor has no method '%s'"):format(tostring(method)))
   end
   if has_self then
-    return after_call(rec, xpcall(fn, to_exception, body, ...))
+    return after_call(rec, xpcall(fn, to_error, body, ...))
   end
-  return after_call(rec, xpcall(fn, to_exception, ...))
+  return after_call(rec, xpcall(fn, to_error, ...))
 end
 
 local function destroy(rec, reason)

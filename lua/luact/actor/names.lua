@@ -9,6 +9,9 @@ local ref = require "luact.actor.ref"
 local host = require "luact.actor.host"
 local call = require "luact.actor.call"
 local exception = require "luact.exception"
+local thread = require "luact.thread"
+local util = require "luact.util"
+local REGISTER_OPTIONS = util.set({ "scope", "multi_actor", "persist", "idle_timeout" }, host.SUPERVISE_OPTIONS)
 
 local names = {}
 
@@ -26,15 +29,19 @@ local function check_vid(vid, who)
   end
 end
 
-local runtime_module, activations_module, view_module
+-- The cluster layer (above this one) registers what a name in a cluster needs: see
+-- names.use_cluster. Until then (no luact.cluster loaded) names are this process's own.
+local cluster = nil             -- { register, unregister, sync_registry, view }
+
 local function clustered()
-  runtime_module = runtime_module or require "luact.runtime"
-  local o = runtime_module.opts
-  return o ~= nil and o.seeds ~= nil
+  local o = thread.opts
+  return o ~= nil and o.seeds ~= nil and cluster ~= nil
 end
-local function activations()
-  activations_module = activations_module or require "luact.cluster.activations"
-  return activations_module
+
+-- For luact.cluster.activations: register(vid, opts, ctor, args, timeout) -> ref,
+-- unregister(vid, actor, timeout) -> removed, sync_registry(timeout), view (luact.cluster.view).
+function names.use_cluster(hooks)
+  cluster = hooks
 end
 
 -- luact.register(vid, [opts,] ctor, ...) -> reference to the created actor
@@ -54,6 +61,7 @@ function names.register(vid, opts, ...)
   if tc ~= "function" and tc ~= "table" and tc ~= "cdata" then
     error("bad 'ctor' argument to luact.register (function, table or cdata expected, got " .. tc .. ")", 2)
   end
+  util.check_options(opts, REGISTER_OPTIONS, "luact.register", 2)
   if opts.scope ~= nil and opts.scope ~= "node" and opts.scope ~= "cluster" then
     error("bad 'scope' option to luact.register (\"node\" or \"cluster\" expected, got " .. tostring(opts.scope) .. ")", 2)
   end
@@ -74,12 +82,12 @@ function names.register(vid, opts, ...)
   end
   if clustered() and opts.scope ~= "node" then
     -- the cluster's registry: the name holds cluster-wide, and the actor moves when its node dies
-    local ok, r = pcall(activations().register, vid, opts, ctor, args, call.DEFAULT_TIMEOUT)
+    local ok, r = pcall(cluster.register, vid, opts, ctor, args, call.DEFAULT_TIMEOUT)
     if not ok then error(r, 2) end
     return r
   end
   local id = host.new_id()
-  local r = ref.new(host.MACHINE, require("luact.runtime").thread_id or 1, host.EPOCH, id)
+  local r = ref.new(host.MACHINE, thread.id or 1, host.EPOCH, id)
   local rc = C.luact_names_add(vid, #vid, address_of(r), opts.multi_actor and 1 or 0)
   if rc == 1 then
     exception.raise("vid_registered", ("'%s' is registered already%s"):format(vid,
@@ -112,7 +120,7 @@ function names.unregister(vid, actor)
   if clustered() then
     -- every node mirrors the change and the hosts kill what the name no longer has; a name
     -- the registry does not hold is one of this node's own (scope = "node")
-    if activations().unregister(vid, actor, call.DEFAULT_TIMEOUT) then return true end
+    if cluster.unregister(vid, actor, call.DEFAULT_TIMEOUT) then return true end
   end
   if actor ~= nil then
     if C.luact_names_remove(vid, #vid, address_of(actor), 0) > 0 then victims[1] = actor end
@@ -177,13 +185,13 @@ local function resolve_cached(vid)
 end
 
 local function dispatch_cluster(vid, kind, method, has_self, ...)
-  view_module = view_module or require "luact.cluster.view"
-  local dead = view_module.dead_machines
+  local view = cluster.view
+  local dead = view.dead_machines
   -- while the cluster is calm (no membership change for a while), a name is called like the
   -- reference it resolves to: no protection, no retries (this path stays compiled). An
   -- activation of an earlier process on this machine (this node restarted and the name has not
   -- moved yet) takes the careful path.
-  if clock.loop_time() >= view_module.turbulent_until then
+  if clock.loop_time() >= view.turbulent_until then
     local m, t, e, l = resolve_cached(vid)
     if m and m ~= 0 and not dead[m] and (m ~= host.MACHINE or e == host.EPOCH) then
       return call.dispatch(m, t, e, l, kind, method, has_self, ...)
@@ -192,9 +200,7 @@ local function dispatch_cluster(vid, kind, method, has_self, ...)
   local deadline, args_from = nil, 1
   if kind == "timed" then
     local t = ...
-    if type(t) ~= "number" or t < 0 then
-      error(("bad timeout argument to 'timed_%s' (non-negative number expected, got %s)"):format(method, type(t)), 3)
-    end
+    call.check_timeout(method, t)
     deadline, args_from = clock.get() + t, 2
   else
     deadline = clock.get() + call.DEFAULT_TIMEOUT
@@ -207,7 +213,7 @@ local function dispatch_cluster(vid, kind, method, has_self, ...)
     if not found and in_tentacle and not synced then
       -- this node's replica may lag behind a registration made elsewhere: catch up once
       synced = true
-      pcall(activations().sync_registry, deadline - clock.get())
+      pcall(cluster.sync_registry, deadline - clock.get())
       found = C.luact_names_pick(vid, #vid, addr_out) == 0
     end
     if not found then

@@ -18,6 +18,10 @@ local tentacle = require "luact.tentacle"
 local wire = require "luact.cluster.wire"
 local lease = require "luact.cluster.lease"
 local requests = require "luact.cluster.requests"
+local view = require "luact.cluster.view"
+local ref = require "luact.actor.ref"
+local names = require "luact.actor.names"
+local node = require "luact.node"
 
 local activations = {}
 
@@ -30,7 +34,6 @@ local S = nil                    -- thread 1: { self_addr, boot(), state() -> re
 local hosted = {}                -- thread 1: key -> { vid, t, l } activations this process runs
 local activating = {}            -- thread 1: key -> true while its creation is under way
 
-local function runtime() return require "luact.runtime" end
 local thread = require "luact.thread"
 local function my_tid() return thread.id or 1 end
 
@@ -130,7 +133,7 @@ loop.on("VM", function(msg) mark_moving(msg[2], msg[3]) end)
 function activations.handoff(act)
   if act.state ~= "active" then return act.handoff end
   if act.t == 1 then mark_moving(act.l, act.e) else wire.send(host.MACHINE, act.t, { "VM", act.l, act.e }) end
-  local r = require("luact.actor.ref").new(host.MACHINE, act.t, act.e, act.l)
+  local r = ref.new(host.MACHINE, act.t, act.e, act.l)
   local ok, data = pcall(r["timed___actor_handoff__"], r, 2)
   if ok then return data end
   return nil
@@ -179,7 +182,7 @@ local function kill_hosted(key)
 end
 
 local function thread_for(key)
-  local n = runtime().n_core or 1
+  local n = thread.n_core or 1
   local h = 0
   for i = 1, #key do h = (h * 31 + key:byte(i)) % 2147483647 end
   return h % n + 1
@@ -351,11 +354,21 @@ local function check_ctor(ctor)
   return code
 end
 
+-- This node's boot id and address, on any thread (nil until it is a member): thread 1 knows
+-- them; the other threads find its boot id in the view thread 1 publishes.
+function activations.identity()
+  local addr = view.active and (thread.opts or {}).address or nil
+  if S then return S.boot(), addr end
+  for _, m in ipairs(view.members) do
+    if m.address == addr then return m.boot, addr end
+  end
+  return nil, addr
+end
+
 local function node_identity(timeout)
-  local cluster = require "luact.cluster"
   local deadline = clock.get() + timeout
   while true do
-    local boot, addr = cluster.boot_of_node(), cluster.self()
+    local boot, addr = activations.identity()
     if boot and addr then return boot, addr end
     if clock.get() >= deadline then
       exception.raise("cluster_unavailable", "this node has not joined its cluster yet")
@@ -409,8 +422,7 @@ end
 function activations.unregister(vid, actor, timeout)
   local where = nil
   if actor then
-    local node = require "luact.node"
-    local m, t, e, l = require("luact.actor.ref").parts(actor)
+    local m, t, e, l = ref.parts(actor)
     where = { node = node.name(m), t = t, e = e, l = l }
   end
   local removed = requests.call("w", { op = "vunreg", vid = vid, where = where }, timeout, "luact.unregister")
@@ -429,5 +441,8 @@ function activations.stop()
   activations.hooks.stop()
   S, hosted, activating = nil, {}, {}
 end
+
+names.use_cluster({ register = activations.register, unregister = activations.unregister,
+                    sync_registry = activations.sync_registry, view = view })
 
 return activations

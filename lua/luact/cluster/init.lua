@@ -15,6 +15,7 @@ local activations = require "luact.cluster.activations"
 local clock = require "luact.clock"
 local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
+local thread = require "luact.thread"
 local util = require "luact.util"
 
 local cluster = {}
@@ -52,7 +53,7 @@ end
 
 -- luact.cluster.self() -> this node's address when it is a cluster member, else nil.
 function cluster.self()
-  return view.active and (require("luact.runtime").opts or {}).address or nil
+  return view.active and (thread.opts or {}).address or nil
 end
 
 local function leave_here(timeout)
@@ -80,9 +81,8 @@ function cluster.leave(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout <= 0) then
     error("bad 'timeout' argument to luact.cluster.leave (positive number expected)", 2)
   end
-  local rt = require "luact.runtime"
-  if not view.active and rt.thread_id ~= 1 then return false end
-  if rt.thread_id == 1 then return leave_here(timeout) end
+  if not view.active and thread.id ~= 1 then return false end
+  if thread.id == 1 then return leave_here(timeout) end
   return requests.call("leave", timeout or 5, (timeout or 5) + 1, "luact.cluster.leave")
 end
 requests.local_ops.leave = function(timeout) return leave_here(timeout) end
@@ -167,12 +167,7 @@ end
 
 -- This node's boot id (unique per start of a node; guards carry it), on any thread.
 function cluster.boot_of_node()
-  if S then return S.boot end
-  local me = cluster.self()
-  for _, m in ipairs(view.members) do
-    if m.address == me then return m.boot end
-  end
-  return nil
+  return (activations.identity())
 end
 
 -- Stops the services (luact.stop) and forgets the view (every thread).

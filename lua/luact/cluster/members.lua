@@ -174,6 +174,7 @@ end
 function members.leave(timeout)
   if not S then return end
   S.g:leave()
+  publish()     -- (this node is "left" now; the state machine has no event for its own leave)
   flush()
   local deadline = clock.get() + (timeout or 2)
   while not S.g:left() and clock.get() < deadline do clock.sleep(TICK) end

@@ -18,6 +18,8 @@ local exception = require "luact.exception"
 local requests = require "luact.cluster.requests"
 local saves = require "luact.cluster.saves"
 local activations = require "luact.cluster.activations"
+local util = require "luact.util"
+local REMINDER_OPTIONS = util.set { "every", "at", "method", "data" }
 
 local reminders = {}
 
@@ -40,6 +42,7 @@ local function check(vid, name, opts, who)
   if type(opts) ~= "table" then
     error(("bad 'opts' argument to %s (table or nil expected, got %s)"):format(who, type(opts)), 3)
   end
+  util.check_options(opts, REMINDER_OPTIONS, who, 3)
   local every, at = opts.every, opts.at
   if every ~= nil and (type(every) ~= "number" or every ~= every or every < reminders.MIN_EVERY) then
     error(("bad 'every' option to %s (a number of seconds >= %g expected, got %s)"):format(who, reminders.MIN_EVERY,

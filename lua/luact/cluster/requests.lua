@@ -9,6 +9,7 @@
 -- registry applies a command at most once however often it is retried, and answers a retry
 -- with the first result. Past the deadline the caller gets `cluster_unavailable`.
 local loop = require "luact.loop"
+local thread = require "luact.thread"
 local clock = require "luact.clock"
 local exception = require "luact.exception"
 local host = require "luact.actor.host"
@@ -151,11 +152,10 @@ end)
 
 -- From any thread: runs the request on this node's thread 1 and returns its result.
 function requests.call(op, arg, timeout, what)
-  local rt = require "luact.runtime"
   local deadline = clock.get() + timeout
-  if rt.thread_id == 1 then return (requests.run(op, arg, deadline, what)) end
+  if thread.id == 1 then return (requests.run(op, arg, deadline, what)) end
   local corr = call.new_corr()
-  if not wire.send(host.MACHINE, 1, { "CQ", corr, rt.thread_id, host.MACHINE, op, arg, timeout }) then
+  if not wire.send(host.MACHINE, 1, { "CQ", corr, thread.id, host.MACHINE, op, arg, timeout }) then
     unavailable(what, "thread 1's inbox is full")
   end
   local ok, r = pcall(call.await, corr, host.MACHINE, deadline + 0.5, what, 1, 0, 0)

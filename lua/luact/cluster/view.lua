@@ -5,6 +5,7 @@
 -- connection is lost). luact.cluster reads this view, so members() and leader() answer on any
 -- thread without a message.
 local loop = require "luact.loop"
+local thread = require "luact.thread"
 local event = require "luact.event"
 local node = require "luact.node"
 local call = require "luact.actor.call"
@@ -63,8 +64,7 @@ end
 -- careful path for a while; thread 1 passes it on to the other threads.
 loop.on("CT", function()
   turbulence()
-  local rt = require "luact.runtime"
-  if rt.thread_id == 1 then wire.to_other_threads({ "CT" }, rt.n_core, 1) end
+  if thread.id == 1 then wire.to_other_threads({ "CT" }, thread.n_core, 1) end
 end)
 
 -- For thread 1 of a node about to move its actors: every thread of every live member (and of
@@ -78,24 +78,19 @@ loop.on("CE", function(msg) apply_event(msg[2], msg[3]) end)
 loop.on("CD", function(msg) apply_death(msg[2]) end)
 
 -- For thread 1: publish to this thread and every other one.
-local function runtime() return require "luact.runtime" end
-
 function view.publish_state(members, leader)
   apply_state(members, leader)
-  local rt = runtime()
-  wire.to_other_threads({ "CS", members, leader }, rt.n_core, rt.thread_id)
+  wire.to_other_threads({ "CS", members, leader }, thread.n_core, thread.id)
 end
 
 function view.publish_event(tp, member)
   apply_event(tp, member)
-  local rt = runtime()
-  wire.to_other_threads({ "CE", tp, member }, rt.n_core, rt.thread_id)
+  wire.to_other_threads({ "CE", tp, member }, thread.n_core, thread.id)
 end
 
 function view.publish_death(addr)
   apply_death(addr)
-  local rt = runtime()
-  wire.to_other_threads({ "CD", addr }, rt.n_core, rt.thread_id)
+  wire.to_other_threads({ "CD", addr }, thread.n_core, thread.id)
 end
 
 -- Forgets everything (between two runs of luact.start in one VM).

@@ -164,6 +164,16 @@ function M.ok_for(n, pr)
 end
 
 ---------------------------------------------------------------------------------------------
+-- the follower's side
+
+-- A heartbeat's commit is min(the leader's commit, what it knows this follower's log to match);
+-- it carries `to_sid`, the storage that match was learned from. From another storage (this
+-- node's was lost and it is new), the match says nothing about this log: the commit is not
+-- taken (appends are safe: their entries are checked against the log before commit moves).
+function M.heartbeat_is_ours(n, m)
+  return not n.sid or m.to_sid == nil or m.to_sid == n.sid
+end
+
 -- the recovering node's side
 ---------------------------------------------------------------------------------------------
 

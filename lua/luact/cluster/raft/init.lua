@@ -350,7 +350,7 @@ function Node:bcast_heartbeat()
     if id ~= self.id then
       local pr = self.prs[id]
       self:send({ to = id, type = "heartbeat", commit = min(pr.match, self.commit), ctx = ctx,
-                  ok = identity.ok_for(self, pr) })
+                  ok = identity.ok_for(self, pr), to_sid = pr.sid })
     end
   end
 end
@@ -519,7 +519,11 @@ step_follower = function(self, m)
     identity.maybe_caught_up(self, m)
   elseif t == "heartbeat" then
     self.election_elapsed, self.lead = 0, m.from
-    self:commit_to(min(m.commit, self.log:last_index()))
+    -- the commit in a heartbeat is what the leader knows this log to match; not if the leader
+    -- knows another storage under this id (a wiped node: that match was the old storage's)
+    if identity.heartbeat_is_ours(self, m) then
+      self:commit_to(min(m.commit, self.log:last_index()))
+    end
     identity.maybe_caught_up(self, m)
     self:send({ to = m.from, type = "heartbeat_resp", ctx = m.ctx })
   elseif t == "snapshot" then

@@ -93,7 +93,8 @@ function M.valid(m, id)
   if type(m) ~= "table" or m.to ~= id or not is_id(m.from) or m.from == id then return false end
   if not is_int(m.term) then return false end
   -- identity fields (raft/identity.lua): storage id, cluster id, founding proposal, "caught up"
-  if not (opt_str(m.sid) and opt_str(m.cid) and opt_str(m.form) and opt_str(m.ok)) or
+  if not (opt_str(m.sid) and opt_str(m.cid) and opt_str(m.form) and opt_str(m.ok) and
+          opt_str(m.to_sid)) or
      (m.rec ~= nil and m.rec ~= true) then
     return false
   end
