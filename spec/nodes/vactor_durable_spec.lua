@@ -7,13 +7,7 @@
 -- The cases run in order on one cluster.
 local procs = require "helpers.cluster_procs"
 
-local function addr_no(a) return tonumber(a:match("^127%.0%.0%.(%d+)")) end
-
-local function leader_no()
-  local l = procs.wait_until(function() return procs.value(5, "leader") end, 10)
-  assert(l, "no leader known")
-  return addr_no(l)
-end
+local addr_no, leader_no = procs.addr_no, procs.leader_no
 
 -- the member (number) hosting vid now, asked by name from member i
 local function host_of(i, vid)
@@ -25,6 +19,8 @@ local function host_of(i, vid)
   return addr_no(where)
 end
 
+-- The last member (5..1) other than those listed: a follower when one is free (procs.other_than
+-- picks the first).
 local function other_than(...)
   local skip = {}
   for _, x in ipairs({ ... }) do skip[x] = true end
