@@ -18,10 +18,12 @@ $SUDO apt-get update -qq
 # the benchmarks' Redis peer; nginx-light for the benchmarks' nginx + lua-nginx-module peer (the
 # module itself is unpacked below, and libpcre3 is the one library it needs that nginx-light
 # lacks: every peer bench/run compares with is installed here).
-# faketime (libfaketime) for the nemesis soak's slowed clock (spec/helpers/nemesis.lua).
+# faketime (libfaketime) for the nemesis soak's slowed clock (spec/helpers/nemesis.lua);
+# prometheus for the spec that scrapes GET /metrics with a real server (spec/nodes/metrics_spec.lua,
+# which runs its own in the namespace; the package's service starts only where there is systemd).
 $SUDO apt-get install -y -qq luajit libluajit-5.1-dev luarocks lua-busted gcc \
   erlang-nox python3 python3-msgpack iproute2 util-linux curl openssl nftables \
-  etcd-server wrk redis-server nginx-light libpcre3 faketime >/dev/null
+  etcd-server wrk redis-server nginx-light libpcre3 faketime prometheus >/dev/null
 # (nginx-light's package starts a service where there is systemd; the benchmarks run their own)
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -149,6 +149,10 @@ pub struct Conns {
     pub accept_pauses: u64,
     /// Connections freed so far (their buffers given back to the allocator).
     pub freed: u64,
+    /// Connections opened (dialed or accepted), bytes received and sent so far (the metrics).
+    pub opened: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 fn user_data(tag: u64, op: u64, slot: usize, gen: u32) -> u64 {
@@ -197,6 +201,9 @@ impl Conns {
             lingering: Vec::new(),
             accept_pauses: 0,
             freed: 0,
+            opened: 0,
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 
@@ -221,6 +228,11 @@ impl Conns {
         self.conns.get(c).filter(|x| x.state != State::Closing).map(|x| x.gen)
     }
 
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.conns.len()
+    }
+
     pub fn listener_gen(&self, l: usize) -> Option<u32> {
         self.listeners.get(l).filter(|x| !x.closing).map(|x| x.gen)
     }
@@ -228,6 +240,7 @@ impl Conns {
     fn new_conn(&mut self, fd: i32, state: State, addr: SockAddr, listener: Option<usize>) -> usize {
         let gen = self.gen();
         let read_buf = self.read_buf;
+        self.opened += 1;
         self.conns.insert(Conn {
             fd,
             gen,
@@ -463,6 +476,9 @@ impl Conns {
     fn on_recv(&mut self, ring: &mut Ring, c: usize, res: i32) {
         let conn = &mut self.conns[c];
         conn.recv_inflight = false;
+        if res > 0 {
+            self.bytes_in += res as u64;
+        }
         if conn.state == State::Closing {
             if conn.draining && res > 0 {
                 Self::drain(ring, self.tag, c, conn); // dropped: the connection is closing
@@ -730,6 +746,7 @@ impl Conns {
             return;
         }
         conn.sent += res.max(0) as usize;
+        self.bytes_out += res.max(0) as u64;
         if conn.sent < conn.sending.len() {
             return Self::submit_send(ring, tag, c, conn);
         }

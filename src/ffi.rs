@@ -35,7 +35,7 @@ pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Runs `f`, mapping an `Err` or a panic to a negative status code.
-fn guard(f: impl FnOnce() -> Result<i32, Error>) -> i32 {
+pub(crate) fn guard(f: impl FnOnce() -> Result<i32, Error>) -> i32 {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(n)) => n,
         Ok(Err(e)) => {
@@ -50,7 +50,7 @@ fn guard(f: impl FnOnce() -> Result<i32, Error>) -> i32 {
 }
 
 /// Like `guard` for functions that return a value instead of a status.
-fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+pub(crate) fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         set_last_error(format!("panic: {}", panic_message(&panic)));
         fallback
@@ -60,7 +60,7 @@ fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 /// # Safety
 /// `ptr` is null (then `len` is ignored) or points to `len` readable bytes that stay valid for
 /// the duration of the call: the Lua side passes Lua strings or buffers it keeps alive.
-unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     if ptr.is_null() || len == 0 {
         &[]
     } else {
@@ -834,6 +834,17 @@ pub extern "C" fn luact_log_set_level(level: i32) {
 #[no_mangle]
 pub extern "C" fn luact_log_level() -> i32 {
     crate::logger::level()
+}
+
+/// 0: text lines, 1: one JSON object per line (process-wide, like the level).
+#[no_mangle]
+pub extern "C" fn luact_log_set_format(format: i32) {
+    crate::logger::set_format(format)
+}
+
+#[no_mangle]
+pub extern "C" fn luact_log_format() -> i32 {
+    crate::logger::format()
 }
 
 #[no_mangle]

@@ -23,6 +23,7 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 /// Extends the lease to `until` (monotonic seconds; never shortens it). Returns the generation.
 pub fn extend(until: f64) -> u64 {
     let mut bits = UNTIL.load(Ordering::Acquire);
+    count_renewal(f64::from_bits(bits), until);
     while until > f64::from_bits(bits) {
         match UNTIL.compare_exchange(bits, until.to_bits(), Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => break,
@@ -44,7 +45,20 @@ pub fn valid(gen: u64, now: f64) -> bool {
 
 /// Ends the lease now (this process was condemned, leaves or stops): the generation moves on,
 /// so the activations created under the old one never serve again.
+/// The metrics of the lease (cluster block, thread 1 the only writer): a renewal, and whether
+/// the lease had run out before it.
+fn count_renewal(before: f64, until: f64) {
+    use crate::metrics as m;
+    if until > before {
+        m::add(0, m::C_LEASE_RENEWALS, 1.0);
+        if before > 0.0 && before <= crate::clock::monotonic() {
+            m::add(0, m::C_LEASE_LAPSES, 1.0);
+        }
+    }
+}
+
 pub fn lapse() -> u64 {
+    crate::metrics::add(0, crate::metrics::C_LEASE_ENDS, 1.0);
     UNTIL.store(0f64.to_bits(), Ordering::Release);
     GENERATION.fetch_add(1, Ordering::AcqRel) + 1
 }

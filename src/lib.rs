@@ -4,11 +4,13 @@ mod clock;
 mod conn;
 mod datagram;
 mod ffi;
+mod ffi_metrics;
 mod inbox;
 mod lease;
 mod listen_limits;
 mod logger;
 mod memory;
+mod metrics;
 mod names;
 mod node_flow;
 mod node_tls;
@@ -16,6 +18,7 @@ mod offload;
 mod ring;
 mod runtime;
 mod sockaddr;
+mod stall;
 mod socket;
 mod status;
 #[cfg(test)]
@@ -39,6 +42,7 @@ unsafe extern "C" {}
 /// Lua layer and return the facade (`lua/luact/init.lua`).
 #[mlua::lua_module(name = "luact")]
 fn luact(lua: &mlua::Lua) -> mlua::Result<mlua::Value> {
+    register_for_stalls(lua);
     vm::install_preloads(lua)?;
     let (chunk, src) = vm::embedded_source("luact")
         .ok_or_else(|| mlua::Error::runtime("luact: the Lua layer is missing from the library"))?;
@@ -49,5 +53,13 @@ fn luact(lua: &mlua::Lua) -> mlua::Result<mlua::Value> {
 /// source, as in this repository's specs).
 #[mlua::lua_module(name = "luact_core")]
 fn luact_core(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
+    register_for_stalls(lua);
     vm::core_table(lua)
+}
+
+/// The stall watchdog hooks the VM of the thread that loads the module (thread 1's VM).
+fn register_for_stalls(lua: &mlua::Lua) {
+    // SAFETY: the closure only records the state pointer (a state of this VM, alive as long as
+    // the VM: mlua keeps it).
+    let _ = unsafe { lua.exec_raw::<()>((), |l| stall::set_state(l)) };
 }

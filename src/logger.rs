@@ -39,6 +39,17 @@ pub fn set_level(level: i32) {
     LEVEL.store(level, Ordering::Relaxed);
 }
 
+/// The format of log lines: 0 text, 1 JSON (one object per line; the Lua logger writes both).
+static FORMAT: AtomicI32 = AtomicI32::new(0);
+
+pub fn set_format(format: i32) {
+    FORMAT.store(format, Ordering::Relaxed);
+}
+
+pub fn format() -> i32 {
+    FORMAT.load(Ordering::Relaxed)
+}
+
 pub fn level() -> i32 {
     LEVEL.load(Ordering::Relaxed)
 }

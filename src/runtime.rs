@@ -70,6 +70,7 @@ pub fn start(options: Options, node: Option<NodeConfig>, start_payload: Vec<u8>)
     if current.is_some() {
         return Err(Error::new(Status::AlreadyRunning, "luact is already running"));
     }
+    crate::metrics::reset(options.n_core);
     let inboxes = (0..options.n_core)
         .map(|_| Inbox::new(options.inbox_capacity).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
@@ -211,6 +212,7 @@ impl Runtime {
             .ok_or_else(|| Error::new(Status::BadArgument, format!("no thread {tid}")))?
             .clone();
         let ring = Ring::new(self.options.ring_entries, inbox.doorbell_fd())?;
+        crate::stall::attach(tid);
         Ok(Box::new(ThreadCtx {
             tid,
             runtime: self.clone(),
@@ -262,6 +264,7 @@ const SPIN_WINDOW: f64 = 0.002;
 
 impl Drop for ThreadCtx {
     fn drop(&mut self) {
+        crate::stall::detach(self.tid);
         self.transport.shutdown();
         self.sockets.shutdown();
     }
@@ -311,12 +314,18 @@ impl ThreadCtx {
         k += self.sockets.take_events(&mut self.ring, &mut out[k..]);
         self.transport.flush(&mut self.ring);
         self.sockets.flush(&mut self.ring);
+        crate::metrics::add(self.tid, crate::metrics::LOOP_TURNS, 1.0);
+        self.transport.publish_metrics(self.tid);
         Ok(k)
     }
 
     /// Moves up to `max` entries (each one or more messages) out of the inbox into `batch`.
     pub fn drain(&mut self, max: usize) -> usize {
         self.batch.clear();
+        let depth = self.inbox.len() as f64;
+        if depth > crate::metrics::get(self.tid, crate::metrics::INBOX_HWM) {
+            crate::metrics::set(self.tid, crate::metrics::INBOX_HWM, depth);
+        }
         while self.batch.len() < max {
             match self.inbox.pop() {
                 Some(e) => self.batch.push(e.bytes),

@@ -51,6 +51,7 @@ impl WorkerVm {
             return Err("cannot create a Lua VM (out of memory)".into());
         }
         let vm = WorkerVm { state };
+        crate::stall::set_state(state);
         // SAFETY: `state` is a live VM owned by `vm`; every call below leaves the stack balanced.
         unsafe {
             ffi::luaL_openlibs(state);
@@ -117,6 +118,7 @@ impl WorkerVm {
 
 impl Drop for WorkerVm {
     fn drop(&mut self) {
+        crate::stall::set_state(std::ptr::null_mut());
         // SAFETY: the state is live, owned by this value, and nothing uses it after this.
         unsafe { ffi::lua_close(self.state) };
     }

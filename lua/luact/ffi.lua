@@ -35,7 +35,7 @@ double luact_machine_id(void);
 
 typedef struct { uint32_t kind; uint32_t conn; double machine; } luact_net_event_t;
 /* src/listen_limits.rs: a field <= 0 takes its default */
-typedef struct { double header_timeout, idle_timeout, max_buffered, max_pipelined, max_connections; } luact_listen_limits_t;
+typedef struct { double header_timeout, idle_timeout, max_buffered, max_pipelined, max_connections, metrics; } luact_listen_limits_t;
 typedef struct { double header_timeouts, idle_timeouts, slow_readers, refused_connections, accept_pauses, read_pauses; } luact_listen_stats_t;
 int32_t luact_net_listen(luact_thread_ctx *ctx, const char *addr, size_t len, int32_t kind,
                          const luact_listen_limits_t *limits, int32_t reuse_port);
@@ -115,10 +115,19 @@ int32_t luact_memory_equal(const void *p, const void *q, size_t size);
 void luact_memory_move(void *dst, const void *src, size_t size);
 void luact_memory_fill(void *dst, int32_t byte, size_t size);
 
+double *luact_metrics_block(int32_t b);
+int32_t luact_metrics_inbox_depth(int32_t tid);
+int64_t luact_metrics_render(const uint8_t **out);
+int32_t luact_metrics_set_activations(const char *text, size_t len);
+int32_t luact_stall_watch(double warn);
+double luact_stall_since(int32_t tid);
+
 int32_t luact_log_write(const char *line, size_t len);
 int32_t luact_log_redirect(const char *path, size_t len);
 void luact_log_set_level(int32_t level);
 int32_t luact_log_level(void);
+void luact_log_set_format(int32_t format);
+int32_t luact_log_format(void);
 int32_t luact_log_is_tty(void);
 ]]
 

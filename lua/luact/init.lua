@@ -35,6 +35,9 @@ local luact = {
   listen = listener.listen,
   listen_stats = listener.stats,
   cluster = require "luact.cluster",
+  metrics = require("luact.observe").metrics,
+  inspect = require "luact.inspect",
+  stall = require "luact.stall",
   db = require "luact.db",
 }
 

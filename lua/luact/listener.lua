@@ -62,6 +62,11 @@ local function limits_of(opts)
       limits[k] = v
     end
   end
+  local m = opts and opts.metrics
+  if m ~= nil and type(m) ~= "boolean" then
+    error(("bad 'metrics' option to luact.listen (boolean expected, got %s)"):format(type(m)), 3)
+  end
+  if m then limits.metrics = 1 end
   return limits
 end
 
@@ -97,7 +102,7 @@ local function open(scheme, host, port, opts, reuse, raise)
   return { url = ("%s://%s:%d"):format(scheme, host, rc), port = rc }
 end
 
-local LISTEN_OPTIONS = util.set({ "timeout", "threads", "cert", "key", "client_ca" }, LIMITS)
+local LISTEN_OPTIONS = util.set({ "timeout", "threads", "cert", "key", "client_ca", "metrics" }, LIMITS)
 
 function listener.listen(url, opts)
   local scheme, host, port = parse_url(url, "luact.listen")
@@ -111,6 +116,9 @@ function listener.listen(url, opts)
     error(("luact.listen: unknown scheme '%s' (tcp, tls, ssl, http, udp)"):format(scheme), 2)
   end
   limits_of(opts)   -- raises on a bad limit before anything opens
+  if type(opts) == "table" and opts.metrics and kind ~= KINDS.http then
+    error(("luact.listen: the 'metrics' option needs an http:// listener (got %s://)"):format(scheme), 2)
+  end
   local threads = type(opts) == "table" and opts.threads or nil
   if threads ~= nil and threads ~= "all" and threads ~= "this" then
     error(("bad 'threads' option to luact.listen ('all' or 'this' expected, got %s)"):format(tostring(threads)), 2)

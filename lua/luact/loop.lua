@@ -10,6 +10,7 @@ local codec = require "luact.actor.codec"
 local outbox = require "luact.outbox"
 local scheduler = require "luact.scheduler"
 local clock = require "luact.clock"
+local metrics = require "luact.metrics"
 
 local loop = {}
 
@@ -53,12 +54,14 @@ function loop.attach(tid, n_core, inbox_size)
     error("luact: cannot start thread " .. tid .. "'s loop: " .. lffi.last_error(), 0)
   end
   ctx = c
+  metrics.attach(tid)
   outbox.attach(c, n_core, inbox_size)
   return c
 end
 
 function loop.detach()
   outbox.detach()
+  metrics.detach()
   if ctx ~= nil then C.luact_thread_detach(ctx) end
   ctx = nil
 end
@@ -179,6 +182,7 @@ local function poll_and_dispatch()
     error("luact: the loop's poll failed: " .. lffi.describe(n), 0)
   end
   clock.set_loop_time(turn_state.now)
+  metrics.maybe_refresh(turn_state.now)
   for i = 0, n - 1 do
     local c = completions[i]
     local h = io_handlers[tonumber(c.user_data)]

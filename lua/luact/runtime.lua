@@ -33,7 +33,8 @@ local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number"
 -- one of these with a value of that type is taken for a typo and raises; any other key is the
 -- application's (luact.opts). See util.check_options.
 local START_TYPES = { snapshot_entries = "number", fsync = "boolean", gossip_tick = "number", raft_tick = "number",
-                      leave_timeout = "number" }
+                      leave_timeout = "number", stall_warn = "number", local_call_metrics = "boolean",
+                      log_format = "string" }
 for k, tp in pairs(OPTION_TYPES) do START_TYPES[k] = tp end
 local START_OPTIONS = {}
 for k in pairs(START_TYPES) do START_OPTIONS[k] = true end
@@ -131,6 +132,8 @@ end
 
 -- Runs `main` in a tentacle, reports its failure, and runs the loop until stop.
 local function run_thread(tid, main)
+  local call = package.loaded["luact.actor.call"]   -- (loaded by the facade; counts same-thread calls?)
+  if call then call.count_local(runtime.opts.local_call_metrics == true) end
   runtime.thread_id, thread.id = tid, tid
   local t = tentacle(main)
   t.name = "main"
@@ -180,6 +183,17 @@ function runtime.start(opts, main)
   opts = check_options(opts)
   local payload = encode_payload(opts, main)
   if opts.log_level then logger.level(opts.log_level) end
+  if opts.log_format ~= nil then
+    if opts.log_format ~= "text" and opts.log_format ~= "json" then
+      error(("bad 'log_format' option to luact.start ('text' or 'json' expected, got %s)"):format(tostring(opts.log_format)), 2)
+    end
+    logger.format(opts.log_format)
+  end
+  local stall_warn = opts.stall_warn
+  if stall_warn == nil then stall_warn = 0.1 end
+  if stall_warn ~= false and (type(stall_warn) ~= "number" or not (stall_warn > 0) or stall_warn == math.huge) then
+    error(("bad 'stall_warn' option to luact.start (seconds above 0, or false, expected, got %s)"):format(tostring(opts.stall_warn)), 2)
+  end
   local node_opts = nil
   if opts.address then
     if not opts.address:match("^%d+%.%d+%.%d+%.%d+:%d+$") then
@@ -206,6 +220,9 @@ function runtime.start(opts, main)
   running = true
   runtime.n_core, runtime.opts = opts.n_core, opts
   thread.n_core, thread.opts = opts.n_core, opts
+  if stall_warn and C.luact_stall_watch(stall_warn) ~= 0 then
+    logger.warn("luact.start: no stall watchdog: " .. lffi.last_error())
+  end
   local ok, err = pcall(loop.attach, 1, opts.n_core, opts.inbox_size)
   host.refresh_machine()     -- a node's machine id is its address, known from now on
   if ok and opts.address then

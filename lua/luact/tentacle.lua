@@ -2,6 +2,8 @@
 -- coroutine; the tentacle is a one-shot event that fires ('end', ok, results...) when fn returns
 -- or fails. A failure nobody waits for is logged, never lost.
 local scheduler = require "luact.scheduler"
+local metrics = require "luact.metrics"
+local TENTACLES = metrics.SLOT.tentacles
 local event = require "luact.event"
 local exception = require "luact.exception"
 local select, unpack = select, unpack
@@ -18,6 +20,10 @@ local tentacle = {}
 
 -- Called by the scheduler with the outcome of a tentacle's body.
 local function finished(t, ok, ...)
+  if getmetatable(t) == Tentacle then
+    local mb = metrics.b
+    mb[TENTACLES] = mb[TENTACLES] - 1
+  end
   t.status = "dead"
   if not ok and not t.waiters and not t.watched then
     local err = ...
@@ -34,6 +40,8 @@ local function spawn(fn, ...)
     error("bad 'fn' argument to luact.tentacle (function expected, got " .. type(fn) .. ")", 3)
   end
   local t = setmetatable(event.init({}, true), Tentacle)
+  local mb = metrics.b
+  mb[TENTACLES] = mb[TENTACLES] + 1
   return scheduler.spawn(t, fn, ...)
 end
 

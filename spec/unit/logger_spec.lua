@@ -30,6 +30,28 @@ describe("luact.logger", function()
     assert.falsy(text:find("\27", 1, true))
   end)
 
+  it("writes one JSON object per line with log_format = 'json', fields included", function()
+    local r = helpers.start({ n_core = 2, log_format = "json" }, function()
+      local luact = require "luact"
+      if luact.thread_id == 2 then
+        luact.logger.warn('say "hi"\n', 7, { user = "ann", n = 3, ok = true })
+        return
+      end
+      luact.clock.sleep(0.1)
+      luact.stop(luact.logger.format())
+    end)
+    logger.format("text")
+    assert.equal("json", r)
+    local text = read(path)
+    local line = text:match("[^\n]*say[^\n]*")
+    assert.truthy(line, text)
+    assert.truthy(line:find('^{"time":"%d+%-%d+%-%d+T%d+:%d+:%d+%.%d+Z","level":"warn","thread":2,"node":null,'), line)
+    assert.truthy(line:find('"message":"say \\"hi\\"\\n 7","fields":{"n":3,"ok":true,"user":"ann"}}$'), line)
+    local ok, e = pcall(helpers.start, { log_format = "xml" }, function() end)
+    assert.is_false(ok)
+    assert.truthy(tostring(e):find("bad 'log_format' option to luact.start ('text' or 'json' expected, got xml)", 1, true))
+  end)
+
   it("starts at level info in a fresh process", function()
     local p = assert(io.popen([[luajit -e 'package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path;
       package.cpath = "./target/lua/?.so;" .. package.cpath; io.write(require("luact").logger.level())' 2>&1]]))

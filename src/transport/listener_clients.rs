@@ -281,6 +281,7 @@ impl Transport {
                 }
                 Ok(http::Parsed::Complete(req)) => {
                     self.requests_taken += 1;
+                    self.frames_in += 1;
                     let conn = &mut self.conns[c];
                     conn.inpos += req.consumed;
                     conn.http_continue_sent = false;
@@ -288,6 +289,21 @@ impl Transport {
                     if conn.inpos >= conn.inbuf.len() {
                         conn.inbuf.clear();
                         conn.inpos = 0;
+                    }
+                    if req.route == http::Route::Metrics {
+                        let resp = if conn.limits.expose_metrics() {
+                            {
+                            let s = crate::metrics::Snapshot { n_core: inboxes.len(), inbox_depth: inboxes.iter().map(|i| i.len()).collect() };
+                            http::metrics_response(&crate::metrics::render(s), req.keep_alive)
+                        }
+                        } else {
+                            let refused = http::Request { route: http::Route::metrics_refused(), ..req.clone() };
+                            refused.immediate_response().unwrap_or_default()
+                        };
+                        if !self.send_http(c, &resp, req.keep_alive) {
+                            return;
+                        }
+                        continue;
                     }
                     match req.immediate_response() {
                         Some(resp) => {

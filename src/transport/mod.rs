@@ -262,6 +262,9 @@ pub struct Transport {
     to_resume: Vec<usize>,
     /// Requests taken from listener clients so far (tells `on_recv` a read completed one).
     requests_taken: u64,
+    /// Frames decoded and frames queued so far (the metrics).
+    frames_in: u64,
+    frames_out: u64,
     /// MSG frames a node connection may hold unsent (`inbox_size`: as many as the receiving
     /// thread's inbox holds), beside the kernel's socket buffers, which `NODE_SOCKET_BUF` bounds.
     max_queued_msgs: usize,
@@ -353,6 +356,8 @@ impl Transport {
             stats: ListenStats::default(),
             to_resume: Vec::new(),
             requests_taken: 0,
+            frames_in: 0,
+            frames_out: 0,
             freed_at_trim: 0,
             last_trim: 0.0,
             max_queued_msgs: usize::MAX,
@@ -395,6 +400,23 @@ impl Transport {
     /// What listener limits refused and paused so far (`luact.listen_stats()`).
     pub fn listen_stats(&self) -> ListenStats {
         ListenStats { accept_pauses: self.links.accept_pauses as f64, ..self.stats }
+    }
+
+    /// Copies this thread's transport counters into its metrics block (src/metrics.rs), once
+    /// per poll: a few stores.
+    pub fn publish_metrics(&self, tid: usize) {
+        use crate::metrics as m;
+        m::set(tid, m::CONNS_OPEN, self.links.open() as f64);
+        m::set(tid, m::CONNS_OPENED, self.links.opened as f64);
+        m::set(tid, m::BYTES_IN, self.links.bytes_in as f64);
+        m::set(tid, m::BYTES_OUT, self.links.bytes_out as f64);
+        m::set(tid, m::FRAMES_IN, self.frames_in as f64);
+        m::set(tid, m::FRAMES_OUT, self.frames_out as f64);
+        let s = self.listen_stats();
+        let v = [s.header_timeouts, s.idle_timeouts, s.slow_readers, s.refused_connections, s.accept_pauses, s.read_pauses];
+        for (i, x) in v.iter().enumerate() {
+            m::set(tid, m::LISTEN + i, *x);
+        }
     }
 
     /// The protocol state of connection `link` of `links` (a new connection, dialed or accepted).
@@ -461,6 +483,7 @@ impl Transport {
         frame::write_frame(out, &Header { kind, codec, thread, corr, body_len: 0 }, body)
             .map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
         conn.unsent_frames += 1;
+        self.frames_out += 1;
         Ok(())
     }
 
@@ -560,14 +583,20 @@ impl Transport {
             let taken = conn.decoder.push(&conn.inbuf[conn.inpos..]);
             conn.inpos += taken;
             match conn.decoder.next() {
-                Ok(Some((h, body))) if batching && h.kind == frame::KIND_MSG => match &mut batch {
-                    Some(b) => {
-                        b.bytes.extend_from_slice(&body);
-                        b.count += 1;
+                Ok(Some((h, body))) if batching && h.kind == frame::KIND_MSG => {
+                    self.frames_in += 1;
+                    match &mut batch {
+                        Some(b) => {
+                            b.bytes.extend_from_slice(&body);
+                            b.count += 1;
+                        }
+                        None => batch = Some(Delivery { tid: h.thread as usize, hdr: h.thread, bytes: body, count: 1 }),
                     }
-                    None => batch = Some(Delivery { tid: h.thread as usize, hdr: h.thread, bytes: body, count: 1 }),
-                },
-                Ok(Some((h, body))) => self.on_frame(ring, inboxes, c, h, body, now),
+                }
+                Ok(Some((h, body))) => {
+                    self.frames_in += 1;
+                    self.on_frame(ring, inboxes, c, h, body, now)
+                }
                 Ok(None) => {
                     let conn = &mut self.conns[c];
                     if conn.inpos >= conn.inbuf.len() {

@@ -10,6 +10,8 @@
 //!   string is ignored. Body: a JSON array of arguments (empty body = `[]`; `null` items are nil
 //!   arguments). A missing `Content-Length` means an empty body (RFC 9112 section 6.3).
 //! - `GET /health`: 200 `ok` (text/plain).
+//! - `GET /metrics`: [`Route::Metrics`]; the transport answers it with [`metrics_response`] on a
+//!   listener opened with `metrics = true`, else with [`Route::metrics_refused`] (404).
 //! - anything else: a JSON error, the connection kept as the request asked: 404 (`POST` to a path
 //!   without a vid or a method), 405 (another HTTP method, or `GET` of another path), 400 (the
 //!   body is not valid JSON, not an array, or nested too deep).
@@ -78,6 +80,8 @@ pub enum Route {
     Call { vid: String, method: String, args: Vec<Value> },
     /// Answer [`Request::immediate_response`] (200 `ok`).
     Health,
+    /// The Prometheus metrics: the transport answers (the listener must enable them).
+    Metrics,
     /// Answer [`Request::immediate_response`]: a JSON error with this status.
     Refuse { status: u16, error: &'static str, message: String },
 }
@@ -86,7 +90,7 @@ impl Request {
     /// The response for `Health` and `Refuse` (honouring `keep_alive`); `None` for a `Call`.
     pub fn immediate_response(&self) -> Option<Vec<u8>> {
         match &self.route {
-            Route::Call { .. } => None,
+            Route::Call { .. } | Route::Metrics => None,
             Route::Health => Some(build(200, "text/plain", &[], b"ok", self.keep_alive)),
             Route::Refuse { status, error, message } => {
                 let extra: &[(&str, &str)] = if *status == 405 { &[("Allow", "POST")] } else { &[] };
@@ -294,6 +298,7 @@ fn route(method: &str, target: &str, body: &[u8]) -> Route {
     match method {
         "POST" => {}
         "GET" if path == "/health" => return Route::Health,
+        "GET" if path == "/metrics" => return Route::Metrics,
         _ => return refuse(405, "method_not_allowed", format!("{method} {path}: only POST /<actor path>/<method> (and GET /health)")),
     }
     let Some(path) = percent_decode(path) else {
@@ -317,6 +322,18 @@ fn route(method: &str, target: &str, body: &[u8]) -> Route {
         }
     };
     Route::Call { vid: vid.to_string(), method: name.to_string(), args }
+}
+
+impl Route {
+    /// What `GET /metrics` gets from a listener that does not serve the metrics.
+    pub fn metrics_refused() -> Route {
+        refuse(404, "not_found", "/metrics is not enabled on this listener (luact.listen's 'metrics' option)")
+    }
+}
+
+/// 200 with the metrics in the OpenMetrics text format.
+pub fn metrics_response(text: &str, keep_alive: bool) -> Vec<u8> {
+    build(200, "application/openmetrics-text; version=1.0.0; charset=utf-8", &[], text.as_bytes(), keep_alive)
 }
 
 fn json_bytes(v: &serde_json::Value) -> Vec<u8> {

@@ -26,6 +26,7 @@ local exception = require "luact.exception"
 local ref = require "luact.actor.ref"
 local host = require "luact.actor.host"
 local waiting = require "luact.actor.waiting"
+local metrics = require "luact.metrics"
 local select, unpack, setmetatable, getmetatable = select, unpack, setmetatable, getmetatable
 
 local call = {}
@@ -34,6 +35,13 @@ call.DEFAULT_TIMEOUT = 5.0
 local OVERLOAD_RETRY = 0.001         -- first pause when a target inbox is full (doubles, max 20 ms)
 
 local ARGS = 11                      -- first argument in a "c" message
+-- metrics slots (luact.metrics) bumped here
+local S = metrics.SLOT
+local CALLS_SENT, NOTIFIES_SENT, CALLS_RECEIVED, NOTIFIES_RECEIVED = S.calls_sent, S.notifies_sent, S.calls_received, S.notifies_received
+local REPLIES_SENT, REPLIES_RECEIVED = S.replies_sent, S.replies_received
+local TIME_EVERY = 16                -- one call to another thread or node in this many is timed
+local time_next = TIME_EVERY
+local now_precise = lffi.C.luact_clock_monotonic
 call.stats = { late_replies = 0, dropped_notifies = 0 }
 
 local thread = require "luact.thread"
@@ -42,6 +50,13 @@ local function my_tid()
 end
 
 local function raise(name, ...)
+  error(exception.new(name, ...), 0)
+end
+
+-- raise, counting the error in this thread's metrics (for errors this thread sees first: not
+-- those a method raised, which luact.actor.host counts)
+local function raise_counted(name, ...)
+  metrics.error(name)
   error(exception.new(name, ...), 0)
 end
 
@@ -88,8 +103,8 @@ end
 -- same thread
 
 local function check_alive(rec, m, t, e, l)
-  if not rec then raise("actor_no_body", ("%s does not exist"):format(tostring(ref.new(m, t, e, l)))) end
-  if rec.state == "restarting" then raise("actor_temporary_fail", ("%s is restarting"):format(tostring(rec.ref))) end
+  if not rec then raise_counted("actor_no_body", ("%s does not exist"):format(tostring(ref.new(m, t, e, l)))) end
+  if rec.state == "restarting" then raise_counted("actor_temporary_fail", ("%s is restarting"):format(tostring(rec.ref))) end
 end
 
 local function sync_result(ok, ...)
@@ -102,6 +117,7 @@ end
 -- the timer of a call to another thread says it.
 local function local_failure(rec, method, deadline, err)
   if err == nil or exception.is_exception(err) and err.name == "actor_timeout" and clock.get() >= deadline then
+    if err == nil then metrics.error("actor_timeout") end
     raise("actor_timeout", ("%s did not reply to '%s' in time"):format(tostring(rec.ref), method))
   end
   error(err, 0)
@@ -125,7 +141,7 @@ end
 -- tentacle's while the method runs: every wait of the method, and of the calls it makes, ends
 -- with actor_timeout at that deadline (scheduler.suspend -> guarded_wait), so the caller gets
 -- actor_timeout at the deadline, as from an actor on another thread.
-local function local_sync(rec, method, has_self, deadline, ...)
+local function local_sync_uncounted(rec, method, has_self, deadline, ...)
   local t = scheduler.running()
   if t == nil then
     return sync_result(host.invoke(rec, method, has_self, ...))
@@ -137,6 +153,23 @@ local function local_sync(rec, method, has_self, deadline, ...)
   end
   t.deadline = deadline
   return end_local_sync(t, saved, rec, method, deadline, host.invoke(rec, method, has_self, ...))
+end
+
+-- A same-thread sync call is a function call of about 9 machine instructions once compiled, so
+-- counting it (2 more per counter) is not free: it is counted (calls sent and received, the
+-- actor's calls served) only with luact.start's `local_call_metrics` option (call.count_local).
+local function local_sync_counted(rec, method, has_self, deadline, ...)
+  local mb = metrics.b
+  mb[CALLS_SENT] = mb[CALLS_SENT] + 1
+  mb[CALLS_RECEIVED] = mb[CALLS_RECEIVED] + 1
+  rec.served = rec.served + 1
+  return local_sync_uncounted(rec, method, has_self, deadline, ...)
+end
+local local_sync = local_sync_uncounted
+
+-- Counts same-thread sync calls from now on (on) or not (this thread).
+function call.count_local(on)
+  local_sync = on and local_sync_counted or local_sync_uncounted
 end
 
 -- The wait guard (see scheduler.set_wait_guard): the waiting tentacle is its own timer (as in
@@ -163,6 +196,9 @@ end
 scheduler.set_wait_guard(guarded_wait)
 
 local function run_notify(rec, method, has_self, ...)
+  local mb = metrics.b
+  mb[NOTIFIES_RECEIVED] = mb[NOTIFIES_RECEIVED] + 1
+  rec.served = rec.served + 1
   local ok, e = host.invoke(rec, method, has_self, ...)
   if not ok then
     log().error(("notify_%s to %s failed: %s"):format(method, tostring(rec.ref), tostring(e)))
@@ -174,6 +210,10 @@ local function local_notify(rec, method, has_self, ...)
 end
 
 local function local_async(rec, method, has_self, deadline, ...)
+  local mb = metrics.b
+  mb[CALLS_SENT] = mb[CALLS_SENT] + 1
+  mb[CALLS_RECEIVED] = mb[CALLS_RECEIVED] + 1
+  rec.served = rec.served + 1
   local ev = event.new_oneshot()
   tentacle()(function(...)
     scheduler.running().deadline = deadline
@@ -195,6 +235,7 @@ end
 -- call by name in a cluster, that the target did not run it)
 local function unreachable(m, tid, rc)
   local e = exception.new("actor_unreachable", ("machine %s thread %d: %s"):format(node.name(m), tid, lffi.describe(rc)))
+  metrics.error("actor_unreachable")
   e.unsent = true
   error(e, 0)
 end
@@ -263,12 +304,29 @@ local function reply_values(msg)
   error(msg[5], 0)
 end
 
+local function observed(t0, ...)
+  metrics.observe(now_precise() - t0)
+  return ...
+end
+
+-- call.await, timed into the latency histogram.
+local function timed_await(t0, corr, m, deadline, method, t, e, l)
+  return observed(t0, call.await(corr, m, deadline, method, t, e, l))
+end
+
 local function remote_sync(m, t, l, e, method, has_self, deadline, now, ...)
   local corr = new_corr()
+  local timed = time_next == 1
+  local t0 = timed and now_precise() or 0
   local p, len = encode_call(l, e, method, has_self, corr, deadline - now, "", ...)
   if not send_bytes_waiting(m, t, p, len, deadline) then
-    raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
+    raise_counted("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
+  if timed then
+    time_next = TIME_EVERY
+    return timed_await(t0, corr, m, deadline, method, t, e, l)
+  end
+  time_next = time_next - 1
   return call.await(corr, m, deadline, method, t, e, l)
 end
 
@@ -297,12 +355,13 @@ function call.await(corr, m, deadline, method, t, e, l)
   elseif getmetatable(r) == PACKED then
     return reply_values(r)
   elseif r == TIMEOUT then
-    raise("actor_timeout", ("%s did not reply to '%s' in time"):format(describe_target(m, t, e, l), method))
+    raise_counted("actor_timeout", ("%s did not reply to '%s' in time"):format(describe_target(m, t, e, l), method))
   elseif r == UNREACHABLE then
-    raise("actor_unreachable", ("lost the connection to %s during '%s'%s"):format(describe_target(m, t, e, l), method, because or ""))
+    raise_counted("actor_unreachable", ("lost the connection to %s during '%s'%s"):format(describe_target(m, t, e, l), method, because or ""))
   elseif r == UNSENT then
     local e = exception.new("actor_unreachable", ("could not connect to %s for '%s' (the call was not sent)%s"):format(
       describe_target(m, t, e, l), method, because or ""))
+    metrics.error("actor_unreachable")
     e.unsent = true
     error(e, 0)
   end
@@ -360,6 +419,7 @@ end
 function fire_async_timeout(entry)
   if waiting.take_if(entry.corr, entry.waiter) then
     local w = entry.waiter
+    metrics.error("actor_timeout")
     w.ev:emit("reply", false, exception.new("actor_timeout", ("no reply to '%s' in time"):format(entry.method)))
   end
 end
@@ -369,7 +429,7 @@ local function remote_async(m, t, l, e, method, has_self, deadline, now, ...)
   local corr = new_corr()
   local p, len = encode_call(l, e, method, has_self, corr, deadline - now, "async_", ...)
   if not send_bytes_waiting(m, t, p, len, deadline) then
-    raise("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
+    raise_counted("actor_overload", ("thread %d's inbox stayed full until the deadline"):format(t))
   end
   call.await_async(corr, m, deadline, method, ev)
   return ev
@@ -380,7 +440,10 @@ local function take_waiter(corr)
   local w = waiting.take(corr)
   if not w then
     call.stats.late_replies = call.stats.late_replies + 1
+    return nil
   end
+  local mb = metrics.b
+  mb[REPLIES_RECEIVED] = mb[REPLIES_RECEIVED] + 1
   return w
 end
 
@@ -440,6 +503,8 @@ local function encode_reply(corr, ok, ...)
 end
 
 local function send_reply(m, tid, corr, deadline, ok, ...)
+  local mb = metrics.b
+  mb[REPLIES_SENT] = mb[REPLIES_SENT] + 1
   local p, len = encode_reply(corr, ok, ...)
   if not p then
     -- a result that cannot travel becomes an error the caller sees
@@ -504,7 +569,10 @@ end
 
 -- Runs a call that arrived from another thread (a task: its own tentacle once it waits).
 local function run_call(c, method, has_self, ...)
+  local mb = metrics.b
+  mb[CALLS_RECEIVED] = mb[CALLS_RECEIVED] + 1
   local rec = c.rec
+  rec.served = rec.served + 1
   local t = scheduler.running()
   local deadline = clock.loop_time() + c.left     -- (the loop's time: when the call arrived)
   t.deadline = deadline
@@ -532,6 +600,7 @@ local function arrived_for(l, e, method, corr, rt, rm, left)
   else
     return rec
   end
+  metrics.error(err.name)
   if corr ~= 0 then
     tentacle()(send_reply, rm, rt, corr, clock.get() + left, false, err)
   else
@@ -583,6 +652,12 @@ call.check_timeout = check_timeout
 
 local function dispatch(m, t, e, l, kind, method, has_self, ...)
   local here = m == host.MACHINE and t == my_tid()
+  local mb = metrics.b
+  if kind == "notify" then
+    mb[NOTIFIES_SENT] = mb[NOTIFIES_SENT] + 1
+  elseif not here then
+    mb[CALLS_SENT] = mb[CALLS_SENT] + 1   -- (same thread: local_sync or local_async counts)
+  end
   if kind == "timed" then
     local timeout = ...
     check_timeout(method, timeout)

@@ -7,6 +7,8 @@ local ref = require "luact.actor.ref"
 local exception = require "luact.exception"
 local scheduler = require "luact.scheduler"
 local clock = require "luact.clock"
+local metrics = require "luact.metrics"
+local ACTORS = metrics.SLOT.actors
 
 local host = {}
 
@@ -65,7 +67,8 @@ function host.create(ctor, args, sup, id)
   local body = make_body(ctor, args)
   id = id or new_id()
   local r = ref.new(host.MACHINE, thread_id(), EPOCH, id)
-  local rec = { id = id, body = body, ref = r, state = "alive", calls = nil, monitors = nil }
+  local rec = { id = id, body = body, ref = r, state = "alive", calls = nil, monitors = nil,
+                served = 0, last_error = nil }
   if sup then
     local opts = {}
     for k, v in pairs(SUPERVISE_DEFAULTS) do opts[k] = v end
@@ -76,6 +79,8 @@ function host.create(ctor, args, sup, id)
     rec.restarts = {}
   end
   actors[id] = rec
+  local mb = metrics.b
+  mb[ACTORS] = mb[ACTORS] + 1
   return r, rec
 end
 
@@ -84,6 +89,23 @@ function host.get(l, e)
   local rec = actors[l]
   if rec and e == EPOCH then return rec end
   return nil
+end
+
+-- Up to `limit` records of this thread's actors with ids above `after`, in id order (one pass
+-- over the actors, keeping the lowest ids: the cost of a page is the number of actors, never
+-- a sort of all of them), and the number of actors.
+function host.page(after, limit)
+  local best, n = {}, 0
+  for id, rec in pairs(actors) do
+    n = n + 1
+    if id > after and (#best < limit or id < best[#best].id) then
+      local i = #best
+      if i == limit then best[i] = nil; i = i - 1 end
+      while i >= 1 and best[i].id > id do best[i + 1] = best[i]; i = i - 1 end
+      best[i + 1] = rec
+    end
+  end
+  return best, n
 end
 
 function host.count()
@@ -116,6 +138,8 @@ end
 local function after_call(rec, ok, ...)
   if ok then return true, ... end
   local e = ...
+  metrics.error(exception.is_exception(e) and e.name or nil)
+  rec.last_error = e
   -- (a plain table is the application's own error value: recoverable, as a Lua error is)
   if not e.recoverable and exception.is_exception(e) and rec.state == "alive" then
     host.failed(rec, e)
@@ -190,6 +214,9 @@ invoke_body = function(rec, method, has_self, ...)
   end
   return after_call(rec, xpcall(fn, to_error, ...))
 end
+-- (luact.stall finds the method a stalled thread runs by this function's frame: its first two
+-- locals are the actor's record and the method)
+host.invoke_frame = invoke_body
 
 local function destroy(rec, reason)
   local body = rec.body
@@ -251,6 +278,8 @@ function host.kill(rec, reason)
   local was_alive = rec.state == "alive"
   rec.state = "dead"
   actors[rec.id] = nil
+  local mb = metrics.b
+  mb[ACTORS] = mb[ACTORS] - 1
   if rec.timer then clock.cancel(rec.timer) end
   if was_alive then destroy(rec, reason) end
   abort_calls(rec, exception.new("actor_no_body", ("%s was killed"):format(tostring(rec.ref))))

@@ -103,6 +103,7 @@ function names.register(vid, opts, ...)
     C.luact_names_remove(vid, #vid, address_of(r), 0)
     error(created, 2)
   end
+  rec.name = vid   -- (what luact.inspect shows)
   host.on_death(rec, function()
     C.luact_names_remove(vid, #vid, address_of(r), 0)
   end)

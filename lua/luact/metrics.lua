@@ -1,0 +1,141 @@
+-- luact.metrics: this thread's counters, in the block of shared memory the core keeps for it
+-- (src/metrics.rs). `metrics.b` is the block, an array of doubles indexed by `metrics.SLOT`:
+-- the hot paths bump it with a plain load and store (`b[S] = b[S] + 1`: no lock, no syscall, no
+-- allocation; the JIT compiles it into their traces), and the core reads every thread's block
+-- when /metrics is scraped. Before the thread is attached, `b` is a private block of this VM.
+-- Gauges that need work to read (Lua memory) are refreshed at most once a second, by the loop
+-- (metrics.maybe_refresh) and by luact.metrics(); refreshers registered with on_refresh (the
+-- cluster's gauges on thread 1) run then too.
+local lffi = require "luact.ffi"
+local ffi, C = lffi.ffi, lffi.C
+
+local metrics = {}
+
+-- Slot numbers: mirrors of src/metrics.rs (change both together).
+local SLOT = {
+  calls_sent = 0, notifies_sent = 1, calls_received = 2, notifies_received = 3,
+  replies_sent = 4, replies_received = 5, loop_turns = 6, stalls = 7,
+  tentacles = 10, actors = 11, lua_memory_bytes = 12, stall_seconds = 13,
+  errors = 16, latency = 32, latency_sum = 48, latency_count = 49,
+  inbox_high_water = 64, connections_open = 65, connections_opened = 66,
+  transport_received_bytes = 67, transport_sent_bytes = 68, frames_received = 69, frames_sent = 70,
+  listen = 71,
+}
+metrics.SLOT = SLOT
+metrics.SLOTS = 128
+local CLUSTER = {
+  member = 0, alive = 1, suspect = 2, dead = 3, left = 4, raft_term = 5, raft_commit_index = 6,
+  raft_applied_index = 7, raft_leader = 8, raft_leader_changes = 9, lease_renewals = 10,
+  lease_lapses = 11, lease_ends = 12, activations = 13, registered_names = 14,
+}
+metrics.CLUSTER = CLUSTER
+
+-- Errors by name: src/metrics.rs ERROR_NAMES, in order; any other name counts as "other".
+local ERROR_NAMES = { "actor_timeout", "actor_unreachable", "actor_no_body", "actor_temporary_fail",
+  "actor_overload", "actor_no_method", "actor_runtime_error", "actor_error", "other" }
+local error_slot = {}
+for i, name in ipairs(ERROR_NAMES) do error_slot[name] = SLOT.errors + i - 1 end
+local OTHER = error_slot.other
+metrics.ERROR_NAMES = ERROR_NAMES
+
+-- The latency histogram's upper bounds (src/metrics.rs LATENCY_BOUNDS), then +Inf.
+local BOUNDS = { 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0 }
+metrics.BOUNDS = BOUNDS
+local LISTEN_NAMES = { "header_timeouts", "idle_timeouts", "slow_readers", "refused_connections", "accept_pauses", "read_pauses" }
+
+local own = ffi.new("double[?]", metrics.SLOTS)   -- before attach (and in a VM that never attaches)
+metrics.b = own
+metrics.tid = nil
+
+-- Points `metrics.b` at thread tid's block (luact.loop.attach).
+function metrics.attach(tid)
+  local p = C.luact_metrics_block(tid)
+  if p ~= nil then metrics.b, metrics.tid = p, tid end
+end
+
+function metrics.detach()
+  metrics.b, metrics.tid = own, nil
+end
+
+-- Counts an error that ended a call (cold path: a table lookup).
+function metrics.error(name)
+  local b = metrics.b
+  local s = error_slot[name] or OTHER
+  b[s] = b[s] + 1
+end
+
+-- Records one call latency (seconds) in the histogram.
+function metrics.observe(seconds)
+  local b = metrics.b
+  local i = 1
+  while i <= #BOUNDS and seconds > BOUNDS[i] do i = i + 1 end
+  local s = SLOT.latency + i - 1
+  b[s] = b[s] + 1
+  b[SLOT.latency_sum] = b[SLOT.latency_sum] + seconds
+  b[SLOT.latency_count] = b[SLOT.latency_count] + 1
+end
+
+local refreshers = {}
+local last_refresh = -math.huge
+local REFRESH_EVERY = 1.0
+
+-- Registers fn(block0) run at each refresh on thread 1 (the cluster's gauges).
+function metrics.on_refresh(fn)
+  refreshers[#refreshers + 1] = fn
+end
+
+-- Refreshes this thread's costly gauges now (and, on thread 1, the cluster's).
+function metrics.refresh(now)
+  last_refresh = now or last_refresh
+  local b = metrics.b
+  b[SLOT.lua_memory_bytes] = collectgarbage("count") * 1024
+  if metrics.tid == 1 then
+    local c = C.luact_metrics_block(0)
+    for i = 1, #refreshers do
+      local ok, err = pcall(refreshers[i], c, CLUSTER)
+      -- (kept for luact.metrics() to show: logging from here would tie this leaf module to the logger)
+      if not ok then metrics.refresh_error = tostring(err) end
+    end
+  end
+end
+
+-- Called by the loop once per turn with the loop's time: refreshes once a second.
+function metrics.maybe_refresh(now)
+  if now - last_refresh >= REFRESH_EVERY then metrics.refresh(now) end
+end
+
+local function read_thread(b, tid)
+  local t = { thread = tid, errors = {}, listen = {}, inbox_depth = C.luact_metrics_inbox_depth(tid) }
+  for name, s in pairs(SLOT) do
+    if name ~= "errors" and name ~= "latency" and name ~= "listen" then t[name] = b[s] end
+  end
+  for i, name in ipairs(ERROR_NAMES) do t.errors[name] = b[SLOT.errors + i - 1] end
+  for i, name in ipairs(LISTEN_NAMES) do t.listen[name] = b[SLOT.listen + i - 1] end
+  local buckets = {}
+  for i = 1, #BOUNDS + 1 do buckets[i] = b[SLOT.latency + i - 1] end
+  t.latency_buckets = buckets
+  return t
+end
+
+-- luact.metrics(): { threads = { [tid] = {...} }, cluster = {...} } read from every block;
+-- luact.metrics("text"): the OpenMetrics text /metrics serves.
+function metrics.read(n_core, format)
+  metrics.refresh(last_refresh)
+  if format == "text" then
+    local out = ffi.new("const uint8_t*[1]")
+    local len = tonumber(C.luact_metrics_render(out))
+    if len < 0 then error("luact.metrics: " .. lffi.describe(len), 2) end
+    return ffi.string(out[0], len)
+  elseif format ~= nil then
+    error(("bad 'format' argument to luact.metrics (nil or 'text' expected, got %s)"):format(tostring(format)), 2)
+  end
+  local r = { threads = {}, cluster = {}, latency_bounds = BOUNDS }
+  for tid = 1, n_core do
+    r.threads[tid] = read_thread(C.luact_metrics_block(tid), tid)
+  end
+  local c = C.luact_metrics_block(0)
+  for name, s in pairs(CLUSTER) do r.cluster[name] = c[s] end
+  return r
+end
+
+return metrics

@@ -1,0 +1,100 @@
+//! The FFI exports of the metrics (`src/metrics.rs`): the block pointers Lua bumps and the
+//! scrape text; and of the stall watchdog (`src/stall.rs`). Declared in lua/luact/ffi.lua.
+use crate::ffi::{guard, guard_value};
+use crate::metrics;
+use crate::status::{Error, Status};
+use std::cell::RefCell;
+
+/// The snapshot of the running runtime (no runtime: one thread, empty inbox).
+fn snapshot() -> metrics::Snapshot {
+    match crate::runtime::current() {
+        Some(rt) => metrics::Snapshot { n_core: rt.options.n_core, inbox_depth: rt.inboxes.iter().map(|i| i.len()).collect() },
+        None => metrics::Snapshot { n_core: 1, inbox_depth: vec![0] },
+    }
+}
+
+thread_local! {
+    /// The last text `luact_metrics_render` made on this thread (valid until its next call).
+    static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Block `b` of the metrics (0: the cluster's gauges, tid: thread tid's counters), as an array
+/// of `luact_metrics_slots()` doubles valid for the life of the process; null when out of range.
+/// Only the block's own thread writes to it (thread 1 for block 0).
+#[no_mangle]
+pub extern "C" fn luact_metrics_block(b: i32) -> *mut f64 {
+    guard_value(std::ptr::null_mut(), || if b < 0 { std::ptr::null_mut() } else { metrics::block_ptr(b as usize) })
+}
+
+/// Entries waiting in thread tid's inbox now (0 when there is no such thread).
+#[no_mangle]
+pub extern "C" fn luact_metrics_inbox_depth(tid: i32) -> i32 {
+    guard_value(0, || {
+        let s = snapshot();
+        (tid as usize).checked_sub(1).and_then(|i| s.inbox_depth.get(i)).map_or(0, |&d| d.min(i32::MAX as usize) as i32)
+    })
+}
+
+/// Renders the metrics as OpenMetrics text; `*out` points to it until this thread's next call.
+/// Returns its length, or a negative status.
+///
+/// # Safety
+/// `out` points to a writable pointer.
+#[no_mangle]
+pub unsafe extern "C" fn luact_metrics_render(out: *mut *const u8) -> i64 {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::new(Status::BadArgument, "null output pointer"));
+        }
+        let text = metrics::render(snapshot());
+        let len = text.len().min(i32::MAX as usize) as i32;
+        TEXT.with(|t| {
+            *t.borrow_mut() = text;
+            // SAFETY: `out` is writable (checked non-null above, the caller's promise); the
+            // string lives in this thread's TEXT until the next call here.
+            unsafe { *out = t.borrow().as_ptr() };
+        });
+        Ok(len)
+    }) as i64
+}
+
+/// Sets the activations per node (lines "addr\tcount"); thread 1 calls it once a second.
+///
+/// # Safety
+/// `text` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_metrics_set_activations(text: *const u8, len: usize) -> i32 {
+    guard(|| {
+        // SAFETY: the caller's promise (a Lua string kept alive for the call).
+        let t = std::str::from_utf8(unsafe { crate::ffi::bytes(text, len) }).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"))?;
+        metrics::set_activations(t);
+        Ok(0)
+    })
+}
+
+/// Starts the stall watchdog of the running runtime: a thread whose loop has not turned for
+/// `warn` seconds while not waiting is reported (see src/stall.rs). Once per run (thread 1).
+#[no_mangle]
+pub extern "C" fn luact_stall_watch(warn: f64) -> i32 {
+    guard(|| {
+        if !(warn > 0.0) || !warn.is_finite() {
+            return Err(Error::new(Status::BadArgument, "stall_warn must be a positive number of seconds"));
+        }
+        let rt = crate::runtime::current().ok_or_else(|| Error::new(Status::NotRunning, "luact is not running"))?;
+        let (r1, r2) = (rt.clone(), rt.clone());
+        crate::stall::watch(
+            rt.options.n_core,
+            warn,
+            move || r1.is_stopping(),
+            move |tid| r2.waiting[tid - 1].0.load(std::sync::atomic::Ordering::Relaxed) == 1,
+        )
+        .map_err(|e| Error::new(Status::Os, format!("cannot start the stall watchdog: {e}")))?;
+        Ok(0)
+    })
+}
+
+/// When thread tid's current stall began (monotonic seconds; 0: none known).
+#[no_mangle]
+pub extern "C" fn luact_stall_since(tid: i32) -> f64 {
+    guard_value(0.0, || if tid < 0 { 0.0 } else { crate::stall::since(tid as usize) })
+}
