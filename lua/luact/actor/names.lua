@@ -31,7 +31,7 @@ end
 
 -- The cluster layer (above this one) registers what a name in a cluster needs: see
 -- names.use_cluster. Until then (no luact.cluster loaded) names are this process's own.
-local cluster = nil             -- { register, unregister, sync_registry, view }
+local cluster = nil             -- { register, unregister, sync_registry, view, wake }
 
 local function clustered()
   local o = thread.opts
@@ -39,8 +39,8 @@ local function clustered()
 end
 
 -- For luact.cluster.activations: register(vid, opts, ctor, args, timeout) -> ref,
--- unregister(vid, actor, timeout) -> removed, sync_registry(timeout), wake(vid, timeout) (an
--- activation deactivated for idleness), view (luact.cluster.view).
+-- unregister(vid, actor, timeout) -> removed, sync_registry(timeout), view (luact.cluster.view),
+-- wake(vid, timeout) (places a name deactivated for idleness again).
 function names.use_cluster(hooks)
   cluster = hooks
 end
