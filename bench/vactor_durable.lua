@@ -20,12 +20,14 @@ local ok, err = pcall(function()
     for i = 1, 5 do if #procs.value(i, "members") ~= 5 or not procs.value(i, "leader") then return nil end end
     return true
   end, 30)
-  local samples, lost, acked_total, missed = {}, 0, 0, 0
-  for t = 1, trials do
+  local samples, lost, acked_total, missed, skipped = {}, 0, 0, 0, 0
+  local function trial(t)
     local host, caller = t % 2 == 0 and 4 or 5, t % 2 == 0 and 5 or 4
     local vid = ("/bench/durable/%d"):format(t)
+    assert(procs.wait_until(procs.calm, 30), "the cluster did not calm down")
     assert(procs.value(host, "preg", vid))
-    assert(procs.value(caller, "vcall", vid, "incr", 5) == true)
+    local first = { procs.value(caller, "vcall", vid, "incr", 5) }
+    assert(first[1] == true, ("trial %d: the first call failed: %s"):format(t, tostring(first[2])))
     assert(procs.value(caller, "start_counter", vid, 400, 0.01))
     os.execute("sleep 0.7")
     local t0 = procs.value(caller, "walltime")
@@ -53,10 +55,20 @@ local ok, err = pcall(function()
     end, 30)
     os.execute("sleep 1")
   end
+  for t = 1, trials do
+    local tok, terr = pcall(trial, t)
+    if not tok then
+      -- (a shared machine under heavy load: a trial that could not start is counted, not fatal)
+      skipped = skipped + 1
+      io.stderr:write(("trial %d skipped: %s\n"):format(t, tostring(terr)))
+      for i = 1, 5 do if not procs.pid(i) then pcall(procs.start, i) end end
+    end
+  end
   table.sort(samples)
-  common.report("cluster_vactor_durable_kill", { trials = trials, acked = acked_total, lost_acked = lost,
-    missed = missed, median_s = common.percentile(samples, 0.5), p99_s = common.percentile(samples, 0.99),
-    max_s = samples[#samples] }, { "trials", "acked", "lost_acked", "missed", "median_s", "p99_s", "max_s" })
+  common.report("cluster_vactor_durable_kill", { trials = trials - skipped, skipped = skipped, acked = acked_total,
+    lost_acked = lost, missed = missed, median_s = common.percentile(samples, 0.5),
+    p99_s = common.percentile(samples, 0.99), max_s = samples[#samples] },
+    { "trials", "skipped", "acked", "lost_acked", "missed", "median_s", "p99_s", "max_s" })
 end)
 procs.teardown()
 if not ok then error(err, 0) end

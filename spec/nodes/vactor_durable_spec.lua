@@ -1,18 +1,13 @@
 -- Persistent virtual actors (luact.register(vid, { persist = true }, ...), luact.save) on a
 -- cluster of real luajit processes (3 voters 127.0.0.1-3 + 2 followers 127.0.0.4-5, two threads
 -- each): a counter that saves at every call must never go backwards, whatever dies: its host
--- (kill -9, several times), the Raft leader while it saves, or its host cut off by a partition
--- (whose saves are refused once it lost its lease, and never overwrite its successor's state).
+-- (kill -9, several times), the Raft leader while it saves, its host stopped (SIGSTOP) for
+-- seconds, or its host cut off by a partition (whose saves are refused once it lost its lease,
+-- and never overwrite its successor's state); and an idle activation woken by the next call.
 -- The cases run in order on one cluster.
 local procs = require "helpers.cluster_procs"
 
-local function addr_no(a) return tonumber(a:match("^127%.0%.0%.(%d+)")) end
-
-local function leader_no()
-  local l = procs.wait_until(function() return procs.value(5, "leader") end, 10)
-  assert(l, "no leader known")
-  return addr_no(l)
-end
+local addr_no, leader_no = procs.addr_no, procs.leader_no
 
 -- the member (number) hosting vid now, asked by name from member i
 local function host_of(i, vid)
@@ -24,6 +19,8 @@ local function host_of(i, vid)
   return addr_no(where)
 end
 
+-- The last member (5..1) other than those listed: a follower when one is free (procs.other_than
+-- picks the first).
 local function other_than(...)
   local skip = {}
   for _, x in ipairs({ ... }) do skip[x] = true end
@@ -137,6 +134,33 @@ describe("luact persistent virtual actors", function()
     assert.are_not.equal(procs.addr(h), where)
     assert.is_true(n2 >= last, ("after kill -9 of the leader and then of the host, the counter is at %d; %d was acknowledged")
       :format(n2, last))
+  end)
+
+  it("SIGSTOP of its host for 3 s: the counter never goes backwards, and the host resumes behind the new activation", function()
+    local vid = "/durable/stopped"
+    local leader = leader_no()
+    local h = other_than(leader, 5)
+    assert.is_true(procs.value(h, "preg", vid))
+    assert.is_true(procs.value(5, "start_counter", vid, 300, 0.01))
+    os.execute("sleep 0.7")
+    procs.signal(h, "STOP")
+    finally(function() procs.signal(h, "CONT") end)
+    os.execute("sleep 3")
+    procs.signal(h, "CONT")
+    local acked = counter_result(5, vid)
+    assert.is_true(#acked > 0, "nothing was acknowledged")
+    local last = assert_never_backwards(acked, 0, "host stopped")
+    local moved = false
+    for _, a in ipairs(acked) do if addr_no(a[2]) ~= h then moved = true end end
+    assert.is_true(moved, "no call was answered by a new activation while the host was stopped")
+    -- from the resumed host, by name: the current activation, at the last value or beyond
+    local n
+    assert.is_truthy(procs.wait_until(function()
+      local ok
+      ok, n = procs.value(h, "vcall", vid, "get", 5)
+      return ok
+    end, 30), "the name did not answer from the resumed host")
+    assert.is_true(n >= last, ("the counter is at %d; %d was acknowledged"):format(n, last))
   end)
 
   it("a host cut off by a partition: its saves are refused once it lost its lease, and never overwrite its successor's", function()

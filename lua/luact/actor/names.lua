@@ -31,7 +31,7 @@ end
 
 -- The cluster layer (above this one) registers what a name in a cluster needs: see
 -- names.use_cluster. Until then (no luact.cluster loaded) names are this process's own.
-local cluster = nil             -- { register, unregister, sync_registry, view }
+local cluster = nil             -- { register, unregister, sync_registry, view, wake }
 
 local function clustered()
   local o = thread.opts
@@ -39,7 +39,8 @@ local function clustered()
 end
 
 -- For luact.cluster.activations: register(vid, opts, ctor, args, timeout) -> ref,
--- unregister(vid, actor, timeout) -> removed, sync_registry(timeout), view (luact.cluster.view).
+-- unregister(vid, actor, timeout) -> removed, sync_registry(timeout), view (luact.cluster.view),
+-- wake(vid, timeout) (places a name deactivated for idleness again).
 function names.use_cluster(hooks)
   cluster = hooks
 end
@@ -236,7 +237,7 @@ local function dispatch_cluster(vid, kind, method, has_self, ...)
     elseif m == 0 and a.thread == 1 and (woken_at == nil or clock.get() - woken_at > 1) then
       -- deactivated for idleness: this call activates it (and waits for it, as for a move)
       woken_at = clock.get()
-      pcall(activations().wake, vid, math.max(deadline - clock.get(), 0.01))
+      pcall(cluster.wake, vid, math.max(deadline - clock.get(), 0.01))
     elseif clock.get() + RETRY_PAUSE >= deadline then
       timeout_error(vid, method)
     end

@@ -443,6 +443,7 @@ function activations.stop()
 end
 
 names.use_cluster({ register = activations.register, unregister = activations.unregister,
-                    sync_registry = activations.sync_registry, view = view })
+                    sync_registry = activations.sync_registry, view = view,
+                    wake = activations.wake })
 
 return activations
