@@ -82,6 +82,9 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         end
       end,
       leader = function(self) return require("luact").cluster.leader() end,
+      -- luact.inspect.cluster() of this node or of another (by address), and this node's cluster gauges
+      inspect_cluster = function(self, node) return require("luact").inspect.cluster({ node = node }) end,
+      cluster_metrics = function(self) return require("luact").metrics().cluster end,
       leave = function(self) return require("luact").cluster.leave() end,
       seen = function(self) return self.events end,
       -- a bad call, to check the error the caller sees

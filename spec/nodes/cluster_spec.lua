@@ -39,6 +39,25 @@ describe("luact.cluster", function()
     assert.is_truthy(leader == procs.addr(1) or leader == procs.addr(2) or leader == procs.addr(3))
   end)
 
+  it("shows the cluster through luact.inspect (here and of another node) and the metrics", function()
+    local leader = procs.value(4, "leader")
+    -- a follower's thread 2 asks its own thread 1, then voter 1 over the node link
+    local here = procs.value(4, { "inspect_cluster", thread = 2 })
+    assert.is_true(here.member)
+    assert.equal(procs.addr(4), here.self)
+    assert.equal(leader, here.leader)
+    assert.equal(5, #here.members)
+    local there = procs.value(4, { "inspect_cluster", thread = 2 }, procs.addr(1))
+    assert.equal(procs.addr(1), there.self)
+    assert.equal(leader, there.leader)
+    assert.is_true(there.raft.term >= 1 and there.raft.commit >= 1)
+    assert.same({ procs.addr(1), procs.addr(2), procs.addr(3) }, there.raft.voters)
+    local m = procs.value(4, "cluster_metrics")
+    assert.equal(1, m.member)
+    assert.equal(5, m.alive)
+    assert.is_true(m.raft_applied_index >= 1)
+  end)
+
   it("writes from every thread of every node, read back linearizably everywhere", function()
     for i = 1, 5 do
       for thread = 1, 2 do
