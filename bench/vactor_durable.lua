@@ -15,11 +15,7 @@ local trials = tonumber(arg[1]) or tonumber(os.getenv("BENCH_TRIALS")) or 20
 
 procs.setup()
 local ok, err = pcall(function()
-  for i = 1, 5 do procs.start(i) end
-  procs.wait_until(function()
-    for i = 1, 5 do if #procs.value(i, "members") ~= 5 or not procs.value(i, "leader") then return nil end end
-    return true
-  end, 30)
+  procs.start_all(30)
   local samples, lost, acked_total, missed, skipped = {}, 0, 0, 0, 0
   local function trial(t)
     local host, caller = t % 2 == 0 and 4 or 5, t % 2 == 0 and 5 or 4

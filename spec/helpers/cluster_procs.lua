@@ -247,4 +247,15 @@ function procs.other_than(...)
   for i = 1, 5 do if not skip[i] then return i end end
 end
 
+-- Starts members 1..5 and waits (bounded) until each sees 5 members and a leader; true if so.
+function procs.start_all(timeout)
+  for i = 1, 5 do procs.start(i) end
+  return procs.wait_until(function()
+    for i = 1, 5 do
+      if #procs.value(i, "members") ~= 5 or not procs.value(i, "leader") then return nil end
+    end
+    return true
+  end, timeout or 30)
+end
+
 return procs

@@ -32,13 +32,7 @@ end
 describe("luact virtual actors in a cluster", function()
   setup(function()
     procs.setup()
-    for i = 1, 5 do procs.start(i) end
-    assert.is_truthy(procs.wait_until(function()
-      for i = 1, 5 do
-        if #procs.value(i, "members") ~= 5 or not procs.value(i, "leader") then return nil end
-      end
-      return true
-    end, 20))
+    assert.is_truthy(procs.start_all(20))
   end)
   teardown(function() procs.teardown() end)
   -- every case starts from a calm cluster (the cases before may have killed, stopped or cut off
