@@ -235,11 +235,11 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         return true
       end,
       dcall_result = function(self, tag) return self.dcall_res[tag] end,
-      -- a persistent counter: incr saves n + 1 (t: the save's timeout) and only then counts it;
+      -- a persistent counter (lazy: registered without an activation): incr saves n + 1 (t: the save's timeout) and only then counts it;
       -- slow_incr waits `pause` seconds between reading n and saving
-      preg = function(self, vid, idle)
+      preg = function(self, vid, idle, lazy)
         local luact = require "luact"
-        local a = luact.register(vid, { persist = true, idle_timeout = idle }, function(saved)
+        local a = luact.register(vid, { persist = true, idle_timeout = idle, lazy = lazy }, function(saved)
           local luact = require "luact"
           return { n = saved and saved.n or 0, started_from = saved and saved.n or false,
             incr = function(self, t, pause)
@@ -261,9 +261,9 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
       end,
       -- a name whose __actor_reminder__ logs (in this VM, outliving the activation) the wall
       -- time and reminder of each call it gets; ring_log(vid) reads that log
-      rreg = function(self, vid)
+      rreg = function(self, vid, lazy)
         local luact = require "luact"
-        return luact.register(vid, function(vid)
+        return luact.register(vid, { lazy = lazy }, function(vid)
           local luact = require "luact"
           return { __actor_reminder__ = function(self, name, data)
             local logs = rawget(_G, "RINGS") or {}
