@@ -82,6 +82,20 @@ TARGETS = [
     ("cluster_vactor_failover_kill", "p99_s",    None,                                  "<=", 1.0),
     ("cluster_vactor_failover_stop", "median_s", None,                                  None, None),
     ("cluster_vactor_failover_stop", "p99_s",    None,                                  "<=", 5.0),
+    # Durable virtual actors (issue 25): saves against etcd's writes, state across kill -9,
+    # many names registered lazy (bench/vactor_durable.lua, bench/vactor_names.lua).
+    ("cluster_save_1",       "p50_us",          ("cluster_write_1", "etcd", "p50_us"),  None, None),
+    ("cluster_save_1",       "p50_us",          None,                                   "<=", 1000),
+    ("cluster_save_64",      "rate",            ("cluster_write_64", "etcd", "rate"),   ">=", 2.0),
+    ("cluster_vactor_durable_kill", "lost_acked", None,                                 "<=", 0),
+    ("cluster_vactor_durable_kill", "median_s", None,                                   None, None),
+    ("cluster_vactor_durable_kill", "p99_s",    None,                                   "<=", 1.0),
+    ("cluster_vactor_names", "register_per_s",  None,                                   None, None),
+    ("cluster_vactor_names", "lua_bytes_per_name_follower", None,                       "<=", 200),
+    ("cluster_vactor_names", "lua_bytes_per_name_voter", None,                          None, None),
+    ("cluster_vactor_names", "rss_bytes_per_name_max", None,                            None, None),
+    ("cluster_vactor_names", "first_call_p50_ms", None,                                 None, None),
+    ("cluster_vactor_names", "first_call_p99_ms", None,                                 "<=", 5),
     # Limits under attack (issue 13): bench/edge_load.py.
     ("edge_load",            "attack_p99_us",   None,                                   "<=", 10000),
     ("edge_load",            "attack_p99_us",   ("edge_load", "luact", "control_p99_us"), None, None),
@@ -107,7 +121,9 @@ UNITS = {"rate": "/s", "p50_us": "µs", "p99_us": "µs", "bytes_per_actor": "B",
          "cpu_percent": "%", "process_info_memory": "B", "p50_ms": "ms", "p99_ms": "ms",
          "max_ms": "ms", "median_s": "s", "p99_s": "s", "max_s": "s", "rate_by_name": "/s",
          "rate_direct": "/s", "registrations_per_s": "/s", "worst_gap_ms": "ms",
-         "attack_p99_us": "µs", "control_p99_us": "µs", "rss_peak_mb": "MB"}
+         "attack_p99_us": "µs", "control_p99_us": "µs", "rss_peak_mb": "MB",
+         "register_per_s": "/s", "lua_bytes_per_name_follower": "B", "lua_bytes_per_name_voter": "B",
+         "rss_bytes_per_name_max": "B", "first_call_p50_ms": "ms", "first_call_p99_ms": "ms"}
 
 
 # Fields of a result line that describe the run rather than measure it.
