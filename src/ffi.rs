@@ -140,9 +140,11 @@ pub unsafe extern "C" fn luact_runtime_start(
                     let loaded = crate::node_tls::NodeTls::load(cert, key, ca, &addr).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
                     Some(loaded)
                 };
+                // no address: a node client (dials nodes, never listens; see `NodeConfig::is_client`)
+                let machine_id = if addr.is_empty() { process_machine_id() } else { crate::transport::machine_id_of(&addr)? };
                 Some(NodeConfig {
                     tls,
-                    machine_id: crate::transport::machine_id_of(&addr)?,
+                    machine_id,
                     addr,
                     secret: bytes(n.secret, n.secret_len).to_vec(),
                     cluster,
@@ -548,6 +550,12 @@ pub extern "C" fn luact_machine_id() -> f64 {
     if let Some(node) = runtime::current().and_then(|rt| rt.node.clone()) {
         return node.machine_id as f64;
     }
+    process_machine_id() as f64
+}
+
+/// The id of a process without a node address (a node client's too): 2^48 + 20 random bits,
+/// drawn once per process.
+fn process_machine_id() -> u64 {
     static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let r = *ID.get_or_init(|| {
         let mut v: u32 = 0;
@@ -555,7 +563,7 @@ pub extern "C" fn luact_machine_id() -> f64 {
         unsafe { libc::getrandom(&mut v as *mut u32 as *mut c_void, 4, 0) };
         v & 0x0f_ffff
     });
-    ((1u64 << 48) + r as u64) as f64
+    (1u64 << 48) + r as u64
 }
 
 /// Writes a new random UUID (version 4, RFC 9562) as 36 ASCII bytes into `out`: the identity
