@@ -226,7 +226,9 @@ local function describe(e, addr)
     local msg = tostring(e.message)
     if e.name == "actor_unreachable" then
       -- (the transport's reason, without the internal actor reference the question went to)
-      return ("cannot reach %s: %s"):format(addr, msg:match("%(the call was not sent%): (.*)$") or msg), 1
+      -- (and the same words whichever side saw a wrong secret first)
+      msg = (msg:match("%(the call was not sent%): (.*)$") or msg):gsub("^peer closed: ", "")
+      return ("cannot reach %s: %s"):format(addr, msg), 1
     end
     if e.name == "actor_timeout" then return ("%s did not answer in time (%s)"):format(addr, msg), 1 end
     return ("%s: %s: %s"):format(addr, e.name, msg), 1
@@ -268,7 +270,7 @@ function cli.main(argv)
   io.stdout:flush()
   if err ~= nil then
     local msg, code = describe(err, r.addr)
-    io.stderr:write("luact: ", msg, "\n")
+    io.stderr:write("luact: ", msg, "\n", code == 2 and "Try 'luact --help'.\n" or "")
     return code
   end
   return 0

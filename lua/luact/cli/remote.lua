@@ -17,19 +17,19 @@ local remote = {}
 remote.timeout = 5
 
 function remote.threads(addr)
-  return inspect.threads({ node = addr })
+  return inspect.threads({ node = addr, timeout = remote.timeout })
 end
 
 function remote.cluster(addr)
-  return inspect.cluster({ node = addr })
+  return inspect.cluster({ node = addr, timeout = remote.timeout })
 end
 
 function remote.actors(addr, tid, after, limit)
-  return inspect.actors({ node = addr, thread = tid, after = after, limit = limit })
+  return inspect.actors({ node = addr, thread = tid, after = after, limit = limit, timeout = remote.timeout })
 end
 
 function remote.where(addr, name)
-  return inspect.where(name, { node = addr })
+  return inspect.where(name, { node = addr, timeout = remote.timeout })
 end
 
 -- A registry request served by the node's thread 1 (forwarded to the leader): its result.
