@@ -5,6 +5,8 @@ prints the luact/peer ratio of every case against its target. Python 3 stdlib on
 
 Usage: python3 bench/report.py [results.jsonl [meta.json]]
 """
+import contextlib
+import io
 import json
 import os
 import statistics
@@ -82,6 +84,20 @@ TARGETS = [
     ("cluster_vactor_failover_kill", "p99_s",    None,                                  "<=", 1.0),
     ("cluster_vactor_failover_stop", "median_s", None,                                  None, None),
     ("cluster_vactor_failover_stop", "p99_s",    None,                                  "<=", 5.0),
+    # Durable virtual actors (issue 25): saves against etcd's writes, state across kill -9,
+    # many names registered lazy (bench/vactor_durable.lua, bench/vactor_names.lua).
+    ("cluster_save_1",       "p50_us",          ("cluster_write_1", "etcd", "p50_us"),  None, None),
+    ("cluster_save_1",       "p50_us",          None,                                   "<=", 1000),
+    ("cluster_save_64",      "rate",            ("cluster_write_64", "etcd", "rate"),   ">=", 2.0),
+    ("cluster_vactor_durable_kill", "lost_acked", None,                                 "<=", 0),
+    ("cluster_vactor_durable_kill", "median_s", None,                                   None, None),
+    ("cluster_vactor_durable_kill", "p99_s",    None,                                   "<=", 1.0),
+    ("cluster_vactor_names", "register_per_s",  None,                                   None, None),
+    ("cluster_vactor_names", "lua_bytes_per_name_follower", None,                       "<=", 200),
+    ("cluster_vactor_names", "lua_bytes_per_name_voter", None,                          None, None),
+    ("cluster_vactor_names", "rss_bytes_per_name_max", None,                            None, None),
+    ("cluster_vactor_names", "first_call_p50_ms", None,                                 None, None),
+    ("cluster_vactor_names", "first_call_p99_ms", None,                                 "<=", 5),
     # Limits under attack (issue 13): bench/edge_load.py.
     ("edge_load",            "attack_p99_us",   None,                                   "<=", 10000),
     ("edge_load",            "attack_p99_us",   ("edge_load", "luact", "control_p99_us"), None, None),
@@ -107,7 +123,9 @@ UNITS = {"rate": "/s", "p50_us": "µs", "p99_us": "µs", "bytes_per_actor": "B",
          "cpu_percent": "%", "process_info_memory": "B", "p50_ms": "ms", "p99_ms": "ms",
          "max_ms": "ms", "median_s": "s", "p99_s": "s", "max_s": "s", "rate_by_name": "/s",
          "rate_direct": "/s", "registrations_per_s": "/s", "worst_gap_ms": "ms",
-         "attack_p99_us": "µs", "control_p99_us": "µs", "rss_peak_mb": "MB"}
+         "attack_p99_us": "µs", "control_p99_us": "µs", "rss_peak_mb": "MB",
+         "register_per_s": "/s", "lua_bytes_per_name_follower": "B", "lua_bytes_per_name_voter": "B",
+         "rss_bytes_per_name_max": "B", "first_call_p50_ms": "ms", "first_call_p99_ms": "ms"}
 
 
 # Fields of a result line that describe the run rather than measure it.
@@ -177,16 +195,47 @@ def table(rows, header):
         print(line(r))
 
 
+def write_readme(readme, block, text):
+    """Replaces what stands between the README's markers of `block` (<!-- bench/run BLOCK: begin -->
+    and <!-- bench/run BLOCK: end -->) with `text` in a code block."""
+    begin, end = f"<!-- bench/run {block}: begin -->", f"<!-- bench/run {block}: end -->"
+    with open(readme, encoding="utf-8") as f:
+        doc = f.read()
+    i, j = doc.find(begin), doc.find(end)
+    if i < 0 or j < i:
+        sys.exit(f"report.py: {readme} has no '{begin}' ... '{end}' markers")
+    doc = doc[:i + len(begin)] + "\n```\n" + text.rstrip("\n") + "\n```\n" + doc[j:]
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(doc)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "out", "results.jsonl")
-    meta_path = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(path), "meta.json")
+    args = sys.argv[1:]
+    readme = block = None
+    if "--readme" in args:
+        k = args.index("--readme")
+        readme, block = args[k + 1], args[k + 2]
+        del args[k:k + 3]
+    path = args[0] if len(args) > 0 else os.path.join(here, "out", "results.jsonl")
+    meta_path = args[1] if len(args) > 1 else os.path.join(os.path.dirname(path), "meta.json")
     runs = load(path)
+    if readme:
+        # the header and the table against the peers, also into the README
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            summary(runs, meta_path)
+        write_readme(readme, block, buf.getvalue())
+        print(f"report.py: the table in {readme} ({block}) is regenerated")
+    summary(runs, meta_path)
+    details(runs)
 
+
+def summary(runs, meta_path):
     if os.path.exists(meta_path):
         with open(meta_path, encoding="utf-8") as f:
             meta = json.load(f)
-        for k in ("date", "nproc", "cpu", "otp", "luajit", "commit", "runs", "load", "contended"):
+        for k in ("date", "nproc", "cpu", "otp", "luajit", "commit", "runs", "jobs", "load", "contended"):
             if k in meta:
                 print(f"{k + ':':8} {meta[k]}")
         print()
@@ -213,6 +262,8 @@ def main():
     print("luact against its peers (medians; (k) = number of luact runs)")
     table(rows, ["case", "metric", "luact", "peer", "peer value", "ratio", "target", "status"])
 
+
+def details(runs):
     # Every figure measured, for the record.
     print()
     print("all figures (median over runs, [min .. max])")

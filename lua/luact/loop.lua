@@ -25,11 +25,10 @@ function loop.on_node_events(fn) node_events = fn end
 
 -- Tentacle resumes per turn before the loop looks at I/O and sends what they produced: a short
 -- turn lets the peer start on the first calls sooner instead of both sides taking turns with
--- whole batches (64 callers across nodes, medians of 5: 2.8e5 calls/s at 10000, 4.6e5 at 32).
--- A turn that sent nothing to another node goes on for RUN_BUDGET more resumes: what it sends
--- to threads of this process needs no poll to leave (an idle thread gets it at once), so there
--- a longer turn only saves turns (64 callers across threads, medians of 7: 2.5e6 calls/s with
--- one budget, 2.9e6 with two; across nodes the second budget cost a quarter). Queued messages
+-- whole batches. A turn that sent nothing to another node goes on for RUN_BUDGET more resumes:
+-- what it sends to threads of this process needs no poll to leave (an idle thread gets it at
+-- once), so there a longer turn only saves turns (across nodes a second budget costs). The
+-- figures behind both choices: README, "Figures behind tuning constants". Queued messages
 -- (luact.scheduler's tasks) have a budget of their own per turn, shared by both halves: 1024.
 local RUN_BUDGET = 32
 local MAX_COMPLETIONS = 256

@@ -154,7 +154,7 @@ local function run_thread(tid, main)
 end
 
 local function cleanup()
-  for _, name in ipairs { "luact.cluster", "luact.actor.host", "luact.actor.call" } do
+  for _, name in ipairs { "luact.cluster", "luact.actor.host", "luact.actor.call", "luact.actor.monitors" } do
     local m = package.loaded[name]
     if m then m.reset() end
   end

@@ -9,9 +9,8 @@ Heap.__index = Heap
 
 -- The entries live in an array table of their own (`a`, room for PREALLOC from the start), not
 -- in the heap table beside `n` and `seq`: there, an integer key past the array part lands in the
--- hash part next to string keys, and traces aborted on it ("NYI: mixed sparse/dense table" in
--- `remove`, which got the clock's settle loop blacklisted: `luajit -jv` on the 64-caller
--- cross-thread benchmark showed 30 such aborts, now none).
+-- hash part next to string keys, and traces abort on it ("NYI: mixed sparse/dense table" in
+-- `remove`, which gets the clock's settle loop blacklisted).
 local PREALLOC = 256
 
 function timer_heap.new()
@@ -87,10 +86,6 @@ function Heap:pop()
   local top = self.a[1]
   self:remove(top)
   return top
-end
-
-function Heap:peek()
-  return self.a[1]
 end
 
 -- The earliest deadline, or nil.

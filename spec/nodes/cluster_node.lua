@@ -235,11 +235,11 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         return true
       end,
       dcall_result = function(self, tag) return self.dcall_res[tag] end,
-      -- a persistent counter: incr saves n + 1 (t: the save's timeout) and only then counts it;
+      -- a persistent counter (lazy: registered without an activation): incr saves n + 1 (t: the save's timeout) and only then counts it;
       -- slow_incr waits `pause` seconds between reading n and saving
-      preg = function(self, vid, idle)
+      preg = function(self, vid, idle, lazy)
         local luact = require "luact"
-        local a = luact.register(vid, { persist = true, idle_timeout = idle }, function(saved)
+        local a = luact.register(vid, { persist = true, idle_timeout = idle, lazy = lazy }, function(saved)
           local luact = require "luact"
           return { n = saved and saved.n or 0, started_from = saved and saved.n or false,
             incr = function(self, t, pause)
@@ -261,9 +261,9 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
       end,
       -- a name whose __actor_reminder__ logs (in this VM, outliving the activation) the wall
       -- time and reminder of each call it gets; ring_log(vid) reads that log
-      rreg = function(self, vid)
+      rreg = function(self, vid, lazy)
         local luact = require "luact"
-        return luact.register(vid, function(vid)
+        return luact.register(vid, { lazy = lazy }, function(vid)
           local luact = require "luact"
           return { __actor_reminder__ = function(self, name, data)
             local logs = rawget(_G, "RINGS") or {}
@@ -391,6 +391,56 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         return { until_ = C.luact_lease_until(), now = C.luact_clock_monotonic(),
                  gen = C.luact_lease_current(),
                  boot = require("luact").cluster.boot_of_node(), leader = require("luact").cluster.leader() }
+      end,
+      -- for bench/vactor_names.lua: registers prefix..i (i = from..to) lazy and persistent,
+      -- `conc` at a time; returns how many were registered, how many failed, seconds taken
+      lazy_many = function(self, prefix, from, to, conc)
+        local luact = require "luact"
+        local ctor = function(saved)
+          return { n = saved and saved.n or 0,
+                   get = function(self) return self.n, require("luact").cluster.self() end }
+        end
+        local next_i, done, failed, t0 = from, 0, 0, luact.clock.get()
+        local workers = {}
+        for w = 1, conc do
+          workers[w] = luact.tentacle(function()
+            while next_i <= to do
+              local i = next_i
+              next_i = i + 1
+              if pcall(luact.register, prefix .. i, { persist = true, lazy = true }, ctor) then
+                done = done + 1
+              else
+                failed = failed + 1
+              end
+            end
+          end)
+        end
+        luact.event.join(nil, unpack(workers))
+        return done, failed, luact.clock.get() - t0
+      end,
+      -- bytes: thread 1's Lua heap after a full collection, and the process's resident set
+      mem = function(self)
+        collectgarbage("collect"); collectgarbage("collect")
+        local f = io.open("/proc/self/status")
+        local rss = tonumber(f:read("*a"):match("VmRSS:%s*(%d+)")) * 1024
+        f:close()
+        return collectgarbage("count") * 1024, rss
+      end,
+      -- the first call (get, by name) to k of the names prefix..1..n, one after the other:
+      -- the sorted latencies in seconds, and how many failed
+      first_calls = function(self, prefix, n, k, t)
+        local luact = require "luact"
+        local lat, failed, seen = {}, 0, {}
+        for _ = 1, k do
+          local i
+          repeat i = math.random(1, n) until not seen[i]
+          seen[i] = true
+          local r = luact.ref(prefix .. i)
+          local t0 = luact.clock.get()
+          if pcall(r.timed_get, r, t or 10) then lat[#lat + 1] = luact.clock.get() - t0 else failed = failed + 1 end
+        end
+        table.sort(lat)
+        return lat, failed
       end,
       stop = function() require("luact").stop() end,
       -- makes n more actors on this thread (kept alive here); returns how many it made in all

@@ -3,7 +3,8 @@
 -- each): a counter that saves at every call must never go backwards, whatever dies: its host
 -- (kill -9, several times), the Raft leader while it saves, its host stopped (SIGSTOP) for
 -- seconds, or its host cut off by a partition (whose saves are refused once it lost its lease,
--- and never overwrite its successor's state); and an idle activation woken by the next call.
+-- and never overwrite its successor's state); an idle activation woken by the next call; a name
+-- registered lazy (no activation until its first call), and a reminder that wakes one.
 -- The cases run in order on one cluster.
 local procs = require "helpers.cluster_procs"
 
@@ -250,5 +251,53 @@ describe("luact persistent virtual actors", function()
       assert.is_true(ok, ("round %d: %s"):format(k, tostring(n)))
       assert.equal(want, n)
     end
+  end)
+
+  it("a name registered lazy has no activation until its first call, from any node and thread, activates it once", function()
+    local vid = "/durable/lazy"
+    assert.is_true(procs.value(4, "preg", vid, nil, true))
+    local function states_everywhere(want)
+      return procs.wait_until(function()
+        for _, i in ipairs({ 1, 4, 5 }) do
+          if table.concat(procs.value(i, "vstates", vid), ",") ~= want then return nil end
+        end
+        return true
+      end, 15)
+    end
+    assert.is_truthy(states_everywhere("idle"), "the lazy name was not filed idle on every member")
+    -- taken: a second registration of the name, lazy or not, is refused
+    local again = procs.call(5, "preg", vid, nil, true)
+    assert.is_false(again[1])
+    assert.is_truthy(tostring(again[2]):find("vid_registered", 1, true), tostring(again[2]))
+    -- the first call (thread 2 of another node) creates it; the next one, from a third node,
+    -- reaches the same activation, started from nothing
+    local first = { procs.value(2, { "vcall", thread = 2 }, vid, "incr", 10) }
+    assert.is_true(first[1], tostring(first[2]))
+    assert.equal(1, first[2])
+    local ok, n, where, started = procs.value(5, "vcall", vid, "get", 10)
+    assert.is_true(ok)
+    assert.equal(1, n)
+    assert.is_false(started)            -- its constructor got no saved state
+    assert.equal(first[3], where)       -- the same activation
+    assert.is_truthy(states_everywhere("active"), "the woken name is not active on every member")
+  end)
+
+  it("a reminder set on a name with no activation wakes it", function()
+    local vid = "/durable/lazy_remind"
+    assert.is_true(procs.value(4, "rreg", vid, true))
+    assert.is_truthy(procs.wait_until(function()
+      return table.concat(procs.value(1, "vstates", vid), ",") == "idle"
+    end, 15), "the lazy name was not filed idle")
+    assert.is_true(procs.value(4, "remind", vid, "tick", { every = 0.2 }))
+    local rung = procs.wait_until(function()
+      for i = 1, 5 do
+        for _, th in ipairs({ 1, 2 }) do
+          local r = procs.call(i, { "ring_log", thread = th }, vid)
+          if r[1] and #r[2] >= 2 then return true end
+        end
+      end
+    end, 15)
+    assert.is_truthy(rung, "the reminder never called the name: nothing woke it")
+    assert.is_true(procs.value(4, "remind", vid, "tick", nil))
   end)
 end)

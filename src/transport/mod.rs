@@ -210,10 +210,10 @@ struct Listener {
 }
 
 /// Kernel send and receive buffers of a node connection (set on dialed and accepted ones): with
-/// Linux's autotuning a stalled receiver let megabytes of messages pile up in the kernel on top
-/// of the sender's queue (536 730 notify_ accepted before actor_overload, now 44 384 with
-/// inbox_size 16384). 512 KiB each (the kernel doubles it) still carries a frame of any size;
-/// 64 callers across nodes made 1.9 M calls/s with and without it (bench/node_call.lua 64).
+/// Linux's autotuning a stalled receiver lets megabytes of messages pile up in the kernel on top
+/// of the sender's queue, so `actor_overload` comes late. 512 KiB each (the kernel doubles it)
+/// still carries a frame of any size, and costs no throughput (README, "Figures behind tuning
+/// constants").
 const NODE_SOCKET_BUF: i32 = 512 * 1024;
 
 fn set_node_buffers(fd: i32) {

@@ -28,6 +28,7 @@ pub const PRE_AUTH_MAX_FRAME: usize = 4 * 1024;
 /// The default `len` limit once a connection is authenticated (configurable). Limits are
 /// `usize` for the caller's convenience; anything above `u32::MAX` means "no limit but the
 /// 32-bit length field".
+#[allow(dead_code)] // read by the tests and the fuzz targets (spec/fuzz), not by the core
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// A CLOSE reason is cut to this many bytes (at a UTF-8 boundary) so that the frame always fits
 /// under `PRE_AUTH_MAX_FRAME`.
@@ -59,6 +60,7 @@ pub const KIND_CLOSE: u8 = 9;
 /// sender's credit for that thread grows back by as much (flow control per receiving thread).
 pub const KIND_ACK: u8 = 11;
 /// The highest kind a decoder accepts.
+#[allow(dead_code)] // read by the fuzz targets (spec/fuzz), not by the core
 pub const KIND_MAX: u8 = KIND_ACK;
 /// A kind number this version sends or accepts (10 is reserved).
 pub fn is_known_kind(kind: u8) -> bool {
@@ -261,6 +263,7 @@ impl FrameDecoder {
         self.limit = limit;
     }
 
+    #[cfg(test)]
     pub fn limit(&self) -> usize {
         self.limit
     }
@@ -271,6 +274,7 @@ impl FrameDecoder {
     }
 
     /// Capacity of the internal body buffer (for tests and memory accounting).
+    #[allow(dead_code)] // read by the tests and the fuzz targets (spec/fuzz), not by the core
     pub fn capacity(&self) -> usize {
         self.body.capacity()
     }
@@ -281,6 +285,7 @@ impl FrameDecoder {
     }
 
     /// The error that killed this decoder, if any.
+    #[cfg(test)]
     pub fn error(&self) -> Option<&FrameError> {
         self.error.as_ref()
     }

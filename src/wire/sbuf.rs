@@ -194,6 +194,7 @@ impl Value {
     }
 
     /// A plain table with string keys.
+    #[cfg(test)]
     pub fn object<'a>(fields: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
         let hash = fields.into_iter().map(|(k, v)| (Value::str(k), v)).collect();
         Value::Table(Box::new(Table { meta: None, array: Vec::new(), hash }))
@@ -435,6 +436,7 @@ pub fn encode_array(items: &[Value], out: &mut Vec<u8>) {
 /// A luact message: the Lua array `{kind, head..., n, args...}` with `n = args.len()`, so nil
 /// arguments survive as holes (e.g. an external call `{"x", conn_id, corr, vid, method, n,
 /// args...}` is `encode_call("x", &[conn_id, corr, vid, method], &args, out)`).
+#[cfg(test)]
 pub fn encode_call(kind: &str, head: &[Value], args: &[Value], out: &mut Vec<u8>) {
     let mut items = Vec::with_capacity(2 + head.len() + args.len());
     items.push(Value::str(kind));
@@ -869,17 +871,10 @@ pub fn decode_msgpack(bytes: &[u8]) -> Result<rmpv::Value, SbufError> {
 }
 
 /// Appends the MessagePack bytes of `v` to `out`.
+#[cfg(test)]
 pub fn encode_msgpack(v: &rmpv::Value, out: &mut Vec<u8>) {
     // writing into a Vec cannot fail
     let _ = rmpv::encode::write_value(out, v);
-}
-
-/// The items of a MessagePack array as Lua values (call arguments); `None` when not an array.
-pub fn args_from_msgpack(m: &rmpv::Value) -> Option<Result<Vec<Value>, SbufError>> {
-    match m {
-        rmpv::Value::Array(a) => Some(a.iter().map(|x| from_msgpack_at(x, 1)).collect()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -1217,8 +1212,6 @@ mod tests {
         assert!(inner.as_map().unwrap().iter().any(|(k, _)| *k == M::Boolean(false)));
         assert_eq!(from_msgpack(&M::Ext(1, vec![])), Err(SbufError::Unsupported("a MessagePack extension type")));
         assert_eq!(from_msgpack(&M::Map(vec![(M::Nil, M::from(1))])), Err(SbufError::BadKey));
-        assert_eq!(args_from_msgpack(&M::Array(vec![M::Nil])), Some(Ok(vec![Value::Nil])));
-        assert_eq!(args_from_msgpack(&M::from(1)), None);
         // bytes: round trip, truncated, trailing, a huge declared array, too deep
         let mut b = Vec::new();
         encode_msgpack(&to_msgpack(&sample()), &mut b);

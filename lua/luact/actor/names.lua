@@ -8,10 +8,11 @@ local ffi, C = lffi.ffi, lffi.C
 local ref = require "luact.actor.ref"
 local host = require "luact.actor.host"
 local call = require "luact.actor.call"
+local monitors = require "luact.actor.monitors"
 local exception = require "luact.exception"
 local thread = require "luact.thread"
 local util = require "luact.util"
-local REGISTER_OPTIONS = util.set({ "scope", "multi_actor", "persist", "idle_timeout" }, host.SUPERVISE_OPTIONS)
+local REGISTER_OPTIONS = util.set({ "scope", "multi_actor", "persist", "idle_timeout", "lazy" }, host.SUPERVISE_OPTIONS)
 
 local names = {}
 
@@ -45,7 +46,8 @@ function names.use_cluster(hooks)
   cluster = hooks
 end
 
--- luact.register(vid, [opts,] ctor, ...) -> reference to the created actor
+-- luact.register(vid, [opts,] ctor, ...) -> reference to the created actor (with lazy = true in
+-- a cluster: nothing is created; a reference by name, whose first call activates it)
 function names.register(vid, opts, ...)
   check_vid(vid, "luact.register")
   local ctor, args
@@ -77,6 +79,13 @@ function names.register(vid, opts, ...)
     error("bad 'idle_timeout' option to luact.register (only a name registered in the cluster is deactivated " ..
           "and activated again on demand)", 2)
   end
+  if opts.lazy ~= nil and type(opts.lazy) ~= "boolean" then
+    error("bad 'lazy' option to luact.register (boolean expected, got " .. type(opts.lazy) .. ")", 2)
+  end
+  if opts.lazy and (opts.scope == "node" or not clustered() or opts.multi_actor) then
+    error("bad 'lazy' option to luact.register (only a name registered in the cluster, not multi_actor, is " ..
+          "activated on demand)", 2)
+  end
   if opts.persist and (opts.scope == "node" or not clustered()) then
     error("bad 'persist' option to luact.register (durable state is kept by the cluster's registry: start the node " ..
           "as a cluster member, and do not use scope = \"node\")", 2)
@@ -85,6 +94,7 @@ function names.register(vid, opts, ...)
     -- the cluster's registry: the name holds cluster-wide, and the actor moves when its node dies
     local ok, r = pcall(cluster.register, vid, opts, ctor, args, call.DEFAULT_TIMEOUT)
     if not ok then error(r, 2) end
+    if opts.lazy then return ref.named(vid) end     -- no activation yet: the name itself
     return r
   end
   local id = host.new_id()
@@ -135,7 +145,7 @@ function names.unregister(vid, actor)
     end
     C.luact_names_remove(vid, #vid, addr, 1)
   end
-  for _, v in ipairs(victims) do pcall(call.kill, v) end
+  for _, v in ipairs(victims) do pcall(monitors.kill, v) end
   return #victims > 0
 end
 

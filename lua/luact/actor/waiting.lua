@@ -2,7 +2,7 @@
 -- A corr is a number that never repeats in a VM (a counter), so a late reply cannot be taken
 -- for a newer call. A waiter lives in the array slot `corr % SLOTS + 1`: finding it is an array
 -- index, where a table keyed by the corr itself would get a new key on every call (a hash
--- insert, and a rehash every few dozen calls: 36 ns per call against 1.5 ns). A call whose slot
+-- insert, and a rehash every few dozen calls: many times the cost). A call whose slot
 -- is still held by an older call that has not ended goes to a small hash table instead.
 -- Every waiter is a table whose `corr` field is its call's corr while it waits.
 local waiting = {}

@@ -378,9 +378,10 @@ local function node_identity(timeout)
 end
 
 -- Options of luact.register that are not supervise's.
-activations.OPTIONS = { multi_actor = true, scope = true, persist = true, idle_timeout = true }
+activations.OPTIONS = { multi_actor = true, scope = true, persist = true, idle_timeout = true, lazy = true }
 
--- luact.register in a cluster: returns the first activation (on this thread).
+-- luact.register in a cluster: returns the first activation (on this thread); with opts.lazy,
+-- files the name idle and returns nil (luact.actor.names hands out a reference by name).
 function activations.register(vid, opts, ctor, args, timeout)
   local code = check_ctor(ctor)
   local args_s = codec.to_string(args, "argument to luact.register")
@@ -395,6 +396,13 @@ function activations.register(vid, opts, ctor, args, timeout)
   end
   if idle and opts.multi_actor then
     error("bad 'idle_timeout' option to luact.register (a multi_actor name is not deactivated)", 0)
+  end
+  if opts.lazy then
+    -- filed idle: no activation until the first call by name wakes it (as after idleness)
+    local key = requests.call("w", { op = "vreg", vid = vid, ctor = code, args = args_s, opts = sup, multi = false,
+      persist = persist or nil, idle = idle, lazy = true }, timeout, "luact.register")
+    if not key then exception.raise("vid_registered", ("'%s' is registered already"):format(vid)) end
+    return nil
   end
   local r, rec = create(vid, nil, code, args_s, sup, nil, persist and { boot = boot } or nil, idle)
   rec.superseded = true              -- not filed yet: its death needs no vdrop

@@ -26,7 +26,8 @@ local function new_act(entry, c, state)
 end
 
 -- vreg vid ctor args opts multi node boot t e l -> the activation's key, or false when the name
--- is taken (by a name that is not multi_actor on both sides)
+-- is taken (by a name that is not multi_actor on both sides). With `lazy` (no node ...): the
+-- activation is filed idle, created by the first call that wakes it.
 function V.vreg(s, c)
   if type(c.vid) ~= "string" then return nil end
   local entry = s.vids[c.vid]
@@ -39,6 +40,13 @@ function V.vreg(s, c)
     s.vids[c.vid] = entry
   end
   touch(s, c.vid)
+  if c.lazy and not entry.multi then
+    -- registered without an activation: idle until the first call by name wakes it (vwake)
+    entry.seq = entry.seq + 1
+    local key = c.vid .. "#" .. entry.seq
+    entry.acts[key] = { key = key, state = "idle" }
+    return key
+  end
   return new_act(entry, c, "active")
 end
 

@@ -75,6 +75,11 @@ function reminders.set(vid, name, opts, timeout, who)
   elseif r == "too_many" then
     error(("%s: '%s' has too many reminders already"):format(who, vid), 0)
   end
+  if r == true and spec then
+    -- a name with no activation (registered lazy, or gone idle) would never be called: wake it
+    -- (a no-op when it is active; an active name with reminders is never put to sleep)
+    pcall(activations.wake, vid, timeout)
+  end
   return r == true
 end
 
