@@ -245,7 +245,7 @@ function cli.main(argv)
     return code
   end
   if r.version then
-    io.stdout:write("luact ", tostring(require("luact").version), "\n")
+    io.stdout:write("luact ", tostring(require("luact.ffi").version), "\n")
     return 0
   end
   if r.help then

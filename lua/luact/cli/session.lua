@@ -2,6 +2,8 @@
 -- thread) that is a node client: started with the cluster's secret and no address, it dials the
 -- node it asks and never listens, so it joins neither gossip nor Raft and no member ever dials
 -- it. The job is a function(conf) run in a tentacle of thread 1; what it raised is handed back.
+local runtime = require "luact.runtime"
+
 local session = {}
 
 local job = nil   -- { fn, conf, err } of the running job (thread 1 is this VM)
@@ -12,18 +14,16 @@ local function main()
 end
 
 function session.enter()
-  local luact = require "luact"
   local ok, err = pcall(job.fn, job.conf)
   if not ok then job.err = err end
-  luact.stop()
+  runtime.stop()
 end
 
 -- Runs fn(conf) as a node client of conf.cluster with conf.secret; returns nil on success, or
 -- what it raised (a luact exception, a usage error table, a string).
 function session.run(conf, fn)
   job = { fn = fn, conf = conf }
-  local luact = require "luact"
-  local ok, err = pcall(luact.start, {
+  local ok, err = pcall(runtime.start, {
     n_core = 1, secret = conf.secret, cluster = conf.cluster,
     log_level = "error",        -- (the command says what went wrong itself, on stderr)
     stall_warn = false, join_timeout = 1,

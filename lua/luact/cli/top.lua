@@ -5,6 +5,8 @@
 -- so the terminal is always restored); otherwise (a pipe) it prints one frame after another.
 -- Runs inside the session's runtime: one tentacle asks and draws, another watches the keyboard.
 local ffi = require "ffi"
+local clock = require "luact.clock"
+local tentacle = require "luact.tentacle"
 local remote = require "luact.cli.remote"
 local format = require "luact.cli.format"
 
@@ -99,15 +101,13 @@ end
 
 -- luact top ADDR [-d SECONDS] [-n FRAMES]
 function top.run(conf)
-  local luact = require "luact"
-  local clock = luact.clock
   local delay, frames = conf.opts.delay or 1, conf.opts.frames
   local term = terminal()
   local quit = false
   local ok, err = pcall(function()
     -- the keyboard, every 50 ms (a question to the node may take up to its timeout meanwhile)
     if term.tty_in then
-      luact.tentacle(function()
+      tentacle(function()
         while not quit do
           local k = key()
           if k and (k:find("[qQ\3]") or k == "eof") then quit = true end
