@@ -12,6 +12,12 @@ pub extern "C" fn luact_machine_id() -> f64 {
     if let Some(node) = crate::runtime::current().and_then(|rt| rt.node.clone()) {
         return node.machine_id as f64;
     }
+    process_machine_id() as f64
+}
+
+/// The id of a process without a node address (a node client's too): 2^48 + 20 random bits,
+/// drawn once per process.
+pub(super) fn process_machine_id() -> u64 {
     static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let r = *ID.get_or_init(|| {
         let mut v: u32 = 0;
@@ -19,7 +25,7 @@ pub extern "C" fn luact_machine_id() -> f64 {
         unsafe { libc::getrandom(&mut v as *mut u32 as *mut c_void, 4, 0) };
         v & 0x0f_ffff
     });
-    ((1u64 << 48) + r as u64) as f64
+    (1u64 << 48) + r as u64
 }
 
 /// Writes a new random UUID (version 4, RFC 9562) as 36 ASCII bytes into `out`: the identity

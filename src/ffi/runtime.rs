@@ -87,9 +87,11 @@ unsafe fn node_config(n: &NodeOptions) -> Result<NodeConfig, Error> {
         let loaded = crate::node_tls::NodeTls::load(cert, key, ca, &addr).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
         Some(loaded)
     };
+    // no address: a node client (dials nodes, never listens; see `NodeConfig::is_client`)
+    let machine_id = if addr.is_empty() { super::process::process_machine_id() } else { crate::transport::machine_id_of(&addr)? };
     Ok(NodeConfig {
         tls,
-        machine_id: crate::transport::machine_id_of(&addr)?,
+        machine_id,
         addr,
         // SAFETY: as above.
         secret: unsafe { bytes(n.secret, n.secret_len) }.to_vec(),
