@@ -21,9 +21,10 @@ $SUDO apt-get update -qq
 # faketime (libfaketime) for the nemesis soak's slowed clock (spec/helpers/nemesis.lua);
 # prometheus for the spec that scrapes GET /metrics with a real server (spec/nodes/metrics_spec.lua,
 # which runs its own in the namespace; the package's service starts only where there is systemd).
+# tmux for the spec that drives `luact top` in a terminal (spec/nodes/cli_spec.lua).
 $SUDO apt-get install -y -qq luajit libluajit-5.1-dev luarocks lua-busted gcc \
   erlang-nox python3 python3-msgpack iproute2 util-linux curl openssl nftables \
-  etcd-server wrk redis-server nginx-light libpcre3 faketime prometheus >/dev/null
+  etcd-server wrk redis-server nginx-light libpcre3 faketime prometheus tmux >/dev/null
 # (nginx-light's package starts a service where there is systemd; the benchmarks run their own)
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -24,16 +24,6 @@ fn set_last_error(msg: impl AsRef<[u8]>) {
     });
 }
 
-pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
-}
-
 /// Runs `f`, mapping an `Err` or a panic to a negative status code.
 pub(crate) fn guard(f: impl FnOnce() -> Result<i32, Error>) -> i32 {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -43,7 +33,7 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<i32, Error>) -> i32 {
             e.status().code()
         }
         Err(panic) => {
-            set_last_error(format!("panic: {}", panic_message(&panic)));
+            set_last_error(format!("panic: {}", crate::util::panic_message(&panic)));
             Status::Panic.code()
         }
     }
@@ -52,7 +42,7 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<i32, Error>) -> i32 {
 /// Like `guard` for functions that return a value instead of a status.
 pub(crate) fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        set_last_error(format!("panic: {}", panic_message(&panic)));
+        set_last_error(format!("panic: {}", crate::util::panic_message(&panic)));
         fallback
     })
 }
@@ -78,20 +68,6 @@ unsafe fn utf8<'a>(ptr: *const u8, len: usize) -> std::result::Result<&'a str, E
 
 fn running() -> Result<std::sync::Arc<runtime::Runtime>, Error> {
     runtime::current().ok_or_else(|| Error::new(Status::NotRunning, "luact is not running"))
-}
-
-/// The path of this shared library (for `ffi.load` in every VM).
-pub fn library_path() -> String {
-    // SAFETY: Dl_info is a plain C struct of pointers and integers; all-zero is a valid value.
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    // SAFETY: dladdr reads the address of one of our own functions and fills `info`, whose
-    // `dli_fname` points at a NUL-terminated string owned by the dynamic loader.
-    let ok = unsafe { libc::dladdr(luact_last_error as *const c_void, &mut info) };
-    if ok == 0 || info.dli_fname.is_null() {
-        return String::new();
-    }
-    // SAFETY: checked non-null above; the loader keeps the string for the library's lifetime.
-    unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned()
 }
 
 // ---- errors -------------------------------------------------------------------------------
@@ -140,9 +116,11 @@ pub unsafe extern "C" fn luact_runtime_start(
                     let loaded = crate::node_tls::NodeTls::load(cert, key, ca, &addr).map_err(|e| Error::new(Status::BadArgument, e.to_string()))?;
                     Some(loaded)
                 };
+                // no address: a node client (dials nodes, never listens; see `NodeConfig::is_client`)
+                let machine_id = if addr.is_empty() { process_machine_id() } else { crate::transport::machine_id_of(&addr)? };
                 Some(NodeConfig {
                     tls,
-                    machine_id: crate::transport::machine_id_of(&addr)?,
+                    machine_id,
                     addr,
                     secret: bytes(n.secret, n.secret_len).to_vec(),
                     cluster,
@@ -548,6 +526,12 @@ pub extern "C" fn luact_machine_id() -> f64 {
     if let Some(node) = runtime::current().and_then(|rt| rt.node.clone()) {
         return node.machine_id as f64;
     }
+    process_machine_id() as f64
+}
+
+/// The id of a process without a node address (a node client's too): 2^48 + 20 random bits,
+/// drawn once per process.
+fn process_machine_id() -> u64 {
     static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let r = *ID.get_or_init(|| {
         let mut v: u32 = 0;
@@ -555,7 +539,7 @@ pub extern "C" fn luact_machine_id() -> f64 {
         unsafe { libc::getrandom(&mut v as *mut u32 as *mut c_void, 4, 0) };
         v & 0x0f_ffff
     });
-    ((1u64 << 48) + r as u64) as f64
+    (1u64 << 48) + r as u64
 }
 
 /// Writes a new random UUID (version 4, RFC 9562) as 36 ASCII bytes into `out`: the identity

@@ -172,8 +172,8 @@ loop.on("IQ", function(msg)
   if rm == host.MACHINE then loop.send_bytes(rt, p, len) else node.send_bytes(rm, rt, p, len) end
 end)
 
--- Asks thread tid of `addr` (nil: this node) question `what`.
-local function ask(addr, tid, what, a, b)
+-- Asks thread tid of `addr` (nil: this node) question `what`; waits `timeout` s (default 5).
+local function ask(addr, tid, what, a, b, timeout)
   local m = addr and wire.machine(addr) or host.MACHINE
   if not m then error(("luact.inspect: bad node address '%s' (ip:port expected)"):format(tostring(addr)), 3) end
   if m == host.MACHINE and tid == my_tid() then return ask_here(what, a, b) end
@@ -185,7 +185,7 @@ local function ask(addr, tid, what, a, b)
     exception.raise("actor_unreachable", ("luact.inspect: cannot reach thread %d%s: %s"):format(tid,
       addr and (" of " .. addr) or "", lffi.describe(rc)))
   end
-  return call.await(corr, m, clock.get() + TIMEOUT, "inspect." .. what, tid, host.EPOCH, 0)
+  return call.await(corr, m, clock.get() + (timeout or TIMEOUT), "inspect." .. what, tid, host.EPOCH, 0)
 end
 
 local function check_opts(opts, who)
@@ -195,6 +195,10 @@ local function check_opts(opts, who)
   opts = opts or {}
   if opts.node ~= nil and type(opts.node) ~= "string" then
     error(("bad 'node' option to %s (\"ip:port\" expected, got %s)"):format(who, type(opts.node)), 3)
+  end
+  local t = opts.timeout
+  if t ~= nil and (type(t) ~= "number" or not (t > 0) or t == math.huge) then
+    error(("bad 'timeout' option to %s (seconds above 0 expected, got %s)"):format(who, tostring(t)), 3)
   end
   return opts
 end
@@ -219,7 +223,7 @@ function inspect.actors(opts)
   if type(limit) ~= "number" or limit < 1 or limit > MAX_PAGE then
     error(("bad 'limit' option to luact.inspect.actors (1..%d expected, got %s)"):format(MAX_PAGE, tostring(limit)), 2)
   end
-  return ask(opts.node, tid, "actors", after, math.floor(limit))
+  return ask(opts.node, tid, "actors", after, math.floor(limit), opts.timeout)
 end
 
 -- luact.inspect.actor(ref) -> one actor's summary and the shape of its state, or nil when gone.
@@ -236,20 +240,20 @@ end
 -- calls, loop turns, stalls, Lua memory }
 function inspect.threads(opts)
   opts = check_opts(opts, "luact.inspect.threads")
-  return ask(opts.node, opts.node and 1 or my_tid(), "threads")
+  return ask(opts.node, opts.node and 1 or my_tid(), "threads", nil, nil, opts.timeout)
 end
 
 -- luact.inspect.cluster([opts]) -> { member, self, leader, members, raft, applied, lease }
 function inspect.cluster(opts)
   opts = check_opts(opts, "luact.inspect.cluster")
-  return ask(opts.node, 1, "cluster")
+  return ask(opts.node, 1, "cluster", nil, nil, opts.timeout)
 end
 
 -- luact.inspect.where(name[, opts]) -> { name, multi, activations = { { node, state, thread } } }
 function inspect.where(vid, opts)
   if type(vid) ~= "string" then error("bad 'name' argument to luact.inspect.where (string expected, got " .. type(vid) .. ")", 2) end
   opts = check_opts(opts, "luact.inspect.where")
-  return ask(opts.node, 1, "where", vid)
+  return ask(opts.node, 1, "where", vid, nil, opts.timeout)
 end
 
 return inspect

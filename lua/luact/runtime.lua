@@ -219,6 +219,15 @@ function runtime.start(opts, main)
                                                       cluster, #cluster, opts.max_frame or 0,
                                                       t.cert, t.cert and #t.cert or 0, t.key, t.key and #t.key or 0,
                                                       t.ca, t.ca and #t.ca or 0 })
+  elseif opts.secret ~= nil then
+    -- a node client: it dials nodes with the secret (handshake role "client") and never
+    -- listens; nodes answer it over the connection it opened (what the `luact` command does)
+    if #opts.secret == 0 then
+      error("bad 'secret' option to luact.start (a non-empty secret shared by the cluster expected)", 2)
+    end
+    local cluster = opts.cluster or "luact"
+    node_opts = lffi.ffi.new("luact_node_options_t", { "", 0, opts.secret, #opts.secret, cluster, #cluster,
+                                                      opts.max_frame or 0, nil, 0, nil, 0, nil, 0 })
   end
   local rc = C.luact_runtime_start(opts.n_core, opts.inbox_size, opts.spin, payload, #payload, node_opts)
   if rc ~= 0 then
