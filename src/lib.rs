@@ -14,6 +14,7 @@ mod names;
 mod node_flow;
 mod node_tls;
 mod offload;
+mod op_id;
 mod ring;
 mod runtime;
 mod sockaddr;
