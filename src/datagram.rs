@@ -60,7 +60,7 @@ struct Udp {
 }
 
 /// A send in flight: its socket, its generation, and the datagram the kernel reads.
-struct Send {
+struct SendInFlight {
     sock: usize,
     gen: u32,
     op: Box<MsgOp>,
@@ -70,7 +70,7 @@ struct Send {
 pub struct Datagrams {
     socks: Slab<Udp>,
     /// Every socket's sends in flight, by the slot their `user_data` names.
-    sends: Slab<Send>,
+    sends: Slab<SendInFlight>,
     next_gen: u32,
     /// Sockets with a new datagram for Lua.
     events: VecDeque<usize>,
@@ -147,7 +147,7 @@ impl Datagrams {
         let gen = self.next_gen;
         let s = self.sends.vacant_key();
         let entry = opcode::SendMsg::new(types::Fd(u.fd), &mut op.msg).build().user_data(user_data(OP_SEND, s, gen));
-        self.sends.insert(Send { sock: slot, gen, op });
+        self.sends.insert(SendInFlight { sock: slot, gen, op });
         u.sends += 1;
         u.sending_bytes += data.len();
         ring.push(entry);
