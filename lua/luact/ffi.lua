@@ -1,5 +1,5 @@
--- luact.ffi: the only place that declares the core's C functions (src/ffi.rs) and opens the
--- library. Every other module goes through `require("luact.ffi").C`.
+-- luact.ffi: the only place that declares the core's C functions (src/ffi/, one file per
+-- concept) and opens the library. Every other module goes through `require("luact.ffi").C`.
 local ffi = require "ffi"
 
 ffi.cdef [[
