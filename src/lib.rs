@@ -4,7 +4,6 @@ mod clock;
 mod conn;
 mod datagram;
 mod ffi;
-mod ffi_metrics;
 mod inbox;
 mod lease;
 mod listen_limits;

@@ -65,6 +65,18 @@ pub struct NodeConfig {
     pub tls: Option<crate::node_tls::NodeTls>,
 }
 
+/// Machine ids from here up belong to processes without a node address (`luact_machine_id`):
+/// node clients, reached only over the connection they dialed.
+pub const CLIENT_MACHINES: u64 = 1 << 48;
+
+impl NodeConfig {
+    /// A node client: a process with the secret and no address. It dials nodes (handshake role
+    /// `Client`) and never listens; a node answers it over that connection only.
+    pub fn is_client(&self) -> bool {
+        self.addr.is_empty()
+    }
+}
+
 /// What Lua learns about connections (`luact_net_event_t` in lua/luact/ffi.lua).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -786,6 +798,9 @@ impl Transport {
                 self.push_event(kind, c, machine as f64, reason);
             }
             Role::Acceptor => {
+                if machine >= CLIENT_MACHINES && self.dialed.get(&machine) == Some(&c) {
+                    self.dialed.remove(&machine);   // a node client's connection (node_link.rs)
+                }
                 if machine != 0 {
                     self.push_event(EV_NODE_DOWN, c, machine as f64, reason);
                 } else if handshaking {
@@ -1022,5 +1037,8 @@ fn looks_like_tls(bytes: &[u8]) -> bool {
 }
 
 fn machine_name(machine: u64) -> String {
+    if machine >= CLIENT_MACHINES {
+        return format!("process-{}", machine - CLIENT_MACHINES);   // (as luact.node names it)
+    }
     machine_addr(machine).to_string()
 }
