@@ -13,6 +13,7 @@ local util = require "luact.util"
 -- (loaded in every VM: thread 1 batches its node's saves and fires the reminders it hosts)
 local saves = require "luact.cluster.saves"
 local reminders = require "luact.cluster.reminders"
+require "luact.dashboard"   -- (every VM: a listener opened with `dashboard = true` answers its state)
 
 local luact = {
   start = runtime.start,

@@ -153,6 +153,28 @@ function answer.where(vid)
   return out
 end
 
+-- (thread 1) Where the virtual actors live: how many names the registry holds, activations per
+-- node, and the activations of at most `limit` names (in the registry's order, not sorted: a
+-- sort of every name would cost more than the answer is worth).
+function answer.placements(limit)
+  local R = view.active and replica.state() or nil
+  local out = { total = 0, by_node = {}, names = {} }
+  if not R then return out end
+  local shown = 0
+  for vid, entry in pairs(R.vids or {}) do
+    out.total = out.total + 1
+    for _, act in pairs(entry.acts or {}) do
+      if act.node then out.by_node[act.node] = (out.by_node[act.node] or 0) + 1 end
+      if shown < limit then
+        shown = shown + 1
+        out.names[shown] = { name = cut(vid), node = act.node, thread = act.t, state = act.state }
+      end
+    end
+  end
+  out.more = out.total > 0 and shown >= limit or nil
+  return out
+end
+
 -- Runs a question on this thread; returns its answer (raises on a bad question).
 local function ask_here(what, a, b)
   local f = answer[what]
@@ -247,6 +269,17 @@ end
 function inspect.cluster(opts)
   opts = check_opts(opts, "luact.inspect.cluster")
   return ask(opts.node, 1, "cluster", nil, nil, opts.timeout)
+end
+
+-- luact.inspect.placements([opts]) -> { total, by_node = { [addr] = n }, names = { { name, node,
+-- thread, state } }, more }: opts.limit activations listed (default 100, at most 1000).
+function inspect.placements(opts)
+  opts = check_opts(opts, "luact.inspect.placements")
+  local limit = opts.limit or DEFAULT_PAGE
+  if type(limit) ~= "number" or limit < 1 or limit > MAX_PAGE then
+    error(("bad 'limit' option to luact.inspect.placements (1..%d expected, got %s)"):format(MAX_PAGE, tostring(limit)), 2)
+  end
+  return ask(opts.node, 1, "placements", math.floor(limit), nil, opts.timeout)
 end
 
 -- luact.inspect.where(name[, opts]) -> { name, multi, activations = { { node, state, thread } } }

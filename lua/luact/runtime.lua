@@ -188,6 +188,35 @@ local function take(which)
   return s
 end
 
+-- The node options the core takes (luact_node_options_t): a node (address), a node client
+-- (secret, no address), or nil. Raises on a bad address or secret, naming the option.
+local function node_options(opts)
+  if opts.address then
+    if not opts.address:match("^%d+%.%d+%.%d+%.%d+:%d+$") then
+      error("bad 'address' option to luact.start (ip:port expected, got '" .. opts.address .. "')", 3)
+    end
+    if not opts.secret or #opts.secret == 0 then
+      error("bad 'secret' option to luact.start (a node needs a non-empty secret shared by its cluster)", 3)
+    end
+    local cluster = opts.cluster or "luact"
+    local t = opts.tls or {}
+    return lffi.ffi.new("luact_node_options_t", { opts.address, #opts.address, opts.secret, #opts.secret,
+                                                  cluster, #cluster, opts.max_frame or 0,
+                                                  t.cert, t.cert and #t.cert or 0, t.key, t.key and #t.key or 0,
+                                                  t.ca, t.ca and #t.ca or 0 })
+  elseif opts.secret ~= nil then
+    -- a node client: it dials nodes with the secret (handshake role "client") and never
+    -- listens; nodes answer it over the connection it opened (what the `luact` command does)
+    if #opts.secret == 0 then
+      error("bad 'secret' option to luact.start (a non-empty secret shared by the cluster expected)", 3)
+    end
+    local cluster = opts.cluster or "luact"
+    return lffi.ffi.new("luact_node_options_t", { "", 0, opts.secret, #opts.secret, cluster, #cluster,
+                                                  opts.max_frame or 0, nil, 0, nil, 0, nil, 0 })
+  end
+  return nil
+end
+
 -- luact.start(opts, main) -> the values given to luact.stop
 function runtime.start(opts, main)
   if running then error("luact.start: luact is already running in this VM", 2) end
@@ -205,30 +234,7 @@ function runtime.start(opts, main)
   if stall_warn ~= false and (type(stall_warn) ~= "number" or not (stall_warn > 0) or stall_warn == math.huge) then
     error(("bad 'stall_warn' option to luact.start (seconds above 0, or false, expected, got %s)"):format(tostring(opts.stall_warn)), 2)
   end
-  local node_opts = nil
-  if opts.address then
-    if not opts.address:match("^%d+%.%d+%.%d+%.%d+:%d+$") then
-      error("bad 'address' option to luact.start (ip:port expected, got '" .. opts.address .. "')", 2)
-    end
-    if not opts.secret or #opts.secret == 0 then
-      error("bad 'secret' option to luact.start (a node needs a non-empty secret shared by its cluster)", 2)
-    end
-    local cluster = opts.cluster or "luact"
-    local t = opts.tls or {}
-    node_opts = lffi.ffi.new("luact_node_options_t", { opts.address, #opts.address, opts.secret, #opts.secret,
-                                                      cluster, #cluster, opts.max_frame or 0,
-                                                      t.cert, t.cert and #t.cert or 0, t.key, t.key and #t.key or 0,
-                                                      t.ca, t.ca and #t.ca or 0 })
-  elseif opts.secret ~= nil then
-    -- a node client: it dials nodes with the secret (handshake role "client") and never
-    -- listens; nodes answer it over the connection it opened (what the `luact` command does)
-    if #opts.secret == 0 then
-      error("bad 'secret' option to luact.start (a non-empty secret shared by the cluster expected)", 2)
-    end
-    local cluster = opts.cluster or "luact"
-    node_opts = lffi.ffi.new("luact_node_options_t", { "", 0, opts.secret, #opts.secret, cluster, #cluster,
-                                                      opts.max_frame or 0, nil, 0, nil, 0, nil, 0 })
-  end
+  local node_opts = node_options(opts)
   local rc = C.luact_runtime_start(opts.n_core, opts.inbox_size, opts.spin, payload, #payload, node_opts)
   if rc ~= 0 then
     local why = lffi.describe(rc)

@@ -145,6 +145,16 @@ describe("luact.start", function()
       "bad 'snapshot_entries' option to luact.start (positive integer expected, got 0.5)")
     assert.has_error(function() luact.start({ leave_timeout = -1 }, stops) end,
       "bad 'leave_timeout' option to luact.start (seconds expected, got -1)")
+    assert.has_error(function() luact.start({ address = "localhost:7000", secret = "s" }, stops) end,
+      "bad 'address' option to luact.start (ip:port expected, got 'localhost:7000')")
+    assert.has_error(function() luact.start({ address = "127.0.0.1:7000" }, stops) end,
+      "bad 'secret' option to luact.start (a node needs a non-empty secret shared by its cluster)")
+    assert.has_error(function() luact.start({ secret = "" }, stops) end,
+      "bad 'secret' option to luact.start (a non-empty secret shared by the cluster expected)")
+    -- raised at the caller's line
+    local ok, err = pcall(function() luact.start({ address = "x", secret = "s" }, stops) end)
+    assert.is_false(ok)
+    assert.matches("^spec/integration/runtime_spec.lua:%d+: bad 'address'", err)
     assert.has_error(function() luact.start({}, "/no/such/file.lua") end)
   end)
 
