@@ -234,6 +234,38 @@ describe("the luact command", function()
     assert(ok, err)
   end)
 
+  it("reaches a node whose links are TLS with a client certificate", function()
+    local certs = require "helpers.certs"
+    local dir = certs.make("127.0.0.7")
+    local cert, key = certs.node(dir, "n7", { "127.0.0.7" })
+    local p = process.spawn(("LUACT_SPEC_NODE_TLS='%s %s %s/ca.pem' luajit spec/nodes/serve.lua 127.0.0.7:7007 s3cret tcp://127.0.0.7:8007"):format(
+      cert, key, dir))
+    local ok, err = pcall(function()
+      process.wait_for(p, "ready", 20)
+      local tls = ("--tls-cert %s/client.pem --tls-key %s/client.key --tls-ca %s/ca.pem"):format(dir, dir, dir)
+      local rc, out, e = luact("status 127.0.0.7:7007 " .. tls)
+      assert.equal(0, rc, e)
+      assert.truthy(out:find("^node     127%.0%.0%.7:7007\nmember   no"), out)
+      -- the same from the environment
+      rc, out = luact("leader 127.0.0.7:7007", ENV .. (" LUACT_TLS_CERT=%s/client.pem LUACT_TLS_KEY=%s/client.key LUACT_TLS_CA=%s/ca.pem"):format(dir, dir, dir))
+      assert.equal(1, rc)   -- (it answers: it is not a member)
+      -- without TLS the node says why it refuses
+      rc, out, e = luact("status 127.0.0.7:7007")
+      assert.equal(1, rc)
+      assert.truthy(e:find("^luact: cannot reach 127%.0%.0%.7:7007: [^\n]*TLS"), e)
+      -- a part of it only, or a file that is not there: bad usage
+      rc, out, e = luact("status 127.0.0.7:7007 --tls-cert " .. dir .. "/client.pem")
+      assert.equal(2, rc)
+      assert.truthy(e:find("TLS needs all three of --tls-cert, --tls-key and --tls-ca", 1, true), e)
+      rc, out, e = luact(("status 127.0.0.7:7007 --tls-cert %s/nope.pem --tls-key %s/client.key --tls-ca %s/ca.pem"):format(dir, dir, dir))
+      assert.equal(2, rc)
+      assert.truthy(e:find("^luact: bad 'tls' option to luact.start %(tls: "), e)
+    end)
+    process.cleanup(p)
+    os.execute("rm -rf " .. dir)
+    assert(ok, err)
+  end)
+
   describe("top", function()
     -- a tmux server of its own for each case (a fresh socket: no race with the last one's end)
     local base, n = "luact-spec-" .. tostring(os.time()) .. "-" .. tostring(math.random(1e6)), 0
