@@ -29,7 +29,6 @@ mod tls;
 mod transport;
 mod util;
 mod vm;
-#[allow(dead_code)]
 mod wire;
 
 // Unit tests are a plain executable, not a module loaded by `luajit`: link LuaJIT for the
