@@ -84,6 +84,10 @@ TARGETS = [
     ("cluster_vactor_failover_kill", "p99_s",    None,                                  "<=", 1.0),
     ("cluster_vactor_failover_stop", "median_s", None,                                  None, None),
     ("cluster_vactor_failover_stop", "p99_s",    None,                                  "<=", 5.0),
+    ("cluster_vactor_failover_drop", "median_s", None,                                  None, None),
+    ("cluster_vactor_failover_drop", "p99_s",    None,                                  "<=", 5.0),
+    ("cluster_vactor_failover_reject", "median_s", None,                                None, None),
+    ("cluster_vactor_failover_reject", "p99_s",  None,                                  "<=", 5.0),
     # Durable virtual actors (issue 25): saves against etcd's writes, state across kill -9,
     # many names registered lazy (bench/vactor_durable.lua, bench/vactor_names.lua).
     ("cluster_save_1",       "p50_us",          ("cluster_write_1", "etcd", "p50_us"),  None, None),

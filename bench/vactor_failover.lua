@@ -1,9 +1,11 @@
 -- Failover of a virtual actor: 3 voters + 2 followers (the spec's cluster members,
 -- spec/nodes/cluster_node.lua, driven through spec/helpers/cluster_procs.lua), a name registered
 -- on a follower, a caller on another follower calling it by name every 5 ms; the host is killed
--- (kill -9) or stopped (SIGSTOP), and the time from the signal to the first answer from the new
--- activation (wall clock: one machine) is recorded. `luajit bench/vactor_failover.lua kill|stop
--- [trials]`; prints one JSON line (median, p99, max). Opens sockets: run it inside a network
+-- (kill -9), stopped (SIGSTOP) or cut off from every other member by an nftables partition
+-- that drops (drop) or answers with TCP resets (reject), and the time from the fault to the
+-- first answer from the new activation (wall clock: one machine) is recorded.
+-- `luajit bench/vactor_failover.lua kill|stop|drop|reject [trials]`; prints one JSON line
+-- (median, p99, max). Opens sockets: run it inside a network
 -- namespace (bench/run does).
 package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;./?.lua;" .. package.path
 package.cpath = "./target/lua/?.so;" .. package.cpath
@@ -11,6 +13,7 @@ local common = require "bench.common"
 local procs = require "helpers.cluster_procs"
 
 local mode = arg[1] or "kill"
+assert(({ kill = true, stop = true, drop = true, reject = true })[mode], "mode: kill, stop, drop or reject")
 local trials = tonumber(arg[2]) or tonumber(os.getenv("BENCH_TRIALS")) or 20
 
 procs.setup()
@@ -25,11 +28,15 @@ local ok, err = pcall(function()
     assert(procs.value(caller, "start_failover_probe", vid, procs.addr(host), 30))
     os.execute("sleep 0.2")
     local t0 = procs.value(caller, "walltime")
-    if mode == "kill" then procs.kill(host) else procs.signal(host, "STOP") end
+    if mode == "kill" then procs.kill(host)
+    elseif mode == "stop" then procs.signal(host, "STOP")
+    else procs.isolate(host, mode) end
     local r = procs.wait_until(function() return procs.value(caller, "failover_result") end, 40)
     assert(r and r[1], "no new activation answered")
     samples[#samples + 1] = r[1] - t0
-    if mode == "kill" then procs.start(host) else procs.signal(host, "CONT") end
+    if mode == "kill" then procs.start(host)
+    elseif mode == "stop" then procs.signal(host, "CONT")
+    else procs.heal() end
     -- back to a calm cluster of 5 before the next trial
     procs.wait_until(function()
       for i = 1, 5 do
