@@ -5,6 +5,8 @@ prints the luact/peer ratio of every case against its target. Python 3 stdlib on
 
 Usage: python3 bench/report.py [results.jsonl [meta.json]]
 """
+import contextlib
+import io
 import json
 import os
 import statistics
@@ -193,16 +195,47 @@ def table(rows, header):
         print(line(r))
 
 
+def write_readme(readme, block, text):
+    """Replaces what stands between the README's markers of `block` (<!-- bench/run BLOCK: begin -->
+    and <!-- bench/run BLOCK: end -->) with `text` in a code block."""
+    begin, end = f"<!-- bench/run {block}: begin -->", f"<!-- bench/run {block}: end -->"
+    with open(readme, encoding="utf-8") as f:
+        doc = f.read()
+    i, j = doc.find(begin), doc.find(end)
+    if i < 0 or j < i:
+        sys.exit(f"report.py: {readme} has no '{begin}' ... '{end}' markers")
+    doc = doc[:i + len(begin)] + "\n```\n" + text.rstrip("\n") + "\n```\n" + doc[j:]
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(doc)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "out", "results.jsonl")
-    meta_path = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(path), "meta.json")
+    args = sys.argv[1:]
+    readme = block = None
+    if "--readme" in args:
+        k = args.index("--readme")
+        readme, block = args[k + 1], args[k + 2]
+        del args[k:k + 3]
+    path = args[0] if len(args) > 0 else os.path.join(here, "out", "results.jsonl")
+    meta_path = args[1] if len(args) > 1 else os.path.join(os.path.dirname(path), "meta.json")
     runs = load(path)
+    if readme:
+        # the header and the table against the peers, also into the README
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            summary(runs, meta_path)
+        write_readme(readme, block, buf.getvalue())
+        print(f"report.py: the table in {readme} ({block}) is regenerated")
+    summary(runs, meta_path)
+    details(runs)
 
+
+def summary(runs, meta_path):
     if os.path.exists(meta_path):
         with open(meta_path, encoding="utf-8") as f:
             meta = json.load(f)
-        for k in ("date", "nproc", "cpu", "otp", "luajit", "commit", "runs", "load", "contended"):
+        for k in ("date", "nproc", "cpu", "otp", "luajit", "commit", "runs", "jobs", "load", "contended"):
             if k in meta:
                 print(f"{k + ':':8} {meta[k]}")
         print()
@@ -229,6 +262,8 @@ def main():
     print("luact against its peers (medians; (k) = number of luact runs)")
     table(rows, ["case", "metric", "luact", "peer", "peer value", "ratio", "target", "status"])
 
+
+def details(runs):
     # Every figure measured, for the record.
     print()
     print("all figures (median over runs, [min .. max])")
