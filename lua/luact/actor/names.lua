@@ -159,6 +159,11 @@ end
 
 local clock = require "luact.clock"
 local scheduler = require "luact.scheduler"
+-- A call by name that waits (a name being placed, woken or moved) looks again after 1 ms, then
+-- twice as long each time up to RETRY_PAUSE: a short wait (an idle name woken: two registry
+-- writes) ends within about a millisecond of the new activation, a long one (a failover)
+-- costs a lookup every 20 ms per waiting caller.
+local FIRST_RETRY_PAUSE = 0.001
 local RETRY_PAUSE = 0.02
 
 -- What a call by name in a cluster does: while the name is being placed, or its node is dead,
@@ -219,6 +224,7 @@ local function dispatch_cluster(vid, kind, method, has_self, ...)
   local in_tentacle = scheduler.running() ~= nil
   local synced = false
   local woken_at = nil
+  local pause = FIRST_RETRY_PAUSE
   while true do
     local found = C.luact_names_pick(vid, #vid, addr_out) == 0
     if not found and in_tentacle and not synced then
@@ -247,10 +253,11 @@ local function dispatch_cluster(vid, kind, method, has_self, ...)
       -- deactivated for idleness: this call activates it (and waits for it, as for a move)
       woken_at = clock.get()
       pcall(cluster.wake, vid, math.max(deadline - clock.get(), 0.01))
-    elseif clock.get() + RETRY_PAUSE >= deadline then
+    elseif clock.get() + pause >= deadline then
       timeout_error(vid, method)
     end
-    clock.sleep(RETRY_PAUSE)
+    clock.sleep(pause)
+    pause = math.min(pause * 2, RETRY_PAUSE)
   end
 end
 
