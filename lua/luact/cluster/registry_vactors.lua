@@ -1,7 +1,7 @@
 -- luact.cluster.registry_vactors: the virtual actor entries of the registry (part of its
 -- replicated state machine, applied identically on every node; pure). An entry is
 --   vids[vid] = { ctor = bytecode or an encoded body, args = encoded arguments, opts = supervise
---                 options, multi = bool, seq = n, acts = { [key] = activation } }
+--                 options (nil: none), multi = true or nil, seq = n, acts = { [key] = activation } }
 -- and an activation { key =, node = "ip:port", boot = that process's boot id,
 --   state = "active" (t, e, l: its thread, epoch and local id there) | "pending" (placed on
 --   node, not created yet; `handoff` = state handed over by its previous activation) |
@@ -34,7 +34,9 @@ function V.vreg(s, c)
   if entry then
     if not (entry.multi and c.multi) then return false end
   else
-    entry = { ctor = c.ctor, args = c.args, opts = c.opts or {}, multi = c.multi and true or false,
+    -- (nil rather than an empty table or false: an entry is kept on every node for every name)
+    entry = { ctor = c.ctor, args = c.args, opts = type(c.opts) == "table" and next(c.opts) ~= nil and c.opts or nil,
+              multi = c.multi and true or nil,
               persist = (c.persist and not c.multi) and true or nil,
               idle = (type(c.idle) == "number" and not c.multi) and c.idle or nil, seq = 0, acts = {} }
     s.vids[c.vid] = entry
