@@ -532,7 +532,8 @@ function nemesis.run(opts)
   for _, h in ipairs(heals) do
     if h.t + window <= t_end then checked[#checked + 1] = h else unchecked = unchecked + 1 end
   end
-  add(checks.available(va, checked, vids, window))
+  local unavailable, worst_answer = checks.available(va, checked, vids, window)
+  add(unavailable)
   add(crashes)
   add(checks.memory(c.rss, opts.rss_limit_mb or 256, 1.5, 16))
   local n_db_ok, n_va_ok, acts = 0, 0, 0
@@ -543,10 +544,11 @@ function nemesis.run(opts)
   for _, s in ipairs(c.rss) do if s.rss_kb > max_rss then max_rss = s.rss_kb end end
   local stats = { seed = seed, duration = duration, rounds = #sched.rounds, db_ops = #db, db_ok = n_db_ok,
                   calls = #va, calls_ok = n_va_ok, activations = acts, heals = #heals,
-                  max_rss_mb = max_rss / 1024, lin_check_s = t_lin, failures = #failures }
+                  max_rss_mb = max_rss / 1024, lin_check_s = t_lin, worst_answer_s = worst_answer,
+                  failures = #failures }
   local lines = { nemesis.describe(sched),
-    ("%d db operations (%d acknowledged), %d calls by name (%d answered) by %d activations, max RSS %.1f MB, linearizability checked in %.1f s, %d heals checked for availability (%d too close to the end)"):format(
-      #db, n_db_ok, #va, n_va_ok, acts, max_rss / 1024, t_lin, #checked, unchecked) }
+    ("%d db operations (%d acknowledged), %d calls by name (%d answered) by %d activations, max RSS %.1f MB, linearizability checked in %.1f s, %d heals checked for availability (%d too close to the end; the longest wait for a name's first answer after a heal: %.2f s)"):format(
+      #db, n_db_ok, #va, n_va_ok, acts, max_rss / 1024, t_lin, #checked, unchecked, worst_answer) }
   if #failures > 0 then
     lines[#lines + 1] = ("%d FAILURES (seed %d; replay: NEMESIS_SEED=%d, logs in %s):"):format(#failures, seed, seed, dir)
     for _, f in ipairs(failures) do lines[#lines + 1] = "  " .. f end
