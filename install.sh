@@ -21,9 +21,18 @@ $SUDO apt-get update -qq
 # faketime (libfaketime) for the nemesis soak's slowed clock (spec/helpers/nemesis.lua);
 # prometheus for the spec that scrapes GET /metrics with a real server (spec/nodes/metrics_spec.lua,
 # which runs its own in the namespace; the package's service starts only where there is systemd).
+# tmux for the spec that drives `luact top` in a terminal (spec/nodes/cli_spec.lua); chromium,
+# chromium-driver and python3-pip (for selenium, below) for the dashboard's browser spec
+# (spec/nodes/dashboard_spec.lua).
 $SUDO apt-get install -y -qq luajit libluajit-5.1-dev luarocks lua-busted gcc \
   erlang-nox python3 python3-msgpack iproute2 util-linux curl openssl nftables \
-  etcd-server wrk redis-server nginx-light libpcre3 faketime prometheus >/dev/null
+  etcd-server wrk redis-server nginx-light libpcre3 faketime prometheus tmux \
+  chromium chromium-driver python3-pip >/dev/null
+# selenium from PyPI, for whichever python3 the specs run (Debian's refuses a plain pip install
+# into the system: PEP 668, hence --break-system-packages there)
+if ! python3 -c 'import selenium' 2>/dev/null; then
+  python3 -m pip install -q selenium 2>/dev/null || $SUDO python3 -m pip install -q --break-system-packages selenium
+fi
 # (nginx-light's package starts a service where there is systemd; the benchmarks run their own)
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -98,6 +98,10 @@ TARGETS = [
     ("cluster_vactor_names", "rss_bytes_per_name_max", None,                            None, None),
     ("cluster_vactor_names", "first_call_p50_ms", None,                                 None, None),
     ("cluster_vactor_names", "first_call_p99_ms", None,                                 "<=", 5),
+    # An idle cluster member (issue 26): bench/cluster_idle.lua.
+    ("cluster_idle_cpu",     "cpu_percent_median", None,                                "<=", 0.5),
+    ("cluster_idle_cpu",     "cpu_percent_leader", None,                                None, None),
+    ("cluster_idle_cpu",     "cpu_percent_median", ("idle_cpu", "erlang", "cpu_percent"), None, None),
     # Limits under attack (issue 13): bench/edge_load.py.
     ("edge_load",            "attack_p99_us",   None,                                   "<=", 10000),
     ("edge_load",            "attack_p99_us",   ("edge_load", "luact", "control_p99_us"), None, None),
@@ -125,7 +129,8 @@ UNITS = {"rate": "/s", "p50_us": "µs", "p99_us": "µs", "bytes_per_actor": "B",
          "rate_direct": "/s", "registrations_per_s": "/s", "worst_gap_ms": "ms",
          "attack_p99_us": "µs", "control_p99_us": "µs", "rss_peak_mb": "MB",
          "register_per_s": "/s", "lua_bytes_per_name_follower": "B", "lua_bytes_per_name_voter": "B",
-         "rss_bytes_per_name_max": "B", "first_call_p50_ms": "ms", "first_call_p99_ms": "ms"}
+         "rss_bytes_per_name_max": "B", "cpu_percent_median": "%", "cpu_percent_leader": "%",
+         "cpu_percent_max": "%", "first_call_p50_ms": "ms", "first_call_p99_ms": "ms"}
 
 
 # Fields of a result line that describe the run rather than measure it.

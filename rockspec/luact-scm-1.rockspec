@@ -12,5 +12,7 @@ dependencies = { "lua ~> 5.1" }
 build = {
   type = "command",
   build_command = "cargo build --release && cp target/release/libluact.so luact.so",
-  install = { lib = { ["luact"] = "luact.so" } },
+  -- bin/luact: the command-line tool (a shell script running LuaJIT on luact.cli, which the
+  -- library embeds), so luarocks copies it as it is rather than wrapping it for lua5.1
+  install = { lib = { ["luact"] = "luact.so" }, bin = { ["luact"] = "rockspec/bin/luact" } },
 }

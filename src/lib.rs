@@ -4,7 +4,6 @@ mod clock;
 mod conn;
 mod datagram;
 mod ffi;
-mod ffi_metrics;
 mod inbox;
 mod lease;
 mod listen_limits;
@@ -27,10 +26,10 @@ mod test_rng;
 mod test_tools;
 mod tls;
 mod transport;
+mod util;
 mod vm;
 #[allow(dead_code)]
 mod wire;
-mod worker;
 
 // Unit tests are a plain executable, not a module loaded by `luajit`: link LuaJIT for the
 // `lua_*` symbols mlua's module mode leaves undefined. (An empty block declares nothing.)

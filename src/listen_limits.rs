@@ -25,6 +25,9 @@ pub struct ListenLimits {
     pub max_connections: f64,
     /// Not a limit: > 0 makes an `http://` listener answer `GET /metrics` (off by default).
     pub metrics: f64,
+    /// Not a limit: > 0 makes an `http://` listener serve the dashboard, `GET /_luact/` and
+    /// `GET /_luact/state.json` (off by default).
+    pub dashboard: f64,
 }
 
 /// nginx's defaults for the timeouts (client_header_timeout 60 s, keepalive_timeout 75 s).
@@ -35,6 +38,7 @@ pub const DEFAULT: ListenLimits = ListenLimits {
     max_pipelined: 64.0,
     max_connections: 4096.0,
     metrics: 0.0,
+    dashboard: 0.0,
 };
 
 impl ListenLimits {
@@ -49,7 +53,12 @@ impl ListenLimits {
             max_pipelined: pick(g.max_pipelined, DEFAULT.max_pipelined),
             max_connections: pick(g.max_connections, DEFAULT.max_connections),
             metrics: if g.metrics > 0.0 { 1.0 } else { 0.0 },
+            dashboard: if g.dashboard > 0.0 { 1.0 } else { 0.0 },
         }
+    }
+
+    pub fn expose_dashboard(&self) -> bool {
+        self.dashboard > 0.0
     }
 
     pub fn expose_metrics(&self) -> bool {
@@ -95,9 +104,9 @@ mod tests {
     #[test]
     fn unset_fields_take_the_defaults() {
         assert_eq!(ListenLimits::or_defaults(None), DEFAULT);
-        let given = ListenLimits { header_timeout: 2.0, idle_timeout: 0.0, max_buffered: -1.0, max_pipelined: f64::NAN, max_connections: 10.0, metrics: 0.0 };
+        let given = ListenLimits { header_timeout: 2.0, idle_timeout: 0.0, max_buffered: -1.0, max_pipelined: f64::NAN, max_connections: 10.0, metrics: 0.0, dashboard: 0.0 };
         let l = ListenLimits::or_defaults(Some(&given));
-        assert_eq!(l, ListenLimits { header_timeout: 2.0, idle_timeout: 75.0, max_buffered: DEFAULT.max_buffered, max_pipelined: 64.0, max_connections: 10.0, metrics: 0.0 });
+        assert_eq!(l, ListenLimits { header_timeout: 2.0, idle_timeout: 75.0, max_buffered: DEFAULT.max_buffered, max_pipelined: 64.0, max_connections: 10.0, metrics: 0.0, dashboard: 0.0 });
         assert_eq!((l.max_buffered(), l.max_pipelined(), l.max_connections()), (8 << 20, 64, 10));
     }
 }

@@ -1,8 +1,8 @@
-//! Manual memory for the Lua layer (`luact.memory`): malloc-family allocation with a live-bytes
-//! counter, so metrics can report what Lua code holds outside the GC.
+//! Manual memory for the Lua layer (`luact.memory`): malloc-family allocation with a count of live
+//! blocks, so metrics can report what Lua code holds outside the GC.
 use std::sync::atomic::{AtomicI64, Ordering};
 
-/// Bytes currently allocated through this module (approximate: realloc counts the new size).
+/// Blocks currently allocated through this module (not yet freed).
 pub static LIVE_ALLOCATIONS: AtomicI64 = AtomicI64::new(0);
 
 pub fn alloc(size: usize) -> *mut u8 {

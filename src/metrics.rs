@@ -180,8 +180,9 @@ where
     })
 }
 
-impl prometheus_client::collector::Collector for Collector {
-    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+impl Collector {
+    /// The families with one series per thread (blocks 1..n).
+    fn encode_threads(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         let n = self.0.n_core;
         let tids: Vec<String> = (1..=n).map(|t| t.to_string()).collect();
         let per_thread = |enc: &mut DescriptorEncoder, name: &str, help: &str, unit: Option<Unit>, t: MetricType, slot: usize| {
@@ -193,25 +194,25 @@ impl prometheus_client::collector::Collector for Collector {
             })
         };
         use MetricType::{Counter, Gauge};
-        per_thread(&mut enc, "luact_calls_sent", "Calls (that wait for a reply) sent by this thread", None, Counter, CALLS_SENT)?;
-        per_thread(&mut enc, "luact_notifies_sent", "notify_ messages sent by this thread", None, Counter, NOTIFIES_SENT)?;
-        per_thread(&mut enc, "luact_calls_received", "Calls served by actors of this thread (same-thread calls included)", None, Counter, CALLS_RECEIVED)?;
-        per_thread(&mut enc, "luact_notifies_received", "notify_ messages run by actors of this thread", None, Counter, NOTIFIES_RECEIVED)?;
-        per_thread(&mut enc, "luact_replies_sent", "Replies sent to callers on other threads or nodes", None, Counter, REPLIES_SENT)?;
-        per_thread(&mut enc, "luact_replies_received", "Replies received for calls this thread made to other threads or nodes", None, Counter, REPLIES_RECEIVED)?;
-        per_thread(&mut enc, "luact_loop_turns", "Turns of this thread's event loop", None, Counter, LOOP_TURNS)?;
-        per_thread(&mut enc, "luact_stalls", "Methods that held this thread longer than stall_warn", None, Counter, STALLS)?;
-        per_thread(&mut enc, "luact_tentacles", "Tentacles (coroutines) alive on this thread", None, Gauge, TENTACLES)?;
-        per_thread(&mut enc, "luact_actors", "Actors alive on this thread", None, Gauge, ACTORS)?;
-        per_thread(&mut enc, "luact_lua_memory", "Memory of this thread's Lua VM (collectgarbage 'count')", Some(Unit::Bytes), Gauge, GC_BYTES)?;
-        family(&mut enc, "luact_inbox_depth", "Entries waiting in this thread's inbox", None, Gauge, |emit| {
+        per_thread(enc, "luact_calls_sent", "Calls (that wait for a reply) sent by this thread", None, Counter, CALLS_SENT)?;
+        per_thread(enc, "luact_notifies_sent", "notify_ messages sent by this thread", None, Counter, NOTIFIES_SENT)?;
+        per_thread(enc, "luact_calls_received", "Calls served by actors of this thread (same-thread calls included)", None, Counter, CALLS_RECEIVED)?;
+        per_thread(enc, "luact_notifies_received", "notify_ messages run by actors of this thread", None, Counter, NOTIFIES_RECEIVED)?;
+        per_thread(enc, "luact_replies_sent", "Replies sent to callers on other threads or nodes", None, Counter, REPLIES_SENT)?;
+        per_thread(enc, "luact_replies_received", "Replies received for calls this thread made to other threads or nodes", None, Counter, REPLIES_RECEIVED)?;
+        per_thread(enc, "luact_loop_turns", "Turns of this thread's event loop", None, Counter, LOOP_TURNS)?;
+        per_thread(enc, "luact_stalls", "Methods that held this thread longer than stall_warn", None, Counter, STALLS)?;
+        per_thread(enc, "luact_tentacles", "Tentacles (coroutines) alive on this thread", None, Gauge, TENTACLES)?;
+        per_thread(enc, "luact_actors", "Actors alive on this thread", None, Gauge, ACTORS)?;
+        per_thread(enc, "luact_lua_memory", "Memory of this thread's Lua VM (collectgarbage 'count')", Some(Unit::Bytes), Gauge, GC_BYTES)?;
+        family(enc, "luact_inbox_depth", "Entries waiting in this thread's inbox", None, Gauge, |emit| {
             for (i, tid) in tids.iter().enumerate() {
                 emit(&vec![("thread", tid.as_str())], *self.0.inbox_depth.get(i).unwrap_or(&0) as f64)?;
             }
             Ok(())
         })?;
-        per_thread(&mut enc, "luact_inbox_high_water", "Most entries seen waiting in this thread's inbox at once", None, Gauge, INBOX_HWM)?;
-        family(&mut enc, "luact_call_errors", "Calls that ended with an error, by exception name, on the thread that saw it", None, Counter, |emit| {
+        per_thread(enc, "luact_inbox_high_water", "Most entries seen waiting in this thread's inbox at once", None, Gauge, INBOX_HWM)?;
+        family(enc, "luact_call_errors", "Calls that ended with an error, by exception name, on the thread that saw it", None, Counter, |emit| {
             for (i, tid) in tids.iter().enumerate() {
                 for (k, name) in ERROR_NAMES.iter().enumerate() {
                     emit(&vec![("thread", tid.as_str()), ("error", name)], get(i + 1, ERRORS + k))?;
@@ -239,13 +240,13 @@ impl prometheus_client::collector::Collector for Collector {
                 f.encode_histogram::<Labels>(get(b, LATENCY_SUM), get(b, LATENCY_COUNT) as u64, &buckets, None)?;
             }
         }
-        per_thread(&mut enc, "luact_connections_open", "Transport connections open (node links and listener clients)", None, Gauge, CONNS_OPEN)?;
-        per_thread(&mut enc, "luact_connections_opened", "Transport connections opened (dialed or accepted)", None, Counter, CONNS_OPENED)?;
-        per_thread(&mut enc, "luact_transport_received", "Bytes received by the transport", Some(Unit::Bytes), Counter, BYTES_IN)?;
-        per_thread(&mut enc, "luact_transport_sent", "Bytes sent by the transport", Some(Unit::Bytes), Counter, BYTES_OUT)?;
-        per_thread(&mut enc, "luact_frames_received", "Frames (and HTTP requests) received by the transport", None, Counter, FRAMES_IN)?;
-        per_thread(&mut enc, "luact_frames_sent", "Frames queued for sending by the transport", None, Counter, FRAMES_OUT)?;
-        family(&mut enc, "luact_listener_limit_events", "What listener limits refused or paused (luact.listen_stats())", None, Counter, |emit| {
+        per_thread(enc, "luact_connections_open", "Transport connections open (node links and listener clients)", None, Gauge, CONNS_OPEN)?;
+        per_thread(enc, "luact_connections_opened", "Transport connections opened (dialed or accepted)", None, Counter, CONNS_OPENED)?;
+        per_thread(enc, "luact_transport_received", "Bytes received by the transport", Some(Unit::Bytes), Counter, BYTES_IN)?;
+        per_thread(enc, "luact_transport_sent", "Bytes sent by the transport", Some(Unit::Bytes), Counter, BYTES_OUT)?;
+        per_thread(enc, "luact_frames_received", "Frames (and HTTP requests) received by the transport", None, Counter, FRAMES_IN)?;
+        per_thread(enc, "luact_frames_sent", "Frames queued for sending by the transport", None, Counter, FRAMES_OUT)?;
+        family(enc, "luact_listener_limit_events", "What listener limits refused or paused (luact.listen_stats())", None, Counter, |emit| {
             for (i, tid) in tids.iter().enumerate() {
                 for (k, name) in LISTEN_NAMES.iter().enumerate() {
                     emit(&vec![("thread", tid.as_str()), ("event", name)], get(i + 1, LISTEN + k))?;
@@ -253,35 +254,47 @@ impl prometheus_client::collector::Collector for Collector {
             }
             Ok(())
         })?;
-        // the cluster (block 0)
-        let c = |slot| get(0, slot);
-        let one = |enc: &mut DescriptorEncoder, name: &str, help: &str, t: MetricType, slot: usize| {
-            family(enc, name, help, None, t, |emit| emit(&vec![], c(slot)))
-        };
-        one(&mut enc, "luact_cluster_member", "1 while this node is a cluster member", Gauge, C_MEMBER)?;
-        family(&mut enc, "luact_cluster_members", "Members this node knows, by state", None, Gauge, |emit| {
-            for (k, s) in STATE_NAMES.iter().enumerate() {
-                emit(&vec![("state", s)], c(C_STATES + k))?;
-            }
-            Ok(())
-        })?;
-        one(&mut enc, "luact_raft_term", "This node's Raft term", Gauge, C_TERM)?;
-        one(&mut enc, "luact_raft_commit_index", "This node's Raft commit index", Gauge, C_COMMIT)?;
-        one(&mut enc, "luact_raft_applied_index", "Index of the last entry this node's registry applied", Gauge, C_APPLIED)?;
-        one(&mut enc, "luact_raft_leader", "1 while this node is the Raft leader", Gauge, C_LEADER)?;
-        one(&mut enc, "luact_raft_leader_changes", "Times the leader this node knows changed", Counter, C_LEADER_CHANGES)?;
-        one(&mut enc, "luact_lease_renewals", "Times this node's activation lease was renewed", Counter, C_LEASE_RENEWALS)?;
-        one(&mut enc, "luact_lease_lapses", "Times this node's activation lease ran out before a renewal", Counter, C_LEASE_LAPSES)?;
-        one(&mut enc, "luact_lease_ends", "Times this node's lease was ended (condemned, leaving, stopping)", Counter, C_LEASE_ENDS)?;
-        one(&mut enc, "luact_activations", "Virtual actors placed on this node", Gauge, C_ACTIVATIONS)?;
-        family(&mut enc, "luact_cluster_activations", "Virtual actor activations per node, as this node's registry has them", None, Gauge, |emit| {
-            for (node, n) in activations().iter() {
-                emit(&vec![("node", node.as_str())], *n)?;
-            }
-            Ok(())
-        })?;
-        one(&mut enc, "luact_registered_names", "Virtual actors in the registry", Gauge, C_NAMES)?;
         Ok(())
+    }
+}
+
+/// The cluster's families (block 0).
+fn encode_cluster(enc: &mut DescriptorEncoder) -> std::fmt::Result {
+    use MetricType::{Counter, Gauge};
+    let c = |slot| get(0, slot);
+    let one = |enc: &mut DescriptorEncoder, name: &str, help: &str, t: MetricType, slot: usize| {
+        family(enc, name, help, None, t, |emit| emit(&vec![], c(slot)))
+    };
+    one(enc, "luact_cluster_member", "1 while this node is a cluster member", Gauge, C_MEMBER)?;
+    family(enc, "luact_cluster_members", "Members this node knows, by state", None, Gauge, |emit| {
+        for (k, s) in STATE_NAMES.iter().enumerate() {
+            emit(&vec![("state", s)], c(C_STATES + k))?;
+        }
+        Ok(())
+    })?;
+    one(enc, "luact_raft_term", "This node's Raft term", Gauge, C_TERM)?;
+    one(enc, "luact_raft_commit_index", "This node's Raft commit index", Gauge, C_COMMIT)?;
+    one(enc, "luact_raft_applied_index", "Index of the last entry this node's registry applied", Gauge, C_APPLIED)?;
+    one(enc, "luact_raft_leader", "1 while this node is the Raft leader", Gauge, C_LEADER)?;
+    one(enc, "luact_raft_leader_changes", "Times the leader this node knows changed", Counter, C_LEADER_CHANGES)?;
+    one(enc, "luact_lease_renewals", "Times this node's activation lease was renewed", Counter, C_LEASE_RENEWALS)?;
+    one(enc, "luact_lease_lapses", "Times this node's activation lease ran out before a renewal", Counter, C_LEASE_LAPSES)?;
+    one(enc, "luact_lease_ends", "Times this node's lease was ended (condemned, leaving, stopping)", Counter, C_LEASE_ENDS)?;
+    one(enc, "luact_activations", "Virtual actors placed on this node", Gauge, C_ACTIVATIONS)?;
+    family(enc, "luact_cluster_activations", "Virtual actor activations per node, as this node's registry has them", None, Gauge, |emit| {
+        for (node, n) in activations().iter() {
+            emit(&vec![("node", node.as_str())], *n)?;
+        }
+        Ok(())
+    })?;
+    one(enc, "luact_registered_names", "Virtual actors in the registry", Gauge, C_NAMES)?;
+    Ok(())
+}
+
+impl prometheus_client::collector::Collector for Collector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        self.encode_threads(&mut enc)?;
+        encode_cluster(&mut enc)
     }
 }
 

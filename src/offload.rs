@@ -14,7 +14,9 @@
 //! (one task has held it for `STUCK_AFTER` or more), it starts threads up to `max`. The extra
 //! threads take tasks from the injector and the others' deques one at a time (nobody steals
 //! from them). `stats` counts threads, busy, stuck and queued tasks (`luact.offload_stats`).
-use crate::runtime::Runtime;
+//!
+//! The pool knows nothing of the runtime above it: the run that starts it hands it the start
+//! payload and a `Replies` (the runtime implements it), held weakly.
 use crate::status::{Error, Result, Status};
 use crossbeam_deque::{Injector, Stealer, Worker};
 use std::cell::RefCell;
@@ -27,6 +29,15 @@ const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// A pool thread that has run one task this long is stuck (counted, and lets the pool grow).
 const STUCK_AFTER_MS: u64 = 1000;
+
+/// What the pool needs of the run that started it: a way into its threads' inboxes. The runtime
+/// implements it (src/runtime.rs); the pool holds it weakly, so a pool thread left behind by a
+/// finished run cannot reply into the next run's inboxes.
+pub trait Replies: Send + Sync {
+    /// Pushes one luact message into thread `tid`'s inbox: `Full` when that inbox is full (the
+    /// caller retries); Err when the run is stopping or has no thread `tid`.
+    fn reply(&self, tid: usize, msg: &[u8]) -> Result<Status>;
+}
 
 pub struct Pool {
     injector: Injector<Vec<u8>>,
@@ -53,9 +64,11 @@ pub struct Pool {
     /// started; 0 while it has no task.
     busy_since: Vec<AtomicU64>,
     epoch: std::time::Instant,
-    /// Whose inboxes replies go to (a pool thread left behind by a finished run must not
-    /// reply into the next run's).
-    runtime: Weak<Runtime>,
+    /// Where replies go (a pool thread left behind by a finished run must not reply into the
+    /// next run's: this is weak, and the run refuses once it is stopping).
+    replies: Weak<dyn Replies>,
+    /// luact.start's payload: a pool VM takes thread 1's package.path and cpath from it.
+    start_payload: Vec<u8>,
 }
 
 thread_local! {
@@ -69,8 +82,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Pool {
-    /// Starts `size` pool threads for runtime `rt`; it may grow to `max` threads.
-    pub fn start(rt: &Arc<Runtime>, size: usize, max: usize) -> Result<Arc<Pool>> {
+    /// Starts `size` pool threads for the run whose start payload is `start_payload` and whose
+    /// inboxes `replies` reaches; it may grow to `max` threads.
+    pub fn start(start_payload: Vec<u8>, replies: Weak<dyn Replies>, size: usize, max: usize) -> Result<Arc<Pool>> {
         let size = size.clamp(1, 256);
         let max = max.clamp(size, 256);
         let workers: Vec<Worker<Vec<u8>>> = (0..size).map(|_| Worker::new_fifo()).collect();
@@ -90,7 +104,8 @@ impl Pool {
             threads: AtomicUsize::new(size),
             busy_since: (0..max).map(|_| AtomicU64::new(0)).collect(),
             epoch: std::time::Instant::now(),
-            runtime: Arc::downgrade(rt),
+            replies,
+            start_payload,
         });
         let mut handles = Vec::new();
         for (i, w) in workers.into_iter().enumerate() {
@@ -269,16 +284,15 @@ pub struct PoolStats {
 
 fn run(pool: Arc<Pool>, me: usize, local: Worker<Vec<u8>>) {
     LOCAL.with(|l| *l.borrow_mut() = Some((pool.clone(), me, local, Vec::new())));
-    // luact.start's payload: the pool VM takes thread 1's package.path and cpath from it
-    let payload = pool.runtime.upgrade().map(|rt| rt.start_payload.clone()).unwrap_or_default();
+    let payload = pool.start_payload.as_slice();
     let outcome = std::panic::catch_unwind(|| -> std::result::Result<(), String> {
         let vm = crate::vm::WorkerVm::new()?;
-        vm.call("luact.offload_worker", "main", me + 1, &payload)
+        vm.call("luact.offload_worker", "main", me + 1, payload)
     });
     let msg = match outcome {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e),
-        Err(p) => Some(format!("panic in the core: {}", crate::ffi::panic_message(&p))),
+        Err(p) => Some(format!("panic in the core: {}", crate::util::panic_message(&p))),
     };
     if let Some(msg) = msg {
         crate::logger::write_line(format!("luact: offload thread {} failed: {msg}\n", me + 1).as_bytes()).ok();
@@ -312,11 +326,7 @@ pub fn reply(tid: usize, msg: &[u8]) -> Result<Status> {
     LOCAL.with(|l| {
         let l = l.borrow();
         let (pool, ..) = l.as_ref().ok_or_else(|| Error::new(Status::BadArgument, "not an offload pool thread"))?;
-        let rt = pool.runtime.upgrade().ok_or_else(|| Error::new(Status::NotRunning, "the run that submitted the task is over"))?;
-        if rt.is_stopping() {
-            return Err(Error::new(Status::NotRunning, "the run that submitted the task is stopping"));
-        }
-        let inbox = rt.inbox(tid).ok_or_else(|| Error::new(Status::BadArgument, format!("no thread {tid}")))?;
-        Ok(inbox.push_batch(msg, 1))
+        let replies = pool.replies.upgrade().ok_or_else(|| Error::new(Status::NotRunning, "the run that submitted the task is over"))?;
+        replies.reply(tid, msg)
     })
 }

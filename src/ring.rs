@@ -25,6 +25,9 @@ pub struct Ring {
     doorbell_buf: Box<u64>,
     /// Entries that did not fit in the submission queue yet.
     backlog: VecDeque<squeue::Entry>,
+    /// Seconds spent spinning in `wait` that found nothing (the owner resets it: see
+    /// runtime.rs's spin budget).
+    pub wasted_spin: f64,
 }
 
 impl Ring {
@@ -38,7 +41,7 @@ impl Ring {
             .setup_coop_taskrun()
             .setup_taskrun_flag()
             .build(entries)?;
-        let mut r = Ring { ring, doorbell_fd, doorbell_buf: Box::new(0), backlog: VecDeque::new() };
+        let mut r = Ring { ring, doorbell_fd, doorbell_buf: Box::new(0), backlog: VecDeque::new(), wasted_spin: 0.0 };
         r.arm_doorbell();
         Ok(r)
     }
@@ -96,7 +99,11 @@ impl Ring {
                         self.ring.submit()?; // runs deferred task work: socket completions appear
                     }
                     (n, rang) = self.collect(out);
-                    if n > 0 || rang || inbox.len() > 0 || crate::clock::monotonic() >= until {
+                    if n > 0 || rang || inbox.len() > 0 {
+                        break;
+                    }
+                    if crate::clock::monotonic() >= until {
+                        self.wasted_spin += spin.min(timeout);
                         break;
                     }
                     std::hint::spin_loop();

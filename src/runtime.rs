@@ -1,6 +1,7 @@
 //! The running runtime of this process: its threads' inboxes, the stop flag and the values
 //! `luact.stop` hands back to `luact.start`, the first error any thread reported, and the join of
-//! the worker threads. One runtime at a time; `start` may run again after it has finished.
+//! the worker threads (the body of threads 2..n is `run_worker` here). One runtime at a time;
+//! `start` may run again after it has finished.
 use crate::inbox::Inbox;
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
@@ -93,7 +94,7 @@ pub fn start(options: Options, node: Option<NodeConfig>, start_payload: Vec<u8>)
         let worker_rt = rt.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("luact-{tid}"))
-            .spawn(move || crate::worker::run(worker_rt, tid));
+            .spawn(move || run_worker(worker_rt, tid));
         match spawned {
             Ok(h) => handles.push(h),
             Err(e) => {
@@ -196,7 +197,9 @@ impl Runtime {
         if self.is_stopping() {
             return Err(Error::new(Status::NotRunning, "luact is stopping"));
         }
-        let p = crate::offload::Pool::start(self, size, max)?;
+        let me: std::sync::Weak<Runtime> = Arc::downgrade(self);
+        let replies: std::sync::Weak<dyn crate::offload::Replies> = me;
+        let p = crate::offload::Pool::start(self.start_payload.clone(), replies, size, max)?;
         *pool = Some(p.clone());
         Ok(p)
     }
@@ -227,9 +230,37 @@ impl Runtime {
             batch: Vec::new(),
             completions: vec![crate::ring::Completion::default(); 256],
             last_work: 0.0,
+            spin_period_start: 0.0,
             polled_at: crate::clock::monotonic(),
         }))
     }
+}
+
+/// Offload pool threads reply into this run's inboxes, and only while it runs.
+impl crate::offload::Replies for Runtime {
+    fn reply(&self, tid: usize, msg: &[u8]) -> Result<Status> {
+        if self.is_stopping() {
+            return Err(Error::new(Status::NotRunning, "the run that submitted the task is stopping"));
+        }
+        let inbox = self.inbox(tid).ok_or_else(|| Error::new(Status::BadArgument, format!("no thread {tid}")))?;
+        Ok(inbox.push_batch(msg, 1))
+    }
+}
+
+/// The body of threads 2..n: create a LuaJIT VM on this OS thread, give it the Lua layer, run
+/// the loop (`luact.runtime`'s worker entry), report any failure, and signal completion.
+fn run_worker(rt: Arc<Runtime>, tid: usize) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> std::result::Result<(), String> {
+        let vm = crate::vm::WorkerVm::new().map_err(|e| format!("thread {tid}: {e}"))?;
+        vm.call("luact.runtime", "worker_main", tid, &rt.start_payload)
+            .map_err(|e| format!("thread {tid}: {e}"))
+    }));
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(msg)) => rt.fail(msg.as_bytes()),
+        Err(panic) => rt.fail(format!("thread {tid}: panic in the core: {}", crate::util::panic_message(&panic)).as_bytes()),
+    }
+    rt.worker_finished();
 }
 
 /// Forgets the runtime so `start` can run again (called by thread 1 after the join).
@@ -253,6 +284,8 @@ pub struct ThreadCtx {
     completions: Vec<crate::ring::Completion>,
     /// When this thread last found work (a completion or a message) in a poll.
     last_work: f64,
+    /// Start of the current spin budget period (see SPIN_BUDGET).
+    spin_period_start: f64,
     /// The monotonic time when the last poll returned (after its wait).
     pub polled_at: f64,
 }
@@ -261,6 +294,15 @@ pub struct ThreadCtx {
 /// its last work. An idle thread goes straight to sleep (no CPU), a busy exchange avoids paying
 /// a cross-core wake-up (~20 µs here) for every message.
 const SPIN_WINDOW: f64 = 0.002;
+
+/// Spins that found nothing may cost a thread at most SPIN_BUDGET seconds per SPIN_PERIOD (0.2 %
+/// of a core); past that it sleeps at once until the period ends. A flowing exchange spins with
+/// success and is not limited. Without the budget, every isolated event (a heartbeat, a lease
+/// renewal, a timer) was followed by a full spin: an idle cluster member spent about 5 % of a
+/// core spinning, and on a machine with more runnable threads than cores a spinning thread
+/// took the time slice the thread it waited for needed.
+const SPIN_BUDGET: f64 = 0.002;
+const SPIN_PERIOD: f64 = 1.0;
 
 impl Drop for ThreadCtx {
     fn drop(&mut self) {
@@ -287,7 +329,15 @@ impl ThreadCtx {
         if self.sockets.pending() {
             timeout = 0.0;
         }
-        let spin = if now - self.last_work < SPIN_WINDOW { self.runtime.options.spin } else { 0.0 };
+        if now - self.spin_period_start >= SPIN_PERIOD {
+            self.spin_period_start = now;
+            self.ring.wasted_spin = 0.0;
+        }
+        let spin = if now - self.last_work < SPIN_WINDOW && self.ring.wasted_spin < SPIN_BUDGET {
+            self.runtime.options.spin
+        } else {
+            0.0
+        };
         let flag = &self.runtime.waiting[self.tid - 1].0;
         flag.store(1, Ordering::Relaxed);
         let waited = self.ring.wait(&self.inbox, timeout, spin, &mut self.completions);

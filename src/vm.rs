@@ -18,7 +18,7 @@ pub fn embedded_source(name: &str) -> Option<(&'static str, &'static str)> {
 /// The table `require "luact.core"` returns.
 pub fn core_table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    t.set("path", crate::ffi::library_path())?;
+    t.set("path", crate::util::library_path())?;
     t.set("version", env!("CARGO_PKG_VERSION"))?;
     Ok(t)
 }
@@ -81,7 +81,7 @@ impl WorkerVm {
         ffi::lua_pop(l, 1);
         ffi::lua_getfield(l, -1, c"loaded".as_ptr());
         ffi::lua_newtable(l);
-        let path = crate::ffi::library_path();
+        let path = crate::util::library_path();
         ffi::lua_pushlstring(l, path.as_ptr() as *const c_char, path.len());
         ffi::lua_setfield(l, -2, c"path".as_ptr());
         let version = env!("CARGO_PKG_VERSION");

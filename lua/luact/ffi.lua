@@ -1,5 +1,5 @@
--- luact.ffi: the only place that declares the core's C functions (src/ffi.rs) and opens the
--- library. Every other module goes through `require("luact.ffi").C`.
+-- luact.ffi: the only place that declares the core's C functions (src/ffi/, one file per
+-- concept) and opens the library. Every other module goes through `require("luact.ffi").C`.
 local ffi = require "ffi"
 
 ffi.cdef [[
@@ -35,7 +35,7 @@ double luact_machine_id(void);
 
 typedef struct { uint32_t kind; uint32_t conn; double machine; } luact_net_event_t;
 /* src/listen_limits.rs: a field <= 0 takes its default */
-typedef struct { double header_timeout, idle_timeout, max_buffered, max_pipelined, max_connections, metrics; } luact_listen_limits_t;
+typedef struct { double header_timeout, idle_timeout, max_buffered, max_pipelined, max_connections, metrics, dashboard; } luact_listen_limits_t;
 typedef struct { double header_timeouts, idle_timeouts, slow_readers, refused_connections, accept_pauses, read_pauses; } luact_listen_stats_t;
 int32_t luact_net_listen(luact_thread_ctx *ctx, const char *addr, size_t len, int32_t kind,
                          const luact_listen_limits_t *limits, int32_t reuse_port);

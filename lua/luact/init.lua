@@ -5,6 +5,7 @@
 local runtime = require "luact.runtime"
 local host = require "luact.actor.host"
 local call = require "luact.actor.call"
+local monitors = require "luact.actor.monitors"
 local names = require "luact.actor.names"
 local ref = require "luact.actor.ref"
 local listener = require "luact.listener"
@@ -12,6 +13,7 @@ local util = require "luact.util"
 -- (loaded in every VM: thread 1 batches its node's saves and fires the reminders it hosts)
 local saves = require "luact.cluster.saves"
 local reminders = require "luact.cluster.reminders"
+require "luact.dashboard"   -- (every VM: a listener opened with `dashboard = true` answers its state)
 
 local luact = {
   start = runtime.start,
@@ -124,7 +126,7 @@ end
 -- reason (nil for a normal kill), and linked actors die too when a reason is given.
 function luact.kill(a, reason)
   if getmetatable(a) == ref.NamedRef and not names.resolve(ref.vid(a)) then return false end
-  return call.kill(plain_ref(a, "luact.kill"), reason)
+  return monitors.kill(plain_ref(a, "luact.kill"), reason)
 end
 
 -- luact.monitor(target, handler[, method]) -> handle. handler: function(target, reason), or an
@@ -138,14 +140,14 @@ function luact.monitor(target, handler, method)
   if method ~= nil and type(method) ~= "string" then
     error("bad 'method' argument to luact.monitor (string or nil expected, got " .. type(method) .. ")", 2)
   end
-  return call.monitor(target, handler, method)
+  return monitors.monitor(target, handler, method)
 end
 
 function luact.unmonitor(handle)
   if type(handle) ~= "table" or handle.fire == nil then
     error("bad 'handle' argument to luact.unmonitor (a handle from luact.monitor expected)", 2)
   end
-  return call.unmonitor(handle)
+  return monitors.unmonitor(handle)
 end
 
 -- luact.save(state) / luact.timed_save(t, state): inside a method of a persistent virtual actor

@@ -153,6 +153,28 @@ function answer.where(vid)
   return out
 end
 
+-- (thread 1) Where the virtual actors live: how many names the registry holds, activations per
+-- node, and the activations of at most `limit` names (in the registry's order, not sorted: a
+-- sort of every name would cost more than the answer is worth).
+function answer.placements(limit)
+  local R = view.active and replica.state() or nil
+  local out = { total = 0, by_node = {}, names = {} }
+  if not R then return out end
+  local shown = 0
+  for vid, entry in pairs(R.vids or {}) do
+    out.total = out.total + 1
+    for _, act in pairs(entry.acts or {}) do
+      if act.node then out.by_node[act.node] = (out.by_node[act.node] or 0) + 1 end
+      if shown < limit then
+        shown = shown + 1
+        out.names[shown] = { name = cut(vid), node = act.node, thread = act.t, state = act.state }
+      end
+    end
+  end
+  out.more = out.total > 0 and shown >= limit or nil
+  return out
+end
+
 -- Runs a question on this thread; returns its answer (raises on a bad question).
 local function ask_here(what, a, b)
   local f = answer[what]
@@ -172,8 +194,8 @@ loop.on("IQ", function(msg)
   if rm == host.MACHINE then loop.send_bytes(rt, p, len) else node.send_bytes(rm, rt, p, len) end
 end)
 
--- Asks thread tid of `addr` (nil: this node) question `what`.
-local function ask(addr, tid, what, a, b)
+-- Asks thread tid of `addr` (nil: this node) question `what`; waits `timeout` s (default 5).
+local function ask(addr, tid, what, a, b, timeout)
   local m = addr and wire.machine(addr) or host.MACHINE
   if not m then error(("luact.inspect: bad node address '%s' (ip:port expected)"):format(tostring(addr)), 3) end
   if m == host.MACHINE and tid == my_tid() then return ask_here(what, a, b) end
@@ -185,7 +207,7 @@ local function ask(addr, tid, what, a, b)
     exception.raise("actor_unreachable", ("luact.inspect: cannot reach thread %d%s: %s"):format(tid,
       addr and (" of " .. addr) or "", lffi.describe(rc)))
   end
-  return call.await(corr, m, clock.get() + TIMEOUT, "inspect." .. what, tid, host.EPOCH, 0)
+  return call.await(corr, m, clock.get() + (timeout or TIMEOUT), "inspect." .. what, tid, host.EPOCH, 0)
 end
 
 local function check_opts(opts, who)
@@ -195,6 +217,10 @@ local function check_opts(opts, who)
   opts = opts or {}
   if opts.node ~= nil and type(opts.node) ~= "string" then
     error(("bad 'node' option to %s (\"ip:port\" expected, got %s)"):format(who, type(opts.node)), 3)
+  end
+  local t = opts.timeout
+  if t ~= nil and (type(t) ~= "number" or not (t > 0) or t == math.huge) then
+    error(("bad 'timeout' option to %s (seconds above 0 expected, got %s)"):format(who, tostring(t)), 3)
   end
   return opts
 end
@@ -219,7 +245,7 @@ function inspect.actors(opts)
   if type(limit) ~= "number" or limit < 1 or limit > MAX_PAGE then
     error(("bad 'limit' option to luact.inspect.actors (1..%d expected, got %s)"):format(MAX_PAGE, tostring(limit)), 2)
   end
-  return ask(opts.node, tid, "actors", after, math.floor(limit))
+  return ask(opts.node, tid, "actors", after, math.floor(limit), opts.timeout)
 end
 
 -- luact.inspect.actor(ref) -> one actor's summary and the shape of its state, or nil when gone.
@@ -236,20 +262,31 @@ end
 -- calls, loop turns, stalls, Lua memory }
 function inspect.threads(opts)
   opts = check_opts(opts, "luact.inspect.threads")
-  return ask(opts.node, opts.node and 1 or my_tid(), "threads")
+  return ask(opts.node, opts.node and 1 or my_tid(), "threads", nil, nil, opts.timeout)
 end
 
 -- luact.inspect.cluster([opts]) -> { member, self, leader, members, raft, applied, lease }
 function inspect.cluster(opts)
   opts = check_opts(opts, "luact.inspect.cluster")
-  return ask(opts.node, 1, "cluster")
+  return ask(opts.node, 1, "cluster", nil, nil, opts.timeout)
+end
+
+-- luact.inspect.placements([opts]) -> { total, by_node = { [addr] = n }, names = { { name, node,
+-- thread, state } }, more }: opts.limit activations listed (default 100, at most 1000).
+function inspect.placements(opts)
+  opts = check_opts(opts, "luact.inspect.placements")
+  local limit = opts.limit or DEFAULT_PAGE
+  if type(limit) ~= "number" or limit < 1 or limit > MAX_PAGE then
+    error(("bad 'limit' option to luact.inspect.placements (1..%d expected, got %s)"):format(MAX_PAGE, tostring(limit)), 2)
+  end
+  return ask(opts.node, 1, "placements", math.floor(limit), nil, opts.timeout)
 end
 
 -- luact.inspect.where(name[, opts]) -> { name, multi, activations = { { node, state, thread } } }
 function inspect.where(vid, opts)
   if type(vid) ~= "string" then error("bad 'name' argument to luact.inspect.where (string expected, got " .. type(vid) .. ")", 2) end
   opts = check_opts(opts, "luact.inspect.where")
-  return ask(opts.node, 1, "where", vid)
+  return ask(opts.node, 1, "where", vid, nil, opts.timeout)
 end
 
 return inspect

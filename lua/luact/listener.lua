@@ -62,11 +62,13 @@ local function limits_of(opts)
       limits[k] = v
     end
   end
-  local m = opts and opts.metrics
-  if m ~= nil and type(m) ~= "boolean" then
-    error(("bad 'metrics' option to luact.listen (boolean expected, got %s)"):format(type(m)), 3)
+  for _, k in ipairs { "metrics", "dashboard" } do
+    local m = opts and opts[k]
+    if m ~= nil and type(m) ~= "boolean" then
+      error(("bad '%s' option to luact.listen (boolean expected, got %s)"):format(k, type(m)), 3)
+    end
+    if m then limits[k] = 1 end
   end
-  if m then limits.metrics = 1 end
   return limits
 end
 
@@ -79,6 +81,12 @@ end
 -- opts.threads = "all": every thread listens on the same port (SO_REUSEPORT), so the kernel
 -- spreads new connections over the threads; "this" (the default): only the calling thread.
 local call_timeouts = {}   -- listener port -> the default timeout of its calls (opts.timeout)
+local dashboard_ports = {} -- listener port -> true: it serves the dashboard (opts.dashboard)
+
+-- The dashboard (luact.dashboard registers it when it loads): opened(port) when a listener that
+-- serves it opens on this thread, state(port) -> the table `GET /_luact/state.json` answers.
+local dashboard = nil
+function listener.set_dashboard(handlers) dashboard = handlers end
 
 -- Opens the listener on this thread. `raise` false: returns nil, err instead of raising (a
 -- thread asked by another to listen too logs it).
@@ -99,10 +107,12 @@ local function open(scheme, host, port, opts, reuse, raise)
     return nil, err
   end
   call_timeouts[rc] = type(opts) == "table" and opts.timeout or nil
+  dashboard_ports[rc] = type(opts) == "table" and opts.dashboard == true or nil
+  if dashboard_ports[rc] and dashboard then dashboard.opened(rc) end
   return { url = ("%s://%s:%d"):format(scheme, host, rc), port = rc }
 end
 
-local LISTEN_OPTIONS = util.set({ "timeout", "threads", "cert", "key", "client_ca", "metrics" }, LIMITS)
+local LISTEN_OPTIONS = util.set({ "timeout", "threads", "cert", "key", "client_ca", "metrics", "dashboard" }, LIMITS)
 
 function listener.listen(url, opts)
   local scheme, host, port = parse_url(url, "luact.listen")
@@ -116,8 +126,10 @@ function listener.listen(url, opts)
     error(("luact.listen: unknown scheme '%s' (tcp, tls, ssl, http, udp)"):format(scheme), 2)
   end
   limits_of(opts)   -- raises on a bad limit before anything opens
-  if type(opts) == "table" and opts.metrics and kind ~= KINDS.http then
-    error(("luact.listen: the 'metrics' option needs an http:// listener (got %s://)"):format(scheme), 2)
+  for _, k in ipairs { "metrics", "dashboard" } do
+    if type(opts) == "table" and opts[k] and kind ~= KINDS.http then
+      error(("luact.listen: the '%s' option needs an http:// listener (got %s://)"):format(k, scheme), 2)
+    end
   end
   local threads = type(opts) == "table" and opts.threads or nil
   if threads ~= nil and threads ~= "all" and threads ~= "this" then
@@ -218,6 +230,15 @@ local function serve(conn, gen, corr, notify, body, timeout)
   reply(conn, gen, corr, pcall(invoke_timed, vid, method, timeout, body, n))
 end
 
+-- The dashboard's state (src/wire/http.rs routes GET /_luact/state.json to /_luact's 'state' on
+-- a listener that serves the dashboard).
+local function serve_dashboard(conn, gen, corr, method, port)
+  if method ~= "state" then
+    return reply(conn, gen, corr, false, exception.new("actor_no_method", "/_luact has only 'state'"))
+  end
+  reply(conn, gen, corr, pcall(dashboard.state, port))
+end
+
 -- A call from a listener client. A body that cannot be decoded still gets an answer.
 loop.on("x", function(msg)
   local ok, body = pcall(loop.decode_rest)
@@ -231,6 +252,9 @@ loop.on("x", function(msg)
   local timeout = msg[7]
   if not (type(timeout) == "number" and timeout > 0) then
     timeout = call_timeouts[msg[6]] or call.DEFAULT_TIMEOUT
+  end
+  if body[1] == "/_luact" and dashboard_ports[msg[6]] and dashboard and not msg[5] then
+    return require("luact.scheduler").task(serve_dashboard, msg[2], msg[3], msg[4], body[2], msg[6])
   end
   require("luact.scheduler").task(serve, msg[2], msg[3], msg[4], msg[5], body, timeout)
 end)

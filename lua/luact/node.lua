@@ -6,16 +6,34 @@
 local lffi = require "luact.ffi"
 local ffi, C = lffi.ffi, lffi.C
 local loop = require "luact.loop"
+local thread = require "luact.thread"
 
 local node = {}
+
+-- Machine ids from 2^48 up are processes without a node address; those that hold the secret
+-- are node clients (the `luact` command): they dial a node's thread 1, the only thread with
+-- a connection to them, so what another thread sends them goes through thread 1 ("NR").
+local CLIENTS = 2 ^ 48
+node.CLIENTS = CLIENTS
 
 -- Queues one message already encoded (len bytes at p) for thread tid of machine m; returns the
 -- core's status (0, full, unreachable). The loop counts them (it polls sooner after a turn that
 -- sent some).
 function node.send_bytes(m, tid, p, len)
   loop.node_sends = loop.node_sends + 1
+  if m >= CLIENTS and thread.id ~= 1 then
+    return loop.send(1, { "NR", m, tid, ffi.string(p, len) }, "a message to a node client")
+  end
   return C.luact_net_send(loop.context(), m, tid, p, len)
 end
+
+-- Thread 1 sends another thread's message on to a node client (see above).
+loop.on("NR", function(msg)
+  local m, tid, bytes = msg[2], msg[3], msg[4]
+  if type(m) == "number" and type(tid) == "number" and type(bytes) == "string" then
+    C.luact_net_send(loop.context(), m, tid, bytes, #bytes)
+  end
+end)
 
 -- The layers above: lost(machine, unreached, why) when a node's connection is lost, and
 -- listener_lost(machine, why) when a remote listener's is.
@@ -85,7 +103,8 @@ function node.drain_events(ctx)
     local kind, m, conn = ev.kind, ev.machine, ev.conn
     if kind == EV_NODE_DOWN or kind == EV_NODE_UNREACHED then
       local why = event_reason(ctx)
-      warn(("lost the connection to node %s: %s"):format(node.name(m), why))
+      -- (a node client going away is its business: `luact status` closes when it is done)
+      if m < CLIENTS then warn(("lost the connection to node %s: %s"):format(node.name(m), why)) end
       on_lost(m, kind == EV_NODE_UNREACHED, why)
       if #watchers > 0 then tell("down", m) end
     elseif kind == EV_NODE_REFUSED then

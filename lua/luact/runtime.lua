@@ -27,14 +27,14 @@ local DEFAULTS = { n_core = 1, inbox_size = 16384, spin = 5e-4, join_timeout = 5
 local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number", join_timeout = "number",
                        log_level = "string", timeout = "number", address = "string", secret = "string",
                        cluster = "string", max_frame = "number", seeds = "table", datadir = "string",
-                       offload_threads = "number", offload_max_threads = "number", tls = "table" }
+                       offload_threads = "number", offload_max_threads = "number", tls = "table",
+                       fsync = "boolean", gossip_tick = "number", raft_tick = "number",
+                       snapshot_entries = "number", leave_timeout = "number" }
 
 -- Every option luact.start reads (the cluster's own included) and the type it takes: a key near
 -- one of these with a value of that type is taken for a typo and raises; any other key is the
 -- application's (luact.opts). See util.check_options.
-local START_TYPES = { snapshot_entries = "number", fsync = "boolean", gossip_tick = "number", raft_tick = "number",
-                      leave_timeout = "number", stall_warn = "number", local_call_metrics = "boolean",
-                      log_format = "string" }
+local START_TYPES = { stall_warn = "number", local_call_metrics = "boolean", log_format = "string" }
 for k, tp in pairs(OPTION_TYPES) do START_TYPES[k] = tp end
 local START_OPTIONS = {}
 for k in pairs(START_TYPES) do START_OPTIONS[k] = true end
@@ -60,6 +60,17 @@ local function check_options(opts)
   end
   if o.inbox_size < 1 or o.inbox_size % 1 ~= 0 then
     error("bad 'inbox_size' option to luact.start (positive integer expected, got " .. tostring(o.inbox_size) .. ")", 3)
+  end
+  for _, k in ipairs { "raft_tick", "gossip_tick" } do
+    if o[k] ~= nil and not (o[k] > 0 and o[k] < math.huge) then
+      error(("bad '%s' option to luact.start (seconds above 0 expected, got %s)"):format(k, tostring(o[k])), 3)
+    end
+  end
+  if o.snapshot_entries ~= nil and not (o.snapshot_entries >= 1 and o.snapshot_entries % 1 == 0 and o.snapshot_entries < math.huge) then
+    error("bad 'snapshot_entries' option to luact.start (positive integer expected, got " .. tostring(o.snapshot_entries) .. ")", 3)
+  end
+  if o.leave_timeout ~= nil and not (o.leave_timeout >= 0) then
+    error("bad 'leave_timeout' option to luact.start (seconds expected, got " .. tostring(o.leave_timeout) .. ")", 3)
   end
   if o.seeds ~= nil then
     local n = 0
@@ -154,7 +165,7 @@ local function run_thread(tid, main)
 end
 
 local function cleanup()
-  for _, name in ipairs { "luact.cluster", "luact.actor.host", "luact.actor.call" } do
+  for _, name in ipairs { "luact.cluster", "luact.actor.host", "luact.actor.call", "luact.actor.monitors" } do
     local m = package.loaded[name]
     if m then m.reset() end
   end
@@ -177,6 +188,35 @@ local function take(which)
   return s
 end
 
+-- The node options the core takes (luact_node_options_t): a node (address), a node client
+-- (secret, no address), or nil. Raises on a bad address or secret, naming the option.
+local function node_options(opts)
+  if opts.address then
+    if not opts.address:match("^%d+%.%d+%.%d+%.%d+:%d+$") then
+      error("bad 'address' option to luact.start (ip:port expected, got '" .. opts.address .. "')", 3)
+    end
+    if not opts.secret or #opts.secret == 0 then
+      error("bad 'secret' option to luact.start (a node needs a non-empty secret shared by its cluster)", 3)
+    end
+    local cluster = opts.cluster or "luact"
+    local t = opts.tls or {}
+    return lffi.ffi.new("luact_node_options_t", { opts.address, #opts.address, opts.secret, #opts.secret,
+                                                  cluster, #cluster, opts.max_frame or 0,
+                                                  t.cert, t.cert and #t.cert or 0, t.key, t.key and #t.key or 0,
+                                                  t.ca, t.ca and #t.ca or 0 })
+  elseif opts.secret ~= nil then
+    -- a node client: it dials nodes with the secret (handshake role "client") and never
+    -- listens; nodes answer it over the connection it opened (what the `luact` command does)
+    if #opts.secret == 0 then
+      error("bad 'secret' option to luact.start (a non-empty secret shared by the cluster expected)", 3)
+    end
+    local cluster = opts.cluster or "luact"
+    return lffi.ffi.new("luact_node_options_t", { "", 0, opts.secret, #opts.secret, cluster, #cluster,
+                                                  opts.max_frame or 0, nil, 0, nil, 0, nil, 0 })
+  end
+  return nil
+end
+
 -- luact.start(opts, main) -> the values given to luact.stop
 function runtime.start(opts, main)
   if running then error("luact.start: luact is already running in this VM", 2) end
@@ -194,21 +234,7 @@ function runtime.start(opts, main)
   if stall_warn ~= false and (type(stall_warn) ~= "number" or not (stall_warn > 0) or stall_warn == math.huge) then
     error(("bad 'stall_warn' option to luact.start (seconds above 0, or false, expected, got %s)"):format(tostring(opts.stall_warn)), 2)
   end
-  local node_opts = nil
-  if opts.address then
-    if not opts.address:match("^%d+%.%d+%.%d+%.%d+:%d+$") then
-      error("bad 'address' option to luact.start (ip:port expected, got '" .. opts.address .. "')", 2)
-    end
-    if not opts.secret or #opts.secret == 0 then
-      error("bad 'secret' option to luact.start (a node needs a non-empty secret shared by its cluster)", 2)
-    end
-    local cluster = opts.cluster or "luact"
-    local t = opts.tls or {}
-    node_opts = lffi.ffi.new("luact_node_options_t", { opts.address, #opts.address, opts.secret, #opts.secret,
-                                                      cluster, #cluster, opts.max_frame or 0,
-                                                      t.cert, t.cert and #t.cert or 0, t.key, t.key and #t.key or 0,
-                                                      t.ca, t.ca and #t.ca or 0 })
-  end
+  local node_opts = node_options(opts)
   local rc = C.luact_runtime_start(opts.n_core, opts.inbox_size, opts.spin, payload, #payload, node_opts)
   if rc ~= 0 then
     local why = lffi.describe(rc)

@@ -133,6 +133,28 @@ describe("luact.start", function()
       "bad 'n_core' option to luact.start (integer 1..1024 expected, got 0)")
     assert.has_error(function() luact.start({}, 42) end,
       "bad 'main' argument to luact.start (function or file path expected, got number)")
+    -- the cluster's options too, before anything starts (not at the cluster's start, naming a timer)
+    local function stops() require("luact").stop() end   -- (were an option let through: no hang)
+    assert.has_error(function() luact.start({ raft_tick = 0 }, stops) end,
+      "bad 'raft_tick' option to luact.start (seconds above 0 expected, got 0)")
+    assert.has_error(function() luact.start({ gossip_tick = "0.1" }, stops) end,
+      "bad 'gossip_tick' option to luact.start (number expected, got string)")
+    assert.has_error(function() luact.start({ fsync = "no" }, stops) end,
+      "bad 'fsync' option to luact.start (boolean expected, got string)")
+    assert.has_error(function() luact.start({ snapshot_entries = 0.5 }, stops) end,
+      "bad 'snapshot_entries' option to luact.start (positive integer expected, got 0.5)")
+    assert.has_error(function() luact.start({ leave_timeout = -1 }, stops) end,
+      "bad 'leave_timeout' option to luact.start (seconds expected, got -1)")
+    assert.has_error(function() luact.start({ address = "localhost:7000", secret = "s" }, stops) end,
+      "bad 'address' option to luact.start (ip:port expected, got 'localhost:7000')")
+    assert.has_error(function() luact.start({ address = "127.0.0.1:7000" }, stops) end,
+      "bad 'secret' option to luact.start (a node needs a non-empty secret shared by its cluster)")
+    assert.has_error(function() luact.start({ secret = "" }, stops) end,
+      "bad 'secret' option to luact.start (a non-empty secret shared by the cluster expected)")
+    -- raised at the caller's line
+    local ok, err = pcall(function() luact.start({ address = "x", secret = "s" }, stops) end)
+    assert.is_false(ok)
+    assert.matches("^spec/integration/runtime_spec.lua:%d+: bad 'address'", err)
     assert.has_error(function() luact.start({}, "/no/such/file.lua") end)
   end)
 

@@ -443,6 +443,29 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         return lat, failed
       end,
       stop = function() require("luact").stop() end,
+      -- opens another listener on this thread (opts: luact.listen's); returns its port
+      listen = function(self, url, opts) return require("luact").listen(url, opts).port end,
+      -- makes n more actors on this thread (kept alive here); returns how many it made in all
+      spawn = function(self, n)
+        local luact = require "luact"
+        self.kids = self.kids or {}
+        for _ = 1, n do self.kids[#self.kids + 1] = luact({ __name = "kid", ping = function() return true end }) end
+        return #self.kids
+      end,
+      -- calls /ctl2 (thread 2 of this node) every `pause` s for `seconds`: calls across threads,
+      -- which the metrics count (sent on this thread, received on thread 2)
+      start_pinger = function(self, seconds, pause)
+        local luact = require "luact"
+        luact.tentacle(function()
+          local other = luact.ref("/ctl2")
+          local stop = luact.clock.get() + seconds
+          while luact.clock.get() < stop do
+            pcall(other.timed_thread, other, 1)
+            luact.clock.sleep(pause or 0.01)
+          end
+        end)
+        return true
+      end,
     }
   end
   local body = ctl()
@@ -460,7 +483,7 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
   end
   body.ref = luact.register("/ctl", { scope = "node" }, body)
   luact.listen(luact.opts.ctl)
-  luact.listen((luact.opts.ctl:gsub("^tcp://", "http://"):gsub(":80(%d%d)$", ":90%1")))
+  luact.listen((luact.opts.ctl:gsub("^tcp://", "http://"):gsub(":80(%d%d)$", ":90%1")), { dashboard = true })
   while not luact.resolve("/ctl2") do luact.clock.sleep(0.001) end
   io.stdout:write("ready\n"); io.stdout:flush()
   luact.clock.sleep(luact.opts.life)

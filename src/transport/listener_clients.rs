@@ -305,6 +305,24 @@ impl Transport {
                         }
                         continue;
                     }
+                    if req.route == http::Route::Dashboard {
+                        let resp = if conn.limits.expose_dashboard() {
+                            http::dashboard_response(req.keep_alive)
+                        } else {
+                            let refused = http::Request { route: http::Route::dashboard_refused(), ..req.clone() };
+                            refused.immediate_response().unwrap_or_default()
+                        };
+                        if !self.send_http(c, &resp, req.keep_alive) {
+                            return;
+                        }
+                        continue;
+                    }
+                    let req = if req.route == http::Route::DashboardState {
+                        let route = if conn.limits.expose_dashboard() { http::Route::dashboard_state_call() } else { http::Route::dashboard_refused() };
+                        http::Request { route, ..req }
+                    } else {
+                        req
+                    };
                     match req.immediate_response() {
                         Some(resp) => {
                             if !self.send_http(c, &resp, req.keep_alive) {

@@ -65,6 +65,18 @@ pub struct NodeConfig {
     pub tls: Option<crate::node_tls::NodeTls>,
 }
 
+/// Machine ids from here up belong to processes without a node address (`luact_machine_id`):
+/// node clients, reached only over the connection they dialed.
+pub const CLIENT_MACHINES: u64 = 1 << 48;
+
+impl NodeConfig {
+    /// A node client: a process with the secret and no address. It dials nodes (handshake role
+    /// `Client`) and never listens; a node answers it over that connection only.
+    pub fn is_client(&self) -> bool {
+        self.addr.is_empty()
+    }
+}
+
 /// What Lua learns about connections (`luact_net_event_t` in lua/luact/ffi.lua).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -327,6 +339,28 @@ fn user_data(op: u64, slot: usize, gen: u32) -> u64 {
 }
 
 const NONE: usize = usize::MAX;
+
+/// What one `Transport::tick` found due, by connection.
+#[derive(Default)]
+struct Due {
+    /// Dialing or handshaking past the deadline.
+    expired: Vec<usize>,
+    /// A delivery waits for room in a full inbox.
+    unstall: Vec<usize>,
+    /// A listener client's request did not complete within `header_timeout`.
+    slow: Vec<usize>,
+    /// A listener client with nothing in progress for `idle_timeout`.
+    idle: Vec<usize>,
+    /// Node messages wait for room in a full inbox (the overflow).
+    overflowing: Vec<usize>,
+    /// Acknowledgements to send.
+    acks_due: Vec<usize>,
+}
+
+/// Makes `next` the earlier of itself and `at`.
+fn earliest(next: &mut Option<f64>, at: f64) {
+    *next = Some(next.map_or(at, |n: f64| n.min(at)));
+}
 
 impl Transport {
     pub fn new(tid: usize, node: Option<Arc<NodeConfig>>) -> Transport {
@@ -786,6 +820,9 @@ impl Transport {
                 self.push_event(kind, c, machine as f64, reason);
             }
             Role::Acceptor => {
+                if machine >= CLIENT_MACHINES && self.dialed.get(&machine) == Some(&c) {
+                    self.dialed.remove(&machine);   // a node client's connection (node_link.rs)
+                }
                 if machine != 0 {
                     self.push_event(EV_NODE_DOWN, c, machine as f64, reason);
                 } else if handshaking {
@@ -856,56 +893,110 @@ impl Transport {
     /// Timeouts and stalled deliveries; returns the next deadline (seconds) if any.
     pub fn tick(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], now: f64) -> Option<f64> {
         let mut next: Option<f64> = None;
-        let mut expired = Vec::new();
-        let mut unstall = Vec::new();
-        let mut slow = Vec::new();
-        let mut idle = Vec::new();
-        let mut overflowing = Vec::new();
-        let mut acks_due = Vec::new();
+        let mut due = self.due(now, &mut next);
+        self.close_timed_out(&mut due);
+        self.trim_freed(now, &mut next);
+        if let Some(at) = self.links.tick(ring, now) {
+            earliest(&mut next, at);
+        }
+        for c in std::mem::take(&mut self.to_resume) {
+            if self.conns.contains(c) && self.conns[c].state != State::Closing && !self.conns[c].reading_held() {
+                self.resume(ring, inboxes, c, now);
+                self.update_partial(c, now, true);
+            }
+        }
+        for c in std::mem::take(&mut self.pending_http) {
+            if self.conns.contains(c) {
+                self.serve_http(inboxes, c, now);
+                self.sync_reading(ring, c);
+                self.update_partial(c, now, true);
+            }
+        }
+        for c in due.overflowing {
+            if self.conns.contains(c) && self.conns[c].state != State::Closing {
+                self.retry_overflow(ring, inboxes, c, now);
+            }
+            // looked at again soon: nothing else wakes this thread when another makes room
+            if self.conns.contains(c) && !self.conns[c].overflow.is_empty() {
+                earliest(&mut next, now + 0.001);
+            }
+        }
+        for c in due.acks_due {
+            if self.conns.contains(c) && self.conns[c].state == State::Ready {
+                self.send_acks(c);
+            }
+        }
+        for c in due.unstall {
+            if let Some(d) = self.conns[c].stalled.take() {
+                self.deliver(inboxes, c, d, now);
+                if self.conns[c].stalled.is_none() {
+                    // resume reading, and the frames already buffered (which may stall again)
+                    self.resume(ring, inboxes, c, now);
+                }
+            }
+            // A connection still stalled is looked at again soon: nothing else wakes this
+            // thread when the other thread makes room.
+            if self.conns.contains(c) && self.conns[c].stalled.is_some() {
+                earliest(&mut next, now + 0.001);
+            }
+        }
+        self.sweep(ring);
+        next
+    }
+
+    /// What is due at `now`, by connection (gathered first, acted on by `tick` after the
+    /// scan); the earliest later deadline goes into `next`.
+    fn due(&self, now: f64, next: &mut Option<f64>) -> Due {
+        let mut due = Due::default();
         for (c, conn) in self.conns.iter() {
             if !conn.overflow.is_empty() && conn.state != State::Closing {
-                overflowing.push(c);
+                due.overflowing.push(c);
             }
             if let Some(at) = conn.acks.due() {
                 if now >= at {
-                    acks_due.push(c);
+                    due.acks_due.push(c);
                 } else {
-                    next = Some(next.map_or(at, |n: f64| n.min(at)));
+                    earliest(next, at);
                 }
             }
             if matches!(conn.state, State::Connecting | State::Handshaking) && conn.deadline > 0.0 {
                 if now >= conn.deadline {
-                    expired.push(c);
+                    due.expired.push(c);
                 } else {
-                    next = Some(next.map_or(conn.deadline, |n: f64| n.min(conn.deadline)));
+                    earliest(next, conn.deadline);
                 }
             }
             if conn.stalled.is_some() {
-                unstall.push(c);
+                due.unstall.push(c);
             }
             if matches!(conn.role, Role::ListenerClient | Role::HttpClient) && conn.state != State::Closing {
                 // A request in progress must complete in time; a connection with nothing in
                 // progress is closed when idle for too long.
-                let due = if conn.partial_since > 0.0 {
+                let ends = if conn.partial_since > 0.0 {
                     Some((conn.partial_since + conn.limits.header_timeout, true))
                 } else if conn.calls_pending == 0 && !conn.http_busy && conn.stalled.is_none() {
                     Some((conn.last_active + conn.limits.idle_timeout, false))
                 } else {
                     None
                 };
-                if let Some((at, partial)) = due {
+                if let Some((at, partial)) = ends {
                     if now >= at {
-                        if partial { slow.push(c) } else { idle.push(c) }
+                        if partial { due.slow.push(c) } else { due.idle.push(c) }
                     } else {
-                        next = Some(next.map_or(at, |n: f64| n.min(at)));
+                        earliest(next, at);
                     }
                 }
             }
         }
-        for c in expired {
+        due
+    }
+
+    /// Closes the connections whose handshake, request or idle time ran out.
+    fn close_timed_out(&mut self, due: &mut Due) {
+        for c in std::mem::take(&mut due.expired) {
             self.close_with(c, "handshake timed out");
         }
-        for c in slow {
+        for c in std::mem::take(&mut due.slow) {
             self.stats.header_timeouts += 1.0;
             let why = format!("the request did not complete within {} s", self.conns[c].limits.header_timeout);
             if self.conns[c].role == Role::HttpClient {
@@ -914,7 +1005,7 @@ impl Transport {
                 self.close_with(c, &why);
             }
         }
-        for c in idle {
+        for c in std::mem::take(&mut due.idle) {
             self.stats.idle_timeouts += 1.0;
             let why = format!("idle for {} s", self.conns[c].limits.idle_timeout);
             if self.conns[c].role == Role::HttpClient {
@@ -923,6 +1014,10 @@ impl Transport {
                 self.close_with(c, &why);
             }
         }
+    }
+
+    /// Gives memory back after many connections were freed (at most every TRIM_EVERY).
+    fn trim_freed(&mut self, now: f64, next: &mut Option<f64>) {
         // (counted where the buffers are really freed: `links` frees a closed connection once
         // its operations in flight completed, which may be turns after the close)
         let freed = (self.links.freed - self.freed_at_trim) as usize;
@@ -939,55 +1034,9 @@ impl Transport {
                 self.last_trim = now;
             } else {
                 let when = if now >= at { at + TRIM_EVERY } else { at };
-                next = Some(next.map_or(when, |n: f64| n.min(when)));
+                earliest(next, when);
             }
         }
-        if let Some(at) = self.links.tick(ring, now) {
-            next = Some(next.map_or(at, |n: f64| n.min(at)));
-        }
-        for c in std::mem::take(&mut self.to_resume) {
-            if self.conns.contains(c) && self.conns[c].state != State::Closing && !self.conns[c].reading_held() {
-                self.resume(ring, inboxes, c, now);
-                self.update_partial(c, now, true);
-            }
-        }
-        for c in std::mem::take(&mut self.pending_http) {
-            if self.conns.contains(c) {
-                self.serve_http(inboxes, c, now);
-                self.sync_reading(ring, c);
-                self.update_partial(c, now, true);
-            }
-        }
-        for c in overflowing {
-            if self.conns.contains(c) && self.conns[c].state != State::Closing {
-                self.retry_overflow(ring, inboxes, c, now);
-            }
-            // looked at again soon: nothing else wakes this thread when another makes room
-            if self.conns.contains(c) && !self.conns[c].overflow.is_empty() {
-                next = Some(next.map_or(now + 0.001, |n: f64| n.min(now + 0.001)));
-            }
-        }
-        for c in acks_due {
-            if self.conns.contains(c) && self.conns[c].state == State::Ready {
-                self.send_acks(c);
-            }
-        }
-        for c in unstall {
-            if let Some(d) = self.conns[c].stalled.take() {
-                self.deliver(inboxes, c, d, now);
-                if self.conns[c].stalled.is_none() {
-                    // resume reading, and the frames already buffered (which may stall again)
-                    self.resume(ring, inboxes, c, now);
-                }
-            }
-            // A connection still stalled is looked at again soon: nothing else wakes this
-            // thread when the other thread makes room.
-            if self.conns.contains(c) && self.conns[c].stalled.is_some() {
-                next = Some(next.map_or(now + 0.001, |n: f64| n.min(now + 0.001)));
-            }
-        }
-        self.sweep(ring);
-        next
     }
 
     /// Handles what `inbuf` holds, then reads again unless a delivery is stalled.
@@ -1022,5 +1071,8 @@ fn looks_like_tls(bytes: &[u8]) -> bool {
 }
 
 fn machine_name(machine: u64) -> String {
+    if machine >= CLIENT_MACHINES {
+        return format!("process-{}", machine - CLIENT_MACHINES);   // (as luact.node names it)
+    }
     machine_addr(machine).to_string()
 }

@@ -44,6 +44,11 @@ impl Transport {
         if let Some(&c) = self.dialed.get(&machine) {
             return Ok(c);
         }
+        if machine >= CLIENT_MACHINES {
+            // a node client has no address to dial: only the connection it opened reaches it,
+            // and that one lives on the thread that accepted it (thread 1, luact.node relays)
+            return Err(Error::new(Status::Unreachable, format!("{} is a node client and its connection to this thread is gone", machine_name(machine))));
+        }
         if let Some(&until) = self.quarantine.get(&machine) {
             if now < until {
                 return Err(Error::new(Status::Unreachable, format!("node {} was lost", machine_name(machine))));
@@ -80,7 +85,8 @@ impl Transport {
         self.conns[c].machine = machine;
         self.conns[c].state = State::Connecting;
         self.dialed.insert(machine, c);
-        if !self.start_handshake(c, handshake::Role::Dialer, Some(machine), now) {
+        let role = if self.node.as_ref().is_some_and(|n| n.is_client()) { handshake::Role::Client } else { handshake::Role::Dialer };
+        if !self.start_handshake(c, role, Some(machine), now) {
             // (closed: the calls waiting on it fail with the reason, as for any lost dial)
             return Err(Error::new(Status::Unreachable, format!("cannot start a handshake with {}", machine_name(machine))));
         }
@@ -185,6 +191,11 @@ impl Transport {
             conn.decoder.set_limit(self.max_frame);
             if conn.role == Role::Dialer {
                 self.losses.remove(&peer.node_id);
+            }
+            if conn.role == Role::Acceptor && peer.role == handshake::Role::Client && peer.node_id >= CLIENT_MACHINES {
+                // a node client: what this thread sends it goes back over this connection
+                // (the newest one, if it dialed again; closing removes it: mod.rs close_as)
+                self.dialed.insert(peer.node_id, c);
             }
             let held = std::mem::take(&mut self.conns[c].held);
             self.queue_bytes(c, &held);

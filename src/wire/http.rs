@@ -12,6 +12,11 @@
 //! - `GET /health`: 200 `ok` (text/plain).
 //! - `GET /metrics`: [`Route::Metrics`]; the transport answers it with [`metrics_response`] on a
 //!   listener opened with `metrics = true`, else with [`Route::metrics_refused`] (404).
+//! - `GET /_luact/` (also `/_luact`, `/_luact/index.html`): [`Route::Dashboard`], the page
+//!   [`dashboard_response`]; `GET /_luact/state.json`: [`Route::DashboardState`], which the
+//!   transport turns into the call [`Route::dashboard_state_call`] (Lua answers it: the page
+//!   polls it). Both on a listener opened with `dashboard = true`, else 404
+//!   ([`Route::dashboard_refused`]).
 //! - anything else: a JSON error, the connection kept as the request asked: 404 (`POST` to a path
 //!   without a vid or a method), 405 (another HTTP method, or `GET` of another path), 400 (the
 //!   body is not valid JSON, not an array, or nested too deep).
@@ -82,6 +87,10 @@ pub enum Route {
     Health,
     /// The Prometheus metrics: the transport answers (the listener must enable them).
     Metrics,
+    /// The dashboard's page (the listener must enable it).
+    Dashboard,
+    /// The dashboard's state, a call to Lua (the listener must enable it).
+    DashboardState,
     /// Answer [`Request::immediate_response`]: a JSON error with this status.
     Refuse { status: u16, error: &'static str, message: String },
 }
@@ -90,7 +99,7 @@ impl Request {
     /// The response for `Health` and `Refuse` (honouring `keep_alive`); `None` for a `Call`.
     pub fn immediate_response(&self) -> Option<Vec<u8>> {
         match &self.route {
-            Route::Call { .. } | Route::Metrics => None,
+            Route::Call { .. } | Route::Metrics | Route::Dashboard | Route::DashboardState => None,
             Route::Health => Some(build(200, "text/plain", &[], b"ok", self.keep_alive)),
             Route::Refuse { status, error, message } => {
                 let extra: &[(&str, &str)] = if *status == 405 { &[("Allow", "POST")] } else { &[] };
@@ -299,6 +308,8 @@ fn route(method: &str, target: &str, body: &[u8]) -> Route {
         "POST" => {}
         "GET" if path == "/health" => return Route::Health,
         "GET" if path == "/metrics" => return Route::Metrics,
+        "GET" if path == "/_luact" || path == "/_luact/" || path == "/_luact/index.html" => return Route::Dashboard,
+        "GET" if path == "/_luact/state.json" => return Route::DashboardState,
         _ => return refuse(405, "method_not_allowed", format!("{method} {path}: only POST /<actor path>/<method> (and GET /health)")),
     }
     let Some(path) = percent_decode(path) else {
@@ -329,6 +340,35 @@ impl Route {
     pub fn metrics_refused() -> Route {
         refuse(404, "not_found", "/metrics is not enabled on this listener (luact.listen's 'metrics' option)")
     }
+
+    /// What `GET /_luact/...` gets from a listener that does not serve the dashboard.
+    pub fn dashboard_refused() -> Route {
+        refuse(404, "not_found", "/_luact/ is not enabled on this listener (luact.listen's 'dashboard' option)")
+    }
+
+    /// The call `GET /_luact/state.json` becomes: method `state` of the reserved path `/_luact`,
+    /// which lua/luact/listener.lua answers (with lua/luact/dashboard.lua) only on a listener
+    /// that serves the dashboard.
+    pub fn dashboard_state_call() -> Route {
+        Route::Call { vid: DASHBOARD_PATH.to_string(), method: "state".to_string(), args: Vec::new() }
+    }
+}
+
+/// The path the dashboard's state call goes to (see [`Route::dashboard_state_call`]).
+pub const DASHBOARD_PATH: &str = "/_luact";
+
+/// The dashboard: one page, its script and style inline (no build step, nothing from elsewhere).
+const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+/// 200 with the dashboard's page. The page may run only its own inline script and style and
+/// fetch only from this origin.
+pub fn dashboard_response(keep_alive: bool) -> Vec<u8> {
+    let headers: &[(&str, &str)] = &[
+        ("Cache-Control", "no-store"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:"),
+    ];
+    build(200, "text/html; charset=utf-8", headers, DASHBOARD_HTML.as_bytes(), keep_alive)
 }
 
 /// 200 with the metrics in the OpenMetrics text format.
@@ -458,6 +498,27 @@ mod tests {
         assert_eq!((vid.as_str(), method.as_str()), ("/my app/a", "m"));
         let Route::Call { vid, .. } = complete(b"POST http://h:1/v/m HTTP/1.1\r\n\r\n").route else { panic!() };
         assert_eq!(vid, "/v");
+    }
+
+    #[test]
+    fn the_dashboard_routes() {
+        for path in ["/_luact", "/_luact/", "/_luact/index.html", "/_luact/?x=1"] {
+            let buf = format!("GET {path} HTTP/1.1\r\n\r\n");
+            assert_eq!(complete(buf.as_bytes()).route, Route::Dashboard, "{path}");
+        }
+        assert_eq!(complete(b"GET /_luact/state.json HTTP/1.1\r\n\r\n").route, Route::DashboardState);
+        let Route::Call { vid, method, args } = Route::dashboard_state_call() else { panic!() };
+        assert_eq!((vid.as_str(), method.as_str(), args.len()), (DASHBOARD_PATH, "state", 0));
+        // another GET under /_luact is not the dashboard
+        let Route::Refuse { status, .. } = complete(b"GET /_luact/x.js HTTP/1.1\r\n\r\n").route else { panic!() };
+        assert_eq!(status, 405);
+        let (code, hs, body) = read_response(&dashboard_response(true));
+        assert_eq!(code, 200);
+        assert_eq!(header(&hs, "content-type"), Some("text/html; charset=utf-8"));
+        assert!(header(&hs, "content-security-policy").unwrap().contains("default-src 'none'"));
+        assert!(String::from_utf8(body).unwrap().contains("/_luact/state.json"));
+        let Route::Refuse { status, .. } = Route::dashboard_refused() else { panic!() };
+        assert_eq!(status, 404);
     }
 
     #[test]

@@ -5,16 +5,15 @@
 -- comes back through the caller's inbox; the caller waits for it until its deadline. Other machine: the same message goes through the node transport
 -- (luact.node) to that machine's thread, and the reply comes back the same way. When the
 -- connection to a machine is lost, every call waiting on it fails at once with
--- actor_unreachable and monitors on its actors fire with that reason.
+-- actor_unreachable, and monitors on its actors fire with that reason (luact.actor.monitors,
+-- which also kills actors across threads).
 --
 -- Messages (luact.actor.codec); `rm, rt` = the machine and thread to answer:
 --   call  (corr 0: notify_): a compact frame with l, e, method, has_self, corr, rt, rm,
 --         seconds_left and up to 3 arguments, or the table
 --         { "c", l, e, method, has_self, corr, rt, rm, seconds_left, n, args... }
 --   reply: a compact frame with corr, ok, n and up to 3 results, or { "r", corr, ok, n, results... }
---   { "k", l, e, reason }                       kill
---   { "m", l, e, rt, watch_id, rm }              monitor;  { "u", l, e, rt, watch_id, rm }
---   { "d", watch_id, target, reason }            a monitored actor died
+--   { "ge", machine, epoch }: that machine's process of that epoch is gone (a notify_ to it)
 local lffi = require "luact.ffi"
 local node = require "luact.node"
 local loop = require "luact.loop"
@@ -270,6 +269,7 @@ local function send_waiting(m, tid, msg, deadline, what, first_arg, prefix)
   local p, len = codec.encode(msg, what, first_arg, prefix)
   return send_bytes_waiting(m, tid, p, len, deadline)
 end
+call.send_waiting = send_waiting
 
 local new_corr = waiting.new_corr
 
@@ -691,113 +691,13 @@ local function dispatch(m, t, e, l, kind, method, has_self, ...)
 end
 call.dispatch = dispatch
 
----------------------------------------------------------------------------------------------
--- kill and monitors across threads
-
--- Kills the actor behind a reference (asynchronously when it lives on another thread).
-function call.kill(target, reason)
-  local m, t, e, l = ref.parts(target)
-  if m == host.MACHINE and t == my_tid() then
-    local rec = host.get(l, e)
-    if rec then return host.kill(rec, reason) end
-    return false
-  end
-  if not send_waiting(m, t, { "k", l, e, reason }, clock.get() + call.DEFAULT_TIMEOUT, "kill reason") then
-    raise("actor_overload", ("thread %d's inbox stayed full; kill not delivered"):format(t))
-  end
-  return true
-end
-
-loop.on("k", function(msg)
-  local rec = host.get(msg[2], msg[3])
-  if rec then host.kill(rec, msg[4]) end
-end)
-
-local watchers = {}      -- watch id -> monitor record on the watcher's thread
-local next_watch = 0
-
--- Fires a monitor record: m.handler is a function, or a reference to notify or to kill.
-local function deliver(m, target, reason)
-  if m.cancelled then return end
-  m.cancelled = true
-  watchers[m.id] = nil
-  local h = m.handler
-  if type(h) == "function" then
-    tentacle()(function()
-      local ok, err = pcall(h, target, reason)
-      if not ok then log().error("monitor handler failed: " .. tostring(err)) end
-    end)
-  elseif m.method then
-    pcall(h["notify_" .. m.method], h, target, reason)
-  elseif reason ~= nil then
-    -- a link: an abnormal death kills the watcher too, with the same reason
-    pcall(call.kill, h, reason)
-  end
-end
-
--- Monitor `target` with handler (function(target, reason), or an actor: with `method` it gets
--- notify_<method>(target, reason); without, it is killed with the same reason when the target
--- dies abnormally). Returns a handle for call.unmonitor.
-function call.monitor(target, handler, method)
-  next_watch = next_watch + 1
-  local m = { id = next_watch, handler = handler, method = method, target = target, fire = deliver }
-  watchers[m.id] = m
-  local tm, tt, te, tl = ref.parts(target)
-  if tm == host.MACHINE and tt == my_tid() then
-    host.monitor(tl, te, m)
-  else
-    local remote = { "m", tl, te, my_tid(), m.id, host.MACHINE }
-    if not send_waiting(tm, tt, remote, clock.get() + call.DEFAULT_TIMEOUT, "monitor") then
-      raise("actor_overload", ("thread %d's inbox stayed full; monitor not registered"):format(tt))
-    end
-  end
-  return m
-end
-
-function call.unmonitor(m)
-  if m.cancelled then return false end
-  m.cancelled = true
-  watchers[m.id] = nil
-  local target = m.target
-  local tm, tt, te, tl = ref.parts(target)
-  if tm == host.MACHINE and tt == my_tid() then
-    host.unmonitor(tl, te, function(x) return x == m end)
-  else
-    pcall(send_waiting, tm, tt, { "u", tl, te, my_tid(), m.id, host.MACHINE },
-          clock.get() + call.DEFAULT_TIMEOUT, "unmonitor")
-  end
-  return true
-end
-
-local function remote_watch_fire(w, target, reason)
-  local msg = { "d", w.watch_id, target, reason }
-  local ok = pcall(send_waiting, w.machine, w.tid, msg, clock.get() + call.DEFAULT_TIMEOUT, "death reason")
-  if not ok then
-    -- a reason that cannot travel: send its description instead
-    pcall(send_waiting, w.machine, w.tid, { "d", w.watch_id, target, tostring(reason) }, clock.get() + call.DEFAULT_TIMEOUT)
-  end
-end
-
-loop.on("m", function(msg)
-  local w = { tid = msg[4], watch_id = msg[5], machine = msg[6], fire = function(w, target, reason)
-    tentacle()(remote_watch_fire, w, target, reason)
-  end }
-  host.monitor(msg[2], msg[3], w)
-end)
-
-loop.on("u", function(msg)
-  host.unmonitor(msg[2], msg[3], function(w)
-    return w.tid == msg[4] and w.watch_id == msg[5] and w.machine == msg[6]
-  end)
-end)
-
-loop.on("d", function(msg)
-  local m = watchers[msg[2]]
-  if m then deliver(m, msg[3], msg[4]) end
-end)
+-- What else must learn that a machine was lost (luact.actor.monitors, which requires this
+-- module, sets it): on_machine_lost(m, why), why the actor_unreachable exception.
+local on_machine_lost = function() end
+function call.on_machine_lost(fn) on_machine_lost = fn end
 
 -- The connection to machine m was lost: calls waiting on it fail now, monitors of its actors
--- fire with actor_unreachable. `unsent`: the connection never authenticated, so none of those
+-- fire with actor_unreachable (through on_machine_lost). `unsent`: the connection never authenticated, so none of those
 -- calls left (their exception says so: a caller may try elsewhere). reason: why it was lost, as
 -- the core said it ("peer closed: authentication failed (wrong cluster secret?)", a TLS error,
 -- ...), which the failed calls' messages carry.
@@ -813,15 +713,12 @@ function call.machine_lost(m, unsent, reason)
       scheduler.wake(w, w.wait_token, unsent and UNSENT or UNREACHABLE, because)
     end
   end
-  for id, watcher in pairs(watchers) do
-    if ref.parts(watcher.target) == m then deliver(watcher, watcher.target, why) end
-  end
+  on_machine_lost(m, why)
 end
 
--- Forgets pending calls and watchers (between two runs of luact.start in one VM).
+-- Forgets pending calls (between two runs of luact.start in one VM).
 function call.reset()
   waiting.reset()
-  watchers = {}
   gone = {}
 end
 

@@ -8,6 +8,7 @@ local ffi, C = lffi.ffi, lffi.C
 local ref = require "luact.actor.ref"
 local host = require "luact.actor.host"
 local call = require "luact.actor.call"
+local monitors = require "luact.actor.monitors"
 local exception = require "luact.exception"
 local thread = require "luact.thread"
 local util = require "luact.util"
@@ -144,7 +145,7 @@ function names.unregister(vid, actor)
     end
     C.luact_names_remove(vid, #vid, addr, 1)
   end
-  for _, v in ipairs(victims) do pcall(call.kill, v) end
+  for _, v in ipairs(victims) do pcall(monitors.kill, v) end
   return #victims > 0
 end
 

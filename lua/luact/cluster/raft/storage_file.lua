@@ -194,22 +194,11 @@ function F:load_identity(fresh)
   return id
 end
 
-function F:load()
-  local hs = { term = 0, commit = 0 }
-  local v = self:read_one(self.hs_path, 3)
-  if v then hs = { term = v[1], vote = v[2], commit = v[3] } end
-  self.hs, self.written_hs = hs, { term = hs.term, vote = hs.vote }
-
-  local snap
-  v = self:read_one(self.snap_path, 4)
-  if v then snap = { index = v[1], term = v[2], conf = { voters = v[3] }, data = v[4] } end
-  self.snap = snap
-  local base = snap and snap.index or 0
-
-  -- the log: every record must read back, except a torn tail
-  local data = read_file(self.log_path) or ""
-  self.identity = self:load_identity(#data == 0 and not snap and hs.term == 0)
-  local scan = record.scan(data)
+-- Reads the log's records back (the snapshot ends at `base`): every record must decode and
+-- follow the one before, except a torn tail (scan.torn). Returns the entries after the snapshot,
+-- each record's byte offset and term by index, and whether the log diverged from the snapshot
+-- (reset: nothing in it is usable).
+local function check_log(self, data, scan, base, snap)
   local function bad(rec, why)
     local after = #data - scan.offsets[rec]
     damaged(self, self.log_path, ("record %d (byte offset %d) %s, and %d bytes follow it")
@@ -245,32 +234,59 @@ function F:load()
     offsets[e.index], terms[e.index] = scan.offsets[rec], e.term
     expect = e.index + 1
   end
+  return entries, offsets, terms, reset
+end
+
+-- Starts the log file again in format 2 with the entries kept (none after a reset), unless it
+-- already holds exactly that. Returns each entry's byte offset and term by index.
+local function rewrite_log(self, data, scan, entries, reset)
+  local parts, off = { MAGIC }, #MAGIC
+  local offsets, terms = {}, {}
+  for i = 1, #entries do
+    local e = entries[i]
+    parts[#parts + 1] = encode_entry(e)
+    offsets[e.index], terms[e.index] = off, e.term
+    off = off + #parts[#parts]
+  end
+  if scan.version ~= 2 and #scan.payloads > 0 then
+    self:note("info", ("raft storage: %s: migrated %d records to format 2 (CRC32C)"):format(
+      self.log_path, #entries))
+  end
+  if reset then offsets, terms = {}, {}; parts = { MAGIC } end
+  local body = concat(parts)
+  if body ~= data then self:replace(self.log_path, body) end
+  self.size = #body
+  return offsets, terms
+end
+
+function F:load()
+  local hs = { term = 0, commit = 0 }
+  local v = self:read_one(self.hs_path, 3)
+  if v then hs = { term = v[1], vote = v[2], commit = v[3] } end
+  self.hs, self.written_hs = hs, { term = hs.term, vote = hs.vote }
+
+  local snap
+  v = self:read_one(self.snap_path, 4)
+  if v then snap = { index = v[1], term = v[2], conf = { voters = v[3] }, data = v[4] } end
+  self.snap = snap
+  local base = snap and snap.index or 0
+
+  -- the log: every record must read back, except a torn tail
+  local data = read_file(self.log_path) or ""
+  self.identity = self:load_identity(#data == 0 and not snap and hs.term == 0)
+  local scan = record.scan(data)
+  local entries, offsets, terms, reset = check_log(self, data, scan, base, snap)
   if scan.torn then
     self:note("warn", ("raft storage: %s: cut a torn tail of %d bytes at byte offset %d after"
       .. " record %d (a write interrupted by a crash; it was never acknowledged)"):format(
-      self.log_path, scan.torn.bytes, scan.torn.offset, #payloads))
+      self.log_path, scan.torn.bytes, scan.torn.offset, #scan.payloads))
   end
   self.first = base + 1
   self.last = base + #entries
   self:close()
   if reset or #entries == 0 or scan.version ~= 2 then
-    -- start the file again in format 2 with what is kept
-    local parts, off = { MAGIC }, #MAGIC
-    offsets, terms = {}, {}
-    for i = 1, #entries do
-      local e = entries[i]
-      parts[#parts + 1] = encode_entry(e)
-      offsets[e.index], terms[e.index] = off, e.term
-      off = off + #parts[#parts]
-    end
-    if scan.version ~= 2 and #payloads > 0 then
-      self:note("info", ("raft storage: %s: migrated %d records to format 2 (CRC32C)"):format(
-        self.log_path, #entries))
-    end
-    if reset then entries = {}; offsets, terms = {}, {}; self.last = base; parts = { MAGIC } end
-    local body = concat(parts)
-    if body ~= data then self:replace(self.log_path, body) end
-    self.size = #body
+    offsets, terms = rewrite_log(self, data, scan, entries, reset)
+    if reset then entries = {}; self.last = base end
   else
     self.size = scan.good
   end

@@ -1,6 +1,7 @@
-//! The FFI exports of the metrics (`src/metrics.rs`): the block pointers Lua bumps and the
-//! scrape text; and of the stall watchdog (`src/stall.rs`). Declared in lua/luact/ffi.lua.
-use crate::ffi::{guard, guard_value};
+//! Binding of the metrics (src/metrics.rs): the blocks of counters Lua bumps with plain stores,
+//! the inbox depths and the scrape text; and of the stall watchdog (src/stall.rs), which reports
+//! a thread whose loop has stopped turning.
+use super::{bytes, guard, guard_value, running};
 use crate::metrics;
 use crate::status::{Error, Status};
 use std::cell::RefCell;
@@ -19,7 +20,8 @@ thread_local! {
 }
 
 /// Block `b` of the metrics (0: the cluster's gauges, tid: thread tid's counters), as an array
-/// of `luact_metrics_slots()` doubles valid for the life of the process; null when out of range.
+/// of `metrics::SLOTS` doubles (`luact.metrics.SLOTS`) valid for the life of the process; null
+/// when out of range.
 /// Only the block's own thread writes to it (thread 1 for block 0).
 #[no_mangle]
 pub extern "C" fn luact_metrics_block(b: i32) -> *mut f64 {
@@ -66,7 +68,7 @@ pub unsafe extern "C" fn luact_metrics_render(out: *mut *const u8) -> i64 {
 pub unsafe extern "C" fn luact_metrics_set_activations(text: *const u8, len: usize) -> i32 {
     guard(|| {
         // SAFETY: the caller's promise (a Lua string kept alive for the call).
-        let t = std::str::from_utf8(unsafe { crate::ffi::bytes(text, len) }).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"))?;
+        let t = std::str::from_utf8(unsafe { bytes(text, len) }).map_err(|_| Error::new(Status::BadArgument, "not UTF-8"))?;
         metrics::set_activations(t);
         Ok(0)
     })
@@ -80,7 +82,7 @@ pub extern "C" fn luact_stall_watch(warn: f64) -> i32 {
         if !(warn > 0.0) || !warn.is_finite() {
             return Err(Error::new(Status::BadArgument, "stall_warn must be a positive number of seconds"));
         }
-        let rt = crate::runtime::current().ok_or_else(|| Error::new(Status::NotRunning, "luact is not running"))?;
+        let rt = running()?;
         let (r1, r2) = (rt.clone(), rt.clone());
         crate::stall::watch(
             rt.options.n_core,
