@@ -1,19 +1,19 @@
-//! A stream connection on the thread's io_uring: the mechanics every protocol on a socket needs
-//! and none of them should repeat. It owns a slab of connections and listeners keyed by the
-//! `user_data` of their operations (slot + generation: a completion for a slot that was freed
-//! and reused is ignored), the buffers each operation lends the kernel (the read buffer while a
-//! receive is in flight, the send buffer while a send is), connect / accept / receive / send /
-//! close over TCP (IPv4) and Unix-domain sockets, optionally inside TLS (`tls.rs`'s sans-IO
-//! sessions: ciphertext on the wire, plaintext in the buffers), read-ahead bounded per
-//! connection, sends
-//! queued and submitted once per loop turn (`flush`), and a close that waits for the in-flight
-//! operations before the descriptor and the buffers go away.
+//! A stream connection on the thread's io_uring: the mechanics every protocol on a socket needs and
+//! none of them should repeat. It owns a slab of connections and listeners keyed by the `user_data`
+//! of their operations (`op_id.rs`: owner, operation, slot + generation; a completion for a slot
+//! that was freed and reused is ignored), the buffers each operation lends the kernel (the read
+//! buffer while a receive is in flight, the send buffer while a send is), connect / accept /
+//! receive / send / close over TCP (IPv4) and Unix-domain sockets, optionally inside TLS
+//! (`tls.rs`'s sans-IO sessions: ciphertext on the wire, plaintext in the buffers), read-ahead
+//! bounded per connection, sends queued and submitted once per loop turn (`flush`), and a close
+//! that waits for the in-flight operations before the descriptor and the buffers go away.
 //!
 //! What happened is queued as `Event`s for the protocol on top: user sockets (`socket.rs`) and
-//! the node transport (`transport/`: node links and listener clients) each own a `Conns` with
-//! their own tag bits. It has no knowledge of frames, handshakes or Lua. The owner decides when
-//! reading pauses (`hold_reading`) beyond the read-ahead bound, and how a connection ends:
+//! the node transport (`transport/`: node links and listener clients) each own a `Conns` under
+//! their own `op_id::Owner`. It has no knowledge of frames, handshakes or Lua. The owner decides
+//! when reading pauses (`hold_reading`) beyond the read-ahead bound, and how a connection ends:
 //! gracefully (what is queued still goes out), at once (`close_now`) or with a reset.
+use crate::op_id::{self, Owner};
 use crate::ring::Ring;
 pub use crate::sockaddr::SockAddr;
 use crate::status::{Error, Result, Status};
@@ -23,10 +23,6 @@ use io_uring::{opcode, types};
 use slab::Slab;
 use std::collections::VecDeque;
 
-/// Bit 62 marks an operation of this module in io_uring `user_data`; user sockets' have bit 62
-/// alone, the node transport's have bits 62 and 63 (`Conns::new`), user_data without either
-/// is Lua's.
-pub const TAG: u64 = 1 << 62;
 const OP_CONNECT: u64 = 1;
 const OP_RECV: u64 = 2;
 const OP_SEND: u64 = 3;
@@ -136,7 +132,7 @@ struct Listener {
 }
 
 pub struct Conns {
-    tag: u64,
+    owner: Owner,
     read_buf: usize,
     conns: Slab<Conn>,
     listeners: Slab<Listener>,
@@ -155,8 +151,8 @@ pub struct Conns {
     pub bytes_out: u64,
 }
 
-fn user_data(tag: u64, op: u64, slot: usize, gen: u32) -> u64 {
-    tag | (op << 56) | ((gen as u64 & 0xff_ffff) << 32) | slot as u64
+fn user_data(owner: Owner, op: u64, slot: usize, gen: u32) -> u64 {
+    op_id::encode(owner, op, slot, gen)
 }
 
 fn close_fd(fd: i32) {
@@ -180,18 +176,18 @@ fn new_stream_socket(family: i32) -> Result<i32> {
 }
 
 impl Default for Conns {
-    /// User sockets' connections (tag bit 62 alone, 16 KiB reads).
+    /// User sockets' connections (`Owner::Sockets`, 16 KiB reads).
     fn default() -> Self {
-        Conns::new(TAG, READ_BUF)
+        Conns::new(Owner::Sockets, READ_BUF)
     }
 }
 
 impl Conns {
-    /// Connections whose operations carry `tag` in their user_data (it must include `TAG`), each
-    /// reading up to `read_buf` bytes at a time.
-    pub fn new(tag: u64, read_buf: usize) -> Conns {
+    /// Connections whose operations carry `owner` in their user_data, each reading up to
+    /// `read_buf` bytes at a time.
+    pub fn new(owner: Owner, read_buf: usize) -> Conns {
         Conns {
-            tag: tag | TAG,
+            owner,
             read_buf: read_buf.max(1024),
             conns: Slab::new(),
             listeners: Slab::new(),
@@ -208,10 +204,7 @@ impl Conns {
     }
 
     fn gen(&mut self) -> u32 {
-        self.next_gen = (self.next_gen + 1) & 0xff_ffff;
-        if self.next_gen == 0 {
-            self.next_gen = 1;
-        }
+        self.next_gen = op_id::next_gen(self.next_gen);
         self.next_gen
     }
 
@@ -289,7 +282,7 @@ impl Conns {
         conn.connect_inflight = true;
         let entry = opcode::Connect::new(types::Fd(fd), conn.addr.ptr(), conn.addr.socklen())
             .build()
-            .user_data(user_data(self.tag, OP_CONNECT, c, conn.gen));
+            .user_data(user_data(self.owner, OP_CONNECT, c, conn.gen));
         ring.push(entry);
         Ok(c)
     }
@@ -352,7 +345,7 @@ impl Conns {
         let entry = opcode::Accept::new(types::Fd(lis.fd), std::ptr::null_mut(), std::ptr::null_mut())
             .flags(libc::SOCK_CLOEXEC)
             .build()
-            .user_data(user_data(self.tag, OP_ACCEPT, l, lis.gen));
+            .user_data(user_data(self.owner, OP_ACCEPT, l, lis.gen));
         ring.push(entry);
     }
 
@@ -401,7 +394,7 @@ impl Conns {
         }
         lis.closing = true;
         if lis.accept_inflight {
-            let entry = opcode::AsyncCancel::new(user_data(self.tag, OP_ACCEPT, l, lis.gen)).build().user_data(user_data(self.tag, OP_CANCEL, l, 0));
+            let entry = opcode::AsyncCancel::new(user_data(self.owner, OP_ACCEPT, l, lis.gen)).build().user_data(user_data(self.owner, OP_CANCEL, l, 0));
             ring.push(entry);
         }
         self.maybe_free_listener(l);
@@ -469,7 +462,7 @@ impl Conns {
         conn.recv_inflight = true;
         let entry = opcode::Recv::new(types::Fd(conn.fd), conn.rbuf.as_mut_ptr(), conn.rbuf.len() as u32)
             .build()
-            .user_data(user_data(self.tag, OP_RECV, c, conn.gen));
+            .user_data(user_data(self.owner, OP_RECV, c, conn.gen));
         ring.push(entry);
     }
 
@@ -481,7 +474,7 @@ impl Conns {
         }
         if conn.state == State::Closing {
             if conn.draining && res > 0 {
-                Self::drain(ring, self.tag, c, conn); // dropped: the connection is closing
+                Self::drain(ring, self.owner, c, conn); // dropped: the connection is closing
                 return;
             }
             return self.maybe_free(ring, c);
@@ -691,12 +684,12 @@ impl Conns {
             if conn.send_inflight || conn.state == State::Connecting {
                 continue;
             }
-            Self::send_next(ring, self.tag, c, conn);
+            Self::send_next(ring, self.owner, c, conn);
         }
     }
 
     /// Starts sending what is queued (encrypted first on a TLS connection); false if nothing is.
-    fn send_next(ring: &mut Ring, tag: u64, c: usize, conn: &mut Conn) -> bool {
+    fn send_next(ring: &mut Ring, owner: Owner, c: usize, conn: &mut Conn) -> bool {
         if let Some(tls) = conn.tls.as_mut() {
             if !conn.wbuf.is_empty() {
                 if tls.write(&conn.wbuf).is_err() && conn.err == 0 {
@@ -714,22 +707,22 @@ impl Conns {
         if conn.sending.is_empty() {
             return false;
         }
-        Self::submit_send(ring, tag, c, conn);
+        Self::submit_send(ring, owner, c, conn);
         true
     }
 
-    fn submit_send(ring: &mut Ring, tag: u64, c: usize, conn: &mut Conn) {
+    fn submit_send(ring: &mut Ring, owner: Owner, c: usize, conn: &mut Conn) {
         conn.send_inflight = true;
         let rest = &conn.sending[conn.sent..];
         let entry = opcode::Send::new(types::Fd(conn.fd), rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
-            .user_data(user_data(tag, OP_SEND, c, conn.gen));
+            .user_data(user_data(owner, OP_SEND, c, conn.gen));
         ring.push(entry);
     }
 
     fn on_send(&mut self, ring: &mut Ring, c: usize, res: i32) {
-        let tag = self.tag;
+        let owner = self.owner;
         let conn = &mut self.conns[c];
         conn.send_inflight = false;
         if res < 0 && res != -libc::EINTR && res != -libc::EAGAIN {
@@ -748,12 +741,12 @@ impl Conns {
         conn.sent += res.max(0) as usize;
         self.bytes_out += res.max(0) as u64;
         if conn.sent < conn.sending.len() {
-            return Self::submit_send(ring, tag, c, conn);
+            return Self::submit_send(ring, owner, c, conn);
         }
         conn.sending.clear();
         conn.sent = 0;
         if conn.state == State::Closing {
-            if Self::send_next(ring, tag, c, conn) {
+            if Self::send_next(ring, owner, c, conn) {
                 return;
             }
             Self::finish_graceful(conn);
@@ -788,17 +781,17 @@ impl Conns {
     }
 
     /// Submits a receive into the connection's own buffer, whose bytes are dropped (draining).
-    fn drain(ring: &mut Ring, tag: u64, c: usize, conn: &mut Conn) {
+    fn drain(ring: &mut Ring, owner: Owner, c: usize, conn: &mut Conn) {
         conn.recv_inflight = true;
         let entry = opcode::Recv::new(types::Fd(conn.fd), conn.rbuf.as_mut_ptr(), conn.rbuf.len() as u32)
             .build()
-            .user_data(user_data(tag, OP_RECV, c, conn.gen));
+            .user_data(user_data(owner, OP_RECV, c, conn.gen));
         ring.push(entry);
     }
 
     /// Ends a closing connection at once: the peer gets a reset, the receive and the send in
     /// flight are cancelled (a shutdown would send a FIN before the reset).
-    fn abort_now(ring: &mut Ring, tag: u64, c: usize, conn: &mut Conn) {
+    fn abort_now(ring: &mut Ring, owner: Owner, c: usize, conn: &mut Conn) {
         conn.wbuf.clear();
         let lg = libc::linger { l_onoff: 1, l_linger: 0 };
         // SAFETY: SO_LINGER with a zero timeout on our own descriptor (close then sends a
@@ -806,7 +799,7 @@ impl Conns {
         unsafe { libc::setsockopt(conn.fd, libc::SOL_SOCKET, libc::SO_LINGER, &lg as *const _ as *const _, std::mem::size_of::<libc::linger>() as u32) };
         for (op, inflight) in [(OP_RECV, conn.recv_inflight), (OP_SEND, conn.send_inflight)] {
             if inflight {
-                ring.push(opcode::AsyncCancel::new(user_data(tag, op, c, conn.gen)).build().user_data(user_data(tag, OP_CANCEL, c, 0)));
+                ring.push(opcode::AsyncCancel::new(user_data(owner, op, c, conn.gen)).build().user_data(user_data(owner, OP_CANCEL, c, 0)));
             }
         }
     }
@@ -816,7 +809,7 @@ impl Conns {
     /// failed; a connect in flight is cancelled. Returns the state it was in (None: closing
     /// already, or gone).
     fn begin_close(&mut self, ring: &mut Ring, c: usize) -> Option<State> {
-        let tag = self.tag;
+        let owner = self.owner;
         let conn = self.conns.get_mut(c)?;
         let was = conn.state;
         if was == State::Closing {
@@ -828,7 +821,7 @@ impl Conns {
             conn.wbuf.clear();
         }
         if conn.connect_inflight {
-            ring.push(opcode::AsyncCancel::new(user_data(tag, OP_CONNECT, c, conn.gen)).build().user_data(user_data(tag, OP_CANCEL, c, 0)));
+            ring.push(opcode::AsyncCancel::new(user_data(owner, OP_CONNECT, c, conn.gen)).build().user_data(user_data(owner, OP_CANCEL, c, 0)));
         }
         Some(was)
     }
@@ -840,7 +833,7 @@ impl Conns {
     pub fn close(&mut self, ring: &mut Ring, c: usize, abort: bool, linger_until: f64) {
         let Some(was) = self.begin_close(ring, c) else { return };
         if abort {
-            Self::abort_now(ring, self.tag, c, &mut self.conns[c]);
+            Self::abort_now(ring, self.owner, c, &mut self.conns[c]);
             return self.maybe_free(ring, c);
         }
         self.send_then_shutdown(ring, c, was == State::Connecting, linger_until);
@@ -861,7 +854,7 @@ impl Conns {
     /// The rest of a graceful close: what is queued (and, after a TLS failure, the session's
     /// alert) goes out, then a FIN.
     fn send_then_shutdown(&mut self, ring: &mut Ring, c: usize, was_connecting: bool, linger_until: f64) {
-        let tag = self.tag;
+        let owner = self.owner;
         let conn = &mut self.conns[c];
         let gen = conn.gen;
         // a TLS failure leaves its alert in the session: it still goes out (send_next)
@@ -874,12 +867,12 @@ impl Conns {
         if conn.may_drain && linger_until > 0.0 && conn.err == 0 && !was_connecting && !conn.eof {
             conn.draining = true;
             if !conn.recv_inflight {
-                Self::drain(ring, tag, c, conn);
+                Self::drain(ring, owner, c, conn);
             }
         }
         if !conn.send_inflight {
             // send what is queued now; the shutdown follows its completion (on_send)
-            if !((conn.err == 0 || tls_alert) && !was_connecting && Self::send_next(ring, tag, c, conn)) {
+            if !((conn.err == 0 || tls_alert) && !was_connecting && Self::send_next(ring, owner, c, conn)) {
                 Self::finish_graceful(conn);
                 if !conn.draining {
                     return self.maybe_free(ring, c);
@@ -952,7 +945,7 @@ impl Conns {
                 continue;
             }
             if now >= at {
-                Self::abort_now(ring, self.tag, c, conn);
+                Self::abort_now(ring, self.owner, c, conn);
                 self.maybe_free(ring, c);
             } else {
                 next = Some(next.map_or(at, |n: f64| n.min(at)));
@@ -981,12 +974,10 @@ impl Conns {
 
     // ---- completions -----------------------------------------------------------------------
 
-    /// Handles one completion of this module's (`user_data & TAG`); a stale one (its slot was
-    /// freed, or freed and reused) is ignored.
+    /// Handles one completion of this owner's operations; a stale one (its slot was freed, or
+    /// freed and reused) is ignored.
     pub fn on_completion(&mut self, ring: &mut Ring, user_data: u64, res: i32) {
-        let op = (user_data >> 56) & 0x3f;
-        let gen = ((user_data >> 32) & 0xff_ffff) as u32;
-        let slot = (user_data & 0xffff_ffff) as usize;
+        let Some(op_id::OpId { op, slot, gen, .. }) = op_id::decode(user_data) else { return };
         match op {
             OP_ACCEPT => {
                 if self.listeners.get(slot).is_some_and(|l| l.gen == gen) {
@@ -1056,7 +1047,7 @@ mod tests {
         let addr = SockAddr::inet("127.0.0.1:0").unwrap();
         let l = conns.listen(&mut ring, addr, 4, 10, false).unwrap();
         let gen = conns.listeners[l].gen;
-        let stale = user_data(TAG, OP_ACCEPT, l, gen);
+        let stale = user_data(Owner::Sockets, OP_ACCEPT, l, gen);
         // the accept completes as cancelled: the listener is freed
         conns.close_listener(&mut ring, l);
         conns.on_completion(&mut ring, stale, -libc::ECANCELED);
@@ -1073,7 +1064,7 @@ mod tests {
     }
 
     /// Runs the ring until `done` says the events seen so far are enough (at most 2 s); every
-    /// completion must carry the tag `conns` was made with.
+    /// completion must carry the owner `conns` was made with.
     fn pump(ring: &mut Ring, inbox: &Inbox, conns: &mut Conns, seen: &mut Vec<Event>, done: impl Fn(&[Event]) -> bool) {
         let mut out = vec![crate::ring::Completion::default(); 64];
         for _ in 0..200 {
@@ -1083,8 +1074,8 @@ mod tests {
             conns.flush(ring);
             let n = ring.wait(inbox, 0.01, 0.0, &mut out).unwrap();
             for c in &out[..n] {
-                if c.user_data & TAG != 0 {
-                    assert_eq!(c.user_data & conns.tag, conns.tag, "a completion without the owner's tag");
+                if let Some(owner) = op_id::owner(c.user_data) {
+                    assert_eq!(owner, conns.owner, "a completion without the owner's tag");
                     conns.on_completion(ring, c.user_data, c.res);
                 }
             }
@@ -1098,7 +1089,7 @@ mod tests {
     fn an_owner_holds_reading_hands_over_buffers_and_closes_with_last_words() {
         let inbox = Inbox::new(4).unwrap();
         let mut ring = Ring::new(64, inbox.doorbell_fd()).unwrap();
-        let mut conns = Conns::new(TAG | (1 << 63), 4096); // the node transport's tag
+        let mut conns = Conns::new(Owner::TransportLinks, 4096); // the node transport's owner
         let l = conns.listen(&mut ring, SockAddr::inet("127.0.0.1:0").unwrap(), 4, usize::MAX, false).unwrap();
         let port = conns.local_addr(Some(l), None).unwrap().port();
         let client = conns.connect(&mut ring, SockAddr::inet(&format!("127.0.0.1:{port}")).unwrap()).unwrap();

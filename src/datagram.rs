@@ -2,17 +2,17 @@
 //! socket (its buffer, address and `msghdr` owned by the operation until it completes),
 //! received datagrams queued for Lua (at most `MAX_QUEUED`; past it new ones are dropped, as
 //! the network may drop them), and `sendto` as a `SendMsg` operation that owns a copy of its datagram until it
-//! completes (at most `MAX_SENDING` bytes in flight per socket). Slots carry generations: a
-//! completion for a freed (or freed and reused) slot is ignored.
+//! completes (at most `MAX_SENDING` bytes in flight per socket). A receive is named by its
+//! socket's slot, a send by its own slot among the sends in flight; both carry generations
+//! (`op_id.rs`): a completion for a freed (or freed and reused) slot is ignored.
 use crate::conn::SockAddr;
+use crate::op_id::{self, OpId, Owner};
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
 use io_uring::{opcode, types};
 use slab::Slab;
 use std::collections::VecDeque;
 
-/// Bit 61 marks an operation of this module in io_uring `user_data`.
-pub const TAG: u64 = 1 << 61;
 const OP_RECV: u64 = 1;
 const OP_SEND: u64 = 2;
 const OP_CANCEL: u64 = 3;
@@ -53,14 +53,24 @@ struct Udp {
     recv: Option<Box<MsgOp>>,
     recv_inflight: bool,
     queue: VecDeque<(Vec<u8>, SockAddr)>,
-    sends: Slab<Box<MsgOp>>,
+    /// Its sends in flight (in `Datagrams::sends`) and their bytes.
+    sends: usize,
     sending_bytes: usize,
     closing: bool,
+}
+
+/// A send in flight: its socket, its generation, and the datagram the kernel reads.
+struct SendInFlight {
+    sock: usize,
+    gen: u32,
+    op: Box<MsgOp>,
 }
 
 #[derive(Default)]
 pub struct Datagrams {
     socks: Slab<Udp>,
+    /// Every socket's sends in flight, by the slot their `user_data` names.
+    sends: Slab<SendInFlight>,
     next_gen: u32,
     /// Sockets with a new datagram for Lua.
     events: VecDeque<usize>,
@@ -68,8 +78,8 @@ pub struct Datagrams {
     pub current: Option<(Vec<u8>, SockAddr)>,
 }
 
-fn user_data(op: u64, slot: usize, gen: u32, send: usize) -> u64 {
-    TAG | (op << 56) | ((gen as u64 & 0xfff) << 44) | ((send as u64 & 0xf_ffff) << 24) | (slot as u64 & 0xff_ffff)
+fn user_data(op: u64, slot: usize, gen: u32) -> u64 {
+    op_id::encode(Owner::Datagrams, op, slot, gen)
 }
 
 impl Datagrams {
@@ -87,7 +97,7 @@ impl Datagrams {
             unsafe { libc::close(fd) };
             return Err(e);
         }
-        self.next_gen = (self.next_gen + 1) & 0xfff;
+        self.next_gen = op_id::next_gen(self.next_gen);
         let gen = self.next_gen;
         let slot = self.socks.insert(Udp {
             fd,
@@ -95,7 +105,7 @@ impl Datagrams {
             recv: None,
             recv_inflight: false,
             queue: VecDeque::new(),
-            sends: Slab::new(),
+            sends: 0,
             sending_bytes: 0,
             closing: false,
         });
@@ -117,7 +127,7 @@ impl Datagrams {
             return;
         }
         let mut op = MsgOp::new(vec![0u8; DATAGRAM_MAX], SockAddr::empty());
-        let entry = opcode::RecvMsg::new(types::Fd(u.fd), &mut op.msg).build().user_data(user_data(OP_RECV, slot, u.gen, 0));
+        let entry = opcode::RecvMsg::new(types::Fd(u.fd), &mut op.msg).build().user_data(user_data(OP_RECV, slot, u.gen));
         u.recv = Some(op);
         u.recv_inflight = true;
         ring.push(entry);
@@ -133,9 +143,12 @@ impl Datagrams {
             return Ok(false);
         }
         let mut op = MsgOp::new(data.to_vec(), to);
-        let s = u.sends.vacant_key();
-        let entry = opcode::SendMsg::new(types::Fd(u.fd), &mut op.msg).build().user_data(user_data(OP_SEND, slot, u.gen, s));
-        u.sends.insert(op);
+        self.next_gen = op_id::next_gen(self.next_gen);
+        let gen = self.next_gen;
+        let s = self.sends.vacant_key();
+        let entry = opcode::SendMsg::new(types::Fd(u.fd), &mut op.msg).build().user_data(user_data(OP_SEND, s, gen));
+        self.sends.insert(SendInFlight { sock: slot, gen, op });
+        u.sends += 1;
         u.sending_bytes += data.len();
         ring.push(entry);
         Ok(true)
@@ -155,14 +168,14 @@ impl Datagrams {
         u.closing = true;
         u.queue.clear();
         if u.recv_inflight {
-            ring.push(opcode::AsyncCancel::new(user_data(OP_RECV, slot, u.gen, 0)).build().user_data(user_data(OP_CANCEL, slot, 0, 0)));
+            ring.push(opcode::AsyncCancel::new(user_data(OP_RECV, slot, u.gen)).build().user_data(user_data(OP_CANCEL, slot, 0)));
         }
         self.maybe_free(slot);
     }
 
     fn maybe_free(&mut self, slot: usize) {
-        let u = &self.socks[slot];
-        if u.closing && !u.recv_inflight && u.sends.is_empty() {
+        let Some(u) = self.socks.get(slot) else { return };
+        if u.closing && !u.recv_inflight && u.sends == 0 {
             // SAFETY: ours, and no operation uses it any more.
             unsafe { libc::close(u.fd) };
             self.socks.remove(slot);
@@ -170,21 +183,22 @@ impl Datagrams {
     }
 
     pub fn on_completion(&mut self, ring: &mut Ring, user_data: u64, res: i32) {
-        let op = (user_data >> 56) & 0x1f;
-        let gen = ((user_data >> 44) & 0xfff) as u32;
-        let send = ((user_data >> 24) & 0xf_ffff) as usize;
-        let slot = (user_data & 0xff_ffff) as usize;
+        let Some(OpId { op, slot, gen, .. }) = op_id::decode(user_data) else { return };
+        if op == OP_SEND {
+            if !self.sends.get(slot).is_some_and(|s| s.gen == gen) {
+                return;
+            }
+            let done = self.sends.remove(slot);
+            if let Some(u) = self.socks.get_mut(done.sock) {
+                u.sends -= 1;
+                u.sending_bytes -= done.op.buf.len();
+            }
+            return self.maybe_free(done.sock);
+        }
         if op == OP_CANCEL || !self.socks.get(slot).is_some_and(|u| u.gen == gen) {
             return;
         }
         let u = &mut self.socks[slot];
-        if op == OP_SEND {
-            if u.sends.contains(send) {
-                let done = u.sends.remove(send);
-                u.sending_bytes -= done.buf.len();
-            }
-            return self.maybe_free(slot);
-        }
         u.recv_inflight = false;
         let op = u.recv.take();
         if u.closing {
@@ -223,11 +237,76 @@ impl Datagrams {
                     std::mem::forget(op);
                 }
             }
-            for (_, op) in std::mem::take(&mut u.sends) {
-                std::mem::forget(op);
-            }
+        }
+        for (_, send) in std::mem::take(&mut self.sends) {
+            std::mem::forget(send.op);
         }
         self.socks.clear();
         self.events.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbox::Inbox;
+    use crate::ring::Completion;
+
+    /// Runs the ring until `done` (at most 2 s), handing this module's completions to `d` and
+    /// keeping their user_data in `seen`.
+    fn pump(ring: &mut Ring, inbox: &Inbox, d: &mut Datagrams, seen: &mut Vec<u64>, done: impl Fn(&Datagrams) -> bool) {
+        let mut out = vec![Completion::default(); 64];
+        for _ in 0..200 {
+            if done(d) {
+                return;
+            }
+            let n = ring.wait(inbox, 0.01, 0.0, &mut out).unwrap();
+            for c in &out[..n] {
+                if op_id::owner(c.user_data) == Some(Owner::Datagrams) {
+                    seen.push(c.user_data);
+                    d.on_completion(ring, c.user_data, c.res);
+                }
+            }
+        }
+        panic!("not done within 2 s");
+    }
+
+    fn first(seen: &[u64], op: u64) -> u64 {
+        *seen.iter().find(|ud| op_id::decode(**ud).unwrap().op == op).expect("a completion of that kind")
+    }
+
+    #[test]
+    fn a_stale_send_or_receive_completion_touches_nothing() {
+        let inbox = Inbox::new(4).unwrap();
+        let mut ring = Ring::new(64, inbox.doorbell_fd()).unwrap();
+        let mut d = Datagrams::default();
+        let s = d.open(&mut ring, SockAddr::inet("127.0.0.1:0").unwrap()).unwrap();
+        let to = d.local_addr(s).unwrap();
+        assert!(d.sendto(&mut ring, s, b"ping", to).unwrap());
+        assert_eq!(d.socks[s].sending_bytes, 4);
+        let mut seen = Vec::new();
+        pump(&mut ring, &inbox, &mut d, &mut seen, |d| d.has_events() && d.sends.is_empty());
+        assert!(d.take(s));
+        assert_eq!(d.current.as_ref().unwrap().0, b"ping");
+        assert_eq!((d.socks[s].sends, d.socks[s].sending_bytes), (0, 0));
+        // a new send takes the freed send slot with a new generation: the old send's completion
+        // again (duplicated or late) must not free it
+        let old_send = first(&seen, OP_SEND);
+        assert!(d.sendto(&mut ring, s, b"pong!", to).unwrap());
+        assert_eq!(op_id::decode(old_send).unwrap().slot, d.sends.iter().next().unwrap().0);
+        d.on_completion(&mut ring, old_send, 4);
+        assert_eq!((d.sends.len(), d.socks[s].sends, d.socks[s].sending_bytes), (1, 1, 5));
+        // closed and freed once its operations are done; a new socket takes the slot: the old
+        // socket's receive completion again must not reach it
+        let old_recv = first(&seen, OP_RECV);
+        d.close(&mut ring, s);
+        pump(&mut ring, &inbox, &mut d, &mut seen, |d| d.socks.is_empty() && d.sends.is_empty());
+        while d.pop_event().is_some() {}
+        let s2 = d.open(&mut ring, SockAddr::inet("127.0.0.1:0").unwrap()).unwrap();
+        assert_eq!(s2, s);
+        d.on_completion(&mut ring, old_recv, 4); // "received 4 bytes" for the old socket
+        assert!(!d.has_events());
+        assert!(d.socks[s2].recv_inflight && d.socks[s2].queue.is_empty());
+        d.shutdown_all();
     }
 }

@@ -14,6 +14,7 @@ mod names;
 mod node_flow;
 mod node_tls;
 mod offload;
+mod op_id;
 mod ring;
 mod runtime;
 mod sockaddr;
@@ -28,7 +29,6 @@ mod tls;
 mod transport;
 mod util;
 mod vm;
-#[allow(dead_code)]
 mod wire;
 
 // Unit tests are a plain executable, not a module loaded by `luajit`: link LuaJIT for the

@@ -27,13 +27,20 @@ impl NodeTls {
     /// the node at `addr` ("ip:port"), and checks that the certificate is signed by `ca`, may
     /// serve as both a TLS server and a TLS client (no extendedKeyUsage, or both serverAuth and
     /// clientAuth) and names the node's IP (a subjectAltName IP entry): its peers check all of that.
+    /// `addr` "" is a node client (it dials and never listens): its certificate need only be
+    /// signed by `ca` and allow clientAuth (an acceptor checks no name of the dialer).
     pub fn load(cert: &str, key: &str, ca: &str, addr: &str) -> Result<NodeTls, TlsError> {
         let server = ServerTls::from_files(cert, key, Some(ca))?;
         let client = ClientTls::from_files(ca, Some((cert, key)))?;
-        let ip: IpAddr = addr
-            .rsplit_once(':')
-            .and_then(|(ip, _)| ip.parse().ok())
-            .ok_or_else(|| TlsError::Config(format!("the node address {addr:?} is not ip:port")))?;
+        let ip: Option<IpAddr> = if addr.is_empty() {
+            None
+        } else {
+            let ip = addr
+                .rsplit_once(':')
+                .and_then(|(ip, _)| ip.parse().ok())
+                .ok_or_else(|| TlsError::Config(format!("the node address {addr:?} is not ip:port")))?;
+            Some(ip)
+        };
         check_own(cert, ca, ip)?;
         Ok(NodeTls { server: Arc::new(server), client })
     }
@@ -49,20 +56,23 @@ impl NodeTls {
     }
 }
 
-/// What a peer will check of our certificate, checked here first.
-fn check_own(cert: &str, ca: &str, ip: IpAddr) -> Result<(), TlsError> {
+/// What a peer will check of our certificate, checked here first (`ip`: the node's; None for a
+/// node client, which is never dialed).
+fn check_own(cert: &str, ca: &str, ip: Option<IpAddr>) -> Result<(), TlsError> {
     let certs = tls::load_certs(cert)?;
     let roots = Arc::new(tls::load_roots(ca)?);
     let (leaf, chain) = certs.split_first().ok_or_else(|| TlsError::Config(format!("{cert}: no certificate")))?;
     let now = UnixTime::now();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let as_server = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
-        .build()
-        .map_err(|e| TlsError::Config(format!("{ca}: {e}")))?;
-    let name = ServerName::IpAddress(ip.into());
-    as_server.verify_server_cert(leaf, chain, &name, &[], now).map_err(|e| TlsError::Config(format!(
-        "{cert} would be refused by the nodes that dial this one ({e}): it must be signed by {ca}, name this node's IP {ip} as a subjectAltName (IP:{ip}) and allow serverAuth"
-    )))?;
+    if let Some(ip) = ip {
+        let as_server = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| TlsError::Config(format!("{ca}: {e}")))?;
+        let name = ServerName::IpAddress(ip.into());
+        as_server.verify_server_cert(leaf, chain, &name, &[], now).map_err(|e| TlsError::Config(format!(
+            "{cert} would be refused by the nodes that dial this one ({e}): it must be signed by {ca}, name this node's IP {ip} as a subjectAltName (IP:{ip}) and allow serverAuth"
+        )))?;
+    }
     let as_client = WebPkiClientVerifier::builder_with_provider(roots, provider)
         .build()
         .map_err(|e| TlsError::Config(format!("{ca}: {e}")))?;

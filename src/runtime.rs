@@ -3,6 +3,7 @@
 //! the worker threads (the body of threads 2..n is `run_worker` here). One runtime at a time;
 //! `start` may run again after it has finished.
 use crate::inbox::Inbox;
+use crate::op_id::Owner;
 use crate::ring::Ring;
 use crate::status::{Error, Result, Status};
 use crate::transport::{NodeConfig, Transport};
@@ -352,13 +353,17 @@ impl ThreadCtx {
         let mut k = 0;
         for i in 0..n {
             let c = self.completions[i];
-            if c.user_data & crate::transport::TAG != 0 {
-                self.transport.on_completion(&mut self.ring, &self.runtime.inboxes, c.user_data, c.res, now);
-            } else if c.user_data & (crate::conn::TAG | crate::datagram::TAG) != 0 {
-                self.sockets.on_completion(&mut self.ring, c.user_data, c.res);
-            } else if k < out.len() {
-                out[k] = c;
-                k += 1;
+            // routed by the operation's owner (src/op_id.rs); no owner's: Lua's
+            match crate::op_id::owner(c.user_data) {
+                Some(Owner::Transport | Owner::TransportLinks) => {
+                    self.transport.on_completion(&mut self.ring, &self.runtime.inboxes, c.user_data, c.res, now)
+                }
+                Some(Owner::Sockets | Owner::Datagrams) => self.sockets.on_completion(&mut self.ring, c.user_data, c.res),
+                None if k < out.len() => {
+                    out[k] = c;
+                    k += 1;
+                }
+                None => {}
             }
         }
         k += self.sockets.take_events(&mut self.ring, &mut out[k..]);

@@ -153,7 +153,7 @@ impl Sockets {
     }
 
     pub fn on_completion(&mut self, ring: &mut Ring, user_data: u64, res: i32) {
-        if user_data & crate::datagram::TAG != 0 {
+        if crate::op_id::owner(user_data) == Some(crate::op_id::Owner::Datagrams) {
             self.datagrams.on_completion(ring, user_data, res);
         } else {
             self.conns.on_completion(ring, user_data, res);

@@ -93,8 +93,8 @@ local function check_options(opts)
     end
   end
   if o.tls ~= nil then
-    if not o.address then
-      error("bad 'tls' option to luact.start (TLS is for node links: it needs an 'address')", 3)
+    if not o.address and not o.secret then
+      error("bad 'tls' option to luact.start (TLS is for node links: it needs an 'address', or a 'secret' for a node client)", 3)
     end
     for k in pairs(o.tls) do
       if k ~= "cert" and k ~= "key" and k ~= "ca" then
@@ -211,8 +211,11 @@ local function node_options(opts)
       error("bad 'secret' option to luact.start (a non-empty secret shared by the cluster expected)", 3)
     end
     local cluster = opts.cluster or "luact"
+    local t = opts.tls or {}   -- (its certificate need only allow clientAuth: it is never dialed)
     return lffi.ffi.new("luact_node_options_t", { "", 0, opts.secret, #opts.secret, cluster, #cluster,
-                                                  opts.max_frame or 0, nil, 0, nil, 0, nil, 0 })
+                                                  opts.max_frame or 0,
+                                                  t.cert, t.cert and #t.cert or 0, t.key, t.key and #t.key or 0,
+                                                  t.ca, t.ca and #t.ca or 0 })
   end
   return nil
 end

@@ -340,7 +340,7 @@ EOF]]) == 0, "nft failed")
       local got = start(c[1])
       assert.equal(c[2], got:sub(1, #c[2]), ("case %d: %s"):format(i, got))
     end
-    assert.equal("bad 'tls' option to luact.start (TLS is for node links: it needs an 'address')",
+    assert.equal("bad 'tls' option to luact.start (TLS is for node links: it needs an 'address', or a 'secret' for a node client)",
       (select(2, pcall(luact.start, { tls = tls_of("a") }, function() end))))
     -- and the good one starts
     assert.equal("started", start(tls_of("a")))

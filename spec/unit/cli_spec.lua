@@ -57,6 +57,19 @@ describe("luact.cli", function()
   end)
 end)
 
+describe("luact.cli.tls", function()
+  it("takes the three files from options or the environment, all or none", function()
+    local none = function() return nil end
+    assert.is_nil(cli.tls({}, none))
+    assert.same({ cert = "c", key = "k", ca = "a" }, cli.tls({ tls = { cert = "c", key = "k", ca = "a" } }, none))
+    local env = { LUACT_TLS_CERT = "ec", LUACT_TLS_KEY = "ek", LUACT_TLS_CA = "ea" }
+    assert.same({ cert = "c", key = "ek", ca = "ea" }, cli.tls({ tls = { cert = "c" } }, function(k) return env[k] end))
+    local ok, e = pcall(cli.tls, { tls = { cert = "c" } }, none)
+    assert.is_false(ok)
+    assert.truthy(e.usage:find("TLS needs all three", 1, true))
+  end)
+end)
+
 describe("luact.cli.format", function()
   it("writes JSON with sorted keys, arrays, escapes and no NaN", function()
     assert.equal('{"a":[1,2.5,"x\\"y\\n"],"b":{},"c":null,"d":true}',

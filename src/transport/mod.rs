@@ -33,9 +33,8 @@ mod datagrams;
 mod listener_clients;
 mod node_link;
 
-/// Bit 63 marks a transport operation in io_uring `user_data`: with bit 62 (`conn::TAG`) one of
-/// its connections' (`links`), without it a udp:// receive.
-pub const TAG: u64 = 1 << 63;
+/// The transport's own kind of operation (`op_id::Owner::Transport`): a udp:// receive. Its
+/// connections' operations are `links`' (`op_id::Owner::TransportLinks`).
 const OP_DATAGRAM: u64 = 5;
 
 /// What one receive of a node or listener connection reads at most.
@@ -335,7 +334,7 @@ fn nonce() -> [u8; 32] {
 }
 
 fn user_data(op: u64, slot: usize, gen: u32) -> u64 {
-    TAG | (op << 56) | ((gen as u64 & 0xff_ffff) << 32) | slot as u64
+    crate::op_id::encode(crate::op_id::Owner::Transport, op, slot, gen)
 }
 
 const NONE: usize = usize::MAX;
@@ -369,7 +368,7 @@ impl Transport {
         Transport {
             tid,
             node,
-            links: Conns::new(TAG | crate::conn::TAG, READ_BUF),
+            links: Conns::new(crate::op_id::Owner::TransportLinks, READ_BUF),
             conns: Slab::new(),
             by_link: Vec::new(),
             by_link_listener: HashMap::new(),
@@ -874,19 +873,18 @@ impl Transport {
 
     // ---- the loop's entry points --------------------------------------------------------------
 
-    /// Handles one transport completion.
+    /// Handles one transport completion (`op_id::Owner::Transport` or `TransportLinks`).
     pub fn on_completion(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], user_data: u64, res: i32, now: f64) {
-        if user_data & crate::conn::TAG != 0 {
+        let Some(id) = crate::op_id::decode(user_data) else { return };
+        if id.owner == crate::op_id::Owner::TransportLinks {
             self.links.on_completion(ring, user_data, res);
             while let Some(ev) = self.links.pop_event() {
                 self.on_link_event(ring, inboxes, ev, now);
             }
             return self.sweep(ring);
         }
-        let op = (user_data >> 56) & 0x3f;
-        let slot = (user_data & 0xffff_ffff) as usize;
-        if op == OP_DATAGRAM {
-            self.on_datagram(ring, inboxes, slot, res);
+        if id.op == OP_DATAGRAM {
+            self.on_datagram(ring, inboxes, id.slot, res);
         }
     }
 

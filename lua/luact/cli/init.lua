@@ -30,6 +30,10 @@ Commands:
 Options:
   --secret-file FILE   read the cluster secret from FILE (first line); default: $LUACT_SECRET
   --cluster NAME       the cluster's name (default: $LUACT_CLUSTER, else "luact")
+  --tls-cert FILE, --tls-key FILE, --tls-ca FILE
+                       for nodes whose links are TLS (their `tls` option): this client's
+                       certificate (signed by the cluster's CA, clientAuth), its key, and the
+                       CA (default: $LUACT_TLS_CERT, $LUACT_TLS_KEY, $LUACT_TLS_CA)
   --timeout SECONDS    how long to wait for each answer (default 5)
   --json               print the node's answer as JSON
   -h, --help           show this help
@@ -160,6 +164,9 @@ function cli.parse(argv)
       elseif name == "--json" then r.json = true
       elseif name == "--secret-file" then r.secret_file = value(name, inline)
       elseif name == "--cluster" then r.cluster = value(name, inline)
+      elseif name == "--tls-cert" or name == "--tls-key" or name == "--tls-ca" then
+        r.tls = r.tls or {}
+        r.tls[name:sub(7)] = value(name, inline)
       elseif name == "--timeout" then r.timeout = number_opt("--timeout", value(name, inline), 0.1, 3600)
       elseif name == "--secret" or name == "-s" then
         usage_error("the secret is not taken from the command line (every user can read it there): set LUACT_SECRET or use --secret-file FILE")
@@ -218,6 +225,24 @@ function cli.secret(r, getenv)
   return s
 end
 
+-- The TLS files of a node client (--tls-cert/--tls-key/--tls-ca, else LUACT_TLS_*): all three, or
+-- nil for plain node links. Raises a usage error when only some are given.
+function cli.tls(r, getenv)
+  getenv = getenv or os.getenv
+  local t = {}
+  local given = 0
+  for _, k in ipairs { "cert", "key", "ca" } do
+    t[k] = (r.tls or {})[k] or getenv("LUACT_TLS_" .. k:upper())
+    if t[k] == "" then t[k] = nil end
+    if t[k] then given = given + 1 end
+  end
+  if given == 0 then return nil end
+  if given < 3 then
+    usage_error("TLS needs all three of --tls-cert, --tls-key and --tls-ca (or LUACT_TLS_CERT, LUACT_TLS_KEY, LUACT_TLS_CA)")
+  end
+  return t
+end
+
 -- The text of what a command raised, and its exit status.
 local function describe(e, addr)
   if type(e) == "table" and e.usage then return e.usage, 2 end
@@ -263,6 +288,12 @@ function cli.main(argv)
   end
   r.secret = secret
   r.cluster = r.cluster or os.getenv("LUACT_CLUSTER") or "luact"
+  local okt, tls = pcall(cli.tls, r)
+  if not okt then
+    io.stderr:write("luact: ", (describe(tls)), "\nTry 'luact --help'.\n")
+    return 2
+  end
+  r.tls = tls
   local remote = require "luact.cli.remote"
   remote.timeout = r.timeout or 5
   local run = r.cmd == "top" and require("luact.cli.top").run or require("luact.cli.commands")[r.cmd]

@@ -24,11 +24,14 @@ end
 function session.run(conf, fn)
   job = { fn = fn, conf = conf }
   local ok, err = pcall(runtime.start, {
-    n_core = 1, secret = conf.secret, cluster = conf.cluster,
+    n_core = 1, secret = conf.secret, cluster = conf.cluster, tls = conf.tls,
     log_level = "error",        -- (the command says what went wrong itself, on stderr)
     stall_warn = false, join_timeout = 1,
   }, main)
-  if not ok and job.err == nil then job.err = err end
+  if not ok and job.err == nil then
+    -- (a TLS file the core refused is the caller's to fix: a usage error)
+    job.err = tostring(err):find("^bad 'tls' option") and { usage = tostring(err) } or err
+  end
   local e = job.err
   job = nil
   return e
