@@ -24,7 +24,7 @@ local r = nemesis.run({ seed = seed, duration = duration, classes = classes,
                         log = function(s) io.stdout:write(s, "\n"); io.stdout:flush() end })
 print(r.report)
 local s = r.stats
-print(('{"bench":"nemesis","seed":%d,"duration_s":%d,"classes":"%s","rounds":%d,"db_ops":%d,"db_acked":%d,"calls":%d,"calls_answered":%d,"activations":%d,"max_rss_mb":%.1f,"lin_check_s":%.1f,"failures":%d}'):format(
+print(('{"bench":"nemesis","seed":%d,"duration_s":%d,"classes":"%s","rounds":%d,"db_ops":%d,"db_acked":%d,"calls":%d,"calls_answered":%d,"activations":%d,"max_rss_mb":%.1f,"lin_check_s":%.1f,"worst_answer_s":%.2f,"failures":%d}'):format(
   s.seed, s.duration, table.concat(classes, ","), s.rounds, s.db_ops, s.db_ok, s.calls, s.calls_ok, s.activations,
-  s.max_rss_mb, s.lin_check_s, s.failures))
+  s.max_rss_mb, s.lin_check_s, s.worst_answer_s, s.failures))
 os.exit(r.ok and 0 or 1)

@@ -19,6 +19,9 @@
 --   majority_down kill -9 two voters (no majority for a while), restart both at the heal
 --   wipe          a voter's datadir deleted plus one more voter down (see damaged() below)
 --   flip          the same with one bit flipped in that voter's raft log instead
+--   slow_disk     every fsync of one voter (the leader, or another voter, by the seed) takes
+--                 0.2-1.5 s (an LD_PRELOAD shim, spec/helpers/slow_fsync.c, around fsync and
+--                 fdatasync; every voter runs with it, slowed only during this round)
 --   clock         one member runs its whole life with its clock slowed to 0.8 (libfaketime):
 --                 not a round of its own, it runs under every other fault
 -- Node ports only (7001-7005) are cut: the control listeners (800x) that the clients and the
@@ -36,7 +39,7 @@ pcall(ffi.cdef, [[
 local nemesis = {}
 
 nemesis.CLASSES = { "kill", "stop", "drop", "reject", "oneway", "leader_alone", "leader_only",
-                    "stop_leader", "majority_down", "clock", "wipe", "flip" }
+                    "stop_leader", "majority_down", "clock", "wipe", "flip", "slow_disk" }
 nemesis.FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 nemesis.SLOW_RATE = 0.8
 
@@ -112,7 +115,17 @@ function nemesis.cluster(opts)
                            logs = {}, rss = {}, incarnations = {}, expected_exits = {},
                            gone = {} }, Cluster)
   sh("rm -rf " .. c.dir .. " && mkdir -p " .. c.dir)
+  c.fsync_shim = c.dir .. "/slow_fsync.so"
+  assert(sh(("cc -shared -fPIC -O2 -o %s spec/helpers/slow_fsync.c -ldl"):format(c.fsync_shim)),
+    "could not build spec/helpers/slow_fsync.c (cc)")
   return c
+end
+
+-- Every fsync of member i takes `ms` milliseconds more from now on (0: a healthy disk again).
+function Cluster:slow_disk(i, ms)
+  local f = assert(io.open(("%s/fsync_delay%d"):format(self.dir, i), "w"))
+  f:write(tostring(math.floor(ms)))
+  f:close()
 end
 
 -- Starts member i (its datadir is kept across restarts) and waits until it prints "ready".
@@ -123,10 +136,14 @@ function Cluster:start(i)
   local log = ("%s/n%d.%d.log"):format(self.dir, i, k)
   local pidf = ("%s/n%d.%d.pid"):format(self.dir, i, k)
   local data = i <= 3 and (self.dir .. "/data" .. i) or "-"
-  local env = ("LUACT_SPEC_SNAPSHOT=40 LUACT_SPEC_LIFE=%d"):format(self.life)
+  local env = ("LUACT_SPEC_SNAPSHOT=40 LUACT_SPEC_LIFE=%d LUACT_TEST_FSYNC_DELAY_FILE=%s/fsync_delay%d"):format(
+    self.life, self.dir, i)
+  local preload = self.fsync_shim
   if self.slow == i then
-    env = env .. (" FAKETIME='+0 x%s' FAKETIME_NO_CACHE=1 LD_PRELOAD=%s"):format(nemesis.SLOW_RATE, nemesis.FAKETIME_LIB)
+    env = env .. (" FAKETIME='+0 x%s' FAKETIME_NO_CACHE=1"):format(nemesis.SLOW_RATE)
+    preload = preload .. " " .. nemesis.FAKETIME_LIB
   end
+  env = env .. (" LD_PRELOAD='%s'"):format(preload)
   local cmd = ("env %s luajit spec/nodes/cluster_node.lua %s %s %s tcp://127.0.0.%d:800%d"):format(
     env, addr(i), SEEDS, data, i, i)
   -- a wrapper notes the exit status in the log (the harness reads it for the crash check)
@@ -419,6 +436,14 @@ local function damaged(how)
 end
 apply.wipe = damaged("wipe")
 apply.flip = damaged("flip")
+function apply.slow_disk(c, pick)
+  local leader = c:leader()
+  local i = (pick % 2 == 0 and leader) or (math.floor(pick / 2) % 3 + 1)
+  local ms = 200 + math.floor(pick / 6) % 1300
+  c:slow_disk(i, ms)
+  return function() c:slow_disk(i, 0) end, ("every fsync of voter %d%s takes %d ms more"):format(i,
+    i == leader and " (the leader)" or "", ms)
+end
 
 ---------------------------------------------------------------------------------------------
 -- the soak
@@ -507,7 +532,8 @@ function nemesis.run(opts)
   for _, h in ipairs(heals) do
     if h.t + window <= t_end then checked[#checked + 1] = h else unchecked = unchecked + 1 end
   end
-  add(checks.available(va, checked, vids, window))
+  local unavailable, worst_answer = checks.available(va, checked, vids, window)
+  add(unavailable)
   add(crashes)
   add(checks.memory(c.rss, opts.rss_limit_mb or 256, 1.5, 16))
   local n_db_ok, n_va_ok, acts = 0, 0, 0
@@ -518,10 +544,11 @@ function nemesis.run(opts)
   for _, s in ipairs(c.rss) do if s.rss_kb > max_rss then max_rss = s.rss_kb end end
   local stats = { seed = seed, duration = duration, rounds = #sched.rounds, db_ops = #db, db_ok = n_db_ok,
                   calls = #va, calls_ok = n_va_ok, activations = acts, heals = #heals,
-                  max_rss_mb = max_rss / 1024, lin_check_s = t_lin, failures = #failures }
+                  max_rss_mb = max_rss / 1024, lin_check_s = t_lin, worst_answer_s = worst_answer,
+                  failures = #failures }
   local lines = { nemesis.describe(sched),
-    ("%d db operations (%d acknowledged), %d calls by name (%d answered) by %d activations, max RSS %.1f MB, linearizability checked in %.1f s, %d heals checked for availability (%d too close to the end)"):format(
-      #db, n_db_ok, #va, n_va_ok, acts, max_rss / 1024, t_lin, #checked, unchecked) }
+    ("%d db operations (%d acknowledged), %d calls by name (%d answered) by %d activations, max RSS %.1f MB, linearizability checked in %.1f s, %d heals checked for availability (%d too close to the end; the longest wait for a name's first answer after a heal: %.2f s)"):format(
+      #db, n_db_ok, #va, n_va_ok, acts, max_rss / 1024, t_lin, #checked, unchecked, worst_answer) }
   if #failures > 0 then
     lines[#lines + 1] = ("%d FAILURES (seed %d; replay: NEMESIS_SEED=%d, logs in %s):"):format(#failures, seed, seed, dir)
     for _, f in ipairs(failures) do lines[#lines + 1] = "  " .. f end

@@ -134,12 +134,14 @@ end
 -- seconds. heals: list of { t =, label = }; names: list of vids.
 function checks.available(va, heals, names, window)
   local failures = {}
+  local worst = 0        -- the longest wait for a name's first answer after a heal (s)
   for _, h in ipairs(heals) do
     for _, vid in ipairs(names) do
       local first
       for _, c in ipairs(va) do
         if c.vid == vid and c.ok and c.send >= h.t and (not first or c.recv < first) then first = c.recv end
       end
+      if first and first - h.t > worst then worst = first - h.t end
       if not first or first - h.t > window then
         -- what the calls after the heal got, for the report
         local errs, n = {}, 0
@@ -158,7 +160,7 @@ function checks.available(va, heals, names, window)
       end
     end
   end
-  return failures
+  return failures, worst
 end
 
 -- (d) The lines of a member's output that say it failed: a logged error or fatal, a Lua error
