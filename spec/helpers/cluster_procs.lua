@@ -248,8 +248,8 @@ function procs.other_than(...)
 end
 
 -- Starts members 1..5 and waits (bounded) until each sees 5 members and a leader; true if so.
-function procs.start_all(timeout)
-  for i = 1, 5 do procs.start(i) end
+function procs.start_all(timeout, env)
+  for i = 1, 5 do procs.start(i, env) end
   return procs.wait_until(function()
     for i = 1, 5 do
       if #procs.value(i, "members") ~= 5 or not procs.value(i, "leader") then return nil end
