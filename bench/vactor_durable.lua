@@ -17,7 +17,7 @@ procs.setup()
 local ok, err = pcall(function()
   -- (the spec's members stop by themselves after 120 s; 20 trials take longer: members that
   -- are not restarted by a trial must outlive them all)
-  procs.start_all(30, "LUACT_SPEC_LIFE=1800 ")
+  procs.start_all(30, procs.LONG_LIFE)
   local samples, lost, acked_total, missed, skipped = {}, 0, 0, 0, 0
   local function trial(t)
     local host, caller = t % 2 == 0 and 4 or 5, t % 2 == 0 and 5 or 4
@@ -44,14 +44,8 @@ local ok, err = pcall(function()
     end
     acked_total = acked_total + #acked
     if first_new then samples[#samples + 1] = first_new - t0 else missed = missed + 1 end
-    procs.start(host, "LUACT_SPEC_LIFE=1800 ")
-    procs.wait_until(function()
-      for i = 1, 5 do
-        if procs.state_seen(i == host and caller or host, i) ~= "alive" then return nil end
-      end
-      return true
-    end, 30)
-    os.execute("sleep 1")
+    procs.start(host, procs.LONG_LIFE)
+    procs.wait_rejoined(host, caller, 30)
   end
   for t = 1, trials do
     local tok, terr = pcall(trial, t)
@@ -59,7 +53,7 @@ local ok, err = pcall(function()
       -- (a shared machine under heavy load: a trial that could not start is counted, not fatal)
       skipped = skipped + 1
       io.stderr:write(("trial %d skipped: %s\n"):format(t, tostring(terr)))
-      for i = 1, 5 do if not procs.pid(i) then pcall(procs.start, i, "LUACT_SPEC_LIFE=1800 ") end end
+      for i = 1, 5 do if not procs.pid(i) then pcall(procs.start, i, procs.LONG_LIFE) end end
     end
   end
   table.sort(samples)

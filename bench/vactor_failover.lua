@@ -20,7 +20,7 @@ procs.setup()
 local ok, err = pcall(function()
   -- (the spec's members stop by themselves after 120 s; 20 trials take longer: members that
   -- are not restarted by a trial must outlive them all)
-  procs.start_all(30, "LUACT_SPEC_LIFE=1800 ")
+  procs.start_all(30, procs.LONG_LIFE)
   local samples = {}
   for t = 1, trials do
     local host, caller = t % 2 == 0 and 4 or 5, t % 2 == 0 and 5 or 4
@@ -36,17 +36,11 @@ local ok, err = pcall(function()
     local r = procs.wait_until(function() return procs.value(caller, "failover_result") end, 40)
     assert(r and r[1], "no new activation answered")
     samples[#samples + 1] = r[1] - t0
-    if mode == "kill" then procs.start(host, "LUACT_SPEC_LIFE=1800 ")
+    if mode == "kill" then procs.start(host, procs.LONG_LIFE)
     elseif mode == "stop" then procs.signal(host, "CONT")
     else procs.heal() end
     -- back to a calm cluster of 5 before the next trial
-    procs.wait_until(function()
-      for i = 1, 5 do
-        if procs.state_seen(i == host and caller or host, i) ~= "alive" then return nil end
-      end
-      return true
-    end, 30)
-    os.execute("sleep 1")
+    procs.wait_rejoined(host, caller, 30)
   end
   table.sort(samples)
   common.report("cluster_vactor_failover_" .. mode, { trials = #samples, median_s = common.percentile(samples, 0.5),

@@ -23,7 +23,7 @@ local PREFIX = "/bench/names/"
 local BATCH = 1000             -- names per ctl call (each call must end within its 20 s timeout)
 
 -- the spec's members snapshot every 40 entries and stop after 120 s: not here
-local ENV = "LUACT_SPEC_SNAPSHOT=2000 LUACT_SPEC_LIFE=1800 "
+local ENV = "LUACT_SPEC_SNAPSHOT=2000 " .. procs.LONG_LIFE
 
 procs.setup()
 local ok, err = pcall(function()

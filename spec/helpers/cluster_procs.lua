@@ -248,6 +248,24 @@ function procs.other_than(...)
 end
 
 -- Starts members 1..5 and waits (bounded) until each sees 5 members and a leader; true if so.
+-- The environment that lets a member outlive the spec's default life of 120 s (benchmarks
+-- whose trials take longer pass it to procs.start / procs.start_all).
+procs.LONG_LIFE = "LUACT_SPEC_LIFE=1800 "
+
+-- After a trial that took member `down` away and brought it back: waits (bounded) until member
+-- `watcher` sees every member alive and `down` sees every member alive, then lets it settle 1 s.
+-- Returns true when they did within `timeout` s.
+function procs.wait_rejoined(down, watcher, timeout)
+  local ok = procs.wait_until(function()
+    for i = 1, 5 do
+      if procs.state_seen(i == down and watcher or down, i) ~= "alive" then return nil end
+    end
+    return true
+  end, timeout or 30)
+  os.execute("sleep 1")
+  return ok
+end
+
 function procs.start_all(timeout, env)
   for i = 1, 5 do procs.start(i, env) end
   return procs.wait_until(function()
