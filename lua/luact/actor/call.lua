@@ -48,9 +48,7 @@ local function my_tid()
   return thread.id or 1
 end
 
-local function raise(name, ...)
-  error(exception.new(name, ...), 0)
-end
+local raise = exception.raise
 
 -- raise, counting the error in this thread's metrics (for errors this thread sees first: not
 -- those a method raised, which luact.actor.host counts)

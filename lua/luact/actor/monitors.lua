@@ -24,9 +24,7 @@ local function my_tid()
   return thread.id or 1
 end
 
-local function raise(name, ...)
-  error(exception.new(name, ...), 0)
-end
+local raise = exception.raise
 
 -- Kills the actor behind a reference (asynchronously when it lives on another thread).
 function monitors.kill(target, reason)
