@@ -63,8 +63,10 @@ local ok, seconds, lat, cpu_used = pcall(luact.start, { n_core = 1, address = "1
     ts[c] = luact.tentacle(function()
       for i = 1, per do
         local s = clock.get()
-        echo:hoge(i)
+        local r = echo:hoge(i)
         if callers == 1 then lat[i] = clock.get() - s end
+        -- every call is checked: a rate is reported only for calls that did the round trip
+        if r ~= i then error(("call %d came back with %s"):format(i, tostring(r)), 0) end
       end
     end)
   end
