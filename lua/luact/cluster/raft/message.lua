@@ -1,6 +1,7 @@
 -- luact.cluster.raft.message: the shape of every Raft message, and the check that a message
 -- handed to step() is well formed before any state is touched. Never raises.
 
+local pieces = require "luact.cluster.raft.pieces"
 local floor, type = math.floor, type
 
 local M = {}
@@ -75,7 +76,11 @@ local checks = {
     return is_int(m.commit) and (m.ctx == nil or is_int(m.ctx))
   end,
   heartbeat_resp = function(m) return m.ctx == nil or is_int(m.ctx) end,
-  snapshot = function(m) return valid_snapshot(m.snapshot) end,
+  -- a piece of a snapshot (raft/pieces.lua): bytes `data` at `offset` of `size`, `done` on the last
+  snapshot = function(m)
+    return valid_snapshot(m.snapshot) and pieces.valid(m.offset, m.size, m.data, m.done, is_int)
+  end,
+  snapshot_resp = function(m) return is_int(m.index) and is_int(m.next) end,
   timeout_now = function() return true end,
   read_index = function(m)
     local t = type(m.ctx)
