@@ -1006,6 +1006,7 @@ function Node:entry(i) return self.log:entry(i) end
 function Node:first_index() return self.log:first_index() end
 function Node:last_index() return self.log:last_index() end
 function Node:term_at(i) return self.log:term(i) end
+function Node:snapshot() return self.snap end    -- the latest { index, term, conf, data }, or nil
 
 raft.storage_memory = storage_memory
 function raft.storage_file(dir, opts)

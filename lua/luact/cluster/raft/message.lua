@@ -1,7 +1,6 @@
 -- luact.cluster.raft.message: the shape of every Raft message, and the check that a message
 -- handed to step() is well formed before any state is touched. Never raises.
 
-local pieces = require "luact.cluster.raft.pieces"
 local floor, type = math.floor, type
 
 local M = {}
@@ -38,6 +37,13 @@ local function valid_entry(e, index, max_term)
   if e.conf ~= nil and (e.data ~= nil or not valid_conf(e.conf)) then return false end
   return true
 end
+
+-- a piece of a snapshot (raft/pieces.lua): `bytes` at `offset` of `size`, `done` on the last
+local function valid_piece(offset, size, bytes, done)
+  return is_int(offset) and is_int(size) and type(bytes) == "string" and type(done) == "boolean" and
+         offset + #bytes <= size and done == (offset + #bytes == size)
+end
+M.valid_piece = valid_piece
 
 local function valid_snapshot(s)
   return type(s) == "table" and is_int(s.index) and s.index > 0 and is_int(s.term) and
@@ -76,9 +82,8 @@ local checks = {
     return is_int(m.commit) and (m.ctx == nil or is_int(m.ctx))
   end,
   heartbeat_resp = function(m) return m.ctx == nil or is_int(m.ctx) end,
-  -- a piece of a snapshot (raft/pieces.lua): bytes `data` at `offset` of `size`, `done` on the last
   snapshot = function(m)
-    return valid_snapshot(m.snapshot) and pieces.valid(m.offset, m.size, m.data, m.done, is_int)
+    return valid_snapshot(m.snapshot) and valid_piece(m.offset, m.size, m.data, m.done)
   end,
   snapshot_resp = function(m) return is_int(m.index) and is_int(m.next) end,
   timeout_now = function() return true end,

@@ -91,11 +91,4 @@ function In:take()
   return s
 end
 
--- Is a piece message's (offset, size, bytes, done) consistent? (The checks a receiver makes
--- before any state is touched.)
-function pieces.valid(offset, size, bytes, done, is_int)
-  return is_int(offset) and is_int(size) and type(bytes) == "string" and type(done) == "boolean" and
-         offset + #bytes <= size and done == (offset + #bytes == size)
-end
-
 return pieces
