@@ -149,7 +149,7 @@ pub extern "C" fn luact_stall_watch(warn: f64) -> i32 {
             rt.options.n_core,
             warn,
             move || r1.is_stopping(),
-            move |tid| r2.waiting[tid - 1].0.load(std::sync::atomic::Ordering::Relaxed) == 1,
+            move |tid| r2.waiting[tid - 1].0.load(std::sync::atomic::Ordering::SeqCst) == 1,
         )
         .map_err(|e| Error::new(Status::Os, format!("cannot start the stall watchdog: {e}")))?;
         Ok(0)
