@@ -351,7 +351,9 @@ impl ThreadCtx {
         let flag = &self.runtime.waiting[self.tid - 1].0;
         flag.store(1, Ordering::Relaxed);
         let waited = self.ring.wait(&self.inbox, timeout, spin, &mut self.completions);
-        flag.store(0, Ordering::Relaxed);
+        // (SeqCst: pairs with the stall watchdog's parking, see stall::left_wait)
+        flag.store(0, Ordering::SeqCst);
+        crate::stall::left_wait();
         let n = waited?;
         // (a wait of 0 took no time worth a second clock read: on some VMs a read costs 30 ns)
         let now = if timeout > 0.0 { crate::clock::monotonic() } else { now };

@@ -9,11 +9,16 @@
 //! function in the registry at `luact.stall` (lua/luact/stall.lua), which logs the actor, the
 //! method, the time held and the traceback, in the stalled code's own coroutine. Each stall is
 //! reported once. (A loop compiled by the JIT runs the hook only when it leaves its trace.)
+//! While every thread waits for work nothing can stall, so the watchdog parks (an idle node
+//! then wakes nobody: it used to look 40 times a second) until a thread leaves its wait
+//! (`left_wait`, called by the loop) or, as a backstop, a second has passed.
 use crate::metrics;
 use mlua::ffi::{self, lua_Debug, lua_State};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 thread_local! {
     /// A state of the VM this OS thread runs (what the signal handler hooks); null: none.
@@ -26,6 +31,39 @@ static THREADS: Mutex<Vec<Option<libc::pthread_t>>> = Mutex::new(Vec::new());
 
 /// Since when each thread's current stall lasts (monotonic seconds; 0: none), for the report.
 static SINCE: Mutex<Vec<f64>> = Mutex::new(Vec::new());
+
+/// Whether the watchdog is parked (or about to be) because every thread waits for work.
+static PARKED: AtomicBool = AtomicBool::new(false);
+/// Held by the watchdog from its last look at the wait flags until it sleeps, and by a thread
+/// waking it, so a thread that leaves its wait in between is not missed.
+static PARK_LOCK: Mutex<()> = Mutex::new(());
+static PARK: Condvar = Condvar::new();
+/// The longest the watchdog stays parked without being woken (a backstop only).
+const PARK_MAX: Duration = Duration::from_secs(1);
+
+/// Called by a thread's loop right after it stopped waiting (its wait flag was stored 0 with
+/// `SeqCst`, which pairs with the watchdog's `SeqCst` store of PARKED before it rereads the
+/// flags: one of the two sees the other's store). Costs one load while the watchdog is awake.
+#[inline]
+pub fn left_wait() {
+    if PARKED.load(Ordering::SeqCst) {
+        let _guard = PARK_LOCK.lock();
+        PARK.notify_one();
+    }
+}
+
+/// Parks the watchdog while every thread 1..=n waits for work (`waiting(tid)`).
+fn park_while_idle<W: Fn(usize) -> bool>(n: usize, waiting: &W) {
+    if !(1..=n).all(waiting) {
+        return;
+    }
+    let mut guard = PARK_LOCK.lock();
+    PARKED.store(true, Ordering::SeqCst);
+    if (1..=n).all(waiting) {
+        PARK.wait_for(&mut guard, PARK_MAX);
+    }
+    PARKED.store(false, Ordering::SeqCst);
+}
 
 fn signal_number() -> i32 {
     libc::SIGRTMIN() + 4
@@ -113,7 +151,8 @@ where
         let mut seen = vec![(-1.0f64, 0.0f64, false); n + 1];
         *SINCE.lock() = vec![0.0; n + 1];
         while !stopping() {
-            std::thread::sleep(std::time::Duration::from_secs_f64(period));
+            park_while_idle(n, &waiting);
+            std::thread::sleep(Duration::from_secs_f64(period));
             let now = crate::clock::monotonic();
             for tid in 1..=n {
                 let waiting = waiting(tid);

@@ -47,6 +47,27 @@ describe("luact stall watchdog", function()
     assert.truthy(text:find("stall_spec.lua:%d+: in function 'hog'") or text:find("in function <spec/integration/stall_spec.lua:%d+>"), text)
   end)
 
+  it("reports a stall that starts on a node where every thread was waiting for work", function()
+    -- (while every thread waits the watchdog sleeps; the thread leaving its wait must wake it)
+    local stalls = helpers.start({ n_core = 2, stall_warn = 0.2 }, function()
+      local luact = require "luact"
+      local h = require "spec.helpers.actors"
+      if luact.thread_id == 2 then
+        luact.register("/spec/staller", {
+          hog = function(self, s) require("luact").util.sleep(s) end,
+        })
+        return
+      end
+      local a = h.wait_for("/spec/staller")
+      luact.clock.sleep(0.5)                 -- both threads idle
+      a:hog(0.6)
+      luact.stop(luact.metrics().threads[2].stalls)
+    end)
+    assert.is_true(stalls >= 1)
+    local _, n = read(log):gsub("method 'hog'", "")
+    assert.equal(1, n, read(log))
+  end)
+
   it("can be turned off, and refuses a bad stall_warn", function()
     local stalls = helpers.start({ n_core = 1, stall_warn = false }, function()
       local luact = require "luact"
