@@ -20,6 +20,7 @@ local view = require "luact.cluster.view"
 local wire = require "luact.cluster.wire"
 local consensus = require "luact.cluster.consensus"
 local replica = require "luact.cluster.replica"
+local moves = require "luact.cluster.moves"
 local ref = require "luact.actor.ref"
 
 local inspect = {}
@@ -124,6 +125,7 @@ function answer.cluster()
   local now = C.luact_clock_monotonic()
   local untl = C.luact_lease_until()
   out.lease = { held = untl > now, seconds_left = untl > now and untl - now or 0 }
+  out.failovers = moves.recent()
   return out
 end
 
@@ -265,7 +267,8 @@ function inspect.threads(opts)
   return ask(opts.node, opts.node and 1 or my_tid(), "threads", nil, nil, opts.timeout)
 end
 
--- luact.inspect.cluster([opts]) -> { member, self, leader, members, raft, applied, lease }
+-- luact.inspect.cluster([opts]) -> { member, self, leader, members, raft, applied, lease,
+-- failovers = the last 50 this node saw: { time, name, from, to } }
 function inspect.cluster(opts)
   opts = check_opts(opts, "luact.inspect.cluster")
   return ask(opts.node, 1, "cluster", nil, nil, opts.timeout)
