@@ -9,6 +9,7 @@ local scheduler = require "luact.scheduler"
 local clock = require "luact.clock"
 local metrics = require "luact.metrics"
 local ACTORS = metrics.SLOT.actors
+local now_precise = C.luact_clock_monotonic
 
 local host = {}
 
@@ -65,12 +66,14 @@ end
 -- `sup` (table or nil) makes it supervised; `id` reuses a reserved local id.
 function host.create(ctor, args, sup, id)
   local body = make_body(ctor, args)
+  local timed = metrics.timed_methods(body)
   id = id or new_id()
   local r = ref.new(host.MACHINE, thread_id(), EPOCH, id)
   -- (four fields, so the record's hash part has four slots: an idle actor costs its record,
-  -- its reference and a slot in `actors`, about 250 bytes; calls, monitors, last_error, the
-  -- name and the supervision fields are added when used; the id is r[4])
+  -- its reference and a slot in `actors`, about 275 bytes; calls, monitors, last_error, the
+  -- name, the timed methods and the supervision fields are added when used; the id is r[4])
   local rec = { body = body, ref = r, state = "alive", served = 0 }
+  if timed then rec.timed, rec.slow = timed, true end
   if sup then
     local opts = {}
     for k, v in pairs(SUPERVISE_DEFAULTS) do opts[k] = v end
@@ -199,15 +202,41 @@ function host.serving()
   return nil
 end
 
--- Runs body[method] in the calling tentacle: returns true, results... or false, exception.
-function host.invoke(rec, method, has_self, ...)
+local function timed_end(k, t0, ...)
+  metrics.observe_method(k, now_precise() - t0)
+  return ...
+end
+
+-- host.invoke for an actor with `slow` set: a virtual actor's activation (its lease, its idle
+-- clock, the persistent one it serves) or one with timed methods (__actor_metrics__).
+local function invoke_slow(rec, method, has_self, ...)
   if rec.lease_gen then
     local refused = lease_refusal(rec, method)
     if refused then return false, refused end
     if rec.idle then rec.used = clock.get() end
-    if rec.persist then return invoke_serving(rec, method, has_self, ...) end
   end
+  local timed = rec.timed
+  local k = timed and timed[method]
+  if k then
+    if rec.persist then return timed_end(k, now_precise(), invoke_serving(rec, method, has_self, ...)) end
+    return timed_end(k, now_precise(), invoke_body(rec, method, has_self, ...))
+  end
+  if rec.persist then return invoke_serving(rec, method, has_self, ...) end
   return invoke_body(rec, method, has_self, ...)
+end
+
+-- Runs body[method] in the calling tentacle: returns true, results... or false, exception.
+-- (One field read decides: an actor that is neither virtual nor timed goes straight to its
+-- body, so a method that is not marked costs no timing.)
+function host.invoke(rec, method, has_self, ...)
+  if rec.slow then return invoke_slow(rec, method, has_self, ...) end
+  return invoke_body(rec, method, has_self, ...)
+end
+
+-- Marks a record as a virtual actor's activation (luact.cluster.activations): its lease is
+-- checked before each call.
+function host.set_virtual(rec, lease_gen, vid, key)
+  rec.lease_gen, rec.vid, rec.vkey, rec.slow = lease_gen, vid, key, true
 end
 
 invoke_body = function(rec, method, has_self, ...)
@@ -314,12 +343,16 @@ local function restart(rec)
   rec.timer = nil
   if rec.state ~= "restarting" then return end
   local ok, body = pcall(make_body, rec.ctor, rec.args)
+  local timed
+  if ok then ok, timed = pcall(metrics.timed_methods, body) end
   if not ok then
     rec.state = "alive"      -- so failed() applies the budget again
-    host.failed(rec, to_exception(body))
+    host.failed(rec, to_exception(ok == false and timed or body))
     return
   end
   rec.body = body
+  rec.timed = timed
+  rec.slow = (timed or rec.lease_gen) and true or nil
   rec.state = "alive"
 end
 

@@ -67,16 +67,23 @@ end
 -- a node whose storage is new (no cluster id yet) learns from any message carrying one that a
 -- cluster exists. If that cluster was founded by an election it voted in, it is a founding
 -- member; otherwise it may have been a member before, with a storage that has since been wiped:
--- it recovers. (A node that is not a voter in its own configuration, one started with no
--- peers to be added later, simply joins.) Returns true if the node has just begun recovering.
+-- it recovers. So does a node that is not a voter in its own configuration (one started with
+-- no peers, hearing from a leader that is adding it): nothing tells a new node from a voter
+-- whose storage was wiped, so it must not vote before it has caught up either. Returns true if
+-- the node has just begun recovering.
 function M.on_message(n, m)
   if not n.sid or n.cid ~= nil or m.cid == nil then return end
   n.cid, n.id_dirty = m.cid, true
-  if not voted_to_found(n, m.cid) and n.is_voter[n.id] then
+  if voted_to_found(n, m.cid) then return false end
+  if n.is_voter[n.id] then
     set_recovering(n, ("has a new storage (%s) but cluster %s already exists"):format(n.sid, m.cid))
-    return true
+  else
+    n.recovering, n.id_dirty = true, true
+    n.log_fn("info", ("raft: %s (storage %s) is new to cluster %s: it copies the log as a learner "
+      .. "and neither votes nor counts toward a quorum until it has caught up with a leader"):format(
+      tostring(n.id), n.sid, m.cid))
   end
-  return false
+  return true
 end
 
 -- may this node grant the (pre-)vote request m, as far as identities go?

@@ -10,6 +10,7 @@ local Progress = require "luact.cluster.raft.progress"
 local message = require "luact.cluster.raft.message"
 local storage_memory = require "luact.cluster.raft.storage_memory"
 local identity = require "luact.cluster.raft.identity"
+local membership = require "luact.cluster.raft.membership"
 
 local min, max, floor = math.min, math.max, math.floor
 local valid_msg, is_id, valid_conf = message.valid, message.is_id, message.valid_conf
@@ -62,14 +63,17 @@ function Node:set_voters(voters)
   local set = {}
   for i = 1, #voters do set[voters[i]] = true end
   self.voters, self.is_voter = copy_list(voters), set
+  local prs = nil
   if self.role == "leader" then
-    local prs = {}
+    prs = {}
     for i = 1, #voters do
       local id = voters[i]
       prs[id] = self.prs[id] or Progress.new(self.log:last_index() + 1)
     end
-    self.prs = prs
   end
+  membership.on_voters(self, prs)    -- (learners keep their progress)
+  if prs then self.prs = prs end
+  membership.refresh_targets(self)
 end
 
 function Node:quorum() return floor(#self.voters / 2) + 1 end
@@ -126,6 +130,7 @@ function raft.new(opts)
     dropped_bad = 0,
     ticks = 0, prevote_grant = nil,
   }, Node)
+  membership.init(n)
 
   local st = storage:load()
   local hs, snap, ents = st.hard_state, st.snapshot, st.entries
@@ -208,6 +213,7 @@ function Node:become_leader()
   self.lead = self.id
   self.role = "leader"
   identity.on_become_leader(self)
+  membership.reset(self)
   self.prs = {}
   self:set_voters(self.voters)
   local last = self.log:last_index()
@@ -338,20 +344,20 @@ function Node:send_append(id, allow_empty)
   end
 end
 
+-- (to the voters and the learners: membership.lua)
 function Node:bcast_append(allow_empty)
-  for _, id in ipairs(self.voters) do
-    if id ~= self.id then self:send_append(id, allow_empty) end
-  end
+  local targets = self.targets
+  for i = 1, #targets do self:send_append(targets[i], allow_empty) end
 end
 
 function Node:bcast_heartbeat()
   local ctx = #self.pending_reads > 0 and self.read_seq or nil
-  for _, id in ipairs(self.voters) do
-    if id ~= self.id then
-      local pr = self.prs[id]
-      self:send({ to = id, type = "heartbeat", commit = min(pr.match, self.commit), ctx = ctx,
-                  ok = identity.ok_for(self, pr), to_sid = pr.sid })
-    end
+  local targets = self.targets
+  for i = 1, #targets do
+    local id = targets[i]
+    local pr = self.prs[id]
+    self:send({ to = id, type = "heartbeat", commit = min(pr.match, self.commit), ctx = ctx,
+                ok = identity.ok_for(self, pr), to_sid = pr.sid })
   end
 end
 
@@ -699,6 +705,7 @@ tick_heartbeat = function(self)
     end
     self.lead_transferee = nil
   end
+  membership.tick(self)
   if self.heartbeat_elapsed >= self.heartbeat_ticks then
     self.heartbeat_elapsed = 0
     self:bcast_heartbeat()
@@ -739,32 +746,12 @@ function Node:propose(data)
   return idx
 end
 
--- change = { add = id } or { remove = id }: one voter at a time. Returns the entry's index,
--- or nil and "not_leader" / "transferring" / "conf_pending" / "not_ready" / "already_member" /
--- "not_member" / "last_voter".
+-- change = { add = id } or { remove = id }: one voter at a time (membership.lua). Returns the
+-- entry's index, or nil and "not_leader" / "transferring" / "conf_pending" / "not_ready" /
+-- "already_member" / "not_member" / "last_voter" / "catching_up" (an added node first copies the
+-- log as a learner: ask again, every tick or so, until the change is proposed).
 function Node:propose_conf(change)
-  if type(change) ~= "table" or (not is_id(change.add) and not is_id(change.remove)) then
-    error("bad 'change' argument ({ add = id } or { remove = id } expected)", 2)
-  end
-  if self.role ~= "leader" then return nil, "not_leader" end
-  if self.lead_transferee ~= nil then return nil, "transferring" end
-  if self.pending_conf_index > self.commit then return nil, "conf_pending" end
-  if self.log:term(self.commit) ~= self.term then return nil, "not_ready" end
-  local voters = copy_list(self.voters)
-  if change.add ~= nil then
-    if self.is_voter[change.add] then return nil, "already_member" end
-    voters[#voters + 1] = change.add
-  else
-    if not self.is_voter[change.remove] then return nil, "not_member" end
-    if #voters == 1 then return nil, "last_voter" end
-    for i = 1, #voters do
-      if voters[i] == change.remove then table.remove(voters, i); break end
-    end
-  end
-  local idx = self.log:last_index() + 1
-  self.pending_conf_index = idx
-  self:append_entry({ index = idx, term = self.term, conf = { voters = voters } })
-  return idx
+  return membership.propose_conf(self, change)
 end
 
 -- hand leadership to voter `to`: it is brought up to date, then told to campaign at once.
@@ -929,7 +916,8 @@ function Node:status()
            snapshot_index = self.log.offset, voters = copy_list(self.voters),
            vote = self.vote, dropped_bad = self.dropped_bad,
            transferring = self.lead_transferee,
-           sid = self.sid, cid = self.cid, recovering = self.recovering == true }
+           sid = self.sid, cid = self.cid, recovering = self.recovering == true,
+           learners = membership.learner_list(self) }
 end
 
 -- the cheap part of status(), without allocating: role, term, leader
