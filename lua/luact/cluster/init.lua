@@ -142,7 +142,7 @@ function cluster.start(opts)
                         members.set_meta({ boot = S.boot, voter = voter })
                       end })
   replica.start({ self_addr = self_addr, voter = voter, source = consensus, voters = voters,
-                  live = members.live, on_leader = members.set_leader,
+                  live = members.live, on_leader = members.set_leader, max_frame = opts.max_frame,
                   on_applied = function(R) activations.sync(R:take_touched()) end })
   lease.start({ self_addr = self_addr, boot = my_boot, leader = leader,
                 may_grant = function(addr, b)
@@ -152,7 +152,7 @@ function cluster.start(opts)
   if voter then
     consensus.start({ self_addr = self_addr, voters = voters, datadir = opts.datadir,
                       on_leader = members.set_leader, fsync = opts.fsync, tick = opts.raft_tick,
-                      snapshot_entries = opts.snapshot_entries })
+                      snapshot_entries = opts.snapshot_entries, max_frame = opts.max_frame })
   end
   members.listen(function(tp)
     if tp == "dead" or tp == "leave" or tp == "join" then sweep_guards() end
