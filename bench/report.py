@@ -36,6 +36,8 @@ TARGETS = [
     ("spawn",                "bytes_per_actor", None,                                   "<=", 1024),
     ("spawn",                "bytes_per_actor", ("spawn", "erlang", "bytes_per_actor"), None, None),
     ("ring",                 "rate",            ("ring", "erlang", "rate"),             None, None),
+    # The skynet tree (issue 28): 1 111 111 actors spawned, told and summed, both sides alike.
+    ("skynet",               "rate",            ("skynet", "erlang", "rate"),           ">=", 2.0),
     ("node_call_1",          "rate",            ("tcp_pingpong_1", "floor", "rate"),    ">=", 0.9),
     ("node_call_1",          "rate",            ("tcp_pingpong_1_xcpu", "floor", "rate"), None, None),
     ("node_call_1",          "rate",            ("dist_pingpong_1", "erlang", "rate"),  None, None),
@@ -93,6 +95,10 @@ TARGETS = [
     ("cluster_save_1",       "p50_us",          ("cluster_write_1", "etcd", "p50_us"),  None, None),
     ("cluster_save_1",       "p50_us",          None,                                   "<=", 1000),
     ("cluster_save_64",      "rate",            ("cluster_write_64", "etcd", "rate"),   ">=", 2.0),
+    # A rolling restart of all 5 members under load (issue 26): no failed call, no lost write.
+    ("cluster_rolling_restart", "failed",       None,                                   "<=", 0),
+    ("cluster_rolling_restart", "lost_acked",   None,                                   "<=", 0),
+    ("cluster_rolling_restart", "roll_s",       None,                                   None, None),
     ("cluster_vactor_durable_kill", "lost_acked", None,                                 "<=", 0),
     ("cluster_vactor_durable_kill", "median_s", None,                                   None, None),
     ("cluster_vactor_durable_kill", "p99_s",    None,                                   "<=", 1.0),

@@ -20,6 +20,7 @@ local view = require "luact.cluster.view"
 local wire = require "luact.cluster.wire"
 local consensus = require "luact.cluster.consensus"
 local replica = require "luact.cluster.replica"
+local moves = require "luact.cluster.moves"
 local ref = require "luact.actor.ref"
 
 local inspect = {}
@@ -58,7 +59,7 @@ end
 local function summary(rec)
   local in_progress = 0
   if rec.calls then for _ in pairs(rec.calls) do in_progress = in_progress + 1 end end
-  return { id = rec.id, ref = tostring(rec.ref), name = rec.name or rec.vid, body = body_type(rec.body),
+  return { id = host.id(rec), ref = tostring(rec.ref), name = rec.name or rec.vid, body = body_type(rec.body),
            state = rec.state, supervised = rec.sup ~= nil, calls_served = rec.served or 0,
            calls_in_progress = in_progress, last_error = error_text(rec.last_error) }
 end
@@ -71,7 +72,7 @@ function answer.actors(after, limit)
   local out = {}
   for i, rec in ipairs(recs) do out[i] = summary(rec) end
   return { thread = my_tid(), total = total, inbox_depth = C.luact_metrics_inbox_depth(my_tid()),
-           actors = out, next = #recs == limit and recs[#recs].id or nil }
+           actors = out, next = #recs == limit and host.id(recs[#recs]) or nil }
 end
 
 function answer.actor(l, e)
@@ -124,6 +125,7 @@ function answer.cluster()
   local now = C.luact_clock_monotonic()
   local untl = C.luact_lease_until()
   out.lease = { held = untl > now, seconds_left = untl > now and untl - now or 0 }
+  out.failovers = moves.recent()
   return out
 end
 
@@ -265,7 +267,8 @@ function inspect.threads(opts)
   return ask(opts.node, opts.node and 1 or my_tid(), "threads", nil, nil, opts.timeout)
 end
 
--- luact.inspect.cluster([opts]) -> { member, self, leader, members, raft, applied, lease }
+-- luact.inspect.cluster([opts]) -> { member, self, leader, members, raft, applied, lease,
+-- failovers = the last 50 this node saw: { time, name, from, to } }
 function inspect.cluster(opts)
   opts = check_opts(opts, "luact.inspect.cluster")
   return ask(opts.node, 1, "cluster", nil, nil, opts.timeout)
