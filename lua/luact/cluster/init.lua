@@ -143,6 +143,7 @@ function cluster.start(opts)
                       end })
   replica.start({ self_addr = self_addr, voter = voter, source = consensus, voters = voters,
                   live = members.live, on_leader = members.set_leader, max_frame = opts.max_frame,
+                  snapshot_entries = opts.snapshot_entries,
                   on_applied = function(R) activations.sync(R:take_touched()) end })
   lease.start({ self_addr = self_addr, boot = my_boot, leader = leader,
                 may_grant = function(addr, b)

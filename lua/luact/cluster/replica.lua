@@ -23,12 +23,21 @@ local FEED_RENEW = 0.5          -- a follower re-subscribes this often (its hear
 local FEED_EXPIRY = 3           -- a voter stops feeding a follower silent for this long
 local FEED_BATCH = 256          -- entries per feed message (and at most `piece` bytes of them)
 local SNAP_WINDOW = 4           -- snapshot pieces unacknowledged at once
+local KEEP_BYTES = 8 * 1024 * 1024  -- a voter keeps the entries it applied last (as many as
+                                -- it applies between two snapshots, at most these bytes of
+                                -- them) for the feed, past its Raft log's compaction: a
+                                -- follower a little behind when the log is compacted gets
+                                -- them, not a whole snapshot
 local MAX_PIECE = 1024 * 1024   -- bytes of snapshot per piece (less with a smaller max_frame)
 
 local R = registry.new()        -- the applied state
 local result_waiters = {}       -- request id -> one-shot event ("result", value)
 local index_waiters = {}        -- list of { index, ev }
 local S = nil                   -- { self_addr, voter, source = consensus module (voters), piece }
+
+-- restores: snapshots this replica installed (from its storage at start, from the leader over
+-- Raft, or from a voter over the feed)
+replica.stats = { restores = 0 }
 
 function replica.state() return R end
 function replica.applied() return R.applied end
@@ -42,7 +51,25 @@ local function wake_index_waiters()
 end
 
 -- Applies the entry at `index` (data: an encoded command, or nil for Raft's own entries).
+local recent = { lo = 1, hi = 0, bytes = 0 }   -- index -> data (false: Raft's own entry)
+
+local function keep_recent(index, data)
+  if index ~= recent.hi + 1 then
+    -- (a snapshot was installed, or the first entry after start): start again from here
+    for i = recent.lo, recent.hi do recent[i] = nil end
+    recent.lo, recent.bytes = index, 0
+  end
+  recent[index], recent.hi = data or false, index
+  recent.bytes = recent.bytes + (data and #data or 0)
+  while recent.hi - recent.lo >= S.keep or (recent.bytes > KEEP_BYTES and recent.lo < recent.hi) do
+    local d = recent[recent.lo]
+    recent.bytes = recent.bytes - (d and #d or 0)
+    recent[recent.lo], recent.lo = nil, recent.lo + 1
+  end
+end
+
 function replica.apply(index, data)
+  if S and S.voter then keep_recent(index, data) end
   if data == nil then
     R.applied = index
     return
@@ -64,6 +91,7 @@ end
 -- Replaces the state with a snapshot taken at `index`.
 function replica.restore(data, index)
   R:restore(data, index)
+  replica.stats.restores = replica.stats.restores + 1
 end
 
 -- After a batch was applied: wake waiters, feed followers, tell the node (S.on_applied).
@@ -117,14 +145,24 @@ local function send_pieces(addr, sub)
   end
 end
 
+-- Entry i of the log (true, data), from the Raft log or the entries kept past its compaction;
+-- false when neither holds it any more.
+local function entry_at(i)
+  local d = recent[i]
+  if d ~= nil then return true, d or nil end
+  local e = S.source.entry(i)
+  if e then return true, e.data end
+  return false
+end
+
 local function feed_one(addr, sub)
   if sub.out then return send_pieces(addr, sub) end   -- nothing else until it has the snapshot
   local src = S.source
-  local first = src.first_index()
-  if sub.sent + 1 < first then
+  if sub.sent < R.applied and not entry_at(sub.sent + 1) then
     -- the entries it needs were compacted: our latest Raft snapshot (the registry as of its
     -- index; the log holds every entry after it), in pieces
     local snap = src.snapshot()
+    if not snap then return end
     sub.out, sub.out_index = pieces.sender(snap.data or "", S.piece, SNAP_WINDOW), snap.index
     sub.sent = snap.index
     return send_pieces(addr, sub)
@@ -133,10 +171,10 @@ local function feed_one(addr, sub)
     local from, to = sub.sent + 1, math.min(R.applied, sub.sent + FEED_BATCH)
     local entries, bytes = {}, 0
     for i = from, to do
-      local e = src.entry(i)
-      if not e or (bytes > 0 and bytes + #(e.data or "") > S.piece) then break end
-      entries[#entries + 1] = { i, e.data }
-      bytes = bytes + #(e.data or "")
+      local ok, data = entry_at(i)
+      if not ok or (bytes > 0 and bytes + #(data or "") > S.piece) then break end
+      entries[#entries + 1] = { i, data }
+      bytes = bytes + #(data or "")
     end
     if #entries == 0 then break end
     if not wire.to_member(addr, { "FE", src.leader(), entries }) then break end
@@ -234,7 +272,7 @@ loop.on("FN", function(msg)
   local held = t.rx:put(offset, bytes)
   if t.rx:complete() then
     snap_in = nil
-    R:restore(t.rx:take(), index)
+    replica.restore(t.rx:take(), index)
     -- results of requests that arrived inside the snapshot
     for req, ev in pairs(result_waiters) do
       if R.done[req] ~= nil then result_waiters[req] = nil; ev:emit("result", R.done[req]) end
@@ -272,9 +310,10 @@ end
 -- consensus service: first_index(), entry(i), leader(), snapshot()), opts.voters (list),
 -- opts.live() (set of live addresses), opts.on_leader(addr) (followers: the leader they heard
 -- of), opts.on_applied(registry) after each applied batch, opts.max_frame (bytes: the feed's
--- messages stay under a quarter of it).
+-- messages stay under a quarter of it), opts.snapshot_entries (entries kept for the feed).
 function replica.start(opts)
   S = opts
+  S.keep = opts.snapshot_entries or 2000
   S.piece = math.max(1024, math.min(MAX_PIECE, math.floor((opts.max_frame or 16 * 1024 * 1024) / 4)))
   if not opts.voter then
     subscribe()
@@ -295,6 +334,7 @@ function replica.reset()
   R = registry.new()
   result_waiters, index_waiters, subscribers, leader_seen = {}, {}, {}, nil
   feed_voter, snap_in = nil, nil
+  recent = { lo = 1, hi = 0, bytes = 0 }
 end
 
 return replica
