@@ -178,6 +178,27 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         end, id)
         return a ~= nil
       end,
+      -- registers prefix0001..prefixNNNN as lazy names (no activation), 16 at a time; the count
+      -- registered
+      vreg_many = function(self, prefix, n)
+        local luact = require "luact"
+        local done, next_i, finished = 0, 1, 0
+        for _ = 1, 16 do
+          luact.tentacle(function()
+            while next_i <= n do
+              local i = next_i
+              next_i = i + 1
+              local ok = pcall(luact.register, ("%s%04d"):format(prefix, i), { lazy = true },
+                function() return { hi = function() return "hi" end } end)
+              if ok then done = done + 1 end
+            end
+            finished = finished + 1
+          end)
+        end
+        local deadline = luact.clock.get() + 30
+        while finished < 16 and luact.clock.get() < deadline do luact.clock.sleep(0.01) end
+        return done
+      end,
       try_vreg = function(self, vid)
         local ok, e = pcall(require("luact").register, vid, function() return {} end)
         return ok, type(e) == "table" and e.name or tostring(e)

@@ -338,9 +338,9 @@ impl Transport {
         if let Some(resp) = self.built_in_response(inboxes, c, &req) {
             return self.send_http(c, &resp, req.keep_alive);
         }
-        let req = if req.route == http::Route::DashboardState {
+        let req = if let http::Route::DashboardState { after } = req.route {
             let exposed = self.conns[c].limits.expose_dashboard();
-            let route = if exposed { http::Route::dashboard_state_call() } else { http::Route::dashboard_refused() };
+            let route = if exposed { http::Route::dashboard_state_call(after) } else { http::Route::dashboard_refused() };
             http::Request { route, ..req }
         } else {
             req
