@@ -66,6 +66,9 @@ pub struct NodeConfig {
     pub max_frame: usize,
     /// Node links in mutual TLS (`opts.tls`), or plain TCP (None).
     pub tls: Option<crate::node_tls::NodeTls>,
+    /// A node client's token (random per process; 0 for a node): sent as `client/<16 hex>` in
+    /// the HELLO's address field, see `hello_addr`.
+    pub client_token: u64,
 }
 
 /// Machine ids from here up belong to processes without a node address (`luact_machine_id`):
@@ -77,6 +80,17 @@ impl NodeConfig {
     /// `Client`) and never listens; a node answers it over that connection only.
     pub fn is_client(&self) -> bool {
         self.addr.is_empty()
+    }
+
+    /// What this process's HELLO names as its address: a node's "ip:port"; a node client's
+    /// token ("client/<16 hex digits>"), which tells a node whether a client dialing with an id
+    /// already connected is that client again or another that drew the same id.
+    pub fn hello_addr(&self) -> String {
+        if self.is_client() {
+            format!("client/{:016x}", self.client_token)
+        } else {
+            self.addr.clone()
+        }
     }
 }
 
@@ -182,6 +196,8 @@ struct Conn {
     listener_port: u16,
     /// Why its handshake (node or TLS) failed, once known (`metrics::HANDSHAKE_REASONS`).
     hs_fail: Option<&'static str>,
+    /// A node client's connection (accepted): the address field of its HELLO, its token.
+    client_token: String,
 }
 
 const NO_LISTENER: usize = usize::MAX;
@@ -509,6 +525,7 @@ impl Transport {
             unsent_frames: 0,
             listener_port: 0,
             hs_fail: None,
+            client_token: String::new(),
         });
         if self.by_link.len() <= link {
             self.by_link.resize(link + 1, NONE);
