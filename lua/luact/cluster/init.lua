@@ -1,9 +1,10 @@
 -- luact.cluster: the public face of the cluster (`luact.cluster`), and its start on thread 1.
 -- `luact.start({ address =, secret =, seeds = { "ip:port", ... }, datadir = })` makes a node a
--- member: the seeds are the Raft voters (a node whose address is among them votes and keeps
--- the registry's log in datadir); every node joins SWIM membership through them and holds a
--- replica of the registry. members(), leader() and events() answer on every thread of every
--- node (thread 1 runs the services and publishes to the others: luact.cluster.view).
+-- member: the seeds are the first Raft voters; voters are added and removed at runtime
+-- (add_voter, remove_voter: any member with a datadir can vote). Every node joins SWIM
+-- membership through the seeds and holds a replica of the registry. members(), voters(),
+-- leader() and events() answer on every thread of every node (thread 1 runs the services and
+-- publishes to the others: luact.cluster.view).
 local view = require "luact.cluster.view"
 local members = require "luact.cluster.members"
 local replica = require "luact.cluster.replica"
@@ -17,12 +18,18 @@ local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
 local thread = require "luact.thread"
 local util = require "luact.util"
+local exception = require "luact.exception"
 
 local cluster = {}
 
 local GUARD_SWEEP = 1.0        -- the leader looks for guards of dead nodes this often
 
-local S = nil                  -- thread 1 of a member: { self_addr, voter, boot, ... }
+local S = nil                  -- thread 1 of a member: { self_addr, boot, ... }
+
+if not exception.defined("voter_change_refused") then
+  exception.define("voter_change_refused", { recoverable = false,
+    message = "the voter change was refused" })
+end
 
 local function copy(t)
   if type(t) ~= "table" then return t end
@@ -65,7 +72,7 @@ local function leave_here(timeout)
   clock.sleep(0.05)
   local moved, why = failover.move_out(S.self_addr, S.boot, activations.handoff, deadline)
   if not moved and why then logger.warn("cluster: leaving without moving its actors: " .. tostring(why)) end
-  if S.voter then
+  if consensus.has_voter(S.self_addr) then
     consensus.step_down(members.live(), math.max(deadline - clock.get(), 0.1))
     consensus.retire()
   end
@@ -86,6 +93,111 @@ function cluster.leave(timeout)
   return requests.call("leave", timeout or 5, (timeout or 5) + 1, "luact.cluster.leave")
 end
 requests.local_ops.leave = function(timeout) return leave_here(timeout) end
+
+-- luact.cluster.voters() -> the Raft voters' addresses, sorted: the configuration this node's
+-- registry replica has applied (committed); {} outside a cluster.
+function cluster.voters()
+  local out = {}
+  for i, a in ipairs(view.voters) do out[i] = a end
+  return out
+end
+
+local function set_of(list)
+  local set = {}
+  for _, a in ipairs(list) do set[a] = true end
+  return set
+end
+
+-- thread 1 of the node where add_voter/remove_voter was called: the checks that need this
+-- node's view, then the change itself on the leader. Returns { index = } or { refused = why }.
+local change_seq = 0
+requests.local_ops.voters = function(arg, deadline)
+  local what = arg.add and "luact.cluster.add_voter" or "luact.cluster.remove_voter"
+  local addr = arg.add or arg.remove
+  -- the voters as a leader committed them by now (a linearizable barrier)
+  requests.run("sync", nil, deadline, what)
+  local voters = replica.voters() or S.voters
+  local is = set_of(voters)
+  if arg.add then
+    if is[addr] then return { refused = addr .. " is already a voter" } end
+    local st = members.state(addr)
+    if st ~= "alive" then
+      return { refused = ("%s is not a live member of the cluster (%s)"):format(addr, st or "unknown") }
+    end
+    local meta = members.meta(addr)
+    if not (meta and meta.raft) then
+      return { refused = addr .. " has no datadir: only a member started with a datadir can vote" }
+    end
+  else
+    if not is[addr] then return { refused = addr .. " is not a voter" } end
+    if #voters == 1 then return { refused = "removing " .. addr .. " would remove the last voter" } end
+  end
+  change_seq = change_seq + 1
+  return (requests.run("conf", { add = arg.add, remove = arg.remove, id = S.boot .. "/" .. change_seq },
+                       deadline, what))
+end
+
+-- the leader: one change at a time
+local changing = nil            -- { id =, what = } of the change the leader is making
+requests.leader_ops.conf = function(arg, deadline)
+  if not consensus.is_leader() then return false, "not_leader" end
+  local what = arg.add and ("adding " .. tostring(arg.add)) or ("removing " .. tostring(arg.remove))
+  if changing and changing.id ~= arg.id then
+    return true, { refused = ("another voter change is in progress (%s)"):format(changing.what) }
+  end
+  changing = { id = arg.id, what = what }
+  local ok, index, why, refused = pcall(consensus.change, { add = arg.add, remove = arg.remove }, deadline)
+  if changing and changing.id == arg.id then changing = nil end
+  if not ok then error(index, 0) end
+  if index then
+    logger.info(("cluster: voter change committed: %s (index %d)"):format(what, index))
+    return true, { index = index }, index
+  end
+  if refused then return true, { refused = why } end
+  return false, why
+end
+
+local function check_change_args(fname, addr, timeout)
+  if type(addr) ~= "string" or not addr:match("^%d+%.%d+%.%d+%.%d+:%d+$") then
+    error(("bad 'addr' argument to luact.cluster.%s (\"ip:port\" expected, got %s)"):format(
+      fname, type(addr) == "string" and ("%q"):format(addr) or type(addr)), 3)
+  end
+  if timeout ~= nil and (type(timeout) ~= "number" or not (timeout > 0 and timeout < math.huge)) then
+    error(("bad 'timeout' argument to luact.cluster.%s (positive number expected)"):format(fname), 3)
+  end
+  if not view.active then
+    error(("luact.cluster.%s: this node is not a cluster member (no 'seeds')"):format(fname), 3)
+  end
+end
+
+local CHANGE_TIMEOUT = 30
+
+local function change(kind, addr, timeout)
+  local fname = kind == "add" and "add_voter" or "remove_voter"
+  timeout = timeout or CHANGE_TIMEOUT
+  local r = requests.call("voters", { [kind] = addr }, timeout, "luact.cluster." .. fname)
+  if r.refused then
+    error(exception.new("voter_change_refused", ("luact.cluster.%s(%q): %s"):format(fname, addr, r.refused)), 0)
+  end
+  return true
+end
+
+-- luact.cluster.add_voter(addr [, timeout]): makes the live member `addr` (started with a
+-- datadir) a Raft voter: it first copies the registry's log as a learner, then the change is
+-- committed. Returns true once committed (and applied on this node); raises
+-- voter_change_refused (already a voter, not a live member, no datadir, another change in
+-- progress) or cluster_unavailable (no leader, or it did not catch up, before the deadline).
+function cluster.add_voter(addr, timeout)
+  check_change_args("add_voter", addr, timeout)
+  return change("add", addr, timeout)
+end
+
+-- luact.cluster.remove_voter(addr [, timeout]): removes the voter `addr` (alive or not). A
+-- removed leader leads until the change is committed, then steps down.
+function cluster.remove_voter(addr, timeout)
+  check_change_args("remove_voter", addr, timeout)
+  return change("remove", addr, timeout)
+end
 requests.local_ops.local_get = function(k) return replica.state():get(k) end
 
 -- The leader drops the guards of nodes that are dead, left, or alive under a new boot id
@@ -115,45 +227,61 @@ end
 
 -- Starts the cluster services on thread 1 (called by luact.start; opts already checked).
 function cluster.start(opts)
-  local voters = {}
-  local voter_set = {}
+  local seeds = {}
+  local seed_set = {}
   for _, v in ipairs(opts.seeds) do
-    if not voter_set[v] then voter_set[v] = true; voters[#voters + 1] = v end
+    if not seed_set[v] then seed_set[v] = true; seeds[#seeds + 1] = v end
   end
-  table.sort(voters)
+  table.sort(seeds)
   local self_addr = opts.address
-  local voter = voter_set[self_addr] == true
+  local has_raft = opts.datadir ~= nil        -- runs Raft: a voter, or may become one
   local process = util.uuid()      -- unique across machines and restarts
   local boot = process .. ".0"
-  S = { self_addr = self_addr, voter = voter, boot = boot, process = process, voters = voters }
-  local function leader()
-    if voter then return consensus.leader() end
-    return replica.leader_seen()
+  S = { self_addr = self_addr, boot = boot, process = process, voters = seeds }
+  -- this node applies its own Raft log while it is a voter (in the configuration its registry
+  -- applied and in its Raft node's), its storage not recovering; else it follows the feed
+  local function in_log()
+    if not consensus.running() or consensus.recovering() or not consensus.has_voter(self_addr) then
+      return false
+    end
+    local v = replica.voters()
+    return v == nil or set_of(v)[self_addr] == true
   end
-  requests.start({ self_addr = self_addr, voter = voter, boot = boot, leader = leader })
-  members.start({ address = self_addr, seeds = voters, voters = voter_set,
-                  meta = { boot = boot, voter = voter }, tick = opts.gossip_tick })
+  local function leader()
+    if consensus.is_leader() then return self_addr end
+    if replica.following() then return replica.leader_seen() or consensus.leader() end
+    return consensus.leader()
+  end
+  local function publish_leader() members.set_leader(leader()) end
+  requests.start({ self_addr = self_addr, boot = boot, leader = leader })
+  members.start({ address = self_addr, seeds = seeds, voters = seeds,
+                  meta = { boot = boot, raft = has_raft or nil }, tick = opts.gossip_tick })
   local function my_boot() return S.boot end
   activations.start({ self_addr = self_addr, boot = my_boot, state = replica.state, members = members,
                       on_condemned = function()
                         S.rebirths = (S.rebirths or 0) + 1
                         S.boot = S.process .. "." .. S.rebirths
                         logger.warn(("cluster: this node was given up for dead; it hosts again as %s"):format(S.boot))
-                        members.set_meta({ boot = S.boot, voter = voter })
+                        members.set_meta({ boot = S.boot, raft = has_raft or nil })
                       end })
-  replica.start({ self_addr = self_addr, voter = voter, source = consensus, voters = voters,
-                  live = members.live, on_leader = members.set_leader,
+  replica.start({ self_addr = self_addr, source = consensus, voters = seeds, in_log = in_log,
+                  live = members.live, on_leader = publish_leader,
+                  on_conf = function(v) members.set_voters(v) end,
+                  on_mode = publish_leader,
                   on_applied = function(R) activations.sync(R:take_touched()) end })
   lease.start({ self_addr = self_addr, boot = my_boot, leader = leader,
                 may_grant = function(addr, b)
                   return type(b) == "string" and not replica.state().condemned[b] and failover.still_there(addr, b)
                 end })
   failover.start({ members = members, state = replica.state })
-  if voter then
-    consensus.start({ self_addr = self_addr, voters = voters, datadir = opts.datadir,
-                      on_leader = members.set_leader, fsync = opts.fsync, tick = opts.raft_tick,
+  if has_raft then
+    -- the seeds found a new cluster together; any other node waits to be added
+    consensus.start({ self_addr = self_addr, voters = seed_set[self_addr] and seeds or {},
+                      datadir = opts.datadir,
+                      on_leader = publish_leader, fsync = opts.fsync, tick = opts.raft_tick,
                       snapshot_entries = opts.snapshot_entries })
   end
+  replica.ready()
   members.listen(function(tp)
     if tp == "dead" or tp == "leave" or tp == "join" then sweep_guards() end
   end)
@@ -161,8 +289,9 @@ function cluster.start(opts)
     if not S then return false end
     sweep_guards()
   end)
-  logger.info(("cluster: %s started as a %s (voters: %s)"):format(self_addr, voter and "voter" or "follower",
-    table.concat(voters, ", ")))
+  logger.info(("cluster: %s started as a %s (seeds: %s)"):format(self_addr,
+    seed_set[self_addr] and "seed" or has_raft and "member with a datadir (it votes once added)" or "member",
+    table.concat(seeds, ", ")))
 end
 
 -- This node's boot id (unique per start of a node; guards carry it), on any thread.
@@ -184,6 +313,7 @@ function cluster.reset()
     S = nil
   end
   sweeping = {}
+  changing = nil
   view.reset()
 end
 

@@ -3,10 +3,15 @@
 -- every other member follows a voter's *feed*: it subscribes with the index it has applied
 -- ("FS", repeated every FEED_RENEW seconds as a heartbeat), and the voter answers with the
 -- committed entries after that index ("FE"), or with a snapshot of its registry first ("FN")
--- when its log no longer holds them, then pushes each new batch as it applies it. A follower
--- applies only the entry right after its own (a gap waits for the next subscription), so every
--- node applies the same sequence. Tentacles wait here for a request's result or for an index
--- to be applied.
+-- when its log no longer holds them, then pushes each new batch as it applies it. Whichever
+-- source an entry comes from, only the entry right after the applied one is applied (a gap
+-- waits for the next subscription; a second copy is skipped), so every node applies the same
+-- sequence, and a node can take entries from its Raft log and the feed at once.
+-- Which one it relies on follows the voters (the configuration in the registry): a node is
+-- *in the log* while its own address is a voter there and in its Raft node's configuration
+-- and it is not recovering (opts.in_log); otherwise it follows the feed. It switches when
+-- that changes (a voter added or removed at runtime), and the feed's voter list follows the
+-- configuration. Tentacles wait here for a request's result or for an index to be applied.
 local registry = require "luact.cluster.registry"
 local loop = require "luact.loop"
 local clock = require "luact.clock"
@@ -23,7 +28,9 @@ local FEED_BATCH = 256          -- entries per feed message
 local R = registry.new()        -- the applied state
 local result_waiters = {}       -- request id -> one-shot event ("result", value)
 local index_waiters = {}        -- list of { index, ev }
-local S = nil                   -- { self_addr, voter, source = consensus module (voters) }
+local S = nil                   -- the options of replica.start
+local following = false         -- subscribed to a voter's feed (not in the log)
+local conf_changed = false      -- a configuration entry or a snapshot was applied since the last batch
 
 function replica.state() return R end
 function replica.applied() return R.applied end
@@ -36,11 +43,19 @@ local function wake_index_waiters()
   index_waiters = keep
 end
 
--- Applies the entry at `index` (data: an encoded command, or nil for Raft's own entries).
-function replica.apply(index, data)
+-- Applies the entry at `index` (data: an encoded command, or nil for Raft's own entries;
+-- voters: the list of a configuration entry). Only the entry right after the applied one is
+-- applied; returns true if it was.
+function replica.apply(index, data, voters)
+  if index ~= R.applied + 1 then return false end
+  if voters then
+    R:apply_conf(index, voters)
+    conf_changed = true
+    return true
+  end
   if data == nil then
     R.applied = index
-    return
+    return true
   end
   local ok, c = pcall(require("string.buffer").decode, data)
   local result, err
@@ -54,17 +69,44 @@ function replica.apply(index, data)
       ev:emit("result", R.done[req])
     end
   end
+  return true
 end
 
--- Replaces the state with a snapshot taken at `index`.
+-- Replaces the state with a snapshot taken at `index`, unless it applied that far already.
 function replica.restore(data, index)
+  if index <= R.applied then return false end
   R:restore(data, index)
+  conf_changed = true
+  -- results of requests that arrived inside the snapshot
+  for req, ev in pairs(result_waiters) do
+    if R.done[req] ~= nil then result_waiters[req] = nil; ev:emit("result", R.done[req]) end
+  end
+  return true
 end
+
+-- The voters as of what this replica applied (a copy), or nil before the first configuration.
+function replica.voters()
+  local v = R.voters
+  if not v then return nil end
+  local out = {}
+  for i, a in ipairs(v) do out[i] = a end
+  return out
+end
+
+-- true while this node follows a voter's feed, false while it applies its own Raft log.
+function replica.following() return following end
+
+local update_mode
 
 -- After a batch was applied: wake waiters, feed followers, tell the node (S.on_applied).
 function replica.applied_batch()
   wake_index_waiters()
-  if S and S.voter then replica.feed_all() end
+  if S and conf_changed then
+    conf_changed = false
+    if S.on_conf then S.on_conf(replica.voters()) end
+    update_mode()
+  end
+  if S and not following then replica.feed_all() end
   if S and S.on_applied then S.on_applied(R) end
 end
 
@@ -116,7 +158,7 @@ local function feed_one(addr, sub)
     for i = from, to do
       local e = src.entry(i)
       if not e then break end
-      entries[#entries + 1] = { i, e.data }
+      entries[#entries + 1] = { i, e.data, e.conf and e.conf.voters }
     end
     if #entries == 0 then break end
     if not wire.to_member(addr, { "FE", src.leader(), entries }) then break end
@@ -132,7 +174,7 @@ function replica.feed_all()
 end
 
 loop.on("FS", function(msg)
-  if not (S and S.voter) then return end
+  if not S or following then return end
   local addr, applied = msg[2], msg[3]
   if type(addr) ~= "string" or type(applied) ~= "number" then return end
   local sub = subscribers[addr]
@@ -153,30 +195,24 @@ local function follower_got(leader)
   if S and S.on_leader then S.on_leader(leader) end
 end
 
+-- (a node in the log takes these too, from a subscription it made before it switched: the
+-- rule of replica.apply makes that harmless)
 loop.on("FE", function(msg)
-  if not S or S.voter then return end
-  follower_got(msg[2])
+  if not S then return end
+  if following then follower_got(msg[2]) end
   local applied_any = false
   for _, e in ipairs(msg[3]) do
-    if e[1] == R.applied + 1 then
-      replica.apply(e[1], e[2])
-      applied_any = true
-    end
+    local voters = e[3]
+    if type(voters) ~= "table" then voters = nil end
+    if replica.apply(e[1], e[2], voters) then applied_any = true end
   end
   if applied_any then replica.applied_batch() end
 end)
 
 loop.on("FN", function(msg)
-  if not S or S.voter then return end
-  follower_got(msg[2])
-  if msg[3] > R.applied then
-    R:restore(msg[4], msg[3])
-    -- results of requests that arrived inside the snapshot
-    for req, ev in pairs(result_waiters) do
-      if R.done[req] ~= nil then result_waiters[req] = nil; ev:emit("result", R.done[req]) end
-    end
-    replica.applied_batch()
-  end
+  if not S then return end
+  if following then follower_got(msg[2]) end
+  if replica.restore(msg[4], msg[3]) then replica.applied_batch() end
 end)
 
 -- A follower's known leader (from the feed).
@@ -184,35 +220,64 @@ function replica.leader_seen() return leader_seen end
 
 local voter_cursor = 0
 local function subscribe()
-  if not S or S.voter then return false end
-  -- the leader if known and live, else the next live voter
+  if not S or not following then return false end
+  -- the leader if known and live, else the next live voter (of the configuration this node
+  -- applied; the seeds until it applied one), never itself
+  local voters = {}
+  for _, v in ipairs(R.voters or S.voters) do
+    if v ~= S.self_addr then voters[#voters + 1] = v end
+  end
+  local n = #voters
+  if n == 0 then return false end
   local live = S.live()
-  local target = leader_seen and live[leader_seen] and leader_seen
+  local target = leader_seen ~= S.self_addr and leader_seen and live[leader_seen] and leader_seen
   if not target then
-    local n = #S.voters
     for _ = 1, n do
       voter_cursor = voter_cursor % n + 1
-      local v = S.voters[voter_cursor]
+      local v = voters[voter_cursor]
       if live[v] then target = v; break end
     end
-    target = target or S.voters[voter_cursor % n + 1]
+    target = target or voters[voter_cursor % n + 1]
   end
   wire.to_member(target, { "FS", S.self_addr, R.applied })
 end
 
--- Starts the replica: opts.self_addr, opts.voter (true on a voter), opts.source (a voter's
--- consensus service: first_index(), entry(i), leader()), opts.voters (list), opts.live()
--- (set of live addresses), opts.on_leader(addr) (followers: the leader they heard of),
+-- Follows the feed or the log, as opts.in_log() says now; logs a switch.
+update_mode = function()
+  if not S then return end
+  local in_log = S.in_log and S.in_log() or false
+  if in_log == not following then return end
+  following = not in_log
+  if S.started then
+    logger.info(in_log and "cluster: this node is a voter now: its registry follows its own Raft log"
+      or "cluster: this node is not a voter now: its registry follows a voter's feed")
+  end
+  if following then subscribe() else leader_seen = nil end
+  if S.on_mode then S.on_mode(in_log) end
+end
+
+-- Starts the replica: opts.self_addr, opts.source (the consensus service: first_index(),
+-- entry(i), leader()), opts.voters (the seeds: the voters until a configuration is applied),
+-- opts.in_log() (true while this node may rely on its own Raft log), opts.live() (set of live
+-- addresses), opts.on_leader(addr) (the leader a feed message named), opts.on_conf(voters)
+-- after a batch that changed the configuration, opts.on_mode(in_log) after a switch,
 -- opts.on_applied(registry) after each applied batch.
 function replica.start(opts)
   S = opts
-  if not opts.voter then
+  following = false
+  S.timer = clock.timer(FEED_RENEW, function()
+    if not S then return false end
+    update_mode()
     subscribe()
-    S.timer = clock.timer(FEED_RENEW, function()
-      if not S then return false end
-      subscribe()
-    end)
-  end
+  end)
+end
+
+-- Once the services started (a voter has replayed its log): feed or log from now on.
+function replica.ready()
+  if not S then return end
+  update_mode()
+  S.started = true
+  if following then subscribe() end
 end
 
 function replica.stop()
@@ -224,6 +289,7 @@ function replica.reset()
   replica.stop()
   R = registry.new()
   result_waiters, index_waiters, subscribers, leader_seen = {}, {}, {}, nil
+  following, conf_changed = false, false
 end
 
 return replica

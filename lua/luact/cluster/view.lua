@@ -14,6 +14,7 @@ local wire = require "luact.cluster.wire"
 local view = {
   members = {},       -- { { address =, state =, voter =, incarnation = }, ... } sorted by address
   leader = nil,       -- "ip:port" of the Raft leader, or nil
+  voters = {},        -- the Raft voters' addresses (the configuration thread 1 applied), sorted
   active = false,     -- true while this node is a cluster member
   dead_machines = {}, -- machine id -> true while the member there is dead or left (calls by
                       -- name wait for its activations to move instead of sending to it)
@@ -35,10 +36,11 @@ function view.events()
   return events_ev
 end
 
-local function apply_state(members, leader)
+local function apply_state(members, leader, voters)
   -- a node that just joined knows nothing of recent changes: calls by name start careful
   if not view.active then turbulence() end
   view.members, view.leader, view.active = members, leader, true
+  view.voters = voters or view.voters
 end
 
 local function apply_event(tp, member)
@@ -73,14 +75,14 @@ function view.announce_moves(addresses)
   for addr in pairs(addresses) do wire.to_member(addr, { "CT" }) end
 end
 
-loop.on("CS", function(msg) apply_state(msg[2], msg[3]) end)
+loop.on("CS", function(msg) apply_state(msg[2], msg[3], msg[4]) end)
 loop.on("CE", function(msg) apply_event(msg[2], msg[3]) end)
 loop.on("CD", function(msg) apply_death(msg[2]) end)
 
 -- For thread 1: publish to this thread and every other one.
-function view.publish_state(members, leader)
-  apply_state(members, leader)
-  wire.to_other_threads({ "CS", members, leader }, thread.n_core, thread.id)
+function view.publish_state(members, leader, voters)
+  apply_state(members, leader, voters)
+  wire.to_other_threads({ "CS", members, leader, voters }, thread.n_core, thread.id)
 end
 
 function view.publish_event(tp, member)
@@ -95,7 +97,7 @@ end
 
 -- Forgets everything (between two runs of luact.start in one VM).
 function view.reset()
-  view.members, view.leader, view.active = {}, nil, false
+  view.members, view.leader, view.active, view.voters = {}, nil, false, {}
   view.dead_machines = {}
   view.turbulent_until = 0
   events_ev = nil
