@@ -82,6 +82,24 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         end
       end,
       leader = function(self) return require("luact").cluster.leader() end,
+      voters = function(self) return require("luact").cluster.voters() end,
+      -- luact.cluster.add_voter / remove_voter (what = "add_voter" | "remove_voter"): true, or
+      -- false, the error's name (or text) and message
+      change_voter = function(self, what, addr, t)
+        local ok, e = pcall(require("luact").cluster[what], addr, t)
+        if ok then return true end
+        return false, type(e) == "table" and e.name or tostring(e), type(e) == "table" and e.message or nil
+      end,
+      -- the same in the background; change_result(tag) tells how it ended
+      start_change = function(self, tag, what, addr, t)
+        self.changes = self.changes or {}
+        self.changes[tag] = nil
+        require("luact").tentacle(function()
+          self.changes[tag] = { self.change_voter(self, what, addr, t) }
+        end)
+        return true
+      end,
+      change_result = function(self, tag) return self.changes and self.changes[tag] end,
       -- luact.inspect.cluster() of this node or of another (by address), and this node's cluster gauges
       inspect_cluster = function(self, node) return require("luact").inspect.cluster({ node = node }) end,
       cluster_metrics = function(self) return require("luact").metrics().cluster end,

@@ -191,9 +191,11 @@ function consensus.has_voter(addr)
   return S.n.is_voter[addr] == true
 end
 
--- true while this node's storage is recovering (raft/identity.lua: it does not vote yet)
+-- true while this node's storage is recovering (raft/identity.lua: it does not vote yet), or
+-- has not heard of its cluster yet (a seed before the first election, or a wiped seed that
+-- nobody has told yet that its cluster exists)
 function consensus.recovering()
-  return S ~= nil and S.n.recovering == true
+  return S ~= nil and (S.n.recovering == true or (S.n.sid ~= nil and S.n.cid == nil))
 end
 
 function consensus.running() return S ~= nil end

@@ -101,12 +101,13 @@ local update_mode
 -- After a batch was applied: wake waiters, feed followers, tell the node (S.on_applied).
 function replica.applied_batch()
   wake_index_waiters()
+  -- (the batch goes out before a switch: a voter's followers get its own removal)
+  if S and not following then replica.feed_all() end
   if S and conf_changed then
     conf_changed = false
     if S.on_conf then S.on_conf(replica.voters()) end
     update_mode()
   end
-  if S and not following then replica.feed_all() end
   if S and S.on_applied then S.on_applied(R) end
 end
 
@@ -189,9 +190,11 @@ end)
 -- the feed: a follower's side
 
 local leader_seen = nil         -- the leader named by the last feed message
+local last_feed = 0             -- when the last feed message came
 
 local function follower_got(leader)
   leader_seen = leader
+  last_feed = clock.get()
   if S and S.on_leader then S.on_leader(leader) end
 end
 
@@ -230,7 +233,10 @@ local function subscribe()
   local n = #voters
   if n == 0 then return false end
   local live = S.live()
-  local target = leader_seen ~= S.self_addr and leader_seen and live[leader_seen] and leader_seen
+  -- the leader it heard of, unless that one has been silent for a while (it may have stopped
+  -- feeding: removed from the voters, or cut off): then the voters in turn
+  local target = clock.get() - last_feed < 3 * FEED_RENEW and leader_seen ~= S.self_addr and
+                 leader_seen and live[leader_seen] and leader_seen
   if not target then
     for _ = 1, n do
       voter_cursor = voter_cursor % n + 1
@@ -289,7 +295,7 @@ function replica.reset()
   replica.stop()
   R = registry.new()
   result_waiters, index_waiters, subscribers, leader_seen = {}, {}, {}, nil
-  following, conf_changed = false, false
+  following, conf_changed, last_feed = false, false, 0
 end
 
 return replica
