@@ -10,6 +10,7 @@ mod listen_limits;
 mod logger;
 mod memory;
 mod metrics;
+mod metrics_methods;
 mod names;
 mod node_flow;
 mod node_tls;

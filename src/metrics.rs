@@ -145,6 +145,7 @@ pub fn add(b: usize, slot: usize, v: f64) {
 /// Zeroes blocks 0..=n_core (a new `luact.start`: counters count from the start of the run).
 pub fn reset(n_core: usize) {
     ACTIVATIONS.lock().clear();
+    crate::metrics_methods::reset();
     for b in 0..=n_core.min(BLOCKS - 1) {
         for s in block(b).0.iter() {
             s.store(0, Ordering::Relaxed);
@@ -229,11 +230,10 @@ impl Collector {
             )?;
             for (i, tid) in tids.iter().enumerate() {
                 let b = i + 1;
-                let mut cum = 0u64;
+                // (per bucket, not cumulative: the encoder sums them into the `le` series)
                 let mut buckets = Vec::with_capacity(16);
                 for (k, bound) in LATENCY_BOUNDS.iter().chain(std::iter::once(&f64::INFINITY)).enumerate() {
-                    cum += get(b, LATENCY + k) as u64;
-                    buckets.push((*bound, cum));
+                    buckets.push((*bound, get(b, LATENCY + k) as u64));
                 }
                 let labels: Labels = vec![("thread", tid.as_str())];
                 let mut f = m.encode_family(&labels)?;
@@ -294,6 +294,7 @@ fn encode_cluster(enc: &mut DescriptorEncoder) -> std::fmt::Result {
 impl prometheus_client::collector::Collector for Collector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         self.encode_threads(&mut enc)?;
+        crate::metrics_methods::encode(&mut enc, self.0.n_core)?;
         encode_cluster(&mut enc)
     }
 }

@@ -119,6 +119,9 @@ double *luact_metrics_block(int32_t b);
 int32_t luact_metrics_inbox_depth(int32_t tid);
 int64_t luact_metrics_render(const uint8_t **out);
 int32_t luact_metrics_set_activations(const char *text, size_t len);
+int32_t luact_metrics_method(const char *actor, size_t alen, const char *method, size_t mlen);
+double *luact_metrics_methods_block(int32_t tid, int32_t create);
+int64_t luact_metrics_method_names(const uint8_t **out);
 int32_t luact_stall_watch(double warn);
 double luact_stall_since(int32_t tid);
 

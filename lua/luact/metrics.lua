@@ -5,7 +5,9 @@
 -- when /metrics is scraped. Before the thread is attached, `b` is a private block of this VM.
 -- Gauges that need work to read (Lua memory) are refreshed at most once a second, by the loop
 -- (metrics.maybe_refresh) and by luact.metrics(); refreshers registered with on_refresh (the
--- cluster's gauges on thread 1) run then too.
+-- cluster's gauges on thread 1) run then too. Methods a body marks (`__actor_metrics__`) are
+-- timed into per-method histograms (src/metrics_methods.rs): `metrics.timed_methods(body)`
+-- gives the marks, `metrics.observe_method(k, seconds)` records one.
 local lffi = require "luact.ffi"
 local ffi, C = lffi.ffi, lffi.C
 
@@ -43,18 +45,30 @@ local BOUNDS = { 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-
 metrics.BOUNDS = BOUNDS
 local LISTEN_NAMES = { "header_timeouts", "idle_timeouts", "slow_readers", "refused_connections", "accept_pauses", "read_pauses" }
 
+-- The per-method histograms' layout (src/metrics_methods.rs: BOUNDS, STRIDE, SUM, COUNT,
+-- MAX_PAIRS): per marked (actor, method) pair, STRIDE doubles: #METHOD_BOUNDS + 1 buckets (not
+-- cumulative), the sum, the count.
+local METHOD_BOUNDS = { 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25,
+  1.0, 2.5, 5.0, 10.0 }
+local METHOD_STRIDE, METHOD_SUM, METHOD_COUNT, METHOD_PAIRS = 24, #METHOD_BOUNDS + 1, #METHOD_BOUNDS + 2, 64
+metrics.METHOD_BOUNDS, metrics.METHOD_PAIRS = METHOD_BOUNDS, METHOD_PAIRS
+
 local own = ffi.new("double[?]", metrics.SLOTS)   -- before attach (and in a VM that never attaches)
 metrics.b = own
 metrics.tid = nil
+local methods_block = nil       -- this thread's method histograms (made on the first observation)
+local method_index = {}         -- actor .. "\0" .. method -> the pair's index (this run)
 
 -- Points `metrics.b` at thread tid's block (luact.loop.attach).
 function metrics.attach(tid)
   local p = C.luact_metrics_block(tid)
   if p ~= nil then metrics.b, metrics.tid = p, tid end
+  methods_block, method_index = nil, {}
 end
 
 function metrics.detach()
   metrics.b, metrics.tid = own, nil
+  methods_block, method_index = nil, {}
 end
 
 -- Counts an error that ended a call (cold path: a table lookup).
@@ -73,6 +87,97 @@ function metrics.observe(seconds)
   b[s] = b[s] + 1
   b[SLOT.latency_sum] = b[SLOT.latency_sum] + seconds
   b[SLOT.latency_count] = b[SLOT.latency_count] + 1
+end
+
+-- The index of the pair (actor, method), marked in the core on first use (raises when the
+-- process has METHOD_PAIRS pairs already, or a name is empty or too long).
+local function pair_index(actor, method)
+  local key = actor .. "\0" .. method
+  local k = method_index[key]
+  if k then return k end
+  k = C.luact_metrics_method(actor, #actor, method, #method)
+  if k < 0 then
+    error(("cannot time method '%s' of actor '%s': %s"):format(method, actor, lffi.describe(k)), 0)
+  end
+  method_index[key] = k
+  return k
+end
+
+-- The methods a body marks for timing: its `__actor_metrics__ = { actor = "room", methods =
+-- { "join", ... } }` as { [method] = pair index }, or nil when it marks none. Raises, saying
+-- what is wrong, for a malformed mark.
+function metrics.timed_methods(body)
+  local spec
+  if type(body) == "table" then
+    spec = body.__actor_metrics__
+  else
+    local ok, v = pcall(function() return body.__actor_metrics__ end)   -- (a cdata may not have it)
+    spec = ok and v or nil
+  end
+  if spec == nil then return nil end
+  if type(spec) ~= "table" then
+    error(("bad __actor_metrics__ (table expected, got %s)"):format(type(spec)), 0)
+  end
+  local actor, methods = spec.actor, spec.methods
+  if actor == nil then actor = "" end
+  if type(actor) ~= "string" then
+    error(("bad __actor_metrics__.actor (string expected, got %s)"):format(type(actor)), 0)
+  end
+  if type(methods) ~= "table" or methods[1] == nil then
+    error("bad __actor_metrics__.methods (a list of method names expected)", 0)
+  end
+  local timed = {}
+  for i, m in ipairs(methods) do
+    if type(m) ~= "string" then
+      error(("bad __actor_metrics__.methods[%d] (string expected, got %s)"):format(i, type(m)), 0)
+    end
+    timed[m] = pair_index(actor, m)
+  end
+  return timed
+end
+
+-- Records that a marked method (pair k) took `seconds`.
+function metrics.observe_method(k, seconds)
+  local mb = methods_block
+  if mb == nil then
+    mb = metrics.tid and C.luact_metrics_methods_block(metrics.tid, 1) or nil
+    if mb == nil then mb = ffi.new("double[?]", METHOD_PAIRS * METHOD_STRIDE) end
+    methods_block = mb
+  end
+  local base = k * METHOD_STRIDE
+  local i = 1
+  while i <= #METHOD_BOUNDS and seconds > METHOD_BOUNDS[i] do i = i + 1 end
+  local s = base + i - 1
+  mb[s] = mb[s] + 1
+  mb[base + METHOD_SUM] = mb[base + METHOD_SUM] + seconds
+  mb[base + METHOD_COUNT] = mb[base + METHOD_COUNT] + 1
+end
+
+-- The marked pairs' histograms summed over threads 1..n_core: a list of { actor, method, count,
+-- sum, buckets = { per bucket of METHOD_BOUNDS, then +Inf; not cumulative } }, in marking order.
+local function read_methods(n_core)
+  local out = ffi.new("const uint8_t*[1]")
+  local len = tonumber(C.luact_metrics_method_names(out))
+  if len < 0 then error("luact.metrics: " .. lffi.describe(len), 3) end
+  local text = ffi.string(out[0], len)
+  local blocks = {}
+  for tid = 1, n_core do
+    local p = C.luact_metrics_methods_block(tid, 0)
+    if p ~= nil then blocks[#blocks + 1] = p end
+  end
+  local r, k = {}, 0
+  for actor, method in text:gmatch("([^\t\n]*)\t([^\n]*)\n") do
+    local base = k * METHOD_STRIDE
+    local m = { actor = actor, method = method, count = 0, sum = 0, buckets = {} }
+    for i = 1, #METHOD_BOUNDS + 1 do m.buckets[i] = 0 end
+    for _, p in ipairs(blocks) do
+      for i = 1, #METHOD_BOUNDS + 1 do m.buckets[i] = m.buckets[i] + p[base + i - 1] end
+      m.sum, m.count = m.sum + p[base + METHOD_SUM], m.count + p[base + METHOD_COUNT]
+    end
+    r[#r + 1] = m
+    k = k + 1
+  end
+  return r
 end
 
 local refreshers = {}
@@ -129,7 +234,8 @@ function metrics.read(n_core, format)
   elseif format ~= nil then
     error(("bad 'format' argument to luact.metrics (nil or 'text' expected, got %s)"):format(tostring(format)), 2)
   end
-  local r = { threads = {}, cluster = {}, latency_bounds = BOUNDS }
+  local r = { threads = {}, cluster = {}, latency_bounds = BOUNDS, method_bounds = METHOD_BOUNDS,
+              methods = read_methods(n_core) }
   for tid = 1, n_core do
     r.threads[tid] = read_thread(C.luact_metrics_block(tid), tid)
   end

@@ -1,8 +1,10 @@
 -- GET /metrics scraped by a real Prometheus server (Debian's `prometheus`), inside the spec's
 -- network namespace: the per-thread call counters move as calls are made on several threads.
 local process = require "spec.helpers.process"
+local helpers = require "spec.helpers.runtime"
 
 local NODE_HTTP, PLAIN_HTTP = "127.0.0.4:9101", "127.0.0.4:9102"
+local NODE_ADDR, NODE_TCP, SECRET = "127.0.0.4:7401", "tcp://127.0.0.4:9103", "s3cret"
 local PROM = "127.0.0.5:9090"
 
 local function curl(args)
@@ -32,7 +34,8 @@ describe("luact metrics (GET /metrics)", function()
   local node, prom, dir
   setup(function()
     process.require_netns()
-    node = process.spawn(("luajit spec/nodes/metrics_node.lua http://%s http://%s"):format(NODE_HTTP, PLAIN_HTTP))
+    node = process.spawn(("luajit spec/nodes/metrics_node.lua http://%s http://%s %s %s %s"):format(
+      NODE_HTTP, PLAIN_HTTP, NODE_ADDR, SECRET, NODE_TCP))
     process.wait_for(node, "ready", 20)
     dir = os.tmpname()
     os.remove(dir)
@@ -82,5 +85,30 @@ scrape_configs:
     -- and their replies, and the sampled latency of some of them
     wait_value('luact_replies_sent_total{thread="2"}', function(v) return v >= 500 end, "the replies of thread 2")
     wait_value('luact_call_latency_seconds_count{thread="1"}', function(v) return v >= 1000 / 16 - 1 end, "timed calls")
+  end)
+
+  it("times a marked method however it is reached: listener, node link, by name", function()
+    local q = 'luact_method_duration_seconds_count{actor="room",method="join"}'
+    local before = wait_value(q, function() return true end, "a sample")
+    -- through the http:// listener, by name: 3 calls
+    for i = 1, 3 do
+      assert.equal(("[%d] 200"):format(i), curl(("-X POST -d '[%d]' http://%s/svc/room/join"):format(i, PLAIN_HTTP)))
+    end
+    -- from another node: by name through its tcp:// listener (4), over the node link to an
+    -- actor it made (5); `leave` is not marked (5 calls not counted)
+    local r = helpers.start({ n_core = 1, address = "127.0.0.1:7101", secret = SECRET, peer = NODE_TCP }, function()
+      local luact = require "luact"
+      local room = luact.ref(luact.opts.peer .. "/svc/room")
+      for i = 1, 4 do room:join(i) end
+      for i = 1, 5 do room:leave(i) end
+      local made = luact.ref(luact.opts.peer .. "/svc/rooms"):make()
+      local remote = require("luact.actor.ref").parts(made) ~= luact.machine_id
+      for i = 1, 5 do made:join(i) end
+      luact.stop(remote)
+    end)
+    assert.is_true(r)
+    wait_value(q, function(v) return v >= before + 12 end, "12 more timed joins")
+    os.execute("sleep 2")       -- (two more scrapes: nothing else arrives)
+    assert.equal(before + 12, (query(q)))
   end)
 end)

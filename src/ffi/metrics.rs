@@ -74,6 +74,67 @@ pub unsafe extern "C" fn luact_metrics_set_activations(text: *const u8, len: usi
     })
 }
 
+/// Marks the pair (actor, method) for a duration histogram (src/metrics_methods.rs) and
+/// returns its index; `BadArgument` (with the reason in `luact_last_error`) when the name is
+/// empty or too long, or when the process has as many pairs as it keeps.
+///
+/// # Safety
+/// `actor` and `method` point to `alen` and `mlen` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luact_metrics_method(actor: *const u8, alen: usize, method: *const u8, mlen: usize) -> i32 {
+    guard(|| {
+        // SAFETY: the caller's promise (Lua strings kept alive for the call).
+        let (a, m) = unsafe { (bytes(actor, alen), bytes(method, mlen)) };
+        let (a, m) = (String::from_utf8_lossy(a), String::from_utf8_lossy(m));
+        match crate::metrics_methods::mark(&a, &m) {
+            Ok(i) => Ok(i as i32),
+            Err(crate::metrics_methods::MarkError::Full) => Err(Error::new(
+                Status::BadArgument,
+                format!("at most {} (actor, method) pairs are timed per process", crate::metrics_methods::MAX_PAIRS),
+            )),
+            Err(crate::metrics_methods::MarkError::BadName) => Err(Error::new(
+                Status::BadArgument,
+                format!("a method name of 1 to {0} bytes and an actor name of at most {0} bytes expected", crate::metrics_methods::MAX_NAME),
+            )),
+        }
+    })
+}
+
+/// Thread tid's store of method histograms (`MAX_PAIRS * STRIDE` doubles, valid for the life of
+/// the process; only thread tid writes it); created when `create` is 1, else null until then.
+#[no_mangle]
+pub extern "C" fn luact_metrics_methods_block(tid: i32, create: i32) -> *mut f64 {
+    guard_value(std::ptr::null_mut(), || {
+        if tid < 1 {
+            return std::ptr::null_mut();
+        }
+        crate::metrics_methods::store_ptr(tid as usize, create == 1)
+    })
+}
+
+/// The marked pairs as lines "actor\tmethod" in index order; `*out` points to the text until
+/// this thread's next call of this function or of `luact_metrics_render`. Returns its length.
+///
+/// # Safety
+/// `out` points to a writable pointer.
+#[no_mangle]
+pub unsafe extern "C" fn luact_metrics_method_names(out: *mut *const u8) -> i64 {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::new(Status::BadArgument, "null output pointer"));
+        }
+        let text = crate::metrics_methods::names();
+        let len = text.len().min(i32::MAX as usize) as i32;
+        TEXT.with(|t| {
+            *t.borrow_mut() = text;
+            // SAFETY: `out` is writable (checked non-null above); the text lives in TEXT until
+            // the next call here.
+            unsafe { *out = t.borrow().as_ptr() };
+        });
+        Ok(len)
+    }) as i64
+}
+
 /// Starts the stall watchdog of the running runtime: a thread whose loop has not turned for
 /// `warn` seconds while not waiting is reported (see src/stall.rs). Once per run (thread 1).
 #[no_mangle]

@@ -9,6 +9,7 @@ local scheduler = require "luact.scheduler"
 local clock = require "luact.clock"
 local metrics = require "luact.metrics"
 local ACTORS = metrics.SLOT.actors
+local now_precise = C.luact_clock_monotonic
 
 local host = {}
 
@@ -65,10 +66,11 @@ end
 -- `sup` (table or nil) makes it supervised; `id` reuses a reserved local id.
 function host.create(ctor, args, sup, id)
   local body = make_body(ctor, args)
+  local timed = metrics.timed_methods(body)
   id = id or new_id()
   local r = ref.new(host.MACHINE, thread_id(), EPOCH, id)
   local rec = { id = id, body = body, ref = r, state = "alive", calls = nil, monitors = nil,
-                served = 0, last_error = nil }
+                served = 0, last_error = nil, timed = timed, slow = timed and true or nil }
   if sup then
     local opts = {}
     for k, v in pairs(SUPERVISE_DEFAULTS) do opts[k] = v end
@@ -192,15 +194,41 @@ function host.serving()
   return nil
 end
 
--- Runs body[method] in the calling tentacle: returns true, results... or false, exception.
-function host.invoke(rec, method, has_self, ...)
+local function timed_end(k, t0, ...)
+  metrics.observe_method(k, now_precise() - t0)
+  return ...
+end
+
+-- host.invoke for an actor with `slow` set: a virtual actor's activation (its lease, its idle
+-- clock, the persistent one it serves) or one with timed methods (__actor_metrics__).
+local function invoke_slow(rec, method, has_self, ...)
   if rec.lease_gen then
     local refused = lease_refusal(rec, method)
     if refused then return false, refused end
     if rec.idle then rec.used = clock.get() end
-    if rec.persist then return invoke_serving(rec, method, has_self, ...) end
   end
+  local timed = rec.timed
+  local k = timed and timed[method]
+  if k then
+    if rec.persist then return timed_end(k, now_precise(), invoke_serving(rec, method, has_self, ...)) end
+    return timed_end(k, now_precise(), invoke_body(rec, method, has_self, ...))
+  end
+  if rec.persist then return invoke_serving(rec, method, has_self, ...) end
   return invoke_body(rec, method, has_self, ...)
+end
+
+-- Runs body[method] in the calling tentacle: returns true, results... or false, exception.
+-- (One field read decides: an actor that is neither virtual nor timed goes straight to its
+-- body, so a method that is not marked costs no timing.)
+function host.invoke(rec, method, has_self, ...)
+  if rec.slow then return invoke_slow(rec, method, has_self, ...) end
+  return invoke_body(rec, method, has_self, ...)
+end
+
+-- Marks a record as a virtual actor's activation (luact.cluster.activations): its lease is
+-- checked before each call.
+function host.set_virtual(rec, lease_gen, vid, key)
+  rec.lease_gen, rec.vid, rec.vkey, rec.slow = lease_gen, vid, key, true
 end
 
 invoke_body = function(rec, method, has_self, ...)
@@ -300,12 +328,16 @@ local function restart(rec)
   rec.timer = nil
   if rec.state ~= "restarting" then return end
   local ok, body = pcall(make_body, rec.ctor, rec.args)
+  local timed
+  if ok then ok, timed = pcall(metrics.timed_methods, body) end
   if not ok then
     rec.state = "alive"      -- so failed() applies the budget again
-    host.failed(rec, to_exception(body))
+    host.failed(rec, to_exception(ok == false and timed or body))
     return
   end
   rec.body = body
+  rec.timed = timed
+  rec.slow = (timed or rec.lease_gen) and true or nil
   rec.state = "alive"
 end
 

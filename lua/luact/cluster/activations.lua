@@ -61,7 +61,7 @@ local function create(vid, key, code, args_s, opts, handoff, p, idle)
   local gen = lease.current()
   local sup = next(opts) and opts or nil
   local r, rec = host.create(ctor, args, sup, id)
-  rec.lease_gen, rec.vid, rec.vkey = gen, vid, key
+  host.set_virtual(rec, gen, vid, key)
   if p then rec.persist, rec.vboot = true, p.boot end
   if idle then watch_idle(rec, idle) end
   host.on_death(rec, function(dead)
