@@ -4,7 +4,7 @@
 -- Registers /ctl (thread 1) and /ctl2 (thread 2), each with the cluster and db operations run on
 -- its own thread, listens on CTL_URL (tcp://) for the spec, prints "ready", and stops by itself
 -- after LUACT_SPEC_LIFE seconds (default 120). LUACT_SPEC_SNAPSHOT sets the Raft snapshot interval
--- (entries).
+-- (entries); LUACT_SPEC_AUTOPILOT the `replace_dead_voters` seconds.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./target/lua/?.so;" .. package.cpath
 local luact = require "luact"
@@ -23,6 +23,7 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
               datadir = arg[3] ~= "-" and arg[3] or nil, ctl = arg[4],
               life = tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120,
               snapshot_entries = tonumber(os.getenv("LUACT_SPEC_SNAPSHOT")),
+              replace_dead_voters = tonumber(os.getenv("LUACT_SPEC_AUTOPILOT")),
               timeout = (tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120) + 10 }, function()
   local luact = require "luact"
   local function ctl()

@@ -18,18 +18,15 @@ local tentacle = require "luact.tentacle"
 local logger = require "luact.logger"
 local thread = require "luact.thread"
 local util = require "luact.util"
-local exception = require "luact.exception"
+local voters = require "luact.cluster.voters"
 
 local cluster = {}
 
 local GUARD_SWEEP = 1.0        -- the leader looks for guards of dead nodes this often
+local LEADERLESS = 3.0         -- a voter that heard from no leader this long follows the feed
 
 local S = nil                  -- thread 1 of a member: { self_addr, boot, ... }
 
-if not exception.defined("voter_change_refused") then
-  exception.define("voter_change_refused", { recoverable = false,
-    message = "the voter change was refused" })
-end
 
 local function copy(t)
   if type(t) ~= "table" then return t end
@@ -94,110 +91,12 @@ function cluster.leave(timeout)
 end
 requests.local_ops.leave = function(timeout) return leave_here(timeout) end
 
--- luact.cluster.voters() -> the Raft voters' addresses, sorted: the configuration this node's
--- registry replica has applied (committed); {} outside a cluster.
-function cluster.voters()
-  local out = {}
-  for i, a in ipairs(view.voters) do out[i] = a end
-  return out
-end
+-- luact.cluster.voters(), add_voter(addr [, timeout]), remove_voter(addr [, timeout]): see
+-- luact.cluster.voters (the module).
+cluster.voters = voters.voters
+cluster.add_voter = voters.add_voter
+cluster.remove_voter = voters.remove_voter
 
-local function set_of(list)
-  local set = {}
-  for _, a in ipairs(list) do set[a] = true end
-  return set
-end
-
--- thread 1 of the node where add_voter/remove_voter was called: the checks that need this
--- node's view, then the change itself on the leader. Returns { index = } or { refused = why }.
-local change_seq = 0
-requests.local_ops.voters = function(arg, deadline)
-  local what = arg.add and "luact.cluster.add_voter" or "luact.cluster.remove_voter"
-  local addr = arg.add or arg.remove
-  -- the voters as a leader committed them by now (a linearizable barrier)
-  requests.run("sync", nil, deadline, what)
-  local voters = replica.voters() or S.voters
-  local is = set_of(voters)
-  if arg.add then
-    if is[addr] then return { refused = addr .. " is already a voter" } end
-    local st = members.state(addr)
-    if st ~= "alive" then
-      return { refused = ("%s is not a live member of the cluster (%s)"):format(addr, st or "unknown") }
-    end
-    local meta = members.meta(addr)
-    if not (meta and meta.raft) then
-      return { refused = addr .. " has no datadir: only a member started with a datadir can vote" }
-    end
-  else
-    if not is[addr] then return { refused = addr .. " is not a voter" } end
-    if #voters == 1 then return { refused = "removing " .. addr .. " would remove the last voter" } end
-  end
-  change_seq = change_seq + 1
-  return (requests.run("conf", { add = arg.add, remove = arg.remove, id = S.boot .. "/" .. change_seq },
-                       deadline, what))
-end
-
--- the leader: one change at a time
-local changing = nil            -- { id =, what = } of the change the leader is making
-requests.leader_ops.conf = function(arg, deadline)
-  if not consensus.is_leader() then return false, "not_leader" end
-  local what = arg.add and ("adding " .. tostring(arg.add)) or ("removing " .. tostring(arg.remove))
-  if changing and changing.id ~= arg.id then
-    return true, { refused = ("another voter change is in progress (%s)"):format(changing.what) }
-  end
-  changing = { id = arg.id, what = what }
-  local ok, index, why, refused = pcall(consensus.change, { add = arg.add, remove = arg.remove }, deadline)
-  if changing and changing.id == arg.id then changing = nil end
-  if not ok then error(index, 0) end
-  if index then
-    logger.info(("cluster: voter change committed: %s (index %d)"):format(what, index))
-    return true, { index = index }, index
-  end
-  if refused then return true, { refused = why } end
-  return false, why
-end
-
-local function check_change_args(fname, addr, timeout)
-  if type(addr) ~= "string" or not addr:match("^%d+%.%d+%.%d+%.%d+:%d+$") then
-    error(("bad 'addr' argument to luact.cluster.%s (\"ip:port\" expected, got %s)"):format(
-      fname, type(addr) == "string" and ("%q"):format(addr) or type(addr)), 3)
-  end
-  if timeout ~= nil and (type(timeout) ~= "number" or not (timeout > 0 and timeout < math.huge)) then
-    error(("bad 'timeout' argument to luact.cluster.%s (positive number expected)"):format(fname), 3)
-  end
-  if not view.active then
-    error(("luact.cluster.%s: this node is not a cluster member (no 'seeds')"):format(fname), 3)
-  end
-end
-
-local CHANGE_TIMEOUT = 30
-
-local function change(kind, addr, timeout)
-  local fname = kind == "add" and "add_voter" or "remove_voter"
-  timeout = timeout or CHANGE_TIMEOUT
-  local r = requests.call("voters", { [kind] = addr }, timeout, "luact.cluster." .. fname)
-  if r.refused then
-    error(exception.new("voter_change_refused", ("luact.cluster.%s(%q): %s"):format(fname, addr, r.refused)), 0)
-  end
-  return true
-end
-
--- luact.cluster.add_voter(addr [, timeout]): makes the live member `addr` (started with a
--- datadir) a Raft voter: it first copies the registry's log as a learner, then the change is
--- committed. Returns true once committed (and applied on this node); raises
--- voter_change_refused (already a voter, not a live member, no datadir, another change in
--- progress) or cluster_unavailable (no leader, or it did not catch up, before the deadline).
-function cluster.add_voter(addr, timeout)
-  check_change_args("add_voter", addr, timeout)
-  return change("add", addr, timeout)
-end
-
--- luact.cluster.remove_voter(addr [, timeout]): removes the voter `addr` (alive or not). A
--- removed leader leads until the change is committed, then steps down.
-function cluster.remove_voter(addr, timeout)
-  check_change_args("remove_voter", addr, timeout)
-  return change("remove", addr, timeout)
-end
 requests.local_ops.local_get = function(k) return replica.state():get(k) end
 
 -- The leader drops the guards of nodes that are dead, left, or alive under a new boot id
@@ -240,12 +139,20 @@ function cluster.start(opts)
   S = { self_addr = self_addr, boot = boot, process = process, voters = seeds }
   -- this node applies its own Raft log while it is a voter (in the configuration its registry
   -- applied and in its Raft node's), its storage not recovering; else it follows the feed
+  -- (and hears from a leader: a voter removed while it was down hears from none, and would
+  -- otherwise keep its stale registry; an election's pause is shorter than LEADERLESS)
+  local last_led = clock.get()
   local function in_log()
     if not consensus.running() or consensus.recovering() or not consensus.has_voter(self_addr) then
       return false
     end
+    local now = clock.get()
+    if consensus.leader() ~= nil then last_led = now
+    elseif now - last_led > LEADERLESS then return false end
     local v = replica.voters()
-    return v == nil or set_of(v)[self_addr] == true
+    if v == nil then return true end
+    for _, a in ipairs(v) do if a == self_addr then return true end end
+    return false
   end
   local function leader()
     if consensus.is_leader() then return self_addr end
@@ -282,6 +189,8 @@ function cluster.start(opts)
                       snapshot_entries = opts.snapshot_entries })
   end
   replica.ready()
+  voters.start({ self_addr = self_addr, seeds = seeds, boot = my_boot,
+                 replace_dead_voters = opts.replace_dead_voters })
   members.listen(function(tp)
     if tp == "dead" or tp == "leave" or tp == "join" then sweep_guards() end
   end)
@@ -303,6 +212,7 @@ end
 function cluster.reset()
   if S then
     if S.sweeper then S.sweeper:stop() end
+    voters.stop()
     failover.stop()
     lease.stop()
     activations.stop()
@@ -313,7 +223,6 @@ function cluster.reset()
     S = nil
   end
   sweeping = {}
-  changing = nil
   view.reset()
 end
 

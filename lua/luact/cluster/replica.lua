@@ -256,7 +256,7 @@ update_mode = function()
   following = not in_log
   if S.started then
     logger.info(in_log and "cluster: this node is a voter now: its registry follows its own Raft log"
-      or "cluster: this node is not a voter now: its registry follows a voter's feed")
+      or "cluster: this node's registry follows a voter's feed now (it is not a voter, or hears from no leader)")
   end
   if following then subscribe() else leader_seen = nil end
   if S.on_mode then S.on_mode(in_log) end
