@@ -36,6 +36,8 @@ TARGETS = [
     ("spawn",                "bytes_per_actor", None,                                   "<=", 1024),
     ("spawn",                "bytes_per_actor", ("spawn", "erlang", "bytes_per_actor"), None, None),
     ("ring",                 "rate",            ("ring", "erlang", "rate"),             None, None),
+    # The skynet tree (issue 28): 1 111 111 actors spawned, told and summed, both sides alike.
+    ("skynet",               "rate",            ("skynet", "erlang", "rate"),           ">=", 2.0),
     ("node_call_1",          "rate",            ("tcp_pingpong_1", "floor", "rate"),    ">=", 0.9),
     ("node_call_1",          "rate",            ("tcp_pingpong_1_xcpu", "floor", "rate"), None, None),
     ("node_call_1",          "rate",            ("dist_pingpong_1", "erlang", "rate"),  None, None),

@@ -11,6 +11,8 @@
 %%   send_oneway      one-way sends; the receiver counts them and acks once at the end
 %%   spawn            spawn rate of idle processes and memory per idle process
 %%   ring             1000 processes in a ring pass a token 1 000 000 hops
+%%   skynet           the skynet tree: N leaves (1 000 000: 1 111 111 processes) spawned with a
+%%                    10-way fan-out; each process sums its children's answers (bench/skynet.lua)
 %%   dist_pingpong    from node a to the echo process of node b (started with `dist_server`):
 %%                    1 caller (rate, p50/p99 µs), then 64 concurrent callers (rate); with
 %%                    `tls` after the peer's name, as dist_tls_pingpong_* (TLS distribution)
@@ -52,6 +54,7 @@ default_n("pingpong_64") -> 3000000;
 default_n("send_oneway") -> 10000000;
 default_n("spawn") -> 200000;
 default_n("ring") -> 1000000;
+default_n("skynet") -> 1000000;
 default_n("dist_pingpong") -> 20000;
 default_n("dist_server") -> 0.
 
@@ -62,6 +65,7 @@ run("pingpong_64", N, _) -> pingpong_64(N);
 run("send_oneway", N, _) -> send_oneway(N);
 run("spawn", N, _) -> spawn_idle(N);
 run("ring", N, _) -> ring(?RING_SIZE, N);
+run("skynet", N, _) -> skynet(N);
 run("dist_pingpong", N, [Peer | Rest]) ->
     %% "tls" after the peer: the nodes run the TLS distribution (-proto_dist inet_tls), and the
     %% cases are named dist_tls_pingpong_*
@@ -233,6 +237,33 @@ ring_node(Next, Main) ->
 
 %% After the token ends, one stop goes round and every process exits once.
 ring_node_stop() -> receive stop -> ok after 1000 -> ok end.
+
+%% The skynet tree of N leaves: every process spawns 10 children, receives their 10 numbers
+%% and sends the sum to its parent; a leaf sends its number. The sum is checked.
+skynet(N) ->
+    {Ns, Sum} = in_process(fun() ->
+                                   T = now_ns(),
+                                   Self = self(),
+                                   spawn(fun() -> skynet_node(Self, 0, N) end),
+                                   receive {skynet, S} -> {now_ns() - T, S}
+                                   after ?WATCHDOG_MS -> exit(skynet_timeout)
+                                   end
+                           end),
+    Sum = N * (N - 1) div 2,
+    emit("skynet", skynet_processes(N), Ns, [{"leaves", N}]).
+
+skynet_node(Parent, Num, 1) -> Parent ! {skynet, Num};
+skynet_node(Parent, Num, Size) ->
+    Per = Size div 10,
+    Self = self(),
+    [spawn(fun() -> skynet_node(Self, Num + I * Per, Per) end) || I <- lists:seq(0, 9)],
+    Parent ! {skynet, skynet_collect(10, 0)}.
+
+skynet_collect(0, Acc) -> Acc;
+skynet_collect(K, Acc) -> receive {skynet, V} -> skynet_collect(K - 1, Acc + V) end.
+
+skynet_processes(1) -> 1;
+skynet_processes(N) -> N + skynet_processes(N div 10).
 
 %% --- two nodes ----------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ end
 local function summary(rec)
   local in_progress = 0
   if rec.calls then for _ in pairs(rec.calls) do in_progress = in_progress + 1 end end
-  return { id = rec.id, ref = tostring(rec.ref), name = rec.name or rec.vid, body = body_type(rec.body),
+  return { id = host.id(rec), ref = tostring(rec.ref), name = rec.name or rec.vid, body = body_type(rec.body),
            state = rec.state, supervised = rec.sup ~= nil, calls_served = rec.served or 0,
            calls_in_progress = in_progress, last_error = error_text(rec.last_error) }
 end
@@ -71,7 +71,7 @@ function answer.actors(after, limit)
   local out = {}
   for i, rec in ipairs(recs) do out[i] = summary(rec) end
   return { thread = my_tid(), total = total, inbox_depth = C.luact_metrics_inbox_depth(my_tid()),
-           actors = out, next = #recs == limit and recs[#recs].id or nil }
+           actors = out, next = #recs == limit and host.id(recs[#recs]) or nil }
 end
 
 function answer.actor(l, e)

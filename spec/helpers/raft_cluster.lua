@@ -48,7 +48,7 @@ local function cluster(seed, opts)
     duplicate = opts.duplicate or 0, reorder = opts.reorder or false,
     on_ready = function(id, rd) c:on_ready(id, rd) end,
     on_step = function(id, m)
-      if m.type == "snapshot" then c.snapshots_delivered = c.snapshots_delivered + 1 end
+      if m.type == "snapshot" and m.done then c.snapshots_delivered = c.snapshots_delivered + 1 end
       c:check_leader(id)
     end,
     on_deliver = opts.garble and function(from, to, msg, net) c:garble(to, msg) end,
@@ -76,6 +76,9 @@ function Cluster:new_node(id, peers)
     election_ticks = self.opts.election_ticks or 10, heartbeat_ticks = 1,
     storage = self.storages[id],
     snapshot_entries = self.opts.snapshot_entries,
+    -- snapshots travel in small pieces (a few per snapshot), so that losing, duplicating and
+    -- reordering them, crashes and leader changes mid-transfer are part of every run
+    snapshot_piece = self.opts.snapshot_piece or 40, snapshot_window = self.opts.snapshot_window or 2,
     log = self.opts.log and function(level, line) self.opts.log(id, level, line) end,
     snapshot = function(index)
       if app.index ~= index then

@@ -4,7 +4,8 @@
 -- Registers /ctl (thread 1) and /ctl2 (thread 2), each with the cluster and db operations run on
 -- its own thread, listens on CTL_URL (tcp://) for the spec, prints "ready", and stops by itself
 -- after LUACT_SPEC_LIFE seconds (default 120). LUACT_SPEC_SNAPSHOT sets the Raft snapshot interval
--- (entries); LUACT_SPEC_AUTOPILOT the `replace_dead_voters` seconds.
+-- (entries), LUACT_SPEC_MAX_FRAME the largest node frame (bytes; the `max_frame` option),
+-- LUACT_SPEC_AUTOPILOT the `replace_dead_voters` seconds.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./target/lua/?.so;" .. package.cpath
 local luact = require "luact"
@@ -24,6 +25,7 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
               life = tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120,
               snapshot_entries = tonumber(os.getenv("LUACT_SPEC_SNAPSHOT")),
               replace_dead_voters = tonumber(os.getenv("LUACT_SPEC_AUTOPILOT")),
+              max_frame = tonumber(os.getenv("LUACT_SPEC_MAX_FRAME")),
               timeout = (tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120) + 10 }, function()
   local luact = require "luact"
   local function ctl()
@@ -437,6 +439,8 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         luact.event.join(nil, unpack(workers))
         return done, failed, luact.clock.get() - t0
       end,
+      -- bytes of this node's registry replica as a snapshot (what a member that fell behind is sent)
+      snapshot_bytes = function(self) return #require("luact.cluster.replica").state():snapshot() end,
       -- bytes: thread 1's Lua heap after a full collection, and the process's resident set
       mem = function(self)
         collectgarbage("collect"); collectgarbage("collect")

@@ -69,8 +69,11 @@ function host.create(ctor, args, sup, id)
   local timed = metrics.timed_methods(body)
   id = id or new_id()
   local r = ref.new(host.MACHINE, thread_id(), EPOCH, id)
-  local rec = { id = id, body = body, ref = r, state = "alive", calls = nil, monitors = nil,
-                served = 0, last_error = nil, timed = timed, slow = timed and true or nil }
+  -- (four fields, so the record's hash part has four slots: an idle actor costs its record,
+  -- its reference and a slot in `actors`, about 275 bytes; calls, monitors, last_error, the
+  -- name, the timed methods and the supervision fields are added when used; the id is r[4])
+  local rec = { body = body, ref = r, state = "alive", served = 0 }
+  if timed then rec.timed, rec.slow = timed, true end
   if sup then
     local opts = {}
     for k, v in pairs(SUPERVISE_DEFAULTS) do opts[k] = v end
@@ -84,6 +87,11 @@ function host.create(ctor, args, sup, id)
   local mb = metrics.b
   mb[ACTORS] = mb[ACTORS] + 1
   return r, rec
+end
+
+-- The local id of an actor's record (its reference's fourth field; a record keeps no copy).
+function host.id(rec)
+  return rec.ref[4]
 end
 
 -- The record of a live or restarting actor of this thread, or nil.
@@ -100,10 +108,10 @@ function host.page(after, limit)
   local best, n = {}, 0
   for id, rec in pairs(actors) do
     n = n + 1
-    if id > after and (#best < limit or id < best[#best].id) then
+    if id > after and (#best < limit or id < host.id(best[#best])) then
       local i = #best
       if i == limit then best[i] = nil; i = i - 1 end
-      while i >= 1 and best[i].id > id do best[i + 1] = best[i]; i = i - 1 end
+      while i >= 1 and host.id(best[i]) > id do best[i + 1] = best[i]; i = i - 1 end
       best[i + 1] = rec
     end
   end
@@ -246,9 +254,13 @@ end
 -- locals are the actor's record and the method)
 host.invoke_frame = invoke_body
 
+local function destroy_hook(body)
+  return body.__actor_destroy__
+end
+
 local function destroy(rec, reason)
   local body = rec.body
-  local ok, d = pcall(function() return body.__actor_destroy__ end)
+  local ok, d = pcall(destroy_hook, body)   -- (a cdata body may raise on an unknown field)
   if ok and d ~= nil then
     local dok, err = pcall(d, body, reason)
     if not dok then
@@ -257,11 +269,14 @@ local function destroy(rec, reason)
   end
 end
 
--- Ends every call in progress on the actor (except the running one), telling their callers.
-local function abort_calls(rec, e)
+-- Ends every call in progress on the actor (except the running one), telling their callers the
+-- exception `name` with the message `fmt` formatted with the actor (made only when there is a
+-- call to end: making one takes a traceback, which was most of the cost of killing an idle actor).
+local function abort_calls(rec, name, fmt)
   local calls = rec.calls
   if not calls then return end
   rec.calls = nil
+  local e = exception.new(name, fmt:format(tostring(rec.ref)))
   local current = scheduler.running()
   for t, call in pairs(calls) do
     if t ~= current then
@@ -305,12 +320,12 @@ function host.kill(rec, reason)
   if rec.state == "dead" then return false end
   local was_alive = rec.state == "alive"
   rec.state = "dead"
-  actors[rec.id] = nil
+  actors[host.id(rec)] = nil
   local mb = metrics.b
   mb[ACTORS] = mb[ACTORS] - 1
   if rec.timer then clock.cancel(rec.timer) end
   if was_alive then destroy(rec, reason) end
-  abort_calls(rec, exception.new("actor_no_body", ("%s was killed"):format(tostring(rec.ref))))
+  abort_calls(rec, "actor_no_body", "%s was killed")
   if rec.on_death then
     for _, f in ipairs(rec.on_death) do pcall(f, rec) end
   end
@@ -359,7 +374,7 @@ function host.failed(rec, e)
   rec.restarts = recent
   rec.state = "restarting"
   destroy(rec, e)
-  abort_calls(rec, exception.new("actor_temporary_fail", ("%s is restarting"):format(tostring(rec.ref))))
+  abort_calls(rec, "actor_temporary_fail", "%s is restarting")
   local pause = math.min(opts.restart_pause * 2 ^ (#recent - 1), opts.restart_pause_max)
   rec.timer = clock.at(clock.get() + pause, function() restart(rec) end)
 end

@@ -79,9 +79,9 @@ local function activate_here(vid, key, code, args_s, opts, handoff, p, idle)
   if not ok then logger.error(("cluster: cannot activate %s here: %s"):format(vid, tostring(r))) end
   local t = my_tid()
   if t ~= 1 then
-    wire.send(host.MACHINE, 1, ok and { "VC", key, t, host.EPOCH, rec.id } or { "VC", key, false, tostring(r) })
+    wire.send(host.MACHINE, 1, ok and { "VC", key, t, host.EPOCH, host.id(rec) } or { "VC", key, false, tostring(r) })
   elseif ok then
-    activations.created(key, 1, host.EPOCH, rec.id)
+    activations.created(key, 1, host.EPOCH, host.id(rec))
   else
     activating[key] = nil
   end
@@ -408,7 +408,7 @@ function activations.register(vid, opts, ctor, args, timeout)
   rec.superseded = true              -- not filed yet: its death needs no vdrop
   local ok, key = pcall(requests.call, "w", { op = "vreg", vid = vid, ctor = code, args = args_s, opts = sup,
     multi = opts.multi_actor and true or false, persist = persist or nil, idle = idle, node = addr, boot = boot, t = my_tid(),
-    e = host.EPOCH, l = rec.id }, timeout, "luact.register")
+    e = host.EPOCH, l = host.id(rec) }, timeout, "luact.register")
   if not ok or not key then
     host.kill(rec, nil)
     if not ok then error(key, 0) end

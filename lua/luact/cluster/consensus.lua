@@ -86,7 +86,8 @@ end
 -- Starts the Raft node: opts.self_addr, opts.voters (sorted list of addresses: the seeds, the
 -- first configuration of a new cluster; {} on a node that is not a seed), opts.datadir,
 -- opts.on_leader(addr | nil), opts.fsync (default true), opts.snapshot_entries (entries applied
--- between automatic snapshots, default 2000), opts.tick (seconds per Raft tick).
+-- between automatic snapshots, default 2000), opts.tick (seconds per Raft tick), opts.max_frame
+-- (the node transport's largest frame: snapshots go in pieces of at most a quarter of it).
 function consensus.start(opts)
   if not mkdir_p(opts.datadir) then
     error(("luact.start: cannot create datadir '%s'"):format(opts.datadir), 0)
@@ -105,6 +106,7 @@ function consensus.start(opts)
       if replica.applied() ~= index then return nil end
       return replica.state():snapshot()
     end,
+    snapshot_piece = math.max(1024, math.min(1024 * 1024, math.floor((opts.max_frame or 16 * 1024 * 1024) / 4))),
     -- the leader's new entries leave before its own fsync (followers write them meanwhile)
     send_early = function(msgs)
       for _, msg in ipairs(msgs) do wire.to_member(msg.to, { "R", msg }) end
@@ -248,6 +250,8 @@ end
 -- Read-only access to the log, for the feed to followers.
 function consensus.first_index() return S.n:first_index() end
 function consensus.entry(i) return S.n:entry(i) end
+-- The latest snapshot { index, term, conf, data } (nil before the first).
+function consensus.snapshot() return S.n:snapshot() end
 
 function consensus.status()
   return S and S.n:status()

@@ -172,7 +172,7 @@ function cluster.start(opts)
                         members.set_meta({ boot = S.boot, raft = has_raft or nil })
                       end })
   replica.start({ self_addr = self_addr, source = consensus, voters = seeds, in_log = in_log,
-                  live = members.live, on_leader = publish_leader,
+                  live = members.live, on_leader = publish_leader, max_frame = opts.max_frame,
                   on_conf = function(v) members.set_voters(v) end,
                   on_mode = publish_leader,
                   on_applied = function(R) activations.sync(R:take_touched()) end })
@@ -186,7 +186,7 @@ function cluster.start(opts)
     consensus.start({ self_addr = self_addr, voters = seed_set[self_addr] and seeds or {},
                       datadir = opts.datadir,
                       on_leader = publish_leader, fsync = opts.fsync, tick = opts.raft_tick,
-                      snapshot_entries = opts.snapshot_entries })
+                      snapshot_entries = opts.snapshot_entries, max_frame = opts.max_frame })
   end
   replica.ready()
   voters.start({ self_addr = self_addr, seeds = seeds, boot = my_boot,

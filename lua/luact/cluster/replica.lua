@@ -2,33 +2,39 @@
 -- A voter applies it from its own committed Raft log (luact.cluster.consensus calls `apply`);
 -- every other member follows a voter's *feed*: it subscribes with the index it has applied
 -- ("FS", repeated every FEED_RENEW seconds as a heartbeat), and the voter answers with the
--- committed entries after that index ("FE"), or with a snapshot of its registry first ("FN")
+-- committed entries after that index ("FE"), or with its latest Raft snapshot first ("FN", in
+-- pieces of at most a quarter of `max_frame`, acknowledged by "FS": luact.cluster.raft.pieces)
 -- when its log no longer holds them, then pushes each new batch as it applies it. Whichever
 -- source an entry comes from, only the entry right after the applied one is applied (a gap
 -- waits for the next subscription; a second copy is skipped), so every node applies the same
 -- sequence, and a node can take entries from its Raft log and the feed at once.
 -- Which one it relies on follows the voters (the configuration in the registry): a node is
--- *in the log* while its own address is a voter there and in its Raft node's configuration
--- and it is not recovering (opts.in_log); otherwise it follows the feed. It switches when
--- that changes (a voter added or removed at runtime), and the feed's voter list follows the
--- configuration. Tentacles wait here for a request's result or for an index to be applied.
+-- *in the log* while its own address is a voter there and in its Raft node's configuration,
+-- it is not recovering and it hears from a leader (opts.in_log); otherwise it follows the
+-- feed. It switches when that changes (a voter added or removed at runtime), and the feed's
+-- voter list follows the configuration. Tentacles wait here for a request's result or for an
+-- index to be applied.
 local registry = require "luact.cluster.registry"
 local loop = require "luact.loop"
 local clock = require "luact.clock"
 local event = require "luact.event"
 local logger = require "luact.logger"
 local wire = require "luact.cluster.wire"
+local pieces = require "luact.cluster.raft.pieces"
+local valid_piece = require("luact.cluster.raft.message").valid_piece
 
 local replica = {}
 
 local FEED_RENEW = 0.5          -- a follower re-subscribes this often (its heartbeat)
 local FEED_EXPIRY = 3           -- a voter stops feeding a follower silent for this long
-local FEED_BATCH = 256          -- entries per feed message
+local FEED_BATCH = 256          -- entries per feed message (and at most `piece` bytes of them)
+local SNAP_WINDOW = 4           -- snapshot pieces unacknowledged at once
+local MAX_PIECE = 1024 * 1024   -- bytes of snapshot per piece (less with a smaller max_frame)
 
 local R = registry.new()        -- the applied state
 local result_waiters = {}       -- request id -> one-shot event ("result", value)
 local index_waiters = {}        -- list of { index, ev }
-local S = nil                   -- the options of replica.start
+local S = nil                   -- the options of replica.start, and `piece`
 local following = false         -- subscribed to a voter's feed (not in the log)
 local conf_changed = false      -- a configuration entry or a snapshot was applied since the last batch
 
@@ -143,23 +149,38 @@ end
 ---------------------------------------------------------------------------------------------
 -- the feed: a voter's side
 
-local subscribers = {}          -- address -> { sent = last index sent, expires = time }
+local subscribers = {}          -- address -> { sent = last index sent, expires = time,
+                                --   out = a snapshot on its way (pieces sender), out_index }
+
+local function send_pieces(addr, sub)
+  local out = sub.out
+  for _, p in ipairs(out:take()) do
+    if not wire.to_member(addr, { "FN", S.source.leader(), S.self_addr, sub.out_index, out.size, p[1], p[2], p[3] }) then
+      break     -- (unreachable: sent again from what it acknowledged, after its next FS)
+    end
+  end
+end
 
 local function feed_one(addr, sub)
+  if sub.out then return send_pieces(addr, sub) end   -- nothing else until it has the snapshot
   local src = S.source
   local first = src.first_index()
   if sub.sent + 1 < first then
-    -- the entries it needs were compacted: the registry's state as of what we applied
-    wire.to_member(addr, { "FN", src.leader(), R.applied, R:snapshot() })
-    sub.sent = R.applied
+    -- the entries it needs were compacted: our latest Raft snapshot (the registry as of its
+    -- index; the log holds every entry after it), in pieces
+    local snap = src.snapshot()
+    sub.out, sub.out_index = pieces.sender(snap.data or "", S.piece, SNAP_WINDOW), snap.index
+    sub.sent = snap.index
+    return send_pieces(addr, sub)
   end
   while sub.sent < R.applied do
     local from, to = sub.sent + 1, math.min(R.applied, sub.sent + FEED_BATCH)
-    local entries = {}
+    local entries, bytes = {}, 0
     for i = from, to do
       local e = src.entry(i)
-      if not e then break end
+      if not e or (bytes > 0 and bytes + #(e.data or "") > S.piece) then break end
       entries[#entries + 1] = { i, e.data, e.conf and e.conf.voters }
+      bytes = bytes + #(e.data or "")
     end
     if #entries == 0 then break end
     if not wire.to_member(addr, { "FE", src.leader(), entries }) then break end
@@ -174,16 +195,33 @@ function replica.feed_all()
   end
 end
 
+-- FS addr applied [snapshot index, bytes held, renew]: a follower's subscription (renew: its
+-- periodic one) and its acknowledgement of snapshot pieces.
 loop.on("FS", function(msg)
   if not S or following then return end
-  local addr, applied = msg[2], msg[3]
+  local addr, applied, sindex, held, renew = msg[2], msg[3], msg[4], msg[5], msg[6]
   if type(addr) ~= "string" or type(applied) ~= "number" then return end
   local sub = subscribers[addr]
-  if not sub then sub = {}; subscribers[addr] = sub end
+  if not sub then sub = { sent = math.min(applied, R.applied), seen = applied }; subscribers[addr] = sub end
   sub.expires = clock.get() + FEED_EXPIRY
-  sub.sent = math.min(applied, R.applied)
+  if sub.out then
+    if applied >= sub.out_index then
+      sub.out = nil                                       -- it installed the snapshot
+    elseif sindex == sub.out_index and type(held) == "number" then
+      sub.out:ack(held)
+    end
+    -- pieces lost (nothing acknowledged between two renewals): again from what it holds
+    if sub.out and renew then sub.out:stalled() end
+  end
+  if not sub.out then
+    -- entries sent are not sent again while it makes progress; a renewal that shows none
+    -- means some were lost (a lost connection): again from what it applied
+    if renew and applied <= sub.seen and applied < sub.sent then sub.sent = applied end
+    if applied > sub.sent then sub.sent = math.min(applied, R.applied) end
+    if renew then sub.seen = applied end
+  end
   feed_one(addr, sub)
-  if R.applied == applied then wire.to_member(addr, { "FE", S.source.leader(), {} }) end
+  if R.applied == applied and not sub.out then wire.to_member(addr, { "FE", S.source.leader(), {} }) end
 end)
 
 ---------------------------------------------------------------------------------------------
@@ -212,10 +250,40 @@ loop.on("FE", function(msg)
   if applied_any then replica.applied_batch() end
 end)
 
+local feed_voter = nil           -- the voter this follower subscribes to
+local snap_in = nil             -- a snapshot coming in pieces: { from, index, size, rx }
+
+-- FN leader from index size offset bytes done: a piece of `from`'s Raft snapshot at `index`.
+-- Taken only from the voter this follower subscribes to, in order; acknowledged with an FS.
 loop.on("FN", function(msg)
-  if not S then return end
-  if following then follower_got(msg[2]) end
-  if replica.restore(msg[4], msg[3]) then replica.applied_batch() end
+  if not S or not following then return end
+  local from, index, size, offset, bytes, done = msg[3], msg[4], msg[5], msg[6], msg[7], msg[8]
+  if type(from) ~= "string" or type(index) ~= "number" or not valid_piece(offset, size, bytes, done) then
+    return
+  end
+  follower_got(msg[2])
+  if from ~= feed_voter then return end
+  if index <= R.applied then
+    snap_in = nil
+    wire.to_member(from, { "FS", S.self_addr, R.applied })
+    return
+  end
+  local t = snap_in
+  if t and (t.from ~= from or t.index ~= index or t.size ~= size) then t = nil end
+  if not t then
+    if offset ~= 0 then
+      wire.to_member(from, { "FS", S.self_addr, R.applied, index, 0 })
+      return
+    end
+    t = { from = from, index = index, size = size, rx = pieces.receiver(size) }
+    snap_in = t
+  end
+  local held = t.rx:put(offset, bytes)
+  if t.rx:complete() then
+    snap_in = nil
+    if replica.restore(t.rx:take(), index) then replica.applied_batch() end
+  end
+  wire.to_member(from, { "FS", S.self_addr, R.applied, index, held })
 end)
 
 -- A follower's known leader (from the feed).
@@ -245,7 +313,10 @@ local function subscribe()
     end
     target = target or voters[voter_cursor % n + 1]
   end
-  wire.to_member(target, { "FS", S.self_addr, R.applied })
+  if target ~= feed_voter then snap_in = nil end        -- (another voter starts over)
+  feed_voter = target
+  local t = snap_in
+  wire.to_member(target, { "FS", S.self_addr, R.applied, t and t.index, t and t.rx.held, true })
 end
 
 -- Follows the feed or the log, as opts.in_log() says now; logs a switch.
@@ -258,18 +329,20 @@ update_mode = function()
     logger.info(in_log and "cluster: this node is a voter now: its registry follows its own Raft log"
       or "cluster: this node's registry follows a voter's feed now (it is not a voter, or hears from no leader)")
   end
-  if following then subscribe() else leader_seen = nil end
+  if following then subscribe() else leader_seen, snap_in = nil, nil end
   if S.on_mode then S.on_mode(in_log) end
 end
 
 -- Starts the replica: opts.self_addr, opts.source (the consensus service: first_index(),
--- entry(i), leader()), opts.voters (the seeds: the voters until a configuration is applied),
--- opts.in_log() (true while this node may rely on its own Raft log), opts.live() (set of live
--- addresses), opts.on_leader(addr) (the leader a feed message named), opts.on_conf(voters)
--- after a batch that changed the configuration, opts.on_mode(in_log) after a switch,
--- opts.on_applied(registry) after each applied batch.
+-- entry(i), leader(), snapshot()), opts.voters (the seeds: the voters until a configuration
+-- is applied), opts.in_log() (true while this node may rely on its own Raft log), opts.live()
+-- (set of live addresses), opts.on_leader(addr) (the leader a feed message named),
+-- opts.on_conf(voters) after a batch that changed the configuration, opts.on_mode(in_log)
+-- after a switch, opts.on_applied(registry) after each applied batch, opts.max_frame (bytes:
+-- the feed's messages stay under a quarter of it).
 function replica.start(opts)
   S = opts
+  S.piece = math.max(1024, math.min(MAX_PIECE, math.floor((opts.max_frame or 16 * 1024 * 1024) / 4)))
   following = false
   S.timer = clock.timer(FEED_RENEW, function()
     if not S then return false end
@@ -295,6 +368,7 @@ function replica.reset()
   replica.stop()
   R = registry.new()
   result_waiters, index_waiters, subscribers, leader_seen = {}, {}, {}, nil
+  feed_voter, snap_in = nil, nil
   following, conf_changed, last_feed = false, false, 0
 end
 

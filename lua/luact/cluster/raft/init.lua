@@ -10,6 +10,7 @@ local Progress = require "luact.cluster.raft.progress"
 local message = require "luact.cluster.raft.message"
 local storage_memory = require "luact.cluster.raft.storage_memory"
 local identity = require "luact.cluster.raft.identity"
+local pieces = require "luact.cluster.raft.pieces"
 local membership = require "luact.cluster.raft.membership"
 
 local min, max, floor = math.min, math.max, math.floor
@@ -105,6 +106,13 @@ function raft.new(opts)
   if opts.log ~= nil and type(opts.log) ~= "function" then
     error("bad 'log' option (function expected)", 2)
   end
+  local piece, window = opts.snapshot_piece or 1024 * 1024, opts.snapshot_window or 4
+  if not (message.is_int(piece) and piece > 0) then
+    error("bad 'snapshot_piece' option (a positive integer expected)", 2)
+  end
+  if not (message.is_int(window) and window > 0) then
+    error("bad 'snapshot_window' option (a positive integer expected)", 2)
+  end
 
   local storage = opts.storage or storage_memory.new()
   local n = setmetatable({
@@ -116,6 +124,8 @@ function raft.new(opts)
     max_append = opts.max_append_entries or 64,
     snapshot_entries = opts.snapshot_entries,
     snapshot_fn = opts.snapshot,
+    snapshot_piece = piece, snapshot_window = window,
+    snap_in = nil,                -- a snapshot being received in pieces (pieces.receiver + whose)
     send_early = opts.send_early,
     term = 0, vote = nil, lead = nil, role = "follower",
     commit = 0, applied = 0, handed = 0, stable = 0,
@@ -176,6 +186,7 @@ end
 function Node:reset(term)
   if term ~= self.term then
     self.term, self.vote, self.hs_dirty = term, nil, true
+    self.snap_in = nil          -- pieces of an older term's leader: a new leader starts over
   end
   self.lead = nil
   self.election_elapsed, self.heartbeat_elapsed = 0, 0
@@ -317,11 +328,24 @@ end
 -- replication (leader side)
 ---------------------------------------------------------------------------------------------
 
+-- InstallSnapshot in pieces: the leader's latest snapshot, pinned for this peer until it has
+-- it (a newer snapshot taken meanwhile is sent next time, if the log no longer holds what the
+-- peer then needs). At most snapshot_window pieces of snapshot_piece bytes are unacknowledged.
 function Node:send_snapshot(id, pr)
   local snap = self.snap
   if not snap then return end
-  self:send({ to = id, type = "snapshot", snapshot = snap })
   pr:become_snapshot(snap.index)
+  pr.out = pieces.sender(snap.data or "", self.snapshot_piece, self.snapshot_window)
+  pr.out_meta = { index = snap.index, term = snap.term, conf = snap.conf }
+  self:send_pieces(id, pr)
+end
+
+function Node:send_pieces(id, pr)
+  local out, meta = pr.out, pr.out_meta
+  for _, p in ipairs(out:take()) do
+    self:send({ to = id, type = "snapshot", snapshot = meta, offset = p[1], size = out.size,
+                data = p[2], done = p[3] })
+  end
 end
 
 function Node:send_append(id, allow_empty)
@@ -495,25 +519,52 @@ function Node:handle_append(m)
   end
 end
 
+-- a piece of a snapshot: kept in order until the snapshot is whole, then installed. Pieces of
+-- another transfer (another leader or term, another snapshot) replace the one in progress
+-- only from their first byte; otherwise the sender hears how much is held (0) and starts over.
 function Node:handle_snapshot(m)
   local s = m.snapshot
   if s.index <= self.commit then
+    self.snap_in = nil
     self:send({ to = m.from, type = "append_resp", reject = false, index = self.commit })
     return
   end
   if self.log:term(s.index) == s.term then
     -- we already have it: just learn that it is committed
+    self.snap_in = nil
     self:commit_to(s.index)
-  else
-    self.log:restore(s.index, s.term)
-    self.snap, self.snap_dirty, self.snap_reset = s, true, true
-    self.commit, self.hs_dirty = s.index, true
-    self.stable = min(self.stable, s.index)
-    self.unstable_from = nil
-    self.restore_snapshot = s
-    self.handed = s.index
-    self:recompute_conf()
+    self:send({ to = m.from, type = "append_resp", reject = false, index = s.index })
+    return
   end
+  local rx = self.snap_in
+  if rx and (rx.from ~= m.from or rx.term ~= m.term or rx.index ~= s.index or rx.sterm ~= s.term or
+             rx.size ~= m.size) then
+    rx = nil
+  end
+  if not rx then
+    if m.offset ~= 0 then
+      self:send({ to = m.from, type = "snapshot_resp", index = s.index, next = 0 })
+      return
+    end
+    rx = pieces.receiver(m.size)
+    rx.from, rx.term, rx.index, rx.sterm = m.from, m.term, s.index, s.term
+    self.snap_in = rx
+  end
+  local held = rx:put(m.offset, m.data)
+  if not rx:complete() then
+    self:send({ to = m.from, type = "snapshot_resp", index = s.index, next = held })
+    return
+  end
+  self.snap_in = nil
+  s = { index = s.index, term = s.term, conf = s.conf, data = rx:take() }
+  self.log:restore(s.index, s.term)
+  self.snap, self.snap_dirty, self.snap_reset = s, true, true
+  self.commit, self.hs_dirty = s.index, true
+  self.stable = min(self.stable, s.index)
+  self.unstable_from = nil
+  self.restore_snapshot = s
+  self.handed = s.index
+  self:recompute_conf()
   self:send({ to = m.from, type = "append_resp", reject = false, index = s.index })
 end
 
@@ -667,9 +718,21 @@ step_leader = function(self, m)
   elseif t == "heartbeat_resp" then
     pr.recent_active = true
     pr.paused = false
-    if pr.state == "snapshot" then pr:become_probe() end
-    if pr.match < self.log:last_index() then self:send_append(m.from, true) end
+    if pr.state == "snapshot" and pr.out then
+      -- a snapshot on its way: send again from what the peer acknowledged if that did not move
+      -- since the last heartbeat (pieces lost)
+      if pr.out:stalled() then self:send_pieces(m.from, pr) end
+    else
+      if pr.state == "snapshot" then pr:become_probe() end
+      if pr.match < self.log:last_index() then self:send_append(m.from, true) end
+    end
     if m.ctx then self:handle_read_ack(m.from, m.ctx) end
+  elseif t == "snapshot_resp" then
+    -- how much of the snapshot in flight the peer holds: more pieces, or again from there
+    if pr.state == "snapshot" and pr.out and m.index == pr.pending_snapshot then
+      pr.out:ack(m.next)
+      self:send_pieces(m.from, pr)
+    end
   end
 end
 
@@ -931,6 +994,7 @@ function Node:entry(i) return self.log:entry(i) end
 function Node:first_index() return self.log:first_index() end
 function Node:last_index() return self.log:last_index() end
 function Node:term_at(i) return self.log:term(i) end
+function Node:snapshot() return self.snap end    -- the latest { index, term, conf, data }, or nil
 
 raft.storage_memory = storage_memory
 function raft.storage_file(dir, opts)

@@ -38,6 +38,13 @@ local function valid_entry(e, index, max_term)
   return true
 end
 
+-- a piece of a snapshot (raft/pieces.lua): `bytes` at `offset` of `size`, `done` on the last
+local function valid_piece(offset, size, bytes, done)
+  return is_int(offset) and is_int(size) and type(bytes) == "string" and type(done) == "boolean" and
+         offset + #bytes <= size and done == (offset + #bytes == size)
+end
+M.valid_piece = valid_piece
+
 local function valid_snapshot(s)
   return type(s) == "table" and is_int(s.index) and s.index > 0 and is_int(s.term) and
          valid_conf(s.conf) and (s.data == nil or type(s.data) == "string")
@@ -75,7 +82,10 @@ local checks = {
     return is_int(m.commit) and (m.ctx == nil or is_int(m.ctx))
   end,
   heartbeat_resp = function(m) return m.ctx == nil or is_int(m.ctx) end,
-  snapshot = function(m) return valid_snapshot(m.snapshot) end,
+  snapshot = function(m)
+    return valid_snapshot(m.snapshot) and valid_piece(m.offset, m.size, m.data, m.done)
+  end,
+  snapshot_resp = function(m) return is_int(m.index) and is_int(m.next) end,
   timeout_now = function() return true end,
   read_index = function(m)
     local t = type(m.ctx)

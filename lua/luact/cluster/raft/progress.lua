@@ -2,7 +2,8 @@
 -- to match (`match`), the next index to send (`next`) and the replication state:
 --   "probe"     one append per heartbeat until the follower's position is found
 --   "replicate" stream appends optimistically, advancing `next` as they are sent
---   "snapshot"  an InstallSnapshot is in flight; wait for its answer (or the next heartbeat)
+--   "snapshot"  an InstallSnapshot is in flight, in pieces (`out`: raft/pieces.lua's sender,
+--               `out_meta`: the snapshot's index, term and conf); wait for it to be installed
 
 local Progress = {}
 Progress.__index = Progress
@@ -20,15 +21,18 @@ function Progress:become_probe()
     self.next = self.match + 1
   end
   self.state, self.paused, self.pending_snapshot = "probe", false, 0
+  self.out, self.out_meta = nil, nil
 end
 
 function Progress:become_replicate()
   self.state, self.paused, self.pending_snapshot = "replicate", false, 0
+  self.out, self.out_meta = nil, nil
   self.next = self.match + 1
 end
 
 function Progress:become_snapshot(index)
   self.state, self.paused, self.pending_snapshot = "snapshot", false, index
+  self.out, self.out_meta = nil, nil
 end
 
 -- an acknowledgement up to index n; returns true if it told us something new
