@@ -95,6 +95,10 @@ TARGETS = [
     ("cluster_save_1",       "p50_us",          ("cluster_write_1", "etcd", "p50_us"),  None, None),
     ("cluster_save_1",       "p50_us",          None,                                   "<=", 1000),
     ("cluster_save_64",      "rate",            ("cluster_write_64", "etcd", "rate"),   ">=", 2.0),
+    # A rolling restart of all 5 members under load (issue 26): no failed call, no lost write.
+    ("cluster_rolling_restart", "failed",       None,                                   "<=", 0),
+    ("cluster_rolling_restart", "lost_acked",   None,                                   "<=", 0),
+    ("cluster_rolling_restart", "roll_s",       None,                                   None, None),
     ("cluster_vactor_durable_kill", "lost_acked", None,                                 "<=", 0),
     ("cluster_vactor_durable_kill", "median_s", None,                                   None, None),
     ("cluster_vactor_durable_kill", "p99_s",    None,                                   "<=", 1.0),

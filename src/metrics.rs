@@ -78,6 +78,15 @@ pub const FRAMES_OUT: usize = 70;
 pub const LISTEN: usize = 71;
 pub const LISTEN_NAMES: [&str; 6] =
     ["header_timeouts", "idle_timeouts", "slow_readers", "refused_connections", "accept_pauses", "read_pauses"];
+/// Node handshakes (and TLS handshakes of any connection) that failed, by reason:
+/// `HANDSHAKE_FAILURES + i` counts `HANDSHAKE_REASONS[i]`.
+pub const HANDSHAKE_FAILURES: usize = 80;
+pub const HANDSHAKE_REASONS: [&str; 9] =
+    ["bad_secret", "wrong_cluster", "version", "tls", "timeout", "peer_refused", "protocol", "closed", "duplicate_client"];
+/// Flow-control pauses of node links: a send refused for a full window (sender), a receiving
+/// thread's inbox full so that its messages wait on the connection (receiver).
+pub const FLOW_SEND_PAUSES: usize = 90;
+pub const FLOW_RECEIVE_PAUSES: usize = 91;
 
 // ---- cluster slots (block 0) ---------------------------------------------------------------
 pub const C_MEMBER: usize = 0; // is a cluster member (0/1)
@@ -93,6 +102,12 @@ pub const C_LEASE_LAPSES: usize = 11;
 pub const C_LEASE_ENDS: usize = 12; // Rust (lease.rs)
 pub const C_ACTIVATIONS: usize = 13; // virtual actors placed here
 pub const C_NAMES: usize = 14; // virtual actors registered
+pub const C_SUSPICIONS: usize = 15; // members this node saw turn suspect
+pub const C_FAILOVERS: usize = 16; // activations placed elsewhere because their host was gone
+/// Histograms of block 0 (bounds: `metrics_methods::BOUNDS`; per bucket, not cumulative, then
+/// the sum and the count): the Raft storage's fsync calls, and placement time.
+pub const C_FSYNC: usize = 32;
+pub const C_PLACEMENT: usize = 64;
 
 /// Activations per node ("ip:port", count), set by thread 1 once a second.
 static ACTIVATIONS: parking_lot::Mutex<Vec<(String, f64)>> = parking_lot::Mutex::new(Vec::new());
@@ -246,6 +261,21 @@ impl Collector {
         per_thread(enc, "luact_transport_sent", "Bytes sent by the transport", Some(Unit::Bytes), Counter, BYTES_OUT)?;
         per_thread(enc, "luact_frames_received", "Frames (and HTTP requests) received by the transport", None, Counter, FRAMES_IN)?;
         per_thread(enc, "luact_frames_sent", "Frames queued for sending by the transport", None, Counter, FRAMES_OUT)?;
+        family(enc, "luact_handshake_failures", "Node handshakes, and TLS handshakes of any connection, that failed, by reason", None, Counter, |emit| {
+            for (i, tid) in tids.iter().enumerate() {
+                for (k, name) in HANDSHAKE_REASONS.iter().enumerate() {
+                    emit(&vec![("thread", tid.as_str()), ("reason", name)], get(i + 1, HANDSHAKE_FAILURES + k))?;
+                }
+            }
+            Ok(())
+        })?;
+        family(enc, "luact_flow_control_pauses", "Node link flow control: sends refused for a full window (send), times a full inbox made its messages wait on the connection (receive)", None, Counter, |emit| {
+            for (i, tid) in tids.iter().enumerate() {
+                emit(&vec![("thread", tid.as_str()), ("side", "send")], get(i + 1, FLOW_SEND_PAUSES))?;
+                emit(&vec![("thread", tid.as_str()), ("side", "receive")], get(i + 1, FLOW_RECEIVE_PAUSES))?;
+            }
+            Ok(())
+        })?;
         family(enc, "luact_listener_limit_events", "What listener limits refused or paused (luact.listen_stats())", None, Counter, |emit| {
             for (i, tid) in tids.iter().enumerate() {
                 for (k, name) in LISTEN_NAMES.iter().enumerate() {
@@ -288,7 +318,22 @@ fn encode_cluster(enc: &mut DescriptorEncoder) -> std::fmt::Result {
         Ok(())
     })?;
     one(enc, "luact_registered_names", "Virtual actors in the registry", Gauge, C_NAMES)?;
+    one(enc, "luact_swim_suspicions", "Times this node saw a member turn suspect (SWIM)", Counter, C_SUSPICIONS)?;
+    one(enc, "luact_failovers", "Virtual actor activations this node's registry placed on another node because their host was gone", Counter, C_FAILOVERS)?;
+    cluster_histogram(enc, "luact_raft_fsync_duration", "Time each fsync of this node's Raft storage took (log, state, snapshots, directories)", C_FSYNC)?;
+    cluster_histogram(enc, "luact_placement_duration", "Time from a name needing a host (as this node learned it) to its new activation filed active", C_PLACEMENT)?;
     Ok(())
+}
+
+/// A histogram of block 0 without labels, its buckets from slot `base` on.
+fn cluster_histogram(enc: &mut DescriptorEncoder, name: &str, help: &str, base: usize) -> std::fmt::Result {
+    use crate::metrics_methods::{BOUNDS, COUNT, SUM};
+    let mut m = enc.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+    // (per bucket, not cumulative: the encoder sums them into the `le` series)
+    let buckets: Vec<(f64, u64)> =
+        BOUNDS.iter().chain(std::iter::once(&f64::INFINITY)).enumerate().map(|(i, b)| (*b, get(0, base + i) as u64)).collect();
+    let labels: Labels = vec![];
+    m.encode_family(&labels)?.encode_histogram::<Labels>(get(0, base + SUM), get(0, base + COUNT) as u64, &buckets, None)
 }
 
 impl prometheus_client::collector::Collector for Collector {

@@ -2,7 +2,8 @@
 -- opened with `dashboard = true`, src/wire/dashboard.html) shows. The page polls
 -- GET /_luact/state.json; the listener's thread answers with state(): this node's threads
 -- (luact.inspect.threads), the cluster as this node sees it (inspect.cluster: members, leader,
--- Raft), where virtual actors live (inspect.placements, at most MAX_PLACEMENTS) and the last
+-- Raft, recent failovers), where virtual actors live (inspect.placements: a page of at most
+-- MAX_PLACEMENTS names, in name order, after the query's `after`) and the last
 -- membership events this thread saw since its first dashboard listener opened (suspicions,
 -- deaths, joins, leaves, leader changes). Read-only, bounded, nothing secret (no secret, no
 -- keys, no actor state, no db values).
@@ -36,8 +37,9 @@ local function watch()
   end)
 end
 
--- The state the page polls (plain data, encoded to JSON by the core).
-function dashboard.state()
+-- The state the page polls (plain data, encoded to JSON by the core); `after`: a name, for the
+-- page of placements after it (GET /_luact/state.json?after=NAME).
+function dashboard.state(_, after)
   local out = { time = clock.walltime(), node = (thread.opts or {}).address, thread = thread.id,
                 threads = inspect.threads() }
   -- the cluster's parts are thread 1's (it runs the services): a message when this is another
@@ -45,7 +47,7 @@ function dashboard.state()
   if ok then
     out.cluster = cl
     if cl.member then
-      local okp, p = pcall(inspect.placements, { limit = MAX_PLACEMENTS })
+      local okp, p = pcall(inspect.placements, { limit = MAX_PLACEMENTS, after = after })
       if okp then out.placements = p end
     end
   else

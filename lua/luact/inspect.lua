@@ -20,6 +20,7 @@ local view = require "luact.cluster.view"
 local wire = require "luact.cluster.wire"
 local consensus = require "luact.cluster.consensus"
 local replica = require "luact.cluster.replica"
+local moves = require "luact.cluster.moves"
 local ref = require "luact.actor.ref"
 
 local inspect = {}
@@ -67,11 +68,11 @@ end
 local answer = {}
 
 function answer.actors(after, limit)
-  local recs, total = host.page(after, limit)
+  local recs, total, more = host.page(after, limit)
   local out = {}
   for i, rec in ipairs(recs) do out[i] = summary(rec) end
   return { thread = my_tid(), total = total, inbox_depth = C.luact_metrics_inbox_depth(my_tid()),
-           actors = out, next = #recs == limit and host.id(recs[#recs]) or nil }
+           actors = out, next = more and host.id(recs[#recs]) or nil }
 end
 
 function answer.actor(l, e)
@@ -124,6 +125,7 @@ function answer.cluster()
   local now = C.luact_clock_monotonic()
   local untl = C.luact_lease_until()
   out.lease = { held = untl > now, seconds_left = untl > now and untl - now or 0 }
+  out.failovers = moves.recent()
   return out
 end
 
@@ -154,24 +156,40 @@ function answer.where(vid)
 end
 
 -- (thread 1) Where the virtual actors live: how many names the registry holds, activations per
--- node, and the activations of at most `limit` names (in the registry's order, not sorted: a
--- sort of every name would cost more than the answer is worth).
-function answer.placements(limit)
+-- node, and the activations of a page of at most `limit` names in name (byte) order, those
+-- after `after` (nil: from the first); `next`: the page's last name when more follow. One pass
+-- over the names keeping the lowest `limit` above `after` (the cost of a page is the number of
+-- names, never a sort of all of them).
+function answer.placements(limit, after)
   local R = view.active and replica.state() or nil
   local out = { total = 0, by_node = {}, names = {} }
   if not R then return out end
-  local shown = 0
+  local page, above = {}, 0            -- the lowest names above `after`, sorted
   for vid, entry in pairs(R.vids or {}) do
     out.total = out.total + 1
     for _, act in pairs(entry.acts or {}) do
       if act.node then out.by_node[act.node] = (out.by_node[act.node] or 0) + 1 end
-      if shown < limit then
-        shown = shown + 1
-        out.names[shown] = { name = cut(vid), node = act.node, thread = act.t, state = act.state }
+    end
+    if after == nil or vid > after then
+      above = above + 1
+      local n = #page
+      if n < limit or vid < page[n] then
+        if n == limit then page[n] = nil; n = n - 1 end
+        while n >= 1 and page[n] > vid do page[n + 1] = page[n]; n = n - 1 end
+        page[n + 1] = vid
       end
     end
   end
-  out.more = out.total > 0 and shown >= limit or nil
+  for _, vid in ipairs(page) do
+    local acts = {}
+    for _, act in pairs(R.vids[vid].acts or {}) do acts[#acts + 1] = act end
+    table.sort(acts, function(a, b) return tostring(a.node) < tostring(b.node) end)
+    for _, act in ipairs(acts) do
+      out.names[#out.names + 1] = { name = cut(vid), node = act.node, thread = act.t, state = act.state }
+    end
+  end
+  if above > limit then out.next = page[#page] end
+  out.more = out.next ~= nil or nil
   return out
 end
 
@@ -265,21 +283,26 @@ function inspect.threads(opts)
   return ask(opts.node, opts.node and 1 or my_tid(), "threads", nil, nil, opts.timeout)
 end
 
--- luact.inspect.cluster([opts]) -> { member, self, leader, members, raft, applied, lease }
+-- luact.inspect.cluster([opts]) -> { member, self, leader, members, raft, applied, lease,
+-- failovers = the last 50 this node saw: { time, name, from, to } }
 function inspect.cluster(opts)
   opts = check_opts(opts, "luact.inspect.cluster")
   return ask(opts.node, 1, "cluster", nil, nil, opts.timeout)
 end
 
 -- luact.inspect.placements([opts]) -> { total, by_node = { [addr] = n }, names = { { name, node,
--- thread, state } }, more }: opts.limit activations listed (default 100, at most 1000).
+-- thread, state } }, next, more }: the activations of opts.limit names (default 100, at most
+-- 1000) in name order after opts.after (a name; pass the previous answer's `next`).
 function inspect.placements(opts)
   opts = check_opts(opts, "luact.inspect.placements")
   local limit = opts.limit or DEFAULT_PAGE
   if type(limit) ~= "number" or limit < 1 or limit > MAX_PAGE then
     error(("bad 'limit' option to luact.inspect.placements (1..%d expected, got %s)"):format(MAX_PAGE, tostring(limit)), 2)
   end
-  return ask(opts.node, 1, "placements", math.floor(limit), nil, opts.timeout)
+  if opts.after ~= nil and type(opts.after) ~= "string" then
+    error(("bad 'after' option to luact.inspect.placements (a name expected, got %s)"):format(type(opts.after)), 2)
+  end
+  return ask(opts.node, 1, "placements", math.floor(limit), opts.after, opts.timeout)
 end
 
 -- luact.inspect.where(name[, opts]) -> { name, multi, activations = { { node, state, thread } } }

@@ -232,11 +232,14 @@ end
 
 -- The dashboard's state (src/wire/http.rs routes GET /_luact/state.json to /_luact's 'state' on
 -- a listener that serves the dashboard).
-local function serve_dashboard(conn, gen, corr, method, port)
+-- `after`: the query's `after` (GET /_luact/state.json?after=NAME: the placements' page after
+-- that name), or nil.
+local function serve_dashboard(conn, gen, corr, method, port, after)
   if method ~= "state" then
     return reply(conn, gen, corr, false, exception.new("actor_no_method", "/_luact has only 'state'"))
   end
-  reply(conn, gen, corr, pcall(dashboard.state, port))
+  if type(after) ~= "string" then after = nil end
+  reply(conn, gen, corr, pcall(dashboard.state, port, after))
 end
 
 -- A call from a listener client. A body that cannot be decoded still gets an answer.
@@ -254,7 +257,8 @@ loop.on("x", function(msg)
     timeout = call_timeouts[msg[6]] or call.DEFAULT_TIMEOUT
   end
   if body[1] == "/_luact" and dashboard_ports[msg[6]] and dashboard and not msg[5] then
-    return require("luact.scheduler").task(serve_dashboard, msg[2], msg[3], msg[4], body[2], msg[6])
+    local after = type(body[3]) == "number" and body[3] >= 1 and body[4] or nil
+    return require("luact.scheduler").task(serve_dashboard, msg[2], msg[3], msg[4], body[2], msg[6], after)
   end
   require("luact.scheduler").task(serve, msg[2], msg[3], msg[4], msg[5], body, timeout)
 end)

@@ -21,16 +21,21 @@ local SLOT = {
   errors = 16, latency = 32, latency_sum = 48, latency_count = 49,
   inbox_high_water = 64, connections_open = 65, connections_opened = 66,
   transport_received_bytes = 67, transport_sent_bytes = 68, frames_received = 69, frames_sent = 70,
-  listen = 71,
+  listen = 71, handshake_failures = 80, flow_send_pauses = 90, flow_receive_pauses = 91,
 }
 metrics.SLOT = SLOT
 metrics.SLOTS = 128
 local CLUSTER = {
   member = 0, alive = 1, suspect = 2, dead = 3, left = 4, raft_term = 5, raft_commit_index = 6,
   raft_applied_index = 7, raft_leader = 8, raft_leader_changes = 9, lease_renewals = 10,
-  lease_lapses = 11, lease_ends = 12, activations = 13, registered_names = 14,
+  lease_lapses = 11, lease_ends = 12, activations = 13, registered_names = 14, swim_suspicions = 15,
+  failovers = 16,
 }
 metrics.CLUSTER = CLUSTER
+-- Histograms of the cluster's block (bounds: METHOD_BOUNDS, layout as a method's): the Raft
+-- storage's fsyncs, placement time.
+local CLUSTER_HIST = { raft_fsync = 32, placement = 64 }
+metrics.CLUSTER_HIST = CLUSTER_HIST
 
 -- Errors by name: src/metrics.rs ERROR_NAMES, in order; any other name counts as "other".
 local ERROR_NAMES = { "actor_timeout", "actor_unreachable", "actor_no_body", "actor_temporary_fail",
@@ -44,6 +49,10 @@ metrics.ERROR_NAMES = ERROR_NAMES
 local BOUNDS = { 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0 }
 metrics.BOUNDS = BOUNDS
 local LISTEN_NAMES = { "header_timeouts", "idle_timeouts", "slow_readers", "refused_connections", "accept_pauses", "read_pauses" }
+-- Handshake failures by reason (src/metrics.rs HANDSHAKE_REASONS, in order).
+local HANDSHAKE_REASONS = { "bad_secret", "wrong_cluster", "version", "tls", "timeout", "peer_refused", "protocol",
+  "closed", "duplicate_client" }
+metrics.HANDSHAKE_REASONS = HANDSHAKE_REASONS
 
 -- The per-method histograms' layout (src/metrics_methods.rs: BOUNDS, STRIDE, SUM, COUNT,
 -- MAX_PAIRS): per marked (actor, method) pair, STRIDE doubles: #METHOD_BOUNDS + 1 buckets (not
@@ -136,6 +145,16 @@ function metrics.timed_methods(body)
   return timed
 end
 
+-- Records `seconds` in the histogram at p[base] (METHOD_BOUNDS' layout).
+local function observe_into(mb, base, seconds)
+  local i = 1
+  while i <= #METHOD_BOUNDS and seconds > METHOD_BOUNDS[i] do i = i + 1 end
+  local s = base + i - 1
+  mb[s] = mb[s] + 1
+  mb[base + METHOD_SUM] = mb[base + METHOD_SUM] + seconds
+  mb[base + METHOD_COUNT] = mb[base + METHOD_COUNT] + 1
+end
+
 -- Records that a marked method (pair k) took `seconds`.
 function metrics.observe_method(k, seconds)
   local mb = methods_block
@@ -144,13 +163,26 @@ function metrics.observe_method(k, seconds)
     if mb == nil then mb = ffi.new("double[?]", METHOD_PAIRS * METHOD_STRIDE) end
     methods_block = mb
   end
-  local base = k * METHOD_STRIDE
-  local i = 1
-  while i <= #METHOD_BOUNDS and seconds > METHOD_BOUNDS[i] do i = i + 1 end
-  local s = base + i - 1
-  mb[s] = mb[s] + 1
-  mb[base + METHOD_SUM] = mb[base + METHOD_SUM] + seconds
-  mb[base + METHOD_COUNT] = mb[base + METHOD_COUNT] + 1
+  observe_into(mb, k * METHOD_STRIDE, seconds)
+end
+
+-- Thread 1 (which writes the cluster's block): counts one more `name` (a CLUSTER slot).
+function metrics.cluster_count(name)
+  if metrics.tid ~= 1 then return end
+  local c, s = C.luact_metrics_block(0), CLUSTER[name]
+  c[s] = c[s] + 1
+end
+
+-- Thread 1: records `seconds` in the cluster histogram `name` (CLUSTER_HIST).
+function metrics.cluster_observe(name, seconds)
+  if metrics.tid ~= 1 then return end
+  observe_into(C.luact_metrics_block(0), CLUSTER_HIST[name], seconds)
+end
+
+local function read_histogram(p, base)
+  local h = { count = p[base + METHOD_COUNT], sum = p[base + METHOD_SUM], buckets = {} }
+  for i = 1, #METHOD_BOUNDS + 1 do h.buckets[i] = p[base + i - 1] end
+  return h
 end
 
 -- The marked pairs' histograms summed over threads 1..n_core: a list of { actor, method, count,
@@ -212,8 +244,10 @@ end
 local function read_thread(b, tid)
   local t = { thread = tid, errors = {}, listen = {}, inbox_depth = C.luact_metrics_inbox_depth(tid) }
   for name, s in pairs(SLOT) do
-    if name ~= "errors" and name ~= "latency" and name ~= "listen" then t[name] = b[s] end
+    if name ~= "errors" and name ~= "latency" and name ~= "listen" and name ~= "handshake_failures" then t[name] = b[s] end
   end
+  t.handshake_failures = {}
+  for i, name in ipairs(HANDSHAKE_REASONS) do t.handshake_failures[name] = b[SLOT.handshake_failures + i - 1] end
   for i, name in ipairs(ERROR_NAMES) do t.errors[name] = b[SLOT.errors + i - 1] end
   for i, name in ipairs(LISTEN_NAMES) do t.listen[name] = b[SLOT.listen + i - 1] end
   local buckets = {}
@@ -241,6 +275,7 @@ function metrics.read(n_core, format)
   end
   local c = C.luact_metrics_block(0)
   for name, s in pairs(CLUSTER) do r.cluster[name] = c[s] end
+  for name, base in pairs(CLUSTER_HIST) do r.cluster[name] = read_histogram(c, base) end
   return r
 end
 

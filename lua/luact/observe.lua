@@ -2,6 +2,7 @@
 -- never changes: this thread's actors (luact.actor.host), every thread's counters (luact.metrics),
 -- and on thread 1 the cluster's state from the cluster modules (members, Raft, lease, registry),
 -- which it copies into the cluster's metrics block once a second (luact.metrics.on_refresh).
+-- (Counters of cluster events are bumped where they happen: luact.cluster.view, .moves.)
 local lffi = require "luact.ffi"
 local C = lffi.C
 local metrics = require "luact.metrics"
@@ -9,11 +10,11 @@ local thread = require "luact.thread"
 local view = require "luact.cluster.view"
 local consensus = require "luact.cluster.consensus"
 local replica = require "luact.cluster.replica"
+local storage_file = require "luact.cluster.raft.storage_file"
 
 local observe = {}
 
 local STATES = { alive = "alive", suspect = "suspect", dead = "dead", left = "left" }
-local last_leader = nil
 
 -- Activations per node of the registry (thread 1, once a second: one pass over the names).
 local function activations_by_node(R)
@@ -37,11 +38,6 @@ local function refresh_cluster(c, K)
   end
   c[K.member] = view.active and 1 or 0
   for s, n in pairs(counts) do c[K[s]] = n end
-  if view.leader ~= last_leader then
-    -- (counted in the block, which each luact.start zeroes)
-    if view.leader ~= nil then c[K.raft_leader_changes] = c[K.raft_leader_changes] + 1 end
-    last_leader = view.leader
-  end
   local st = consensus.status()
   if st then
     c[K.raft_term], c[K.raft_commit_index] = st.term or 0, st.commit or 0
@@ -61,6 +57,11 @@ local function refresh_cluster(c, K)
   end
 end
 metrics.on_refresh(refresh_cluster)
+
+-- The Raft storage's fsyncs, timed (thread 1 runs the storage; metrics.cluster_observe keeps
+-- to thread 1, the cluster block's only writer)
+storage_file.clock = C.luact_clock_monotonic
+storage_file.on_fsync = function(seconds) metrics.cluster_observe("raft_fsync", seconds) end
 
 -- luact.metrics([format]): see luact.metrics.read.
 function observe.metrics(format)

@@ -271,6 +271,56 @@ function procs.wait_rejoined(down, watcher, timeout)
   return ok
 end
 
+-- Waits (bounded) until member i's process has exited; true when it did within `timeout` s.
+function procs.wait_exited(i, timeout)
+  local pid = procs.pid(i)
+  return procs.wait_until(function()
+    return os.execute(("kill -0 %d 2>/dev/null"):format(pid)) ~= 0 or nil
+  end, timeout) ~= nil
+end
+
+-- Restarts members 1..5 one after the other the graceful way (its control actor's `shutdown`:
+-- luact.stop from a tentacle), each started again with `env` and rejoined before the next.
+-- Returns the seconds the whole roll took; errors naming a member that did not stop or rejoin.
+function procs.rolling_restart(env)
+  local t0 = os.time()
+  for i = 1, 5 do
+    assert(procs.value(i, "shutdown"))
+    assert(procs.wait_exited(i, 20), ("member %d did not stop"):format(i))
+    procs.kill(i)                      -- (gone already: keeps its log, forgets it)
+    procs.start(i, env)
+    assert(procs.wait_rejoined(i, i % 5 + 1, 30), ("member %d did not rejoin"):format(i))
+  end
+  return os.time() - t0
+end
+
+-- The rolling restart scenario of issue 26 (spec/nodes/rolling_restart_spec.lua, bench/
+-- rolling_restart.lua): members 1..5 and a sixth that is never restarted, `names` virtual
+-- actors, `clients` client tentacles on the sixth calling them by name and writing to
+-- luact.db, and procs.rolling_restart meanwhile. Returns calls, writes, the failures, the
+-- acknowledged writes, those a read misses afterwards, and the seconds the roll took.
+function procs.roll_under_load(names, clients)
+  assert(procs.start_all(30, procs.LONG_LIFE), "the cluster did not form")
+  procs.start(6, procs.LONG_LIFE)
+  assert(procs.wait_until(function() return #procs.value(6, "members") == 6 or nil end, 30), "member 6 did not join")
+  local vids = {}
+  for k = 1, names do
+    vids[k] = "/roll/" .. k
+    assert(procs.value(1 + k % 5, "vreg", vids[k], k))
+  end
+  for k = 1, names do
+    assert(procs.wait_until(function() return procs.value(6, "resolve", vids[k]) or nil end, 10), vids[k] .. " unresolved")
+  end
+  assert(procs.value(6, "start_roll", vids, clients, 100000))
+  os.execute("sleep 2")
+  local took = procs.rolling_restart(procs.LONG_LIFE)
+  os.execute("sleep 2")
+  assert(procs.value(6, "roll_stop"))
+  os.execute("sleep 1")
+  local calls, writes, failed, acked, missing = procs.value(6, "roll_result")
+  return calls, writes, failed, acked, missing, took
+end
+
 function procs.start_all(timeout, env)
   for i = 1, 5 do procs.start(i, env) end
   return procs.wait_until(function()

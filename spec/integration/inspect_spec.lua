@@ -27,13 +27,19 @@ describe("luact.inspect", function()
         for _, a in ipairs(page.actors) do seen[#seen + 1] = a end
         after = page.next
       until not after or pages > 10
+      -- a page that holds the last actor says nothing follows; one short of it says what does
+      local whole = luact.inspect.actors({ thread = 2, limit = 251 })
+      local short = luact.inspect.actors({ thread = 2, limit = 250 })
+      local rest = luact.inspect.actors({ thread = 2, after = short.next, limit = 250 })
+      local paging = { #whole.actors, whole.next, #short.actors, short.next ~= nil, #rest.actors, rest.next }
       local one = luact.inspect.actor(refs[7])
       local threads = luact.inspect.threads()
       local where = luact.inspect.where("/spec/maker")
       local bad = { pcall(luact.inspect.actors, { thread = 3 }) }
-      luact.stop({ pages = pages, seen = seen, one = one, threads = threads, where = where, bad = tostring(bad[2]) })
+      luact.stop({ paging = paging, pages = pages, seen = seen, one = one, threads = threads, where = where, bad = tostring(bad[2]) })
     end)
     assert.equal(3, r.pages)
+    assert.same({ 251, nil, 250, true, 1, nil }, r.paging)
     assert.equal(251, #r.seen)                      -- the maker and its 250 workers
     for i = 2, #r.seen do assert.is_true(r.seen[i].id > r.seen[i - 1].id) end
     local named = 0

@@ -198,6 +198,27 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         end, id)
         return a ~= nil
       end,
+      -- registers prefix0001..prefixNNNN as lazy names (no activation), 16 at a time; the count
+      -- registered
+      vreg_many = function(self, prefix, n)
+        local luact = require "luact"
+        local done, next_i, finished = 0, 1, 0
+        for _ = 1, 16 do
+          luact.tentacle(function()
+            while next_i <= n do
+              local i = next_i
+              next_i = i + 1
+              local ok = pcall(luact.register, ("%s%04d"):format(prefix, i), { lazy = true },
+                function() return { hi = function() return "hi" end } end)
+              if ok then done = done + 1 end
+            end
+            finished = finished + 1
+          end)
+        end
+        local deadline = luact.clock.get() + 30
+        while finished < 16 and luact.clock.get() < deadline do luact.clock.sleep(0.01) end
+        return done
+      end,
       try_vreg = function(self, vid)
         local ok, e = pcall(require("luact").register, vid, function() return {} end)
         return ok, type(e) == "table" and e.name or tostring(e)
@@ -221,6 +242,54 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
       -- when activations of this VM answered `where` (wall clock)
       served_log = function(self, id) return (rawget(_G, "SERVED") or {})[id] or {} end,
       -- calls the pinned activation of vid every 20 ms for `seconds` (successes land in its log)
+      -- Rolling restart clients (spec/nodes/rolling_restart_spec.lua): n tentacles, each in
+      -- turn calls one of `vids` by name and writes a key of its own, until roll_stop (or
+      -- max_rounds each); every failure is kept with its error, every acknowledged key too.
+      start_roll = function(self, vids, n, max_rounds)
+        local luact = require "luact"
+        local roll = { stop = false, calls = 0, writes = 0, failed = {}, acked = {} }
+        self.roll = roll
+        local function describe(e)
+          return type(e) == "table" and (tostring(e.name) .. ": " .. tostring(e.message)) or tostring(e)
+        end
+        for c = 1, n do
+          luact.tentacle(function()
+            for seq = 1, max_rounds do
+              if roll.stop then break end
+              local vid = vids[(seq + c) % #vids + 1]
+              local r = luact.ref(vid)
+              local ok, e = pcall(r.where, r)
+              roll.calls = roll.calls + 1
+              if not ok then roll.failed[#roll.failed + 1] = vid .. ": " .. describe(e) end
+              local key = ("roll/%d/%d"):format(c, seq)
+              local wok, we = pcall(luact.db.set, key, seq)
+              roll.writes = roll.writes + 1
+              if wok then roll.acked[#roll.acked + 1] = { key, seq }
+              else roll.failed[#roll.failed + 1] = key .. ": " .. describe(we) end
+              luact.clock.sleep(0.01)
+            end
+          end)
+        end
+        return true
+      end,
+      roll_stop = function(self) self.roll.stop = true; return true end,
+      -- calls, writes, the failures, and how many acknowledged writes a read now misses
+      roll_result = function(self)
+        local luact = require "luact"
+        local roll, missing = self.roll, {}
+        for _, kv in ipairs(roll.acked) do
+          local ok, v = pcall(luact.db.timed_get, 10, kv[1])
+          if not ok or v ~= kv[2] then missing[#missing + 1] = kv[1] .. " = " .. tostring(v) end
+        end
+        return roll.calls, roll.writes, roll.failed, #roll.acked, missing
+      end,
+      -- stops this member the graceful way: luact.stop from a tentacle hands its activations
+      -- over (and a leader its leadership) first
+      shutdown = function(self)
+        local luact = require "luact"
+        luact.tentacle(function() luact.stop() end)
+        return true
+      end,
       start_hammer = function(self, vid, seconds)
         local luact = require "luact"
         local target = self.pins[vid]

@@ -52,6 +52,36 @@ describe("the dashboard", function()
     assert.truthy(tostring(r[2]):find("the 'dashboard' option needs an http:// listener (got tcp://)", 1, true), tostring(r[2]))
   end)
 
+  it("pages the placements by name past 200: ?after=NAME, a malformed query refused", function()
+    assert.equal(450, procs.value(1, "vreg_many", "/pg/", 450))
+    -- the names of a page (in the order given), its `next`, the registry's total
+    local function page(after)
+      local url = "'http://127.0.0.2:9002/_luact/state.json" .. (after and ("?after=" .. after:gsub("/", "%%2F")) or "") .. "'"
+      local state = http(url)
+      assert.truthy(state:find("\n200$"), state:sub(-300))
+      local p = state:match('"placements":(%b{})')
+      assert.truthy(p, state:sub(1, 300))
+      local names = {}
+      for n in p:gmatch('"name":"(/pg/%d+)"') do names[#names + 1] = n end
+      return names, p:match('"next":"([^"]+)"'), tonumber(p:match('"total":(%d+)'))
+    end
+    local seen, after, pages = {}, nil, 0
+    repeat
+      local names, nxt, total = page(after)
+      assert.is_true(total >= 450)
+      pages = pages + 1
+      for _, n in ipairs(names) do seen[#seen + 1] = n end
+      if nxt then assert.equal(200, #names) end
+      after = nxt
+    until not after or pages > 5
+    assert.equal(3, pages)
+    assert.equal(450, #seen)
+    for i, n in ipairs(seen) do assert.equal(("/pg/%04d"):format(i), n) end
+    local bad = http("'http://127.0.0.2:9002/_luact/state.json?after=%zz'")
+    assert.truthy(bad:find("\n400$"), bad)
+    assert.truthy(bad:find("bad percent-encoding in a query value", 1, true), bad)
+  end)
+
   it("shows a member going dead within 2 s of a kill -9", function()
     -- something to show: a virtual actor placed somewhere, and calls across threads
     assert.is_true(procs.value(1, "vreg", "/dash/room", "room"))
@@ -72,7 +102,7 @@ describe("the dashboard", function()
     assert.truthy(line:find(('"%s": "dead"'):format(procs.addr(3)), 1, true), line)
     assert.truthy(line:find(('"%s": "alive"'):format(procs.addr(1)), 1, true), line)
     assert.truthy(line:find('"threads": 2', 1, true), line)
-    assert.truthy(line:find('"placements": "1 name registered', 1, true), line)
+    assert.truthy(line:find('"placements": "451 names registered', 1, true), line)
     assert.truthy(line:find("dead " .. procs.addr(3), 1, true), line)
     local f = io.open(shot, "rb")
     assert.truthy(f, "no screenshot")

@@ -50,9 +50,11 @@ describe("node flow control", function()
         r.got, r.in_order = #list, true
         for i = 1, #list do if list[i] ~= i - 1 then r.in_order = false; break end end
       end
+      r.send_pauses = luact.metrics().threads[1].flow_send_pauses   -- (the refusal that ended the flood)
       luact.stop(r)
     end)
     assert.equal("actor_overload", out.flood_err)
+    assert.is_true(out.send_pauses >= 1, tostring(out.send_pauses))
     assert.is_true(out.accepted > 1000 and out.accepted < 100000, ("%d accepted"):format(out.accepted))
     assert.is_true(out.other_notify)
     assert.equal("beside the flood", out.other_call)

@@ -21,6 +21,24 @@ local function serve(node, secret, env)
   return p
 end
 
+-- B's handshake failures of `reason` (or, with side, its flow-control pauses of that side),
+-- asked through its http:// listener: a number.
+local function b_metric(what, arg)
+  local out = process.run(("curl -s -m 5 -X POST -d '[\"%s\"]' http://127.0.0.2:8081/svc/metrics/%s"):format(arg, what))
+  return tonumber(out:match("^%[(%d+)%]")) or error("no answer from B's /svc/metrics: " .. out)
+end
+
+-- Polls (bounded) until B's metric reaches `at_least`; returns the last value.
+local function b_metric_reaches(what, arg, at_least)
+  local v
+  for _ = 1, 50 do
+    v = b_metric(what, arg)
+    if v >= at_least then break end
+    os.execute("sleep 0.1")
+  end
+  return v
+end
+
 describe("luact nodes", function()
   local b, c
   setup(function()
@@ -138,6 +156,8 @@ describe("luact nodes", function()
     assert.equal(6000, r.sent)
     assert.same({ 3000, 3000 }, r.got)
     assert.same({ true, true }, r.in_order)
+    -- B counted its flow control: deliveries that waited for thread 2's full inbox
+    assert.is_true(b_metric("flow", "receive") >= 1)
   end)
 
   it("fail calls in flight within 1 s when a node is killed; the survivors keep serving", function()
@@ -185,7 +205,7 @@ describe("luact nodes", function()
 
   it("refuse a node that does not know the secret, saying why on both sides", function()
     local log = os.tmpname()
-    local ok, name, message = helpers.start({ n_core = 1, address = "127.0.0.1:7103", secret = "wrong", peer = B.tcp, log = log }, function()
+    local ok, name, message, refused = helpers.start({ n_core = 1, address = "127.0.0.1:7103", secret = "wrong", peer = B.tcp, log = log }, function()
       local luact = require "luact"
       luact.logger.redirect(luact.opts.log)
       -- the listener is the public door: names are reachable without the secret...
@@ -194,10 +214,14 @@ describe("luact nodes", function()
       -- ...but the actor it returns lives behind the node transport, which needs the secret
       local ok, e = pcall(made.get, made)
       luact.logger.redirect()
-      luact.stop(ok, e and e.name, e and e.message)
+      local hs = luact.metrics().threads[1].handshake_failures
+      luact.stop(ok, e and e.name, e and e.message, hs.bad_secret + hs.peer_refused)
     end)
     assert.is_false(ok)
     assert.equal("actor_unreachable", name)
+    -- counted on both sides: the side that checked the proof as a bad secret, the other as refused
+    assert.is_true(refused >= 1)
+    assert.is_true(b_metric_reaches("failures", "bad_secret", 1) + b_metric("failures", "peer_refused") >= 1)
     assert.truthy(message:find("authentication failed (wrong cluster secret?)", 1, true), message)
     local f = assert(io.open(log)); local mine = f:read("*a"); f:close(); os.remove(log)
     assert.truthy(mine:find("WARN.-lost the connection to node 127%.0%.0%.2:7201: .-authentication failed"), mine)
@@ -310,6 +334,15 @@ print(struct.unpack("<IBBHI", b[:12])[4], msgpack.unpackb(b[12:])[1]["error"])
   it("take one-way notify_ datagrams on a udp listener, dropping malformed ones", function()
     local out = process.run("/usr/bin/python3 spec/clients/luact_client.py 127.0.0.2 8080 --udp 8082")
     assert.equal("notes -> [True, ['one', 'two', 'three']]\n", out)
+  end)
+
+  it("count node handshakes that fail by reason: garbage, silence (a timeout)", function()
+    assert.equal(0, b_metric("failures", "protocol"))
+    local out = process.run("/usr/bin/python3 spec/nodes/raw_handshakes.py 127.0.0.2 7201")
+    assert.equal("garbage closed\nsilent closed after 5s+\n", out)
+    assert.is_true(b_metric_reaches("failures", "protocol", 1) >= 1)
+    assert.is_true(b_metric_reaches("failures", "timeout", 1) >= 1)
+    assert.equal(0, b_metric("failures", "bad_secret"))
   end)
 
   it("refuse oversized and garbage frames and keep serving everyone else", function()

@@ -26,6 +26,19 @@ local function serve(tls)
   return p
 end
 
+-- B's handshake failures of `reason` (luact.metrics(), summed over its threads), asked through
+-- its http:// listener once it has at least `at_least` (bounded wait); returns the last value.
+local function b_failures(reason, at_least)
+  local v
+  for _ = 1, 50 do
+    local out = process.run(("curl -s -m 5 -X POST -d '[\"%s\"]' http://127.0.0.2:8081/svc/metrics/failures"):format(reason))
+    v = tonumber(out:match("^%[(%d+)%]")) or error("no answer from B's /svc/metrics: " .. out)
+    if v >= (at_least or 0) then break end
+    os.execute("sleep 0.1")
+  end
+  return v
+end
+
 local function read(path)
   local f = io.open(path)
   if not f then return "" end
@@ -192,13 +205,17 @@ describe("luact node links in TLS", function()
       local made = luact.ref("tcp://127.0.0.2:8080/svc/factory"):make("x")
       local ok, e = pcall(made.get, made)
       luact.logger.redirect()
-      luact.stop({ ok = ok, name = e and e.name, message = e and e.message })
+      luact.stop({ ok = ok, name = e and e.name, message = e and e.message,
+                   hs = luact.metrics().threads[1].handshake_failures })
     end) })
     assert.is_false(r.ok)
     assert.equal("actor_unreachable", r.name)
     assert.truthy(r.message:find("this node's links are TLS", 1, true), r.message)
     os.remove(log)
     assert.truthy(process.wait_for(b, "WARN.-refused a node connection from 127%.0%.0%.1:%d+: tls: received corrupt message of type InvalidContentType %(the peer does not speak TLS%)", 5), process.output(b))
+    -- counted: a TLS refusal on B, refused by the peer here
+    assert.is_true(r.hs.peer_refused >= 1, tostring(r.hs.peer_refused))
+    assert.is_true(b_failures("tls", 1) >= 1)
 
     -- a TLS node dials a plain node
     process.cleanup(b); b = serve(nil)
@@ -207,13 +224,17 @@ describe("luact node links in TLS", function()
       local made = luact.ref("tcp://127.0.0.2:8080/svc/factory"):make("x")
       local ok, e = pcall(made.get, made)
       luact.logger.redirect()
-      luact.stop({ ok = ok, name = e and e.name, message = e and e.message })
+      luact.stop({ ok = ok, name = e and e.name, message = e and e.message,
+                   hs = luact.metrics().threads[1].handshake_failures })
     end) })
     assert.is_false(r.ok)
     assert.equal("actor_unreachable", r.name)
     assert.truthy(r.message:find("(the peer does not speak TLS)", 1, true), r.message)
     os.remove(log)
     assert.truthy(process.wait_for(b, "WARN.-refused a node connection from 127%.0%.0%.1:%d+: .-%(the peer speaks TLS: is it a node started with the 'tls' option, and this one without%?%)", 5), process.output(b))
+    -- counted as TLS refusals on both sides (the plain B saw a TLS hello)
+    assert.is_true(r.hs.tls >= 1, tostring(r.hs.tls))
+    assert.is_true(b_failures("tls", 1) >= 1)
   end)
 
   -- A man in the middle: A's dials to B go through flip_proxy.py (nftables DNAT, in this network

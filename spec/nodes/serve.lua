@@ -1,6 +1,6 @@
 -- A node for the node specs: `luajit spec/nodes/serve.lua ADDRESS SECRET TCP_URL
 -- [HTTP_URL [UDP_URL [TLS_CERT_DIR]]]`. Two threads; registers /svc/echo, /svc/factory, /svc/slow,
--- /svc/gates (thread 2), /svc/gates1 (thread 1), /svc/caller and /svc/fields, listens, prints "ready", and stops by itself after 60 s.
+-- /svc/gates (thread 2), /svc/gates1 (thread 1), /svc/caller, /svc/fields and /svc/metrics, listens, prints "ready", and stops by itself after 60 s.
 -- LUACT_SPEC_INBOX in the environment sets the inbox size (to make back-pressure easy to reach);
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./target/lua/?.so;" .. package.cpath
@@ -61,6 +61,19 @@ luact.start({ n_core = 2, address = arg[1], secret = arg[2], tcp = arg[3], http 
     limits[k] = tonumber(v)
   end
   luact.register("/svc/stats", { get = function() return require("luact").listen_stats() end })
+  -- this node's handshake failures of one reason, and flow-control pauses of one side ("send",
+  -- "receive"), summed over its threads (luact.metrics())
+  luact.register("/svc/metrics", {
+    failures = function(self, reason)
+      local n = 0
+      for _, t in pairs(require("luact").metrics().threads) do n = n + t.handshake_failures[reason] end
+      return n
+    end,
+    flow = function(self, side)
+      local n = 0
+      for _, t in pairs(require("luact").metrics().threads) do n = n + t["flow_" .. side .. "_pauses"] end
+      return n
+    end })
   luact.listen(luact.opts.tcp, limits)
   if luact.opts.http then
     luact.listen(luact.opts.http, limits)

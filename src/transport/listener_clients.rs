@@ -317,8 +317,8 @@ impl Transport {
                         }
                         continue;
                     }
-                    let req = if req.route == http::Route::DashboardState {
-                        let route = if conn.limits.expose_dashboard() { http::Route::dashboard_state_call() } else { http::Route::dashboard_refused() };
+                    let req = if let http::Route::DashboardState { after } = req.route {
+                        let route = if conn.limits.expose_dashboard() { http::Route::dashboard_state_call(after) } else { http::Route::dashboard_refused() };
                         http::Request { route, ..req }
                     } else {
                         req

@@ -176,6 +176,8 @@ struct Conn {
     unsent_frames: usize,
     /// The port of the listener that accepted this client (0: not a listener client).
     listener_port: u16,
+    /// Why its handshake (node or TLS) failed, once known (`metrics::HANDSHAKE_REASONS`).
+    hs_fail: Option<&'static str>,
 }
 
 const NO_LISTENER: usize = usize::MAX;
@@ -276,6 +278,12 @@ pub struct Transport {
     /// Frames decoded and frames queued so far (the metrics).
     frames_in: u64,
     frames_out: u64,
+    /// Handshake failures by reason (`metrics::HANDSHAKE_REASONS`); flow-control pauses: sends
+    /// refused for a full window, and times deliveries for a full inbox began to wait in a
+    /// node connection's overflow (the metrics).
+    hs_failures: [u64; crate::metrics::HANDSHAKE_REASONS.len()],
+    flow_send_pauses: u64,
+    flow_receive_pauses: u64,
     /// MSG frames a node connection may hold unsent (`inbox_size`: as many as the receiving
     /// thread's inbox holds), beside the kernel's socket buffers, which `NODE_SOCKET_BUF` bounds.
     max_queued_msgs: usize,
@@ -391,6 +399,9 @@ impl Transport {
             requests_taken: 0,
             frames_in: 0,
             frames_out: 0,
+            hs_failures: [0; crate::metrics::HANDSHAKE_REASONS.len()],
+            flow_send_pauses: 0,
+            flow_receive_pauses: 0,
             freed_at_trim: 0,
             last_trim: 0.0,
             max_queued_msgs: usize::MAX,
@@ -445,6 +456,11 @@ impl Transport {
         m::set(tid, m::BYTES_OUT, self.links.bytes_out as f64);
         m::set(tid, m::FRAMES_IN, self.frames_in as f64);
         m::set(tid, m::FRAMES_OUT, self.frames_out as f64);
+        for (i, n) in self.hs_failures.iter().enumerate() {
+            m::set(tid, m::HANDSHAKE_FAILURES + i, *n as f64);
+        }
+        m::set(tid, m::FLOW_SEND_PAUSES, self.flow_send_pauses as f64);
+        m::set(tid, m::FLOW_RECEIVE_PAUSES, self.flow_receive_pauses as f64);
         let s = self.listen_stats();
         let v = [s.header_timeouts, s.idle_timeouts, s.slow_readers, s.refused_connections, s.accept_pauses, s.read_pauses];
         for (i, x) in v.iter().enumerate() {
@@ -488,6 +504,7 @@ impl Transport {
             calls_pending: 0,
             unsent_frames: 0,
             listener_port: 0,
+            hs_fail: None,
         });
         if self.by_link.len() <= link {
             self.by_link.resize(link + 1, NONE);
@@ -559,10 +576,23 @@ impl Transport {
             Event::Readable(_, n) if n > 0 => self.on_recv(ring, inboxes, c, now),
             Event::Readable(_, 0) => self.close(c, "closed by peer"),
             Event::Readable(_, err) => {
+                self.note_tls_failure(c, -err);
                 let why = self.link_error(c, -err);
                 self.close(c, &why); // (after a TLS failure `links` still sends its alert)
             }
             _ => {} // Writable: the transport bounds its queues itself
+        }
+    }
+
+    /// Notes a TLS failure (`errno`) of a connection whose TLS or node handshake had not
+    /// completed, for the handshake failures counted when it closes.
+    fn note_tls_failure(&mut self, c: usize, errno: i32) {
+        if errno != crate::conn::ERR_TLS && errno != crate::conn::ERR_TLS_HANDSHAKE {
+            return;
+        }
+        let Some(conn) = self.conns.get(c) else { return };
+        if conn.state != State::Ready || self.links.tls_handshaking(conn.link) {
+            self.conns[c].hs_fail = Some("tls");
         }
     }
 
@@ -645,8 +675,11 @@ impl Transport {
                     if let Some(b) = batch.take() {
                         self.deliver(inboxes, c, b, now);
                     }
-                    let conn = &self.conns[c];
+                    let conn = &mut self.conns[c];
                     let node_handshake = conn.state == State::Handshaking && matches!(conn.role, Role::Dialer | Role::Acceptor);
+                    if node_handshake {
+                        conn.hs_fail = Some(if looks_like_tls(&conn.inbuf) { "tls" } else { "protocol" });
+                    }
                     if node_handshake && looks_like_tls(&conn.inbuf) {
                         return self.close_with(c, &format!("{e} (the peer speaks TLS: is it a node started with the 'tls' option, and this one without?)"));
                     }
@@ -665,8 +698,14 @@ impl Transport {
                 None => return self.close_with(c, "unexpected frame"),
             };
             match step {
-                Err(handshake::HandshakeError::PeerClosed(reason)) => return self.close(c, &format!("peer closed: {reason}")),
-                Err(e) => return self.close_with(c, &e.to_string()),
+                Err(handshake::HandshakeError::PeerClosed(reason)) => {
+                    self.conns[c].hs_fail = Some("peer_refused");
+                    return self.close(c, &format!("peer closed: {reason}"));
+                }
+                Err(e) => {
+                    self.conns[c].hs_fail = Some(e.reason());
+                    return self.close_with(c, &e.to_string());
+                }
                 Ok(step) => return self.on_handshake_step(ring, c, step),
             }
         }
@@ -758,8 +797,12 @@ impl Transport {
         }
         // A node's messages: those for a full inbox wait in the overflow (behind any already
         // waiting for the same inbox), and the connection goes on serving the other threads.
-        if (!conn.overflow.is_empty() && conn.overflow.holds(tid)) || inbox.push_batch(&d.bytes, d.count) == Status::Full {
-            conn.overflow.push(Delivery { tid, ..d });
+        let waiting = !conn.overflow.is_empty() && conn.overflow.holds(tid);
+        if waiting || inbox.push_batch(&d.bytes, d.count) == Status::Full {
+            if !waiting {
+                self.flow_receive_pauses += 1; // deliveries for this inbox wait from now on
+            }
+            self.conns[c].overflow.push(Delivery { tid, ..d });
             return;
         }
         self.acknowledge(c, d.hdr, d.count, d.bytes.len(), now);
@@ -802,6 +845,20 @@ impl Transport {
         let handshaking = conn.state == State::Handshaking;
         let tls_refused = self.links.tls_handshaking(conn.link);
         let peer = if handshaking || tls_refused { self.links.peer_addr(conn.link).map_or("?".to_string(), |a| a.text()) } else { String::new() };
+        // a failed handshake, counted by reason: one of a node link (what went wrong, or the
+        // peer went away during it), or a TLS handshake of any connection
+        let failed = conn.hs_fail.or_else(|| {
+            if handshaking && matches!(conn.role, Role::Dialer | Role::Acceptor) {
+                Some("closed")
+            } else if tls_refused && conn.state != State::Connecting {
+                Some("tls")
+            } else {
+                None
+            }
+        });
+        if let Some(i) = failed.and_then(|r| crate::metrics::HANDSHAKE_REASONS.iter().position(|x| *x == r)) {
+            self.hs_failures[i] += 1;
+        }
         conn.state = State::Closing;
         self.closing.push((c, goodbye));
         let machine = conn.machine;
@@ -992,6 +1049,9 @@ impl Transport {
     /// Closes the connections whose handshake, request or idle time ran out.
     fn close_timed_out(&mut self, due: &mut Due) {
         for c in std::mem::take(&mut due.expired) {
+            if let Some(conn) = self.conns.get_mut(c) {
+                conn.hs_fail = Some("timeout");
+            }
             self.close_with(c, "handshake timed out");
         }
         for c in std::mem::take(&mut due.slow) {

@@ -99,6 +99,7 @@ impl Transport {
             // an accepted TLS connection's handshake: nothing to do when it completed; when it
             // failed, the connection ends (`links` still sends the alert: the client hears why)
             if res < 0 {
+                self.note_tls_failure(c, -res);
                 let why = self.link_error(c, -res);
                 let link = self.conns[c].link;
                 if self.conns[c].role == Role::Acceptor && self.links.tls_peer_plain(link) {
@@ -118,6 +119,7 @@ impl Transport {
                 let machine = self.conns[c].machine;
                 self.push_event(EV_NODE_REFUSED, c, machine as f64, "connection refused");
             }
+            self.note_tls_failure(c, -res);
             let msg = self.link_error(c, -res);
             return self.close(c, &format!("connect failed: {msg}"));
         }
@@ -149,12 +151,16 @@ impl Transport {
         let c = self.node_conn(ring, machine, now)?;
         let max_msgs = self.max_queued_msgs;
         if let Err((msgs, bytes)) = self.conns[c].credit.take(thread, body.len(), max_msgs) {
+            self.flow_send_pauses += 1;
             let why = format!("thread {thread} of node {} has not taken the {msgs} messages ({bytes} bytes) sent to it before", machine_name(machine));
             return Err(Error::new(Status::Full, why));
         }
         let queued = self.queue_frame(c, frame::KIND_MSG, 0, thread, 0, body);
-        if queued.is_err() {
+        if let Err(e) = &queued {
             self.conns[c].credit.give_back(thread, 1, body.len() as u64);
+            if e.status() == Status::Full {
+                self.flow_send_pauses += 1; // the connection's send queue is full
+            }
         }
         queued
     }
@@ -183,6 +189,7 @@ impl Transport {
             // The machine id we dialed is the address we dialed: the peer must be that node.
             if conn.role == Role::Dialer && peer.node_id != conn.machine {
                 let why = format!("dialed {} but the peer says it is {}", machine_name(conn.machine), machine_name(peer.node_id));
+                conn.hs_fail = Some("protocol");
                 return self.close_with(c, &why);
             }
             conn.state = State::Ready;

@@ -199,6 +199,21 @@ impl fmt::Display for HandshakeError {
     }
 }
 
+impl HandshakeError {
+    /// The reason a metric counts this failure under (`luact_handshake_failures_total`): one of
+    /// a few fixed words, whatever the details.
+    pub fn reason(&self) -> &'static str {
+        use HandshakeError::*;
+        match self {
+            BadMac => "bad_secret",
+            ClusterMismatch { .. } => "wrong_cluster",
+            Version(_) => "version",
+            PeerClosed(_) => "peer_refused",
+            _ => "protocol",
+        }
+    }
+}
+
 impl std::error::Error for HandshakeError {}
 
 /// What a HELLO says (its layout is in PROTOCOL.md).

@@ -13,9 +13,9 @@
 //! - `GET /metrics`: [`Route::Metrics`]; the transport answers it with [`metrics_response`] on a
 //!   listener opened with `metrics = true`, else with [`Route::metrics_refused`] (404).
 //! - `GET /_luact/` (also `/_luact`, `/_luact/index.html`): [`Route::Dashboard`], the page
-//!   [`dashboard_response`]; `GET /_luact/state.json`: [`Route::DashboardState`], which the
-//!   transport turns into the call [`Route::dashboard_state_call`] (Lua answers it: the page
-//!   polls it). Both on a listener opened with `dashboard = true`, else 404
+//!   [`dashboard_response`]; `GET /_luact/state.json[?after=NAME]`: [`Route::DashboardState`]
+//!   (its query parsed by `wire::query`; a malformed one is a 400), which the transport turns
+//!   into the call [`Route::dashboard_state_call`] (Lua answers it: the page polls it). Both on a listener opened with `dashboard = true`, else 404
 //!   ([`Route::dashboard_refused`]).
 //! - anything else: a JSON error, the connection kept as the request asked: 404 (`POST` to a path
 //!   without a vid or a method), 405 (another HTTP method, or `GET` of another path), 400 (the
@@ -89,8 +89,9 @@ pub enum Route {
     Metrics,
     /// The dashboard's page (the listener must enable it).
     Dashboard,
-    /// The dashboard's state, a call to Lua (the listener must enable it).
-    DashboardState,
+    /// The dashboard's state, a call to Lua (the listener must enable it); `after`: the query's
+    /// `after` parameter (the placements' page after that name).
+    DashboardState { after: Option<String> },
     /// Answer [`Request::immediate_response`]: a JSON error with this status.
     Refuse { status: u16, error: &'static str, message: String },
 }
@@ -99,7 +100,7 @@ impl Request {
     /// The response for `Health` and `Refuse` (honouring `keep_alive`); `None` for a `Call`.
     pub fn immediate_response(&self) -> Option<Vec<u8>> {
         match &self.route {
-            Route::Call { .. } | Route::Metrics | Route::Dashboard | Route::DashboardState => None,
+            Route::Call { .. } | Route::Metrics | Route::Dashboard | Route::DashboardState { .. } => None,
             Route::Health => Some(build(200, "text/plain", &[], b"ok", self.keep_alive)),
             Route::Refuse { status, error, message } => {
                 let extra: &[(&str, &str)] = if *status == 405 { &[("Allow", "POST")] } else { &[] };
@@ -309,7 +310,12 @@ fn route(method: &str, target: &str, body: &[u8]) -> Route {
         "GET" if path == "/health" => return Route::Health,
         "GET" if path == "/metrics" => return Route::Metrics,
         "GET" if path == "/_luact" || path == "/_luact/" || path == "/_luact/index.html" => return Route::Dashboard,
-        "GET" if path == "/_luact/state.json" => return Route::DashboardState,
+        "GET" if path == "/_luact/state.json" => {
+            return match super::query::parse(target) {
+                Ok(q) => Route::DashboardState { after: super::query::get(&q, "after").map(str::to_string) },
+                Err(e) => refuse(400, "bad_request", e),
+            };
+        }
         _ => return refuse(405, "method_not_allowed", format!("{method} {path}: only POST /<actor path>/<method> (and GET /health)")),
     }
     let Some(path) = percent_decode(path) else {
@@ -346,11 +352,12 @@ impl Route {
         refuse(404, "not_found", "/_luact/ is not enabled on this listener (luact.listen's 'dashboard' option)")
     }
 
-    /// The call `GET /_luact/state.json` becomes: method `state` of the reserved path `/_luact`,
-    /// which lua/luact/listener.lua answers (with lua/luact/dashboard.lua) only on a listener
-    /// that serves the dashboard.
-    pub fn dashboard_state_call() -> Route {
-        Route::Call { vid: DASHBOARD_PATH.to_string(), method: "state".to_string(), args: Vec::new() }
+    /// The call `GET /_luact/state.json[?after=NAME]` becomes: method `state` of the reserved
+    /// path `/_luact` (with NAME as its one argument), which lua/luact/listener.lua answers (with
+    /// lua/luact/dashboard.lua) only on a listener that serves the dashboard.
+    pub fn dashboard_state_call(after: Option<String>) -> Route {
+        let args = after.map(|a| vec![Value::Str(a.into_bytes())]).unwrap_or_default();
+        Route::Call { vid: DASHBOARD_PATH.to_string(), method: "state".to_string(), args }
     }
 }
 
@@ -506,9 +513,16 @@ mod tests {
             let buf = format!("GET {path} HTTP/1.1\r\n\r\n");
             assert_eq!(complete(buf.as_bytes()).route, Route::Dashboard, "{path}");
         }
-        assert_eq!(complete(b"GET /_luact/state.json HTTP/1.1\r\n\r\n").route, Route::DashboardState);
-        let Route::Call { vid, method, args } = Route::dashboard_state_call() else { panic!() };
+        assert_eq!(complete(b"GET /_luact/state.json HTTP/1.1\r\n\r\n").route, Route::DashboardState { after: None });
+        let Route::Call { vid, method, args } = Route::dashboard_state_call(None) else { panic!() };
         assert_eq!((vid.as_str(), method.as_str(), args.len()), (DASHBOARD_PATH, "state", 0));
+        // the placements' page: ?after=NAME, percent-decoded; a malformed query is a 400
+        let r = complete(b"GET /_luact/state.json?after=%2Froom%2F7 HTTP/1.1\r\n\r\n").route;
+        assert_eq!(r, Route::DashboardState { after: Some("/room/7".into()) });
+        let Route::Call { args, .. } = Route::dashboard_state_call(Some("/room/7".into())) else { panic!() };
+        assert_eq!(args, vec![Value::Str(b"/room/7".to_vec())]);
+        let Route::Refuse { status, .. } = complete(b"GET /_luact/state.json?after=%G0 HTTP/1.1\r\n\r\n").route else { panic!() };
+        assert_eq!(status, 400);
         // another GET under /_luact is not the dashboard
         let Route::Refuse { status, .. } = complete(b"GET /_luact/x.js HTTP/1.1\r\n\r\n").route else { panic!() };
         assert_eq!(status, 405);

@@ -103,11 +103,12 @@ end
 
 -- Up to `limit` records of this thread's actors with ids above `after`, in id order (one pass
 -- over the actors, keeping the lowest ids: the cost of a page is the number of actors, never
--- a sort of all of them), and the number of actors.
+-- a sort of all of them), the number of actors, and whether more follow the page.
 function host.page(after, limit)
-  local best, n = {}, 0
+  local best, n, above = {}, 0, 0
   for id, rec in pairs(actors) do
     n = n + 1
+    if id > after then above = above + 1 end
     if id > after and (#best < limit or id < host.id(best[#best])) then
       local i = #best
       if i == limit then best[i] = nil; i = i - 1 end
@@ -115,7 +116,7 @@ function host.page(after, limit)
       best[i + 1] = rec
     end
   end
-  return best, n
+  return best, n, above > limit
 end
 
 function host.count()

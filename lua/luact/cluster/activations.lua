@@ -22,6 +22,7 @@ local view = require "luact.cluster.view"
 local ref = require "luact.actor.ref"
 local names = require "luact.actor.names"
 local node = require "luact.node"
+local moves = require "luact.cluster.moves"
 
 local activations = {}
 
@@ -227,6 +228,7 @@ requests.local_ops.wake = function(vid, deadline)
   local key
   for k, act in pairs(entry and entry.acts or {}) do if act.state == "idle" then key = k end end
   if not key then return false end
+  moves.needs(key)
   local live = {}
   for _, m in ipairs(S.members.list()) do
     if m.state == "alive" and m.boot and not R.condemned[m.boot] then live[#live + 1] = { addr = m.address, boot = m.boot } end
@@ -263,6 +265,7 @@ function activations.sync(touched)
     if entry then
       for key, act in pairs(entry.acts) do
         if act.boot == boot then mine[key] = act end
+        moves.saw(vid, key, act)
       end
     end
     for key, h in pairs(hosted) do

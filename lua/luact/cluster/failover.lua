@@ -18,6 +18,7 @@ local logger = require "luact.logger"
 local lease = require "luact.cluster.lease"
 local consensus = require "luact.cluster.consensus"
 local requests = require "luact.cluster.requests"
+local moves = require "luact.cluster.moves"
 
 local failover = {}
 
@@ -116,6 +117,7 @@ local function check()
       local gone = not still_there(act.node, boot, R)
       local starving = not gone and starved(boot, now, hosting[boot])
       if gone or starving then
+        if not entry.multi then moves.needs(key, now) end      -- (placement time counts from here)
         if not R.condemned[boot] then
           if not busy["c" .. boot] then
             logger.info(("cluster: %s (%s) is %s: condemning it"):format(act.node, boot,
@@ -133,7 +135,7 @@ local function check()
               local to = failover.choose(key, live)
               if to then
                 logger.info(("cluster: moving %s from %s to %s (its lease ran out)"):format(key, act.node, to.addr))
-                propose(key, { op = "vplace", vid = vid, key = key, from_boot = boot, node = to.addr, boot = to.boot },
+                propose(key, { op = "vplace", vid = vid, key = key, from_boot = boot, node = to.addr, boot = to.boot, why = "failover" },
                   "moving " .. key)
               end
             end
@@ -183,6 +185,7 @@ end
 function failover.stop()
   if S and S.timer then S.timer:stop() end
   S, leader_since, busy, hosting_since = nil, nil, {}, {}
+  moves.reset()
 end
 
 return failover

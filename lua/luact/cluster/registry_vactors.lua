@@ -88,14 +88,15 @@ function V.vdrop(s, c)
   return true
 end
 
--- vplace vid key from_boot node boot [handoff] -> true when the activation, still held by the
--- process from_boot, now waits for `node` to create it
+-- vplace vid key from_boot node boot [handoff] [why] -> true when the activation, still held by
+-- the process from_boot, now waits for `node` to create it (it keeps `from`, the node it left,
+-- and `why`: "failover" when its host was gone)
 function V.vplace(s, c)
   local entry = s.vids[c.vid]
   local act = entry and entry.acts[c.key]
   if not act or act.boot ~= c.from_boot then return false end
   entry.acts[c.key] = { key = c.key, node = c.node, boot = c.boot, state = "pending", handoff = c.handoff,
-                        placed = true }
+                        placed = true, from = act.node, why = c.why }   -- (why: "failover" or nil)
   touch(s, c.vid)
   return true
 end

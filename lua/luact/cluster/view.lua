@@ -10,6 +10,7 @@ local event = require "luact.event"
 local node = require "luact.node"
 local call = require "luact.actor.call"
 local wire = require "luact.cluster.wire"
+local metrics = require "luact.metrics"
 
 local view = {
   members = {},       -- { { address =, state =, voter =, incarnation = }, ... } sorted by address
@@ -85,7 +86,15 @@ function view.publish_state(members, leader, voters)
   wire.to_other_threads({ "CS", members, leader, voters }, thread.n_core, thread.id)
 end
 
+local last_leader = nil   -- (thread 1) the last leader known, for luact_raft_leader_changes_total
+
 function view.publish_event(tp, member)
+  -- counted where it happens (thread 1 publishes each event once): a suspicion, a new leader
+  if tp == "suspect" then metrics.cluster_count("swim_suspicions") end
+  if tp == "leader" and member and member.address ~= last_leader then
+    last_leader = member.address
+    metrics.cluster_count("raft_leader_changes")
+  end
   apply_event(tp, member)
   wire.to_other_threads({ "CE", tp, member }, thread.n_core, thread.id)
 end
@@ -98,6 +107,7 @@ end
 -- Forgets everything (between two runs of luact.start in one VM).
 function view.reset()
   view.members, view.leader, view.active, view.voters = {}, nil, false, {}
+  last_leader = nil
   view.dead_machines = {}
   view.turbulent_until = 0
   events_ev = nil

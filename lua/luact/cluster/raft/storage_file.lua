@@ -72,10 +72,14 @@ end
 
 -- M.fsyncs counts the fsync calls this process made through any storage (files and directories;
 -- the benchmarks report it per write beside etcd's WAL fsyncs)
+-- M.on_fsync(seconds), when set (with M.clock), is told how long each fsync took (luact.observe
+-- sets them: this module stays free of the runtime)
 local function fsync(fd, path, off)
   if off then return end
   M.fsyncs = M.fsyncs + 1
+  local t0 = M.on_fsync and M.clock()
   if C.fsync(fd) ~= 0 then fail("fsync", path) end
+  if t0 then M.on_fsync(M.clock() - t0) end
 end
 
 local function read_file(path)
