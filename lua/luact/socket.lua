@@ -1,5 +1,5 @@
 -- luact.socket: TCP and Unix-domain sockets for Lua code, on the calling thread's io_uring
--- (the connections themselves are the core's: src/conn.rs, src/socket.rs). The API follows
+-- (the connections themselves are the core's: src/conn/, src/socket.rs). The API follows
 -- OpenResty's cosockets: `connect`, `listen`, and socket methods `send`, `receive` ("*l", "*a",
 -- a byte count), `receiveany`, `receiveuntil`, `settimeout(s)`, `close`, `getpeername`. A
 -- runtime failure returns `nil, err` (err short and stable: "timeout", "closed", "connection
@@ -32,7 +32,7 @@ local ERRNAMES = {
   [110] = "timeout", [101] = "network unreachable", [113] = "host unreachable",
   [2] = "no such file", [13] = "permission denied", [125] = "closed", [99] = "address not available",
   [98] = "address in use", [103] = "connection aborted",
-  [10001] = "tls handshake failed", [10002] = "tls error",   -- (ERR_TLS_* in src/conn.rs)
+  [10001] = "tls handshake failed", [10002] = "tls error",   -- (ERR_TLS_* in src/conn/mod.rs)
 }
 local function errname(errno)
   return ERRNAMES[errno] or ("os error " .. tostring(errno))

@@ -1,12 +1,12 @@
 -- Registry snapshots bigger than one node frame, with real processes: 3 voters + 2 followers
--- whose node frames are limited to 256 KiB (`max_frame`), so that a registry of a few thousand
+-- whose node frames are limited to 128 KiB (`max_frame`), so that a registry of a few thousand
 -- names no longer fits in one frame. A voter and a follower that fell behind (stopped, or killed
 -- and restarted) must catch up: the voter over Raft's InstallSnapshot, the follower over the
 -- feed's snapshot, both sent in pieces. (Issue 25: the registry used to wedge once its snapshot
 -- outgrew `max_frame`.)
 local procs = require "helpers.cluster_procs"
 
-local MAX_FRAME = 256 * 1024
+local MAX_FRAME = 128 * 1024
 local ENV = ("LUACT_SPEC_MAX_FRAME=%d "):format(MAX_FRAME)
 local PREFIX = "/snap/"
 

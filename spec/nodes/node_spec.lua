@@ -336,6 +336,30 @@ print(struct.unpack("<IBBHI", b[:12])[4], msgpack.unpackb(b[12:])[1]["error"])
     assert.equal("notes -> [True, ['one', 'two', 'three']]\n", out)
   end)
 
+  it("refuse a node client whose id another connected client has, so that neither takes the other's replies", function()
+    -- two clients made to draw the same id (a test hook); the first calls B for 8 s over its
+    -- node link, the second comes meanwhile
+    local cmd = "LUACT_TEST_CLIENT_ID=4242 luajit spec/nodes/node_client.lua %s %s %s %s"
+    local one = process.spawn(cmd:format(SECRET, B.tcp, "one", 8))
+    finally(function() process.cleanup(one) end)
+    assert.truthy(process.wait_for(one, "one ready", 10), process.output(one))
+    local two = process.run(cmd:format(SECRET, B.tcp, "two", 1))
+    -- the first got every answer of its own (before, the second took B's answers from then on)
+    assert.truthy(process.wait_for(one, "one ok=%d+ ", 20), process.output(one))
+    assert.truthy(process.output(one):find("one ok=%d+ wrong=0 failed=0 "), process.output(one))
+    assert.truthy(two:find("two ok=0 wrong=0 failed=%d+ first_error=actor_unreachable: .*duplicate client id: " ..
+      "another node client connected as process%-4242 %(run this one again: it draws a new id%)"), two)
+    assert.is_true(b_metric("failures", "duplicate_client") >= 1)
+    -- once the first is gone (B may take a moment to see its connection end), its id is free again
+    local three
+    for _ = 1, 5 do
+      three = process.run(cmd:format(SECRET, B.tcp, "three", 0.3))
+      if not three:find("duplicate client id", 1, true) then break end
+      os.execute("sleep 0.5")
+    end
+    assert.truthy(three:find("three ok=%d+ wrong=0 failed=0 "), three)
+  end)
+
   it("count node handshakes that fail by reason: garbage, silence (a timeout)", function()
     assert.equal(0, b_metric("failures", "protocol"))
     local out = process.run("/usr/bin/python3 spec/nodes/raw_handshakes.py 127.0.0.2 7201")

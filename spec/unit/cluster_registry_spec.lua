@@ -169,5 +169,49 @@ describe("luact.cluster.registry", function()
       copy:restore(r:snapshot(), 4)
       assert.equal("n2", copy:vid("/l").acts[key].node)
     end)
+
+    it("keeps each distinct constructor once, in the state and in a snapshot, until its last name goes", function()
+      local big = ("c"):rep(1000)
+      for i = 1, 50 do
+        assert.is_string(r:apply(i, { op = "vreg", vid = "/n/" .. i, ctor = big, args = "", lazy = true }))
+      end
+      r:apply(51, { op = "vreg", vid = "/other", ctor = "other", args = "", lazy = true })
+      assert.equal(big, r:ctor(r:vid("/n/7")))
+      assert.equal("other", r:ctor(r:vid("/other")))
+      local ids = 0
+      for _ in pairs(r.ctors) do ids = ids + 1 end
+      assert.equal(2, ids)
+      -- 50 names with a 1000-byte constructor: the snapshot holds it once
+      local snap = r:snapshot()
+      assert.is_true(#snap < 1000 + 50 * 100, ("the snapshot has %d bytes"):format(#snap))
+      local copy = registry.new()
+      copy:restore(snap, 51)
+      assert.equal(big, copy:ctor(copy:vid("/n/50")))
+      -- names go; the constructor goes with the last one, on the copy as on the original
+      for _, reg in ipairs({ r, copy }) do
+        for i = 1, 49 do reg:apply(51 + i, { op = "vunreg", vid = "/n/" .. i }) end
+        assert.equal(big, reg:ctor(reg:vid("/n/50")))
+        local key = next(reg:vid("/n/50").acts)
+        reg:apply(101, { op = "vunreg", vid = "/n/50", key = key })
+        assert.is_nil(reg:vid("/n/50"))
+        assert.is_nil(reg.ctor_ids[big])
+        assert.equal("other", reg:ctor(reg:vid("/other")))
+        -- registered again, it gets a new id, the same on every node
+        reg:apply(102, { op = "vreg", vid = "/again", ctor = big, args = "", lazy = true })
+        assert.equal(3, reg:vid("/again").ctor)
+      end
+      assert.is_nil(r:apply(103, { op = "vreg", vid = "/bad", ctor = 42, args = "" }))
+    end)
+
+    it("restores a snapshot taken before constructors were kept once", function()
+      local buffer = require "string.buffer"
+      local old = buffer.encode({ kv = {}, guards = {}, condemned = {}, done = {}, applied = 5, vids = {
+        ["/a"] = { ctor = "code", args = "", seq = 1, acts = { ["/a#1"] = { key = "/a#1", state = "idle" } } },
+        ["/b"] = { ctor = "code", args = "", seq = 1, acts = { ["/b#1"] = { key = "/b#1", state = "idle" } } } } })
+      r:restore(old, 5)
+      assert.equal("code", r:ctor(r:vid("/a")))
+      assert.equal(r:vid("/a").ctor, r:vid("/b").ctor)
+      assert.equal(2, r.ctors[r:vid("/a").ctor].refs)
+    end)
   end)
 end)

@@ -15,17 +15,39 @@ pub extern "C" fn luact_machine_id() -> f64 {
     process_machine_id() as f64
 }
 
-/// The id of a process without a node address (a node client's too): 2^48 + 20 random bits,
-/// drawn once per process.
+/// 8 random bytes from the kernel (0 if it has none to give: then ids collide only as often as
+/// a 0 is drawn twice, which the node's duplicate check still catches).
+fn random_u64() -> u64 {
+    let mut v: u64 = 0;
+    // SAFETY: getrandom writes at most 8 bytes into `v`.
+    unsafe { libc::getrandom(&mut v as *mut u64 as *mut c_void, 8, 0) };
+    v
+}
+
+/// Random bits in the id of a process without a node address: ids run from 2^48 (above every
+/// address id, `ip << 16 | port`) to below 2^48 + 2^52 < 2^53, so they stay exact doubles.
+const CLIENT_ID_BITS: u32 = 52;
+
+/// The id of a process without a node address (a node client's too): 2^48 + 52 random bits,
+/// drawn once per process. Two node clients of one node drawing the same id (about 1 in 4.5e15
+/// for a pair) are told apart by their token (`process_client_token`): the node refuses the
+/// second while the first is connected. `LUACT_TEST_CLIENT_ID=n` (a test hook: the specs make
+/// two clients collide with it) fixes the random part to n.
 pub(super) fn process_machine_id() -> u64 {
-    static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let r = *ID.get_or_init(|| {
-        let mut v: u32 = 0;
-        // SAFETY: getrandom writes at most 4 bytes into `v`.
-        unsafe { libc::getrandom(&mut v as *mut u32 as *mut c_void, 4, 0) };
-        v & 0x0f_ffff
+        let forced = std::env::var("LUACT_TEST_CLIENT_ID").ok().and_then(|v| v.parse::<u64>().ok());
+        forced.unwrap_or_else(random_u64) & ((1u64 << CLIENT_ID_BITS) - 1)
     });
-    (1u64 << 48) + r as u64
+    (1u64 << 48) + r
+}
+
+/// This process's token as a node client: random, drawn once per process, sent in its HELLO
+/// (the address field, which a client has no other use for) so that a node can tell the same
+/// client dialing again from another one that drew the same id.
+pub(super) fn process_client_token() -> u64 {
+    static TOKEN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TOKEN.get_or_init(random_u64)
 }
 
 /// Writes a new random UUID (version 4, RFC 9562) as 36 ASCII bytes into `out`: the identity

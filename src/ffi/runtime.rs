@@ -91,6 +91,7 @@ unsafe fn node_config(n: &NodeOptions) -> Result<NodeConfig, Error> {
     let machine_id = if addr.is_empty() { super::process::process_machine_id() } else { crate::transport::machine_id_of(&addr)? };
     Ok(NodeConfig {
         tls,
+        client_token: if addr.is_empty() { super::process::process_client_token() } else { 0 },
         machine_id,
         addr,
         // SAFETY: as above.

@@ -280,74 +280,9 @@ impl Transport {
                     return;
                 }
                 Ok(http::Parsed::Complete(req)) => {
-                    self.requests_taken += 1;
-                    self.frames_in += 1;
-                    let conn = &mut self.conns[c];
-                    conn.inpos += req.consumed;
-                    conn.http_continue_sent = false;
-                    conn.http_keep_alive = req.keep_alive;
-                    if conn.inpos >= conn.inbuf.len() {
-                        conn.inbuf.clear();
-                        conn.inpos = 0;
-                    }
-                    if req.route == http::Route::Metrics {
-                        let resp = if conn.limits.expose_metrics() {
-                            {
-                            let s = crate::metrics::Snapshot { n_core: inboxes.len(), inbox_depth: inboxes.iter().map(|i| i.len()).collect() };
-                            http::metrics_response(&crate::metrics::render(s), req.keep_alive)
-                        }
-                        } else {
-                            let refused = http::Request { route: http::Route::metrics_refused(), ..req.clone() };
-                            refused.immediate_response().unwrap_or_default()
-                        };
-                        if !self.send_http(c, &resp, req.keep_alive) {
-                            return;
-                        }
-                        continue;
-                    }
-                    if req.route == http::Route::Dashboard {
-                        let resp = if conn.limits.expose_dashboard() {
-                            http::dashboard_response(req.keep_alive)
-                        } else {
-                            let refused = http::Request { route: http::Route::dashboard_refused(), ..req.clone() };
-                            refused.immediate_response().unwrap_or_default()
-                        };
-                        if !self.send_http(c, &resp, req.keep_alive) {
-                            return;
-                        }
-                        continue;
-                    }
-                    let req = if let http::Route::DashboardState { after } = req.route {
-                        let route = if conn.limits.expose_dashboard() { http::Route::dashboard_state_call(after) } else { http::Route::dashboard_refused() };
-                        http::Request { route, ..req }
-                    } else {
-                        req
-                    };
-                    match req.immediate_response() {
-                        Some(resp) => {
-                            if !self.send_http(c, &resp, req.keep_alive) {
-                                return;
-                            }
-                        }
-                        None => {
-                            if let http::Route::Call { vid, method, mut args } = req.route {
-                                if let Err(e) = edge::admit_args(&mut args, self.ref_key.as_ref()) {
-                                    let keep = req.keep_alive;
-                                    let resp = http::reply_response(false, &[edge::exception_value("bad_request", &e)], keep);
-                                    if !self.send_http(c, &resp, keep) {
-                                        return;
-                                    }
-                                    continue;
-                                }
-                                let gen = conn.gen;
-                                conn.http_busy = true;
-                                let port = self.conns[c].listener_port;
-                                let mut m = edge::client_call_header(c as u32, gen, 1, false, port, req.timeout);
-                                m.extend_from_slice(&edge::call_body(&vid, &method, &args));
-                                self.deliver_one(inboxes, c, self.tid, m, now);
-                            }
-                            return;
-                        }
+                    self.take_http_request(c, &req);
+                    if !self.answer_http(inboxes, c, req, now) {
+                        return;
                     }
                 }
                 Err(e) => {
@@ -360,5 +295,71 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// Counts a complete request and consumes its bytes from the client's input.
+    fn take_http_request(&mut self, c: usize, req: &http::Request) {
+        self.requests_taken += 1;
+        self.frames_in += 1;
+        let conn = &mut self.conns[c];
+        conn.inpos += req.consumed;
+        conn.http_continue_sent = false;
+        conn.http_keep_alive = req.keep_alive;
+        if conn.inpos >= conn.inbuf.len() {
+            conn.inbuf.clear();
+            conn.inpos = 0;
+        }
+    }
+
+    /// The response to `/metrics` or to the dashboard's page, served here (or refused when the
+    /// listener does not expose it); None for any other route.
+    fn built_in_response(&self, inboxes: &[Arc<Inbox>], c: usize, req: &http::Request) -> Option<Vec<u8>> {
+        let limits = &self.conns[c].limits;
+        let (exposed, refused_route) = match req.route {
+            http::Route::Metrics => (limits.expose_metrics(), http::Route::metrics_refused()),
+            http::Route::Dashboard => (limits.expose_dashboard(), http::Route::dashboard_refused()),
+            _ => return None,
+        };
+        if !exposed {
+            let refused = http::Request { route: refused_route, ..req.clone() };
+            return Some(refused.immediate_response().unwrap_or_default());
+        }
+        Some(if req.route == http::Route::Metrics {
+            let s = crate::metrics::Snapshot { n_core: inboxes.len(), inbox_depth: inboxes.iter().map(|i| i.len()).collect() };
+            http::metrics_response(&crate::metrics::render(s), req.keep_alive)
+        } else {
+            http::dashboard_response(req.keep_alive)
+        })
+    }
+
+    /// Answers one complete request, here or by handing a call to Lua (the client then waits
+    /// for its reply). Returns whether the client's next request may be looked at now.
+    fn answer_http(&mut self, inboxes: &[Arc<Inbox>], c: usize, req: http::Request, now: f64) -> bool {
+        if let Some(resp) = self.built_in_response(inboxes, c, &req) {
+            return self.send_http(c, &resp, req.keep_alive);
+        }
+        let req = if let http::Route::DashboardState { after } = req.route {
+            let exposed = self.conns[c].limits.expose_dashboard();
+            let route = if exposed { http::Route::dashboard_state_call(after) } else { http::Route::dashboard_refused() };
+            http::Request { route, ..req }
+        } else {
+            req
+        };
+        if let Some(resp) = req.immediate_response() {
+            return self.send_http(c, &resp, req.keep_alive);
+        }
+        let (keep_alive, timeout) = (req.keep_alive, req.timeout);
+        let http::Route::Call { vid, method, mut args } = req.route else { return false };
+        if let Err(e) = edge::admit_args(&mut args, self.ref_key.as_ref()) {
+            let resp = http::reply_response(false, &[edge::exception_value("bad_request", &e)], keep_alive);
+            return self.send_http(c, &resp, keep_alive);
+        }
+        let conn = &mut self.conns[c];
+        conn.http_busy = true;
+        let (gen, port) = (conn.gen, conn.listener_port);
+        let mut m = edge::client_call_header(c as u32, gen, 1, false, port, timeout);
+        m.extend_from_slice(&edge::call_body(&vid, &method, &args));
+        self.deliver_one(inboxes, c, self.tid, m, now);
+        false
     }
 }

@@ -8,10 +8,11 @@
 //! The sockets themselves are `conn.rs`'s (`links`: connect, accept with back-off, receive into
 //! buffers owned by the operation, TLS, one write per loop turn, closing once in-flight
 //! operations completed, stale completions ignored), the same module user sockets use. This
-//! file owns what the protocols share on top of it: each connection's protocol state (keyed by
-//! its own id and generation, which Lua sees), the frame dispatch, what a connection queues
-//! before the turn's flush hands it over, closing with a reason, timeouts (`tick`), and the
-//! completion entry point. Each protocol is a file: `node_link.rs` (dialing, handshake, node
+//! module owns what the protocols share on top of it: each connection's protocol state (keyed by
+//! its own id and generation, which Lua sees), what a connection queues before the turn's flush
+//! hands it over, and the completion entry point (this file); the frame dispatch and delivery
+//! (`reading.rs`), closing with a reason (`closing.rs`) and timeouts (`tick`, `timers.rs`).
+//! Each protocol is a file: `node_link.rs` (dialing, handshake, node
 //! messages and their flow control), `listener_clients.rs` (listeners, their clients, HTTP, calls
 //! to other nodes' listeners), `datagrams.rs` (udp://, on its own socket).
 use crate::conn::{Conns, Event, SockAddr};
@@ -29,9 +30,12 @@ use slab::Slab;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+mod closing;
 mod datagrams;
 mod listener_clients;
 mod node_link;
+mod reading;
+mod timers;
 
 /// The transport's own kind of operation (`op_id::Owner::Transport`): a udp:// receive. Its
 /// connections' operations are `links`' (`op_id::Owner::TransportLinks`).
@@ -62,6 +66,9 @@ pub struct NodeConfig {
     pub max_frame: usize,
     /// Node links in mutual TLS (`opts.tls`), or plain TCP (None).
     pub tls: Option<crate::node_tls::NodeTls>,
+    /// A node client's token (random per process; 0 for a node): sent as `client/<16 hex>` in
+    /// the HELLO's address field, see `hello_addr`.
+    pub client_token: u64,
 }
 
 /// Machine ids from here up belong to processes without a node address (`luact_machine_id`):
@@ -73,6 +80,17 @@ impl NodeConfig {
     /// `Client`) and never listens; a node answers it over that connection only.
     pub fn is_client(&self) -> bool {
         self.addr.is_empty()
+    }
+
+    /// What this process's HELLO names as its address: a node's "ip:port"; a node client's
+    /// token ("client/<16 hex digits>"), which tells a node whether a client dialing with an id
+    /// already connected is that client again or another that drew the same id.
+    pub fn hello_addr(&self) -> String {
+        if self.is_client() {
+            format!("client/{:016x}", self.client_token)
+        } else {
+            self.addr.clone()
+        }
     }
 }
 
@@ -178,6 +196,8 @@ struct Conn {
     listener_port: u16,
     /// Why its handshake (node or TLS) failed, once known (`metrics::HANDSHAKE_REASONS`).
     hs_fail: Option<&'static str>,
+    /// A node client's connection (accepted): the address field of its HELLO, its token.
+    client_token: String,
 }
 
 const NO_LISTENER: usize = usize::MAX;
@@ -505,6 +525,7 @@ impl Transport {
             unsent_frames: 0,
             listener_port: 0,
             hs_fail: None,
+            client_token: String::new(),
         });
         if self.by_link.len() <= link {
             self.by_link.resize(link + 1, NONE);
@@ -544,388 +565,14 @@ impl Transport {
         }
     }
 
-    // ---- reading ---------------------------------------------------------------------------
-
-    /// Pauses or resumes reading a connection: paused while its listener limits say so
-    /// (`read_paused`) or while what it delivered waits for a full inbox (`reading_held`).
-    fn sync_reading(&mut self, ring: &mut Ring, c: usize) {
-        let Some(conn) = self.conns.get(c) else { return };
-        if conn.state == State::Closing {
-            return;
-        }
-        let paused = self.read_paused(c);
-        let hold = paused || conn.reading_held();
-        if self.links.hold_reading(ring, conn.link, hold) && paused {
-            self.stats.read_pauses += 1.0;
-        }
-    }
-
-    /// What `links` says about one of our connections.
-    fn on_link_event(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], ev: Event, now: f64) {
-        let link = match ev {
-            Event::Accepted(l, link) => return self.on_accept(ring, l, link, now),
-            Event::Connected(link, _) | Event::Readable(link, _) | Event::Writable(link, _) => link,
-        };
-        let c = self.by_link.get(link).copied().unwrap_or(NONE);
-        match self.conns.get(c) {
-            Some(conn) if conn.link == link && conn.state != State::Closing => {}
-            _ => return, // a connection closed in this turn
-        }
-        match ev {
-            Event::Connected(_, res) => self.on_connect(ring, c, res),
-            Event::Readable(_, n) if n > 0 => self.on_recv(ring, inboxes, c, now),
-            Event::Readable(_, 0) => self.close(c, "closed by peer"),
-            Event::Readable(_, err) => {
-                self.note_tls_failure(c, -err);
-                let why = self.link_error(c, -err);
-                self.close(c, &why); // (after a TLS failure `links` still sends its alert)
-            }
-            _ => {} // Writable: the transport bounds its queues itself
-        }
-    }
-
-    /// Notes a TLS failure (`errno`) of a connection whose TLS or node handshake had not
-    /// completed, for the handshake failures counted when it closes.
-    fn note_tls_failure(&mut self, c: usize, errno: i32) {
-        if errno != crate::conn::ERR_TLS && errno != crate::conn::ERR_TLS_HANDSHAKE {
-            return;
-        }
-        let Some(conn) = self.conns.get(c) else { return };
-        if conn.state != State::Ready || self.links.tls_handshaking(conn.link) {
-            self.conns[c].hs_fail = Some("tls");
-        }
-    }
-
-    /// Why a connection failed: the TLS session's words, or the errno's.
-    fn link_error(&self, c: usize, errno: i32) -> String {
-        if errno == crate::conn::ERR_TLS || errno == crate::conn::ERR_TLS_HANDSHAKE {
-            let said = self.links.tls_error(self.conns[c].link);
-            return if said.is_empty() { "TLS failed".to_string() } else { said.to_string() };
-        }
-        crate::status::os_error_text(errno)
-    }
-
-    fn on_recv(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
-        let taken_before = self.requests_taken;
-        let conn = &mut self.conns[c];
-        conn.last_active = now;
-        self.links.take_input(ring, conn.link, &mut conn.inbuf);
-        self.resume(ring, inboxes, c, now);
-        let progressed = self.requests_taken != taken_before;
-        self.update_partial(c, now, progressed);
-    }
-
-    /// Decodes and handles the frames in `inbuf` until it is used up or a delivery stalls.
-    /// Consecutive MSG frames of an authenticated node for the same thread go to its inbox as
-    /// one entry (one allocation and one push for a read's worth of calls), in order. A batch is
-    /// handed over before the next frame is taken, so when it stalls, every later frame is still
-    /// in `inbuf` for after the retry.
-    fn process_frames(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, now: f64) {
-        let mut batch: Option<Delivery> = None;
-        loop {
-            if !self.conns.contains(c) || self.conns[c].reading_held() || self.conns[c].state == State::Closing {
-                return;
-            }
-            if batch.is_none() && self.read_paused(c) {
-                return; // the rest waits in `inbuf` until replies go out (`to_resume`)
-            }
-            let conn = &mut self.conns[c];
-            let batching = conn.state == State::Ready && matches!(conn.role, Role::Dialer | Role::Acceptor);
-            if let Some(b) = &batch {
-                // (between frames the decoder is empty and `inbuf` starts with a header)
-                let joins = frame::peek_kind_thread(&conn.inbuf[conn.inpos..])
-                    .is_some_and(|(kind, thread)| kind == frame::KIND_MSG && thread as usize == b.tid)
-                    && b.bytes.len() < DELIVERY_MAX_BYTES
-                    && b.count < DELIVERY_MAX_COUNT;
-                if !joins {
-                    let b = batch.take().expect("checked above");
-                    self.deliver(inboxes, c, b, now);
-                    continue;
-                }
-            }
-            let taken = conn.decoder.push(&conn.inbuf[conn.inpos..]);
-            conn.inpos += taken;
-            match conn.decoder.next() {
-                Ok(Some((h, body))) if batching && h.kind == frame::KIND_MSG => {
-                    self.frames_in += 1;
-                    match &mut batch {
-                        Some(b) => {
-                            b.bytes.extend_from_slice(&body);
-                            b.count += 1;
-                        }
-                        None => batch = Some(Delivery { tid: h.thread as usize, hdr: h.thread, bytes: body, count: 1 }),
-                    }
-                }
-                Ok(Some((h, body))) => {
-                    self.frames_in += 1;
-                    self.on_frame(ring, inboxes, c, h, body, now)
-                }
-                Ok(None) => {
-                    let conn = &mut self.conns[c];
-                    if conn.inpos >= conn.inbuf.len() {
-                        conn.inbuf.clear();
-                        conn.inpos = 0;
-                        if let Some(b) = batch.take() {
-                            self.deliver(inboxes, c, b, now);
-                        }
-                        return;
-                    }
-                }
-                Err(e) => {
-                    if let Some(b) = batch.take() {
-                        self.deliver(inboxes, c, b, now);
-                    }
-                    let conn = &mut self.conns[c];
-                    let node_handshake = conn.state == State::Handshaking && matches!(conn.role, Role::Dialer | Role::Acceptor);
-                    if node_handshake {
-                        conn.hs_fail = Some(if looks_like_tls(&conn.inbuf) { "tls" } else { "protocol" });
-                    }
-                    if node_handshake && looks_like_tls(&conn.inbuf) {
-                        return self.close_with(c, &format!("{e} (the peer speaks TLS: is it a node started with the 'tls' option, and this one without?)"));
-                    }
-                    return self.close_with(c, &e.to_string());
-                }
-            }
-        }
-    }
-
-    fn on_frame(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, h: Header, body: Vec<u8>, now: f64) {
-        let role = self.conns[c].role;
-        let state = &self.conns[c].state;
-        if *state == State::Handshaking {
-            let step = match self.conns[c].handshake.as_mut() {
-                Some(hs) => hs.on_frame(&h, &body),
-                None => return self.close_with(c, "unexpected frame"),
-            };
-            match step {
-                Err(handshake::HandshakeError::PeerClosed(reason)) => {
-                    self.conns[c].hs_fail = Some("peer_refused");
-                    return self.close(c, &format!("peer closed: {reason}"));
-                }
-                Err(e) => {
-                    self.conns[c].hs_fail = Some(e.reason());
-                    return self.close_with(c, &e.to_string());
-                }
-                Ok(step) => return self.on_handshake_step(ring, c, step),
-            }
-        }
-        match (role, h.kind) {
-            (_, frame::KIND_PING) => {
-                let _ = self.queue_frame(c, frame::KIND_PONG, 0, 0, h.corr, &[]);
-            }
-            (_, frame::KIND_PONG) => {}
-            (_, frame::KIND_CLOSE) => self.close(c, &format!("peer closed: {}", String::from_utf8_lossy(&body))),
-            (Role::Dialer | Role::Acceptor, frame::KIND_MSG) => {
-                self.deliver_one(inboxes, c, h.thread as usize, body, now);
-            }
-            (Role::Dialer | Role::Acceptor, frame::KIND_ACK) => match <[u8; 8]>::try_from(body.as_slice()) {
-                Ok(bytes) => self.conns[c].credit.give_back(h.thread, h.corr, u64::from_le_bytes(bytes)),
-                Err(_) => self.close_with(c, &format!("bad ACK frame: a body of {} bytes (8 expected)", body.len())),
-            },
-            (Role::ListenerClient, frame::KIND_CALL | frame::KIND_NOTIFY) => {
-                self.requests_taken += 1;
-                let conn = &mut self.conns[c];
-                conn.codec = h.codec;
-                if h.kind == frame::KIND_CALL {
-                    conn.calls_pending += 1; // until reply_client answers it
-                }
-                // (a client CALL's `thread` field is its timeout in milliseconds, 0: the listener's)
-                let port = conn.listener_port;
-                let head = edge::client_call_header(c as u32, conn.gen, h.corr, h.kind == frame::KIND_NOTIFY, port, h.thread as f64 / 1000.0);
-                // An unauthenticated client: its body is checked and rebuilt here (structure,
-                // depth, plain data and signed references only: `wire::trust`) before any of it
-                // reaches LuaJIT's decoder.
-                let msg = edge::call_from_codec(&body, h.codec, self.ref_key.as_ref()).map(|b| {
-                    let mut m = head;
-                    m.extend_from_slice(&b);
-                    m
-                });
-                match msg {
-                    Ok(m) => self.deliver_one(inboxes, c, self.tid, m, now),
-                    Err(e) => {
-                        if h.kind == frame::KIND_CALL {
-                            self.conns[c].calls_pending -= 1; // answered here
-                            // a codec-0 body that is not even string.buffer data comes from a
-                            // client that is not luact: its error goes back as JSON, which it can read
-                            let codec = edge::reply_codec_for_refused(h.codec, &body);
-                            let err = edge::error_reply(codec, "bad_request", &e);
-                            if !self.unread_beyond_limit(c, err.len() + frame::HEADER_LEN) {
-                                let _ = self.queue_frame(c, frame::KIND_REPLY, codec, 0, h.corr, &err);
-                            }
-                        }
-                    }
-                }
-            }
-            (Role::Caller, frame::KIND_REPLY) => {
-                let mut m = edge::caller_reply_header(h.corr);
-                // The listener is outside what we trust: no function in its reply is loaded.
-                let checked = if crate::wire::sbuf::may_have_tags(&body) {
-                    crate::wire::sbuf::decode(&body).map_err(|e| format!("a malformed reply from the listener: {e}")).and_then(|v| trust::check_reply(&v))
-                } else {
-                    Ok(()) // no table with a metatable, so no function (Lua's decoder checks the rest)
-                };
-                match checked {
-                    Ok(()) => m.extend_from_slice(&body),
-                    Err(e) => m.extend_from_slice(&edge::error_reply(frame::CODEC_LUACT, "actor_runtime_error", &e)),
-                }
-                let tid = self.tid;
-                self.deliver_one(inboxes, c, tid, m, now);
-            }
-            _ => self.close_with(c, &format!("unexpected frame kind {}", h.kind)),
-        }
-    }
-
-    /// Pushes one message into thread `tid`'s inbox (see `deliver`).
-    fn deliver_one(&mut self, inboxes: &[Arc<Inbox>], c: usize, tid: usize, msg: Vec<u8>, now: f64) {
-        self.deliver(inboxes, c, Delivery { tid, hdr: tid as u16, bytes: msg, count: 1 }, now);
-    }
-
-    /// Pushes messages into a thread's inbox (thread 0 or an unknown one: thread 1); when it is
-    /// full, holds them and stops reading this connection until they are delivered (see
-    /// `retry_stalled`).
-    fn deliver(&mut self, inboxes: &[Arc<Inbox>], c: usize, d: Delivery, now: f64) {
-        let tid = if d.tid == 0 || d.tid > inboxes.len() { 1 } else { d.tid };
-        let Some(inbox) = inboxes.get(tid - 1) else {
-            return;
-        };
-        let conn = &mut self.conns[c];
-        if !matches!(conn.role, Role::Dialer | Role::Acceptor) {
-            if inbox.push_batch(&d.bytes, d.count) == Status::Full {
-                conn.stalled = Some(Delivery { tid, ..d });
-            }
-            return;
-        }
-        // A node's messages: those for a full inbox wait in the overflow (behind any already
-        // waiting for the same inbox), and the connection goes on serving the other threads.
-        let waiting = !conn.overflow.is_empty() && conn.overflow.holds(tid);
-        if waiting || inbox.push_batch(&d.bytes, d.count) == Status::Full {
-            if !waiting {
-                self.flow_receive_pauses += 1; // deliveries for this inbox wait from now on
-            }
-            self.conns[c].overflow.push(Delivery { tid, ..d });
-            return;
-        }
-        self.acknowledge(c, d.hdr, d.count, d.bytes.len(), now);
-    }
-
-    // ---- writing -----------------------------------------------------------------------------
+    // ---- writing (reading, closing and the deadlines are in reading.rs, closing.rs and
+    // timers.rs, each an `impl Transport` block) --------------------------------------------
 
     /// Sends what the connections queued this turn (write batching: `links` makes one write
     /// per connection per turn), after ending the connections closed in this turn.
     pub fn flush(&mut self, ring: &mut Ring) {
         self.sweep(ring);
         self.links.flush(ring);
-    }
-
-    // ---- closing -----------------------------------------------------------------------------
-
-    /// Closes a connection at once, telling the peer why with a CLOSE frame (best effort).
-    fn close_with(&mut self, c: usize, reason: &str) {
-        let mut out = Vec::new();
-        frame::write_close(&mut out, reason);
-        self.close_as(c, reason, Goodbye::Now(out));
-    }
-
-    /// Closes a connection at once (what it queued is dropped), telling Lua why.
-    fn close(&mut self, c: usize, reason: &str) {
-        self.close_as(c, reason, Goodbye::Now(Vec::new()));
-    }
-
-    fn close_as(&mut self, c: usize, reason: &str, goodbye: Goodbye) {
-        if std::env::var_os("LUACT_NET_DEBUG").is_some() {
-            let _ = crate::logger::write_line(format!("luact net: thread {} connection {c} closed: {reason}\n", self.tid).as_bytes());
-        }
-        let now = crate::clock::monotonic();
-        let Some(conn) = self.conns.get_mut(c) else { return };
-        if conn.state == State::Closing {
-            return;
-        }
-        let was_ready = conn.state == State::Ready;
-        // refused before it could carry anything: a node's handshake, a tls:// client's TLS
-        let handshaking = conn.state == State::Handshaking;
-        let tls_refused = self.links.tls_handshaking(conn.link);
-        let peer = if handshaking || tls_refused { self.links.peer_addr(conn.link).map_or("?".to_string(), |a| a.text()) } else { String::new() };
-        // a failed handshake, counted by reason: one of a node link (what went wrong, or the
-        // peer went away during it), or a TLS handshake of any connection
-        let failed = conn.hs_fail.or_else(|| {
-            if handshaking && matches!(conn.role, Role::Dialer | Role::Acceptor) {
-                Some("closed")
-            } else if tls_refused && conn.state != State::Connecting {
-                Some("tls")
-            } else {
-                None
-            }
-        });
-        if let Some(i) = failed.and_then(|r| crate::metrics::HANDSHAKE_REASONS.iter().position(|x| *x == r)) {
-            self.hs_failures[i] += 1;
-        }
-        conn.state = State::Closing;
-        self.closing.push((c, goodbye));
-        let machine = conn.machine;
-        match conn.role {
-            Role::Dialer => {
-                if self.dialed.get(&machine) == Some(&c) {
-                    self.dialed.remove(&machine);
-                }
-                let losses = self.losses.entry(machine).or_insert(0);
-                *losses = (*losses + 1).min(16);
-                let pause = (QUARANTINE * 2f64.powi(*losses as i32 - 1)).min(QUARANTINE_MAX);
-                self.quarantine.insert(machine, now + pause);
-                // a connection that never authenticated sent none of the messages queued on it
-                let kind = if was_ready { EV_NODE_DOWN } else { EV_NODE_UNREACHED };
-                self.push_event(kind, c, machine as f64, reason);
-            }
-            Role::Acceptor => {
-                if machine >= CLIENT_MACHINES && self.dialed.get(&machine) == Some(&c) {
-                    self.dialed.remove(&machine);   // a node client's connection (node_link.rs)
-                }
-                if machine != 0 {
-                    self.push_event(EV_NODE_DOWN, c, machine as f64, reason);
-                } else if handshaking {
-                    let why = format!("refused a node connection from {peer}: {reason}");
-                    self.push_event(EV_CONN_REFUSED, c, 0.0, &why);
-                }
-            }
-            Role::Caller => {
-                let key = (machine, conn.tls_profile);
-                if self.callers.get(&key) == Some(&c) {
-                    self.callers.remove(&key);
-                }
-                self.push_event(EV_REMOTE_LISTENER_DOWN, c, machine as f64, reason);
-            }
-            Role::ListenerClient | Role::HttpClient => {
-                if tls_refused {
-                    let why = format!("refused a tls:// client from {peer}: {reason}");
-                    self.push_event(EV_CONN_REFUSED, c, 0.0, &why);
-                }
-                self.push_event(EV_CLIENT_CLOSED, c, 0.0, reason);
-            }
-        }
-    }
-
-    /// Ends in `links` the connections closed in this turn and frees their state (kept until
-    /// now so that code running after a close still finds it, in state Closing).
-    fn sweep(&mut self, ring: &mut Ring) {
-        if self.closing.is_empty() {
-            return;
-        }
-        let now = crate::clock::monotonic();
-        for (c, goodbye) in std::mem::take(&mut self.closing) {
-            if !self.conns.contains(c) {
-                continue;
-            }
-            let conn = self.conns.remove(c);
-            if self.by_link.get(conn.link) == Some(&c) {
-                self.by_link[conn.link] = NONE;
-            }
-            match goodbye {
-                Goodbye::Now(words) => self.links.close_now(ring, conn.link, &words),
-                Goodbye::AfterSending => self.links.close_draining(ring, conn.link, now + LINGER),
-            }
-            if let Some(l) = self.listeners.get_mut(conn.listener) {
-                l.open = l.open.saturating_sub(1);
-            }
-        }
     }
 
     // ---- the loop's entry points --------------------------------------------------------------
@@ -942,158 +589,6 @@ impl Transport {
         }
         if id.op == OP_DATAGRAM {
             self.on_datagram(ring, inboxes, id.slot, res);
-        }
-    }
-
-    /// Timeouts and stalled deliveries; returns the next deadline (seconds) if any.
-    pub fn tick(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], now: f64) -> Option<f64> {
-        let mut next: Option<f64> = None;
-        let mut due = self.due(now, &mut next);
-        self.close_timed_out(&mut due);
-        self.trim_freed(now, &mut next);
-        if let Some(at) = self.links.tick(ring, now) {
-            earliest(&mut next, at);
-        }
-        for c in std::mem::take(&mut self.to_resume) {
-            if self.conns.contains(c) && self.conns[c].state != State::Closing && !self.conns[c].reading_held() {
-                self.resume(ring, inboxes, c, now);
-                self.update_partial(c, now, true);
-            }
-        }
-        for c in std::mem::take(&mut self.pending_http) {
-            if self.conns.contains(c) {
-                self.serve_http(inboxes, c, now);
-                self.sync_reading(ring, c);
-                self.update_partial(c, now, true);
-            }
-        }
-        for c in due.overflowing {
-            if self.conns.contains(c) && self.conns[c].state != State::Closing {
-                self.retry_overflow(ring, inboxes, c, now);
-            }
-            // looked at again soon: nothing else wakes this thread when another makes room
-            if self.conns.contains(c) && !self.conns[c].overflow.is_empty() {
-                earliest(&mut next, now + 0.001);
-            }
-        }
-        for c in due.acks_due {
-            if self.conns.contains(c) && self.conns[c].state == State::Ready {
-                self.send_acks(c);
-            }
-        }
-        for c in due.unstall {
-            if let Some(d) = self.conns[c].stalled.take() {
-                self.deliver(inboxes, c, d, now);
-                if self.conns[c].stalled.is_none() {
-                    // resume reading, and the frames already buffered (which may stall again)
-                    self.resume(ring, inboxes, c, now);
-                }
-            }
-            // A connection still stalled is looked at again soon: nothing else wakes this
-            // thread when the other thread makes room.
-            if self.conns.contains(c) && self.conns[c].stalled.is_some() {
-                earliest(&mut next, now + 0.001);
-            }
-        }
-        self.sweep(ring);
-        next
-    }
-
-    /// What is due at `now`, by connection (gathered first, acted on by `tick` after the
-    /// scan); the earliest later deadline goes into `next`.
-    fn due(&self, now: f64, next: &mut Option<f64>) -> Due {
-        let mut due = Due::default();
-        for (c, conn) in self.conns.iter() {
-            if !conn.overflow.is_empty() && conn.state != State::Closing {
-                due.overflowing.push(c);
-            }
-            if let Some(at) = conn.acks.due() {
-                if now >= at {
-                    due.acks_due.push(c);
-                } else {
-                    earliest(next, at);
-                }
-            }
-            if matches!(conn.state, State::Connecting | State::Handshaking) && conn.deadline > 0.0 {
-                if now >= conn.deadline {
-                    due.expired.push(c);
-                } else {
-                    earliest(next, conn.deadline);
-                }
-            }
-            if conn.stalled.is_some() {
-                due.unstall.push(c);
-            }
-            if matches!(conn.role, Role::ListenerClient | Role::HttpClient) && conn.state != State::Closing {
-                // A request in progress must complete in time; a connection with nothing in
-                // progress is closed when idle for too long.
-                let ends = if conn.partial_since > 0.0 {
-                    Some((conn.partial_since + conn.limits.header_timeout, true))
-                } else if conn.calls_pending == 0 && !conn.http_busy && conn.stalled.is_none() {
-                    Some((conn.last_active + conn.limits.idle_timeout, false))
-                } else {
-                    None
-                };
-                if let Some((at, partial)) = ends {
-                    if now >= at {
-                        if partial { due.slow.push(c) } else { due.idle.push(c) }
-                    } else {
-                        earliest(next, at);
-                    }
-                }
-            }
-        }
-        due
-    }
-
-    /// Closes the connections whose handshake, request or idle time ran out.
-    fn close_timed_out(&mut self, due: &mut Due) {
-        for c in std::mem::take(&mut due.expired) {
-            if let Some(conn) = self.conns.get_mut(c) {
-                conn.hs_fail = Some("timeout");
-            }
-            self.close_with(c, "handshake timed out");
-        }
-        for c in std::mem::take(&mut due.slow) {
-            self.stats.header_timeouts += 1.0;
-            let why = format!("the request did not complete within {} s", self.conns[c].limits.header_timeout);
-            if self.conns[c].role == Role::HttpClient {
-                self.close(c, &why); // HTTP has no CLOSE frame; the client sees the connection end
-            } else {
-                self.close_with(c, &why);
-            }
-        }
-        for c in std::mem::take(&mut due.idle) {
-            self.stats.idle_timeouts += 1.0;
-            let why = format!("idle for {} s", self.conns[c].limits.idle_timeout);
-            if self.conns[c].role == Role::HttpClient {
-                self.close(c, &why);
-            } else {
-                self.close_with(c, &why);
-            }
-        }
-    }
-
-    /// Gives memory back after many connections were freed (at most every TRIM_EVERY).
-    fn trim_freed(&mut self, now: f64, next: &mut Option<f64>) {
-        // (counted where the buffers are really freed: `links` frees a closed connection once
-        // its operations in flight completed, which may be turns after the close)
-        let freed = (self.links.freed - self.freed_at_trim) as usize;
-        if freed > 0 {
-            let at = self.last_trim + TRIM_EVERY;
-            if now >= at && (freed >= TRIM_AFTER || self.links.is_empty() || now >= at + TRIM_EVERY) {
-                // the slab keeps room for as many connections as it ever held (2000 clients:
-                // megabytes): give back the vacant slots at its end (live keys stay valid)
-                self.conns.shrink_to_fit();
-                self.links.shrink();
-                // SAFETY: malloc_trim only releases free memory of the allocator's arenas.
-                unsafe { libc::malloc_trim(0) };
-                self.freed_at_trim = self.links.freed;
-                self.last_trim = now;
-            } else {
-                let when = if now >= at { at + TRIM_EVERY } else { at };
-                earliest(next, when);
-            }
         }
     }
 

@@ -18,7 +18,7 @@ impl Transport {
             role,
             node_id: node.machine_id,
             cluster: node.cluster.clone(),
-            addr: node.addr.clone(),
+            addr: node.hello_addr(),
             secret: node.secret.clone(),
             expect_peer,
         };
@@ -191,6 +191,26 @@ impl Transport {
                 let why = format!("dialed {} but the peer says it is {}", machine_name(conn.machine), machine_name(peer.node_id));
                 conn.hs_fail = Some("protocol");
                 return self.close_with(c, &why);
+            }
+            let client = conn.role == Role::Acceptor && peer.role == handshake::Role::Client && peer.node_id >= CLIENT_MACHINES;
+            if client {
+                // the node's answers to a client go over its connection, found by its id: two
+                // clients with one id would take each other's replies. Another client (another
+                // token) with the id of one connected now is refused; the same one dialing
+                // again replaces its connection.
+                let taken = self.dialed.get(&peer.node_id).and_then(|&old| self.conns.get(old).filter(|o| old != c && o.state != State::Closing));
+                if taken.is_some_and(|o| o.client_token != peer.addr) {
+                    let why = format!(
+                        "duplicate client id: another node client connected as {} (run this one again: it draws a new id)",
+                        machine_name(peer.node_id)
+                    );
+                    self.conns[c].hs_fail = Some("duplicate_client");
+                    return self.close_with(c, &why);
+                }
+            }
+            let conn = &mut self.conns[c];
+            if client {
+                conn.client_token = peer.addr.clone();
             }
             conn.state = State::Ready;
             conn.handshake = None;

@@ -117,7 +117,8 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub node_id: u64,
-    /// "ip:port" the peer listens on for nodes ("" if it does not).
+    /// "ip:port" the peer listens on for nodes; a node client's token ("client/<16 hex>"), or ""
+    /// from an older client.
     pub addr: String,
     pub role: Role,
     pub cluster: String,

@@ -193,10 +193,11 @@ local function activate(vid, key, entry, act)
   activating[key] = true
   local t = thread_for(key)
   local p = entry.persist and { boot = act.boot, saved = entry.saved } or false
+  local code = S.state():ctor(entry)
   if t == 1 then
-    activate_here(vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff, p or nil, entry.idle)
+    activate_here(vid, key, code, entry.args, entry.opts or {}, act.handoff, p or nil, entry.idle)
   else
-    wire.send(host.MACHINE, t, { "VA", vid, key, entry.ctor, entry.args, entry.opts or {}, act.handoff, p,
+    wire.send(host.MACHINE, t, { "VA", vid, key, code, entry.args, entry.opts or {}, act.handoff, p,
                                  entry.idle or false })
   end
 end

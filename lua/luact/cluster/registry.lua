@@ -27,8 +27,8 @@ Registry.__index = Registry
 local DONE_KEEP = 4096      -- request results remembered for retries
 
 function registry.new()
-  return setmetatable({ kv = {}, guards = {}, vids = {}, condemned = {}, touched = {}, done = {}, done_order = {},
-                        done_head = 1, applied = 0 }, Registry)
+  return setmetatable({ kv = {}, guards = {}, vids = {}, ctors = {}, ctor_ids = {}, ctor_seq = 0, condemned = {},
+                        touched = {}, done = {}, done_order = {}, done_head = 1, applied = 0 }, Registry)
 end
 
 -- Deep equality for plain data (cas compares values this way: tables compare by content).
@@ -92,7 +92,8 @@ function apply.drop_owner(s, c)
   return n
 end
 
-for name, f in pairs(require "luact.cluster.registry_vactors") do apply[name] = f end
+local vactors = require "luact.cluster.registry_vactors"
+for name, f in pairs(vactors) do if name:match("^v") then apply[name] = f end end
 
 local function remember(s, req, result)
   local order = s.done_order
@@ -162,6 +163,12 @@ function Registry:vid(vid)
   return self.vids[vid]
 end
 
+-- The constructor (bytecode or an encoded body) of a virtual actor entry.
+function Registry:ctor(entry)
+  local c = self.ctors[entry.ctor]
+  return c and c.code
+end
+
 -- The vids changed since the last call (and forgets them).
 function Registry:take_touched()
   local t = self.touched
@@ -176,6 +183,14 @@ function Registry:guard_owners()
   return out
 end
 
+-- Snapshots encode these table keys as small numbers (string.buffer's `dict`): a name's entry
+-- repeats them, and the snapshot of many names is mostly them otherwise. Append only: a
+-- snapshot is decoded with the list it was encoded with (older snapshots used none).
+local SNAP_KEYS = { "ctor", "args", "opts", "multi", "persist", "idle", "seq", "acts", "key", "state", "node",
+                    "boot", "t", "e", "l", "handoff", "placed", "saved", "saved_seq", "reminders", "rseq",
+                    "code", "refs" }
+local snap_buf = buffer.new({ dict = SNAP_KEYS })
+
 -- The state as a string (a Raft snapshot).
 function Registry:snapshot()
   local done = {}
@@ -183,18 +198,31 @@ function Registry:snapshot()
     local req = self.done_order[i]
     done[#done + 1] = { req, self.done[req] }
   end
-  return buffer.encode({ kv = self.kv, guards = self.guards, vids = self.vids, condemned = self.condemned, done = done,
-                         applied = self.applied, voters = self.voters })
+  local s = snap_buf:reset():encode({ kv = self.kv, guards = self.guards, vids = self.vids, ctors = self.ctors,
+                         ctor_seq = self.ctor_seq, condemned = self.condemned, done = done, applied = self.applied,
+                         voters = self.voters })
+    :tostring()
+  snap_buf:free()              -- (the buffer would keep a snapshot's worth of memory)
+  return s
 end
 
 -- Replaces the state with a snapshot's.
 function Registry:restore(data, index)
-  local s = buffer.decode(data)
+  local s = snap_buf:reset():set(data):decode()
+  snap_buf:reset()
   for vid in pairs(self.vids) do self.touched[vid] = true end      -- names that may be gone
   self.kv, self.guards, self.vids, self.done, self.done_order, self.done_head = s.kv, s.guards, s.vids or {}, {}, {}, 1
   for vid in pairs(self.vids) do self.touched[vid] = true end
   self.condemned = s.condemned or {}
   self.voters = s.voters or self.voters   -- (a snapshot made before it was kept)
+  self.ctors, self.ctor_ids, self.ctor_seq = s.ctors or {}, {}, s.ctor_seq or 0
+  for id, c in pairs(self.ctors) do self.ctor_ids[c.code] = id end
+  if not s.ctors then
+    -- a snapshot from before constructors were kept once: each entry held its code
+    for _, entry in pairs(self.vids) do
+      if type(entry.ctor) == "string" then entry.ctor = vactors.ctor_ref(self, entry.ctor) end
+    end
+  end
   for _, d in ipairs(s.done) do remember(self, d[1], d[2]) end
   self.applied = index or s.applied
 end

@@ -1,7 +1,10 @@
 -- luact.cluster.registry_vactors: the virtual actor entries of the registry (part of its
 -- replicated state machine, applied identically on every node; pure). An entry is
---   vids[vid] = { ctor = bytecode or an encoded body, args = encoded arguments, opts = supervise
+--   vids[vid] = { ctor = constructor id, args = encoded arguments, opts = supervise
 --                 options (nil: none), multi = true or nil, seq = n, acts = { [key] = activation } }
+-- Each distinct constructor (bytecode or an encoded body) is kept once, in
+-- ctors[id] = { code =, refs = number of names using it } (ctor_ids: code -> id; ids are given
+-- in apply order, so every node gives the same), and goes with the last name using it.
 -- and an activation { key =, node = "ip:port", boot = that process's boot id,
 --   state = "active" (t, e, l: its thread, epoch and local id there) | "pending" (placed on
 --   node, not created yet; `handoff` = state handed over by its previous activation) |
@@ -17,6 +20,31 @@ V.MAX_STATE = 64 * 1024       -- bytes of encoded state per persistent name
 
 local function touch(s, vid) s.touched[vid] = true end
 
+-- the id of constructor `code`, one more name using it
+local function ctor_ref(s, code)
+  local id = s.ctor_ids[code]
+  if id then
+    local c = s.ctors[id]
+    c.refs = c.refs + 1
+    return id
+  end
+  id = s.ctor_seq + 1
+  s.ctor_seq = id
+  s.ctors[id], s.ctor_ids[code] = { code = code, refs = 1 }, id
+  return id
+end
+V.ctor_ref = ctor_ref
+
+-- name vid goes (with its constructor, if it was the last name using it)
+local function drop_name(s, vid)
+  local c = s.ctors[s.vids[vid].ctor]
+  s.vids[vid] = nil
+  if c then
+    c.refs = c.refs - 1
+    if c.refs <= 0 then s.ctors[s.ctor_ids[c.code]], s.ctor_ids[c.code] = nil, nil end
+  end
+end
+
 local function new_act(entry, c, state)
   entry.seq = entry.seq + 1
   local key = c.vid .. "#" .. entry.seq
@@ -29,13 +57,13 @@ end
 -- is taken (by a name that is not multi_actor on both sides). With `lazy` (no node ...): the
 -- activation is filed idle, created by the first call that wakes it.
 function V.vreg(s, c)
-  if type(c.vid) ~= "string" then return nil end
+  if type(c.vid) ~= "string" or type(c.ctor) ~= "string" then return nil end
   local entry = s.vids[c.vid]
   if entry then
     if not (entry.multi and c.multi) then return false end
   else
     -- (nil rather than an empty table or false: an entry is kept on every node for every name)
-    entry = { ctor = c.ctor, args = c.args, opts = type(c.opts) == "table" and next(c.opts) ~= nil and c.opts or nil,
+    entry = { ctor = ctor_ref(s, c.ctor), args = c.args, opts = type(c.opts) == "table" and next(c.opts) ~= nil and c.opts or nil,
               multi = c.multi and true or nil,
               persist = (c.persist and not c.multi) and true or nil,
               idle = (type(c.idle) == "number" and not c.multi) and c.idle or nil, seq = 0, acts = {} }
@@ -71,7 +99,7 @@ function V.vunreg(s, c)
       entry.acts[key] = nil
     end
   end
-  if next(entry.acts) == nil then s.vids[c.vid] = nil end
+  if next(entry.acts) == nil then drop_name(s, c.vid) end
   touch(s, c.vid)
   return removed
 end
@@ -83,7 +111,7 @@ function V.vdrop(s, c)
   local act = entry and entry.acts[c.key]
   if not act or act.boot ~= c.boot then return false end
   entry.acts[c.key] = nil
-  if next(entry.acts) == nil then s.vids[c.vid] = nil end
+  if next(entry.acts) == nil then drop_name(s, c.vid) end
   touch(s, c.vid)
   return true
 end
