@@ -310,6 +310,11 @@ const SPIN_WINDOW: f64 = 0.002;
 const SPIN_BUDGET: f64 = 0.002;
 const SPIN_PER_WORK: f64 = 5e-6;
 const SPIN_PERIOD: f64 = 1.0;
+/// And a thread spins at all only once SPIN_MIN_WORKS polls found work in this period and the
+/// one before (messages flowing at hundreds per second or more): an idle cluster member wakes
+/// 100-400 times a second for timers, and its spins after those, even within the budget above,
+/// were a quarter of its CPU time (perf: clock reads and polls in the spin, 2026-12-07).
+const SPIN_MIN_WORKS: u32 = 1000;
 
 impl Drop for ThreadCtx {
     fn drop(&mut self) {
@@ -343,7 +348,8 @@ impl ThreadCtx {
             self.works = 0;
         }
         let budget = SPIN_BUDGET + f64::from(self.works.saturating_add(self.works_before)) * SPIN_PER_WORK;
-        let spin = if now - self.last_work < SPIN_WINDOW && self.ring.wasted_spin < budget {
+        let flowing = self.works.saturating_add(self.works_before) >= SPIN_MIN_WORKS;
+        let spin = if flowing && now - self.last_work < SPIN_WINDOW && self.ring.wasted_spin < budget {
             self.runtime.options.spin
         } else {
             0.0
