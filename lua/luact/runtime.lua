@@ -29,7 +29,8 @@ local OPTION_TYPES = { n_core = "number", inbox_size = "number", spin = "number"
                        cluster = "string", max_frame = "number", seeds = "table", datadir = "string",
                        offload_threads = "number", offload_max_threads = "number", tls = "table",
                        fsync = "boolean", gossip_tick = "number", raft_tick = "number",
-                       snapshot_entries = "number", leave_timeout = "number" }
+                       snapshot_entries = "number", leave_timeout = "number",
+                       replace_dead_voters = "number" }
 
 -- Every option luact.start reads (the cluster's own included) and the type it takes: a key near
 -- one of these with a value of that type is taken for a typo and raises; any other key is the
@@ -71,6 +72,9 @@ local function check_options(opts)
   end
   if o.leave_timeout ~= nil and not (o.leave_timeout >= 0) then
     error("bad 'leave_timeout' option to luact.start (seconds expected, got " .. tostring(o.leave_timeout) .. ")", 3)
+  end
+  if o.replace_dead_voters ~= nil and not (o.replace_dead_voters > 0 and o.replace_dead_voters < math.huge) then
+    error("bad 'replace_dead_voters' option to luact.start (seconds above 0 expected, got " .. tostring(o.replace_dead_voters) .. ")", 3)
   end
   if o.seeds ~= nil then
     local n = 0

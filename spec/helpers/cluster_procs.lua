@@ -17,6 +17,10 @@ end
 
 local running = {}       -- i -> process
 local datadir = nil
+local with_datadir = {}  -- i -> true: a member past 3 started with a datadir (it may become a voter)
+
+-- Members i > 3 started from now on get a datadir too (they can be added as voters).
+function procs.give_datadir(i) with_datadir[i] = true end
 
 function procs.setup()
   process.require_netns()
@@ -29,7 +33,7 @@ end
 
 -- Starts member i (a voter when i is 1..3), waiting until it is ready.
 function procs.start(i, env)
-  local dir = i <= 3 and (datadir .. "/n" .. i) or "-"
+  local dir = (i <= 3 or with_datadir[i]) and (datadir .. "/n" .. i) or "-"
   -- snapshots every 40 entries: the specs' few hundred writes then also exercise compaction,
   -- InstallSnapshot to a restarted voter and the feed's snapshot to a restarted follower
   local p = process.spawn(("LUACT_SPEC_SNAPSHOT=40 %sluajit spec/nodes/cluster_node.lua %s %s %s tcp://127.0.0.%d:800%d"):format(
@@ -43,7 +47,7 @@ end
 -- it then runs as after procs.start) or its process has exited (returns false and what it
 -- printed). Errors if neither happens within `timeout` s.
 function procs.start_or_refused(i, env, timeout)
-  local dir = i <= 3 and (datadir .. "/n" .. i) or "-"
+  local dir = (i <= 3 or with_datadir[i]) and (datadir .. "/n" .. i) or "-"
   local p = process.spawn(("LUACT_SPEC_SNAPSHOT=40 %sluajit spec/nodes/cluster_node.lua %s %s %s tcp://127.0.0.%d:800%d"):format(
     env or "", procs.addr(i), procs.SEEDS, dir, i, i))
   local deadline = os.time() + (timeout or 20)
@@ -98,6 +102,7 @@ function procs.teardown()
   for i in pairs(running) do procs.kill(i) end
   procs.heal()
   if datadir then os.execute("rm -rf " .. datadir) end
+  with_datadir = {}
 end
 
 -- Calls method on member i's control actor (thread 1, or 2) with args; returns

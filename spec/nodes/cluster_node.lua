@@ -4,7 +4,8 @@
 -- Registers /ctl (thread 1) and /ctl2 (thread 2), each with the cluster and db operations run on
 -- its own thread, listens on CTL_URL (tcp://) for the spec, prints "ready", and stops by itself
 -- after LUACT_SPEC_LIFE seconds (default 120). LUACT_SPEC_SNAPSHOT sets the Raft snapshot interval
--- (entries), LUACT_SPEC_MAX_FRAME the largest node frame (bytes; the `max_frame` option).
+-- (entries), LUACT_SPEC_MAX_FRAME the largest node frame (bytes; the `max_frame` option),
+-- LUACT_SPEC_AUTOPILOT the `replace_dead_voters` seconds.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./target/lua/?.so;" .. package.cpath
 local luact = require "luact"
@@ -23,6 +24,7 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
               datadir = arg[3] ~= "-" and arg[3] or nil, ctl = arg[4],
               life = tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120,
               snapshot_entries = tonumber(os.getenv("LUACT_SPEC_SNAPSHOT")),
+              replace_dead_voters = tonumber(os.getenv("LUACT_SPEC_AUTOPILOT")),
               max_frame = tonumber(os.getenv("LUACT_SPEC_MAX_FRAME")),
               timeout = (tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120) + 10 }, function()
   local luact = require "luact"
@@ -83,6 +85,24 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         end
       end,
       leader = function(self) return require("luact").cluster.leader() end,
+      voters = function(self) return require("luact").cluster.voters() end,
+      -- luact.cluster.add_voter / remove_voter (what = "add_voter" | "remove_voter"): true, or
+      -- false, the error's name (or text) and message
+      change_voter = function(self, what, addr, t)
+        local ok, e = pcall(require("luact").cluster[what], addr, t)
+        if ok then return true end
+        return false, type(e) == "table" and e.name or tostring(e), type(e) == "table" and e.message or nil
+      end,
+      -- the same in the background; change_result(tag) tells how it ended
+      start_change = function(self, tag, what, addr, t)
+        self.changes = self.changes or {}
+        self.changes[tag] = nil
+        require("luact").tentacle(function()
+          self.changes[tag] = { self.change_voter(self, what, addr, t) }
+        end)
+        return true
+      end,
+      change_result = function(self, tag) return self.changes and self.changes[tag] end,
       -- luact.inspect.cluster() of this node or of another (by address), and this node's cluster gauges
       inspect_cluster = function(self, node) return require("luact").inspect.cluster({ node = node }) end,
       cluster_metrics = function(self) return require("luact").metrics().cluster end,

@@ -3,7 +3,9 @@
 (Debian's chromium + chromium-driver) through selenium. Opens URL, waits until the page shows
 every member in ALIVE alive and the node's threads, kills PID with SIGKILL, then polls the DOM
 until the row of VICTIM says "dead", saves a screenshot to SHOT and prints one JSON line:
-{"ready": bool, "dead_after": seconds or null, "states": {...}, "threads": n, "placements": text}.
+{"ready": bool, "dead_after": seconds or null, "states": {...}, "threads": n, "placements": text,
+"page1_first", "page2_first", "page_at": the placements' first name before and after clicking
+"next", and the page's "after NAME" note}.
 
 usage: dashboard_browser.py URL PID VICTIM ALIVE SHOT
 Every wait is bounded; the browser is closed in all cases."""
@@ -53,6 +55,15 @@ try:
     out["ready"] = bool(ready)
     out["before"] = states(driver)
     if ready:
+        # the placements' pages: "next" shows the names after the first page's last one
+        FIRST = "const td = document.querySelector('#placements tbody tr td'); return td ? td.textContent : null"
+        out["page1_first"] = wait(lambda: driver.execute_script(FIRST), 5)
+        driver.find_element("id", "page-next").click()
+        out["page2_first"] = wait(lambda: (lambda f: f if f and f != out["page1_first"] else None)(
+            driver.execute_script(FIRST)), 5)
+        out["page_at"] = driver.find_element("id", "page-at").text
+        driver.find_element("id", "page-first").click()
+        wait(lambda: driver.execute_script(FIRST) == out["page1_first"], 5)
         time.sleep(1.5)  # (a few polls: the rates in the screenshot are real)
         os.kill(pid, signal.SIGKILL)
         t0 = time.monotonic()

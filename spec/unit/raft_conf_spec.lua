@@ -237,6 +237,22 @@ describe("luact.cluster.raft membership change", function()
     assert.is_true(s4.recovering)
   end)
 
+  it("makes a wiped seed that is no voter any more recover when the members refuse its campaign", function()
+    local c, lid = formed({ 1, 2, 3 }, { identity = true })
+    local gone = lid == 3 and 2 or 3
+    assert(c:change({ remove = gone }))
+    c:tick(15)
+    -- it restarts as a seed with an empty storage: its own first configuration says it votes
+    c:start(gone, { 1, 2, 3 }, raft.storage_memory.new({ sid = gone .. "#2" }))
+    c:tick(40)
+    local s = c.nodes[gone]:status()
+    assert.is_true(s.recovering)
+    assert.is_not_nil(s.cid)
+    assert.equal(lid, c:leader())
+    local line = c.lines[#c.lines].line
+    assert.truthy(line:find("has a new storage", 1, true), line)
+  end)
+
   it("answers bad changes with a clear reason", function()
     local c, lid, l = formed()
     assert.same({ nil, "already_member" }, { l:propose_conf({ add = 2 }) })

@@ -1,4 +1,6 @@
--- luact.cluster.consensus: the Raft service on thread 1 of each voter. It drives the pure Raft
+-- luact.cluster.consensus: the Raft service on thread 1 of each member with a datadir (a
+-- voter, or a member that may become one: it runs with no peers until a leader adds it). It
+-- drives the pure Raft
 -- node (luact.cluster.raft) from the loop's clock, with its log, hard state and snapshots in
 -- `datadir/raft` (fsynced before the messages that depend on them leave), carries its messages
 -- over the node transport ("R" messages), applies committed entries to the registry replica,
@@ -6,7 +8,8 @@
 -- once per loop turn, so proposals and messages of one turn share one fsync. The storage
 -- directory gets a random identity (a uuid from the core) when it is created, so that a voter
 -- whose datadir was lost rejoins as a recovering member (raft/identity.lua); a damaged log
--- refuses to start (raft/storage_file.lua).
+-- refuses to start (raft/storage_file.lua). `change` adds or removes one voter on the leader
+-- (the new one first copies the log as a learner: raft/membership.lua).
 local raft = require "luact.cluster.raft"
 local loop = require "luact.loop"
 local clock = require "luact.clock"
@@ -24,6 +27,7 @@ local SNAPSHOT_SMALL = 1024 * 1024  -- a registry whose snapshot is larger than 
                                 -- again only once the log since holds half its size in bytes
 
 local S = nil                   -- { n, self_addr, on_leader }
+local on_leadership = nil       -- fn(this process leads) when the leader changes (failover)
 local read_waiters = {}         -- ctx -> one-shot event ("read", index | nil, err)
 local next_ctx = 0
 
@@ -57,7 +61,7 @@ local function process()
       last_snap_bytes, log_bytes = #(rd.snapshot.data or ""), 0
     end
     for _, e in ipairs(rd.committed) do
-      replica.apply(e.index, e.data)
+      replica.apply(e.index, e.data, e.conf and e.conf.voters)
       if e.data then log_bytes = log_bytes + #e.data end
     end
     if rd.reads then
@@ -76,6 +80,7 @@ local function process()
   if leader ~= S.leader then
     S.leader = leader
     S.on_leader(leader)
+    if on_leadership then on_leadership(leader ~= nil and leader == S.self_addr) end
   end
 end
 
@@ -101,7 +106,8 @@ local function mkdir_p(dir)
   return ok == 0 or ok == true
 end
 
--- Starts the Raft node: opts.self_addr, opts.voters (sorted list of addresses), opts.datadir,
+-- Starts the Raft node: opts.self_addr, opts.voters (sorted list of addresses: the seeds, the
+-- first configuration of a new cluster; {} on a node that is not a seed), opts.datadir,
 -- opts.on_leader(addr | nil), opts.fsync (default true), opts.snapshot_entries (entries applied
 -- between automatic snapshots, default 2000; more for a registry over 1 MiB: take_snapshot
 -- above), opts.tick (seconds per Raft tick), opts.max_frame
@@ -119,7 +125,11 @@ function consensus.start(opts)
     random = function(lo, hi) return math.random(lo, hi) end,
     storage = storage,
     snapshot_entries = opts.snapshot_entries or SNAPSHOT_ENTRIES,
-    snapshot = take_snapshot,
+    -- (the registry's state as of exactly that index: not while the feed put it further)
+    snapshot = function(index)
+      if replica.applied() ~= index then return nil end
+      return take_snapshot()
+    end,
     snapshot_piece = math.max(1024, math.min(1024 * 1024, math.floor((opts.max_frame or 16 * 1024 * 1024) / 4))),
     -- the leader's new entries leave before its own fsync (followers write them meanwhile)
     send_early = function(msgs)
@@ -134,6 +144,13 @@ function consensus.start(opts)
   end)
   process()        -- a restarted voter rebuilds the registry from its snapshot and log
   return n
+end
+
+-- fn(true) when this process becomes the Raft leader, fn(false) when another or none is; nil
+-- clears it. (One watcher: luact.cluster.failover, which is started before consensus and
+-- lives on when this process runs no consensus at all.)
+function consensus.on_leadership(fn)
+  on_leadership = fn
 end
 
 function consensus.is_leader()
@@ -198,6 +215,66 @@ function consensus.retire()
   if S and S.ticker and not consensus.is_leader() then
     S.ticker:stop()
     S.ticker = nil
+  end
+end
+
+-- Is `addr` a voter in this node's Raft configuration (the latest in its log, committed or not)?
+function consensus.has_voter(addr)
+  if not S then return false end
+  return S.n.is_voter[addr] == true
+end
+
+-- true while this node's storage is recovering (raft/identity.lua: it does not vote yet), or
+-- has not heard of its cluster yet (a seed before the first election, or a wiped seed that
+-- nobody has told yet that its cluster exists)
+function consensus.recovering()
+  return S ~= nil and (S.n.recovering == true or (S.n.sid ~= nil and S.n.cid == nil))
+end
+
+function consensus.running() return S ~= nil end
+
+local CHANGE_ERRORS = {
+  conf_pending = "another voter change is in progress",
+  last_voter = "it would remove the last voter",
+}
+
+-- On the leader: adds ({ add = addr }) or removes ({ remove = addr }) one voter and waits until
+-- the change is committed or `deadline` passes. An added node first copies the log as a
+-- learner. Returns index (committed) | nil, why, refused (true: the change is refused, do not
+-- retry: why says why; else retry on the leader, "not_leader" and the like).
+function consensus.change(change, deadline)
+  if not S then return nil, "not_voter" end
+  while true do
+    local n = S.n
+    local index, err = n:propose_conf(change)
+    if index then
+      schedule_process()
+      local term = n.term
+      while clock.get() < deadline do
+        if S == nil or S.n ~= n then return nil, "stopped" end
+        if n.commit >= index then
+          if n:term_at(index) == term then return index end
+          return nil, "not_leader"        -- (lost with a leader change: ask the next leader)
+        end
+        if n:term_at(index) ~= term then return nil, "not_leader" end
+        clock.sleep(TICK / 2)
+      end
+      return nil, "timeout"
+    end
+    if err == "already_member" or err == "not_member" then
+      -- done before (a retry after a leader change): once that configuration is committed
+      while n.commit < n.conf_index and clock.get() < deadline do clock.sleep(TICK / 2) end
+      if n.commit < n.conf_index then return nil, "timeout" end
+      return n.commit
+    end
+    if CHANGE_ERRORS[err] then return nil, CHANGE_ERRORS[err], true end
+    if err ~= "catching_up" and err ~= "not_ready" then return nil, err end
+    if clock.get() + TICK >= deadline then
+      return nil, err == "catching_up" and "timeout: the new voter did not catch up with the log in time" or "timeout"
+    end
+    schedule_process()
+    clock.sleep(TICK)
+    if not S then return nil, "stopped" end
   end
 end
 

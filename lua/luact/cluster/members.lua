@@ -39,7 +39,7 @@ local function snapshot()
 end
 
 local function publish()
-  view.publish_state(snapshot(), S.leader)
+  view.publish_state(snapshot(), S.leader, S.voter_list)
 end
 
 local function member_of(id)
@@ -110,12 +110,13 @@ local function on_node(what, m)
   end
 end
 
--- Starts the service: opts.address (this member), opts.seeds, meta (a flat table), voters (set
--- of addresses). Returns the gossip node.
+-- Starts the service: opts.address (this member), opts.seeds, meta (a flat table), voters (list
+-- of addresses: the seeds until a configuration is known, set_voters). Returns the gossip node.
 function members.start(opts)
   math.randomseed(os.time() + os.clock() * 1e6 + (require("luact.util").getpid()))
   local g = gossip.new({ id = opts.address, seeds = opts.seeds, random = random, meta = opts.meta })
-  S = { g = g, self_addr = opts.address, voters = opts.voters, listeners = {}, leader = nil }
+  S = { g = g, self_addr = opts.address, listeners = {}, leader = nil }
+  members.set_voters(opts.voters, true)
   node.watch(on_node)
   S.ticker = clock.timer(opts.tick or TICK, function()
     if not S then return false end
@@ -138,6 +139,17 @@ function members.set_leader(addr)
   S.leader = addr
   view.publish_event("leader", addr and { address = addr } or nil)
   publish()
+end
+
+-- The Raft voters as this node knows them (the committed configuration it applied): marks
+-- members' `voter` flags and is published to every thread (luact.cluster.voters).
+function members.set_voters(list, quiet)
+  if not S then return end
+  local set, sorted = {}, {}
+  for i, a in ipairs(list) do set[a] = true; sorted[i] = a end
+  table.sort(sorted)
+  S.voters, S.voter_list = set, sorted
+  if not quiet then publish() end
 end
 
 -- The member list (as luact.cluster.members() shows it, with boot ids).

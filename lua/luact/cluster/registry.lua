@@ -8,7 +8,8 @@
 -- (request id -> result of the commands applied lately: a command retried after a leader change
 -- returns the first result instead of being applied twice), and `vids` (virtual actors:
 -- luact.cluster.registry_vactors, whose commands vreg, vunreg, vdrop, vplace, vactive are
--- applied here too).
+-- applied here too), and `voters` (the Raft configuration as of `applied`: the list of voter
+-- addresses of the last configuration entry applied, nil before the first; luact.cluster.voters).
 --
 -- Commands ({ op = ..., req = request id, ... }):
 --   set  k v          -> true
@@ -121,6 +122,14 @@ function Registry:apply(index, c)
   return r
 end
 
+-- Applies a Raft configuration entry at log index `index`: `voters` is its list of addresses.
+function Registry:apply_conf(index, voters)
+  self.applied = index
+  local v = {}
+  for i, a in ipairs(voters) do v[i] = a end
+  self.voters = v
+end
+
 -- Applies an encoded command (the data of a Raft entry).
 function Registry:apply_data(index, data)
   local ok, c = pcall(buffer.decode, data)
@@ -195,7 +204,8 @@ function Registry:snapshot()
     done[#done + 1] = { req, self.done[req] }
   end
   local s = snap_buf:reset():encode({ kv = self.kv, guards = self.guards, vids = self.vids, ctors = self.ctors,
-                         ctor_seq = self.ctor_seq, condemned = self.condemned, done = done, applied = self.applied })
+                         ctor_seq = self.ctor_seq, condemned = self.condemned, done = done, applied = self.applied,
+                         voters = self.voters })
     :tostring()
   snap_buf:free()              -- (the buffer would keep a snapshot's worth of memory)
   return s
@@ -210,6 +220,7 @@ function Registry:restore(data, index)
   self.hosted = {}
   for vid in pairs(self.vids) do vactors.touch(self, vid) end
   self.condemned = s.condemned or {}
+  self.voters = s.voters or self.voters   -- (a snapshot made before it was kept)
   self.ctors, self.ctor_ids, self.ctor_seq = s.ctors or {}, {}, s.ctor_seq or 0
   for id, c in pairs(self.ctors) do self.ctor_ids[c.code] = id end
   if not s.ctors then

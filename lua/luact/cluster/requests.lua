@@ -30,10 +30,13 @@ if not exception.defined("cluster_unavailable") then
     message = "no registry leader could be reached before the deadline" })
 end
 
-local S = nil                   -- { self_addr, voter, boot, leader = function() -> addr }
+local S = nil                   -- { self_addr, boot, leader = function() -> addr }
 
 -- Operations served on this node's thread 1 itself, never forwarded (set by luact.cluster).
 requests.local_ops = {}
+-- Operations served by the leader itself (set by luact.cluster): f(arg, deadline) -> true,
+-- result, index | false, why (not the leader: try the next one).
+requests.leader_ops = {}
 local next_req = 0
 
 local function new_req()
@@ -57,6 +60,8 @@ local readers = {
 -- wrote, it then reads, and names it registered resolve on its node); or false, why (not the
 -- leader, no quorum).
 local function serve_here(op, arg, deadline)
+  local lop = requests.leader_ops[op]
+  if lop then return lop(arg, deadline) end
   if op == "w" then
     local data = registry.encode(arg)
     while true do
@@ -109,7 +114,7 @@ function requests.run(op, arg, deadline, what, leader_applied)
   local why
   while true do
     local leader = S.leader()
-    if leader == S.self_addr and S.voter then
+    if leader == S.self_addr and consensus.running() then
       local ok, r, index = serve_here(op, arg, deadline)
       if ok then return r, index end
       why = r
@@ -164,7 +169,7 @@ function requests.call(op, arg, timeout, what)
   error(r, 0)
 end
 
--- opts: self_addr, voter, boot (this process's boot id), leader() -> current leader address.
+-- opts: self_addr, boot (this process's boot id), leader() -> current leader address.
 function requests.start(opts)
   S = opts
 end

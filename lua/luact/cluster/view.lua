@@ -15,6 +15,7 @@ local metrics = require "luact.metrics"
 local view = {
   members = {},       -- { { address =, state =, voter =, incarnation = }, ... } sorted by address
   leader = nil,       -- "ip:port" of the Raft leader, or nil
+  voters = {},        -- the Raft voters' addresses (the configuration thread 1 applied), sorted
   active = false,     -- true while this node is a cluster member
   dead_machines = {}, -- machine id -> true while the member there is dead or left (calls by
                       -- name wait for its activations to move instead of sending to it)
@@ -36,10 +37,11 @@ function view.events()
   return events_ev
 end
 
-local function apply_state(members, leader)
+local function apply_state(members, leader, voters)
   -- a node that just joined knows nothing of recent changes: calls by name start careful
   if not view.active then turbulence() end
   view.members, view.leader, view.active = members, leader, true
+  view.voters = voters or view.voters
 end
 
 local function apply_event(tp, member)
@@ -74,14 +76,14 @@ function view.announce_moves(addresses)
   for addr in pairs(addresses) do wire.to_member(addr, { "CT" }) end
 end
 
-loop.on("CS", function(msg) apply_state(msg[2], msg[3]) end)
+loop.on("CS", function(msg) apply_state(msg[2], msg[3], msg[4]) end)
 loop.on("CE", function(msg) apply_event(msg[2], msg[3]) end)
 loop.on("CD", function(msg) apply_death(msg[2]) end)
 
 -- For thread 1: publish to this thread and every other one.
-function view.publish_state(members, leader)
-  apply_state(members, leader)
-  wire.to_other_threads({ "CS", members, leader }, thread.n_core, thread.id)
+function view.publish_state(members, leader, voters)
+  apply_state(members, leader, voters)
+  wire.to_other_threads({ "CS", members, leader, voters }, thread.n_core, thread.id)
 end
 
 local last_leader = nil   -- (thread 1) the last leader known, for luact_raft_leader_changes_total
@@ -104,7 +106,7 @@ end
 
 -- Forgets everything (between two runs of luact.start in one VM).
 function view.reset()
-  view.members, view.leader, view.active = {}, nil, false
+  view.members, view.leader, view.active, view.voters = {}, nil, false, {}
   last_leader = nil
   view.dead_machines = {}
   view.turbulent_until = 0
