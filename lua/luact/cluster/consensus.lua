@@ -25,6 +25,7 @@ local TICK = 0.05               -- seconds per Raft tick: elections after 0.5-1 
 local SNAPSHOT_ENTRIES = 2000   -- entries applied between automatic snapshots
 
 local S = nil                   -- { n, self_addr, on_leader }
+local on_leadership = nil       -- fn(this process leads) when the leader changes (failover)
 local read_waiters = {}         -- ctx -> one-shot event ("read", index | nil, err)
 local next_ctx = 0
 
@@ -58,6 +59,7 @@ local function process()
   if leader ~= S.leader then
     S.leader = leader
     S.on_leader(leader)
+    if on_leadership then on_leadership(leader ~= nil and leader == S.self_addr) end
   end
 end
 
@@ -120,6 +122,13 @@ function consensus.start(opts)
   end)
   process()        -- a restarted voter rebuilds the registry from its snapshot and log
   return n
+end
+
+-- fn(true) when this process becomes the Raft leader, fn(false) when another or none is; nil
+-- clears it. (One watcher: luact.cluster.failover, which is started before consensus and
+-- lives on when this process runs no consensus at all.)
+function consensus.on_leadership(fn)
+  on_leadership = fn
 end
 
 function consensus.is_leader()

@@ -28,7 +28,10 @@ local STARVE = 4 * lease.LEASE  -- a live host this leader has not renewed that 
 local S = nil                   -- { members, state() }
 local leader_since = nil
 local busy = {}                 -- key or "c" .. boot -> true while its proposal is in flight
-local hosting_since = {}        -- boot -> when this leader first saw that process host something
+local hosting_since = {}
+local hosted = {}                -- boot -> address: the processes the last scan saw hosting
+local scanned = nil              -- { R, applied, at } of the last scan
+local FULL_SCAN = 1.0            -- seconds between two scans of an unchanged registry        -- boot -> when this leader first saw that process host something
 
 -- A string's hash (polynomial, modulo the largest prime below 2^32: exact in doubles).
 local function fnv(s)
@@ -98,22 +101,18 @@ local function starved(boot, now, hosting_from)
          now - math.max(lease.last_grant(boot) or 0, leader_since, hosting_from) > STARVE
 end
 
-local function check()
-  if not S then return false end
-  if not consensus.is_leader() then
-    leader_since, hosting_since = nil, {}
-    return
-  end
-  local now = clock.get()
-  leader_since = leader_since or now
-  local R = S.state()
+-- One look at every activation in the registry: condemns the processes that are gone or
+-- starved and moves (or drops) their activations; notes which processes host something.
+local function scan(R, now)
   local live
   local hosting = {}
+  hosted = {}
   for vid, entry in pairs(R.vids) do
     for key, act in pairs(entry.acts) do
       local boot = act.boot
       if boot == nil then goto asleep end       -- (deactivated for idleness: hosted nowhere)
       hosting[boot] = hosting_since[boot] or now
+      hosted[boot] = act.node
       local gone = not still_there(act.node, boot, R)
       local starving = not gone and starved(boot, now, hosting[boot])
       if gone or starving then
@@ -148,10 +147,56 @@ local function check()
   hosting_since = hosting
 end
 
+-- Whether a process the last scan saw hosting something is gone, starved or condemned (its
+-- activations then need the scan's work).
+local function trouble(R, now)
+  for boot, node in pairs(hosted) do
+    if R.condemned[boot] or not still_there(node, boot, R) or starved(boot, now, hosting_since[boot] or now) then
+      return true
+    end
+  end
+  return false
+end
+
+-- Every CHECK on the leader. The whole registry is looked at only when it changed since the
+-- last scan, when a process that hosts something is in trouble, or once per FULL_SCAN; in a
+-- quiet cluster a check costs a look at each hosting process (it used to walk every name
+-- 20 times a second: O(names) of the leader's thread 1).
+local function check()
+  if not S then return false end
+  if not consensus.is_leader() then
+    leader_since, hosting_since, hosted, scanned = nil, {}, {}, nil
+    return
+  end
+  local now = clock.get()
+  leader_since = leader_since or now
+  local R = S.state()
+  if scanned and scanned.R == R and scanned.applied == R.applied and now - scanned.at < FULL_SCAN
+     and not trouble(R, now) then
+    return
+  end
+  scanned = { R = R, applied = R.applied, at = now }
+  scan(R, now)
+end
+
+-- Checks run only while this process is the Raft leader (a follower used to wake 20 times a
+-- second to find it is not).
+local function leadership(me)
+  if not S then return end
+  if me and not S.timer then
+    S.timer = clock.timer(CHECK, check)
+  elseif not me and S.timer then
+    S.timer:stop()
+    S.timer = nil
+    leader_since, hosting_since, hosted, scanned = nil, {}, {}, nil
+  end
+end
+
 -- opts: members (luact.cluster.members), state() (the applied registry).
 function failover.start(opts)
   S = opts
-  S.timer = clock.timer(CHECK, check)
+  consensus.on_leadership(leadership)
+  leadership(consensus.is_leader())
 end
 
 -- Moves this process's own activations elsewhere (graceful leave), handing over their state:
@@ -184,7 +229,8 @@ end
 
 function failover.stop()
   if S and S.timer then S.timer:stop() end
-  S, leader_since, busy, hosting_since = nil, nil, {}, {}
+  consensus.on_leadership(nil)
+  S, leader_since, busy, hosting_since, hosted, scanned = nil, nil, {}, {}, {}, nil
   moves.reset()
 end
 
