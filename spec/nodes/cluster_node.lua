@@ -510,6 +510,8 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
       end,
       -- bytes of this node's registry replica as a snapshot (what a member that fell behind is sent)
       snapshot_bytes = function(self) return #require("luact.cluster.replica").state():snapshot() end,
+      -- snapshots this node's replica installed since it started
+      restores = function(self) return require("luact.cluster.replica").stats.restores end,
       -- bytes: thread 1's Lua heap after a full collection, and the process's resident set
       mem = function(self)
         collectgarbage("collect"); collectgarbage("collect")

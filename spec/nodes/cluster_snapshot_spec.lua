@@ -3,7 +3,9 @@
 -- names no longer fits in one frame. A voter and a follower that fell behind (stopped, or killed
 -- and restarted) must catch up: the voter over Raft's InstallSnapshot, the follower over the
 -- feed's snapshot, both sent in pieces. (Issue 25: the registry used to wedge once its snapshot
--- outgrew `max_frame`.)
+-- outgrew `max_frame`.) A voter that was only stopped gets what it missed from the messages
+-- queued for it; one that was killed needs the leader's snapshot. Followers get the feed's
+-- snapshot whenever they are more than 40 entries (the specs' snapshot interval) behind.
 local procs = require "helpers.cluster_procs"
 
 local MAX_FRAME = 128 * 1024
@@ -63,6 +65,7 @@ describe("luact.cluster registry snapshots larger than a frame", function()
 
   it("brings a stopped voter and a stopped follower back over a snapshot of several frames", function()
     local v = quiet_voter()
+    local restores = procs.value(5, "restores")
     procs.signal(v, "STOP")
     procs.signal(5, "STOP")
     local ok, err = pcall(register, 1, 4000)
@@ -72,6 +75,7 @@ describe("luact.cluster registry snapshots larger than a frame", function()
     local bytes = procs.value(4, "snapshot_bytes")
     assert.is_true(bytes > 3 * MAX_FRAME, ("the registry's snapshot is only %d bytes"):format(bytes))
     all_hold(4000, 60)
+    assert.is_true(procs.value(5, "restores") > restores, "the follower installed no snapshot")
     fresh_write_everywhere("after_stop")
   end)
 
@@ -83,6 +87,9 @@ describe("luact.cluster registry snapshots larger than a frame", function()
     procs.start(v, ENV)
     procs.start(5, ENV)
     all_hold(6000, 60)
+    -- the voter restored its own snapshot at start, then the leader's; the follower the feed's
+    assert.is_true(procs.value(v, "restores") >= 2, "the voter installed no snapshot from the leader")
+    assert.is_true(procs.value(5, "restores") >= 1, "the follower installed no snapshot")
     fresh_write_everywhere("after_kill")
   end)
 end)

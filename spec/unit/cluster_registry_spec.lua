@@ -203,6 +203,28 @@ describe("luact.cluster.registry", function()
       assert.is_nil(r:apply(103, { op = "vreg", vid = "/bad", ctor = 42, args = "" }))
     end)
 
+    it("knows the names placed on a process apart from the idle ones, after a snapshot too", function()
+      local function hosted(reg)
+        local out = {}
+        for vid in pairs(reg:hosted_names()) do out[#out + 1] = vid end
+        table.sort(out)
+        return out
+      end
+      local a = r:apply(1, { op = "vreg", vid = "/a", ctor = "", args = "", node = "n1", boot = "b1", t = 1, e = 7, l = 1 })
+      local b = r:apply(2, { op = "vreg", vid = "/b", ctor = "", args = "", persist = true, lazy = true })
+      assert.same({ "/a" }, hosted(r))
+      assert.is_true(r:apply(3, { op = "vwake", vid = "/b", node = "n2", boot = "b2" }))
+      assert.same({ "/a", "/b" }, hosted(r))
+      assert.is_true(r:apply(4, { op = "vactive", vid = "/b", key = b, boot = "b2", t = 1, e = 7, l = 5 }))
+      assert.is_true(r:apply(5, { op = "vsleep", vid = "/b", key = b, boot = "b2", t = 1, e = 7, l = 5 }))
+      assert.same({ "/a" }, hosted(r))
+      local copy = registry.new()
+      copy:restore(r:snapshot(), 5)
+      assert.same({ "/a" }, hosted(copy))
+      r:apply(6, { op = "vunreg", vid = "/a", key = a })
+      assert.same({}, hosted(r))
+    end)
+
     it("restores a snapshot taken before constructors were kept once", function()
       local buffer = require "string.buffer"
       local old = buffer.encode({ kv = {}, guards = {}, condemned = {}, done = {}, applied = 5, vids = {

@@ -22,7 +22,9 @@ local replica = require "luact.cluster.replica"
 local consensus = {}
 
 local TICK = 0.05               -- seconds per Raft tick: elections after 0.5-1 s of silence
-local SNAPSHOT_ENTRIES = 2000   -- entries applied between automatic snapshots
+local SNAPSHOT_ENTRIES = 2000   -- entries applied between automatic snapshots (at least)
+local SNAPSHOT_SMALL = 1024 * 1024  -- a registry whose snapshot is larger than this is snapshot
+                                -- again only once the log since holds half its size in bytes
 
 local S = nil                   -- { n, self_addr, on_leader }
 local on_leadership = nil       -- fn(this process leads) when the leader changes (failover)
@@ -30,6 +32,19 @@ local read_waiters = {}         -- ctx -> one-shot event ("read", index | nil, e
 local next_ctx = 0
 
 local process_scheduled = false
+
+-- Snapshot pacing: a snapshot serializes the whole registry on thread 1, so a large registry is
+-- snapshot only after as many bytes of log (half its size) as it costs: the work per applied
+-- byte stays bounded whatever the registry's size, and so does the log (about half the
+-- snapshot's size past snapshot_entries).
+local last_snap_bytes, log_bytes = 0, 0
+
+local function take_snapshot()
+  if last_snap_bytes > SNAPSHOT_SMALL and log_bytes < last_snap_bytes / 2 then return nil end
+  local data = replica.state():snapshot()
+  last_snap_bytes, log_bytes = #data, 0
+  return data
+end
 
 local function process()
   process_scheduled = false
@@ -41,8 +56,14 @@ local function process()
     if not rd then break end
     any = true
     for _, msg in ipairs(rd.messages) do wire.to_member(msg.to, { "R", msg }) end
-    if rd.snapshot then replica.restore(rd.snapshot.data, rd.snapshot.index) end
-    for _, e in ipairs(rd.committed) do replica.apply(e.index, e.data, e.conf and e.conf.voters) end
+    if rd.snapshot then
+      replica.restore(rd.snapshot.data, rd.snapshot.index)
+      last_snap_bytes, log_bytes = #(rd.snapshot.data or ""), 0
+    end
+    for _, e in ipairs(rd.committed) do
+      replica.apply(e.index, e.data, e.conf and e.conf.voters)
+      if e.data then log_bytes = log_bytes + #e.data end
+    end
     if rd.reads then
       for _, r in ipairs(rd.reads) do
         local ev = read_waiters[r.ctx]
@@ -88,7 +109,8 @@ end
 -- Starts the Raft node: opts.self_addr, opts.voters (sorted list of addresses: the seeds, the
 -- first configuration of a new cluster; {} on a node that is not a seed), opts.datadir,
 -- opts.on_leader(addr | nil), opts.fsync (default true), opts.snapshot_entries (entries applied
--- between automatic snapshots, default 2000), opts.tick (seconds per Raft tick), opts.max_frame
+-- between automatic snapshots, default 2000; more for a registry over 1 MiB: take_snapshot
+-- above), opts.tick (seconds per Raft tick), opts.max_frame
 -- (the node transport's largest frame: snapshots go in pieces of at most a quarter of it).
 function consensus.start(opts)
   if not mkdir_p(opts.datadir) then
@@ -106,7 +128,7 @@ function consensus.start(opts)
     -- (the registry's state as of exactly that index: not while the feed put it further)
     snapshot = function(index)
       if replica.applied() ~= index then return nil end
-      return replica.state():snapshot()
+      return take_snapshot()
     end,
     snapshot_piece = math.max(1024, math.min(1024 * 1024, math.floor((opts.max_frame or 16 * 1024 * 1024) / 4))),
     -- the leader's new entries leave before its own fsync (followers write them meanwhile)
@@ -271,6 +293,7 @@ function consensus.stop()
   if S.ticker then S.ticker:stop() end
   S = nil
   read_waiters = {}
+  last_snap_bytes, log_bytes = 0, 0
 end
 
 return consensus

@@ -107,7 +107,9 @@ local function scan(R, now)
   local live
   local hosting = {}
   hosted = {}
-  for vid, entry in pairs(R.vids) do
+  -- (only the names placed on a process: not the idle ones, however many there are)
+  for vid in pairs(R:hosted_names()) do
+    local entry = R.vids[vid]
     for key, act in pairs(entry.acts) do
       local boot = act.boot
       if boot == nil then goto asleep end       -- (deactivated for idleness: hosted nowhere)

@@ -173,6 +173,7 @@ function cluster.start(opts)
                       end })
   replica.start({ self_addr = self_addr, source = consensus, voters = seeds, in_log = in_log,
                   live = members.live, on_leader = publish_leader, max_frame = opts.max_frame,
+                  snapshot_entries = opts.snapshot_entries,
                   on_conf = function(v) members.set_voters(v) end,
                   on_mode = publish_leader,
                   on_applied = function(R) activations.sync(R:take_touched()) end })

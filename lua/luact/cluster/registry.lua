@@ -27,7 +27,7 @@ Registry.__index = Registry
 local DONE_KEEP = 4096      -- request results remembered for retries
 
 function registry.new()
-  return setmetatable({ kv = {}, guards = {}, vids = {}, ctors = {}, ctor_ids = {}, ctor_seq = 0, condemned = {},
+  return setmetatable({ kv = {}, guards = {}, vids = {}, hosted = {}, ctors = {}, ctor_ids = {}, ctor_seq = 0, condemned = {},
                         touched = {}, done = {}, done_order = {}, done_head = 1, applied = 0 }, Registry)
 end
 
@@ -158,6 +158,11 @@ function Registry:keys(prefix)
   return out
 end
 
+-- The names with an activation placed on a process (vid -> true; not the idle ones): read only.
+function Registry:hosted_names()
+  return self.hosted
+end
+
 -- The virtual actor entry of vid (see luact.cluster.registry_vactors), or nil.
 function Registry:vid(vid)
   return self.vids[vid]
@@ -212,7 +217,8 @@ function Registry:restore(data, index)
   snap_buf:reset()
   for vid in pairs(self.vids) do self.touched[vid] = true end      -- names that may be gone
   self.kv, self.guards, self.vids, self.done, self.done_order, self.done_head = s.kv, s.guards, s.vids or {}, {}, {}, 1
-  for vid in pairs(self.vids) do self.touched[vid] = true end
+  self.hosted = {}
+  for vid in pairs(self.vids) do vactors.touch(self, vid) end
   self.condemned = s.condemned or {}
   self.voters = s.voters or self.voters   -- (a snapshot made before it was kept)
   self.ctors, self.ctor_ids, self.ctor_seq = s.ctors or {}, {}, s.ctor_seq or 0

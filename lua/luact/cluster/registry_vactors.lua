@@ -18,7 +18,20 @@ local V = {}
 
 V.MAX_STATE = 64 * 1024       -- bytes of encoded state per persistent name
 
-local function touch(s, vid) s.touched[vid] = true end
+-- Every change of a name goes through here: it is marked touched, and kept in `hosted` (vid ->
+-- true: the names with an activation placed on a process, not idle) or out of it, so that
+-- what looks at activations (failover, several times a second) need not visit idle names.
+local function touch(s, vid)
+  s.touched[vid] = true
+  local entry, placed = s.vids[vid], nil
+  if entry then
+    for _, act in pairs(entry.acts) do
+      if act.boot ~= nil then placed = true; break end
+    end
+  end
+  s.hosted[vid] = placed
+end
+V.touch = touch
 
 -- the id of constructor `code`, one more name using it
 local function ctor_ref(s, code)
@@ -69,15 +82,17 @@ function V.vreg(s, c)
               idle = (type(c.idle) == "number" and not c.multi) and c.idle or nil, seq = 0, acts = {} }
     s.vids[c.vid] = entry
   end
-  touch(s, c.vid)
+  local key
   if c.lazy and not entry.multi then
     -- registered without an activation: idle until the first call by name wakes it (vwake)
     entry.seq = entry.seq + 1
-    local key = c.vid .. "#" .. entry.seq
+    key = c.vid .. "#" .. entry.seq
     entry.acts[key] = { key = key, state = "idle" }
-    return key
+  else
+    key = new_act(entry, c, "active")
   end
-  return new_act(entry, c, "active")
+  touch(s, c.vid)
+  return key
 end
 
 -- vunreg vid [key | where = { node, t, e, l }] -> the activations removed (the whole name

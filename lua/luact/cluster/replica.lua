@@ -30,6 +30,11 @@ local FEED_EXPIRY = 3           -- a voter stops feeding a follower silent for t
 local FEED_BATCH = 256          -- entries per feed message (and at most `piece` bytes of them)
 local SNAP_WINDOW = 4           -- snapshot pieces unacknowledged at once
 local MAX_PIECE = 1024 * 1024   -- bytes of snapshot per piece (less with a smaller max_frame)
+local KEEP_BYTES = 8 * 1024 * 1024  -- a node in the log keeps the entries it applied last (as
+                                -- many as it applies between two snapshots, at most these
+                                -- bytes of them) for the feed, past its Raft log's compaction:
+                                -- a follower a little behind when the log is compacted gets
+                                -- them, not a whole snapshot
 
 local R = registry.new()        -- the applied state
 local result_waiters = {}       -- request id -> one-shot event ("result", value)
@@ -37,6 +42,10 @@ local index_waiters = {}        -- list of { index, ev }
 local S = nil                   -- the options of replica.start, and `piece`
 local following = false         -- subscribed to a voter's feed (not in the log)
 local conf_changed = false      -- a configuration entry or a snapshot was applied since the last batch
+
+-- restores: snapshots this replica installed (from its storage at start, from the leader over
+-- Raft, or from a voter over the feed)
+replica.stats = { restores = 0 }
 
 function replica.state() return R end
 function replica.applied() return R.applied end
@@ -49,11 +58,29 @@ local function wake_index_waiters()
   index_waiters = keep
 end
 
+local recent = { lo = 1, hi = 0, bytes = 0 }   -- index -> { data, voters } (applied lately)
+
+local function keep_recent(index, data, voters)
+  if index ~= recent.hi + 1 then
+    -- (a snapshot was installed, or the first entry after start): start again from here
+    for i = recent.lo, recent.hi do recent[i] = nil end
+    recent.lo, recent.bytes = index, 0
+  end
+  recent[index], recent.hi = { data, voters }, index
+  recent.bytes = recent.bytes + (data and #data or 0)
+  while recent.hi - recent.lo >= S.keep or (recent.bytes > KEEP_BYTES and recent.lo < recent.hi) do
+    local d = recent[recent.lo][1]
+    recent.bytes = recent.bytes - (d and #d or 0)
+    recent[recent.lo], recent.lo = nil, recent.lo + 1
+  end
+end
+
 -- Applies the entry at `index` (data: an encoded command, or nil for Raft's own entries;
 -- voters: the list of a configuration entry). Only the entry right after the applied one is
 -- applied; returns true if it was.
 function replica.apply(index, data, voters)
   if index ~= R.applied + 1 then return false end
+  if S and not following then keep_recent(index, data, voters) end
   if voters then
     R:apply_conf(index, voters)
     conf_changed = true
@@ -82,6 +109,7 @@ end
 function replica.restore(data, index)
   if index <= R.applied then return false end
   R:restore(data, index)
+  replica.stats.restores = replica.stats.restores + 1
   conf_changed = true
   -- results of requests that arrived inside the snapshot
   for req, ev in pairs(result_waiters) do
@@ -161,14 +189,24 @@ local function send_pieces(addr, sub)
   end
 end
 
+-- Entry i (true, data, voters), from the entries kept past the log's compaction or the Raft
+-- log; false when neither holds it.
+local function entry_at(i)
+  local r = recent[i]
+  if r then return true, r[1], r[2] end
+  local e = S.source.entry(i)
+  if e then return true, e.data, e.conf and e.conf.voters end
+  return false
+end
+
 local function feed_one(addr, sub)
   if sub.out then return send_pieces(addr, sub) end   -- nothing else until it has the snapshot
   local src = S.source
-  local first = src.first_index()
-  if sub.sent + 1 < first then
+  if sub.sent < R.applied and not entry_at(sub.sent + 1) then
     -- the entries it needs were compacted: our latest Raft snapshot (the registry as of its
     -- index; the log holds every entry after it), in pieces
     local snap = src.snapshot()
+    if not snap then return end
     sub.out, sub.out_index = pieces.sender(snap.data or "", S.piece, SNAP_WINDOW), snap.index
     sub.sent = snap.index
     return send_pieces(addr, sub)
@@ -177,10 +215,10 @@ local function feed_one(addr, sub)
     local from, to = sub.sent + 1, math.min(R.applied, sub.sent + FEED_BATCH)
     local entries, bytes = {}, 0
     for i = from, to do
-      local e = src.entry(i)
-      if not e or (bytes > 0 and bytes + #(e.data or "") > S.piece) then break end
-      entries[#entries + 1] = { i, e.data, e.conf and e.conf.voters }
-      bytes = bytes + #(e.data or "")
+      local ok, data, voters = entry_at(i)
+      if not ok or (bytes > 0 and bytes + #(data or "") > S.piece) then break end
+      entries[#entries + 1] = { i, data, voters }
+      bytes = bytes + #(data or "")
     end
     if #entries == 0 then break end
     if not wire.to_member(addr, { "FE", src.leader(), entries }) then break end
@@ -339,10 +377,12 @@ end
 -- (set of live addresses), opts.on_leader(addr) (the leader a feed message named),
 -- opts.on_conf(voters) after a batch that changed the configuration, opts.on_mode(in_log)
 -- after a switch, opts.on_applied(registry) after each applied batch, opts.max_frame (bytes:
--- the feed's messages stay under a quarter of it).
+-- the feed's messages stay under a quarter of it), opts.snapshot_entries (entries kept for the
+-- feed past the log's compaction).
 function replica.start(opts)
   S = opts
   S.piece = math.max(1024, math.min(MAX_PIECE, math.floor((opts.max_frame or 16 * 1024 * 1024) / 4)))
+  S.keep = opts.snapshot_entries or 2000
   following = false
   S.timer = clock.timer(FEED_RENEW, function()
     if not S then return false end
@@ -370,6 +410,7 @@ function replica.reset()
   result_waiters, index_waiters, subscribers, leader_seen = {}, {}, {}, nil
   feed_voter, snap_in = nil, nil
   following, conf_changed, last_feed = false, false, 0
+  recent = { lo = 1, hi = 0, bytes = 0 }
 end
 
 return replica
