@@ -135,8 +135,8 @@ function Cluster:restart(id)
   self.net:restart(id, self:new_node(id, nil))
 end
 
--- the storage of `id` is lost (a deleted datadir): the node restarts empty, as a seed voter
--- does in luact, with the initial voter list
+-- the storage of `id` is lost (a deleted datadir): the node restarts empty, as luact's nodes
+-- do: a seed with the initial voter list, a node added later (`spares`) with none
 function Cluster:wipe(id)
   if self.net.alive[id] then self.net:crash(id) end
   if self.opts.file_dir then
@@ -145,7 +145,7 @@ function Cluster:wipe(id)
   end
   self.checked[id] = nil
   self.wiped = (self.wiped or 0) + 1
-  self:start(id, self.ids)
+  self:start(id, (self.spares and self.spares[id]) and {} or self.seeds or self.ids)
 end
 
 function Cluster:node(id) return self.net.nodes[id] end
@@ -409,6 +409,51 @@ local function chaos_run(seed, opts)
   })
   local crashed = {}
   local ticks = opts.ticks or 300
+  -- membership: two more nodes started with no peers; voters are added and removed at random,
+  -- one change at a time, between n and n + 1 voters (an add is asked again every tick while
+  -- the new node catches up as a learner)
+  local change, spare_ids = nil, {}
+  if opts.membership then
+    c.seeds, c.spares = c.ids, {}
+    local all = {}
+    for i, id in ipairs(c.ids) do all[i] = id end
+    for k = 1, 2 do
+      local id = n + k
+      c.spares[id] = true
+      spare_ids[#spare_ids + 1] = id
+      all[#all + 1] = id
+      c:start(id, {})
+    end
+    c.ids = all
+  end
+  local function membership_step()
+    local lid = c:leader()
+    if not lid then return end
+    local l = c.net.nodes[lid]
+    if change and change.asked + 100 < c.net.now then change = nil end   -- (given up)
+    if not change and rng:random(1, 100) <= 3 then
+      local voters = l:status().voters
+      local is = {}
+      for _, v in ipairs(voters) do is[v] = true end
+      if #voters <= n then
+        local out = {}
+        for _, id in ipairs(c.ids) do if not is[id] and c.net.alive[id] then out[#out + 1] = id end end
+        if #out > 0 then change = { add = out[rng:random(1, #out)], asked = c.net.now } end
+      else
+        change = { remove = voters[rng:random(1, #voters)], asked = c.net.now }
+      end
+    end
+    if change then
+      local idx, err = l:propose_conf({ add = change.add, remove = change.remove })
+      if idx then
+        c.changes = (c.changes or 0) + 1
+        change = nil
+      elseif err ~= "catching_up" and err ~= "not_ready" and err ~= "conf_pending" and
+             err ~= "transferring" then
+        change = nil
+      end
+    end
+  end
   for t = 1, ticks do
     local r = rng:random(1, 100)
     if r <= 2 then
@@ -451,15 +496,18 @@ local function chaos_run(seed, opts)
         crashed[id] = "paused"
       end
     end
+    if opts.membership then membership_step() end
     if opts.wipe and rng:random(1, 1000) <= opts.wipe then
       -- lose one live voter's storage, unless one is still recovering from an earlier loss
-      local id = c.ids[rng:random(1, n)]
+      local id = c.ids[rng:random(1, #c.ids)]
       -- (one storage lost at a time: losing a majority of them needs an operator)
-      local busy = not c.net.alive[id]
+      local busy = not c.net.alive[id] or not c.net.nodes[id]:status().cid
       for _, v in ipairs(c.ids) do
         -- a wiped node is "lost" until it is a member again (a crashed one keeps its state)
         local s = c.net.nodes[v]:status()
-        if s.recovering or not s.cid then busy = true end -- (a new storage may yet recover)
+        -- (a new storage may yet recover; a spare never added has no cluster id: not busy)
+        if (s.recovering or not s.cid) and not (c.spares and c.spares[v] and not s.cid and
+           not (c.lost and c.lost[v])) then busy = true end
         if c.lost and c.lost[v] then
           if s.cid and not s.recovering then c.lost[v] = nil else busy = true end
         end

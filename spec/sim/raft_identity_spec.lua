@@ -153,6 +153,23 @@ describe("luact.cluster.raft.identity (simulated cluster)", function()
     assert.is_true(wiped > SEEDS / 2)
   end)
 
+  it("stays safe while voters are added and removed at runtime, with lost storages", function()
+    -- two more nodes start with no peers (as luact's members with a datadir); the leader adds
+    -- and removes voters one at a time (a new one first copies the log as a learner) while
+    -- partitions, crashes, pauses and lost storages (seeds restart with the seeds, added nodes
+    -- with no peers) go on
+    local changes, wiped = 0, 0
+    simnet.for_seeds(SEEDS, function(seed)
+      local c = chaos_run(seed, { crash = true, wipe = 15, pause = 2, identity = true,
+                                  snapshot_entries = 20, membership = true })
+      changes = changes + (c.changes or 0)
+      wiped = wiped + (c.wiped or 0)
+    end, 34001)
+    print(("\n%d runs: %d voter changes, %d storages lost"):format(SEEDS, changes, wiped))
+    assert.is_true(changes > SEEDS, ("only %d changes in %d runs"):format(changes, SEEDS))
+    assert.is_true(wiped > SEEDS / 2)
+  end)
+
   it("stays safe with the file storage when a directory is deleted", function()
     local wiped = 0
     simnet.for_seeds(math.max(1, math.floor(SEEDS / 4)), function(seed)

@@ -239,7 +239,7 @@ function Node:become_leader()
 end
 
 function Node:promotable()
-  return self.is_voter[self.id] == true and identity.promotable(self)
+  return membership.may_campaign(self) and identity.promotable(self)
 end
 
 -- kind: "pre" (pre-vote), "elect" (real election), "transfer" (forced by TimeoutNow)
@@ -744,6 +744,10 @@ tick_election = function(self)
   self.election_elapsed = self.election_elapsed + 1
   if self:promotable() and self.election_elapsed >= self.randomized_timeout then
     self.election_elapsed = 0
+    -- a new timeout for each try: a pre-vote changes no term, so nothing else redraws it, and
+    -- two pre-candidates that drew the same timeout would campaign in step forever, each
+    -- refusing the other (found with 4 voters, one of them recovering: all 3 others needed)
+    self:reset_randomized_timeout()
     self:campaign("pre")
   elseif self.role ~= "follower" and self.election_elapsed % self.heartbeat_ticks == 0 then
     self:request_votes()

@@ -151,6 +151,20 @@ function M.propose_conf(n, change)
   return idx
 end
 
+-- May this node campaign, as far as the configuration goes? A voter may. So may a node that
+-- an uncommitted entry of its log removes (it was a voter in the configuration before it): it
+-- may hold entries nobody else does, and be needed to elect anyone until that entry commits
+-- (Raft thesis 4.2.2); as leader it counts itself toward nothing and steps down once its
+-- removal commits. (Found by the simulation: the leader appends a removal, loses its storage,
+-- and the removed node, the only one holding the latest entries, refuses every candidate.)
+function M.may_campaign(n)
+  if n.is_voter[n.id] then return true end
+  if n.conf_index <= n.commit or n.conf_index <= n.log.offset then return false end
+  local prev = n:conf_at(n.conf_index - 1)
+  for _, id in ipairs(prev.voters) do if id == n.id then return true end end
+  return false
+end
+
 function M.learner_list(n)
   return copy_list(n.learner_ids)
 end
