@@ -364,6 +364,48 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         end, vid) ~= nil
       end,
       ring_log = function(self, vid) return (rawget(_G, "RINGS") or {})[vid] or {} end,
+      -- Many names with a reminder each (bench/reminders.lua): registers prefix..1..n (64 at a
+      -- time), each an activation that counts how late its reminder beats come (rounded to
+      -- the ms, in LATE on its host) against due times t0 + k; then sets on each a reminder
+      -- every `every` s from t0. Returns at once; remind_progress says how many names and
+      -- reminders were set so far.
+      remind_many = function(self, prefix, n, t0, every)
+        local luact = require "luact"
+        local progress = { 0, 0 }
+        self.remind_progress_of = progress
+        local function one(i)
+          local vid = prefix .. i
+          luact.register(vid, function(t0, every)
+            local luact = require "luact"
+            return { __actor_reminder__ = function()
+              local late = rawget(_G, "LATE") or {}
+              rawset(_G, "LATE", late)
+              local now = luact.clock.walltime()
+              local k = math.floor((now - t0) / every + 0.5)
+              local ms = math.floor((now - (t0 + k * every)) * 1000 + 0.5)
+              late[ms] = (late[ms] or 0) + 1
+            end }
+          end, t0, every)
+          progress[1] = progress[1] + 1
+          luact.reminder(vid, "beat", { every = every, at = t0 })
+          progress[2] = progress[2] + 1
+        end
+        local next_i = 1
+        for _ = 1, 64 do
+          luact.tentacle(function()
+            while next_i <= n do
+              local i = next_i
+              next_i = next_i + 1
+              one(i)
+            end
+          end)
+        end
+        return true
+      end,
+      remind_progress = function(self) return unpack(self.remind_progress_of) end,
+      -- this process's reminder lateness histogram { [ms] = beats } (see remind_many)
+      lateness = function(self) return rawget(_G, "LATE") or {} end,
+
       remind = function(self, vid, name, opts)
         local ok, r = pcall(require("luact").reminder, vid, name, opts)
         if not ok then return false, type(r) == "table" and r.name or tostring(r) end

@@ -111,9 +111,10 @@ local function fire(st)
   if not st.running then
     st.running = true
     tentacle(function()
-      local a = st.act
-      local r = ref.new(host.MACHINE, a.t, a.e, a.l)
-      local ok, err = pcall(r["timed_" .. sp.method], r, CALL_TIMEOUT, st.name, sp.data)
+      local r = st.armed.ref
+      local call = st.call
+      if not call then call = r["timed_" .. sp.method]; st.call = call end
+      local ok, err = pcall(call, r, CALL_TIMEOUT, st.name, sp.data)
       st.running = false
       if st.dead then return end
       if not ok then
@@ -137,11 +138,15 @@ local function fire(st)
   if sp.every then schedule(st, next_due(sp, clock.walltime())) end
 end
 
+-- (the reminder's state is its own timer entry: a beat allocates no timer and no closure)
+local function fire_entry(st) fire(st) end
+
 schedule = function(st, due)
   if st.timer then clock.cancel(st.timer) end
   local wait = due - clock.walltime()
   if wait < 0 then wait = 0 end
-  st.timer = clock.at(clock.get() + wait, function() fire(st) end)
+  st.at, st.fire = clock.get() + wait, fire_entry
+  st.timer = clock.schedule(st)
 end
 
 local function disarm(vid)
@@ -165,7 +170,10 @@ function reminders.sync(vid, entry, act)
   end
   local fresh = a == nil
   if fresh then
-    a = { key = act.key, act = { t = act.t, e = act.e, l = act.l }, by = {} }
+    -- (one reference per activation, kept: a reference made per beat cost its caller again
+    -- at every beat)
+    a = { key = act.key, act = { t = act.t, e = act.e, l = act.l }, by = {},
+          ref = ref.new(host.MACHINE, act.t, act.e, act.l) }
     armed[vid] = a
   end
   local now = clock.walltime()
@@ -178,7 +186,8 @@ function reminders.sync(vid, entry, act)
   end
   for name, sp in pairs(rs) do
     if not a.by[name] then
-      local st = { vid = vid, name = name, sp = sp, act = a.act }
+      local st = { vid = vid, name = name, sp = sp, act = a.act, armed = a, call = false, timer = false,
+                   at = 0, fire = false, pos = 0, seq = 0 }
       a.by[name] = st
       -- an activation that took over (act.placed) owes each periodic reminder one beat now
       if fresh and act.placed and sp.every and sp.at <= now then
