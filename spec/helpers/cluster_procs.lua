@@ -335,7 +335,13 @@ function procs.upgrade_under_load(names, clients)
   end
   assert(procs.value(5, "start_upcalls", vids, clients, 1000000, 0.002))
   os.execute("sleep 1")
-  local t0 = os.time()
+  local function now()
+    local f = io.popen("date +%s.%N")
+    local t = tonumber(f:read("*l"))
+    f:close()
+    return t
+  end
+  local t0 = now()
   local committed = 0
   for k = 1, 5 do
     local took, failed = procs.value(2, "vupgrade_many", "/many/" .. k .. "/", per, 2)
@@ -348,7 +354,7 @@ function procs.upgrade_under_load(names, clients)
     end
     return true
   end, 120)
-  local took = os.time() - t0
+  local took = now() - t0
   os.execute("sleep 1")
   local calls, failed = procs.value(5, "up_stop")
   assert(all, "not every name answered the new code")

@@ -91,7 +91,7 @@ describe("luact virtual actors upgraded in place", function()
   end)
 
   it("upgrades many names under calls with no failed call", function()
-    local calls, failed, names, committed, took = procs.upgrade_under_load(tonumber(os.getenv("UPGRADE_NAMES")) or 100, 8)
+    local calls, failed, names, committed, took = procs.upgrade_under_load(tonumber(os.getenv("UPGRADE_NAMES")) or 1000, 8)
     print(("%d names upgraded under calls: committed in %.1f s, all answering the new code after %.1f s; " ..
            "%d calls by name, %d failed"):format(names, committed, took, calls, #failed))
     assert.is_true(calls > 100, "the clients did not run")
