@@ -21,8 +21,10 @@ describe("luact stall watchdog", function()
     os.remove(log)
   end)
 
-  it("logs a method that holds its thread once, with the method and where it was, and counts it", function()
-    local stalls = helpers.start({ n_core = 2, stall_warn = 0.2 }, function()
+  -- Thread 2 hosts an actor whose `hog` blocks the thread 0.6 s; thread 1 calls it (after both
+  -- threads sat idle for 0.5 s when `idle_first`), then 50 short calls. Returns thread 2's stalls.
+  local function run_staller(idle_first)
+    return helpers.start({ n_core = 2, stall_warn = 0.2, idle_first = idle_first }, function()
       local luact = require "luact"
       local h = require "spec.helpers.actors"
       if luact.thread_id == 2 then
@@ -33,11 +35,16 @@ describe("luact stall watchdog", function()
         return
       end
       local a = h.wait_for("/spec/staller")
+      if luact.opts.idle_first then luact.clock.sleep(0.5) end
       a:hog(0.6)
       for _ = 1, 50 do a:quick() end       -- short calls: no stall
       luact.clock.sleep(0.2)
       luact.stop(luact.metrics().threads[2].stalls)
     end)
+  end
+
+  it("logs a method that holds its thread once, with the method and where it was, and counts it", function()
+    local stalls = run_staller(false)
     -- (at least: a process starved of CPU by the machine may stall between two calls too)
     assert.is_true(stalls >= 1)
     local text = read(log)
@@ -49,20 +56,7 @@ describe("luact stall watchdog", function()
 
   it("reports a stall that starts on a node where every thread was waiting for work", function()
     -- (while every thread waits the watchdog sleeps; the thread leaving its wait must wake it)
-    local stalls = helpers.start({ n_core = 2, stall_warn = 0.2 }, function()
-      local luact = require "luact"
-      local h = require "spec.helpers.actors"
-      if luact.thread_id == 2 then
-        luact.register("/spec/staller", {
-          hog = function(self, s) require("luact").util.sleep(s) end,
-        })
-        return
-      end
-      local a = h.wait_for("/spec/staller")
-      luact.clock.sleep(0.5)                 -- both threads idle
-      a:hog(0.6)
-      luact.stop(luact.metrics().threads[2].stalls)
-    end)
+    local stalls = run_staller(true)
     assert.is_true(stalls >= 1)
     local _, n = read(log):gsub("method 'hog'", "")
     assert.equal(1, n, read(log))

@@ -185,6 +185,27 @@ describe("luact.cluster.raft membership change", function()
     assert.equal("follower", l:status().role)
   end)
 
+  it("lets a node removed by an uncommitted entry campaign when it holds what others lack", function()
+    local c = new_cluster({ 1, 2, 3, 4 })
+    c:tick(30)
+    local _, l = c:leader()
+    assert.equal(1, (c:leader()))
+    l:propose("w")
+    c:deliver()
+    -- the removal of 4 reaches 4 only; then the leader is gone
+    local idx = assert(l:propose_conf({ remove = 4 }))
+    c:deliver(function(m) return m.to == 4 end)
+    c.down[1] = true
+    -- 2 and 3 lack the entry and need 4's vote in { 1, 2, 3, 4 }; 4 refuses them (its log is
+    -- newer) but may run itself in { 1, 2, 3 }: it leads, commits its removal, steps down
+    c:tick(150)
+    local nid, nl = c:leader()
+    assert.is_truthy(nid == 2 or nid == 3, "no leader among 2 and 3: " .. tostring(nid))
+    assert.same({ 1, 2, 3 }, nl:status().voters)
+    assert.is_true(nl:status().commit >= idx)
+    assert.equal("follower", c.nodes[4]:status().role)
+  end)
+
   it("keeps sending to a removed follower until it holds its removal, then stops", function()
     local c, _, l = formed()
     local idx = assert(c:change({ remove = 3 }))
