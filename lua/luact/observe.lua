@@ -16,16 +16,16 @@ local observe = {}
 
 local STATES = { alive = "alive", suspect = "suspect", dead = "dead", left = "left" }
 
--- Activations per node of the registry (thread 1, once a second: one pass over the names).
+-- Activations per node of the registry (thread 1, once a second: one pass over the names
+-- placed on a process, not over the idle ones), and how many names it holds.
 local function activations_by_node(R)
-  local by, names = {}, 0
-  for _, entry in pairs(R.vids or {}) do
-    names = names + 1
-    for _, act in pairs(entry.acts or {}) do
+  local by = {}
+  for vid in pairs(R:hosted_names()) do
+    for _, act in pairs(R.vids[vid].acts) do
       if act.node then by[act.node] = (by[act.node] or 0) + 1 end
     end
   end
-  return by, names
+  return by, R:name_count()
 end
 
 -- The cluster's gauges into block 0 (c: double*, K: slot numbers).

@@ -27,7 +27,7 @@ Registry.__index = Registry
 local DONE_KEEP = 4096      -- request results remembered for retries
 
 function registry.new()
-  return setmetatable({ kv = {}, guards = {}, vids = {}, hosted = {}, ctors = {}, ctor_ids = {}, ctor_seq = 0, condemned = {},
+  return setmetatable({ kv = {}, guards = {}, vids = {}, n_names = 0, hosted = {}, ctors = {}, ctor_ids = {}, ctor_seq = 0, condemned = {},
                         touched = {}, done = {}, done_order = {}, done_head = 1, applied = 0 }, Registry)
 end
 
@@ -158,6 +158,11 @@ function Registry:keys(prefix)
   return out
 end
 
+-- How many names (virtual actors) the registry holds.
+function Registry:name_count()
+  return self.n_names
+end
+
 -- The names with an activation placed on a process (vid -> true; not the idle ones): read only.
 function Registry:hosted_names()
   return self.hosted
@@ -217,8 +222,11 @@ function Registry:restore(data, index)
   snap_buf:reset()
   for vid in pairs(self.vids) do self.touched[vid] = true end      -- names that may be gone
   self.kv, self.guards, self.vids, self.done, self.done_order, self.done_head = s.kv, s.guards, s.vids or {}, {}, {}, 1
-  self.hosted = {}
-  for vid in pairs(self.vids) do vactors.touch(self, vid) end
+  self.hosted, self.n_names = {}, 0
+  for vid in pairs(self.vids) do
+    vactors.touch(self, vid)
+    self.n_names = self.n_names + 1
+  end
   self.condemned = s.condemned or {}
   self.voters = s.voters or self.voters   -- (a snapshot made before it was kept)
   self.ctors, self.ctor_ids, self.ctor_seq = s.ctors or {}, {}, s.ctor_seq or 0

@@ -52,6 +52,7 @@ V.ctor_ref = ctor_ref
 local function drop_name(s, vid)
   local c = s.ctors[s.vids[vid].ctor]
   s.vids[vid] = nil
+  s.n_names = s.n_names - 1
   if c then
     c.refs = c.refs - 1
     if c.refs <= 0 then s.ctors[s.ctor_ids[c.code]], s.ctor_ids[c.code] = nil, nil end
@@ -81,6 +82,7 @@ function V.vreg(s, c)
               persist = (c.persist and not c.multi) and true or nil,
               idle = (type(c.idle) == "number" and not c.multi) and c.idle or nil, seq = 0, acts = {} }
     s.vids[c.vid] = entry
+    s.n_names = s.n_names + 1
   end
   local key
   if c.lazy and not entry.multi then

@@ -13,7 +13,7 @@ mod edge;
 #[path = "../../../src/wire/frame.rs"]
 mod frame;
 #[allow(dead_code)]
-#[path = "../../../src/wire/sbuf.rs"]
+#[path = "../../../src/wire/sbuf/mod.rs"]
 mod sbuf;
 #[allow(dead_code)]
 #[path = "../../../src/wire/trust.rs"]

@@ -9,7 +9,10 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../../src/wire/http.rs"]
 mod http;
 #[allow(dead_code)]
-#[path = "../../../src/wire/sbuf.rs"]
+#[path = "../../../src/wire/query.rs"]
+mod query;
+#[allow(dead_code)]
+#[path = "../../../src/wire/sbuf/mod.rs"]
 mod sbuf;
 
 
