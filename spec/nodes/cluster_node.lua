@@ -220,6 +220,23 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         if not ok then return false, type(e) == "table" and e.name or tostring(e) end
         return true
       end,
+      -- the persistent counter of preg upgraded: version_of answers 2 and the count it started from
+      pupgrade = function(self, vid)
+        local luact = require "luact"
+        local ok, e = pcall(luact.register, vid, { upgrade = true }, function(saved)
+          local luact = require "luact"
+          return { n = saved and saved.n or 0, started_from = saved and saved.n or false,
+            incr = function(self)
+              luact.save({ n = self.n + 1 })
+              self.n = self.n + 1
+              return self.n, luact.cluster.self()
+            end,
+            get = function(self) return self.n, luact.cluster.self(), self.started_from end,
+            version_of = function(self) return 2, self.started_from end }
+        end)
+        if not ok then return false, type(e) == "table" and e.name or tostring(e) end
+        return true
+      end,
       -- luact.register with opts (upgrade = true and more, or `ctor` = "table": a table body):
       -- false and the error's name or text
       try_vupgrade = function(self, vid, opts, ctor)

@@ -2,8 +2,11 @@
 -- ctor, ...) on a registered name. 5 members (3 voters, 2 followers), real luajit processes of
 -- two threads; clients on two members call the names by name all along. No call may fail; the
 -- state goes over through __actor_handoff__; afterwards every node and thread reaches the new
--- code. (With the old activation killed before the new one was placed, calls failed with
--- actor_no_body and the name was lost: the check can fail.) The cases run in order.
+-- code. Also: an idle name, a persistent one (its new code starts from its last save), a
+-- multi_actor one (every activation re-created), each refusal, and 1000 names (UPGRADE_NAMES)
+-- upgraded under calls. (With the old activation killed before the new one was placed, the
+-- name was lost (actor_no_body); with calls on a calm cluster not retried, the many-names case
+-- saw actor_temporary_fail: the checks can fail.) The cases run in order.
 local procs = require "helpers.cluster_procs"
 local vcall = procs.vcall
 
@@ -64,6 +67,35 @@ describe("luact virtual actors upgraded in place", function()
     end
     -- in place: the same node and thread
     assert.same({ procs.addr(4), 2, 2 }, { select(2, vcall(1, vids[1], "where")) })
+    -- and through a listener
+    local out = require("helpers.process").run([[curl -s -X POST -d '[]' http://127.0.0.5:9005/up/a/version_of]])
+    assert.matches("^%[2,", out)
+  end)
+
+  it("starts a persistent name's new code from its last save", function()
+    assert.is_true(procs.value(2, "preg", "/up/p"))
+    for k = 1, 3 do assert.equal(k, select(2, vcall(5, "/up/p", "incr", 10))) end
+    assert.same({ true }, { procs.value(3, "pupgrade", "/up/p") })
+    assert.is_truthy(procs.wait_until(function()
+      local ok, version, started_from = vcall(4, "/up/p", "version_of", 10)
+      return ok and version == 2 and started_from == 3
+    end, 20), "not upgraded from its save")
+    assert.equal(4, select(2, vcall(1, "/up/p", "incr", 10)))
+  end)
+
+  it("re-creates every activation of a multi_actor name with its own state", function()
+    assert.is_true(procs.value(1, "vreg", "/up/multi", 1, true))
+    assert.is_true(procs.value(4, "vreg", "/up/multi", 1, true))
+    for k = 1, 8 do assert.is_true((vcall(5, "/up/multi", "join", 10, "m" .. k))) end
+    assert.same({ true }, { procs.value(2, "vupgrade", "/up/multi", 1, 2) })
+    -- (round robin: 8 calls in a row reach both activations)
+    assert.is_truthy(procs.wait_until(function()
+      for _ = 1, 8 do
+        local ok, version, started_with = vcall(5, "/up/multi", "version_of", 10)
+        if not (ok and version == 2 and started_with > 0) then return nil end
+      end
+      return true
+    end, 20), "not every activation upgraded")
   end)
 
   it("gives an idle name the new code for its next activation", function()
