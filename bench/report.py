@@ -103,6 +103,8 @@ TARGETS = [
     ("cluster_rolling_restart", "failed",       None,                                   "<=", 0),
     ("cluster_rolling_restart", "lost_acked",   None,                                   "<=", 0),
     ("cluster_rolling_restart", "roll_s",       None,                                   None, None),
+    ("cluster_upgrade",         "failed",       None,                                   "<=", 0),
+    ("cluster_upgrade",         "upgrade_s",    None,                                   None, None),
     # 10 000 reminders every 1 s across the cluster (issue 25): lateness of every beat.
     ("cluster_reminders",    "p99_ms",          None,                                   "<=", 50),
     ("cluster_reminders",    "beats_per_name_s", None,                                  None, None),

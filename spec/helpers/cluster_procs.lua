@@ -321,6 +321,46 @@ function procs.roll_under_load(names, clients)
   return calls, writes, failed, acked, missing, took
 end
 
+-- The upgrade scenario of issue 26 (spec/nodes/vactor_upgrade_spec.lua, bench/upgrade.lua) on a
+-- running cluster: `names` rooms (registered a fifth on each member), `clients` client
+-- tentacles on member 5 calling them by name, and every name upgraded from member 2 meanwhile.
+-- Returns the calls, the failures, the names, the seconds until every upgrade was committed and
+-- until every name answered the new code (asked from member 3).
+function procs.upgrade_under_load(names, clients)
+  local per = math.ceil(names / 5)
+  local vids = {}
+  for k = 1, 5 do
+    assert(procs.value(k, "vreg_rooms", "/many/" .. k .. "/", per) == per, "member " .. k .. " did not register its names")
+    for i = 1, per do vids[#vids + 1] = "/many/" .. k .. "/" .. i end
+  end
+  assert(procs.value(5, "start_upcalls", vids, clients, 1000000, 0.002))
+  os.execute("sleep 1")
+  local function now()
+    local f = io.popen("date +%s.%N")
+    local t = tonumber(f:read("*l"))
+    f:close()
+    return t
+  end
+  local t0 = now()
+  local committed = 0
+  for k = 1, 5 do
+    local took, failed = procs.value(2, "vupgrade_many", "/many/" .. k .. "/", per, 2)
+    assert(#failed == 0, "upgrades failed: " .. tostring(failed[1]))
+    committed = committed + took
+  end
+  local all = procs.wait_until(function()
+    for k = 1, 5 do
+      if procs.value(3, "count_version", "/many/" .. k .. "/", per, 2) < per then return nil end
+    end
+    return true
+  end, 120)
+  local took = now() - t0
+  os.execute("sleep 1")
+  local calls, failed = procs.value(5, "up_stop")
+  assert(all, "not every name answered the new code")
+  return calls, failed, #vids, committed, took
+end
+
 function procs.start_all(timeout, env)
   for i = 1, 5 do procs.start(i, env) end
   return procs.wait_until(function()

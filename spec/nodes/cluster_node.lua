@@ -198,6 +198,143 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         end, id)
         return a ~= nil
       end,
+      -- Upgrades (issue 26): the room of vreg in a version `version`: join also answers the
+      -- version; `version` answers it and the players it started with (handed over). With
+      -- `lazy`, registers it so instead (lazy = true: no activation yet). ok, or false and the
+      -- error's name or text.
+      vupgrade = function(self, vid, id, version, lazy)
+        local luact = require "luact"
+        local ok, e = pcall(luact.register, vid, lazy and { lazy = true } or { upgrade = true }, function(id, version, handoff)
+          local luact = require "luact"
+          local room = { id = id, players = handoff and handoff.players or {}, version = version }
+          room.started_with = #room.players
+          function room:join(p)
+            self.players[#self.players + 1] = p
+            return #self.players, luact.cluster.self(), self.version
+          end
+          function room:where() return luact.cluster.self(), luact.thread_id, self.version end
+          function room:version_of() return self.version, self.started_with end
+          function room:__actor_handoff__() return { players = self.players } end
+          return room
+        end, id, version)
+        if not ok then return false, type(e) == "table" and e.name or tostring(e) end
+        return true
+      end,
+      -- the persistent counter of preg upgraded: version_of answers 2 and the count it started from
+      pupgrade = function(self, vid)
+        local luact = require "luact"
+        local ok, e = pcall(luact.register, vid, { upgrade = true }, function(saved)
+          local luact = require "luact"
+          return { n = saved and saved.n or 0, started_from = saved and saved.n or false,
+            incr = function(self)
+              luact.save({ n = self.n + 1 })
+              self.n = self.n + 1
+              return self.n, luact.cluster.self()
+            end,
+            get = function(self) return self.n, luact.cluster.self(), self.started_from end,
+            version_of = function(self) return 2, self.started_from end }
+        end)
+        if not ok then return false, type(e) == "table" and e.name or tostring(e) end
+        return true
+      end,
+      -- luact.register with opts (upgrade = true and more, or `ctor` = "table": a table body):
+      -- false and the error's name or text
+      try_vupgrade = function(self, vid, opts, ctor)
+        local body = ctor == "table" and {} or function() return {} end
+        local ok, e = pcall(require("luact").register, vid, opts, body)
+        if ok then return true end
+        return false, type(e) == "table" and e.name or tostring(e)
+      end,
+      -- Clients of upgrades: n tentacles, each in turn joins one of `vids` by name (waiting
+      -- `pause` s between calls) until up_stop or max_rounds each. Every failure is kept with
+      -- its error; per name: the joins that succeeded, the highest count answered, the highest
+      -- version answered.
+      start_upcalls = function(self, vids, n, max_rounds, pause)
+        local luact = require "luact"
+        local up = { stop = false, calls = 0, failed = {}, ok = {}, top = {}, version = {}, finished = 0, n = n }
+        self.up = up
+        for c = 1, n do
+          luact.tentacle(function()
+            for seq = 1, max_rounds do
+              if up.stop then break end
+              local vid = vids[(seq * n + c) % #vids + 1]
+              local r = luact.ref(vid)
+              local ok, count, _, version = pcall(r.join, r, "c" .. c)
+              up.calls = up.calls + 1
+              if ok then
+                up.ok[vid] = (up.ok[vid] or 0) + 1
+                up.top[vid] = math.max(up.top[vid] or 0, count)
+                up.version[vid] = math.max(up.version[vid] or 0, version or 1)
+              else
+                up.failed[#up.failed + 1] = vid .. ": " .. (type(count) == "table" and
+                  (tostring(count.name) .. ": " .. tostring(count.message)) or tostring(count))
+              end
+              if pause > 0 then luact.clock.sleep(pause) end
+            end
+            up.finished = up.finished + 1
+          end)
+        end
+        return true
+      end,
+      -- stops the clients (waits for them, bounded): calls, failures, and per name the joins
+      -- that succeeded, the highest count and the highest version answered
+      up_stop = function(self)
+        local luact = require "luact"
+        local up = self.up
+        up.stop = true
+        local deadline = luact.clock.get() + 30
+        while luact.clock.get() < deadline and up.finished < up.n do luact.clock.sleep(0.01) end
+        return up.calls, up.failed, up.ok, up.top, up.version
+      end,
+      -- upgrades prefix1..prefixN to `version` (64 at a time): the seconds until every upgrade
+      -- was committed, and the failures
+      vupgrade_many = function(self, prefix, n, version)
+        local luact = require "luact"
+        local t0, next_i, finished, failed = luact.clock.get(), 1, 0, {}
+        for _ = 1, 64 do
+          luact.tentacle(function()
+            while next_i <= n do
+              local i = next_i
+              next_i = i + 1
+              local ok, e = self.vupgrade(self, prefix .. i, i, version)
+              if not ok then failed[#failed + 1] = prefix .. i .. ": " .. tostring(e) end
+            end
+            finished = finished + 1
+          end)
+        end
+        local deadline = luact.clock.get() + 120
+        while finished < 64 and luact.clock.get() < deadline do luact.clock.sleep(0.01) end
+        return luact.clock.get() - t0, failed
+      end,
+      -- registers prefix1..prefixN as rooms (64 at a time) on this thread: how many registered
+      vreg_rooms = function(self, prefix, n)
+        local luact = require "luact"
+        local next_i, finished, done = 1, 0, 0
+        for _ = 1, 64 do
+          luact.tentacle(function()
+            while next_i <= n do
+              local i = next_i
+              next_i = i + 1
+              if pcall(self.vreg, self, prefix .. i, i) then done = done + 1 end
+            end
+            finished = finished + 1
+          end)
+        end
+        local deadline = luact.clock.get() + 120
+        while finished < 64 and luact.clock.get() < deadline do luact.clock.sleep(0.01) end
+        return done
+      end,
+      -- how many of prefix1..prefixN answer version `version` now (each asked once, by name)
+      count_version = function(self, prefix, n, version)
+        local luact = require "luact"
+        local c = 0
+        for i = 1, n do
+          local r = luact.ref(prefix .. i)
+          local ok, v = pcall(r.timed_version_of, r, 5)
+          if ok and v == version then c = c + 1 end
+        end
+        return c
+      end,
       -- registers prefix0001..prefixNNNN as lazy names (no activation), 16 at a time; the count
       -- registered
       vreg_many = function(self, prefix, n)

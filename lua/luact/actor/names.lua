@@ -12,7 +12,8 @@ local monitors = require "luact.actor.monitors"
 local exception = require "luact.exception"
 local thread = require "luact.thread"
 local util = require "luact.util"
-local REGISTER_OPTIONS = util.set({ "scope", "multi_actor", "persist", "idle_timeout", "lazy" }, host.SUPERVISE_OPTIONS)
+local REGISTER_OPTIONS = util.set({ "scope", "multi_actor", "persist", "idle_timeout", "lazy", "upgrade" },
+                                   host.SUPERVISE_OPTIONS)
 
 local names = {}
 
@@ -32,7 +33,7 @@ end
 
 -- The cluster layer (above this one) registers what a name in a cluster needs: see
 -- names.use_cluster. Until then (no luact.cluster loaded) names are this process's own.
-local cluster = nil             -- { register, unregister, sync_registry, view, wake }
+local cluster = nil             -- { register, upgrade, unregister, sync_registry, view, wake }
 
 local function clustered()
   local o = thread.opts
@@ -40,6 +41,7 @@ local function clustered()
 end
 
 -- For luact.cluster.activations: register(vid, opts, ctor, args, timeout) -> ref,
+-- upgrade(vid, ctor, args, timeout) (a registered name's new code),
 -- unregister(vid, actor, timeout) -> removed, sync_registry(timeout), view (luact.cluster.view),
 -- wake(vid, timeout) (places a name deactivated for idleness again).
 function names.use_cluster(hooks)
@@ -65,6 +67,30 @@ function names.register(vid, opts, ...)
     error("bad 'ctor' argument to luact.register (function, table or cdata expected, got " .. tc .. ")", 2)
   end
   util.check_options(opts, REGISTER_OPTIONS, "luact.register", 2)
+  if opts.upgrade ~= nil then
+    -- the new code of a registered name: only its constructor and arguments change
+    if type(opts.upgrade) ~= "boolean" then
+      error("bad 'upgrade' option to luact.register (boolean expected, got " .. type(opts.upgrade) .. ")", 2)
+    end
+    if opts.upgrade then
+      if opts.scope == "node" or not clustered() then
+        error("bad 'upgrade' option to luact.register (only a name registered in the cluster is upgraded in place; " ..
+              "a name of this node's own is unregistered and registered again)", 2)
+      end
+      for k in pairs(opts) do
+        if k ~= "upgrade" and k ~= "scope" then
+          error(("bad '%s' option to luact.register (an upgrade changes only the constructor and its arguments; " ..
+                 "the name keeps the options it was registered with)"):format(tostring(k)), 2)
+        end
+      end
+      if tc ~= "function" then
+        error("bad 'ctor' argument to luact.register (an upgrade's constructor must be a function, got " .. tc .. ")", 2)
+      end
+      local ok, r = pcall(cluster.upgrade, vid, ctor, args, call.DEFAULT_TIMEOUT)
+      if not ok then error(r, 2) end
+      return ref.named(vid)
+    end
+  end
   if opts.scope ~= nil and opts.scope ~= "node" and opts.scope ~= "cluster" then
     error("bad 'scope' option to luact.register (\"node\" or \"cluster\" expected, got " .. tostring(opts.scope) .. ")", 2)
   end
@@ -208,10 +234,17 @@ local function dispatch_cluster(vid, kind, method, has_self, ...)
   -- reference it resolves to: no protection, no retries (this path stays compiled). An
   -- activation of an earlier process on this machine (this node restarted and the name has not
   -- moved yet) takes the careful path.
+  -- An activation that did not run the call (it was moving, being upgraded or going idle, or
+  -- was superseded) sends a call waiting in a tentacle down the careful path.
   if clock.loop_time() >= view.turbulent_until then
     local m, t, e, l = resolve_cached(vid)
     if m and m ~= 0 and not dead[m] and (m ~= host.MACHINE or e == host.EPOCH) then
-      return call.dispatch(m, t, e, l, kind, method, has_self, ...)
+      if kind == "notify" or kind == "async" or scheduler.running() == nil then
+        return call.dispatch(m, t, e, l, kind, method, has_self, ...)
+      end
+      local r = pack(pcall(call.dispatch, m, t, e, l, kind, method, has_self, ...))
+      if r[1] then return unpack(r, 2, r.n) end
+      if not retry_after(r[2]) then error(r[2], 0) end
     end
   end
   local deadline, args_from = nil, 1

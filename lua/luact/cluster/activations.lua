@@ -34,6 +34,8 @@ activations.hooks = { sync = function() end, stop = function() end }
 local S = nil                    -- thread 1: { self_addr, boot(), state() -> registry }
 local hosted = {}                -- thread 1: key -> { vid, t, l } activations this process runs
 local activating = {}            -- thread 1: key -> true while its creation is under way
+local upgrading = {}             -- thread 1: key -> true while it is re-created with new code
+local keep_thread = {}           -- thread 1: key -> the thread its upgraded activation runs on
 
 local thread = require "luact.thread"
 local function my_tid() return thread.id or 1 end
@@ -107,10 +109,11 @@ watch_idle = function(rec, idle)
 end
 
 -- It stays: serve again.
-loop.on("VU", function(msg)
-  local rec = host.get(msg[2], msg[3])
+local function unmark_moving(l, e)
+  local rec = host.get(l, e)
   if rec and rec.vid then rec.moving, rec.used = nil, clock.get() end
-end)
+end
+loop.on("VU", function(msg) unmark_moving(msg[2], msg[3]) end)
 
 local function kill_here(l, e)
   local rec = host.get(l, e)
@@ -191,7 +194,8 @@ end
 
 local function activate(vid, key, entry, act)
   activating[key] = true
-  local t = thread_for(key)
+  local t = keep_thread[key] or thread_for(key)
+  keep_thread[key] = nil
   local p = entry.persist and { boot = act.boot, saved = entry.saved } or false
   local code = S.state():ctor(entry)
   if t == 1 then
@@ -200,6 +204,46 @@ local function activate(vid, key, entry, act)
     wire.send(host.MACHINE, t, { "VA", vid, key, code, entry.args, entry.opts or {}, act.handoff, p,
                                  entry.idle or false })
   end
+end
+
+-- Thread 1: the activation `act` (active here) of vid runs code its name no longer has (the
+-- registry marked it stale: luact.register with upgrade = true). It stops serving (calls by
+-- name wait, as for a move), hands its state over (__actor_handoff__), and is placed again on
+-- this process (vplace to itself, with that state), which kills it and creates the new code on
+-- the same thread; calls by name then reach the new one. When the registry moved on meanwhile
+-- (the activation went elsewhere or away), it serves again until the registry's change reaches it.
+local function upgrade(vid, key, act)
+  upgrading[key] = true
+  tentacle(function()
+    local boot = S.boot()
+    local data = activations.handoff(act)
+    local deadline, placed = clock.get() + 10, false
+    while S and clock.get() < deadline do
+      local entry = S.state().vids[vid]
+      local now = entry and entry.acts[key]
+      if not (now and now.stale and now.state == "active" and now.boot == boot and now.t == act.t and now.l == act.l) then
+        break
+      end
+      keep_thread[key] = act.t
+      local ok, r = pcall(requests.run, "w", { op = "vplace", vid = vid, key = key, from_boot = boot, node = S.self_addr,
+        boot = boot, handoff = data, why = "upgrade" }, clock.get() + 2, "upgrading " .. key)
+      if ok and r then placed = true; break end
+      if not ok then logger.warn(("cluster: upgrading %s failed: %s"):format(key, tostring(r))) end
+      clock.sleep(0.05)
+    end
+    upgrading[key] = nil
+    if placed then
+      logger.info(("cluster: %s upgraded here"):format(key))
+    else
+      keep_thread[key] = nil
+      local entry = S and S.state().vids[vid]
+      local now = entry and entry.acts[key]
+      if now and now.state == "active" and now.boot == boot and now.t == act.t and now.l == act.l then
+        logger.warn(("cluster: %s could not be upgraded here: it serves its old code again"):format(key))
+        if act.t == 1 then unmark_moving(act.l, act.e) else wire.send(host.MACHINE, act.t, { "VU", act.l, act.e }) end
+      end
+    end
+  end)
 end
 
 -- Thread 1: the activation (t, e, l) of `key` has been idle: file it so, or let it serve again.
@@ -283,6 +327,7 @@ function activations.sync(touched)
       elseif act.state == "active" and act.e == host.EPOCH and not hosted[key] then
         hosted[key] = { vid = vid, t = act.t, l = act.l }
       end
+      if act.stale and act.state == "active" and hosted[key] and not upgrading[key] then upgrade(vid, key, act) end
     end
     -- the reminders of the name follow its activation
     local here = nil
@@ -382,7 +427,8 @@ local function node_identity(timeout)
 end
 
 -- Options of luact.register that are not supervise's.
-activations.OPTIONS = { multi_actor = true, scope = true, persist = true, idle_timeout = true, lazy = true }
+activations.OPTIONS = { multi_actor = true, scope = true, persist = true, idle_timeout = true, lazy = true,
+                        upgrade = true }
 
 -- luact.register in a cluster: returns the first activation (on this thread); with opts.lazy,
 -- files the name idle and returns nil (luact.actor.names hands out a reference by name).
@@ -423,6 +469,22 @@ function activations.register(vid, opts, ctor, args, timeout)
   return r
 end
 
+-- luact.register(vid, { upgrade = true }, ctor, ...) in a cluster: the registered name vid gets
+-- the constructor ctor and the arguments args (committed like a registration); each of its live
+-- activations is then re-created by its host with them and its __actor_handoff__ state (see
+-- upgrade above). Returns once the change is committed, not once every activation runs it.
+function activations.upgrade(vid, ctor, args, timeout)
+  local code = check_ctor(ctor)
+  local args_s = codec.to_string(args, "argument to luact.register")
+  local r = requests.call("w", { op = "vupgrade", vid = vid, ctor = code, args = args_s }, timeout, "luact.register")
+  if r == "no_name" then
+    exception.raise("actor_no_body", ("no actor is registered under '%s' (upgrade = true replaces the code of a " ..
+      "registered name)"):format(vid))
+  elseif r ~= true then
+    error(("luact.register: the upgrade of '%s' was refused (%s)"):format(vid, tostring(r)), 0)
+  end
+end
+
 -- Waits until this node's replica has caught up with the leader (a name registered anywhere
 -- before the call resolves here after it).
 function activations.sync_registry(timeout)
@@ -451,10 +513,10 @@ end
 
 function activations.stop()
   activations.hooks.stop()
-  S, hosted, activating = nil, {}, {}
+  S, hosted, activating, upgrading, keep_thread = nil, {}, {}, {}, {}
 end
 
-names.use_cluster({ register = activations.register, unregister = activations.unregister,
+names.use_cluster({ register = activations.register, upgrade = activations.upgrade, unregister = activations.unregister,
                     sync_registry = activations.sync_registry, view = view,
                     wake = activations.wake })
 

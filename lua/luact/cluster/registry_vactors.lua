@@ -146,6 +146,28 @@ function V.vplace(s, c)
   return true
 end
 
+-- vupgrade vid ctor args -> true when the name's constructor and arguments are now `ctor`,
+-- `args` (its other options stay); every activation placed on a process is marked `stale`: its
+-- host re-creates it in place with the new code (a vplace to itself, which clears the mark;
+-- luact.cluster.activations). An idle activation needs nothing: its next one runs the new code.
+-- "no_name" when vid is not registered.
+function V.vupgrade(s, c)
+  local entry = s.vids[c.vid]
+  if not entry then return "no_name" end
+  if type(c.ctor) ~= "string" or type(c.args) ~= "string" then return false end
+  local old = s.ctors[entry.ctor]
+  entry.ctor, entry.args = ctor_ref(s, c.ctor), c.args
+  if old then
+    old.refs = old.refs - 1
+    if old.refs <= 0 then s.ctors[s.ctor_ids[old.code]], s.ctor_ids[old.code] = nil, nil end
+  end
+  for _, act in pairs(entry.acts) do
+    if act.boot ~= nil then act.stale = true end
+  end
+  touch(s, c.vid)
+  return true
+end
+
 -- vactive vid key boot t e l -> true when the pending activation placed on process boot is now
 -- the actor (t, e, l) there
 function V.vactive(s, c)
