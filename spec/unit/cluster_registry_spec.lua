@@ -145,7 +145,7 @@ describe("luact.cluster.registry", function()
       assert.equal(0.5, r:vid("/i").idle)
       assert.is_false(r:apply(2, { op = "vsleep", vid = "/i", key = key, boot = "b1", t = 1, e = 7, l = 2 }))  -- another actor
       assert.is_true(r:apply(3, { op = "vsleep", vid = "/i", key = key, boot = "b1", t = 1, e = 7, l = 1 }))
-      assert.same({ key = key, state = "idle" }, r:vid("/i").acts[key])
+      assert.same({ state = "idle" }, r:vid("/i").acts[key])   -- (idle: no node, nothing else)
       assert.equal("moved", r:apply(4, { op = "vsaves", items = { { vid = "/i", key = key, boot = "b1", t = 1, e = 7, l = 1,
                                                                  seq = 1, data = "x" } } })[1])
       assert.is_true(r:apply(5, { op = "vwake", vid = "/i", node = "n2", boot = "b2" }))
@@ -160,7 +160,7 @@ describe("luact.cluster.registry", function()
 
     it("files a name registered lazy idle, with no node; it is taken, and a wake places it", function()
       local key = r:apply(1, { op = "vreg", vid = "/l", ctor = "", args = "", persist = true, lazy = true })
-      assert.same({ key = key, state = "idle" }, r:vid("/l").acts[key])
+      assert.same({ state = "idle" }, r:vid("/l").acts[key])   -- (idle: no node, nothing else)
       assert.is_false(r:apply(2, { op = "vreg", vid = "/l", ctor = "", args = "", lazy = true }))
       assert.is_false(r:apply(3, { op = "vreg", vid = "/l", ctor = "", args = "", node = "n1", boot = "b1", t = 1, e = 7, l = 1 }))
       assert.is_true(r:apply(4, { op = "vwake", vid = "/l", node = "n2", boot = "b2" }))
@@ -225,6 +225,10 @@ describe("luact.cluster.registry", function()
       r:apply(6, { op = "vunreg", vid = "/a", key = a })
       assert.same({}, hosted(r))
       assert.equal(1, r:name_count())
+      -- idle activations share one read-only record, untouched by all of the above
+      local IDLE = require("luact.cluster.registry_vactors").IDLE
+      assert.same({ state = "idle" }, IDLE)
+      assert.has_error(function() IDLE.stale = true end, "registry: the shared idle activation is read-only")
     end)
 
     it("restores a snapshot taken before constructors were kept once", function()

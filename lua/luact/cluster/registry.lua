@@ -93,7 +93,7 @@ function apply.drop_owner(s, c)
 end
 
 local vactors = require "luact.cluster.registry_vactors"
-for name, f in pairs(vactors) do if name:match("^v") then apply[name] = f end end
+for name, f in pairs(vactors) do if name:match("^v") and type(f) == "function" then apply[name] = f end end
 
 local function remember(s, req, result)
   local order = s.done_order
@@ -223,7 +223,10 @@ function Registry:restore(data, index)
   for vid in pairs(self.vids) do self.touched[vid] = true end      -- names that may be gone
   self.kv, self.guards, self.vids, self.done, self.done_order, self.done_head = s.kv, s.guards, s.vids or {}, {}, {}, 1
   self.hosted, self.n_names = {}, 0
-  for vid in pairs(self.vids) do
+  for vid, entry in pairs(self.vids) do
+    for key, act in pairs(entry.acts) do
+      if act.state == "idle" then entry.acts[key] = vactors.IDLE end     -- (one shared record)
+    end
     vactors.touch(self, vid)
     self.n_names = self.n_names + 1
   end

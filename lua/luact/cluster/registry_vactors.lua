@@ -6,6 +6,7 @@
 -- ctors[id] = { code =, refs = number of names using it } (ctor_ids: code -> id; ids are given
 -- in apply order, so every node gives the same), and goes with the last name using it.
 -- and an activation { key =, node = "ip:port", boot = that process's boot id,
+--   (an idle activation is the shared table V.IDLE, read-only: nothing else to keep per name)
 --   state = "active" (t, e, l: its thread, epoch and local id there) | "pending" (placed on
 --   node, not created yet; `handoff` = state handed over by its previous activation) |
 --   "idle" (no node: deactivated for idleness, woken by the next call) }.
@@ -21,6 +22,12 @@ V.MAX_STATE = 64 * 1024       -- bytes of encoded state per persistent name
 -- Every change of a name goes through here: it is marked touched, and kept in `hosted` (vid ->
 -- true: the names with an activation placed on a process, not idle) or out of it, so that
 -- what looks at activations (failover, several times a second) need not visit idle names.
+-- The record of every idle activation (no node, no key: the acts table's key is its key).
+-- Never changed in place: an idle activation is replaced when it is placed.
+V.IDLE = setmetatable({ state = "idle" }, { __newindex = function()
+  error("registry: the shared idle activation is read-only", 2)
+end })
+
 local function touch(s, vid)
   s.touched[vid] = true
   local entry, placed = s.vids[vid], nil
@@ -89,7 +96,7 @@ function V.vreg(s, c)
     -- registered without an activation: idle until the first call by name wakes it (vwake)
     entry.seq = entry.seq + 1
     key = c.vid .. "#" .. entry.seq
-    entry.acts[key] = { key = key, state = "idle" }
+    entry.acts[key] = V.IDLE
   else
     key = new_act(entry, c, "active")
   end
@@ -197,7 +204,7 @@ function V.vsleep(s, c)
      or entry.reminders then
     return false
   end
-  entry.acts[c.key] = { key = c.key, state = "idle" }
+  entry.acts[c.key] = V.IDLE
   touch(s, c.vid)
   return true
 end
