@@ -219,6 +219,50 @@ describe("luact.cluster.raft InstallSnapshot in pieces", function()
     end
   end)
 
+  it("cuts appends at max_append_bytes, one entry at least", function()
+    local l = raft.new({ id = 1, peers = { 1 }, random = fixed, max_append_bytes = 250 })
+    for _ = 1, 10 do l:tick() end
+    local function drain(n)
+      local out, rd = {}, n:ready()
+      while rd do
+        for _, m in ipairs(rd.messages) do out[#out + 1] = m end
+        n:advance(rd)
+        rd = n:ready()
+      end
+      return out
+    end
+    drain(l)
+    assert.equal("leader", l:status().role)
+    for i = 1, 6 do assert(l:propose(("x"):rep(i == 4 and 600 or 100))) end
+    drain(l)
+    -- a second node joins empty (a learner first): its appends carry at most 250 bytes, or one
+    -- bigger entry
+    l:propose_conf({ add = 2 })
+    local sizes, held = {}, 0
+    for _ = 1, 40 do
+      l:tick()
+      for _, m in ipairs(drain(l)) do
+        if m.type == "append" then
+          local b = 0
+          for _, e in ipairs(m.entries) do b = b + #(e.data or "") end
+          if #m.entries > 0 then sizes[#sizes + 1] = b end
+          assert.is_true(b <= 250 or #m.entries == 1, ("an append of %d bytes in %d entries"):format(b, #m.entries))
+          -- answered as a follower that holds `held` entries would
+          local ok = m.prev_index == held
+          if ok then held = held + #m.entries end
+          l:step({ to = 1, from = 2, term = m.term, type = "append_resp", reject = not ok,
+                   index = ok and held or m.prev_index, hint_index = held })
+        elseif m.type == "heartbeat" then
+          l:step({ to = 1, from = 2, term = m.term, type = "heartbeat_resp" })
+        end
+      end
+    end
+    assert.equal(l:status().last_index, held, "the new node got the whole log")
+    assert.is_true(#sizes >= 4, "the appends were cut")
+    assert.has_error(function() raft.new({ id = 1, random = fixed, max_append_bytes = 0 }) end,
+      "bad 'max_append_bytes' option (a positive integer expected)")
+  end)
+
   it("refuses malformed pieces without touching its state", function()
     local n = raft.new({ id = 1, peers = { 1, 2, 3 }, random = fixed })
     local meta = { index = 9, term = 5, conf = { voters = { 1, 2, 3 } } }

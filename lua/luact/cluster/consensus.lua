@@ -131,6 +131,8 @@ function consensus.start(opts)
       return take_snapshot()
     end,
     snapshot_piece = math.max(1024, math.min(1024 * 1024, math.floor((opts.max_frame or 16 * 1024 * 1024) / 4))),
+    -- (appends too: at most a quarter of a frame of entries' data, or one entry)
+    max_append_bytes = math.max(1024, math.floor((opts.max_frame or 16 * 1024 * 1024) / 4)),
     -- the leader's new entries leave before its own fsync (followers write them meanwhile)
     send_early = function(msgs)
       for _, msg in ipairs(msgs) do wire.to_member(msg.to, { "R", msg }) end

@@ -106,6 +106,9 @@ function raft.new(opts)
   if opts.log ~= nil and type(opts.log) ~= "function" then
     error("bad 'log' option (function expected)", 2)
   end
+  if opts.max_append_bytes ~= nil and not (message.is_int(opts.max_append_bytes) and opts.max_append_bytes > 0) then
+    error("bad 'max_append_bytes' option (a positive integer expected)", 2)
+  end
   local piece, window = opts.snapshot_piece or 1024 * 1024, opts.snapshot_window or 4
   if not (message.is_int(piece) and piece > 0) then
     error("bad 'snapshot_piece' option (a positive integer expected)", 2)
@@ -122,6 +125,7 @@ function raft.new(opts)
     election_ticks = election_ticks,
     heartbeat_ticks = heartbeat_ticks,
     max_append = opts.max_append_entries or 64,
+    max_append_bytes = opts.max_append_bytes,
     snapshot_entries = opts.snapshot_entries,
     snapshot_fn = opts.snapshot,
     snapshot_piece = piece, snapshot_window = window,
@@ -358,6 +362,19 @@ function Node:send_append(id, allow_empty)
   local last = log:last_index()
   local hi = min(last, pr.next + self.max_append - 1)
   local entries = log:slice(pr.next, hi)
+  local cap = self.max_append_bytes
+  if cap then
+    -- at most `cap` bytes of data per append (at least one entry)
+    local bytes = 0
+    for k = 1, #entries do
+      bytes = bytes + #(entries[k].data or "")
+      if bytes > cap and k > 1 then
+        for j = #entries, k, -1 do entries[j] = nil end
+        hi = pr.next + k - 2
+        break
+      end
+    end
+  end
   if #entries == 0 and not allow_empty then return end
   self:send({ to = id, type = "append", prev_index = prev, prev_term = prev_term,
               entries = entries, commit = self.commit, ok = identity.ok_for(self, pr) })
