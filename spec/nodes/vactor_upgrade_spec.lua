@@ -99,6 +99,16 @@ describe("luact virtual actors upgraded in place", function()
     end, 20), "not every activation upgraded")
   end)
 
+  it("ends with the last code and the state of every swap when upgrades follow each other", function()
+    assert.is_true(procs.value(1, { "vreg", thread = 2 }, "/up/twice", 1))
+    for k = 1, 3 do assert.is_true((vcall(5, "/up/twice", "join", 10, "t" .. k))) end
+    for version = 2, 5 do assert.same({ true }, { procs.value(1 + version % 5, "vupgrade", "/up/twice", 1, version) }) end
+    assert.is_truthy(procs.wait_until(function() return version_at(3, 2, "/up/twice") == 5 end, 20), "not at version 5")
+    local ok, count, where, version = vcall(4, "/up/twice", "join", 10, "t4")
+    assert.is_true(ok, tostring(count))
+    assert.same({ 4, procs.addr(1), 5 }, { count, where, version })
+  end)
+
   it("gives an idle name the new code for its next activation", function()
     assert.same({ true }, { procs.value(1, "vupgrade", "/up/lazy", 7, 1, true) })
     assert.same({ true }, { procs.value(3, "vupgrade", "/up/lazy", 7, 2) })
