@@ -237,10 +237,12 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         if not ok then return false, type(e) == "table" and e.name or tostring(e) end
         return true
       end,
-      -- luact.register with opts (upgrade = true and more, or `ctor` = "table": a table body):
+      -- luact.register with opts (upgrade = true and more) and a constructor that returns {},
+      -- or (`ctor`) "table": a table body, "raise": one that raises:
       -- false and the error's name or text
       try_vupgrade = function(self, vid, opts, ctor)
-        local body = ctor == "table" and {} or function() return {} end
+        local body = ctor == "table" and {} or ctor == "raise" and function() error("broken new code") end
+                     or function() return {} end
         local ok, e = pcall(require("luact").register, vid, opts, body)
         if ok then return true end
         return false, type(e) == "table" and e.name or tostring(e)

@@ -3,7 +3,8 @@
 -- two threads; clients on two members call the names by name all along. No call may fail; the
 -- state goes over through __actor_handoff__; afterwards every node and thread reaches the new
 -- code. Also: an idle name, a persistent one (its new code starts from its last save), a
--- multi_actor one (every activation re-created), each refusal, and 1000 names (UPGRADE_NAMES)
+-- multi_actor one (every activation re-created), a constructor that raises (the name waits
+-- for an upgrade that works), each refusal, and 1000 names (UPGRADE_NAMES)
 -- upgraded under calls. (With the old activation killed before the new one was placed, the
 -- name was lost (actor_no_body); with calls on a calm cluster not retried, the many-names case
 -- saw actor_temporary_fail: the checks can fail.) The cases run in order.
@@ -98,12 +99,36 @@ describe("luact virtual actors upgraded in place", function()
     end, 20), "not every activation upgraded")
   end)
 
+  it("ends with the last code and the state of every swap when upgrades follow each other", function()
+    assert.is_true(procs.value(1, { "vreg", thread = 2 }, "/up/twice", 1))
+    for k = 1, 3 do assert.is_true((vcall(5, "/up/twice", "join", 10, "t" .. k))) end
+    for version = 2, 5 do assert.same({ true }, { procs.value(1 + version % 5, "vupgrade", "/up/twice", 1, version) }) end
+    assert.is_truthy(procs.wait_until(function() return version_at(3, 2, "/up/twice") == 5 end, 20), "not at version 5")
+    local ok, count, where, version = vcall(4, "/up/twice", "join", 10, "t4")
+    assert.is_true(ok, tostring(count))
+    assert.same({ 4, procs.addr(1), 5 }, { count, where, version })
+  end)
+
   it("gives an idle name the new code for its next activation", function()
     assert.same({ true }, { procs.value(1, "vupgrade", "/up/lazy", 7, 1, true) })
     assert.same({ true }, { procs.value(3, "vupgrade", "/up/lazy", 7, 2) })
     local v, started_with = version_at(5, 2, "/up/lazy")
     assert.equal(2, v)
     assert.equal(0, started_with)
+  end)
+
+  it("waits with a constructor that raises until an upgrade that works, which gets the handed-over state", function()
+    assert.is_true(procs.value(4, "vreg", "/up/bad", 1))
+    for k = 1, 3 do assert.is_true((vcall(5, "/up/bad", "join", 10, "b" .. k))) end
+    assert.same({ true }, { procs.value(2, "try_vupgrade", "/up/bad", { upgrade = true }, "raise") })
+    assert.is_truthy(procs.wait_until(function()
+      return select(2, vcall(5, "/up/bad", "join", 1, "lost")) == "actor_timeout"
+    end, 20), "the broken code did not leave the name waiting")
+    assert.same({ true }, { procs.value(2, "vupgrade", "/up/bad", 1, 2) })
+    local ok, version, started_with = vcall(5, "/up/bad", "version_of", 10)
+    assert.is_true(ok, tostring(version))
+    assert.equal(2, version)
+    assert.equal(3, started_with)
   end)
 
   it("refuses an unknown name, a node's own name, other options and bad types", function()
