@@ -125,6 +125,10 @@ function metrics.timed_methods(body)
   end
   if spec == nil then return nil end
   if type(spec) ~= "table" then
+    -- a body whose metatable answers every key (an actor reference registered as a proxy, a
+    -- client object whose methods are looked up by name) has no mark: only a value set on
+    -- the body itself is a mistake to report
+    if type(body) ~= "table" or rawget(body, "__actor_metrics__") == nil then return nil end
     error(("bad __actor_metrics__ (table expected, got %s)"):format(type(spec)), 0)
   end
   local actor, methods = spec.actor, spec.methods

@@ -139,6 +139,11 @@ describe("luact.metrics", function()
       for i = 1, 63 do try({ actor = "many", methods = { "m" .. i } }) end
       out[6] = try({ actor = "many", methods = { "m64" } })
       out[7] = try({ actor = "many", methods = { "m1" } })   -- a pair already marked
+      -- a body whose metatable answers every key (here an actor reference registered by name
+      -- as a proxy) carries no mark: it is created and forwards
+      local target = luact({ echo = function(_, x) return x end })
+      local okp, proxy = pcall(luact.register, "/spec/proxy", target)
+      out[8] = okp and proxy:echo("through") or tostring(proxy)
       luact.stop(out)
     end)
     assert.truthy(r[1]:find("luact: bad __actor_metrics__ (table expected, got string)", 1, true), r[1])
@@ -148,6 +153,7 @@ describe("luact.metrics", function()
     assert.equal("created", r[5])
     assert.truthy(r[6]:find("cannot time method 'm64' of actor 'many': at most 64 (actor, method) pairs are timed per process", 1, true), r[6])
     assert.equal("created", r[7])
+    assert.equal("through", r[8])
   end)
 
   it("rejects a bad format and a metrics option on a listener that is not http://", function()
