@@ -153,6 +153,12 @@ where
         while !stopping() {
             park_while_idle(n, &waiting);
             std::thread::sleep(Duration::from_secs_f64(period));
+            // (looked at again after the waits: once its runtime stopped, the thread numbers and
+            // the metrics blocks may already be the next runtime's, which this watchdog does not
+            // watch; it used to report that runtime's threads as stalled)
+            if stopping() {
+                break;
+            }
             let now = crate::clock::monotonic();
             for tid in 1..=n {
                 let waiting = waiting(tid);
