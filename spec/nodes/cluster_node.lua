@@ -28,6 +28,25 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
               max_frame = tonumber(os.getenv("LUACT_SPEC_MAX_FRAME")),
               timeout = (tonumber(os.getenv("LUACT_SPEC_LIFE")) or 120) + 10 }, function()
   local luact = require "luact"
+  -- Runs fn(i) for i = 1..n on `workers` tentacles of this thread and waits (at most `seconds`)
+  -- until they are done; `wait = false` returns at once (the methods that register, upgrade or
+  -- remind many names).
+  local function each_in_parallel(n, workers, seconds, fn, wait)
+    local next_i, finished = 1, 0
+    for _ = 1, workers do
+      luact.tentacle(function()
+        while next_i <= n do
+          local i = next_i
+          next_i = i + 1
+          fn(i)
+        end
+        finished = finished + 1
+      end)
+    end
+    if wait == false then return end
+    local deadline = luact.clock.get() + seconds
+    while finished < workers and luact.clock.get() < deadline do luact.clock.sleep(0.01) end
+  end
   local function ctl()
     return {
       events = {},
@@ -292,38 +311,20 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
       -- was committed, and the failures
       vupgrade_many = function(self, prefix, n, version)
         local luact = require "luact"
-        local t0, next_i, finished, failed = luact.clock.get(), 1, 0, {}
-        for _ = 1, 64 do
-          luact.tentacle(function()
-            while next_i <= n do
-              local i = next_i
-              next_i = i + 1
-              local ok, e = self.vupgrade(self, prefix .. i, i, version)
-              if not ok then failed[#failed + 1] = prefix .. i .. ": " .. tostring(e) end
-            end
-            finished = finished + 1
-          end)
-        end
-        local deadline = luact.clock.get() + 120
-        while finished < 64 and luact.clock.get() < deadline do luact.clock.sleep(0.01) end
+        local t0, failed = luact.clock.get(), {}
+        each_in_parallel(n, 64, 120, function(i)
+          local ok, e = self.vupgrade(self, prefix .. i, i, version)
+          if not ok then failed[#failed + 1] = prefix .. i .. ": " .. tostring(e) end
+        end)
         return luact.clock.get() - t0, failed
       end,
       -- registers prefix1..prefixN as rooms (64 at a time) on this thread: how many registered
       vreg_rooms = function(self, prefix, n)
         local luact = require "luact"
-        local next_i, finished, done = 1, 0, 0
-        for _ = 1, 64 do
-          luact.tentacle(function()
-            while next_i <= n do
-              local i = next_i
-              next_i = i + 1
-              if pcall(self.vreg, self, prefix .. i, i) then done = done + 1 end
-            end
-            finished = finished + 1
-          end)
-        end
-        local deadline = luact.clock.get() + 120
-        while finished < 64 and luact.clock.get() < deadline do luact.clock.sleep(0.01) end
+        local done = 0
+        each_in_parallel(n, 64, 120, function(i)
+          if pcall(self.vreg, self, prefix .. i, i) then done = done + 1 end
+        end)
         return done
       end,
       -- how many of prefix1..prefixN answer version `version` now (each asked once, by name)
@@ -341,21 +342,12 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
       -- registered
       vreg_many = function(self, prefix, n)
         local luact = require "luact"
-        local done, next_i, finished = 0, 1, 0
-        for _ = 1, 16 do
-          luact.tentacle(function()
-            while next_i <= n do
-              local i = next_i
-              next_i = i + 1
-              local ok = pcall(luact.register, ("%s%04d"):format(prefix, i), { lazy = true },
-                function() return { hi = function() return "hi" end } end)
-              if ok then done = done + 1 end
-            end
-            finished = finished + 1
-          end)
-        end
-        local deadline = luact.clock.get() + 30
-        while finished < 16 and luact.clock.get() < deadline do luact.clock.sleep(0.01) end
+        local done = 0
+        each_in_parallel(n, 16, 30, function(i)
+          local ok = pcall(luact.register, ("%s%04d"):format(prefix, i), { lazy = true },
+            function() return { hi = function() return "hi" end } end)
+          if ok then done = done + 1 end
+        end)
         return done
       end,
       try_vreg = function(self, vid)
@@ -529,16 +521,7 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
           luact.reminder(vid, "beat", { every = every, at = t0 })
           progress[2] = progress[2] + 1
         end
-        local next_i = 1
-        for _ = 1, 64 do
-          luact.tentacle(function()
-            while next_i <= n do
-              local i = next_i
-              next_i = next_i + 1
-              one(i)
-            end
-          end)
-        end
+        each_in_parallel(n, 64, 0, one, false)
         return true
       end,
       remind_progress = function(self) return unpack(self.remind_progress_of) end,
