@@ -28,6 +28,7 @@ local SNAPSHOT_SMALL = 1024 * 1024  -- a registry whose snapshot is larger than 
 
 local S = nil                   -- { n, self_addr, on_leader }
 local on_leadership = nil       -- fn(this process leads) when the leader changes (failover)
+local on_tick = nil             -- fn() at each Raft tick, before its heartbeats leave (lease)
 local read_waiters = {}         -- ctx -> one-shot event ("read", index | nil, err)
 local next_ctx = 0
 
@@ -141,6 +142,7 @@ function consensus.start(opts)
   S = { n = n, self_addr = opts.self_addr, on_leader = opts.on_leader, leader = nil }
   S.ticker = clock.timer(opts.tick or TICK, function()
     if not S then return false end
+    if on_tick then on_tick() end
     S.n:tick()
     process()
   end)
@@ -173,17 +175,30 @@ function consensus.propose(data)
   return index, err
 end
 
--- Linearizable read barrier: the index the registry must have applied before a read that began
--- now may be served; nil and why when this node cannot tell (not the leader, no quorum in time).
-function consensus.read_index(deadline)
+-- fn() runs at every Raft tick of this process, just before the tick's heartbeats leave (a
+-- read started there with `lazy` is confirmed by them); nil clears it. (One watcher: the lease.)
+function consensus.on_tick(fn)
+  on_tick = fn
+end
+
+-- Starts a ReadIndex round now and returns what consensus.read_wait waits on, or nil and why.
+-- `lazy`: no heartbeat round of its own; the next regular one (at most a tick away) confirms it.
+function consensus.read_begin(lazy)
   if not S then return nil, "not_voter" end
   next_ctx = next_ctx + 1
   local ctx = next_ctx
-  local ok, err = S.n:read_index(ctx)
+  local ok, err = S.n:read_index(ctx, lazy)
   if not ok then return nil, err end
   local ev = event.new_oneshot()
+  ev.ctx = ctx
   read_waiters[ctx] = ev
   schedule_process()
+  return ev
+end
+
+-- Waits (until `deadline`) for a read begun by consensus.read_begin: its index, or nil and why.
+function consensus.read_wait(ev, deadline)
+  local ctx = ev.ctx
   local left = deadline - clock.get()
   if left <= 0 then read_waiters[ctx] = nil; return nil, "timeout" end
   local alarm = clock.alarm(left)
@@ -192,6 +207,14 @@ function consensus.read_index(deadline)
   if tp ~= "read" then read_waiters[ctx] = nil; return nil, "timeout" end
   if not index then return nil, rerr end
   return index
+end
+
+-- Linearizable read barrier: the index the registry must have applied before a read that began
+-- now may be served; nil and why when this node cannot tell (not the leader, no quorum in time).
+function consensus.read_index(deadline, lazy)
+  local ev, err = consensus.read_begin(lazy)
+  if not ev then return nil, err end
+  return consensus.read_wait(ev, deadline)
 end
 
 -- Hands leadership to another live voter (graceful leave); waits up to `timeout` seconds.
