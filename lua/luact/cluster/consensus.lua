@@ -140,7 +140,7 @@ function consensus.start(opts)
     end,
   })
   S = { n = n, self_addr = opts.self_addr, on_leader = opts.on_leader, leader = nil }
-  S.ticker = clock.timer(opts.tick or TICK, function()
+  S.ticker = clock.grid_timer(opts.tick or TICK, function()
     if not S then return false end
     if on_tick then on_tick() end
     S.n:tick()

@@ -142,7 +142,7 @@ end
 -- may_grant(addr, boot) -> true when the leader may extend that process's lease.
 function lease.start(opts)
   S = opts
-  S.timer = clock.timer(lease.RENEW, renew)
+  S.timer = clock.grid_timer(lease.RENEW, renew)
   consensus.on_tick(grant)
 end
 
