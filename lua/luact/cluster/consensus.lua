@@ -22,6 +22,9 @@ local replica = require "luact.cluster.replica"
 local consensus = {}
 
 local TICK = 0.05               -- seconds per Raft tick: elections after 0.5-1 s of silence
+local FOLLOWER_BEAT = 2         -- a process that does not lead runs this many ticks per wake:
+                                -- its ticks only count toward an election timeout (10-19 ticks),
+                                -- and only the leader's heartbeats need every tick
 local SNAPSHOT_ENTRIES = 2000   -- entries applied between automatic snapshots (at least)
 local SNAPSHOT_SMALL = 1024 * 1024  -- a registry whose snapshot is larger than this is snapshot
                                 -- again only once the log since holds half its size in bytes
@@ -46,6 +49,8 @@ local function take_snapshot()
   last_snap_bytes, log_bytes = #data, 0
   return data
 end
+
+local start_ticker   -- (below)
 
 local function process()
   process_scheduled = false
@@ -81,7 +86,9 @@ local function process()
   if leader ~= S.leader then
     S.leader = leader
     S.on_leader(leader)
-    if on_leadership then on_leadership(leader ~= nil and leader == S.self_addr) end
+    local me = leader ~= nil and leader == S.self_addr
+    if S.ticker and S.beat ~= (me and 1 or FOLLOWER_BEAT) then start_ticker(me and 1 or FOLLOWER_BEAT) end
+    if on_leadership then on_leadership(me) end
   end
 end
 
@@ -139,15 +146,24 @@ function consensus.start(opts)
       for _, msg in ipairs(msgs) do wire.to_member(msg.to, { "R", msg }) end
     end,
   })
-  S = { n = n, self_addr = opts.self_addr, on_leader = opts.on_leader, leader = nil }
-  S.ticker = clock.grid_timer(opts.tick or TICK, function()
-    if not S then return false end
-    if on_tick then on_tick() end
-    S.n:tick()
-    process()
-  end)
+  S = { n = n, self_addr = opts.self_addr, on_leader = opts.on_leader, leader = nil,
+        tick = opts.tick or TICK }
+  start_ticker(FOLLOWER_BEAT)
   process()        -- a restarted voter rebuilds the registry from its snapshot and log
   return n
+end
+
+-- Ticks the Raft node `beat` ticks at a time, every `beat` ticks (on the clock's grid, with the
+-- cluster's other periodic work): 1 while this process leads, FOLLOWER_BEAT otherwise.
+start_ticker = function(beat)
+  if S.ticker then S.ticker:stop() end
+  S.beat = beat
+  S.ticker = clock.grid_timer(S.tick * beat, function()
+    if not S then return false end
+    if on_tick then on_tick() end
+    for _ = 1, beat do S.n:tick() end
+    process()
+  end)
 end
 
 -- fn(true) when this process becomes the Raft leader, fn(false) when another or none is; nil

@@ -34,7 +34,8 @@ local logger = require "luact.logger"
 local lease = {}
 
 lease.LEASE = 0.5               -- seconds a confirmed renewal lets a node serve
-lease.RENEW = 0.1               -- a member asks this often (4 tries before its lease runs out)
+lease.RENEW = 0.2               -- a member asks this often (it serves on while the leader answers
+                                -- within LEASE - RENEW = 0.3 s)
 lease.MARGIN = 0.2              -- covers a call that began just before the lease ran out
 lease.LEASE_WAIT = lease.LEASE * 1.2 + lease.MARGIN   -- the leader's wait before re-placing
 
