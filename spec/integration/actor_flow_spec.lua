@@ -102,6 +102,13 @@ describe("luact actor calls", function()
             self.n_caught = (self.n_caught or 0) + ((not ok and e.name == "actor_timeout") and 1 or 0)
             return "returned after catching"
           end,
+          relay_async = function(self, s)            -- the same through a future
+            local luact = require "luact"
+            local inner = luact.ref("/spec/slow_inner")
+            local ok, e = luact.future(inner:async_nap(s)):get()
+            self.n_caught = (self.n_caught or 0) + ((not ok and e.name == "actor_timeout") and 1 or 0)
+            return "returned after catching"
+          end,
           caught = function(self) return self.n_caught end,
         }
       end
@@ -117,8 +124,9 @@ describe("luact actor calls", function()
       local outers, caught = {}, {}
       for _, vid in ipairs({ "/spec/middle_here", "/spec/middle_elsewhere" }) do
         local m = h.wait_for(vid)
-        for i = 1, 3 do
-          local ok, v = pcall(m.timed_relay, m, 0.1, 1)
+        for i = 1, 4 do
+          local relay = i % 2 == 1 and m.timed_relay or m.timed_relay_async
+          local ok, v = pcall(relay, m, 0.1, 1)
           outers[#outers + 1] = ok and tostring(v) or v.name
         end
         -- (the middle elsewhere catches its error about when this thread's timer fires: look
@@ -126,16 +134,15 @@ describe("luact actor calls", function()
         local n
         for _ = 1, 100 do
           n = m:caught()
-          if n == 3 then break end
+          if n == 4 then break end
           luact.clock.sleep(0.02)
         end
         caught[#caught + 1] = n
       end
       luact.stop(outers, caught)
     end)
-    assert.same({ "actor_timeout", "actor_timeout", "actor_timeout",
-                  "actor_timeout", "actor_timeout", "actor_timeout" }, outers)
-    assert.same({ 3, 3 }, caught)
+    for i = 1, 8 do assert.equal("actor_timeout", outers[i], "call " .. i) end
+    assert.same({ 4, 4 }, caught)
   end)
 
   it("lets an actor that waits take other calls meanwhile (each call is its own tentacle)", function()

@@ -183,6 +183,10 @@ local function after_guarded_wait(t, first, ...)
     t.cut_at = t.at
     raise("actor_timeout", "the deadline of the call being served passed while it waited")
   end
+  -- ended by something else due at the same moment (an async call's own timer, which carries
+  -- the same deadline, fires first) once the deadline had passed: the call served is late all
+  -- the same (see cut_if_late)
+  if clock.get() >= t.at then t.cut_at = t.at end
   return first, ...
 end
 
