@@ -19,6 +19,7 @@ local lease = require "luact.cluster.lease"
 local consensus = require "luact.cluster.consensus"
 local requests = require "luact.cluster.requests"
 local moves = require "luact.cluster.moves"
+local bit = require "bit"
 
 local failover = {}
 
@@ -33,18 +34,30 @@ local hosted = {}                -- boot -> address: the processes the last scan
 local scanned = nil              -- { R, applied, at } of the last scan
 local FULL_SCAN = 1.0            -- seconds between two scans of an unchanged registry        -- boot -> when this leader first saw that process host something
 
--- A string's hash (polynomial, modulo the largest prime below 2^32: exact in doubles).
-local function fnv(s)
-  local h = 7
-  for i = 1, #s do h = (h * 131 + s:byte(i)) % 4294967291 end
-  return h
+-- a * b modulo 2^32 for a, b in [0, 2^32), exact in doubles (a's 16-bit halves apart)
+local function mul32(a, b)
+  local lo = a % 65536
+  return (lo * b + ((a - lo) / 65536 * b % 65536) * 65536) % 4294967296
+end
+
+-- A string's hash in [0, 2^32): FNV-1a, then murmur3's finalizer. Rendezvous hashing needs a
+-- hash whose order over the members changes with the key: a polynomial hash (the one used
+-- before) is linear, hash(key .. addr) = A(key) + c(addr) modulo its prime, so the member with
+-- the largest c won nearly every key (93 % of 10 000 names on one of 5 members).
+local bxor, rshift = bit.bxor, bit.rshift
+local function hash(s)
+  local h = 2166136261
+  for i = 1, #s do h = mul32(bxor(h, s:byte(i)) % 4294967296, 16777619) end
+  h = mul32(bxor(h, rshift(h, 16)) % 4294967296, 0x85ebca6b)
+  h = mul32(bxor(h, rshift(h, 13)) % 4294967296, 0xc2b2ae35)
+  return bxor(h, rshift(h, 16)) % 4294967296
 end
 
 -- The live member (address, boot) that `key` lands on, or nil.
 function failover.choose(key, hosts)
   local best, best_h
   for _, host in ipairs(hosts) do
-    local h = fnv(key .. "|" .. host.addr)
+    local h = hash(key .. "|" .. host.addr)
     if not best_h or h > best_h or (h == best_h and host.addr < best.addr) then best, best_h = host, h end
   end
   return best
