@@ -196,18 +196,35 @@ where
     })
 }
 
+/// The thread numbers as label values, and a family with one series per thread from `slot` of
+/// each thread's block.
+struct Threads(Vec<String>);
+
+impl Threads {
+    fn per_thread(&self, enc: &mut DescriptorEncoder, name: &str, help: &str, unit: Option<Unit>, t: MetricType, slot: usize) -> std::fmt::Result {
+        family(enc, name, help, unit, t, |emit| {
+            for (i, tid) in self.0.iter().enumerate() {
+                emit(&vec![("thread", tid.as_str())], get(i + 1, slot))?;
+            }
+            Ok(())
+        })
+    }
+}
+
 impl Collector {
     /// The families with one series per thread (blocks 1..n).
     fn encode_threads(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
-        let n = self.0.n_core;
-        let tids: Vec<String> = (1..=n).map(|t| t.to_string()).collect();
+        let threads = Threads((1..=self.0.n_core).map(|t| t.to_string()).collect());
+        self.encode_calls(enc, &threads)?;
+        encode_latency(enc, &threads)?;
+        encode_transport(enc, &threads)
+    }
+
+    /// Calls, notifies, the loop, the inbox and call errors, per thread.
+    fn encode_calls(&self, enc: &mut DescriptorEncoder, threads: &Threads) -> std::fmt::Result {
+        let tids = &threads.0;
         let per_thread = |enc: &mut DescriptorEncoder, name: &str, help: &str, unit: Option<Unit>, t: MetricType, slot: usize| {
-            family(enc, name, help, unit, t, |emit| {
-                for (i, tid) in tids.iter().enumerate() {
-                    emit(&vec![("thread", tid.as_str())], get(i + 1, slot))?;
-                }
-                Ok(())
-            })
+            threads.per_thread(enc, name, help, unit, t, slot)
         };
         use MetricType::{Counter, Gauge};
         per_thread(enc, "luact_calls_sent", "Calls (that wait for a reply) sent by this thread", None, Counter, CALLS_SENT)?;
@@ -236,56 +253,70 @@ impl Collector {
             }
             Ok(())
         })?;
-        {
-            let mut m = enc.encode_descriptor(
-                "luact_call_latency",
-                "Time from sending a call to another thread or node to its reply (1 call in 16 is timed)",
-                Some(&Unit::Seconds),
-                MetricType::Histogram,
-            )?;
-            for (i, tid) in tids.iter().enumerate() {
-                let b = i + 1;
-                // (per bucket, not cumulative: the encoder sums them into the `le` series)
-                let mut buckets = Vec::with_capacity(16);
-                for (k, bound) in LATENCY_BOUNDS.iter().chain(std::iter::once(&f64::INFINITY)).enumerate() {
-                    buckets.push((*bound, get(b, LATENCY + k) as u64));
-                }
-                let labels: Labels = vec![("thread", tid.as_str())];
-                let mut f = m.encode_family(&labels)?;
-                f.encode_histogram::<Labels>(get(b, LATENCY_SUM), get(b, LATENCY_COUNT) as u64, &buckets, None)?;
-            }
-        }
-        per_thread(enc, "luact_connections_open", "Transport connections open (node links and listener clients)", None, Gauge, CONNS_OPEN)?;
-        per_thread(enc, "luact_connections_opened", "Transport connections opened (dialed or accepted)", None, Counter, CONNS_OPENED)?;
-        per_thread(enc, "luact_transport_received", "Bytes received by the transport", Some(Unit::Bytes), Counter, BYTES_IN)?;
-        per_thread(enc, "luact_transport_sent", "Bytes sent by the transport", Some(Unit::Bytes), Counter, BYTES_OUT)?;
-        per_thread(enc, "luact_frames_received", "Frames (and HTTP requests) received by the transport", None, Counter, FRAMES_IN)?;
-        per_thread(enc, "luact_frames_sent", "Frames queued for sending by the transport", None, Counter, FRAMES_OUT)?;
-        family(enc, "luact_handshake_failures", "Node handshakes, and TLS handshakes of any connection, that failed, by reason", None, Counter, |emit| {
-            for (i, tid) in tids.iter().enumerate() {
-                for (k, name) in HANDSHAKE_REASONS.iter().enumerate() {
-                    emit(&vec![("thread", tid.as_str()), ("reason", name)], get(i + 1, HANDSHAKE_FAILURES + k))?;
-                }
-            }
-            Ok(())
-        })?;
-        family(enc, "luact_flow_control_pauses", "Node link flow control: sends refused for a full window (send), times a full inbox made its messages wait on the connection (receive)", None, Counter, |emit| {
-            for (i, tid) in tids.iter().enumerate() {
-                emit(&vec![("thread", tid.as_str()), ("side", "send")], get(i + 1, FLOW_SEND_PAUSES))?;
-                emit(&vec![("thread", tid.as_str()), ("side", "receive")], get(i + 1, FLOW_RECEIVE_PAUSES))?;
-            }
-            Ok(())
-        })?;
-        family(enc, "luact_listener_limit_events", "What listener limits refused or paused (luact.listen_stats())", None, Counter, |emit| {
-            for (i, tid) in tids.iter().enumerate() {
-                for (k, name) in LISTEN_NAMES.iter().enumerate() {
-                    emit(&vec![("thread", tid.as_str()), ("event", name)], get(i + 1, LISTEN + k))?;
-                }
-            }
-            Ok(())
-        })?;
         Ok(())
     }
+}
+
+/// The call latency histogram, per thread.
+fn encode_latency(enc: &mut DescriptorEncoder, threads: &Threads) -> std::fmt::Result {
+    let tids = &threads.0;
+    let mut m = enc.encode_descriptor(
+        "luact_call_latency",
+        "Time from sending a call to another thread or node to its reply (1 call in 16 is timed)",
+        Some(&Unit::Seconds),
+        MetricType::Histogram,
+    )?;
+    for (i, tid) in tids.iter().enumerate() {
+        let b = i + 1;
+        // (per bucket, not cumulative: the encoder sums them into the `le` series)
+        let mut buckets = Vec::with_capacity(16);
+        for (k, bound) in LATENCY_BOUNDS.iter().chain(std::iter::once(&f64::INFINITY)).enumerate() {
+            buckets.push((*bound, get(b, LATENCY + k) as u64));
+        }
+        let labels: Labels = vec![("thread", tid.as_str())];
+        let mut f = m.encode_family(&labels)?;
+        f.encode_histogram::<Labels>(get(b, LATENCY_SUM), get(b, LATENCY_COUNT) as u64, &buckets, None)?;
+    }
+    Ok(())
+}
+
+/// Connections, bytes, frames, handshakes, flow control and listener limits, per thread.
+fn encode_transport(enc: &mut DescriptorEncoder, threads: &Threads) -> std::fmt::Result {
+    let tids = &threads.0;
+    let per_thread = |enc: &mut DescriptorEncoder, name: &str, help: &str, unit: Option<Unit>, t: MetricType, slot: usize| {
+        threads.per_thread(enc, name, help, unit, t, slot)
+    };
+    use MetricType::{Counter, Gauge};
+    per_thread(enc, "luact_connections_open", "Transport connections open (node links and listener clients)", None, Gauge, CONNS_OPEN)?;
+    per_thread(enc, "luact_connections_opened", "Transport connections opened (dialed or accepted)", None, Counter, CONNS_OPENED)?;
+    per_thread(enc, "luact_transport_received", "Bytes received by the transport", Some(Unit::Bytes), Counter, BYTES_IN)?;
+    per_thread(enc, "luact_transport_sent", "Bytes sent by the transport", Some(Unit::Bytes), Counter, BYTES_OUT)?;
+    per_thread(enc, "luact_frames_received", "Frames (and HTTP requests) received by the transport", None, Counter, FRAMES_IN)?;
+    per_thread(enc, "luact_frames_sent", "Frames queued for sending by the transport", None, Counter, FRAMES_OUT)?;
+    family(enc, "luact_handshake_failures", "Node handshakes, and TLS handshakes of any connection, that failed, by reason", None, Counter, |emit| {
+        for (i, tid) in tids.iter().enumerate() {
+            for (k, name) in HANDSHAKE_REASONS.iter().enumerate() {
+                emit(&vec![("thread", tid.as_str()), ("reason", name)], get(i + 1, HANDSHAKE_FAILURES + k))?;
+            }
+        }
+        Ok(())
+    })?;
+    family(enc, "luact_flow_control_pauses", "Node link flow control: sends refused for a full window (send), times a full inbox made its messages wait on the connection (receive)", None, Counter, |emit| {
+        for (i, tid) in tids.iter().enumerate() {
+            emit(&vec![("thread", tid.as_str()), ("side", "send")], get(i + 1, FLOW_SEND_PAUSES))?;
+            emit(&vec![("thread", tid.as_str()), ("side", "receive")], get(i + 1, FLOW_RECEIVE_PAUSES))?;
+        }
+        Ok(())
+    })?;
+    family(enc, "luact_listener_limit_events", "What listener limits refused or paused (luact.listen_stats())", None, Counter, |emit| {
+        for (i, tid) in tids.iter().enumerate() {
+            for (k, name) in LISTEN_NAMES.iter().enumerate() {
+                emit(&vec![("thread", tid.as_str()), ("event", name)], get(i + 1, LISTEN + k))?;
+            }
+        }
+        Ok(())
+    })?;
+Ok(())
 }
 
 /// The cluster's families (block 0).

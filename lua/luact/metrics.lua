@@ -115,13 +115,15 @@ end
 -- The methods a body marks for timing: its `__actor_metrics__ = { actor = "room", methods =
 -- { "join", ... } }` as { [method] = pair index }, or nil when it marks none. Raises, saying
 -- what is wrong, for a malformed mark.
+local function mark_of(body) return body.__actor_metrics__ end
+
 function metrics.timed_methods(body)
   local spec
   if type(body) == "table" then
     spec = body.__actor_metrics__
   else
-    local ok, v = pcall(function() return body.__actor_metrics__ end)   -- (a cdata may not have it)
-    spec = ok and v or nil
+    local ok, v = pcall(mark_of, body)   -- (a cdata may not have it; no closure here: a function
+    spec = ok and v or nil                -- that makes one cannot be compiled, see UCLO)
   end
   if spec == nil then return nil end
   if type(spec) ~= "table" then

@@ -126,4 +126,6 @@ function layers.edges_within(g, comp)
   return edges
 end
 
+layers.read, layers.files = read, files   -- (also for spec/helpers/sizes.lua)
+
 return layers

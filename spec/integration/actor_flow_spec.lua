@@ -84,6 +84,67 @@ describe("luact actor calls", function()
     assert.equal("actor_timeout", outer)
   end)
 
+  it("answers actor_timeout when a nested call ran out of the caller's deadline and the method caught it", function()
+    -- a method whose nested call timed out at the deadline of the call it serves, and that
+    -- catches the error and returns, answers too late: its caller is told actor_timeout, on
+    -- its own thread as on another (there, the middle's deadline is counted from its loop's
+    -- time, which can be a little before the caller's: its answer may arrive before the
+    -- caller's own timer fires, and must not count as a reply in time)
+    local outers, caught = helpers.start({ n_core = 3 }, function()
+      local luact = require "luact"
+      local h = require "spec.helpers.actors"
+      local function middle()
+        return {
+          relay = function(self, s)
+            local luact = require "luact"
+            local inner = luact.ref("/spec/slow_inner")
+            local ok, e = pcall(inner.nap, inner, s)
+            self.n_caught = (self.n_caught or 0) + ((not ok and e.name == "actor_timeout") and 1 or 0)
+            return "returned after catching"
+          end,
+          relay_async = function(self, s)            -- the same through a future
+            local luact = require "luact"
+            local inner = luact.ref("/spec/slow_inner")
+            local ok, e = luact.future(inner:async_nap(s)):get()
+            self.n_caught = (self.n_caught or 0) + ((not ok and e.name == "actor_timeout") and 1 or 0)
+            return "returned after catching"
+          end,
+          caught = function(self) return self.n_caught end,
+        }
+      end
+      if luact.thread_id == 2 then
+        luact.register("/spec/middle_elsewhere", middle())
+        return
+      elseif luact.thread_id == 3 then
+        luact.register("/spec/slow_inner", { nap = function(self, s) require("luact").clock.sleep(s) end })
+        return
+      end
+      luact.register("/spec/middle_here", middle())
+      h.wait_for("/spec/slow_inner")
+      local outers, caught = {}, {}
+      for _, vid in ipairs({ "/spec/middle_here", "/spec/middle_elsewhere" }) do
+        local m = h.wait_for(vid)
+        for i = 1, 4 do
+          local relay = i % 2 == 1 and m.timed_relay or m.timed_relay_async
+          local ok, v = pcall(relay, m, 0.1, 1)
+          outers[#outers + 1] = ok and tostring(v) or v.name
+        end
+        -- (the middle elsewhere catches its error about when this thread's timer fires: look
+        -- again, bounded, until it has)
+        local n
+        for _ = 1, 100 do
+          n = m:caught()
+          if n == 4 then break end
+          luact.clock.sleep(0.02)
+        end
+        caught[#caught + 1] = n
+      end
+      luact.stop(outers, caught)
+    end)
+    for i = 1, 8 do assert.equal("actor_timeout", outers[i], "call " .. i) end
+    assert.same({ 4, 4 }, caught)
+  end)
+
   it("lets an actor that waits take other calls meanwhile (each call is its own tentacle)", function()
     local sent, signalled_ok, signalled = helpers.start({ n_core = 2 }, function()
       local luact = require "luact"

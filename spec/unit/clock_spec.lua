@@ -113,6 +113,34 @@ describe("luact.clock", function()
     end
   end)
 
+  it("fires an entry cancelled while young and made young again once, on time", function()
+    -- (a tentacle's next call can start within the young age of its last one's deadline: the
+    -- entry must not sit in the young list twice, nor reach the heap twice)
+    local r = helpers.run(function()
+      local luact = require "luact"
+      local clock = luact.clock
+      local fired = {}
+      local e = { seq = 0, pos = 0, fire = function(e, now) fired[#fired + 1] = { e.tag, now - e.at } end }
+      local function schedule(tag, after) e.tag, e.at = tag, clock.get() + after; clock.schedule(e) end
+      clock.sleep(0)
+      local base = clock.pending()
+      schedule("first call", 0.05); clock.sleep(0); clock.cancel(e)        -- young, cancelled
+      schedule("second call", 0.05); clock.sleep(0)                         -- young again
+      clock.sleep(0.01)                                                     -- grown up: in the heap
+      local pending_once = clock.pending() - base
+      clock.cancel(e)
+      schedule("third call", 0.2); clock.sleep(0.01); clock.cancel(e)       -- a later deadline
+      schedule("fourth call", 0.02)
+      clock.sleep(0.3)
+      luact.stop({ fired = fired, pending_once = pending_once, left = clock.pending() - base })
+    end)
+    assert.equal(1, r.pending_once)
+    assert.equal(0, r.left)
+    assert.equal(1, #r.fired)
+    assert.equal("fourth call", r.fired[1][1])
+    assert.is_true(r.fired[1][2] >= 0 and r.fired[1][2] < 0.05, "fired " .. tostring(r.fired[1][2]) .. " s after its time")
+  end)
+
   it("fires an alarm event once, and not when cancelled", function()
     local r = helpers.run(function()
       local luact = require "luact"

@@ -590,3 +590,5 @@ pub fn write_test_certs(dir: &std::path::Path) -> io::Result<TestCerts> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_files;

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(PathBuf);
 impl TempDir {
-    fn new(tag: &str) -> TempDir {
+    pub(super) fn new(tag: &str) -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "luact-tls-{}-{}-{}",
@@ -18,7 +18,7 @@ impl TempDir {
         std::fs::create_dir_all(&dir).expect("temp dir");
         TempDir(dir)
     }
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -28,7 +28,7 @@ impl Drop for TempDir {
     }
 }
 
-fn certs(tag: &str) -> (TempDir, TestCerts) {
+pub(super) fn certs(tag: &str) -> (TempDir, TestCerts) {
     let dir = TempDir::new(tag);
     let certs = write_test_certs(dir.path()).expect("write_test_certs");
     (dir, certs)
@@ -600,113 +600,6 @@ fn backlog_before_the_handshake_and_large_writes_after() {
     l.pump();
     l.assert_ok();
     assert!(l.s.got == huge);
-}
-
-#[test]
-fn bad_files_are_errors() {
-    let (d, c) = certs("files");
-    let dir = d.path();
-    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
-    std::fs::write(dir.join("empty.pem"), "").unwrap();
-    std::fs::write(
-        dir.join("junk.pem"),
-        "hello\n-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("open.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n").unwrap();
-    std::fs::write(
-        dir.join("notcert.pem"),
-        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-    )
-    .unwrap();
-    let missing = p("missing.pem");
-    let cases: Vec<(Result<ServerTls, TlsError>, &str)> = vec![
-        (
-            ServerTls::from_files(&missing, &c.server_key, None),
-            "missing.pem",
-        ),
-        (
-            ServerTls::from_files(&c.server_cert, &missing, None),
-            "missing.pem",
-        ),
-        (
-            ServerTls::from_files(&p("empty.pem"), &c.server_key, None),
-            "no certificate",
-        ),
-        (
-            ServerTls::from_files(&c.server_cert, &p("empty.pem"), None),
-            "no private key",
-        ),
-        (
-            ServerTls::from_files(&c.server_cert, &c.server_cert, None),
-            "no private key",
-        ),
-        (
-            ServerTls::from_files(&p("junk.pem"), &c.server_key, None),
-            "junk.pem",
-        ),
-        (
-            ServerTls::from_files(&p("open.pem"), &c.server_key, None),
-            "open.pem",
-        ),
-        (
-            ServerTls::from_files(&c.server_cert, &c.client_key, None),
-            "server.pem",
-        ),
-        (
-            ServerTls::from_files(&c.server_cert, &c.server_key, Some(&missing)),
-            "missing.pem",
-        ),
-        (
-            ServerTls::from_files(&c.server_cert, &c.server_key, Some(&p("empty.pem"))),
-            "no certificate",
-        ),
-        (
-            ServerTls::from_files(&c.server_cert, &c.server_key, Some(&p("notcert.pem"))),
-            "notcert.pem",
-        ),
-        (
-            ServerTls::from_files(dir.to_str().unwrap(), &c.server_key, None),
-            "cannot read",
-        ),
-    ];
-    for (i, (r, want)) in cases.into_iter().enumerate() {
-        let e = r.err().unwrap_or_else(|| panic!("case {i} accepted"));
-        let s = e.to_string();
-        assert!(
-            s.starts_with("tls: ") && s.contains(want),
-            "case {i}: {s:?} lacks {want:?}"
-        );
-    }
-    let client_cases: Vec<(Result<ClientTls, TlsError>, &str)> = vec![
-        (ClientTls::from_files(&missing, None), "missing.pem"),
-        (
-            ClientTls::from_files(&p("empty.pem"), None),
-            "no certificate",
-        ),
-        (
-            ClientTls::from_files(&c.ca, Some((&c.client_cert, &missing))),
-            "missing.pem",
-        ),
-        (
-            ClientTls::from_files(&c.ca, Some((&c.client_cert, &c.server_key))),
-            "client.pem",
-        ),
-        (
-            ClientTls::from_files(&c.ca, Some((&c.client_key, &c.client_key))),
-            "no certificate",
-        ),
-    ];
-    for (i, (r, want)) in client_cases.into_iter().enumerate() {
-        let e = r
-            .err()
-            .unwrap_or_else(|| panic!("client case {i} accepted"));
-        let s = e.to_string();
-        assert!(
-            s.starts_with("tls: ") && s.contains(want),
-            "client case {i}: {s:?} lacks {want:?}"
-        );
-    }
 }
 
 /// The `sh` block of the header comment of mod.rs.

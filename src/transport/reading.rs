@@ -147,25 +147,66 @@ impl Transport {
         }
     }
 
+    /// A frame of a connection still in its handshake (node links: the secret, TLS, identities).
+    fn on_handshake_frame(&mut self, ring: &mut Ring, c: usize, h: &Header, body: &[u8]) {
+        let step = match self.conns[c].handshake.as_mut() {
+            Some(hs) => hs.on_frame(h, body),
+            None => return self.close_with(c, "unexpected frame"),
+        };
+        match step {
+            Err(handshake::HandshakeError::PeerClosed(reason)) => {
+                self.conns[c].hs_fail = Some("peer_refused");
+                self.close(c, &format!("peer closed: {reason}"))
+            }
+            Err(e) => {
+                self.conns[c].hs_fail = Some(e.reason());
+                self.close_with(c, &e.to_string())
+            }
+            Ok(step) => self.on_handshake_step(ring, c, step),
+        }
+    }
+
+    /// A call or notify from a listener's client: checked and rebuilt, then delivered to this
+    /// thread (a bad one is answered here, never reaches Lua).
+    fn on_client_call(&mut self, inboxes: &[Arc<Inbox>], c: usize, h: &Header, body: &[u8], now: f64) {
+        self.requests_taken += 1;
+        let conn = &mut self.conns[c];
+        conn.codec = h.codec;
+        if h.kind == frame::KIND_CALL {
+            conn.calls_pending += 1; // until reply_client answers it
+        }
+        // (a client CALL's `thread` field is its timeout in milliseconds, 0: the listener's)
+        let port = conn.listener_port;
+        let head = edge::client_call_header(c as u32, conn.gen, h.corr, h.kind == frame::KIND_NOTIFY, port, h.thread as f64 / 1000.0);
+        // An unauthenticated client: its body is checked and rebuilt here (structure,
+        // depth, plain data and signed references only: `wire::trust`) before any of it
+        // reaches LuaJIT's decoder.
+        let msg = edge::call_from_codec(body, h.codec, self.ref_key.as_ref()).map(|b| {
+            let mut m = head;
+            m.extend_from_slice(&b);
+            m
+        });
+        match msg {
+            Ok(m) => self.deliver_one(inboxes, c, self.tid, m, now),
+            Err(e) => {
+                if h.kind == frame::KIND_CALL {
+                    self.conns[c].calls_pending -= 1; // answered here
+                    // a codec-0 body that is not even string.buffer data comes from a
+                    // client that is not luact: its error goes back as JSON, which it can read
+                    let codec = edge::reply_codec_for_refused(h.codec, body);
+                    let err = edge::error_reply(codec, "bad_request", &e);
+                    if !self.unread_beyond_limit(c, err.len() + frame::HEADER_LEN) {
+                        let _ = self.queue_frame(c, frame::KIND_REPLY, codec, 0, h.corr, &err);
+                    }
+                }
+            }
+        }
+    }
+
     pub(super) fn on_frame(&mut self, ring: &mut Ring, inboxes: &[Arc<Inbox>], c: usize, h: Header, body: Vec<u8>, now: f64) {
         let role = self.conns[c].role;
-        let state = &self.conns[c].state;
-        if *state == State::Handshaking {
-            let step = match self.conns[c].handshake.as_mut() {
-                Some(hs) => hs.on_frame(&h, &body),
-                None => return self.close_with(c, "unexpected frame"),
-            };
-            match step {
-                Err(handshake::HandshakeError::PeerClosed(reason)) => {
-                    self.conns[c].hs_fail = Some("peer_refused");
-                    return self.close(c, &format!("peer closed: {reason}"));
-                }
-                Err(e) => {
-                    self.conns[c].hs_fail = Some(e.reason());
-                    return self.close_with(c, &e.to_string());
-                }
-                Ok(step) => return self.on_handshake_step(ring, c, step),
-            }
+        if self.conns[c].state == State::Handshaking {
+            return self.on_handshake_frame(ring, c, &h, &body);
         }
         match (role, h.kind) {
             (_, frame::KIND_PING) => {
@@ -180,40 +221,7 @@ impl Transport {
                 Ok(bytes) => self.conns[c].credit.give_back(h.thread, h.corr, u64::from_le_bytes(bytes)),
                 Err(_) => self.close_with(c, &format!("bad ACK frame: a body of {} bytes (8 expected)", body.len())),
             },
-            (Role::ListenerClient, frame::KIND_CALL | frame::KIND_NOTIFY) => {
-                self.requests_taken += 1;
-                let conn = &mut self.conns[c];
-                conn.codec = h.codec;
-                if h.kind == frame::KIND_CALL {
-                    conn.calls_pending += 1; // until reply_client answers it
-                }
-                // (a client CALL's `thread` field is its timeout in milliseconds, 0: the listener's)
-                let port = conn.listener_port;
-                let head = edge::client_call_header(c as u32, conn.gen, h.corr, h.kind == frame::KIND_NOTIFY, port, h.thread as f64 / 1000.0);
-                // An unauthenticated client: its body is checked and rebuilt here (structure,
-                // depth, plain data and signed references only: `wire::trust`) before any of it
-                // reaches LuaJIT's decoder.
-                let msg = edge::call_from_codec(&body, h.codec, self.ref_key.as_ref()).map(|b| {
-                    let mut m = head;
-                    m.extend_from_slice(&b);
-                    m
-                });
-                match msg {
-                    Ok(m) => self.deliver_one(inboxes, c, self.tid, m, now),
-                    Err(e) => {
-                        if h.kind == frame::KIND_CALL {
-                            self.conns[c].calls_pending -= 1; // answered here
-                            // a codec-0 body that is not even string.buffer data comes from a
-                            // client that is not luact: its error goes back as JSON, which it can read
-                            let codec = edge::reply_codec_for_refused(h.codec, &body);
-                            let err = edge::error_reply(codec, "bad_request", &e);
-                            if !self.unread_beyond_limit(c, err.len() + frame::HEADER_LEN) {
-                                let _ = self.queue_frame(c, frame::KIND_REPLY, codec, 0, h.corr, &err);
-                            }
-                        }
-                    }
-                }
-            }
+            (Role::ListenerClient, frame::KIND_CALL | frame::KIND_NOTIFY) => self.on_client_call(inboxes, c, &h, &body, now),
             (Role::Caller, frame::KIND_REPLY) => {
                 let mut m = edge::caller_reply_header(h.corr);
                 // The listener is outside what we trust: no function in its reply is loaded.

@@ -125,8 +125,9 @@ local function end_local_sync(t, saved, rec, method, deadline, ok, ...)
   local cut = t.cut_at
   if cut ~= nil and cut >= deadline then
     -- the method caught the end of its wait at this call's deadline and returned after it: its
-    -- results are dropped, as a late reply from another thread is
-    t.cut_at = nil
+    -- results are dropped, as a late reply from another thread is (the cut stays for the call
+    -- this one was made in when it ends that one's deadline too)
+    if saved == nil or cut < saved then t.cut_at = nil end
     return local_failure(rec, method, deadline, nil)
   end
   if ok then return ... end
@@ -182,6 +183,10 @@ local function after_guarded_wait(t, first, ...)
     t.cut_at = t.at
     raise("actor_timeout", "the deadline of the call being served passed while it waited")
   end
+  -- ended by something else due at the same moment (an async call's own timer, which carries
+  -- the same deadline, fires first) once the deadline had passed: the call served is late all
+  -- the same (see cut_if_late)
+  if clock.get() >= t.at then t.cut_at = t.at end
   return first, ...
 end
 
@@ -334,6 +339,17 @@ local function describe_target(m, t, e, l)
   return tostring(ref.new(m, t, e, l))
 end
 
+-- A call made while serving one, with that one's deadline, that ends in actor_timeout (its own
+-- timer, or the callee's answer that it ran out of the same deadline) once the deadline has
+-- passed: the call being served is late too, whatever the method does with this error. Noted
+-- as `cut_at`, so that its answer is actor_timeout (finish_call, end_local_sync), as the
+-- caller's own timer says (or would have said, had the answer not come first).
+local function cut_if_late(me, err)
+  if exception.is_exception(err) and err.name == "actor_timeout" and clock.get() >= me.at then
+    me.cut_at = me.at
+  end
+end
+
 -- Waits for the reply to `corr` (a call sent to machine m) until deadline; returns its values
 -- or raises actor_timeout / actor_unreachable / the callee's error. The target, for errors:
 -- thread t, epoch e, local id l on machine m; or t = a name behind the listener at address e.
@@ -351,8 +367,10 @@ function call.await(corr, m, deadline, method, t, e, l)
   if r == NO_RESULTS then
     return
   elseif getmetatable(r) == PACKED then
+    if not r[3] and td ~= nil and me.at >= td then cut_if_late(me, r[5]) end
     return reply_values(r)
   elseif r == TIMEOUT then
+    if td ~= nil and me.at >= td then me.cut_at = me.at end   -- (see cut_if_late)
     raise_counted("actor_timeout", ("%s did not reply to '%s' in time"):format(describe_target(m, t, e, l), method))
   elseif r == UNREACHABLE then
     raise_counted("actor_unreachable", ("lost the connection to %s during '%s'%s"):format(describe_target(m, t, e, l), method, because or ""))
@@ -565,6 +583,15 @@ local function finish_call(t, c, deadline, ok, ...)
   send_reply(rm, rt, corr, deadline, ok, ...)
 end
 
+-- A call that arrived ends this long after the seconds its message says are left, counted from
+-- the loop's time. That time can be a few microseconds behind the moment the caller counted
+-- from (the call arrived during the turn), which would end the callee first: a method whose
+-- nested call was cut at the deadline and that caught the error could answer before the
+-- caller's own timer fired, and its answer would count as in time. With the grace, the caller
+-- (each link of a chain) runs out first. A callee may so work up to this long past its
+-- caller's deadline; its answer is then dropped as late.
+local CALLEE_GRACE = 0.001
+
 -- Runs a call that arrived from another thread (a task: its own tentacle once it waits).
 local function run_call(c, method, has_self, ...)
   local mb = metrics.b
@@ -572,7 +599,9 @@ local function run_call(c, method, has_self, ...)
   local rec = c.rec
   rec.served = rec.served + 1
   local t = scheduler.running()
-  local deadline = clock.loop_time() + c.left     -- (the loop's time: when the call arrived)
+  -- (the loop's time: when the call arrived; plus CALLEE_GRACE, so that a chain of calls ends
+  -- from the caller inwards: see CALLEE_GRACE)
+  local deadline = clock.loop_time() + c.left + CALLEE_GRACE
   t.deadline = deadline
   host.track(rec, t, c)
   return finish_call(t, c, deadline, host.invoke(rec, method, has_self, ...))

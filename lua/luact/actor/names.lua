@@ -48,6 +48,82 @@ function names.use_cluster(hooks)
   cluster = hooks
 end
 
+-- (The checks below raise at level 3: at the caller of luact.register.)
+
+-- An upgrade (opts.upgrade = true): only the constructor and its arguments of a name registered
+-- in the cluster change.
+local function check_upgrade(opts, tc)
+  if opts.scope == "node" or not clustered() then
+    error("bad 'upgrade' option to luact.register (only a name registered in the cluster is upgraded in place; " ..
+          "a name of this node's own is unregistered and registered again)", 3)
+  end
+  for k in pairs(opts) do
+    if k ~= "upgrade" and k ~= "scope" then
+      error(("bad '%s' option to luact.register (an upgrade changes only the constructor and its arguments; " ..
+             "the name keeps the options it was registered with)"):format(tostring(k)), 3)
+    end
+  end
+  if tc ~= "function" then
+    error("bad 'ctor' argument to luact.register (an upgrade's constructor must be a function, got " .. tc .. ")", 3)
+  end
+end
+
+-- The options of a registration that only some kinds of names take.
+local function check_register_options(opts)
+  if opts.scope ~= nil and opts.scope ~= "node" and opts.scope ~= "cluster" then
+    error("bad 'scope' option to luact.register (\"node\" or \"cluster\" expected, got " .. tostring(opts.scope) .. ")", 3)
+  end
+  local in_cluster = opts.scope ~= "node" and clustered()
+  if opts.persist ~= nil and type(opts.persist) ~= "boolean" then
+    error("bad 'persist' option to luact.register (boolean expected, got " .. type(opts.persist) .. ")", 3)
+  end
+  if opts.persist and opts.multi_actor then
+    error("bad 'persist' option to luact.register (a multi_actor name cannot persist: its activations would " ..
+          "share one state)", 3)
+  end
+  if opts.idle_timeout ~= nil and not in_cluster then
+    error("bad 'idle_timeout' option to luact.register (only a name registered in the cluster is deactivated " ..
+          "and activated again on demand)", 3)
+  end
+  if opts.lazy ~= nil and type(opts.lazy) ~= "boolean" then
+    error("bad 'lazy' option to luact.register (boolean expected, got " .. type(opts.lazy) .. ")", 3)
+  end
+  if opts.lazy and (not in_cluster or opts.multi_actor) then
+    error("bad 'lazy' option to luact.register (only a name registered in the cluster, not multi_actor, is " ..
+          "activated on demand)", 3)
+  end
+  if opts.persist and not in_cluster then
+    error("bad 'persist' option to luact.register (durable state is kept by the cluster's registry: start the node " ..
+          "as a cluster member, and do not use scope = \"node\")", 3)
+  end
+end
+
+-- A name of this node's own: the actor is created on this thread and named in the node's table
+-- until it dies.
+local function register_on_node(vid, opts, ctor, args)
+  local id = host.new_id()
+  local r = ref.new(host.MACHINE, thread.id or 1, host.EPOCH, id)
+  local rc = C.luact_names_add(vid, #vid, address_of(r), opts.multi_actor and 1 or 0)
+  if rc == 1 then
+    exception.raise("vid_registered", ("'%s' is registered already%s"):format(vid,
+      opts.multi_actor and " (and not as multi_actor)" or ""))
+  elseif rc ~= 0 then
+    error("luact.register: " .. lffi.describe(rc), 3)
+  end
+  local sup = {}
+  for k, v in pairs(opts) do if k ~= "multi_actor" and k ~= "scope" and k ~= "persist" then sup[k] = v end end
+  local ok, created, rec = pcall(host.create, ctor, args, sup, id)
+  if not ok then
+    C.luact_names_remove(vid, #vid, address_of(r), 0)
+    error(created, 3)
+  end
+  rec.name = vid   -- (what luact.inspect shows)
+  host.on_death(rec, function()
+    C.luact_names_remove(vid, #vid, address_of(r), 0)
+  end)
+  return created
+end
+
 -- luact.register(vid, [opts,] ctor, ...) -> reference to the created actor (with lazy = true in
 -- a cluster: nothing is created; a reference by name, whose first call activates it)
 function names.register(vid, opts, ...)
@@ -67,55 +143,16 @@ function names.register(vid, opts, ...)
     error("bad 'ctor' argument to luact.register (function, table or cdata expected, got " .. tc .. ")", 2)
   end
   util.check_options(opts, REGISTER_OPTIONS, "luact.register", 2)
-  if opts.upgrade ~= nil then
-    -- the new code of a registered name: only its constructor and arguments change
-    if type(opts.upgrade) ~= "boolean" then
-      error("bad 'upgrade' option to luact.register (boolean expected, got " .. type(opts.upgrade) .. ")", 2)
-    end
-    if opts.upgrade then
-      if opts.scope == "node" or not clustered() then
-        error("bad 'upgrade' option to luact.register (only a name registered in the cluster is upgraded in place; " ..
-              "a name of this node's own is unregistered and registered again)", 2)
-      end
-      for k in pairs(opts) do
-        if k ~= "upgrade" and k ~= "scope" then
-          error(("bad '%s' option to luact.register (an upgrade changes only the constructor and its arguments; " ..
-                 "the name keeps the options it was registered with)"):format(tostring(k)), 2)
-        end
-      end
-      if tc ~= "function" then
-        error("bad 'ctor' argument to luact.register (an upgrade's constructor must be a function, got " .. tc .. ")", 2)
-      end
-      local ok, r = pcall(cluster.upgrade, vid, ctor, args, call.DEFAULT_TIMEOUT)
-      if not ok then error(r, 2) end
-      return ref.named(vid)
-    end
+  if opts.upgrade ~= nil and type(opts.upgrade) ~= "boolean" then
+    error("bad 'upgrade' option to luact.register (boolean expected, got " .. type(opts.upgrade) .. ")", 2)
   end
-  if opts.scope ~= nil and opts.scope ~= "node" and opts.scope ~= "cluster" then
-    error("bad 'scope' option to luact.register (\"node\" or \"cluster\" expected, got " .. tostring(opts.scope) .. ")", 2)
+  if opts.upgrade then
+    check_upgrade(opts, tc)
+    local ok, r = pcall(cluster.upgrade, vid, ctor, args, call.DEFAULT_TIMEOUT)
+    if not ok then error(r, 2) end
+    return ref.named(vid)
   end
-  if opts.persist ~= nil and type(opts.persist) ~= "boolean" then
-    error("bad 'persist' option to luact.register (boolean expected, got " .. type(opts.persist) .. ")", 2)
-  end
-  if opts.persist and opts.multi_actor then
-    error("bad 'persist' option to luact.register (a multi_actor name cannot persist: its activations would " ..
-          "share one state)", 2)
-  end
-  if opts.idle_timeout ~= nil and (opts.scope == "node" or not clustered()) then
-    error("bad 'idle_timeout' option to luact.register (only a name registered in the cluster is deactivated " ..
-          "and activated again on demand)", 2)
-  end
-  if opts.lazy ~= nil and type(opts.lazy) ~= "boolean" then
-    error("bad 'lazy' option to luact.register (boolean expected, got " .. type(opts.lazy) .. ")", 2)
-  end
-  if opts.lazy and (opts.scope == "node" or not clustered() or opts.multi_actor) then
-    error("bad 'lazy' option to luact.register (only a name registered in the cluster, not multi_actor, is " ..
-          "activated on demand)", 2)
-  end
-  if opts.persist and (opts.scope == "node" or not clustered()) then
-    error("bad 'persist' option to luact.register (durable state is kept by the cluster's registry: start the node " ..
-          "as a cluster member, and do not use scope = \"node\")", 2)
-  end
+  check_register_options(opts)
   if clustered() and opts.scope ~= "node" then
     -- the cluster's registry: the name holds cluster-wide, and the actor moves when its node dies
     local ok, r = pcall(cluster.register, vid, opts, ctor, args, call.DEFAULT_TIMEOUT)
@@ -123,27 +160,7 @@ function names.register(vid, opts, ...)
     if opts.lazy then return ref.named(vid) end     -- no activation yet: the name itself
     return r
   end
-  local id = host.new_id()
-  local r = ref.new(host.MACHINE, thread.id or 1, host.EPOCH, id)
-  local rc = C.luact_names_add(vid, #vid, address_of(r), opts.multi_actor and 1 or 0)
-  if rc == 1 then
-    exception.raise("vid_registered", ("'%s' is registered already%s"):format(vid,
-      opts.multi_actor and " (and not as multi_actor)" or ""))
-  elseif rc ~= 0 then
-    error("luact.register: " .. lffi.describe(rc), 2)
-  end
-  local sup = {}
-  for k, v in pairs(opts) do if k ~= "multi_actor" and k ~= "scope" and k ~= "persist" then sup[k] = v end end
-  local ok, created, rec = pcall(host.create, ctor, args, sup, id)
-  if not ok then
-    C.luact_names_remove(vid, #vid, address_of(r), 0)
-    error(created, 2)
-  end
-  rec.name = vid   -- (what luact.inspect shows)
-  host.on_death(rec, function()
-    C.luact_names_remove(vid, #vid, address_of(r), 0)
-  end)
-  return created
+  return register_on_node(vid, opts, ctor, args)
 end
 
 -- luact.unregister(vid[, actor]): removes the name (killing its actors), or one actor of it.

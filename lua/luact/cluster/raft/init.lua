@@ -83,39 +83,47 @@ function Node:quorum() return floor(#self.voters / 2) + 1 end
 -- construction
 ---------------------------------------------------------------------------------------------
 
-function raft.new(opts)
-  if type(opts) ~= "table" then error("bad 'opts' argument (table expected)", 2) end
-  if not is_id(opts.id) then error("bad 'id' option (number or string expected)", 2) end
-  if type(opts.random) ~= "function" then error("bad 'random' option (function expected)", 2) end
+-- Raises (at raft.new's caller) unless the options are usable; returns the election and
+-- heartbeat ticks and the snapshot piece and window, with their defaults.
+local function check_options(opts)
+  if type(opts) ~= "table" then error("bad 'opts' argument (table expected)", 3) end
+  if not is_id(opts.id) then error("bad 'id' option (number or string expected)", 3) end
+  if type(opts.random) ~= "function" then error("bad 'random' option (function expected)", 3) end
   local peers = opts.peers or {}
-  if type(peers) ~= "table" then error("bad 'peers' option (list expected)", 2) end
+  if type(peers) ~= "table" then error("bad 'peers' option (list expected)", 3) end
   for i = 1, #peers do
-    if not is_id(peers[i]) then error("bad 'peers' option (ids expected)", 2) end
+    if not is_id(peers[i]) then error("bad 'peers' option (ids expected)", 3) end
   end
   local election_ticks = opts.election_ticks or 10
   local heartbeat_ticks = opts.heartbeat_ticks or 1
   if election_ticks <= heartbeat_ticks then
-    error("bad 'election_ticks' option (must exceed heartbeat_ticks)", 2)
+    error("bad 'election_ticks' option (must exceed heartbeat_ticks)", 3)
   end
   if opts.snapshot_entries ~= nil and type(opts.snapshot) ~= "function" then
-    error("bad 'snapshot' option (function expected with snapshot_entries)", 2)
+    error("bad 'snapshot' option (function expected with snapshot_entries)", 3)
   end
   if opts.send_early ~= nil and type(opts.send_early) ~= "function" then
-    error("bad 'send_early' option (function expected)", 2)
+    error("bad 'send_early' option (function expected)", 3)
   end
   if opts.log ~= nil and type(opts.log) ~= "function" then
-    error("bad 'log' option (function expected)", 2)
+    error("bad 'log' option (function expected)", 3)
   end
   if opts.max_append_bytes ~= nil and not (message.is_int(opts.max_append_bytes) and opts.max_append_bytes > 0) then
-    error("bad 'max_append_bytes' option (a positive integer expected)", 2)
+    error("bad 'max_append_bytes' option (a positive integer expected)", 3)
   end
   local piece, window = opts.snapshot_piece or 1024 * 1024, opts.snapshot_window or 4
   if not (message.is_int(piece) and piece > 0) then
-    error("bad 'snapshot_piece' option (a positive integer expected)", 2)
+    error("bad 'snapshot_piece' option (a positive integer expected)", 3)
   end
   if not (message.is_int(window) and window > 0) then
-    error("bad 'snapshot_window' option (a positive integer expected)", 2)
+    error("bad 'snapshot_window' option (a positive integer expected)", 3)
   end
+  return election_ticks, heartbeat_ticks, piece, window
+end
+
+function raft.new(opts)
+  local election_ticks, heartbeat_ticks, piece, window = check_options(opts)
+  local peers = opts.peers or {}
 
   local storage = opts.storage or storage_memory.new()
   local n = setmetatable({
