@@ -58,9 +58,9 @@ local function refresh_cluster(c, K)
 end
 metrics.on_refresh(refresh_cluster)
 
--- The Raft storage's fsyncs, timed (thread 1 runs the storage; metrics.cluster_observe keeps
--- to thread 1, the cluster block's only writer)
-storage_file.clock = C.luact_clock_monotonic
+-- The Raft storage's fsyncs, timed on the pool thread that did them and reported here, on
+-- thread 1, when their job comes back (metrics.cluster_observe keeps to thread 1, the cluster
+-- block's only writer)
 storage_file.on_fsync = function(seconds) metrics.cluster_observe("raft_fsync", seconds) end
 
 -- luact.metrics([format]): see luact.metrics.read.

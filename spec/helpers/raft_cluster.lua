@@ -47,6 +47,7 @@ local function cluster(seed, opts)
     seed = seed, drop = opts.drop or 0, delay = opts.delay or { 0, 0 },
     duplicate = opts.duplicate or 0, reorder = opts.reorder or false,
     on_ready = function(id, rd) c:on_ready(id, rd) end,
+    before_collect = function() c:complete_persists() end,
     on_step = function(id, m)
       if m.type == "snapshot" and m.done then c.snapshots_delivered = c.snapshots_delivered + 1 end
       c:check_leader(id)
@@ -54,6 +55,11 @@ local function cluster(seed, opts)
     on_deliver = opts.garble and function(from, to, msg, net) c:garble(to, msg) end,
   })
   c.garble_rng = simnet.rng(seed, "garble")
+  -- every other pair of seeds, storage durability comes back later (raft's async_storage, as in
+  -- luact's nodes): each persist completes 0-2 ticks after ready() returned it, and a crash
+  -- meanwhile loses what it wrote (storage_memory's lose_unsynced)
+  if opts.async == nil then c.async = math.floor(seed / 2) % 2 == 1 else c.async = opts.async end
+  c.persists, c.disk_rng = {}, simnet.rng(seed, "disk")
   c.garbled, c.garbled_dropped = 0, 0
   local ids = opts.ids
   if not ids then
@@ -75,6 +81,7 @@ function Cluster:new_node(id, peers)
     id = id, peers = peers, random = self.net:random_for(id),
     election_ticks = self.opts.election_ticks or 10, heartbeat_ticks = 1,
     storage = self.storages[id],
+    async_storage = self.async or nil,
     snapshot_entries = self.opts.snapshot_entries,
     -- snapshots travel in small pieces (a few per snapshot), so that losing, duplicating and
     -- reordering them, crashes and leader changes mid-transfer are part of every run
@@ -103,7 +110,9 @@ end
 
 function Cluster:open_storage(id)
   local dir = self.opts.file_dir
-  if not dir then return raft.storage_memory.new({ sid = self:new_sid(id) }) end
+  if not dir then
+    return raft.storage_memory.new({ sid = self:new_sid(id), lose_unsynced = self.async })
+  end
   if self.opts.identity then
     return raft.storage_file(dir .. "/" .. tostring(id), { fsync = false,
       new_sid = function() return self:new_sid(id) end })
@@ -167,7 +176,30 @@ function Cluster:leader_status()
   return id, id and self.net.nodes[id]:status()
 end
 
+-- (async) the persists whose time has come: made durable, then their messages leave
+function Cluster:complete_persists()
+  local list, now = self.persists, self.net.now
+  if #list == 0 then return end
+  local keep = {}
+  for _, w in ipairs(list) do
+    if self.net.nodes[w.id] ~= w.node then
+      -- (the node crashed meanwhile and was started again: the write is lost with it)
+    elseif w.due > now or not self.net.alive[w.id] then
+      keep[#keep + 1] = w     -- (not yet, or the node is paused or down: it waits)
+    else
+      self.storages[w.id]:sync()
+      for _, m in ipairs(w.node:persisted(w.p)) do self.net:send(w.id, m) end
+    end
+  end
+  self.persists = keep
+end
+
 function Cluster:on_ready(id, rd)
+  if rd.persist then
+    local list = self.persists
+    list[#list + 1] = { id = id, node = self.net.nodes[id], p = rd.persist,
+                        due = self.net.now + self.disk_rng:random(0, 2) }
+  end
   local app = self.apps[id]
   if rd.snapshot then
     local s = rd.snapshot
@@ -511,6 +543,10 @@ local function chaos_run(seed, opts)
         if c.lost and c.lost[v] then
           if s.cid and not s.recovering then c.lost[v] = nil else busy = true end
         end
+        -- (async storage: a recovery that ended counts once its identity is durable; a crash
+        -- before that brings the node back recovering)
+        local nd = c.net.nodes[v]
+        if nd.id_dirty or (nd.persisting and nd.persisting.identity) then busy = true end
       end
       if not busy then
         c.lost = c.lost or {}

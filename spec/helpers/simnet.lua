@@ -12,7 +12,8 @@
 --                            encode = false,        -- true: copy through string.buffer
 --                            on_ready = function(id, rd, net) end,        -- each ready()
 --                            on_deliver = function(from, to, msg, net) end,  -- before step
---                            on_step = function(to, msg, net) end })        -- after step
+--                            on_step = function(to, msg, net) end,         -- after step
+--                            before_collect = function(net) end })         -- each round
 --   net:add(id, node)                 -- ids may be numbers or strings; order of add is kept
 --   local rnd = net:random_for(id)    -- function(lo, hi), from (seed, id, nth call for id)
 --   net:tick()                        -- -> { now, sent, delivered, rounds }
@@ -206,6 +207,7 @@ function simnet.new(opts)
     on_ready = opts.on_ready,
     on_deliver = opts.on_deliver,
     on_step = opts.on_step,
+    before_collect = opts.before_collect,   -- function(net): at the start of every collect round
     ids = {},        -- insertion order
     nodes = {},      -- id -> node
     alive = {},      -- id -> bool
@@ -370,6 +372,7 @@ end
 -- collect ready() from every live node, pass messages to the network, then advance()
 function Net:collect(info)
   local any = false
+  if self.before_collect then self.before_collect(self) end
   for _, id in ipairs(self.ids) do
     if self.alive[id] then
       local node = self.nodes[id]

@@ -496,17 +496,20 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
       end,
       ring_log = function(self, vid) return (rawget(_G, "RINGS") or {})[vid] or {} end,
       -- Many names with a reminder each (bench/reminders.lua): registers prefix..1..n (64 at a
-      -- time), each an activation that counts how late its reminder beats come (rounded to
-      -- the ms, in LATE on its host) against due times t0 + k; then sets on each a reminder
-      -- every `every` s from t0. Returns at once; remind_progress says how many names and
-      -- reminders were set so far.
-      remind_many = function(self, prefix, n, t0, every)
+      -- time; `lazy`: without a first activation, so the reminder's wake places each by
+      -- rendezvous hashing over the live members and their threads; else on this thread), each
+      -- an activation that counts how late its reminder beats come (rounded to the ms, in LATE
+      -- of the VM running it) against due times t0 + k * every, and notes in SEEN[vid] the wall
+      -- time of its first and last beat in that VM; then sets on each a reminder every `every`
+      -- s from t0. Returns at once; remind_progress says how many names and reminders were set
+      -- so far.
+      remind_many = function(self, prefix, n, t0, every, lazy)
         local luact = require "luact"
         local progress = { 0, 0 }
         self.remind_progress_of = progress
         local function one(i)
           local vid = prefix .. i
-          luact.register(vid, function(t0, every)
+          luact.register(vid, { lazy = lazy or nil }, function(vid, t0, every)
             local luact = require "luact"
             return { __actor_reminder__ = function()
               local late = rawget(_G, "LATE") or {}
@@ -515,8 +518,12 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
               local k = math.floor((now - t0) / every + 0.5)
               local ms = math.floor((now - (t0 + k * every)) * 1000 + 0.5)
               late[ms] = (late[ms] or 0) + 1
+              local seen = rawget(_G, "SEEN") or {}
+              rawset(_G, "SEEN", seen)
+              local s = seen[vid]
+              if s then s[2] = now else seen[vid] = { now, now } end
             end }
-          end, t0, every)
+          end, vid, t0, every)
           progress[1] = progress[1] + 1
           luact.reminder(vid, "beat", { every = every, at = t0 })
           progress[2] = progress[2] + 1
@@ -525,8 +532,23 @@ luact.start({ n_core = 2, address = arg[1], secret = "s3cret", seeds = seeds, tl
         return true
       end,
       remind_progress = function(self) return unpack(self.remind_progress_of) end,
-      -- this process's reminder lateness histogram { [ms] = beats } (see remind_many)
-      lateness = function(self) return rawget(_G, "LATE") or {} end,
+      -- this VM's reminder lateness histogram { [ms] = beats } (see remind_many); `reset`
+      -- empties it after reading
+      lateness = function(self, reset)
+        local late = rawget(_G, "LATE") or {}
+        if reset then rawset(_G, "LATE", {}) end
+        return late
+      end,
+      -- the names whose reminder beat in this VM since wall time t (their last beat), and
+      -- those whose first beat in this VM came at t or later: { [vid] = its wall time }
+      remind_seen = function(self, t)
+        local last, first = {}, {}
+        for vid, s in pairs(rawget(_G, "SEEN") or {}) do
+          if s[2] >= t then last[vid] = s[2] end
+          if s[1] >= t then first[vid] = s[1] end
+        end
+        return last, first
+      end,
 
       remind = function(self, vid, name, opts)
         local ok, r = pcall(require("luact").reminder, vid, name, opts)

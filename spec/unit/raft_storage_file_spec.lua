@@ -117,10 +117,41 @@ describe("luact.cluster.raft.storage_file", function()
     local s2 = storage_file.open(dir)
     s2:load()
     s2:save_snapshot({ index = 6, term = 1, conf = { voters = { 1 } }, data = "s2" }, true)
+    s2:sync()
     s2:close()
     st = storage_file.open(dir):load()
     assert.equal(6, st.snapshot.index)
     assert.same({}, st.entries)
+  end)
+
+  it("hands its writes out as a job of plain data that another VM can run, in order, and takes the result back", function()
+    local buffer = require "string.buffer"
+    local storage_io = require "luact.cluster.raft.storage_io"
+    local s = storage_file.open(dir)
+    s:load()
+    s:append(1, ents(1, 6, 1))
+    s:set_hard_state({ term = 1, vote = 2, commit = 3 })
+    s:save_snapshot({ index = 4, term = 1, conf = { voters = { 1, 2 } }, data = "state" })
+    s:append(6, ents(6, 8, 2))        -- (truncates 6 first)
+    assert.is_nil(io.open(dir .. "/snapshot"))   -- nothing written yet: all queued
+    local job = s:take_job()
+    assert.has_error(function() s:take_job() end, "raft storage: take_job while a job is out")
+    -- (as luact.offload moves it: through string.buffer, into a VM with no storage object)
+    local out = storage_io.run(buffer.decode(buffer.encode(job)))
+    s:finish_job(buffer.decode(buffer.encode(out)))
+    assert.is_nil(s:take_job())       -- nothing new: no job
+    s:append(9, ents(9, 9, 2))        -- appends after the rewrite go to the new log file
+    s:sync()
+    s:close()
+    local st = storage_file.open(dir):load()
+    assert.equal(4, st.snapshot.index)
+    assert.same({ 5, 6, 7, 8, 9 }, (function()
+      local t = {}
+      for i, e in ipairs(st.entries) do t[i] = e.index end
+      return t
+    end)())
+    assert.equal(2, st.entries[2].term)
+    assert.same({ term = 1, vote = 2, commit = 3 }, st.hard_state)
   end)
 
   it("rewrites the hard state only when term or vote change", function()
@@ -282,6 +313,7 @@ describe("luact.cluster.raft.storage_file", function()
     s:load()
     s:append(1, ents(1, 3, 1))
     s:save_snapshot({ index = 2, term = 1, conf = { voters = { 1 } }, data = "state" })
+    s:sync()
     s:close()
     flip(dir .. "/snapshot", #read(dir .. "/snapshot") - 6)
     ok, err = pcall(function() storage_file.open(dir):load() end)

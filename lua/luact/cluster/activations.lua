@@ -33,6 +33,9 @@ activations.hooks = { sync = function() end, stop = function() end }
 
 local S = nil                    -- thread 1: { self_addr, boot(), state() -> registry }
 local hosted = {}                -- thread 1: key -> { vid, t, l } activations this process runs
+local NONE = {}
+local hosted_of = {}             -- thread 1: vid -> { [key] = true }, the same by name (a change of
+                                 -- one name looks at its own activations, not at all of them)
 local activating = {}            -- thread 1: key -> true while its creation is under way
 local upgrading = {}             -- thread 1: key -> true while it is re-created with new code
 local keep_thread = {}           -- thread 1: key -> the thread its upgraded activation runs on
@@ -178,9 +181,28 @@ local function mirror(vid, entry)
   C.luact_names_set(vid, #vid, addr_buf, n, entry and entry.multi and 1 or 0)
 end
 
-local function kill_hosted(key)
+local function host_key(vid, key, h)
+  hosted[key] = h
+  local of = hosted_of[vid]
+  if not of then of = {}; hosted_of[vid] = of end
+  of[key] = true
+end
+
+-- key is no longer hosted here; its record, if it was
+local function unhost(key)
   local h = hosted[key]
+  if not h then return nil end
   hosted[key] = nil
+  local of = hosted_of[h.vid]
+  if of then
+    of[key] = nil
+    if next(of) == nil then hosted_of[h.vid] = nil end
+  end
+  return h
+end
+
+local function kill_hosted(key)
+  local h = unhost(key)
   if not h then return end
   if h.t == 1 then kill_here(h.l, host.EPOCH) else wire.send(host.MACHINE, h.t, { "VK", h.l, host.EPOCH }) end
 end
@@ -313,19 +335,17 @@ function activations.sync(touched)
         moves.saw(vid, key, act)
       end
     end
-    for key, h in pairs(hosted) do
-      if h.vid == vid then
-        local act = mine[key]
-        if not act or act.state ~= "active" or act.t ~= h.t or act.l ~= h.l or act.e ~= host.EPOCH then
-          kill_hosted(key)
-        end
+    for key in pairs(hosted_of[vid] or NONE) do
+      local h, act = hosted[key], mine[key]
+      if not act or act.state ~= "active" or act.t ~= h.t or act.l ~= h.l or act.e ~= host.EPOCH then
+        kill_hosted(key)
       end
     end
     for key, act in pairs(mine) do
       if act.state == "pending" and not activating[key] then
         activate(vid, key, entry, act)
       elseif act.state == "active" and act.e == host.EPOCH and not hosted[key] then
-        hosted[key] = { vid = vid, t = act.t, l = act.l }
+        host_key(vid, key, { vid = vid, t = act.t, l = act.l })
       end
       if act.stale and act.state == "active" and hosted[key] and not upgrading[key] then upgrade(vid, key, act) end
     end
@@ -378,7 +398,7 @@ end)
 loop.on("VD", function(msg)
   if not S then return end
   local vid, key = msg[2], msg[3]
-  hosted[key] = nil
+  unhost(key)
   tentacle(function()
     pcall(requests.run, "w", { op = "vdrop", vid = vid, key = key, boot = S.boot() }, clock.get() + 5, "vdrop")
   end)
@@ -513,7 +533,7 @@ end
 
 function activations.stop()
   activations.hooks.stop()
-  S, hosted, activating, upgrading, keep_thread = nil, {}, {}, {}, {}
+  S, hosted, hosted_of, activating, upgrading, keep_thread = nil, {}, {}, {}, {}, {}
 end
 
 names.use_cluster({ register = activations.register, upgrade = activations.upgrade, unregister = activations.unregister,

@@ -13,6 +13,7 @@ local host = require "luact.actor.host"
 local ref = require "luact.actor.ref"
 local clock = require "luact.clock"
 local tentacle = require "luact.tentacle"
+local scheduler = require "luact.scheduler"
 local logger = require "luact.logger"
 local exception = require "luact.exception"
 local requests = require "luact.cluster.requests"
@@ -104,38 +105,40 @@ local function remove_one_shot(vid, name, rev)
   end)
 end
 
+-- One beat, as a scheduler task (a beat that never waits costs a function call, not a
+-- tentacle): calls the activation, then arms the next beat. No timer runs while a call is
+-- under way, so beats of one reminder never overlap; those that came due meanwhile are skipped
+-- (the next is the first due after the call returned).
+local function beat(st)
+  if st.dead then return end
+  local sp = st.sp
+  local r = st.armed.ref
+  local call = st.call
+  if not call then call = r["timed_" .. sp.method]; st.call = call end
+  local ok, err = pcall(call, r, CALL_TIMEOUT, st.name, sp.data)
+  if st.dead then return end
+  if not ok then
+    local now = clock.get()
+    if not st.warned or now - st.warned > 10 then
+      st.warned = now
+      logger.warn(("cluster: reminder '%s' of %s failed: %s"):format(st.name, st.vid,
+        exception.is_exception(err) and (err.name .. ": " .. err.message) or tostring(err)))
+    end
+  end
+  if sp.every then
+    schedule(st, next_due(sp, clock.walltime()))
+  elseif ok then
+    st.dead = true
+    remove_one_shot(st.vid, st.name, sp.rev)
+  else
+    schedule(st, clock.walltime() + RETRY)
+  end
+end
+
 local function fire(st)
   st.timer = nil
   if st.dead then return end
-  local sp = st.sp
-  if not st.running then
-    st.running = true
-    tentacle(function()
-      local r = st.armed.ref
-      local call = st.call
-      if not call then call = r["timed_" .. sp.method]; st.call = call end
-      local ok, err = pcall(call, r, CALL_TIMEOUT, st.name, sp.data)
-      st.running = false
-      if st.dead then return end
-      if not ok then
-        local now = clock.get()
-        if not st.warned or now - st.warned > 10 then
-          st.warned = now
-          logger.warn(("cluster: reminder '%s' of %s failed: %s"):format(st.name, st.vid,
-            exception.is_exception(err) and (err.name .. ": " .. err.message) or tostring(err)))
-        end
-      end
-      if not sp.every then
-        if ok then
-          st.dead = true
-          remove_one_shot(st.vid, st.name, sp.rev)
-        else
-          schedule(st, clock.walltime() + RETRY)
-        end
-      end
-    end)
-  end
-  if sp.every then schedule(st, next_due(sp, clock.walltime())) end
+  scheduler.task(beat, st)
 end
 
 -- (the reminder's state is its own timer entry: a beat allocates no timer and no closure)
@@ -187,7 +190,7 @@ function reminders.sync(vid, entry, act)
   for name, sp in pairs(rs) do
     if not a.by[name] then
       local st = { vid = vid, name = name, sp = sp, act = a.act, armed = a, call = false, timer = false,
-                   at = 0, fire = false, pos = 0, seq = 0 }
+                   at = 0, fire = false, pos = 0, seq = 0, warned = false }
       a.by[name] = st
       -- an activation that took over (act.placed) owes each periodic reminder one beat now
       if fresh and act.placed and sp.every and sp.at <= now then

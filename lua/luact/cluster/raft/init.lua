@@ -12,6 +12,7 @@ local storage_memory = require "luact.cluster.raft.storage_memory"
 local identity = require "luact.cluster.raft.identity"
 local pieces = require "luact.cluster.raft.pieces"
 local membership = require "luact.cluster.raft.membership"
+local persist = require "luact.cluster.raft.persist"
 
 local min, max, floor = math.min, math.max, math.floor
 local valid_msg, is_id, valid_conf = message.valid, message.is_id, message.valid_conf
@@ -105,6 +106,9 @@ local function check_options(opts)
   if opts.send_early ~= nil and type(opts.send_early) ~= "function" then
     error("bad 'send_early' option (function expected)", 3)
   end
+  if opts.async_storage ~= nil and type(opts.async_storage) ~= "boolean" then
+    error("bad 'async_storage' option (boolean expected)", 3)
+  end
   if opts.log ~= nil and type(opts.log) ~= "function" then
     error("bad 'log' option (function expected)", 3)
   end
@@ -151,6 +155,8 @@ function raft.new(opts)
     restore_snapshot = nil,
     dropped_bad = 0,
     ticks = 0, prevote_grant = nil,
+    async = opts.async_storage == true,   -- durability comes back through persisted() (persist.lua)
+    persisting = nil,             -- (async) the persist out: { last, last_term, term, messages }
   }, Node)
   membership.init(n)
 
@@ -161,6 +167,8 @@ function raft.new(opts)
   for i = 1, #ents do n.log:append(ents[i]) end
   n.term, n.vote = hs.term or 0, hs.vote
   n.stable = n.log:last_index()
+  -- (async) the term and vote on disk, and the term of which messages may leave before a persist
+  n.written_term, n.written_vote, n.durable_term = n.term, n.vote, n.term
 
   if n.term == 0 and not snap and #ents == 0 and #peers > 0 then
     -- bootstrap: every initial member writes the same first entry (index 1, term 1)
@@ -709,8 +717,10 @@ function Node:release_read(r)
   end
 end
 
--- a read request (ours or forwarded): returns nil or an error string
-function Node:leader_read(from, ctx)
+-- a read request (ours or forwarded): returns nil or an error string. `lazy`: confirmed by the
+-- next regular heartbeat round (it leaves after the request, so its acks prove leadership as
+-- of now just the same) instead of a round sent at once.
+function Node:leader_read(from, ctx, lazy)
   if self.log:term(self.commit) ~= self.term then return "not_ready" end
   local r = { ctx = ctx, index = self.commit, from = from, acks = {}, n = 0 }
   if self.is_voter[self.id] then r.acks[self.id], r.n = true, 1 end
@@ -721,7 +731,7 @@ function Node:leader_read(from, ctx)
   self.read_seq = self.read_seq + 1
   r.seq = self.read_seq
   self.pending_reads[#self.pending_reads + 1] = r
-  self:bcast_heartbeat()
+  if not lazy then self:bcast_heartbeat() end
   return nil
 end
 
@@ -867,11 +877,12 @@ end
 
 -- a linearizable read (ReadIndex). ctx is any plain value identifying the request; later a
 -- ready() carries reads = { { ctx =, index = } }: serve the read once applied >= index.
--- Returns true, or nil and "no_leader" / "not_ready".
-function Node:read_index(ctx)
+-- Returns true, or nil and "no_leader" / "not_ready". `lazy` (on the leader): no heartbeat round
+-- is sent for it; the next one, at most heartbeat_ticks away, confirms it (many reads, one round).
+function Node:read_index(ctx, lazy)
   if ctx == nil then error("bad 'ctx' argument (plain value expected)", 2) end
   if self.role == "leader" then
-    local err = self:leader_read(self.id, ctx)
+    local err = self:leader_read(self.id, ctx, lazy)
     if err then return nil, err end
     return true
   end
@@ -891,6 +902,10 @@ function Node:compact(data, index)
   if index <= self.log.offset then return false end
   local snap = { index = index, term = self.log:term(index), conf = self:conf_at(index),
                  data = data }
+  if self.async then
+    persist.compact(self, snap)
+    return true
+  end
   self.storage:save_snapshot(snap)
   self.storage:sync()
   self.snap = snap
@@ -899,6 +914,7 @@ function Node:compact(data, index)
 end
 
 function Node:has_ready()
+  if self.async then return persist.has_ready(self) end
   return #self.msgs > 0 or #self.reads > 0 or self.unstable_from ~= nil or self.hs_dirty or
          self.id_dirty or
          self.snap_dirty or self.pending_bcast or self.handed < self.commit or
@@ -907,7 +923,9 @@ end
 
 -- persist what must be durable (fsync) and return what the caller must do, or nil:
 -- { messages =, committed =, snapshot = nil|{index,term,conf,data}, reads =, status = }
-function Node:ready()
+-- With async_storage, nothing is fsynced here: rd.persist (when set) is what the caller makes
+-- durable before calling persisted(rd.persist) (persist.lua).
+local function ready_sync(self)
   if not self:has_ready() then return nil end
   local storage, log = self.storage, self.log
   local wrote = false
@@ -986,6 +1004,17 @@ function Node:ready()
     self.reads = {}
   end
   return rd
+end
+
+function Node:ready()
+  if self.async then return persist.ready(self) end
+  return ready_sync(self)
+end
+
+-- (async_storage) the caller made rd.persist durable: returns the messages that waited for it,
+-- to send now (what this changes, a commit for example, comes with the next ready())
+function Node:persisted(p)
+  return persist.persisted(self, p)
 end
 
 -- the caller has applied rd.snapshot and rd.committed

@@ -18,77 +18,29 @@
 -- before it returns messages that depend on what it wrote. The hard state file is rewritten
 -- only when term or vote change: a stale commit index is safe (the node learns the real one
 -- from the leader), and it saves an fsync per round.
+--
+-- Writes are queued, in order, as operations of a job (raft/storage_io.lua owns the system
+-- calls): append, set_hard_state, set_identity and save_snapshot only keep this object's
+-- bookkeeping (offsets, terms, sizes) and queue; sync() runs the queued job here, in this VM.
+-- take_job() hands the same job out instead (plain data, for another thread to run: luact.
+-- cluster.consensus uses an offload pool thread) and finish_job(result) takes its outcome back;
+-- between the two the caller must not call this storage (Raft does not: raft/README.md,
+-- "Storage off the loop").
 
 local ffi = require "ffi"
 local record = require "luact.cluster.raft.record"
-local sub, concat = string.sub, table.concat
+local io_ = require "luact.cluster.raft.storage_io"
+local concat = table.concat
 local encode, decode, frame = record.encode, record.decode, record.frame
 local encode_entry, decode_entry = record.encode_entry, record.decode_entry
 local MAGIC = record.MAGIC
-
-for _, decl in ipairs({
-  "int open(const char *pathname, int flags, int mode);",
-  "ptrdiff_t write(int fd, const void *buf, size_t count);",
-  "int fsync(int fd);",
-  "int close(int fd);",
-  "int rename(const char *oldpath, const char *newpath);",
-  "int ftruncate(int fd, int64_t length);",
-  "int mkdir(const char *pathname, unsigned int mode);",
-  "char *strerror(int errnum);",
-}) do
-  pcall(ffi.cdef, decl)
-end
 local C = ffi.C
 
-local M = { fsyncs = 0 }   -- the module (M.fsyncs: see fsync below)
+local M = { fsyncs = 0 }   -- the module (M.fsyncs: see absorb below)
 
--- Linux values (same on x86_64 and aarch64)
-local O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_APPEND = 0, 1, 64, 512, 1024
-local EEXIST = 17
-
-local function fail(what, path)
-  local e = ffi.errno()
-  error(("raft storage: %s %s: %s"):format(what, path, ffi.string(C.strerror(e))), 3)
-end
-
-local function open(path, flags)
-  local fd = C.open(path, flags, 420) -- 0644
-  if fd < 0 then fail("open", path) end
-  return fd
-end
-
-local function write_all(fd, s, path)
-  local p, n = ffi.cast("const char *", s), #s
-  local off = 0
-  while off < n do
-    local w = tonumber(C.write(fd, p + off, n - off))
-    if w < 0 then
-      if ffi.errno() ~= 4 then fail("write", path) end -- 4 = EINTR
-    else
-      off = off + w
-    end
-  end
-end
-
--- M.fsyncs counts the fsync calls this process made through any storage (files and directories;
--- the benchmarks report it per write beside etcd's WAL fsyncs)
--- M.on_fsync(seconds), when set (with M.clock), is told how long each fsync took (luact.observe
--- sets them: this module stays free of the runtime)
-local function fsync(fd, path, off)
-  if off then return end
-  M.fsyncs = M.fsyncs + 1
-  local t0 = M.on_fsync and M.clock()
-  if C.fsync(fd) ~= 0 then fail("fsync", path) end
-  if t0 then M.on_fsync(M.clock() - t0) end
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local O_WRONLY, O_CREAT, O_APPEND = io_.O_WRONLY, io_.O_CREAT, io_.O_APPEND
+local EEXIST = io_.EEXIST
+local fail, open, read_file = io_.fail, io_.open, io_.read_file
 
 -- the error a damaged file raises: what is wrong, why the node stops, what to do
 local function damaged(self, path, what)
@@ -122,6 +74,8 @@ function M.open(dir, opts)
     dir = dir, opts = opts,
     log_path = dir .. "/log", hs_path = dir .. "/hardstate", snap_path = dir .. "/snapshot",
     id_path = dir .. "/identity",
+    ops = {},      -- queued operations (raft/storage_io.lua), run by the next sync()
+    job_out = false, -- a job handed out by take_job() and not finished yet
     offsets = {},  -- index -> byte offset of its record in the log file
     terms = {},    -- index -> term
     first = 1, last = 0, size = 0,
@@ -136,24 +90,37 @@ end
 
 function F:close()
   if self.fd then C.close(self.fd); self.fd = nil end
+  self.ops = {}
 end
 
-function F:sync_dir()
-  if self.no_fsync then return end
-  local fd = open(self.dir, O_RDONLY)
-  M.fsyncs = M.fsyncs + 1
-  C.fsync(fd) -- some filesystems refuse fsync on a directory; the rename is still ordered
-  C.close(fd)
+-- the job of the operations queued so far (nil when there are none)
+function F:queue(op)
+  local ops = self.ops
+  ops[#ops + 1] = op
+end
+
+-- a whole job run here and now (load's repairs; sync())
+function F:run(ops)
+  local out = io_.run({ fd = self.fd, log_path = self.log_path, dir = self.dir,
+                        no_fsync = self.no_fsync, ops = ops })
+  self:absorb(out)
+end
+
+-- A job's outcome: the log's fd (new after a rewrite), and its fsyncs. M.fsyncs counts the
+-- fsync calls this process made through any storage (files and directories; the benchmarks
+-- report it per write beside etcd's WAL fsyncs); M.on_fsync(seconds), when set, is told how
+-- long each fsync took (luact.observe sets it: this module stays free of the runtime).
+function F:absorb(out)
+  self.fd = out.fd
+  M.fsyncs = M.fsyncs + out.fsyncs
+  local on = M.on_fsync
+  if on then
+    for _, s in ipairs(out.fsync_seconds) do on(s) end
+  end
 end
 
 function F:replace(path, data)
-  local tmp = path .. ".tmp"
-  local fd = open(tmp, O_WRONLY + O_CREAT + O_TRUNC)
-  write_all(fd, data, tmp)
-  fsync(fd, tmp, self.no_fsync)
-  C.close(fd)
-  if C.rename(tmp, path) ~= 0 then fail("rename", tmp) end
-  self:sync_dir()
+  self:run({ { "replace", path, data } })
 end
 
 function F:note(level, line)
@@ -318,7 +285,7 @@ function F:append(from, entries)
   if from > self.last + 1 then error("storage: append leaves a hole", 2) end
   if from <= self.last then
     local off = self.offsets[from]
-    if C.ftruncate(self.fd, off) ~= 0 then fail("ftruncate", self.log_path) end
+    self:queue({ "trunc", off })
     for i = from, self.last do self.offsets[i], self.terms[i] = nil, nil end
     self.size, self.last = off, from - 1
   end
@@ -332,7 +299,7 @@ function F:append(from, entries)
     self.offsets[e.index], self.terms[e.index] = off, e.term
     off = off + #rec
   end
-  write_all(self.fd, concat(parts), self.log_path)
+  self:queue({ "write", concat(parts) })
   self.size, self.last = off, entries[#entries].index
   self.log_dirty = true
 end
@@ -350,48 +317,69 @@ function F:set_identity(id)
   self.pending_id = true
 end
 
-function F:sync()
+-- Everything written since the last job, as a job (plain data: raft/storage_io.lua's run()
+-- executes it, here or on another thread), or nil when there is nothing to make durable. The
+-- log is fsynced, then the identity and the hard state are replaced. Until finish_job, this
+-- storage must not be called.
+function F:take_job()
   self:ensure_open()
+  if self.job_out then error("raft storage: take_job while a job is out", 2) end
   if self.log_dirty then
-    fsync(self.fd, self.log_path, self.no_fsync)
+    self:queue({ "fsync_log" })
     self.log_dirty = false
   end
   if self.pending_id then
     local id = self.identity
-    self:replace(self.id_path, record.file(encode(id.sid, id.cid, id.recovering, id.forms)))
+    self:queue({ "replace", self.id_path, record.file(encode(id.sid, id.cid, id.recovering, id.forms)) })
     self.pending_id = false
   end
   if self.pending_hs then
     local hs = self.hs
-    self:replace(self.hs_path, record.file(encode(hs.term, hs.vote, hs.commit)))
+    self:queue({ "replace", self.hs_path, record.file(encode(hs.term, hs.vote, hs.commit)) })
     self.written_hs, self.pending_hs = { term = hs.term, vote = hs.vote }, false
   end
+  local ops = self.ops
+  self.ops = {}
+  if #ops == 0 then return nil end
+  self.job_out = true
+  return { fd = self.fd, log_path = self.log_path, dir = self.dir, no_fsync = self.no_fsync,
+           ops = ops }
+end
+
+-- the result of storage_io.run(job) for the job take_job() handed out: what it wrote is durable
+function F:finish_job(out)
+  self.job_out = false
+  self:absorb(out)
   self.syncs = self.syncs + 1
+end
+
+-- makes everything written so far durable, here and now
+function F:sync()
+  local job = self:take_job()
+  if not job then self.syncs = self.syncs + 1; return end
+  local ok, out = pcall(io_.run, job)
+  self.job_out = false
+  if not ok then error(out, 2) end
+  self:finish_job(out)
 end
 
 -- store snap and drop the log up to it (all of it if `reset` or if it disagrees with snap)
 function F:save_snapshot(snap, reset)
   self:ensure_open()
-  self:replace(self.snap_path,
-    record.file(encode(snap.index, snap.term, snap.conf.voters, snap.data)))
+  self:queue({ "snapshot", self.snap_path, snap.index, snap.term, snap.conf.voters, snap.data })
   self.snap = snap
   local keep = not reset and self.terms[snap.index] == snap.term and snap.index < self.last
-  local tail = ""
-  if keep then
-    local data = read_file(self.log_path) or ""
-    tail = sub(data, self.offsets[snap.index + 1] + 1, self.size)
-  end
-  self:replace(self.log_path, MAGIC .. tail)
-  self:close()
-  self.fd = open(self.log_path, O_WRONLY + O_CREAT + O_APPEND)
   local offsets, terms = {}, {}
   if keep then
-    local shift = self.offsets[snap.index + 1] - #MAGIC
+    local from = self.offsets[snap.index + 1]
+    self:queue({ "rewrite_log", from, self.size })
+    local shift = from - #MAGIC
     for i = snap.index + 1, self.last do
       offsets[i], terms[i] = self.offsets[i] - shift, self.terms[i]
     end
-    self.size = #MAGIC + #tail
+    self.size = self.size - shift
   else
+    self:queue({ "rewrite_log" })
     self.last = snap.index
     self.size = #MAGIC
   end

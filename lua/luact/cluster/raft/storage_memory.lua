@@ -15,16 +15,34 @@ local function copy_id(id)
 end
 
 -- opts.sid: give the storage an identity (a string unique to this storage; see README.md,
--- "Identity"); without it the node behaves as before identities existed
+-- "Identity"); without it the node behaves as before identities existed. opts.lose_unsynced:
+-- a simulated crash (load() again) loses what was written since the last sync(), as a real
+-- disk may (the simulator checks that Raft waits for durability where it must).
 function M.new(opts)
   local sid = opts and opts.sid
-  return setmetatable({ hs = { term = 0, commit = 0 }, snap = nil, ents = {}, offset = 0,
+  local self = setmetatable({ hs = { term = 0, commit = 0 }, snap = nil, ents = {}, offset = 0,
                         syncs = 0, identity = sid and { sid = sid, recovering = false, forms = {} } }, M)
+  if opts and opts.lose_unsynced then self.durable = self:state() end
+  return self
+end
+
+-- (lose_unsynced) what is durable: a copy of the state as of the last sync()
+function M:state()
+  local ents = {}
+  for i = 1, #self.ents do ents[i] = self.ents[i] end
+  return { hs = copy_hs(self.hs), snap = self.snap, ents = ents, offset = self.offset,
+           identity = copy_id(self.identity) }
 end
 
 -- { hard_state =, snapshot = nil|{index,term,conf,data}, entries = { after the snapshot },
 --   identity = nil|{ sid, cid, recovering, forms } }
 function M:load()
+  local d = self.durable
+  if d then
+    self.hs, self.snap, self.offset, self.identity = copy_hs(d.hs), d.snap, d.offset, copy_id(d.identity)
+    self.ents = {}
+    for i = 1, #d.ents do self.ents[i] = d.ents[i] end
+  end
   local ents = {}
   for i = 1, #self.ents do ents[i] = self.ents[i] end
   return { hard_state = copy_hs(self.hs), snapshot = self.snap, entries = ents,
@@ -56,6 +74,9 @@ function M:save_snapshot(snap, reset)
   self.ents, self.offset, self.snap = keep, snap.index, snap
 end
 
-function M:sync() self.syncs = self.syncs + 1 end
+function M:sync()
+  self.syncs = self.syncs + 1
+  if self.durable then self.durable = self:state() end
+end
 
 return M
