@@ -108,6 +108,24 @@ local function remove_one_shot(vid, name, rev)
   end)
 end
 
+-- A failed call of a reminder is logged, at most one line a second on this thread, which counts
+-- the others: when a node's lease runs out, every reminder it hosts fails at its next beat, and
+-- a line for each (thousands at once) only added to the load that made the lease run out.
+local WARN_EVERY = 1.0
+local last_warn, unsaid = nil, 0
+
+local function failed(st, err)
+  local now = clock.get()
+  if last_warn and now - last_warn < WARN_EVERY then
+    unsaid = unsaid + 1
+    return
+  end
+  logger.warn(("cluster: reminder '%s' of %s failed: %s%s"):format(st.name, st.vid,
+    exception.is_exception(err) and (err.name .. ": " .. err.message) or tostring(err),
+    unsaid > 0 and (" (and %d other calls of reminders on this thread since the last such line)"):format(unsaid) or ""))
+  last_warn, unsaid = now, 0
+end
+
 -- One beat, as a scheduler task (a beat that never waits costs a function call, not a
 -- tentacle): calls the activation, then arms the next beat. No timer runs while a call is
 -- under way, so beats of one reminder never overlap; those that came due meanwhile are skipped
@@ -120,14 +138,7 @@ local function beat(st)
   if not call then call = r["timed_" .. sp.method]; st.call = call end
   local ok, err = pcall(call, r, CALL_TIMEOUT, st.name, sp.data)
   if st.dead then return end
-  if not ok then
-    local now = clock.get()
-    if not st.warned or now - st.warned > 10 then
-      st.warned = now
-      logger.warn(("cluster: reminder '%s' of %s failed: %s"):format(st.name, st.vid,
-        exception.is_exception(err) and (err.name .. ": " .. err.message) or tostring(err)))
-    end
-  end
+  if not ok then failed(st, err) end
   if sp.every then
     schedule(st, next_due(sp, clock.walltime()))
   elseif ok then
@@ -192,7 +203,7 @@ local function arm(vid, rs, act)
   for name, sp in pairs(rs) do
     if not a.by[name] then
       local st = { vid = vid, name = name, sp = sp, act = a.act, armed = a, call = false, timer = false,
-                   at = 0, fire = false, pos = 0, seq = 0, warned = false }
+                   at = 0, fire = false, pos = 0, seq = 0 }
       a.by[name] = st
       -- an activation that took over (act.placed) owes each periodic reminder one beat now
       if fresh and act.placed and sp.every and sp.at <= now then
