@@ -166,10 +166,16 @@ function Repeating:stop()
   if self.entry then heap:remove(self.entry) end
 end
 
+local floor = math.floor
+
 local function schedule_next(r, now)
   -- Fixed rate without drift; a late loop skips missed beats instead of bursting.
   local at = r.next_at + r.interval
-  if at <= now then at = now + r.interval end
+  if at <= now then
+    at = now + r.interval
+    -- (a grid timer: back on its grid, the next multiple of its interval)
+    if r.grid then at = (floor(now / r.interval) + 1) * r.interval end
+  end
   r.next_at = at
   r.entry = heap:push({ at = at, fire = r.fire, r = r })
 end
@@ -207,6 +213,23 @@ function clock.timer(interval, fn, ...)
   local r = setmetatable({ interval = interval, fn = fn, args = { n = select("#", ...), ... },
                            fire = fire_timer, next_at = C.luact_clock_monotonic() }, Repeating)
   schedule_next(r, r.next_at)
+  return r
+end
+
+-- clock.timer whose beats fall on whole multiples of `interval` on the monotonic clock (the
+-- first one within `interval` from now): timers whose intervals are multiples of one another
+-- then fire in the same turn of the loop, and a thread running several wakes once for them all.
+function clock.grid_timer(interval, fn, ...)
+  check_seconds(interval, "interval", "clock.grid_timer")
+  if interval <= 0 then error("bad 'interval' argument to clock.grid_timer (must be > 0)", 2) end
+  if type(fn) ~= "function" then
+    error("bad 'fn' argument to clock.grid_timer (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local now = C.luact_clock_monotonic()
+  local r = setmetatable({ interval = interval, fn = fn, args = { n = select("#", ...), ... },
+                           fire = fire_timer, grid = true,
+                           next_at = floor(now / interval) * interval }, Repeating)
+  schedule_next(r, now)
   return r
 end
 

@@ -165,6 +165,26 @@ describe("luact.clock", function()
     assert.equal(5, n)
   end)
 
+  it("fires grid timers whose intervals divide one another in the same turn of the loop", function()
+    local lone, shared = helpers.run(function()
+      local luact = require "luact"
+      local loop = require "luact.loop"
+      local fast, slow = {}, {}
+      local t1 = luact.clock.grid_timer(0.02, function() fast[loop.stats.turns] = true end)
+      luact.clock.sleep(0.013)            -- started out of step with the first
+      local t2 = luact.clock.grid_timer(0.04, function() slow[#slow + 1] = loop.stats.turns end)
+      luact.clock.sleep(0.3)
+      t1:stop(); t2:stop()
+      local lone = 0
+      for _, turn in ipairs(slow) do
+        if not fast[turn] then lone = lone + 1 end
+      end
+      luact.stop(lone, #slow)
+    end)
+    assert.is_true(shared >= 3, tostring(shared))
+    assert.equal(0, lone)
+  end)
+
   it("ticks a ticker until stopped", function()
     local r = helpers.run(function()
       local luact = require "luact"
@@ -189,11 +209,13 @@ describe("luact.clock", function()
       e[2] = select(2, pcall(luact.clock.alarm, "1"))
       e[3] = select(2, pcall(luact.clock.timer, 0, function() end))
       e[4] = select(2, pcall(luact.clock.sleep, 0 / 0))
+      e[5] = select(2, pcall(luact.clock.grid_timer, 0, function() end))
       luact.stop(e)
     end)
     assert.truthy(errs[1]:find("bad 'sec' argument to clock.sleep (non-negative number expected, got -1)", 1, true))
     assert.truthy(errs[2]:find("bad 'sec' argument to clock.alarm (non-negative number expected, got string)", 1, true))
     assert.truthy(errs[3]:find("bad 'interval' argument to clock.timer (must be > 0)", 1, true))
     assert.truthy(errs[4]:find("bad 'sec' argument to clock.sleep", 1, true))
+    assert.truthy(errs[5]:find("bad 'interval' argument to clock.grid_timer (must be > 0)", 1, true))
   end)
 end)

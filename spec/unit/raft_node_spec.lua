@@ -102,6 +102,56 @@ describe("luact.cluster.raft", function()
     assert.same({ { ctx = "r1", index = 3 } }, rd.reads)
   end)
 
+  it("confirms a lazy read with the next regular heartbeats, an ordinary one with a round of its own",
+     function()
+    -- three nodes whose messages are carried by hand; node 1 campaigns first
+    local nodes, reads = {}, {}
+    for id = 1, 3 do
+      nodes[id] = raft.new({ id = id, peers = { 1, 2, 3 }, election_ticks = 10,
+                             random = function(lo, hi) return math.min(hi, lo + 3 * (id - 1)) end })
+    end
+    local function out_of(id)
+      local msgs, rd = {}, nodes[id]:ready()
+      while rd do
+        for _, m in ipairs(rd.messages) do msgs[#msgs + 1] = m end
+        for _, r in ipairs(rd.reads or {}) do reads[#reads + 1] = r.ctx end
+        nodes[id]:advance(rd)
+        rd = nodes[id]:ready()
+      end
+      return msgs
+    end
+    local function deliver(msgs)
+      for _ = 1, 50 do
+        for id = 1, 3 do
+          for _, m in ipairs(out_of(id)) do msgs[#msgs + 1] = m end
+        end
+        if #msgs == 0 then return end
+        local now = msgs
+        msgs = {}
+        for _, m in ipairs(now) do nodes[m.to]:step(m) end
+      end
+    end
+    for _ = 1, 10 do nodes[1]:tick() end
+    deliver({})
+    assert.equal("leader", nodes[1]:status().role)
+    local leader = nodes[1]
+    assert.is_true(leader:read_index("lazy", true))
+    assert.same({}, out_of(1))             -- no round of its own
+    deliver({})
+    assert.same({}, reads)                 -- nothing confirms it yet
+    leader:tick()                          -- the regular heartbeats carry it
+    local beats = out_of(1)
+    assert.equal(2, #beats)
+    for _, m in ipairs(beats) do assert.equal("heartbeat", m.type); assert.is_not_nil(m.ctx) end
+    deliver(beats)
+    assert.same({ "lazy" }, reads)
+    assert.is_true(leader:read_index("now"))
+    beats = out_of(1)                      -- a round at once, before any tick
+    assert.equal(2, #beats)
+    deliver(beats)
+    assert.same({ "lazy", "now" }, reads)
+  end)
+
   it("ignores and counts malformed or foreign messages without changing state", function()
     local n = raft.new({ id = 1, peers = { 1, 2, 3 }, random = fixed })
     drain(n)

@@ -37,12 +37,16 @@ local tentacle = require "luact.tentacle"
 local consensus = {}
 
 local TICK = 0.05               -- seconds per Raft tick: elections after 0.5-1 s of silence
+local FOLLOWER_BEAT = 2         -- a process that does not lead runs this many ticks per wake:
+                                -- its ticks only count toward an election timeout (10-19 ticks),
+                                -- and only the leader's heartbeats need every tick
 local SNAPSHOT_ENTRIES = 2000   -- entries applied between automatic snapshots (at least)
 local SNAPSHOT_SMALL = 1024 * 1024  -- a registry whose snapshot is larger than this is snapshot
                                 -- again only once the log since holds half its size in bytes
 
 local S = nil                   -- { n, self_addr, on_leader }
 local on_leadership = nil       -- fn(this process leads) when the leader changes (failover)
+local on_tick = nil             -- fn() at each Raft tick, before its heartbeats leave (lease)
 local read_waiters = {}         -- ctx -> one-shot event ("read", index | nil, err)
 local next_ctx = 0
 
@@ -86,6 +90,8 @@ local function take_snapshot()
   return data
 end
 
+local start_ticker   -- (below)
+
 local function process()
   process_scheduled = false
   if not S then return end
@@ -121,7 +127,9 @@ local function process()
   if leader ~= S.leader then
     S.leader = leader
     S.on_leader(leader)
-    if on_leadership then on_leadership(leader ~= nil and leader == S.self_addr) end
+    local me = leader ~= nil and leader == S.self_addr
+    if S.ticker and S.beat ~= (me and 1 or FOLLOWER_BEAT) then start_ticker(me and 1 or FOLLOWER_BEAT) end
+    if on_leadership then on_leadership(me) end
   end
 end
 
@@ -177,14 +185,24 @@ function consensus.start(opts)
     max_append_bytes = math.max(1024, math.floor((opts.max_frame or 16 * 1024 * 1024) / 4)),
     -- (the leader's new entries leave before its own fsync: raft/persist.lua)
   })
-  S = { n = n, storage = storage, self_addr = opts.self_addr, on_leader = opts.on_leader, leader = nil }
-  S.ticker = clock.timer(opts.tick or TICK, function()
-    if not S then return false end
-    S.n:tick()
-    process()
-  end)
+  S = { n = n, storage = storage, self_addr = opts.self_addr, on_leader = opts.on_leader,
+        leader = nil, tick = opts.tick or TICK }
+  start_ticker(FOLLOWER_BEAT)
   process()        -- a restarted voter rebuilds the registry from its snapshot and log
   return n
+end
+
+-- Ticks the Raft node `beat` ticks at a time, every `beat` ticks (on the clock's grid, with the
+-- cluster's other periodic work): 1 while this process leads, FOLLOWER_BEAT otherwise.
+start_ticker = function(beat)
+  if S.ticker then S.ticker:stop() end
+  S.beat = beat
+  S.ticker = clock.grid_timer(S.tick * beat, function()
+    if not S then return false end
+    if on_tick then on_tick() end
+    for _ = 1, beat do S.n:tick() end
+    process()
+  end)
 end
 
 -- fn(true) when this process becomes the Raft leader, fn(false) when another or none is; nil
@@ -212,17 +230,30 @@ function consensus.propose(data)
   return index, err
 end
 
--- Linearizable read barrier: the index the registry must have applied before a read that began
--- now may be served; nil and why when this node cannot tell (not the leader, no quorum in time).
-function consensus.read_index(deadline)
+-- fn() runs at every Raft tick of this process, just before the tick's heartbeats leave (a
+-- read started there with `lazy` is confirmed by them); nil clears it. (One watcher: the lease.)
+function consensus.on_tick(fn)
+  on_tick = fn
+end
+
+-- Starts a ReadIndex round now and returns what consensus.read_wait waits on, or nil and why.
+-- `lazy`: no heartbeat round of its own; the next regular one (at most a tick away) confirms it.
+function consensus.read_begin(lazy)
   if not S then return nil, "not_voter" end
   next_ctx = next_ctx + 1
   local ctx = next_ctx
-  local ok, err = S.n:read_index(ctx)
+  local ok, err = S.n:read_index(ctx, lazy)
   if not ok then return nil, err end
   local ev = event.new_oneshot()
+  ev.ctx = ctx
   read_waiters[ctx] = ev
   schedule_process()
+  return ev
+end
+
+-- Waits (until `deadline`) for a read begun by consensus.read_begin: its index, or nil and why.
+function consensus.read_wait(ev, deadline)
+  local ctx = ev.ctx
   local left = deadline - clock.get()
   if left <= 0 then read_waiters[ctx] = nil; return nil, "timeout" end
   local alarm = clock.alarm(left)
@@ -231,6 +262,14 @@ function consensus.read_index(deadline)
   if tp ~= "read" then read_waiters[ctx] = nil; return nil, "timeout" end
   if not index then return nil, rerr end
   return index
+end
+
+-- Linearizable read barrier: the index the registry must have applied before a read that began
+-- now may be served; nil and why when this node cannot tell (not the leader, no quorum in time).
+function consensus.read_index(deadline, lazy)
+  local ev, err = consensus.read_begin(lazy)
+  if not ev then return nil, err end
+  return consensus.read_wait(ev, deadline)
 end
 
 -- Hands leadership to another live voter (graceful leave); waits up to `timeout` seconds.

@@ -261,7 +261,7 @@ end
 local function leadership(me)
   if not S then return end
   if me and not S.timer then
-    S.timer = clock.timer(CHECK, check)
+    S.timer = clock.grid_timer(CHECK, check)
   elseif not me and S.timer then
     S.timer:stop()
     S.timer = nil

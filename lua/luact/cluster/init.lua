@@ -195,7 +195,7 @@ function cluster.start(opts)
   members.listen(function(tp)
     if tp == "dead" or tp == "leave" or tp == "join" then sweep_guards() end
   end)
-  S.sweeper = clock.timer(GUARD_SWEEP, function()
+  S.sweeper = clock.grid_timer(GUARD_SWEEP, function()
     if not S then return false end
     sweep_guards()
   end)

@@ -1,8 +1,9 @@
 -- luact.cluster.lease: the lease that lets a node serve its virtual actor activations, on
 -- thread 1. Every RENEW seconds a member asks the Raft leader ("LR", with its boot id and a
 -- sequence number, noting when it sent it); the leader answers ("LA") only after a ReadIndex
--- round has confirmed, with a quorum, that it still leads, and only for a process that is not
--- condemned in the registry and that its membership view holds alive. The member then holds
+-- round (the heartbeats of its next Raft tick, one round for every renewal since the last) has
+-- confirmed, with a quorum, that it still leads, and only for a process that is not condemned
+-- in the registry and that its membership view holds alive. The member then holds
 -- its lease until send time + LEASE, on its own monotonic clock (src/lease.rs keeps it, with a
 -- generation, for every thread to check per call).
 --
@@ -33,16 +34,15 @@ local logger = require "luact.logger"
 local lease = {}
 
 lease.LEASE = 0.5               -- seconds a confirmed renewal lets a node serve
-lease.RENEW = 0.1               -- a member asks this often (4 tries before its lease runs out)
+lease.RENEW = 0.2               -- a member asks this often (it serves on while the leader answers
+                                -- within LEASE - RENEW = 0.3 s)
 lease.MARGIN = 0.2              -- covers a call that began just before the lease ran out
 lease.LEASE_WAIT = lease.LEASE * 1.2 + lease.MARGIN   -- the leader's wait before re-placing
-local GRANT_BATCH = 0.05        -- the leader confirms pending renewals this often (one ReadIndex)
 
 local S = nil                   -- { self_addr, boot = function, leader = function, may_grant = function(addr, boot) }
 local sent = {}                 -- seq -> monotonic time it was sent
 local seq = 0
 local pending = {}              -- leader: list of { addr, seq, boot }
-local granting = false
 local last_grant = {}           -- leader: boot -> when this leader last answered that process
 local last_grant_any = nil      -- leader: when it last answered any process
 local lapsed_at = nil           -- member: when its lease was seen run out (logged once)
@@ -100,13 +100,17 @@ end
 
 -- leader side ------------------------------------------------------------------------------
 
+-- At each Raft tick: the renewals that arrived since the last one are confirmed together by
+-- the heartbeats this tick sends anyway (a lazy ReadIndex: no round of their own).
 local function grant()
-  granting = false
-  if not S or #pending == 0 or not consensus.is_leader() then pending = {}; return end
+  if #pending == 0 then return end
+  if not S or not consensus.is_leader() then pending = {}; return end
   local batch = pending
   pending = {}
+  local ev = consensus.read_begin(true)
+  if not ev then return end
   require("luact.tentacle")(function()
-    local index = consensus.read_index(clock.get() + 1)
+    local index = consensus.read_wait(ev, clock.get() + 1)
     if not index then return end                    -- not (or no longer) confirmed as leader
     for _, r in ipairs(batch) do
       if S and S.may_grant(r[1], r[3]) then
@@ -123,10 +127,6 @@ loop.on("LR", function(msg)
   local addr, boot, n = msg[2], msg[3], msg[4]
   if type(addr) ~= "string" or type(n) ~= "number" or not S.may_grant(addr, boot) then return end
   pending[#pending + 1] = { addr, n, boot }
-  if not granting then
-    granting = true
-    clock.at(clock.get() + GRANT_BATCH, grant)
-  end
 end)
 
 -- Leader: when it last extended the lease of process `boot` (nil: never, as this leader).
@@ -143,11 +143,13 @@ end
 -- may_grant(addr, boot) -> true when the leader may extend that process's lease.
 function lease.start(opts)
   S = opts
-  S.timer = clock.timer(lease.RENEW, renew)
+  S.timer = clock.grid_timer(lease.RENEW, renew)
+  consensus.on_tick(grant)
 end
 
 function lease.stop()
   if S and S.timer then S.timer:stop() end
+  if S then consensus.on_tick(nil) end
   S = nil
   pending, sent, last_grant = {}, {}, {}
   lapsed_at, last_grant_any = nil, nil

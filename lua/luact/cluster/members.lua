@@ -118,7 +118,7 @@ function members.start(opts)
   S = { g = g, self_addr = opts.address, listeners = {}, leader = nil }
   members.set_voters(opts.voters, true)
   node.watch(on_node)
-  S.ticker = clock.timer(opts.tick or TICK, function()
+  S.ticker = clock.grid_timer(opts.tick or TICK, function()
     if not S then return false end
     S.g:tick()
     flush()

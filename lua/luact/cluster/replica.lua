@@ -384,7 +384,7 @@ function replica.start(opts)
   S.piece = math.max(1024, math.min(MAX_PIECE, math.floor((opts.max_frame or 16 * 1024 * 1024) / 4)))
   S.keep = opts.snapshot_entries or 2000
   following = false
-  S.timer = clock.timer(FEED_RENEW, function()
+  S.timer = clock.grid_timer(FEED_RENEW, function()
     if not S then return false end
     update_mode()
     subscribe()

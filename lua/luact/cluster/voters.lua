@@ -210,7 +210,7 @@ function M.start(opts)
   S = { self_addr = opts.self_addr, seeds = opts.seeds, boot = opts.boot }
   if opts.replace_dead_voters then
     S.autopilot = { after = opts.replace_dead_voters, dead_since = {}, told = {}, busy = false }
-    S.autopilot.timer = clock.timer(AUTOPILOT_EVERY, function()
+    S.autopilot.timer = clock.grid_timer(AUTOPILOT_EVERY, function()
       if not S then return false end
       autopilot_look()
     end)

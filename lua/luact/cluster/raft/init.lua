@@ -717,8 +717,10 @@ function Node:release_read(r)
   end
 end
 
--- a read request (ours or forwarded): returns nil or an error string
-function Node:leader_read(from, ctx)
+-- a read request (ours or forwarded): returns nil or an error string. `lazy`: confirmed by the
+-- next regular heartbeat round (it leaves after the request, so its acks prove leadership as
+-- of now just the same) instead of a round sent at once.
+function Node:leader_read(from, ctx, lazy)
   if self.log:term(self.commit) ~= self.term then return "not_ready" end
   local r = { ctx = ctx, index = self.commit, from = from, acks = {}, n = 0 }
   if self.is_voter[self.id] then r.acks[self.id], r.n = true, 1 end
@@ -729,7 +731,7 @@ function Node:leader_read(from, ctx)
   self.read_seq = self.read_seq + 1
   r.seq = self.read_seq
   self.pending_reads[#self.pending_reads + 1] = r
-  self:bcast_heartbeat()
+  if not lazy then self:bcast_heartbeat() end
   return nil
 end
 
@@ -875,11 +877,12 @@ end
 
 -- a linearizable read (ReadIndex). ctx is any plain value identifying the request; later a
 -- ready() carries reads = { { ctx =, index = } }: serve the read once applied >= index.
--- Returns true, or nil and "no_leader" / "not_ready".
-function Node:read_index(ctx)
+-- Returns true, or nil and "no_leader" / "not_ready". `lazy` (on the leader): no heartbeat round
+-- is sent for it; the next one, at most heartbeat_ticks away, confirms it (many reads, one round).
+function Node:read_index(ctx, lazy)
   if ctx == nil then error("bad 'ctx' argument (plain value expected)", 2) end
   if self.role == "leader" then
-    local err = self:leader_read(self.id, ctx)
+    local err = self:leader_read(self.id, ctx, lazy)
     if err then return nil, err end
     return true
   end
