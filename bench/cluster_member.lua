@@ -32,8 +32,8 @@ luact.start({ n_core = tonumber(os.getenv("BENCH_N_CORE")) or 2, address = arg[1
   -- C tentacles on this thread running op(i) for `seconds`; returns { n, seconds, lat (C == 1) }
   local function load(c, seconds, op)
     for i = 1, 200 do op(i) end                       -- warm up (connections, traces)
-    -- this member's own fsyncs during the load (its Raft storage runs on thread 1: counted
-    -- only when the load runs there too)
+    -- this member's own fsyncs during the load (its Raft storage's jobs come back to thread 1,
+    -- which counts them: counted only when the load runs there too)
     local sf = package.loaded["luact.cluster.raft.storage_file"]
     local fsyncs0 = sf and sf.fsyncs
     local n, lat, stop_at = 0, {}, clock.get() + seconds

@@ -60,7 +60,7 @@ local function summary(rec)
   local in_progress = 0
   if rec.calls then for _ in pairs(rec.calls) do in_progress = in_progress + 1 end end
   return { id = host.id(rec), ref = tostring(rec.ref), name = rec.name or rec.vid, body = body_type(rec.body),
-           state = rec.state, supervised = rec.sup ~= nil, calls_served = rec.served or 0,
+           state = rec.state or "alive", supervised = rec.sup ~= nil, calls_served = rec.served or 0,
            calls_in_progress = in_progress, last_error = error_text(rec.last_error) }
 end
 

@@ -78,6 +78,42 @@ describe("luact reminders", function()
     assert.equal(n, #rings(vid))
   end)
 
+  it("calls an activation that runs on thread 2, follows a change and stops when removed", function()
+    local vid = "/remind/thread2"
+    -- registered from thread 2 of member 4: its activation runs there
+    assert.is_true(procs.value(4, { "rreg", thread = 2 }, vid))
+    local function on_t2() return procs.value(4, { "ring_log", thread = 2 }, vid) end
+    assert.is_true(procs.value(4, "remind", vid, "tick", { every = 0.2, data = 1 }))
+    assert.is_truthy(procs.wait_until(function() return #on_t2() >= 3 end, 10),
+      "the reminder did not call the activation on thread 2")
+    -- replaced: the new data comes
+    assert.is_true(procs.value(4, "remind", vid, "tick", { every = 0.2, data = 2 }))
+    assert.is_truthy(procs.wait_until(function()
+      local r = on_t2()
+      return r[#r][3] == 2
+    end, 10), "the replaced reminder did not call the activation on thread 2")
+    -- a one-shot there runs once and is removed from the registry once it ran
+    local at = procs.value(4, "walltime") + 0.3
+    assert.is_true(procs.value(4, "remind", vid, "once", { at = at }))
+    local function onces()
+      local n = 0
+      for _, x in ipairs(on_t2()) do if x[2] == "once" then n = n + 1 end end
+      return n
+    end
+    assert.is_truthy(procs.wait_until(function() return onces() == 1 end, 10), "the one-shot did not run on thread 2")
+    assert.is_truthy(procs.wait_until(function() return procs.value(4, "remind", vid, "once", nil) == false or nil end, 10),
+      "the one-shot that ran was not removed from the registry")
+    -- removed: the periodic one stops
+    assert.is_true(procs.value(4, "remind", vid, "tick", nil))
+    os.execute("sleep 0.5")
+    local n = #on_t2()
+    os.execute("sleep 1")
+    assert.equal(n, #on_t2())
+    assert.equal(1, onces())
+    -- nothing of it ran on thread 1
+    assert.same({}, procs.value(4, "ring_log", vid))
+  end)
+
   it("a one-shot reminder that came due while its host was dead calls the new activation, once", function()
     local vid = "/remind/at"
     assert.is_true(procs.value(4, "rreg", vid))

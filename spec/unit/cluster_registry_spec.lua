@@ -104,6 +104,23 @@ describe("luact.cluster.registry", function()
       assert.equal("gone", save(12, key, 2, "5", { boot = "b2", l = 5 }))
     end)
 
+    it("moves many activations in one command, each as vplace would", function()
+      local key = reg()
+      assert.is_true(r:apply(2, { op = "vreg", vid = "/d", ctor = "", args = "", node = "n1", boot = "b1", t = 1, e = 7, l = 101 }) ~= nil)
+      local dkey = r:vid("/d") and next(r:vid("/d").acts)
+      assert.is_true(r:apply(3, { op = "vcondemn", boot = "b1" }))
+      local res = r:apply(4, { op = "vmoves", moves = {
+        { vid = "/c", key = key, from_boot = "b1", node = "n2", boot = "b2", why = "failover" },
+        { vid = "/d", key = dkey, from_boot = "bX", node = "n2", boot = "b2" },     -- not held by bX: refused
+        { vid = "/nobody", key = "/nobody#1", from_boot = "b1", node = "n2", boot = "b2" },
+        "bad" } })
+      assert.same({ true, false, false, false }, res)
+      local act = r:vid("/c").acts[key]
+      assert.same({ "pending", "n2", "b2", "failover" }, { act.state, act.node, act.boot, act.why })
+      assert.equal("b1", r:vid("/d").acts[dkey].boot)
+      assert.same({}, r:apply(5, { op = "vmoves" }))
+    end)
+
     it("bounds the state and touches no name", function()
       local key = reg()
       r:take_touched()

@@ -160,7 +160,7 @@ local function local_sync_counted(rec, method, has_self, deadline, ...)
   local mb = metrics.b
   mb[CALLS_SENT] = mb[CALLS_SENT] + 1
   mb[CALLS_RECEIVED] = mb[CALLS_RECEIVED] + 1
-  rec.served = rec.served + 1
+  rec.served = (rec.served or 0) + 1
   return local_sync_uncounted(rec, method, has_self, deadline, ...)
 end
 local local_sync = local_sync_uncounted
@@ -200,7 +200,7 @@ scheduler.set_wait_guard(guarded_wait)
 local function run_notify(rec, method, has_self, ...)
   local mb = metrics.b
   mb[NOTIFIES_RECEIVED] = mb[NOTIFIES_RECEIVED] + 1
-  rec.served = rec.served + 1
+  rec.served = (rec.served or 0) + 1
   local ok, e = host.invoke(rec, method, has_self, ...)
   if not ok then
     log().error(("notify_%s to %s failed: %s"):format(method, tostring(rec.ref), tostring(e)))
@@ -215,7 +215,7 @@ local function local_async(rec, method, has_self, deadline, ...)
   local mb = metrics.b
   mb[CALLS_SENT] = mb[CALLS_SENT] + 1
   mb[CALLS_RECEIVED] = mb[CALLS_RECEIVED] + 1
-  rec.served = rec.served + 1
+  rec.served = (rec.served or 0) + 1
   local ev = event.new_oneshot()
   tentacle()(function(...)
     scheduler.running().deadline = deadline
@@ -597,7 +597,7 @@ local function run_call(c, method, has_self, ...)
   local mb = metrics.b
   mb[CALLS_RECEIVED] = mb[CALLS_RECEIVED] + 1
   local rec = c.rec
-  rec.served = rec.served + 1
+  rec.served = (rec.served or 0) + 1
   local t = scheduler.running()
   -- (the loop's time: when the call arrived; plus CALLEE_GRACE, so that a chain of calls ends
   -- from the caller inwards: see CALLEE_GRACE)

@@ -69,10 +69,12 @@ function host.create(ctor, args, sup, id)
   local timed = metrics.timed_methods(body)
   id = id or new_id()
   local r = ref.new(host.MACHINE, thread_id(), EPOCH, id)
-  -- (four fields, so the record's hash part has four slots: an idle actor costs its record,
-  -- its reference and a slot in `actors`, about 275 bytes; calls, monitors, last_error, the
-  -- name, the timed methods and the supervision fields are added when used; the id is r[4])
-  local rec = { body = body, ref = r, state = "alive", served = 0 }
+  -- (two fields, so the record's hash part has two slots: an idle actor costs its record, its
+  -- reference and a slot in `actors`, about 230 bytes; `state` is nil while it is alive
+  -- ("restarting", "dead" after), `served` counts calls from the first one, and calls,
+  -- monitors, last_error, the name, the timed methods and the supervision fields are added
+  -- when used; the id is r[4])
+  local rec = { body = body, ref = r }
   if timed then rec.timed, rec.slow = timed, true end
   if sup then
     local opts = {}
@@ -152,7 +154,7 @@ local function after_call(rec, ok, ...)
   metrics.error(exception.is_exception(e) and e.name or nil)
   rec.last_error = e
   -- (a plain table is the application's own error value: recoverable, as a Lua error is)
-  if not e.recoverable and exception.is_exception(e) and rec.state == "alive" then
+  if not e.recoverable and exception.is_exception(e) and rec.state == nil then
     host.failed(rec, e)
   end
   return false, e
@@ -199,7 +201,7 @@ end
 -- The record of the persistent virtual actor whose method is running in this coroutine, or nil.
 function host.serving()
   local rec = serving[coroutine.running() or MAIN]
-  if rec and rec.state == "alive" then return rec end
+  if rec and rec.state == nil then return rec end
   return nil
 end
 
@@ -319,7 +321,7 @@ end
 -- Kills the actor for good: no restart. reason: nil for a normal kill, else why.
 function host.kill(rec, reason)
   if rec.state == "dead" then return false end
-  local was_alive = rec.state == "alive"
+  local was_alive = rec.state == nil
   rec.state = "dead"
   actors[host.id(rec)] = nil
   local mb = metrics.b
@@ -347,14 +349,14 @@ local function restart(rec)
   local timed
   if ok then ok, timed = pcall(metrics.timed_methods, body) end
   if not ok then
-    rec.state = "alive"      -- so failed() applies the budget again
+    rec.state = nil          -- alive, so failed() applies the budget again
     host.failed(rec, to_exception(ok == false and timed or body))
     return
   end
   rec.body = body
   rec.timed = timed
   rec.slow = (timed or rec.lease_gen) and true or nil
-  rec.state = "alive"
+  rec.state = nil          -- alive
 end
 
 -- A non-recoverable failure: restart within the budget, or kill.

@@ -244,26 +244,10 @@ local function resolve_cached(vid)
   return m, t, e, l
 end
 
-local function dispatch_cluster(vid, kind, method, has_self, ...)
-  local view = cluster.view
-  local dead = view.dead_machines
-  -- while the cluster is calm (no membership change for a while), a name is called like the
-  -- reference it resolves to: no protection, no retries (this path stays compiled). An
-  -- activation of an earlier process on this machine (this node restarted and the name has not
-  -- moved yet) takes the careful path.
-  -- An activation that did not run the call (it was moving, being upgraded or going idle, or
-  -- was superseded) sends a call waiting in a tentacle down the careful path.
-  if clock.loop_time() >= view.turbulent_until then
-    local m, t, e, l = resolve_cached(vid)
-    if m and m ~= 0 and not dead[m] and (m ~= host.MACHINE or e == host.EPOCH) then
-      if kind == "notify" or kind == "async" or scheduler.running() == nil then
-        return call.dispatch(m, t, e, l, kind, method, has_self, ...)
-      end
-      local r = pack(pcall(call.dispatch, m, t, e, l, kind, method, has_self, ...))
-      if r[1] then return unpack(r, 2, r.n) end
-      if not retry_after(r[2]) then error(r[2], 0) end
-    end
-  end
+-- The careful path of a call by name in a cluster: waits through placement, wakes and moves,
+-- and tries again when the activation it reached did not run the call (see above).
+local function dispatch_careful(vid, kind, method, has_self, ...)
+  local dead = cluster.view.dead_machines
   local deadline, args_from = nil, 1
   if kind == "timed" then
     local t = ...
@@ -310,6 +294,47 @@ local function dispatch_cluster(vid, kind, method, has_self, ...)
     clock.sleep(pause)
     pause = math.min(pause * 2, RETRY_PAUSE)
   end
+end
+
+-- The end of a sync call by name on the calm path: its results, or, when the activation it
+-- reached did not run it, the careful path with the same (at most 3) arguments. (The arguments
+-- ride along as fixed parameters: no table per call.)
+local function after_calm(vid, kind, method, has_self, n, a1, a2, a3, ok, ...)
+  if ok then return ... end
+  local e = ...
+  if not retry_after(e) then error(e, 0) end
+  if n == 0 then return dispatch_careful(vid, kind, method, has_self)
+  elseif n == 1 then return dispatch_careful(vid, kind, method, has_self, a1)
+  elseif n == 2 then return dispatch_careful(vid, kind, method, has_self, a1, a2) end
+  return dispatch_careful(vid, kind, method, has_self, a1, a2, a3)
+end
+
+local function dispatch_cluster(vid, kind, method, has_self, ...)
+  local dead = cluster.view.dead_machines
+  -- while the cluster is calm (no membership change for a while), a name is called like the
+  -- reference it resolves to: no protection, no retries (this path stays compiled). An
+  -- activation of an earlier process on this machine (this node restarted and the name has not
+  -- moved yet) takes the careful path.
+  -- An activation that did not run the call (it was moving, being upgraded or going idle, or
+  -- was superseded) sends a call waiting in a tentacle down the careful path.
+  if clock.loop_time() >= cluster.view.turbulent_until then
+    local m, t, e, l = resolve_cached(vid)
+    if m and m ~= 0 and not dead[m] and (m ~= host.MACHINE or e == host.EPOCH) then
+      if kind == "notify" or kind == "async" or scheduler.running() == nil then
+        return call.dispatch(m, t, e, l, kind, method, has_self, ...)
+      end
+      local n = select("#", ...)
+      if n <= 3 then
+        local a1, a2, a3 = ...
+        return after_calm(vid, kind, method, has_self, n, a1, a2, a3,
+                          pcall(call.dispatch, m, t, e, l, kind, method, has_self, ...))
+      end
+      local r = pack(pcall(call.dispatch, m, t, e, l, kind, method, has_self, ...))
+      if r[1] then return unpack(r, 2, r.n) end
+      if not retry_after(r[2]) then error(r[2], 0) end
+    end
+  end
+  return dispatch_careful(vid, kind, method, has_self, ...)
 end
 
 local function dispatch_named(vid, kind, method, has_self, ...)

@@ -5,7 +5,20 @@
 -- `datadir/raft` (fsynced before the messages that depend on them leave), carries its messages
 -- over the node transport ("R" messages), applies committed entries to the registry replica,
 -- and offers proposals and ReadIndex reads to luact.cluster.requests. Ready output is processed
--- once per loop turn, so proposals and messages of one turn share one fsync. The storage
+-- once per loop turn, so proposals and messages of one turn share one fsync.
+--
+-- The disk work never runs on this loop (the loop that also runs SWIM and renews leases): the
+-- node runs with async_storage (raft/persist.lua), and each persist it hands out (the writes
+-- and fsyncs of appended entries, a vote, a snapshot and its log rewrite) runs as one job on an
+-- offload pool thread (luact.offload; raft/storage_io.lua does the system calls there) while
+-- this loop goes on. One persist is out at a time: what the node writes meanwhile batches into
+-- the next one, so the order of writes is kept; acknowledgements and votes leave once their
+-- persist is back, heartbeats, ReadIndex rounds and the leader's appends at once. Why the pool
+-- and not a thread of its own: the pool already owns "a VM that may block", grows past stuck
+-- threads, and returns results to a waiting tentacle; a job is plain data, so nothing is
+-- shared between VMs. A slow disk therefore delays commits, never failure detection or leases.
+-- A failed write or fsync stops this node's Raft (logged as an error): nothing that depends on
+-- it is ever acknowledged; restart the process. The storage
 -- directory gets a random identity (a uuid from the core) when it is created, so that a voter
 -- whose datadir was lost rejoins as a recovering member (raft/identity.lua); a damaged log
 -- refuses to start (raft/storage_file.lua). `change` adds or removes one voter on the leader
@@ -18,6 +31,8 @@ local logger = require "luact.logger"
 local util = require "luact.util"
 local wire = require "luact.cluster.wire"
 local replica = require "luact.cluster.replica"
+local offload = require "luact.offload"
+local tentacle = require "luact.tentacle"
 
 local consensus = {}
 
@@ -38,6 +53,31 @@ local read_waiters = {}         -- ctx -> one-shot event ("read", index | nil, e
 local next_ctx = 0
 
 local process_scheduled = false
+local schedule_process
+
+-- the job of one persist, on a pool thread (no upvalues: it travels as bytecode)
+local function run_storage_job(job)
+  return require("luact.cluster.raft.storage_io").run(job)
+end
+
+-- makes persist p durable off this loop, then sends what waited for it
+local function persist(p)
+  local s = S
+  local job = s.storage:take_job()
+  if job then
+    local ok, out = pcall(offload, run_storage_job, job)
+    if not ok then
+      s.storage_failed = tostring(type(out) == "table" and out.message or out)
+      logger.error(("cluster: Raft storage failed, this node's Raft stops (restart it): %s"):format(
+        s.storage_failed))
+      return
+    end
+    s.storage:finish_job(out)
+  end
+  if S ~= s then return end      -- (stopped meanwhile)
+  for _, msg in ipairs(s.n:persisted(p)) do wire.to_member(msg.to, { "R", msg }) end
+  schedule_process()
+end
 
 -- Snapshot pacing: a snapshot serializes the whole registry on thread 1, so a large registry is
 -- snapshot only after as many bytes of log (half its size) as it costs: the work per applied
@@ -64,6 +104,7 @@ local function process()
     if not rd then break end
     any = true
     for _, msg in ipairs(rd.messages) do wire.to_member(msg.to, { "R", msg }) end
+    if rd.persist then tentacle(persist, rd.persist) end
     if rd.snapshot then
       replica.restore(rd.snapshot.data, rd.snapshot.index)
       last_snap_bytes, log_bytes = #(rd.snapshot.data or ""), 0
@@ -94,7 +135,7 @@ local function process()
   end
 end
 
-local function schedule_process()
+schedule_process = function()
   if process_scheduled then return end
   process_scheduled = true
   clock.at(clock.loop_time(), process)
@@ -134,6 +175,7 @@ function consensus.start(opts)
     peers = opts.voters,
     random = function(lo, hi) return math.random(lo, hi) end,
     storage = storage,
+    async_storage = true,         -- (the disk work runs on a pool thread: persist above)
     snapshot_entries = opts.snapshot_entries or SNAPSHOT_ENTRIES,
     heartbeat_ticks = HEARTBEAT_TICKS,
     -- (the registry's state as of exactly that index: not while the feed put it further)
@@ -144,13 +186,10 @@ function consensus.start(opts)
     snapshot_piece = math.max(1024, math.min(1024 * 1024, math.floor((opts.max_frame or 16 * 1024 * 1024) / 4))),
     -- (appends too: at most a quarter of a frame of entries' data, or one entry)
     max_append_bytes = math.max(1024, math.floor((opts.max_frame or 16 * 1024 * 1024) / 4)),
-    -- the leader's new entries leave before its own fsync (followers write them meanwhile)
-    send_early = function(msgs)
-      for _, msg in ipairs(msgs) do wire.to_member(msg.to, { "R", msg }) end
-    end,
+    -- (the leader's new entries leave before its own fsync: raft/persist.lua)
   })
-  S = { n = n, self_addr = opts.self_addr, on_leader = opts.on_leader, leader = nil,
-        tick = opts.tick or TICK }
+  S = { n = n, storage = storage, self_addr = opts.self_addr, on_leader = opts.on_leader,
+        leader = nil, tick = opts.tick or TICK }
   start_ticker(FOLLOWER_BEAT)
   process()        -- a restarted voter rebuilds the registry from its snapshot and log
   return n

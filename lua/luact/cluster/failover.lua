@@ -157,17 +157,34 @@ local function act_on(R, now, vid, entry, key, act, v, ctx)
           if ctx.moved <= 3 then
             logger.info(("cluster: moving %s from %s to %s (its lease ran out)"):format(key, act.node, to.addr))
           end
-          propose(key, { op = "vplace", vid = vid, key = key, from_boot = boot, node = to.addr, boot = to.boot, why = "failover" },
-            "moving " .. key)
+          busy[key] = true
+          ctx.moves = ctx.moves or {}
+          ctx.moves[#ctx.moves + 1] = { vid = vid, key = key, from_boot = boot, node = to.addr, boot = to.boot,
+                                        why = "failover" }
         end
       end
     end
   end
 end
 
+-- Proposes the moves a look decided, MOVES_PER_ENTRY to a registry command (vmoves: one Raft
+-- entry; one each made a leader that moved thousands of activations too busy to renew the
+-- members' leases, and every member then refused calls for a while).
+local MOVES_PER_ENTRY = 256
 local function moved_note(ctx)
   if ctx.moved and ctx.moved > 3 then
     logger.info(("cluster: moving %d more activations whose host's lease ran out"):format(ctx.moved - 3))
+  end
+  local list = ctx.moves
+  if not list then return end
+  for i = 1, #list, MOVES_PER_ENTRY do
+    local chunk = {}
+    for j = i, math.min(#list, i + MOVES_PER_ENTRY - 1) do chunk[#chunk + 1] = list[j] end
+    tentacle(function()
+      local ok, r = pcall(requests.run, "w", { op = "vmoves", moves = chunk }, clock.get() + 5, "moving activations")
+      for _, m in ipairs(chunk) do busy[m.key] = nil end
+      if not ok then logger.warn(("cluster: moving %d activations failed: %s"):format(#chunk, tostring(r))) end
+    end)
   end
 end
 

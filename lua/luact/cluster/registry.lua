@@ -7,7 +7,7 @@
 -- (key -> { owner = boot id of the node holding it, addr = its address }), and `done`
 -- (request id -> result of the commands applied lately: a command retried after a leader change
 -- returns the first result instead of being applied twice), and `vids` (virtual actors:
--- luact.cluster.registry_vactors, whose commands vreg, vunreg, vdrop, vplace, vactive are
+-- luact.cluster.registry_vactors, whose commands vreg, vunreg, vdrop, vplace, vmoves, vactive ... are
 -- applied here too), and `voters` (the Raft configuration as of `applied`: the list of voter
 -- addresses of the last configuration entry applied, nil before the first; luact.cluster.voters).
 --

@@ -153,6 +153,18 @@ function V.vplace(s, c)
   return true
 end
 
+-- vmoves moves -> a list of results, one per move, applied in order: each move is a vplace's
+-- arguments (one Raft entry for the activations a leader moves away from a gone process in one
+-- look, instead of one each)
+function V.vmoves(s, c)
+  local out = {}
+  if type(c.moves) ~= "table" then return out end
+  for i, m in ipairs(c.moves) do
+    out[i] = type(m) == "table" and V.vplace(s, m) or false
+  end
+  return out
+end
+
 -- vupgrade vid ctor args -> true when the name's constructor and arguments are now `ctor`,
 -- `args` (its other options stay); every activation placed on a process is marked `stale`: its
 -- host re-creates it in place with the new code (a vplace to itself, which clears the mark;

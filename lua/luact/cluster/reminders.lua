@@ -1,9 +1,10 @@
 -- luact.cluster.reminders: durable timers owned by a virtual actor's name. `luact.reminder(vid,
 -- name, { every = s, at = wall time, method =, data = })` files the reminder in the registry
 -- (the name's entry: luact.cluster.registry_vactors' vremind), so it outlives any activation and
--- any process. Thread 1 of the node hosting the name's activation keeps one timer per reminder
--- on its own clock and, when it is due, calls `method(self, name, data)` on that activation
--- (default `__actor_reminder__`). A periodic reminder is due at at + k * every (its first time,
+-- any process. The thread running the name's activation keeps one timer per reminder on its
+-- own clock (thread 1 of its node, which follows the registry, tells it what to arm) and, when
+-- it is due, calls `method(self, name, data)` on that activation (default
+-- `__actor_reminder__`): a call on the same thread. A periodic reminder is due at at + k * every (its first time,
 -- then every `every` seconds of the wall clock); a one-shot (`at` without `every`) is removed
 -- from the registry once a call to it returned, and retried until then. An activation that
 -- replaces another (failover, graceful leave, a restarted cluster) gets each periodic reminder
@@ -14,6 +15,8 @@ local ref = require "luact.actor.ref"
 local clock = require "luact.clock"
 local tentacle = require "luact.tentacle"
 local scheduler = require "luact.scheduler"
+local loop = require "luact.loop"
+local wire = require "luact.cluster.wire"
 local logger = require "luact.logger"
 local exception = require "luact.exception"
 local requests = require "luact.cluster.requests"
@@ -100,9 +103,27 @@ local schedule
 
 local function remove_one_shot(vid, name, rev)
   tentacle(function()
-    pcall(requests.run, "w", { op = "vremind", vid = vid, name = name, rev = rev }, clock.get() + 5,
+    pcall(requests.call, "w", { op = "vremind", vid = vid, name = name, rev = rev }, 5,
       "removing a reminder that fired")
   end)
+end
+
+-- A failed call of a reminder is logged, at most one line a second on this thread, which counts
+-- the others: when a node's lease runs out, every reminder it hosts fails at its next beat, and
+-- a line for each (thousands at once) only added to the load that made the lease run out.
+local WARN_EVERY = 1.0
+local last_warn, unsaid = nil, 0
+
+local function failed(st, err)
+  local now = clock.get()
+  if last_warn and now - last_warn < WARN_EVERY then
+    unsaid = unsaid + 1
+    return
+  end
+  logger.warn(("cluster: reminder '%s' of %s failed: %s%s"):format(st.name, st.vid,
+    exception.is_exception(err) and (err.name .. ": " .. err.message) or tostring(err),
+    unsaid > 0 and (" (and %d other calls of reminders on this thread since the last such line)"):format(unsaid) or ""))
+  last_warn, unsaid = now, 0
 end
 
 -- One beat, as a scheduler task (a beat that never waits costs a function call, not a
@@ -117,14 +138,7 @@ local function beat(st)
   if not call then call = r["timed_" .. sp.method]; st.call = call end
   local ok, err = pcall(call, r, CALL_TIMEOUT, st.name, sp.data)
   if st.dead then return end
-  if not ok then
-    local now = clock.get()
-    if not st.warned or now - st.warned > 10 then
-      st.warned = now
-      logger.warn(("cluster: reminder '%s' of %s failed: %s"):format(st.name, st.vid,
-        exception.is_exception(err) and (err.name .. ": " .. err.message) or tostring(err)))
-    end
-  end
+  if not ok then failed(st, err) end
   if sp.every then
     schedule(st, next_due(sp, clock.walltime()))
   elseif ok then
@@ -162,10 +176,9 @@ local function disarm(vid)
   end
 end
 
--- After a change of `vid`: `act` is its activation when this node hosts it (active), else nil.
-function reminders.sync(vid, entry, act)
-  local rs = entry and entry.reminders
-  if not act or not rs or not next(rs) then return disarm(vid) end
+-- Arms (or re-arms after a change) the reminders `rs` of vid for its activation `act` ({ key,
+-- t, e, l, placed }), which runs on this thread.
+local function arm(vid, rs, act)
   local a = armed[vid]
   if a and (a.key ~= act.key or a.act.t ~= act.t or a.act.e ~= act.e or a.act.l ~= act.l) then
     disarm(vid)
@@ -190,7 +203,7 @@ function reminders.sync(vid, entry, act)
   for name, sp in pairs(rs) do
     if not a.by[name] then
       local st = { vid = vid, name = name, sp = sp, act = a.act, armed = a, call = false, timer = false,
-                   at = 0, fire = false, pos = 0, seq = 0, warned = false }
+                   at = 0, fire = false, pos = 0, seq = 0 }
       a.by[name] = st
       -- an activation that took over (act.placed) owes each periodic reminder one beat now
       if fresh and act.placed and sp.every and sp.at <= now then
@@ -202,9 +215,67 @@ function reminders.sync(vid, entry, act)
   end
 end
 
--- This node hosts nothing any more (condemned, stopping).
-function reminders.stop()
+local function disarm_all()
   for vid in pairs(armed) do disarm(vid) end
+end
+
+-- The timers of a name's reminders run on its activation's thread, so that a beat is a call on
+-- the same thread (a function call) rather than a message to another thread and its answer.
+-- Thread 1, which follows the registry, tells a worker thread what to arm or disarm ("RA"); a
+-- message that finds that thread's inbox full waits here, in order, and is sent again.
+local remote = {}               -- thread 1: vid -> the worker thread its reminders are armed on
+local pending = {}              -- thread 1: tid -> messages waiting for room in its inbox
+
+local function send_to(t, msg)
+  local q = pending[t]
+  if q then q[#q + 1] = msg; return end
+  if wire.send(host.MACHINE, t, msg) then return end
+  q = { msg }
+  pending[t] = q
+  tentacle(function()
+    local i, deadline = 1, clock.get() + 30
+    while i <= #q and clock.get() < deadline do
+      if wire.send(host.MACHINE, t, q[i]) then i = i + 1 else clock.sleep(0.005) end
+    end
+    pending[t] = nil
+    if i <= #q then
+      logger.warn(("cluster: thread %d took no reminder changes for 30 s: %d dropped"):format(t, #q - i + 1))
+    end
+  end)
+end
+
+-- Thread 1, after a change of `vid`: `act` is its activation when this node hosts it (active),
+-- else nil.
+function reminders.sync(vid, entry, act)
+  local rs = entry and entry.reminders
+  if not act or not rs or not next(rs) then act = nil end
+  local t = act and act.t
+  local was = remote[vid]
+  if was and was ~= t then
+    remote[vid] = nil
+    send_to(was, { "RA", vid })
+  end
+  if not act then return disarm(vid) end
+  if t == 1 then return arm(vid, rs, act) end
+  disarm(vid)
+  remote[vid] = t
+  send_to(t, { "RA", vid, rs, { key = act.key, t = act.t, e = act.e, l = act.l, placed = act.placed } })
+end
+
+-- a worker thread: thread 1's word about a name's reminders (no reminders: disarm them)
+loop.on("RA", function(msg)
+  if msg[3] == nil then disarm(msg[2]) else arm(msg[2], msg[3], msg[4]) end
+end)
+loop.on("RX", disarm_all)
+
+-- Thread 1: this node hosts nothing any more (condemned, stopping).
+function reminders.stop()
+  disarm_all()
+  local seen = {}
+  for vid, t in pairs(remote) do
+    remote[vid] = nil
+    if not seen[t] then seen[t] = true; send_to(t, { "RX" }) end
+  end
 end
 
 activations.hooks.sync = reminders.sync
