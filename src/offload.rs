@@ -26,6 +26,8 @@ use std::thread::JoinHandle;
 
 /// How long a pool thread out of work looks for the next task before it parks.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+/// The longest an idle pool thread sleeps without being woken by a submit.
+const IDLE_BACKSTOP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A pool thread that has run one task this long is stuck (counted, and lets the pool grow).
 const STUCK_AFTER_MS: u64 = 1000;
@@ -237,7 +239,11 @@ impl Pool {
             self.sleepers.fetch_add(1, Ordering::SeqCst);
             // look again under the lock: a submit that saw no sleeper has pushed already
             if self.injector.is_empty() && !self.stopping.load(Ordering::Acquire) {
-                let _ = self.cv.wait_timeout(g, std::time::Duration::from_millis(100));
+                // (a backstop only: submit wakes a sleeper. It was 100 ms: every voter of a
+                // cluster runs a pool (its Raft storage), and 4 idle threads waking 10 times a
+                // second, one of them spinning 50 us each time, were a third of an idle
+                // voter's CPU time)
+                let _ = self.cv.wait_timeout(g, IDLE_BACKSTOP);
             }
             self.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
