@@ -37,9 +37,11 @@ local tentacle = require "luact.tentacle"
 local consensus = {}
 
 local TICK = 0.05               -- seconds per Raft tick: elections after 0.5-1 s of silence
+local HEARTBEAT_TICKS = 2       -- the leader's heartbeats go out every 100 ms: 5-9 of them go
+                                -- unanswered before a follower campaigns; the leases' reads wait
+                                -- for the next one (luact.cluster.lease)
 local FOLLOWER_BEAT = 2         -- a process that does not lead runs this many ticks per wake:
-                                -- its ticks only count toward an election timeout (10-19 ticks),
-                                -- and only the leader's heartbeats need every tick
+                                -- its ticks only count toward an election timeout (10-19 ticks)
 local SNAPSHOT_ENTRIES = 2000   -- entries applied between automatic snapshots (at least)
 local SNAPSHOT_SMALL = 1024 * 1024  -- a registry whose snapshot is larger than this is snapshot
                                 -- again only once the log since holds half its size in bytes
@@ -175,6 +177,7 @@ function consensus.start(opts)
     storage = storage,
     async_storage = true,         -- (the disk work runs on a pool thread: persist above)
     snapshot_entries = opts.snapshot_entries or SNAPSHOT_ENTRIES,
+    heartbeat_ticks = HEARTBEAT_TICKS,
     -- (the registry's state as of exactly that index: not while the feed put it further)
     snapshot = function(index)
       if replica.applied() ~= index then return nil end

@@ -1,7 +1,7 @@
 -- luact.cluster.lease: the lease that lets a node serve its virtual actor activations, on
 -- thread 1. Every RENEW seconds a member asks the Raft leader ("LR", with its boot id and a
 -- sequence number, noting when it sent it); the leader answers ("LA") only after a ReadIndex
--- round (the heartbeats of its next Raft tick, one round for every renewal since the last) has
+-- round (its next round of Raft heartbeats, every 100 ms: one for every renewal since the last) has
 -- confirmed, with a quorum, that it still leads, and only for a process that is not condemned
 -- in the registry and that its membership view holds alive. The member then holds
 -- its lease until send time + LEASE, on its own monotonic clock (src/lease.rs keeps it, with a
@@ -34,8 +34,9 @@ local logger = require "luact.logger"
 local lease = {}
 
 lease.LEASE = 0.5               -- seconds a confirmed renewal lets a node serve
-lease.RENEW = 0.2               -- a member asks this often (it serves on while the leader answers
-                                -- within LEASE - RENEW = 0.3 s)
+lease.RENEW = 0.2               -- a member asks this often: its lease runs on while the leader
+                                -- answers within LEASE - RENEW = 0.3 s (0.1 s of which its
+                                -- answer may wait for the next heartbeat round)
 lease.MARGIN = 0.2              -- covers a call that began just before the lease ran out
 lease.LEASE_WAIT = lease.LEASE * 1.2 + lease.MARGIN   -- the leader's wait before re-placing
 
@@ -101,7 +102,7 @@ end
 -- leader side ------------------------------------------------------------------------------
 
 -- At each Raft tick: the renewals that arrived since the last one are confirmed together by
--- the heartbeats this tick sends anyway (a lazy ReadIndex: no round of their own).
+-- the next round of heartbeats, which goes out anyway (a lazy ReadIndex: no round of their own).
 local function grant()
   if #pending == 0 then return end
   if not S or not consensus.is_leader() then pending = {}; return end
