@@ -32,7 +32,7 @@ local ffi = require "ffi"
 
 pcall(ffi.cdef, [[
   typedef struct { long tv_sec; long tv_nsec; } nemesis_timespec;
-  int clock_gettime(int clk, nemesis_timespec *ts);
+  int clock_gettime(int clk, void *ts);   /* void *: luact declares it the same way */
   int poll(void *fds, unsigned long n, int timeout);
 ]])
 
