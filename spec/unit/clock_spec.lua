@@ -88,9 +88,7 @@ describe("luact.clock", function()
     local r = helpers.run(function()
       local luact = require "luact"
       local clock = luact.clock
-      local fired = {}
-      local e = { seq = 0, pos = 0, fire = function(e, now) fired[#fired + 1] = { e.tag, now - e.at } end }
-      local function schedule(tag, after) e.tag, e.at = tag, clock.get() + after; clock.schedule(e) end
+      local e, fired, schedule = require("spec.helpers.timer_entry")()
       clock.sleep(0)
       local base = clock.pending()
       schedule("cancelled before settling", 0.05); clock.cancel(e)
@@ -119,9 +117,7 @@ describe("luact.clock", function()
     local r = helpers.run(function()
       local luact = require "luact"
       local clock = luact.clock
-      local fired = {}
-      local e = { seq = 0, pos = 0, fire = function(e, now) fired[#fired + 1] = { e.tag, now - e.at } end }
-      local function schedule(tag, after) e.tag, e.at = tag, clock.get() + after; clock.schedule(e) end
+      local e, fired, schedule = require("spec.helpers.timer_entry")()
       clock.sleep(0)
       local base = clock.pending()
       schedule("first call", 0.05); clock.sleep(0); clock.cancel(e)        -- young, cancelled

@@ -988,22 +988,7 @@ local function ready_sync(self)
 
   local rd = { messages = self.msgs }
   self.msgs = {}
-  if self.restore_snapshot then
-    rd.snapshot = self.restore_snapshot
-    self.restore_snapshot = nil
-  end
-  local hi = min(self.commit, self.stable)
-  if hi > self.handed then
-    rd.committed = log:slice(self.handed + 1, hi)
-    self.handed = hi
-  else
-    rd.committed = {}
-  end
-  if #self.reads > 0 then
-    rd.reads = self.reads
-    self.reads = {}
-  end
-  return rd
+  return persist.hand_out(self, rd)
 end
 
 function Node:ready()

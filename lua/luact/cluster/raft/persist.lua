@@ -81,6 +81,27 @@ function M.has_ready(n)
   return #n.msgs > 0 or n.unstable_from ~= nil or n.hs_dirty or n.id_dirty or n.snap_dirty
 end
 
+-- What a ready (either mode) hands out besides its messages: a snapshot to restore, the entries
+-- committed and durable here (up to min(commit, stable)) and the reads that finished; returns rd.
+function M.hand_out(n, rd)
+  if n.restore_snapshot then
+    rd.snapshot = n.restore_snapshot
+    n.restore_snapshot = nil
+  end
+  local hi = min(n.commit, n.stable)
+  if hi > n.handed then
+    rd.committed = n.log:slice(n.handed + 1, hi)
+    n.handed = hi
+  else
+    rd.committed = {}
+  end
+  if #n.reads > 0 then
+    rd.reads = n.reads
+    n.reads = {}
+  end
+  return rd
+end
+
 function M.ready(n)
   if not M.has_ready(n) then return nil end
   local log = n.log
@@ -111,22 +132,7 @@ function M.ready(n)
     else out[#out + 1] = m end                           -- nothing unwritten: durable already
   end
   n.msgs = keep
-  if n.restore_snapshot then
-    rd.snapshot = n.restore_snapshot
-    n.restore_snapshot = nil
-  end
-  local hi = min(n.commit, n.stable)
-  if hi > n.handed then
-    rd.committed = log:slice(n.handed + 1, hi)
-    n.handed = hi
-  else
-    rd.committed = {}
-  end
-  if #n.reads > 0 then
-    rd.reads = n.reads
-    n.reads = {}
-  end
-  return rd
+  return M.hand_out(n, rd)
 end
 
 -- The caller made persist p durable: returns the messages that waited for it (send them now).
