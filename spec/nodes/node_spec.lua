@@ -326,6 +326,35 @@ print(struct.unpack("<IBBHI", b[:12])[4], msgpack.unpackb(b[12:])[1]["error"])
     assert.equal("actor_timeout", r)
   end)
 
+  it("answer actor_timeout when a method caught its nested call's timeout at the caller's deadline, its callee behind a listener", function()
+    -- (the same rule as spec/integration/actor_flow_spec.lua, with the nested call leaving the
+    -- node: a middle actor on the caller's thread and one on another thread)
+    local r = helpers.start({ n_core = 2, peer = B.tcp }, function()
+      local luact = require "luact"
+      local h = require "spec.helpers.actors"
+      local function middle()
+        return { relay = function(self, s)
+          local luact = require "luact"
+          local slow = luact.ref(luact.opts.peer .. "/svc/slow")
+          local ok, e = pcall(slow.nap, slow, s)
+          return ok and "nap ended" or "caught " .. tostring(e.name)
+        end }
+      end
+      if luact.thread_id == 2 then luact.register("/spec/middle_elsewhere", middle()); return end
+      luact.register("/spec/middle_here", middle())
+      local out = {}
+      for _, vid in ipairs({ "/spec/middle_here", "/spec/middle_elsewhere" }) do
+        local m = h.wait_for(vid)
+        for _ = 1, 2 do
+          local ok, v = pcall(m.timed_relay, m, 0.3, 3)
+          out[#out + 1] = ok and v or v.name
+        end
+      end
+      luact.stop(out)
+    end)
+    assert.same({ "actor_timeout", "actor_timeout", "actor_timeout", "actor_timeout" }, r)
+  end)
+
   it("serve a client in another language (Python, MessagePack)", function()
     local out = process.run("/usr/bin/python3 spec/clients/luact_client.py 127.0.0.2 8080")
     assert.equal("hoge -> [True, 100]\necho -> [True, 1, 'two', None, 3.5]\nmissing -> [False, {'error': 'actor_no_body'}]\n", out)
